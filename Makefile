@@ -1,0 +1,61 @@
+# betenet: two commands on a fresh machine (see README):
+#   make book     set up .venv (+ Quantum ESPRESSO), execute all notebooks (PROFILE=default), build the book
+#   make test     set up .venv (+ Quantum ESPRESSO), run the test suite (CI: not slow)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PROFILE ?= default
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.betenet-installed
+PYTEST_ARGS ?= -m "not slow"
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup qe-deps book notebooks test test-all bench clean-book help
+
+help:
+	@echo "make book      # setup + run all notebooks (PROFILE=$(PROFILE)) + jupyter-book build"
+	@echo "make test      # setup + pytest ($(PYTEST_ARGS))"
+	@echo "make test-all  # setup + every test, slow ones included"
+	@echo "make bench     # performance benchmarks (benchmarks/)"
+
+# Python environment.  torch==2.13.0 is installed in the same command as everything else so
+# that no resolver can pick another (CUDA) torch.  uv is used when a local wheel directory
+# (PIP_FIND_LINKS) is configured, plain pip otherwise.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@if [ -n "$$PIP_FIND_LINKS" ] && $(VENV)/bin/pip install -q uv 2>/dev/null; then \
+	  $(VENV)/bin/uv pip install --python $(PY) --find-links "$$PIP_FIND_LINKS" torch==2.13.0 -e ".[test,cluster]"; \
+	else \
+	  $(VENV)/bin/pip install torch==2.13.0 -e ".[test,cluster]"; \
+	fi
+	@touch $@
+
+setup: $(STAMP) qe-deps
+
+# Quantum ESPRESSO (Debian/Ubuntu: pw.x ph.x q2r.x matdyn.x projwfc.x dos.x ld1.x + example pseudopotentials).
+qe-deps:
+	@if command -v pw.x >/dev/null && command -v ld1.x >/dev/null && [ -d /usr/share/espresso/pseudo ]; then \
+	  echo "Quantum ESPRESSO: $$(command -v pw.x)"; \
+	elif command -v apt-get >/dev/null; then \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq quantum-espresso quantum-espresso-data; \
+	else \
+	  echo "Quantum ESPRESSO not found and no apt-get: install QE >= 6.7 (conda: conda install -c conda-forge qe)"; exit 1; \
+	fi
+
+notebooks: setup
+	$(VENV)/bin/betenet notebooks run --profile $(PROFILE)
+
+book: setup
+	$(VENV)/bin/betenet notebooks run --profile $(PROFILE) --build-book
+
+test: setup
+	OMP_NUM_THREADS=1 $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-all: setup
+	OMP_NUM_THREADS=1 $(VENV)/bin/pytest
+
+bench: setup
+	$(PY) benchmarks/run_benchmarks.py
+
+clean-book:
+	rm -rf book/_build book/chapters

@@ -1,0 +1,56 @@
+"""``betenet`` command line.  Each subcommand lives in its own module as ``cli_main(argv) -> int``;
+this dispatcher only lists them, so ``betenet --help`` stays fast (no torch import)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+__all__ = ["main", "COMMANDS"]
+
+#: name -> (module implementing ``cli_main(argv)``, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("betenet.upstream", "download the published BETE-NET data; validate/convert record files"),
+    "qe": ("betenet.qe.cli", "run / resume / inspect the Quantum ESPRESSO el-ph dataset workflow"),
+    "pseudo": ("betenet.qe.pseudo", "generate and validate PBEsol pseudopotentials with ld1.x"),
+    "train": ("betenet.train", "train one BETE-NET model with the double-descent policy"),
+    "ensemble": ("betenet.ensemble", "train / resume a bootstrap ensemble (Dask)"),
+    "screen": ("betenet.screening", "rank CIF/POSCAR structures by predicted T_c with a saved ensemble"),
+    "notebooks": ("betenet.pipeline", "execute the notebooks with papermill for a profile and build the book"),
+    "profiles": ("betenet.config", "print the named profiles"),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="betenet",
+        description="Reproducible BETE-NET (arXiv 2401.16611): QE α²F dataset, e3nn models, ensembles, screening.",
+    )
+    p.add_argument("--version", action="store_true", help="print the package version and exit")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_) in COMMANDS.items():
+        sub.add_parser(name, help=help_, add_help=False)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    if not argv or argv[0] in {"-h", "--help"}:
+        parser.print_help()
+        return 0
+    if argv[0] == "--version":
+        from betenet import __version__
+
+        print(__version__)
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        parser.error(f"unknown command {name!r}; choose from {', '.join(COMMANDS)}")
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.cli_main(rest) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
