@@ -1,0 +1,85 @@
+"""The batch reproduction path: papermill over every notebook (smoke profile) and the book build."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import nbformat
+import pandas as pd
+import pytest
+
+from betenet import paths, pipeline
+
+
+def test_results_page_puts_ours_beside_the_papers(tmp_path, monkeypatch):
+    monkeypatch.setenv("BETENET_ARTIFACTS", str(tmp_path / "artifacts"))
+    tables = paths.artifacts_dir("smoke", "tables")
+    pd.DataFrame(
+        [
+            {"model": "Base", "metric": "MAE", "lambda": 0.123, "omega_log_K": 41.7, "omega_2_K": 55.2, "tc_mae_K": 1.5, "n_test": 12, "data": "betenet-qe screening, 60 records"},
+            {"model": "Base", "metric": "R2", "lambda": -0.2, "omega_log_K": 0.5, "omega_2_K": 0.6, "tc_mae_K": 1.5, "n_test": 12, "data": "betenet-qe screening, 60 records"},
+        ]
+    ).to_csv(tables / "table1_base.csv", index=False)
+    page = pipeline.write_results_page("smoke", book_dir=tmp_path / "book").read_text()
+    assert "| Base | MAE | 0.12 | 0.22 | 42 | 35 | 55 | 35 |" in page
+    assert "| Base | R2 | -0.20 | 0.05 |" in page
+    assert "| Base | 1.50 | 2.84 | 12 |" in page
+    assert "not* reproduced" in page and "betenet-qe screening, 60 records" in page
+
+
+def test_results_page_without_tables_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("BETENET_ARTIFACTS", str(tmp_path / "artifacts"))
+    page = pipeline.write_results_page("smoke", book_dir=tmp_path / "book").read_text()
+    assert "No Table 1 CSVs found" in page
+    assert "| CSO |" not in page
+
+
+def test_malformed_table_names_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("BETENET_ARTIFACTS", str(tmp_path / "artifacts"))
+    bad = paths.artifacts_dir("smoke", "tables") / "table1_bad.csv"
+    bad.write_bytes(b"\x00\x01\x02")
+    with pytest.raises((ValueError, KeyError)) as err:
+        pipeline.write_results_page("smoke", book_dir=tmp_path / "book")
+    assert "table1_bad.csv" in str(err.value) or "model" in str(err.value)
+
+
+def test_unknown_profile_is_rejected_before_running_anything(tmp_path):
+    with pytest.raises(ValueError, match="unknown profile 'laptop'"):
+        pipeline.run_notebooks("laptop", output_dir=tmp_path)
+
+
+@pytest.mark.notebooks
+def test_smoke_pipeline_executes_every_notebook_and_builds_the_book(tmp_path, monkeypatch):
+    """AmpSeeker-style smoke run: papermill over all notebooks, then ``jupyter-book build``.
+
+    Runs in a temporary copy of the book with artifacts in tmp, so the repository is untouched.
+    """
+    monkeypatch.setenv("BETENET_ARTIFACTS", str(tmp_path / "artifacts"))
+    book = pipeline.copy_book_sources(tmp_path / "book")
+    runs = pipeline.run_notebooks("smoke", output_dir=book / "chapters", progress=False)
+    assert [r.name for r in runs] == [p.stem for p in pipeline.discover_notebooks()]
+    assert all(r.ok for r in runs)
+    summary = json.loads((tmp_path / "artifacts" / "smoke" / "pipeline.json").read_text())
+    assert len(summary["notebooks"]) == len(runs)
+    for run in runs:
+        nb = nbformat.read(run.output, as_version=4)
+        images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+        assert images, f"{run.name}: executed notebook has no figure"
+        errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        assert not errors, f"{run.name}: {errors[0].get('ename')}"
+    figures = list((tmp_path / "artifacts" / "smoke" / "figures").glob("*.png"))
+    assert len(figures) >= len(runs), "every stage saves its figures under artifacts/<profile>/figures"
+    tables = {p.name for p in (tmp_path / "artifacts" / "smoke" / "tables").glob("table1_*.csv")}
+    assert {"table1_base.csv", "table1_ensembles.csv"} <= tables
+    pipeline.write_results_page("smoke", book_dir=book)
+    html = pipeline.build_book(book)
+    for run in runs:
+        page = html / "chapters" / f"{run.name}.html"
+        assert page.exists(), f"missing chapter {page}"
+        text = page.read_text()
+        assert "<img" in text, f"{page.name} renders no figure"
+    results = (html / "chapters" / "results.html").read_text()
+    assert "CSO" in results and "Base" in results
+    assert (html / "intro.html").exists()
