@@ -1,0 +1,230 @@
+"""Per-material and per-element error analysis (the paper's Fig. 4 j–l).
+
+Normalised average error (Fig. 4 inset)
+---------------------------------------
+For each material *i* and property *p* ∈ {λ, ω_log, ω₂} take the absolute error
+``e_ip = |p_pred − p_DFT|``, min–max normalise it over the set of materials,
+``ê_ip = (e_ip − min_i e_ip) / (max_i e_ip − min_i e_ip)``, and average over the three properties:
+``ē_i = mean_p ê_ip`` ∈ [0, 1].  The six smallest/largest ``ē`` give Fig. 4 j/k; the mean of ``ē``
+over the materials containing an element gives Fig. 4 l.
+
+Min–max bounds depend on the set: to compare models (CSO vs CPD vs FPD) on one scale pass common
+``bounds`` (:func:`normalisation_bounds` over all models' errors); by default each call uses its own.
+
+Small counts
+------------
+A per-element mean over two or three test materials says little (the paper's caution: 4 of 5
+Ba-containing test materials also contain O).  Every per-element table carries ``count`` and the
+plots mark elements with fewer than ``min_count`` materials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+import numpy as np
+
+from .metrics import PROPERTIES, PROPERTY_LABELS
+
+__all__ = [
+    "absolute_errors",
+    "normalisation_bounds",
+    "normalised_errors",
+    "per_element_error",
+    "best_worst",
+    "plot_per_element_error",
+    "plot_periodic_table",
+    "plot_error_inset",
+]
+
+
+def absolute_errors(y_true, y_pred, properties: Sequence[str] = PROPERTIES):
+    """DataFrame of |pred − true| per property (index: ``y_true``'s index, which ``y_pred`` must share)."""
+    import pandas as pd
+
+    index = getattr(y_true, "index", None)
+    data = {}
+    for p in properties:
+        t = np.asarray(y_true[p], dtype=float)
+        q = np.asarray(y_pred[p], dtype=float)
+        if t.shape != q.shape:
+            raise ValueError(f"{p}: {t.size} true values but {q.size} predictions")
+        if not (np.all(np.isfinite(t)) and np.all(np.isfinite(q))):
+            raise ValueError(f"{p}: non-finite values; errors undefined")
+        data[p] = np.abs(q - t)
+    if index is not None and hasattr(y_pred, "index") and list(y_pred.index) != list(index):
+        raise ValueError("y_true and y_pred are not aligned on the same materials")
+    return pd.DataFrame(data, index=index)
+
+
+def normalisation_bounds(*error_frames) -> dict[str, tuple[float, float]]:
+    """Common (min, max) of each property's absolute error over several frames (e.g. all models)."""
+    props = list(error_frames[0].columns)
+    return {p: (float(min(f[p].min() for f in error_frames)), float(max(f[p].max() for f in error_frames))) for p in props}
+
+
+def normalised_errors(
+    y_true,
+    y_pred,
+    *,
+    properties: Sequence[str] = PROPERTIES,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
+):
+    """Per-material absolute, normalised and mean normalised errors.
+
+    Returns a DataFrame with columns ``<p>`` (|Δp|), ``<p>_norm`` (min–max normalised) for each
+    property, and ``mean_error`` (ē, the average of the normalised ones).
+    """
+    abs_err = absolute_errors(y_true, y_pred, properties)
+    out = abs_err.copy()
+    bounds = bounds or normalisation_bounds(abs_err)
+    for p in properties:
+        lo, hi = bounds[p]
+        out[f"{p}_norm"] = (abs_err[p] - lo) / (hi - lo) if hi > lo else 0.0
+    out["mean_error"] = out[[f"{p}_norm" for p in properties]].mean(axis=1)
+    return out
+
+
+def per_element_error(elements: Mapping[str, Sequence[str]], errors, column: str = "mean_error"):
+    """Mean (and std, count) of ``errors[column]`` over the materials containing each element.
+
+    ``elements``: material id -> element symbols (e.g. :func:`betenet.splits.element_sets`).
+    Returns a DataFrame ``element, Z, mean_error, std_error, count`` ordered by atomic number.
+    """
+    import pandas as pd
+    from pymatgen.core import Element
+
+    series = errors[column] if hasattr(errors, "columns") else errors
+    by_el: dict[str, list[float]] = {}
+    for mid, value in series.items():
+        if mid not in elements:
+            raise KeyError(f"material {mid!r} has errors but no element list")
+        for el in elements[mid]:
+            by_el.setdefault(el, []).append(float(value))
+    rows = [
+        (el, Element(el).Z, float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else float("nan"), len(v))
+        for el, v in by_el.items()
+    ]
+    df = pd.DataFrame(rows, columns=["element", "Z", "mean_error", "std_error", "count"])
+    return df.sort_values("Z").reset_index(drop=True)
+
+
+def best_worst(errors, k: int = 6, column: str = "mean_error") -> tuple[list[str], list[str]]:
+    """Ids of the ``k`` best (smallest error, ascending) and ``k`` worst (largest, descending) materials.
+
+    Ties are broken by material id so the selection is deterministic.
+    """
+    series = errors[column] if hasattr(errors, "columns") else errors
+    items = sorted(series.items(), key=lambda kv: (float(kv[1]), str(kv[0])))
+    k = min(k, len(items))
+    best = [m for m, _ in items[:k]]
+    worst = [m for m, _ in sorted(series.items(), key=lambda kv: (-float(kv[1]), str(kv[0])))[:k]]
+    return best, worst
+
+
+def plot_per_element_error(per_element, *, min_count: int = 3, ax=None, title: str | None = None):
+    """Bar chart of the per-element mean normalised error with the count of materials on each bar.
+
+    Elements with fewer than ``min_count`` materials are drawn hatched and pale, with a caution
+    note.  Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    df = per_element
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(max(6.0, 0.3 * len(df) + 2), 3.4), constrained_layout=True)
+    else:
+        fig = ax.figure
+    x = np.arange(len(df))
+    few = df["count"].to_numpy() < min_count
+    yerr = np.where(np.isfinite(df["std_error"]), df["std_error"], 0.0)
+    bars = ax.bar(x, df["mean_error"], yerr=yerr, color=np.where(few, "lightgray", "tab:blue"), capsize=1.5,
+                  error_kw={"elinewidth": 0.6})
+    for b, is_few in zip(bars, few):
+        if is_few:
+            b.set_hatch("///")
+    for xi, (m, c) in enumerate(zip(df["mean_error"], df["count"])):
+        ax.text(xi, m + 0.01, str(int(c)), ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(x, df["element"], rotation=90, fontsize=8)
+    ax.set_ylabel("mean normalised error ē")
+    ax.set_xlim(-0.7, len(df) - 0.3)
+    ax.set_ylim(0, max(1.0, float((df["mean_error"] + yerr).max()) + 0.08))
+    ax.text(0.01, 0.98, f"numbers: materials per element; hatched: < {min_count} (little evidence)",
+            transform=ax.transAxes, va="top", fontsize=7)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def _table_position(symbol: str) -> tuple[int, int]:
+    """(row, column) of an element in the 18-column periodic table, f-block as two extra rows."""
+    from pymatgen.core import Element
+
+    el = Element(symbol)
+    if 57 <= el.Z <= 71:
+        return 8, el.Z - 57 + 2
+    if 89 <= el.Z <= 103:
+        return 9, el.Z - 89 + 2
+    return el.row, el.group
+
+
+def plot_periodic_table(values: Mapping[str, float], counts: Mapping[str, int] | None = None, *, ax=None,
+                        label: str = "mean normalised error ē", min_count: int = 3, vmin: float = 0.0,
+                        vmax: float | None = None, cmap: str = "viridis"):
+    """Periodic-table heat map of a per-element value (Fig. 4 l style); counts printed in each cell,
+    cells with fewer than ``min_count`` materials hatched.  Returns the figure."""
+    import matplotlib.pyplot as plt
+    from matplotlib import colors, patches
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(9.0, 4.8), constrained_layout=True)
+    else:
+        fig = ax.figure
+    vals = {k: float(v) for k, v in values.items()}
+    vmax = vmax if vmax is not None else (max(vals.values()) if vals else 1.0)
+    norm = colors.Normalize(vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1.0)
+    cm = plt.get_cmap(cmap)
+    rows_used = {_table_position(s)[0] for s in vals} | {1, 2, 3, 4, 5, 6}
+    from pymatgen.core import Element
+
+    for Z in range(1, 87):
+        sym = Element.from_Z(Z).symbol
+        r, c = _table_position(sym)
+        if r not in rows_used:
+            continue
+        has = sym in vals
+        face = cm(norm(vals[sym])) if has else "white"
+        n = int(counts.get(sym, 0)) if counts is not None else None
+        hatch = "///" if has and n is not None and n < min_count else None
+        ax.add_patch(patches.Rectangle((c - 0.5, r - 0.5), 0.95, 0.95, facecolor=face, edgecolor="0.6", lw=0.5, hatch=hatch))
+        txt_color = "white" if has and norm(vals[sym]) < 0.6 else "black"
+        ax.text(c, r - 0.12, sym, ha="center", va="center", fontsize=7, color=txt_color if has else "0.6")
+        if has and n is not None:
+            ax.text(c, r + 0.22, str(n), ha="center", va="center", fontsize=5.5, color=txt_color)
+    ax.set_xlim(0.4, 18.6)
+    ax.set_ylim(max(rows_used) + 0.6, 0.4)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    sm = plt.cm.ScalarMappable(norm=norm, cmap=cm)
+    fig.colorbar(sm, ax=ax, shrink=0.6, label=label)
+    if counts is not None:
+        ax.text(0.5, 1.0, f"small number: materials with the element; hatched: < {min_count}",
+                transform=ax.transAxes, ha="left", va="top", fontsize=7)
+    return fig
+
+
+def plot_error_inset(errors, *, properties: Sequence[str] = PROPERTIES, ax=None, bins: int = 20):
+    """Histograms of the normalised per-property errors and of ē (what the Fig. 4 inset averages)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.5, 3.2), constrained_layout=True)
+    else:
+        fig = ax.figure
+    edges = np.linspace(0, 1, bins + 1)
+    for p in properties:
+        ax.hist(errors[f"{p}_norm"], bins=edges, histtype="step", label=f"|Δ{PROPERTY_LABELS[p].split(' ')[0]}| norm.")
+    ax.hist(errors["mean_error"], bins=edges, color="k", alpha=0.3, label="ē (mean)")
+    ax.set_xlabel("min–max normalised absolute error")
+    ax.set_ylabel("materials")
+    ax.legend(fontsize=7)
+    return fig
