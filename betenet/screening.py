@@ -1,0 +1,343 @@
+"""High-T_c screening with predicted α²F (Sec. II.3, Fig. 5) and the ``betenet screen`` command.
+
+Definitions
+-----------
+* T_c of a material: Allen–Dynes T_c (μ* = ``ScreeningConfig.mu_star``, 0.1 as the paper) of the
+  DFT α²F (truth) or of the predicted α²F.  For an ensemble the prediction is the **mean α²F** over
+  members (the paper's BETE-NET prediction); its T_c is the screening score.
+* A material is *high-T_c* if its DFT T_c ≥ ``tc_threshold_K`` (5 K, the paper).  With a small
+  test set there may be almost no such materials: :func:`positive_threshold` then also returns the
+  lower ``adapted_tc_threshold_K`` — reported as **our adaptation**, never as the paper's.
+* Precision–recall as a function of the threshold on the *predicted* T_c (select every material
+  whose score ≥ t): :func:`precision_recall`.  Average precision (AP) is the step-wise area
+  Σₙ (Rₙ − Rₙ₋₁) Pₙ (scikit-learn's definition); a random selector has expected AP equal to the
+  prevalence of positives (:func:`random_average_precision`).
+* Two-step strategy (Fig. 5): the free CSO model selects with a high-precision threshold (chosen as
+  the lowest threshold whose precision ≥ ``cso_min_precision``), then the CPD model — which needs a
+  coarse PhDOS — with a looser one (precision ≥ ``cpd_min_precision``): :func:`two_step_screen`.
+* Beyond the paper: the ensemble's **lower confidence bound** ``LCB = mean_m T_c,m − z·std_m T_c,m``
+  over members (z = ``ScreeningConfig.lcb_z``) as an alternative score that penalises materials
+  the members disagree on (:func:`ensemble_tc`).
+
+``betenet screen PATH...`` ranks CIF/POSCAR structures with a saved ensemble (CSO by default: it
+needs structures only); unreadable files are reported by name and skipped; the exit status is
+nonzero only if nothing could be screened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .constants import HIGH_TC_THRESHOLD_K, MU_STAR_DEFAULT, TARGET_GRID_MEV
+from .metrics import derived_properties
+
+__all__ = [
+    "PRCurve",
+    "EnsembleTc",
+    "precision_recall",
+    "average_precision",
+    "random_average_precision",
+    "precision_recall_at",
+    "confusion_matrix",
+    "choose_threshold",
+    "positive_threshold",
+    "two_step_screen",
+    "ensemble_tc",
+    "plot_pr_curves",
+    "plot_precision_recall_vs_threshold",
+    "plot_confusion",
+    "read_structures",
+    "screen_structures",
+    "cli_main",
+]
+
+
+# ----------------------------------------------------------------------------- precision / recall
+
+
+@dataclass(frozen=True)
+class PRCurve:
+    """Precision and recall when selecting ``score >= threshold``, for every distinct score.
+
+    ``thresholds`` ascending; ``precision[i]``/``recall[i]``/``n_selected[i]`` belong to
+    ``thresholds[i]``.  ``average_precision``, ``prevalence`` (= AP of a random selector),
+    ``n_positive`` and ``n`` describe the whole set.
+    """
+
+    thresholds: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+    n_selected: np.ndarray
+    average_precision: float
+    prevalence: float
+    n_positive: int
+    n: int
+
+    def at(self, threshold: float) -> tuple[float, float, int]:
+        """(precision, recall, n_selected) when selecting ``score >= threshold``."""
+        i = int(np.searchsorted(self.thresholds, threshold, side="left"))
+        if i >= self.thresholds.size:
+            return float("nan"), 0.0, 0
+        return float(self.precision[i]), float(self.recall[i]), int(self.n_selected[i])
+
+
+def _check_inputs(is_positive, scores) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(is_positive, dtype=bool)
+    s = np.asarray(scores, dtype=float)
+    if y.ndim != 1 or y.shape != s.shape:
+        raise ValueError(f"is_positive {y.shape} and scores {s.shape} must be 1-D of equal length")
+    if y.size == 0:
+        raise ValueError("no materials to screen")
+    if not np.all(np.isfinite(s)):
+        raise ValueError(f"{int((~np.isfinite(s)).sum())} non-finite score(s)")
+    return y, s
+
+
+def precision_recall(is_positive, scores) -> PRCurve:
+    """Precision–recall curve over all thresholds ``t`` ∈ distinct scores, selecting ``score >= t``.
+
+    Precision of an empty selection is undefined and never occurs (every threshold is a score).
+    With no positives, recall is NaN and AP is NaN.
+    """
+    y, s = _check_inputs(is_positive, scores)
+    order = np.argsort(-s, kind="mergesort")
+    s_sorted, y_sorted = s[order], y[order]
+    tp = np.cumsum(y_sorted)
+    n_sel = np.arange(1, y.size + 1)
+    last = np.r_[np.flatnonzero(np.diff(s_sorted) != 0), y.size - 1]  # last index of each distinct score
+    thresholds = s_sorted[last]
+    n_pos = int(y.sum())
+    precision = tp[last] / n_sel[last]
+    recall = tp[last] / n_pos if n_pos else np.full(last.size, np.nan)
+    ap = float(np.sum(np.diff(np.r_[0.0, recall]) * precision)) if n_pos else float("nan")
+    return PRCurve(
+        thresholds=thresholds[::-1].copy(),
+        precision=precision[::-1].copy(),
+        recall=recall[::-1].copy(),
+        n_selected=n_sel[last][::-1].copy(),
+        average_precision=ap,
+        prevalence=n_pos / y.size,
+        n_positive=n_pos,
+        n=int(y.size),
+    )
+
+
+def average_precision(is_positive, scores) -> float:
+    """Σₙ (Rₙ − Rₙ₋₁) Pₙ over the thresholds (scikit-learn's ``average_precision_score``)."""
+    return precision_recall(is_positive, scores).average_precision
+
+
+def random_average_precision(is_positive) -> float:
+    """Expected AP of a random selector: the fraction of positives."""
+    y = np.asarray(is_positive, dtype=bool)
+    return float(y.mean())
+
+
+def precision_recall_at(is_positive, scores, threshold: float) -> tuple[float, float, int]:
+    """(precision, recall, n_selected) of ``score >= threshold`` (precision NaN if nothing is selected)."""
+    y, s = _check_inputs(is_positive, scores)
+    sel = s >= threshold
+    n_sel, tp, n_pos = int(sel.sum()), int((sel & y).sum()), int(y.sum())
+    return (tp / n_sel if n_sel else float("nan")), (tp / n_pos if n_pos else float("nan")), n_sel
+
+
+def confusion_matrix(is_positive, predicted_positive) -> np.ndarray:
+    """2×2 counts ``[[TN, FP], [FN, TP]]`` (rows: DFT negative/positive; columns: predicted)."""
+    y = np.asarray(is_positive, dtype=bool)
+    p = np.asarray(predicted_positive, dtype=bool)
+    if y.shape != p.shape:
+        raise ValueError(f"shapes differ: {y.shape} vs {p.shape}")
+    return np.array([[np.sum(~y & ~p), np.sum(~y & p)], [np.sum(y & ~p), np.sum(y & p)]], dtype=int)
+
+
+def choose_threshold(curve: PRCurve, min_precision: float) -> float | None:
+    """Lowest threshold (largest recall) whose precision ≥ ``min_precision`` and that selects a positive.
+
+    ``None`` when no threshold reaches the precision.
+    """
+    ok = (curve.precision >= min_precision - 1e-12) & (curve.recall > 0)
+    if not ok.any():
+        return None
+    return float(curve.thresholds[np.flatnonzero(ok)[0]])
+
+
+def positive_threshold(tc_true_K, *, tc_threshold_K: float = HIGH_TC_THRESHOLD_K, min_positives: int = 3,
+                       adapted_tc_threshold_K: float | None = None) -> dict[str, Any]:
+    """The high-T_c definition(s) to use on a set of DFT T_c values.
+
+    Returns ``{"paper_K", "n_paper", "adapted_K", "n_adapted", "use_adapted"}``: the paper's
+    threshold and its count of positives, and — when that count is below ``min_positives`` and an
+    adapted threshold is given — the lower threshold (our adaptation) and its count.
+    """
+    tc = np.asarray(tc_true_K, dtype=float)
+    n_paper = int((tc >= tc_threshold_K).sum())
+    use = n_paper < min_positives and adapted_tc_threshold_K is not None
+    return {
+        "paper_K": float(tc_threshold_K),
+        "n_paper": n_paper,
+        "adapted_K": float(adapted_tc_threshold_K) if adapted_tc_threshold_K is not None else None,
+        "n_adapted": int((tc >= adapted_tc_threshold_K).sum()) if adapted_tc_threshold_K is not None else None,
+        "use_adapted": bool(use),
+    }
+
+
+def two_step_screen(
+    tc_true_K,
+    score_step1,
+    score_step2,
+    *,
+    tc_threshold_K: float = HIGH_TC_THRESHOLD_K,
+    min_precision_step1: float = 1.0,
+    min_precision_step2: float = 0.8,
+    threshold_step1: float | None = None,
+    threshold_step2: float | None = None,
+) -> dict[str, Any]:
+    """The CSO → CPD strategy on one set of materials (Fig. 5).
+
+    Thresholds are chosen with :func:`choose_threshold` unless given.  Reported: each step on the
+    full set (as the paper, which applies CPD to the whole test set), and the cascade (step 2 only
+    on what step 1 selected, then the union of both selections counted as found).
+    """
+    y = np.asarray(tc_true_K, dtype=float) >= tc_threshold_K
+    c1, c2 = precision_recall(y, score_step1), precision_recall(y, score_step2)
+    t1 = threshold_step1 if threshold_step1 is not None else choose_threshold(c1, min_precision_step1)
+    t2 = threshold_step2 if threshold_step2 is not None else choose_threshold(c2, min_precision_step2)
+    out: dict[str, Any] = {"curve_step1": c1, "curve_step2": c2, "threshold_step1_K": t1, "threshold_step2_K": t2,
+                           "n_positive": int(y.sum()), "n": int(y.size)}
+    for key, t, s in (("step1", t1, score_step1), ("step2", t2, score_step2)):
+        if t is None:
+            out[key] = {"precision": float("nan"), "recall": float("nan"), "n_selected": 0,
+                        "confusion": confusion_matrix(y, np.zeros_like(y))}
+            continue
+        p, r, n = precision_recall_at(y, s, t)
+        out[key] = {"precision": p, "recall": r, "n_selected": n, "confusion": confusion_matrix(y, np.asarray(s) >= t)}
+    sel1 = np.asarray(score_step1) >= t1 if t1 is not None else np.zeros_like(y)
+    sel2 = np.asarray(score_step2) >= t2 if t2 is not None else np.zeros_like(y)
+    both = sel1 & sel2
+    out["cascade"] = {
+        "n_after_step1": int(sel1.sum()),
+        "n_after_step2": int(both.sum()),
+        "precision": float((both & y).sum() / both.sum()) if both.any() else float("nan"),
+        "recall": float((both & y).sum() / y.sum()) if y.any() else float("nan"),
+    }
+    return out
+
+
+# ----------------------------------------------------------------------------- ensembles
+
+
+@dataclass(frozen=True)
+class EnsembleTc:
+    """T_c of an ensemble prediction: of the mean α²F (the prediction), and per member (spread, LCB)."""
+
+    tc_of_mean_K: np.ndarray  #: (n,) Allen–Dynes T_c of the member-mean α²F
+    tc_members_K: np.ndarray  #: (n_members, n)
+    tc_mean_K: np.ndarray  #: (n,) mean over members of the members' T_c
+    tc_std_K: np.ndarray  #: (n,) std over members (ddof=0)
+    lcb_K: np.ndarray  #: (n,) tc_mean_K - z * tc_std_K
+    z: float
+    properties_of_mean: dict[str, np.ndarray]  #: λ, ω_log, ω₂, T_c of the mean α²F
+    properties_std: dict[str, np.ndarray]  #: std over members of each member's λ, ω_log, ω₂, T_c
+
+
+def ensemble_tc(a2f_members, *, omega_meV=TARGET_GRID_MEV, mu_star: float = MU_STAR_DEFAULT, z: float = 1.0) -> EnsembleTc:
+    """T_c statistics of member predictions ``a2f_members`` (shape ``(n_members, n, n_bins)``)."""
+    a = np.asarray(a2f_members, dtype=float)
+    if a.ndim != 3:
+        raise ValueError(f"a2f_members must have shape (n_members, n_materials, n_bins), got {a.shape}")
+    mean_props = derived_properties(a.mean(axis=0), omega_meV, mu_star=mu_star)
+    member_props = derived_properties(a, omega_meV, mu_star=mu_star)
+    tcm = member_props["tc_K"]
+    mean, std = tcm.mean(axis=0), tcm.std(axis=0)
+    return EnsembleTc(
+        tc_of_mean_K=mean_props["tc_K"],
+        tc_members_K=tcm,
+        tc_mean_K=mean,
+        tc_std_K=std,
+        lcb_K=mean - z * std,
+        z=float(z),
+        properties_of_mean=mean_props,
+        properties_std={k: v.std(axis=0) for k, v in member_props.items()},
+    )
+
+
+# ----------------------------------------------------------------------------- plots
+
+
+def plot_pr_curves(curves: Mapping[str, PRCurve], *, markers: Mapping[str, float | None] | None = None, ax=None,
+                   title: str | None = None):
+    """Precision–recall curves (one per model/score), AP in the legend, the random selector's AP as a
+    dashed line, and black markers at the chosen thresholds (``markers``: name -> threshold K)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.6, 3.8), constrained_layout=True)
+    else:
+        fig = ax.figure
+    prevalence = None
+    for name, c in curves.items():
+        # draw as a step curve from recall 0 (highest threshold) to recall 1
+        r, p = c.recall[::-1], c.precision[::-1]
+        ax.step(np.r_[0.0, r], np.r_[p[0], p], where="pre", label=f"{name} (AP = {c.average_precision:.2f})")
+        prevalence = c.prevalence
+        if markers and markers.get(name) is not None:
+            pm, rm, _ = c.at(markers[name])
+            ax.plot([rm], [pm], "ko", ms=6, zorder=5)
+            ax.annotate(f"T_c ≥ {markers[name]:.1f} K", (rm, pm), textcoords="offset points", xytext=(5, -12), fontsize=7)
+    if prevalence is not None:
+        ax.axhline(prevalence, color="0.4", ls="--", lw=0.8, label=f"random (AP = {prevalence:.2f})")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=7, loc="lower left")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def plot_precision_recall_vs_threshold(curve: PRCurve, *, marker: float | None = None, ax=None, title: str | None = None):
+    """Precision and recall as functions of the predicted-T_c threshold, chosen threshold marked."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.6, 3.4), constrained_layout=True)
+    else:
+        fig = ax.figure
+    ax.step(curve.thresholds, curve.precision, where="post", label="precision")
+    ax.step(curve.thresholds, curve.recall, where="post", label="recall")
+    if marker is not None:
+        ax.axvline(marker, color="k", lw=0.8)
+    ax.set_xlabel("threshold on predicted T_c (K)")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def plot_confusion(cm, *, ax=None, title: str | None = None, labels: Sequence[str] = ("low T_c", "high T_c")):
+    """2×2 confusion matrix with counts (rows DFT, columns predicted)."""
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(cm)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(2.8, 2.6), constrained_layout=True)
+    else:
+        fig = ax.figure
+    ax.imshow(cm, cmap="Blues", vmin=0, vmax=max(1, int(cm.max())))
+    for i in range(2):
+        for j in range(2):
+            ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", color="white" if cm[i, j] > cm.max() / 2 else "black")
+    ax.set_xticks([0, 1], [f"pred. {lab}" for lab in labels], fontsize=7)
+    ax.set_yticks([0, 1], [f"DFT {lab}" for lab in labels], fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=8)
+    return fig

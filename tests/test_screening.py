@@ -1,0 +1,131 @@
+"""Screening: PR/AP against scikit-learn, random-selector AP, thresholds, two-step strategy, LCB, CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from betenet.constants import TARGET_BIN_WIDTH_MEV
+from betenet.screening import (
+    average_precision,
+    choose_threshold,
+    confusion_matrix,
+    ensemble_tc,
+    plot_confusion,
+    plot_pr_curves,
+    plot_precision_recall_vs_threshold,
+    positive_threshold,
+    precision_recall,
+    precision_recall_at,
+    random_average_precision,
+    two_step_screen,
+)
+
+
+def test_precision_recall_known_small_case():
+    y = np.array([1, 0, 1, 0, 0], dtype=bool)
+    s = np.array([9.0, 8.0, 7.0, 2.0, 2.0])
+    c = precision_recall(y, s)
+    np.testing.assert_allclose(c.thresholds, [2.0, 7.0, 8.0, 9.0])
+    np.testing.assert_allclose(c.precision, [2 / 5, 2 / 3, 1 / 2, 1.0])
+    np.testing.assert_allclose(c.recall, [1.0, 1.0, 0.5, 0.5])
+    np.testing.assert_array_equal(c.n_selected, [5, 3, 2, 1])
+    assert c.average_precision == pytest.approx(0.5 * 1.0 + 0.5 * 2 / 3)
+    assert c.prevalence == pytest.approx(0.4) and c.n_positive == 2
+    assert c.at(7.0) == pytest.approx((2 / 3, 1.0, 3))
+    assert c.at(7.5) == pytest.approx((0.5, 0.5, 2))
+    assert precision_recall_at(y, s, 7.5) == pytest.approx((0.5, 0.5, 2))
+    assert choose_threshold(c, 1.0) == 9.0
+    assert choose_threshold(c, 0.6) == 7.0
+    assert choose_threshold(precision_recall(~y | True, s), 1.1) is None
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_curve_and_ap_match_sklearn(seed):
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    rng = np.random.default_rng(seed)
+    y = rng.random(60) < 0.3
+    s = np.round(rng.normal(size=60) + 1.2 * y, 1)  # rounded: ties included
+    c = precision_recall(y, s)
+    assert c.average_precision == pytest.approx(average_precision_score(y, s))
+    p, r, t = precision_recall_curve(y, s)
+    # sklearn: ascending thresholds, with a final (precision=1, recall=0) point; it may drop
+    # thresholds below the lowest-scored positive (recall already 1) — compare on the common ones
+    sk = dict(zip(np.round(t, 9), zip(p[:-1], r[:-1])))
+    mine = dict(zip(np.round(c.thresholds, 9), zip(c.precision, c.recall)))
+    common = set(sk) & set(mine)
+    assert len(common) >= len(sk) - 1
+    for th in common:
+        assert mine[th] == pytest.approx(sk[th])
+
+
+def test_random_selector_ap_is_the_prevalence():
+    rng = np.random.default_rng(0)
+    y = np.zeros(200, dtype=bool)
+    y[:30] = True
+    aps = [average_precision(y, rng.random(200)) for _ in range(300)]
+    assert random_average_precision(y) == pytest.approx(0.15)
+    assert np.mean(aps) == pytest.approx(0.15, abs=0.02)
+    assert average_precision(y, y.astype(float)) == pytest.approx(1.0)
+
+
+def test_confusion_matrix_matches_sklearn():
+    from sklearn.metrics import confusion_matrix as sk_cm
+
+    rng = np.random.default_rng(3)
+    y, p = rng.random(40) < 0.4, rng.random(40) < 0.5
+    np.testing.assert_array_equal(confusion_matrix(y, p), sk_cm(y, p, labels=[False, True]))
+
+
+def test_positive_threshold_adaptation():
+    tc = np.array([0.1, 0.5, 1.5, 2.0, 6.0])
+    d = positive_threshold(tc, tc_threshold_K=5.0, min_positives=3, adapted_tc_threshold_K=1.0)
+    assert d["n_paper"] == 1 and d["use_adapted"] and d["n_adapted"] == 3
+    d2 = positive_threshold(tc, tc_threshold_K=1.0, min_positives=3, adapted_tc_threshold_K=0.3)
+    assert d2["n_paper"] == 3 and not d2["use_adapted"]
+
+
+def test_two_step_strategy_thresholds_and_cascade():
+    tc_true = np.array([10.0, 8.0, 6.0, 1.0, 0.5, 0.2, 7.0, 3.0])
+    cso = np.array([9.0, 3.0, 2.0, 4.0, 0.0, 0.1, 1.0, 2.5])  # only the top one is certain
+    cpd = np.array([9.5, 7.0, 6.5, 2.0, 0.3, 0.1, 5.5, 6.0])
+    out = two_step_screen(tc_true, cso, cpd, tc_threshold_K=5.0, min_precision_step1=1.0, min_precision_step2=0.8)
+    assert out["threshold_step1_K"] == 9.0
+    assert out["step1"]["precision"] == 1.0 and out["step1"]["recall"] == pytest.approx(0.25)
+    assert out["threshold_step2_K"] == 5.5  # selects 5: 4 positives + 1 (3 K): precision 0.8
+    assert out["step2"]["precision"] == pytest.approx(0.8) and out["step2"]["recall"] == 1.0
+    np.testing.assert_array_equal(out["step2"]["confusion"], [[3, 1], [0, 4]])
+    assert out["cascade"]["n_after_step1"] == 1 and out["cascade"]["n_after_step2"] == 1
+
+
+def test_ensemble_tc_lcb_on_einstein_spectra():
+    # 3 members x 2 materials: material 0 members agree, material 1 members disagree
+    a = np.zeros((3, 2, 51))
+    k = 10  # 20.25 meV
+    a[:, 0, k] = 8.0 / TARGET_BIN_WIDTH_MEV  # area 8: λ = 16 / 20.25 ≈ 0.79
+    for m, area in enumerate([4.0, 8.0, 12.0]):
+        a[m, 1, k] = area / TARGET_BIN_WIDTH_MEV
+    e = ensemble_tc(a, z=1.0)
+    assert e.tc_members_K.shape == (3, 2)
+    assert e.tc_std_K[0] == pytest.approx(0.0, abs=1e-12)
+    assert e.tc_std_K[1] > 1.0
+    np.testing.assert_allclose(e.lcb_K, e.tc_mean_K - e.tc_std_K)
+    # the mean α²F of material 1 equals material 0's spectrum -> same T_c of the mean
+    assert e.tc_of_mean_K[1] == pytest.approx(e.tc_of_mean_K[0])
+    assert e.lcb_K[1] < e.lcb_K[0]
+    with pytest.raises(ValueError, match="n_members"):
+        ensemble_tc(a[0])
+
+
+def test_plots_run():
+    import matplotlib.pyplot as plt
+
+    y = np.array([1, 0, 1, 0, 0, 1], dtype=bool)
+    s = np.array([9.0, 8.0, 7.0, 2.0, 1.0, 0.5])
+    c = precision_recall(y, s)
+    figs = [plot_pr_curves({"CSO": c, "LCB": c}, markers={"CSO": 9.0}), plot_precision_recall_vs_threshold(c, marker=7.0),
+            plot_confusion(confusion_matrix(y, s >= 7))]
+    assert len(figs[0].axes[0].lines) >= 2
+    for f in figs:
+        plt.close(f)
