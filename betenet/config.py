@@ -35,35 +35,63 @@ Variant = Literal["CSO", "CPD", "FPD"]
 
 @dataclass(frozen=True)
 class QEConfig:
-    """Quantum ESPRESSO workflow settings (Methods IV.1).
+    """Quantum ESPRESSO workflow settings (Methods IV.1; :mod:`betenet.qe.workflow`).
 
-    ``accuracy`` selects the preset: ``screening`` (coarse cutoffs/grids that run in minutes on
-    2 cores) or ``paper`` (75/350 Ry, k/q densities 40/15 per Å^-1).
+    ``accuracy`` names the preset recorded in every record's provenance: ``screening`` (coarse
+    grids that run in minutes on 2 cores; cutoffs from the pseudopotential library) or ``paper``
+    (75/350 Ry, k/q densities 40/15 per Å^-1, 30 el-ph broadenings).  Densities are points per Å^-1
+    of reciprocal-lattice vector length (crystallographic, no 2π) on the relaxed lattice.
     """
 
     accuracy: Literal["screening", "paper"] = "screening"
-    ecutwfc_Ry: float = 30.0
-    ecutrho_Ry: float = 120.0
-    #: k- and q-point densities in points per Å^-1 of reciprocal-lattice vector length.
+    #: Plane-wave cutoffs (Ry); ``None`` = the largest recommendation of the pseudopotential library.
+    ecutwfc_Ry: float | None = None
+    ecutrho_Ry: float | None = None
+    #: Dense k mesh (la2F scf, el-ph double-delta integration) and q mesh densities; commensurate (kgrid).
     k_density_per_invA: float = 20.0
     q_density_per_invA: float = 6.0
+    #: Coarse k mesh of the scf that ph.x uses; ``None`` = half the dense mesh.
+    scf_k_density_per_invA: float | None = None
+    #: k density of the vc-relax.
+    relax_k_density_per_invA: float = 10.0
+    #: Floor of the q subdivisions in the commensuration algorithm (GridError below it).
+    q_min: int = 1
     #: Methfessel-Paxton smearing (Ry).
     degauss_Ry: float = 0.02
-    #: Gaussian broadenings of the el-ph double delta (Ry): n values, 0.001 Ry apart (paper: 30).
+    #: Gaussian broadenings of the el-ph double delta (Ry): ``elph_smearing_step_Ry * (1..n)`` (paper: 30 x 0.001).
     n_elph_smearings: int = 10
     elph_smearing_step_Ry: float = 0.001
-    #: Index (1-based) of the broadening whose α²F is kept (paper: 0.005 Ry -> index 5 of the set).
+    #: Index (1-based) of the broadening whose α²F is kept (paper: 0.005 Ry -> index 5).
     elph_smearing_index: int = 5
-    #: Fine PhDOS / α²F interpolation q grid for matdyn (per direction).
+    #: Fine PhDOS / α²F matdyn mesh: subdivisions along the longest reciprocal vector (others scaled).
     matdyn_nq: int = 20
-    #: Coarse PhDOS: force constants on a 2x2x2 q grid (paper), interpolated by matdyn.
+    #: Coarse PhDOS: force constants on a 2x2x2 q grid (paper), interpolated by matdyn on the fine mesh.
     coarse_q_grid: tuple[int, int, int] = (2, 2, 2)
+    #: Energy step of the PhDOS/α²F grids (meV) (the paper's files: 0.1 meV).
+    phdos_delta_meV: float = 0.1
+    #: eDOS window around E_F (eV) and step (eV); tetrahedron nscf on the dense k mesh + projwfc.
+    edos_window_eV: tuple[float, float] = (-8.0, 4.0)
+    edos_delta_eV: float = 0.02
+    #: Band-gap filter: total eDOS at E_F below this (states/eV/cell) counts as a gap.
+    gap_dos_threshold_per_eV: float = 0.01
+    #: Negative-α²F filter: reject when ∫max(-α²F,0)dω exceeds this fraction of ∫max(α²F,0)dω;
+    #: smaller negative noise (low-ω interpolation artefacts) is clipped to 0 and recorded in provenance.
+    a2f_negative_fraction_max: float = 0.01
+    #: Convergence thresholds: scf (Ry per atom), ph.x, vc-relax pressure (kbar).
+    conv_thr_Ry: float = 1e-10
+    tr2_ph: float = 1e-14
+    press_conv_thr_kbar: float = 0.5
+    #: Exchange-correlation override (``None``: the pseudopotentials' functional, PBEsol for the project set).
+    input_dft: str | None = None
     max_atoms: int = 8
-    #: Materials to (re)compute in this profile; 0 = only parse committed results.
+    #: Materials to (re)compute in this profile; 0 = only parse committed results, -1 = all candidates.
     n_new_materials: int = 0
     omp_threads: int = 1
     #: Wall-time limit per QE executable call (s).
     step_timeout_s: float = 3600.0
+    #: Scratch root for outdir/wavefunctions (``None``: $BETENET_SCRATCH or <tmp>/betenet-qe-scratch).
+    scratch_dir: str | None = None
+    keep_scratch: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,7 +108,17 @@ class ModelConfig:
     radial_layers: int = 1
     radial_neurons: int = 100
     n_out_bins: int = 51
+    #: Typical number of neighbours (incl. the self edge) that normalises the convolution sum
+    #: (Chen et al. used the training-set mean; ~18 for our crystals at 4 Å).
     num_neighbors: float = 20.0
+    #: Radial basis of e3nn's ``soft_one_hot_linspace`` on [0, r_max] (Chen et al.: "gaussian").
+    radial_basis: Literal["gaussian", "smooth_finite", "cosine", "bessel"] = "gaussian"
+    #: Non-negative output per atom before the mean over atoms: "relu" (Chen et al.) or "softplus".
+    output_activation: Literal["relu", "softplus"] = "relu"
+    #: CSO node attributes: "element" (embedded one-hot, Chen et al.; 2.46 M parameters) or "constant" (1x0e).
+    cso_node_attr: Literal["element", "constant"] = "element"
+    #: Evaluate the radial MLP once per distinct edge length of a crystal (exact; off when positions need grad).
+    dedup_edge_lengths: bool = True
 
 
 @dataclass(frozen=True)
@@ -102,15 +140,28 @@ class TrainConfig:
     #: Fraction of the training split held out for validation in single-model training.
     val_fraction: float = 0.2
     checkpoint_every: int = 50
+    #: Double-descent policy (betenet.train): centred running-median window (odd, epochs) of log10(val loss) ...
+    smoothing_window: int = 21
+    #: ... and the relative rise/fall (0.05 = 5 %) of the smoothed loss that makes a minimum/maximum count.
+    regime_prominence: float = 0.05
 
 
 @dataclass(frozen=True)
 class EnsembleConfig:
-    """Bootstrap ensembles (Sec. II.2): n members, each on a resample of the training set."""
+    """Bootstrap ensembles (Sec. II.2, :mod:`betenet.ensemble`): ``n_members`` models per variant, member
+    ``k`` trained on bootstrap resample ``(seed, k)`` of the training split and validated out of bag.
+
+    ``train_overrides``: ``(field, value)`` pairs applied to the profile's :class:`TrainConfig` for
+    ensemble members only (e.g. a smaller epoch budget per member than for the single model of
+    notebook 03); empty = members train exactly like the single model.
+    """
 
     n_members: int = 10
     variants: tuple[Variant, ...] = ("CSO", "CPD", "FPD")
     seed: int = 1234
+    train_overrides: tuple[tuple[str, Any], ...] = ()
+    #: Std over members with this delta degrees of freedom (0: population std of the ensemble).
+    ddof: int = 0
 
 
 @dataclass(frozen=True)
@@ -195,7 +246,7 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
-        qe=QEConfig(n_new_materials=0, matdyn_nq=8, n_elph_smearings=10),
+        qe=QEConfig(n_new_materials=0),
         model=ModelConfig(embedding_dim=16, irreps_multiplicity=8, radial_neurons=32),
         train=TrainConfig(max_epochs=60, patience=20, min_epochs=10, checkpoint_every=20),
         ensemble=EnsembleConfig(n_members=2),
@@ -219,9 +270,13 @@ PROFILES: dict[str, Profile] = {
             ecutrho_Ry=350.0,
             k_density_per_invA=40.0,
             q_density_per_invA=15.0,
+            scf_k_density_per_invA=20.0,
+            relax_k_density_per_invA=40.0,
             n_elph_smearings=30,
+            elph_smearing_step_Ry=0.001,
             elph_smearing_index=5,
             matdyn_nq=40,
+            degauss_Ry=0.02,
             n_new_materials=-1,
         ),
         model=ModelConfig(),
