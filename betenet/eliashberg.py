@@ -20,8 +20,8 @@ the floor").
 μ* convention
 -------------
 μ* is used **as given, at the Matsubara cutoff** ω_c = ``cutoff_factor`` × ω_max (default 10 × ω_max, where
-ω_max is the frequency below which all but ``OMEGA_MAX_TAIL`` = 10⁻⁴ of ∫|α²F|dω lies); it is **not** rescaled.  To compare with a μ* quoted for another cutoff
-ω_c', use :func:`rescale_mu_star` (Morel–Anderson: 1/μ*(ω_c) = 1/μ*(ω_c') + ln(ω_c'/ω_c)).
+ω_max is the frequency below which all but ``OMEGA_MAX_TAIL`` = 10⁻⁴ of ∫|α²F|dω lies); it is **not**
+rescaled.  To compare with a μ* quoted for another cutoff ω_c', use :func:`rescale_mu_star` (Morel–Anderson: 1/μ*(ω_c) = 1/μ*(ω_c') + ln(ω_c'/ω_c)).
 
 Numerics and speed
 ------------------
@@ -224,7 +224,7 @@ def eliashberg_tc(
 
     if kernel.lambda_ <= 0 or rho(t_floor_K) <= 1.0:
         return result(0.0, t_floor_K)
-    # Initial guess: 1.2 × the Einstein-like scale ω_log·exp(-1.04(1+λ)/(λ-μ*(1+0.62λ))) or a fraction of ω_max.
+    # Upper bracket: start at 5 % of ω_max (above any weak/intermediate-coupling T_c), double while ρ > 1.
     w_max_K = kernel.omega_max_meV * K_PER_MEV
     lo, hi = t_floor_K, max(2.0 * t_floor_K, 0.05 * w_max_K)
     while rho(hi) > 1.0:
