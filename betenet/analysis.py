@@ -21,6 +21,7 @@ plots mark elements with fewer than ``min_count`` materials.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 import numpy as np
 
 from .metrics import PROPERTIES, PROPERTY_LABELS
@@ -29,6 +30,7 @@ __all__ = [
     "absolute_errors",
     "normalisation_bounds",
     "normalised_errors",
+    "model_errors",
     "per_element_error",
     "best_worst",
     "plot_per_element_error",
@@ -82,6 +84,16 @@ def normalised_errors(
         out[f"{p}_norm"] = (abs_err[p] - lo) / (hi - lo) if hi > lo else 0.0
     out["mean_error"] = out[[f"{p}_norm" for p in properties]].mean(axis=1)
     return out
+
+
+def model_errors(pairs: Mapping[str, tuple[Any, Any]], *, properties: Sequence[str] = PROPERTIES) -> dict[str, Any]:
+    """:func:`normalised_errors` of several models on one min–max scale (bounds over all models).
+
+    ``pairs``: model name -> ``(y_true, y_pred)``.  Returns model name -> error DataFrame.
+    """
+    abs_frames = {m: absolute_errors(t, p, properties) for m, (t, p) in pairs.items()}
+    bounds = normalisation_bounds(*abs_frames.values())
+    return {m: normalised_errors(t, p, properties=properties, bounds=bounds) for m, (t, p) in pairs.items()}
 
 
 def per_element_error(elements: Mapping[str, Sequence[str]], errors, column: str = "mean_error"):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,10 @@ __all__ = [
     "plot_pr_curves",
     "plot_precision_recall_vs_threshold",
     "plot_confusion",
+    "ensemble_predictions",
+    "ScreeningReport",
+    "screening_report",
+    "plot_screening",
     "read_structures",
     "screen_structures",
     "cli_main",
@@ -341,3 +346,297 @@ def plot_confusion(cm, *, ax=None, title: str | None = None, labels: Sequence[st
     if title:
         ax.set_title(title, fontsize=8)
     return fig
+
+
+# ----------------------------------------------------------------------------- notebook-level helpers
+
+
+def ensemble_predictions(profile: Any, variant: str, records: Sequence[Any], train_ids: Sequence[str],
+                         test_ids: Sequence[str], *, mu_star: float = MU_STAR_DEFAULT, progress: bool = False):
+    """Test-split predictions of the ``variant`` ensemble (:class:`betenet.ensemble.PredictionSet`).
+
+    Reuses ``artifacts/<profile>/predictions/<variant>.npz`` (written by notebook 05) when it covers
+    exactly ``test_ids`` and is newer than every finished member; otherwise trains/resumes the
+    ensemble with :func:`betenet.ensemble.run_ensemble` (finished members are never retrained) and
+    predicts the test split again (saved for the next reader).
+    """
+    from . import ensemble
+
+    prof_name = profile if isinstance(profile, str) else profile.name
+    path = ensemble.predictions_path(prof_name, variant)
+    edir = ensemble.ensemble_directory(prof_name, variant, create=False)
+    if path.exists() and edir.is_dir():
+        ps = ensemble.load_predictions(path)
+        member_files = sorted(edir.glob("member-[0-9][0-9][0-9]/member.json"))
+        fresh = bool(member_files) and path.stat().st_mtime >= max(f.stat().st_mtime for f in member_files)
+        if fresh and sorted(ps.ids) == sorted(test_ids) and len(ps.member_index) == len(member_files):
+            return ps
+    run = ensemble.run_ensemble(records, profile, variant, train_ids, progress=progress)
+    members = ensemble.load_ensemble(run.directory)
+    return ensemble.predict_split(members, records, list(test_ids), profile=profile, mu_star=mu_star)
+
+
+@dataclass
+class ScreeningReport:
+    """Screening of one set of materials at one high-T_c definition (see :func:`screening_report`)."""
+
+    threshold_K: float
+    label: str
+    tc_true_K: Any  #: Series indexed by material id
+    scores: Any  #: DataFrame of scores (columns: models / LCB scores)
+    curves: dict[str, PRCurve]
+    two_step: dict[str, Any] | None
+    summary: Any  #: DataFrame, one row per score
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (thresholds, AP per score, two-step numbers, confusion matrices)."""
+        def clean(x: Any) -> Any:
+            if isinstance(x, dict):
+                return {k: clean(v) for k, v in x.items() if not isinstance(v, PRCurve)}
+            if isinstance(x, np.ndarray):
+                return x.tolist()
+            if isinstance(x, (np.floating, float)):
+                return None if not np.isfinite(x) else float(x)
+            if isinstance(x, np.integer):
+                return int(x)
+            return x
+
+        return {
+            "threshold_K": self.threshold_K,
+            "label": self.label,
+            "n": int(len(self.tc_true_K)),
+            "n_positive": int((np.asarray(self.tc_true_K) >= self.threshold_K).sum()),
+            "scores": clean({r["score"]: {k: r[k] for k in r if k != "score"} for r in self.summary.to_dict("records")}),
+            "two_step": clean(self.two_step) if self.two_step else None,
+        }
+
+
+def screening_report(tc_true_K, scores, threshold_K: float, *, label: str = "", step1: str = "CSO", step2: str = "CPD",
+                     min_precision_step1: float = 1.0, min_precision_step2: float = 0.8) -> ScreeningReport:
+    """PR curves, AP vs random, chosen thresholds and confusion matrices for every column of ``scores``.
+
+    ``tc_true_K``: Series of DFT T_c (index: material id); ``scores``: DataFrame with the same index,
+    one column per score (e.g. ``Base``, ``CSO``, ``CPD``, ``CSO LCB``).  The chosen threshold of a
+    score is the lowest with precision ≥ ``min_precision_step1`` for ``step1`` (and its LCB),
+    ``min_precision_step2`` for all others.  The two-step strategy is evaluated when both ``step1``
+    and ``step2`` columns exist.
+    """
+    import pandas as pd
+
+    if list(scores.index) != list(tc_true_K.index):
+        raise ValueError("scores and tc_true_K are not aligned on the same materials")
+    y = np.asarray(tc_true_K, dtype=float) >= threshold_K
+    curves, rows = {}, []
+    for name in scores.columns:
+        s = scores[name].to_numpy(dtype=float)
+        c = precision_recall(y, s)
+        curves[name] = c
+        need = min_precision_step1 if name.split(" ")[0] == step1 else min_precision_step2
+        t = choose_threshold(c, need) if c.n_positive else None
+        p, r, n_sel = c.at(t) if t is not None else (float("nan"), float("nan"), 0)
+        cm = confusion_matrix(y, s >= t) if t is not None else confusion_matrix(y, np.zeros_like(y))
+        rows.append({"score": name, "AP": c.average_precision, "AP_random": c.prevalence,
+                     "AP_over_random": c.average_precision / c.prevalence if c.n_positive else float("nan"),
+                     "min_precision": need, "threshold_K": t if t is not None else float("nan"),
+                     "precision": p, "recall": r, "n_selected": n_sel,
+                     "TN": int(cm[0, 0]), "FP": int(cm[0, 1]), "FN": int(cm[1, 0]), "TP": int(cm[1, 1])})
+    two = None
+    if step1 in scores.columns and step2 in scores.columns and y.any():
+        two = two_step_screen(np.asarray(tc_true_K, dtype=float), scores[step1].to_numpy(float), scores[step2].to_numpy(float),
+                              tc_threshold_K=threshold_K, min_precision_step1=min_precision_step1,
+                              min_precision_step2=min_precision_step2)
+    return ScreeningReport(float(threshold_K), label, tc_true_K, scores, curves, two, pd.DataFrame(rows))
+
+
+def plot_screening(report: ScreeningReport, *, step1: str = "CSO", step2: str = "CPD", title: str | None = None):
+    """Fig. 5 style: PR curves of the model scores (chosen thresholds marked), ensemble mean vs LCB
+    scores, and confusion matrices at the chosen thresholds of ``step1`` and ``step2``."""
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(12.5, 3.9), constrained_layout=True)
+    gs = fig.add_gridspec(2, 4, width_ratios=[1.25, 1.25, 0.6, 0.6])
+    ax_pr, ax_lcb = fig.add_subplot(gs[:, 0]), fig.add_subplot(gs[:, 1])
+    n_pos = int((np.asarray(report.tc_true_K) >= report.threshold_K).sum())
+    head = f"T_c ≥ {report.threshold_K:g} K {report.label}".strip() + f": {n_pos}/{len(report.tc_true_K)} positives"
+    if n_pos == 0:
+        for ax in (ax_pr, ax_lcb):
+            ax.text(0.5, 0.5, "no DFT high-T_c materials in this set:\nprecision/recall undefined", ha="center", va="center")
+            ax.axis("off")
+        fig.suptitle(title or head)
+        return fig
+    thr = report.summary.set_index("score")["threshold_K"]
+    models = [c for c in report.curves if not c.endswith("LCB")]
+    marks = {m: (float(thr[m]) if m in (step1, step2) and np.isfinite(thr[m]) else None) for m in models}
+    plot_pr_curves({m: report.curves[m] for m in models}, markers=marks, ax=ax_pr, title="models (score: T_c of prediction)")
+    pairs = {}
+    for m in models:
+        if f"{m} LCB" in report.curves:
+            pairs[f"{m} mean"] = report.curves[m]
+            pairs[f"{m} LCB"] = report.curves[f"{m} LCB"]
+    if pairs:
+        plot_pr_curves(pairs, ax=ax_lcb, title="ensemble: T_c of mean α²F vs LCB (mean − z·std)")
+    else:
+        ax_lcb.axis("off")
+    for k, m in enumerate((step1, step2)):
+        ax = fig.add_subplot(gs[:, 2 + k])
+        if m in report.curves and np.isfinite(thr.get(m, np.nan)):
+            row = report.summary.set_index("score").loc[m]
+            plot_confusion([[row.TN, row.FP], [row.FN, row.TP]], ax=ax, title=f"{m}: pred. T_c ≥ {thr[m]:.2f} K")
+        else:
+            ax.axis("off")
+    fig.suptitle(title or head)
+    return fig
+
+
+# ----------------------------------------------------------------------------- the `betenet screen` command
+
+_STRUCTURE_GLOBS = ("*.cif", "*.CIF", "*.vasp", "POSCAR*", "CONTCAR*", "*.poscar")
+
+
+def read_structures(paths: Sequence[str | Path]) -> tuple[list[tuple[Path, Any]], list[tuple[Path, str]]]:
+    """Read CIF/POSCAR files (directories are searched for ``*.cif``, ``*.vasp``, ``POSCAR*``, ``CONTCAR*``).
+
+    Returns ``(structures, failures)``: ``[(path, pymatgen Structure)]`` and ``[(path, reason)]``.
+    Never raises for a bad file.
+    """
+    from pymatgen.core import Structure
+
+    files: list[Path] = []
+    failures: list[tuple[Path, str]] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted({f for g in _STRUCTURE_GLOBS for f in p.glob(g) if f.is_file()})
+            if not found:
+                failures.append((p, "directory contains no *.cif / *.vasp / POSCAR* / CONTCAR* files"))
+            files += found
+        elif p.exists():
+            files.append(p)
+        else:
+            failures.append((p, "no such file or directory"))
+    out = []
+    for f in files:
+        try:
+            with warnings.catch_warnings():  # pymatgen's CIF warnings; problems are reported per file below
+                warnings.simplefilter("ignore")
+                st = Structure.from_file(str(f))
+        except Exception as exc:  # pymatgen raises many exception types for malformed files
+            failures.append((f, f"cannot read a structure ({type(exc).__name__}: {str(exc)[:200]})"))
+            continue
+        if len(st) == 0:
+            failures.append((f, "structure has no sites"))
+            continue
+        if not st.is_ordered:
+            failures.append((f, "disordered structure (partial occupancies) is not supported"))
+            continue
+        out.append((f, st))
+    return out, failures
+
+
+def screen_structures(members: Sequence[Any], structures: Sequence[tuple[Path, Any]], *, mu_star: float = MU_STAR_DEFAULT,
+                      z: float = 1.0, predict=None):
+    """Predict every structure with the ensemble; rank by T_c of the mean α²F.
+
+    Returns ``(table, failures)``: a DataFrame with ``rank, file, formula, tc_K, tc_std_K, tc_lcb_K,
+    lambda, lambda_std, omega_log_K, omega_2_K`` (T_c of the ensemble-mean α²F; spread = std of the
+    members' T_c; LCB = mean of members' T_c − z·std), and ``[(path, reason)]`` for structures the
+    model could not process (isolated separately, so one bad structure does not sink the batch).
+    ``predict`` defaults to :func:`betenet.ensemble.predict_ensemble`.
+    """
+    import pandas as pd
+
+    if predict is None:
+        from .ensemble import predict_ensemble as predict
+    failures: list[tuple[Path, str]] = []
+    good: list[tuple[Path, Any]] = []
+    arrays: list[np.ndarray] = []
+    try:
+        a = np.asarray(predict(members, [s for _, s in structures]))
+        good, arrays = list(structures), [a]
+    except Exception:  # isolate the offending structure(s): predict one by one
+        for f, s in structures:
+            try:
+                arrays.append(np.asarray(predict(members, [s])))
+                good.append((f, s))
+            except Exception as exc:  # model/graph errors for a single structure are reported, not raised
+                failures.append((f, f"prediction failed ({type(exc).__name__}: {str(exc)[:200]})"))
+    columns = ["rank", "file", "formula", "tc_K", "tc_std_K", "tc_lcb_K", "lambda", "lambda_std", "omega_log_K", "omega_2_K"]
+    if not good:
+        return pd.DataFrame(columns=columns), failures
+    a2f = np.concatenate(arrays, axis=1)
+    e = ensemble_tc(a2f, mu_star=mu_star, z=z)
+    pm, ps = e.properties_of_mean, e.properties_std
+    table = pd.DataFrame({
+        "file": [str(f) for f, _ in good],
+        "formula": [s.composition.reduced_formula for _, s in good],
+        "tc_K": pm["tc_K"], "tc_std_K": e.tc_std_K, "tc_lcb_K": e.lcb_K,
+        "lambda": pm["lambda"], "lambda_std": ps["lambda"],
+        "omega_log_K": pm["omega_log_K"], "omega_2_K": pm["omega_2_K"],
+    })
+    table = table.sort_values(["tc_K", "file"], ascending=[False, True], kind="mergesort").reset_index(drop=True)
+    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    return table[columns], failures
+
+
+def _format_table(table) -> str:
+    lines = [f"{'rank':>4}  {'T_c (K)':>15}  {'LCB (K)':>8}  {'lambda':>6}  {'w_log (K)':>9}  {'w_2 (K)':>8}  {'formula':<12} file"]
+    for r in table.to_dict("records"):
+        lines.append(
+            f"{r['rank']:>4}  {r['tc_K']:7.2f} ± {r['tc_std_K']:5.2f}  {r['tc_lcb_K']:8.2f}  {r['lambda']:6.3f}  "
+            f"{r['omega_log_K']:9.1f}  {r['omega_2_K']:8.1f}  {r['formula']:<12} {r['file']}"
+        )
+    return "\n".join(lines)
+
+
+def cli_main(argv: list[str]) -> int:
+    """``betenet screen PATH... [--profile P | --run-dir DIR] [--variant CSO] [--csv OUT] [--top N]``."""
+    p = argparse.ArgumentParser(
+        prog="betenet screen",
+        description="Rank CIF/POSCAR structures by the Allen-Dynes T_c of the α²F predicted by a saved BETE-NET ensemble "
+        "(T_c of the ensemble-mean α²F ± std over members; LCB = mean - z·std). Unreadable files are reported and skipped.",
+    )
+    p.add_argument("paths", nargs="+", help="CIF/POSCAR files or directories containing them")
+    p.add_argument("--profile", default="default", help="profile whose ensemble to use (artifacts/<profile>/ensembles/<variant>)")
+    p.add_argument("--run-dir", default=None, help="ensemble directory (overrides --profile/--variant lookup)")
+    p.add_argument("--variant", default="CSO", choices=("CSO",),
+                   help="model variant; CPD/FPD need phonon DOS, not available from a structure file")
+    p.add_argument("--mu-star", type=float, default=None, help="Coulomb pseudopotential (default: the profile's, 0.1)")
+    p.add_argument("--z", type=float, default=None, help="LCB = mean - z * std (default: the profile's lcb_z)")
+    p.add_argument("--top", type=int, default=None, help="print only the N best")
+    p.add_argument("--csv", default=None, help="also write the full ranked table to this CSV file")
+    args = p.parse_args(argv)
+
+    from .config import get_profile
+
+    prof = get_profile(args.profile)
+    mu_star = prof.screening.mu_star if args.mu_star is None else args.mu_star
+    z = prof.screening.lcb_z if args.z is None else args.z
+    structures, failures = read_structures(args.paths)
+    for f, why in failures:
+        print(f"skipped {f}: {why}", file=sys.stderr)
+    if not structures:
+        print("betenet screen: no structure could be read; nothing screened", file=sys.stderr)
+        return 1
+    from . import ensemble
+
+    run_dir = Path(args.run_dir) if args.run_dir else ensemble.ensemble_directory(prof.name, args.variant, create=False)
+    try:
+        members = ensemble.load_ensemble(run_dir)
+    except (FileNotFoundError, ensemble.EnsembleError) as exc:
+        print(f"betenet screen: cannot load the ensemble: {exc}\n"
+              f"  train one with `betenet ensemble run --profile {prof.name} --variant {args.variant}` or pass --run-dir",
+              file=sys.stderr)
+        return 1
+    table, bad = screen_structures(members, structures, mu_star=mu_star, z=z)
+    for f, why in bad:
+        print(f"skipped {f}: {why}", file=sys.stderr)
+    if table.empty:
+        print("betenet screen: no structure could be screened", file=sys.stderr)
+        return 1
+    print(f"# {len(table)} structure(s) screened with {len(members)} {members[0].variant} member(s) from {run_dir}; "
+          f"Allen-Dynes mu*={mu_star}, LCB z={z}; {len(failures) + len(bad)} skipped")
+    print(_format_table(table.head(args.top) if args.top else table))
+    if args.csv:
+        Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.csv, index=False)
+        print(f"# table written to {args.csv}")
+    return 0

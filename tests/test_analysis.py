@@ -84,3 +84,13 @@ def test_plots(frames):
     fig3 = plot_error_inset(e)
     for f in (fig, fig2, fig3):
         plt.close(f)
+
+
+def test_model_errors_share_one_scale(frames):
+    from betenet.analysis import model_errors
+
+    true, pred = frames
+    worse = true + 2 * (pred - true)
+    errs = model_errors({"A": (true, pred), "B": (true, worse)})
+    assert errs["B"]["mean_error"].max() == pytest.approx(1.0)
+    np.testing.assert_allclose(errs["A"]["lambda_norm"], errs["B"]["lambda_norm"] / 2)

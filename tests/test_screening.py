@@ -129,3 +129,101 @@ def test_plots_run():
     assert len(figs[0].axes[0].lines) >= 2
     for f in figs:
         plt.close(f)
+
+
+# ----------------------------------------------------------------------------- reports
+
+
+def test_screening_report_summary_and_two_step():
+    import pandas as pd
+
+    from betenet.screening import plot_screening, screening_report
+
+    ids = [f"m{i}" for i in range(8)]
+    tc = pd.Series([10.0, 8.0, 6.0, 1.0, 0.5, 0.2, 7.0, 3.0], index=ids)
+    scores = pd.DataFrame({"Base": [2.0, 1.0, 3.0, 4.0, 0.0, 0.1, 1.0, 2.5],
+                           "CSO": [9.0, 3.0, 2.0, 4.0, 0.0, 0.1, 1.0, 2.5],
+                           "CSO LCB": [8.0, 2.0, 1.0, 0.5, 0.0, 0.0, 0.5, 0.5],
+                           "CPD": [9.5, 7.0, 6.5, 2.0, 0.3, 0.1, 5.5, 6.0]}, index=ids)
+    rep = screening_report(tc, scores, 5.0, label="(paper)")
+    s = rep.summary.set_index("score")
+    assert s.loc["CSO", "threshold_K"] == 9.0 and s.loc["CSO", "precision"] == 1.0
+    assert s.loc["CPD", "threshold_K"] == 5.5 and s.loc["CPD", "TP"] == 4 and s.loc["CPD", "FP"] == 1
+    assert s.loc["CSO", "AP_random"] == pytest.approx(0.5)
+    assert rep.two_step["threshold_step2_K"] == 5.5
+    d = rep.to_dict()
+    assert d["n_positive"] == 4 and d["scores"]["CPD"]["TP"] == 4
+    import json
+
+    json.dumps(d)  # JSON-ready
+    import matplotlib.pyplot as plt
+
+    plt.close(plot_screening(rep))
+    # no positives: AP undefined but the report and figure still work
+    empty = screening_report(tc, scores, 50.0)
+    assert np.isnan(empty.summary["AP"]).all() and empty.two_step is None
+    plt.close(plot_screening(empty))
+
+
+# ----------------------------------------------------------------------------- structures and the CLI
+
+
+@pytest.fixture()
+def structure_files(tmp_path):
+    from pymatgen.core import Lattice, Structure
+
+    nb = Structure(Lattice.cubic(3.3), ["Nb", "Nb"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    al = Structure(Lattice([[0, 2.02, 2.02], [2.02, 0, 2.02], [2.02, 2.02, 0]]), ["Al"], [[0, 0, 0]])
+    d = tmp_path / "structs"
+    d.mkdir()
+    nb.to(filename=str(d / "Nb.cif"))
+    al.to(filename=str(d / "POSCAR_Al"), fmt="poscar")
+    (d / "broken.cif").write_text("data_broken\n_cell_length_a oops\nthis is not a CIF\n")
+    return d
+
+
+def _einstein_predictor(members, structures):
+    """A deterministic stand-in predictor: one peak at 160/sqrt(mass) meV, strength differing per member."""
+    from pymatgen.core import Element
+
+    out = np.zeros((len(members), len(structures), 51))
+    for j, st in enumerate(structures):
+        if any(el.symbol == "Al" for el in st.composition.elements):
+            raise ValueError("graph has an isolated atom")  # exercised: one failing structure is isolated
+        mass = np.mean([Element(el.symbol).atomic_mass for el in st.composition.elements])
+        k = int(np.clip(round(160 / np.sqrt(mass) / 2), 1, 50))
+        for m in range(len(members)):
+            out[m, j, k] = (6.0 + m) / TARGET_BIN_WIDTH_MEV
+    return out
+
+
+def test_read_structures_reports_bad_files_by_name(structure_files):
+    from betenet.screening import read_structures
+
+    ok, bad = read_structures([structure_files, structure_files / "missing.cif"])
+    assert sorted(p.name for p, _ in ok) == ["Nb.cif", "POSCAR_Al"]
+    names = {p.name: why for p, why in bad}
+    assert "broken.cif" in names and "cannot read" in names["broken.cif"]
+    assert "missing.cif" in names and "no such file" in names["missing.cif"]
+
+
+def test_screen_structures_ranks_and_isolates_failures(structure_files):
+    from betenet.screening import read_structures, screen_structures
+
+    ok, _ = read_structures([structure_files])
+    table, failures = screen_structures([0, 1, 2], ok, predict=_einstein_predictor)
+    assert list(table["formula"]) == ["Nb"] and table["rank"].tolist() == [1]
+    assert table.loc[0, "tc_std_K"] > 0 and table.loc[0, "tc_lcb_K"] < table.loc[0, "tc_K"] + table.loc[0, "tc_std_K"]
+    assert [p.name for p, _ in failures] == ["POSCAR_Al"] and "isolated atom" in failures[0][1]
+
+
+def test_cli_skips_bad_files_and_fails_only_when_nothing_screened(structure_files, tmp_path, capsys):
+    from betenet.screening import cli_main
+
+    assert cli_main([str(structure_files / "broken.cif")]) == 1
+    err = capsys.readouterr().err
+    assert "skipped" in err and "broken.cif" in err and "nothing screened" in err
+    # readable structures but no ensemble at the given directory: a clear message, exit 1
+    assert cli_main([str(structure_files), "--run-dir", str(tmp_path / "no-ensemble")]) == 1
+    err = capsys.readouterr().err
+    assert "broken.cif" in err and "cannot load the ensemble" in err and "betenet ensemble run" in err
