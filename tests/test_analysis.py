@@ -92,5 +92,5 @@ def test_model_errors_share_one_scale(frames):
     true, pred = frames
     worse = true + 2 * (pred - true)
     errs = model_errors({"A": (true, pred), "B": (true, worse)})
-    assert errs["B"]["mean_error"].max() == pytest.approx(1.0)
+    assert errs["B"]["lambda_norm"].max() == pytest.approx(1.0) and errs["A"]["lambda_norm"].max() == pytest.approx(0.5)
     np.testing.assert_allclose(errs["A"]["lambda_norm"], errs["B"]["lambda_norm"] / 2)
