@@ -17,6 +17,13 @@ Savitzky-Golay filter of window length 101 and polynomial order 3 and interpolat
    (51 bin centres 0.25 ... 100.25 meV, 2 meV apart; they coincide with fine-grid nodes).
 4. **Clip** negative values (Savitzky-Golay ringing) to 0.
 
+Caveat (a property of the paper's procedure, kept here on purpose): with ``mode="interp"`` the first
+and last 50 fine points are taken from one cubic fitted to the first/last 101 points.  A sharp peak below
+~10 meV therefore leaks into the 0.25 meV bin, and because λ weights α²F/ω that bin can dominate λ and
+ω_log computed *from the 51-bin spectrum* (a raw α²F with λ = 0.61 and a 0.6 meV-wide peak at 8 meV gives
+λ = 1.56 after binning).  For smooth spectra the moments survive binning to ~1 % (see
+``tests/test_spectra.py``); compare moments of raw α²F where the low-frequency part matters.
+
 Works on a single spectrum ``(n_omega,)`` or a stack ``(..., n_omega)`` such as a site-projected DOS
 ``(n_sites, n_omega)``; the grid is shared by all rows.
 """
