@@ -32,6 +32,8 @@ __all__ = [
     "normalised_errors",
     "model_errors",
     "per_element_error",
+    "per_element_errors",
+    "plot_per_element_models",
     "best_worst",
     "plot_per_element_error",
     "plot_periodic_table",
@@ -118,6 +120,45 @@ def per_element_error(elements: Mapping[str, Sequence[str]], errors, column: str
     ]
     df = pd.DataFrame(rows, columns=["element", "Z", "mean_error", "std_error", "count"])
     return df.sort_values("Z").reset_index(drop=True)
+
+
+def per_element_errors(elements: Mapping[str, Sequence[str]], errors_by_model: Mapping[str, Any], column: str = "mean_error"):
+    """:func:`per_element_error` for several models in one long DataFrame with a ``model`` column."""
+    import pandas as pd
+
+    frames = []
+    for model, err in errors_by_model.items():
+        df = per_element_error(elements, err, column)
+        df.insert(0, "model", model)
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+def plot_per_element_models(per_element, models: Sequence[str], *, min_count: int = 3, kind: str = "periodic"):
+    """One panel per model: periodic-table heat map (``kind="periodic"``, Fig. 4 l) or bar chart
+    (``"bar"``) of the per-element mean error, counts shown, sparse elements hatched, one colour scale."""
+    import matplotlib.pyplot as plt
+
+    models = [m for m in models if m in set(per_element["model"])]
+    if not models:
+        raise ValueError("none of the requested models is in the per-element table")
+    vmax = float(per_element["mean_error"].max()) or 1.0
+    if kind == "periodic":
+        fig, axes = plt.subplots(len(models), 1, figsize=(8.0, 4.3 * len(models)), constrained_layout=True, squeeze=False)
+    elif kind == "bar":
+        width = max(6.0, 0.3 * per_element["element"].nunique() + 2)
+        fig, axes = plt.subplots(len(models), 1, figsize=(width, 2.9 * len(models)), constrained_layout=True, squeeze=False)
+    else:
+        raise ValueError(f"kind must be 'periodic' or 'bar', got {kind!r}")
+    for ax, m in zip(axes[:, 0], models):
+        df = per_element[per_element["model"] == m]
+        if kind == "periodic":
+            plot_periodic_table(dict(zip(df["element"], df["mean_error"])), dict(zip(df["element"], df["count"])),
+                                ax=ax, min_count=min_count, vmax=vmax)
+            ax.set_title(f"{m}: mean normalised error ē per element", fontsize=9)
+        else:
+            plot_per_element_error(df.reset_index(drop=True), min_count=min_count, ax=ax, title=m)
+    return fig
 
 
 def best_worst(errors, k: int = 6, column: str = "mean_error") -> tuple[list[str], list[str]]:

@@ -58,6 +58,11 @@ __all__ = [
     "ScreeningReport",
     "screening_report",
     "plot_screening",
+    "screening_scores",
+    "screening_reports",
+    "report_numbers",
+    "findings_markdown",
+    "save_reports",
     "read_structures",
     "screen_structures",
     "cli_main",
@@ -486,6 +491,113 @@ def plot_screening(report: ScreeningReport, *, step1: str = "CSO", step2: str = 
             ax.axis("off")
     fig.suptitle(title or head)
     return fig
+
+
+def screening_scores(prediction_sets: Mapping[str, Any], *, base=None, z: float = 1.0, mu_star: float | None = None):
+    """DFT T_c and the screening scores of every model on the test split.
+
+    ``prediction_sets``: variant -> :class:`betenet.ensemble.PredictionSet` (same materials);
+    ``base``: optional DataFrame of baseline predictions with a ``tc_K`` column (used only if it covers
+    every material).  Returns ``(tc_true_K Series, scores DataFrame)`` with columns ``Base`` (if
+    given), ``<variant>`` (T_c of the ensemble-mean α²F) and ``<variant> LCB``.
+    """
+    import pandas as pd
+
+    if not prediction_sets:
+        raise ValueError("no prediction sets")
+    first = next(iter(prediction_sets.values()))
+    ids = list(first.ids)
+    tc_true = first.reference.loc[ids, "tc_K"].astype(float)
+    cols: dict[str, np.ndarray] = {}
+    if base is not None and set(ids) <= set(base.index):
+        cols["Base"] = base.loc[ids, "tc_K"].to_numpy(dtype=float)
+    for v, ps in prediction_sets.items():
+        if list(ps.ids) != ids:
+            raise ValueError(f"prediction set {v!r} covers other materials than {next(iter(prediction_sets))!r}")
+        e = ensemble_tc(ps.pred_a2f, omega_meV=ps.omega_meV, mu_star=ps.mu_star if mu_star is None else mu_star, z=z)
+        cols[v] = e.tc_of_mean_K
+        cols[f"{v} LCB"] = e.lcb_K
+    scores = pd.DataFrame(cols, index=pd.Index(ids, name="material_id"))
+    tc_true.index.name = "material_id"
+    return tc_true, scores
+
+
+def screening_reports(tc_true_K, scores, cfg: Any) -> list[ScreeningReport]:
+    """Reports at the paper's threshold and — if it leaves fewer than ``cfg.min_positives`` DFT
+    positives — at ``cfg.adapted_tc_threshold_K``, labelled as our adaptation (``cfg``: ScreeningConfig)."""
+    thr = positive_threshold(tc_true_K, tc_threshold_K=cfg.tc_threshold_K, min_positives=cfg.min_positives,
+                             adapted_tc_threshold_K=cfg.adapted_tc_threshold_K)
+    kw = {"min_precision_step1": cfg.cso_min_precision, "min_precision_step2": cfg.cpd_min_precision}
+    reports = [screening_report(tc_true_K, scores, thr["paper_K"], label="(paper's definition)", **kw)]
+    if thr["use_adapted"]:
+        reports.append(screening_report(tc_true_K, scores, thr["adapted_K"],
+                                        label="(our adaptation for a small test set, not the paper's)", **kw))
+    return reports
+
+
+def report_numbers(report: ScreeningReport) -> dict[str, float]:
+    """Flat numbers of a report for ``myst_nb.glue``: ``n_positive, n, threshold_K`` and per score
+    ``AP_<score>, APratio_<score>, thr_<score>, precision_<score>, recall_<score>``; ``AP_random``."""
+    out: dict[str, float] = {"n_positive": int((np.asarray(report.tc_true_K) >= report.threshold_K).sum()),
+                             "n": int(len(report.tc_true_K)), "threshold_K": report.threshold_K}
+    for r in report.summary.to_dict("records"):
+        key = r["score"].replace(" ", "")
+        out[f"AP_{key}"] = r["AP"]
+        out[f"APratio_{key}"] = r["AP_over_random"]
+        out[f"thr_{key}"] = r["threshold_K"]
+        out[f"precision_{key}"] = r["precision"]
+        out[f"recall_{key}"] = r["recall"]
+        out["AP_random"] = r["AP_random"]
+    return out
+
+
+def findings_markdown(reports: Sequence[ScreeningReport], *, step1: str = "CSO", step2: str = "CPD") -> str:
+    """Markdown paragraph(s), generated from the measured numbers, summarising each report."""
+    parts = []
+    for rep in reports:
+        n_pos = int((np.asarray(rep.tc_true_K) >= rep.threshold_K).sum())
+        head = f"**T_c ≥ {rep.threshold_K:g} K {rep.label}**: {n_pos} of {len(rep.tc_true_K)} test materials are high-T_c by DFT."
+        if n_pos == 0:
+            parts.append(head + " Precision and recall are undefined; no screening statement can be made on this set.")
+            continue
+        s = rep.summary.set_index("score")
+        lines = [head, ""]
+        for name, r in s.iterrows():
+            t = f"chosen threshold {r.threshold_K:.2f} K (precision ≥ {r.min_precision:g}): precision {r.precision:.2f}, recall {r.recall:.2f}" \
+                if np.isfinite(r.threshold_K) else f"no threshold reaches precision {r.min_precision:g}"
+            lines.append(f"- {name}: AP {r.AP:.2f} = {r.AP_over_random:.1f} × random ({r.AP_random:.2f}); {t}.")
+        for m in (step1, step2, "FPD"):
+            if m in s.index and f"{m} LCB" in s.index:
+                d = s.loc[f"{m} LCB", "AP"] - s.loc[m, "AP"]
+                lines.append(f"- {m} ensemble spread as a score: AP of the LCB {s.loc[f'{m} LCB', 'AP']:.2f} vs "
+                             f"{s.loc[m, 'AP']:.2f} for T_c of the mean α²F ({'+' if d >= 0 else '−'}{abs(d):.2f}).")
+        if rep.two_step:
+            c = rep.two_step["cascade"]
+            lines.append(f"- Two-step {step1} → {step2}: {c['n_after_step1']} selected by {step1}, {c['n_after_step2']} kept by "
+                         f"{step2}; cascade precision {c['precision']:.2f}, recall {c['recall']:.2f}.")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def save_reports(reports: Sequence[ScreeningReport], tables_dir: Path) -> tuple[Path, Path]:
+    """Write ``screening_summary.json`` (list of :meth:`ScreeningReport.to_dict`) and
+    ``screening_summary.csv`` (the summary rows with ``threshold_K_definition`` and ``label`` columns)."""
+    import json
+
+    import pandas as pd
+
+    tables_dir = Path(tables_dir)
+    tables_dir.mkdir(parents=True, exist_ok=True)
+    pj, pc = tables_dir / "screening_summary.json", tables_dir / "screening_summary.csv"
+    pj.write_text(json.dumps([r.to_dict() for r in reports], indent=1) + "\n")
+    frames = []
+    for r in reports:
+        df = r.summary.copy()
+        df.insert(0, "label", r.label)
+        df.insert(0, "threshold_K_definition", r.threshold_K)
+        frames.append(df)
+    pd.concat(frames, ignore_index=True).to_csv(pc, index=False)
+    return pj, pc
 
 
 # ----------------------------------------------------------------------------- the `betenet screen` command

@@ -94,3 +94,20 @@ def test_model_errors_share_one_scale(frames):
     errs = model_errors({"A": (true, pred), "B": (true, worse)})
     assert errs["B"]["lambda_norm"].max() == pytest.approx(1.0) and errs["A"]["lambda_norm"].max() == pytest.approx(0.5)
     np.testing.assert_allclose(errs["A"]["lambda_norm"], errs["B"]["lambda_norm"] / 2)
+
+
+def test_per_element_errors_long_table_and_panels(frames):
+    import matplotlib.pyplot as plt
+
+    from betenet.analysis import model_errors, per_element_errors, plot_per_element_models
+
+    true, pred = frames
+    errs = model_errors({"CSO": (true, pred), "CPD": (true, true + 0.5 * (pred - true))})
+    pe = per_element_errors({"a": ("Al",), "b": ("Al", "Nb"), "c": ("C", "Nb"), "d": ("Nb",)}, errs)
+    assert set(pe["model"]) == {"CSO", "CPD"} and len(pe) == 6
+    cso, cpd = (pe[pe.model == m].set_index("element")["mean_error"] for m in ("CSO", "CPD"))
+    assert (cpd <= cso + 1e-12).all()
+    for kind in ("periodic", "bar"):
+        plt.close(plot_per_element_models(pe, ["CSO", "CPD"], kind=kind))
+    with pytest.raises(ValueError, match="none of the requested"):
+        plot_per_element_models(pe, ["FPD"])

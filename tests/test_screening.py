@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from betenet.constants import TARGET_BIN_WIDTH_MEV
+from betenet.constants import TARGET_BIN_WIDTH_MEV, TARGET_GRID_MEV
 from betenet.screening import (
     average_precision,
     choose_threshold,
@@ -227,3 +227,55 @@ def test_cli_skips_bad_files_and_fails_only_when_nothing_screened(structure_file
     assert cli_main([str(structure_files), "--run-dir", str(tmp_path / "no-ensemble")]) == 1
     err = capsys.readouterr().err
     assert "broken.cif" in err and "cannot load the ensemble" in err and "betenet ensemble run" in err
+
+
+def _prediction_set(variant, ids, tc_like_areas, seed=0):
+    """A real betenet.ensemble.PredictionSet of Einstein-spike members (3 members, member spread ~10 %)."""
+    import pandas as pd
+
+    from betenet.ensemble import PredictionSet
+    from betenet.metrics import derived_properties
+
+    rng = np.random.default_rng(seed)
+    n = len(ids)
+    pred = np.zeros((3, n, 51))
+    k = 10
+    for m in range(3):
+        pred[m, np.arange(n), k] = np.asarray(tc_like_areas) * (1 + 0.1 * rng.normal(size=n)) / TARGET_BIN_WIDTH_MEV
+    target = np.zeros((n, 51))
+    target[np.arange(n), k] = np.asarray(tc_like_areas) / TARGET_BIN_WIDTH_MEV
+    ref = pd.DataFrame(derived_properties(target), index=pd.Index(ids, name="material_id"))
+    return PredictionSet(variant, "smoke", "test", list(ids), np.asarray(TARGET_GRID_MEV),
+                         np.arange(3), pred, target, ref)
+
+
+def test_scores_reports_findings_and_files(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from betenet.config import ScreeningConfig
+    from betenet.screening import findings_markdown, report_numbers, save_reports, screening_reports, screening_scores
+
+    ids = [f"m{i}" for i in range(10)]
+    areas = np.linspace(1.0, 10.0, 10)  # λ from ~0.1 to ~1: T_c from 0 to ~10 K
+    sets = {"CSO": _prediction_set("CSO", ids, areas, 0), "CPD": _prediction_set("CPD", ids, areas, 1)}
+    base = pd.DataFrame({"tc_K": np.linspace(0, 5, 10)}, index=ids)
+    tc, scores = screening_scores(sets, base=base, z=1.0)
+    assert list(scores.columns) == ["Base", "CSO", "CSO LCB", "CPD", "CPD LCB"]
+    assert (scores["CSO LCB"] <= scores["CSO"] + 1.0).all()
+    n_pos5 = int((tc >= 5).sum())
+    cfg = ScreeningConfig(min_positives=n_pos5 + 1, adapted_tc_threshold_K=1.0)
+    reports = screening_reports(tc, scores, cfg)
+    assert [r.threshold_K for r in reports] == [5.0, 1.0] and "adaptation" in reports[1].label
+    assert len(screening_reports(tc, scores, ScreeningConfig(min_positives=1))) == 1
+    nums = report_numbers(reports[0])
+    assert nums["n_positive"] == n_pos5 and "AP_CSOLCB" in nums
+    text = findings_markdown(reports)
+    assert "T_c ≥ 5 K" in text and "our adaptation" in text and "Two-step" in text
+    pj, pc = save_reports(reports, tmp_path)
+    assert len(json.loads(pj.read_text())) == 2
+    assert set(pd.read_csv(pc)["threshold_K_definition"]) == {5.0, 1.0}
+    # a baseline that misses materials is left out rather than misaligned
+    _, s2 = screening_scores(sets, base=base.iloc[:5])
+    assert "Base" not in s2.columns
