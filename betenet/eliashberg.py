@@ -42,7 +42,7 @@ Validation (``tests/test_eliashberg.py``; table re-measured by ``python -m beten
 * Einstein spectrum, μ* = 0: weak coupling approaches 1.134 e^{-1/2} ω_E exp[-(1+λ)/λ] (the 1/√e
   correction to BCS of Marsiglio et al., arXiv:1807.04907); strong coupling approaches 0.1827 ω_E √λ
   (Allen & Dynes 1975).
-* Morel–Anderson invariance: changing ω_c from 3 to 40 ω_max with μ* rescaled by :func:`rescale_mu_star`
+* Morel–Anderson invariance: changing ω_c from 5 to 80 ω_max with μ* rescaled by :func:`rescale_mu_star`
   changes T_c by < 1 %.
 * An independent dense, unfolded, unsymmetrised solver gives the same ρ(T); dense and Lanczos agree.
 """
