@@ -265,7 +265,7 @@ def plot_periodic_table(values: Mapping[str, float], counts: Mapping[str, int] |
     return fig
 
 
-def plot_error_inset(errors, *, properties: Sequence[str] = PROPERTIES, ax=None, bins: int = 20):
+def plot_error_inset(errors, *, properties: Sequence[str] = PROPERTIES, ax=None, bins: int = 20, title: str | None = None):
     """Histograms of the normalised per-property errors and of ē (what the Fig. 4 inset averages)."""
     import matplotlib.pyplot as plt
 
@@ -280,4 +280,6 @@ def plot_error_inset(errors, *, properties: Sequence[str] = PROPERTIES, ax=None,
     ax.set_xlabel("min–max normalised absolute error")
     ax.set_ylabel("materials")
     ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
     return fig
