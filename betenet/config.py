@@ -48,23 +48,24 @@ class QEConfig:
     ecutwfc_Ry: float | None = None
     ecutrho_Ry: float | None = None
     #: Dense k mesh (la2F scf, el-ph double-delta integration) and q mesh densities; commensurate (kgrid).
-    k_density_per_invA: float = 20.0
-    q_density_per_invA: float = 6.0
-    #: Coarse k mesh of the scf that ph.x uses; ``None`` = half the dense mesh.
-    scf_k_density_per_invA: float | None = None
+    k_density_per_invA: float = 28.0
+    q_density_per_invA: float = 8.0
+    #: Coarse k mesh of the scf that ph.x uses (a divisor of the dense mesh); ``None`` = half the dense mesh.
+    scf_k_density_per_invA: float | None = 14.0
     #: k density of the vc-relax.
-    relax_k_density_per_invA: float = 10.0
+    relax_k_density_per_invA: float = 14.0
     #: Floor of the q subdivisions in the commensuration algorithm (GridError below it).
     q_min: int = 1
     #: Methfessel-Paxton smearing (Ry).
     degauss_Ry: float = 0.02
     #: Gaussian broadenings of the el-ph double delta (Ry): ``elph_smearing_step_Ry * (1..n)`` (paper: 30 x 0.001).
+    #: QE 6.7's q2r/matdyn read exactly 10.  Screening: 0.005 Ry steps (coarse dense k needs wider broadening).
     n_elph_smearings: int = 10
-    elph_smearing_step_Ry: float = 0.001
-    #: Index (1-based) of the broadening whose α²F is kept (paper: 0.005 Ry -> index 5).
-    elph_smearing_index: int = 5
+    elph_smearing_step_Ry: float = 0.005
+    #: Index (1-based) of the broadening whose α²F is kept (screening: 0.02 Ry; paper: 0.005 Ry -> index 5 of 0.001 steps).
+    elph_smearing_index: int = 4
     #: Fine PhDOS / α²F matdyn mesh: subdivisions along the longest reciprocal vector (others scaled).
-    matdyn_nq: int = 20
+    matdyn_nq: int = 16
     #: Coarse PhDOS: force constants on a 2x2x2 q grid (paper), interpolated by matdyn on the fine mesh.
     coarse_q_grid: tuple[int, int, int] = (2, 2, 2)
     #: Energy step of the PhDOS/α²F grids (meV) (the paper's files: 0.1 meV).
@@ -76,10 +77,10 @@ class QEConfig:
     gap_dos_threshold_per_eV: float = 0.01
     #: Negative-α²F filter: reject when ∫max(-α²F,0)dω exceeds this fraction of ∫max(α²F,0)dω;
     #: smaller negative noise (low-ω interpolation artefacts) is clipped to 0 and recorded in provenance.
-    a2f_negative_fraction_max: float = 0.01
+    a2f_negative_fraction_max: float = 0.05
     #: Convergence thresholds: scf (Ry per atom), ph.x, vc-relax pressure (kbar).
     conv_thr_Ry: float = 1e-10
-    tr2_ph: float = 1e-14
+    tr2_ph: float = 1e-12
     press_conv_thr_kbar: float = 0.5
     #: Exchange-correlation override (``None``: the pseudopotentials' functional, PBEsol for the project set).
     input_dft: str | None = None
@@ -272,11 +273,13 @@ PROFILES: dict[str, Profile] = {
             q_density_per_invA=15.0,
             scf_k_density_per_invA=20.0,
             relax_k_density_per_invA=40.0,
-            n_elph_smearings=30,
+            n_elph_smearings=10,
             elph_smearing_step_Ry=0.001,
             elph_smearing_index=5,
             matdyn_nq=40,
             degauss_Ry=0.02,
+            a2f_negative_fraction_max=0.01,
+            tr2_ph=1e-14,
             n_new_materials=-1,
         ),
         model=ModelConfig(),

@@ -1,0 +1,113 @@
+"""``betenet qe``: run / resume the QE dataset, show the funnel, rebuild one record.
+
+    betenet qe run [--profile P] [--limit N] [--ids ID ...] [--scheduler ADDR] [--workers W --omp T]
+                   [--force] [--retry-failed] [--log FILE]
+    betenet qe status [--runs-dir DIR]
+    betenet qe parse ID [--profile P] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["cli_main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="betenet qe", description="Quantum ESPRESSO el-ph dataset workflow (Methods IV.1).")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run/resume the workflow over the candidate structures (Dask)")
+    r.add_argument("--profile", default="default")
+    r.add_argument("--limit", type=int, default=None, help="at most N unfinished materials (default: profile's n_new_materials; -1 = all)")
+    r.add_argument("--ids", nargs="*", default=None, help="only these material ids")
+    r.add_argument("--scheduler", default=None, help="address of a running dask scheduler (tcp://host:8786)")
+    r.add_argument("--workers", type=int, default=None, help="LocalCluster workers (default: profile)")
+    r.add_argument("--omp", type=int, default=None, help="OMP_NUM_THREADS per QE process (default: profile)")
+    r.add_argument("--force", action="store_true", help="recompute finished materials (old results are backed up)")
+    r.add_argument("--retry-failed", action="store_true", help="retry materials whose QE run failed")
+    r.add_argument("--log", default=None, help="append one JSON line per finished material to this file")
+    r.add_argument("--runs-dir", default=None)
+    r.add_argument("--records-dir", default=None)
+    s = sub.add_parser("status", help="funnel table and timings of data/qe")
+    s.add_argument("--runs-dir", default=None)
+    s.add_argument("--json", action="store_true")
+    q = sub.add_parser("parse", help="rebuild the record of a finished material from data/qe/<ID> and print its summary")
+    q.add_argument("material_id")
+    q.add_argument("--profile", default="default")
+    q.add_argument("--runs-dir", default=None)
+    q.add_argument("--write", action="store_true", help="also write data/records/<ID>.json (refuses to overwrite)")
+    return p
+
+
+def cli_main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    from ..config import get_profile
+    from ..paths import QE_RUNS_DIR, RECORDS_DIR
+
+    runs_dir = Path(args.runs_dir) if getattr(args, "runs_dir", None) else QE_RUNS_DIR
+    if args.cmd == "status":
+        from .filters import funnel, funnel_table
+        from .summary import timing_table
+
+        if args.json:
+            print(json.dumps(funnel(runs_dir), indent=1))
+            return 0
+        print(funnel_table(runs_dir).to_string(index=False))
+        t = timing_table(runs_dir)
+        if len(t):
+            print()
+            print(t.to_string())
+        return 0
+    if args.cmd == "parse":
+        from ..records import save_record
+        from .workflow import build_record, load_status
+
+        profile = get_profile(args.profile)
+        st = load_status(args.material_id, runs_dir)
+        rec = build_record(args.material_id, profile.qe, runs_dir=runs_dir, status=st)
+        print(
+            json.dumps(
+                {
+                    "material_id": rec.material_id, "formula": rec.formula, "state": st.state,
+                    "lambda": rec.lambda_, "omega_log_K": rec.omega_log_K, "omega_2_K": rec.omega_2_K,
+                    "tc_ad_K": rec.tc_ad_K, "edos_ef_per_eV": rec.edos_ef_per_eV,
+                    "lambda_qe": rec.provenance.get("lambda_qe"),
+                },
+                indent=1,
+            )
+        )
+        if args.write:
+            print(save_record(rec, RECORDS_DIR))
+        return 0
+    # run
+    import dataclasses
+
+    from .dataset import default_candidates, run_dataset, select_candidates
+
+    profile = get_profile(args.profile)
+    qe = profile.qe
+    if args.omp:
+        qe = dataclasses.replace(qe, omp_threads=args.omp)
+    dask = profile.dask
+    if args.scheduler:
+        dask = dataclasses.replace(dask, scheduler_address=args.scheduler)
+    if args.workers:
+        dask = dataclasses.replace(dask, n_workers=args.workers, threads_per_worker=1)
+    profile = dataclasses.replace(profile, qe=qe, dask=dask)
+    limit = args.limit if args.limit is not None else qe.n_new_materials
+    cands = select_candidates(default_candidates(qe.max_atoms), ids=args.ids, limit=limit, runs_dir=runs_dir)
+    print(f"betenet qe run: profile {profile.name}, {len(cands)} materials, "
+          f"{dask.n_workers} worker(s) x OMP {qe.omp_threads}", flush=True)
+    results = run_dataset(
+        cands, profile, runs_dir=runs_dir,
+        records_dir=Path(args.records_dir) if args.records_dir else RECORDS_DIR,
+        force=args.force, retry_failed=args.retry_failed, log_path=Path(args.log) if args.log else None,
+    )
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r["state"]] = counts.get(r["state"], 0) + 1
+    print(json.dumps(counts))
+    return 0

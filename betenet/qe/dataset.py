@@ -1,0 +1,168 @@
+"""Run the QE workflow over many materials through Dask, resumably.
+
+:func:`run_dataset` submits one task per material (:func:`betenet.qe.workflow.run_material`) to a
+``dask.distributed`` client from :func:`betenet.cluster.dask_client` (a ``LocalCluster`` by default;
+``DaskConfig.scheduler_address`` or ``jobqueue`` for a real cluster), collects them with
+``as_completed`` behind a tqdm bar, and returns one summary row per material.  Each task is
+resume-safe: a finished material is skipped in the worker in milliseconds, a killed one resumes at
+its first unfinished step.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from pymatgen.core import Structure
+
+from ..config import Profile, QEConfig
+from ..paths import QE_RUNS_DIR, RECORDS_DIR
+from .workflow import check_settings, load_status
+
+__all__ = ["Candidate", "run_dataset", "run_one", "default_candidates", "select_candidates"]
+
+#: ``(material_id, structure, prototype)`` as produced by :func:`betenet.qe.prototypes.candidate_structures`.
+Candidate = tuple[str, Structure, str]
+
+
+def default_candidates(max_atoms: int = 8) -> list[Candidate]:
+    """Priority-ordered candidates from :mod:`betenet.qe.prototypes` over the pseudopotential library's elements."""
+    from . import prototypes
+    from .pseudo import PseudoLibrary
+
+    lib = PseudoLibrary.default()
+    try:
+        cands = prototypes.candidate_structures(elements=lib.elements, max_atoms=max_atoms)
+    except TypeError:  # older signature
+        cands = prototypes.candidate_structures()
+    return [(str(m), s, str(p)) for m, s, p in cands if len(s) <= max_atoms]
+
+
+def select_candidates(
+    candidates: Sequence[Candidate], *, ids: Iterable[str] | None = None, limit: int | None = None,
+    runs_dir: Path | None = None, include_finished: bool = True,
+) -> list[Candidate]:
+    """Filter by ``ids``; keep finished ones (cheap no-ops) and cap the *unfinished* ones at ``limit``."""
+    wanted = set(ids) if ids else None
+    out: list[Candidate] = []
+    n_new = 0
+    for cand in candidates:
+        mid = cand[0]
+        if wanted is not None and mid not in wanted:
+            continue
+        finished = load_status(mid, runs_dir).final
+        if finished:
+            if include_finished:
+                out.append(cand)
+            continue
+        if limit is not None and limit >= 0 and n_new >= limit:
+            continue
+        out.append(cand)
+        n_new += 1
+    if wanted is not None:
+        missing = wanted - {c[0] for c in candidates}
+        if missing:
+            raise KeyError(f"unknown material id(s) {sorted(missing)}")
+    return out
+
+
+def run_one(
+    material_id: str,
+    structure: dict[str, Any] | Structure,
+    prototype: str | None,
+    cfg: QEConfig,
+    runs_dir: str | None = None,
+    records_dir: str | None = None,
+    library_dir: str | None = None,
+    force: bool = False,
+    retry_failed: bool = False,
+) -> dict[str, Any]:
+    """Dask task: run/resume one material; returns a JSON-able summary (never raises for QE failures)."""
+    from .inputs import QEInputError
+    from .workflow import run_material
+
+    s = structure if isinstance(structure, Structure) else Structure.from_dict(structure)
+    library: Any = None
+    if library_dir:
+        from .pseudo import PseudoLibrary
+
+        library = PseudoLibrary.from_index(library_dir) if (Path(library_dir) / "validation.json").exists() else library_dir
+    t0 = time.perf_counter()
+    try:
+        st = run_material(
+            material_id, s, cfg, library=library, runs_dir=runs_dir, records_dir=records_dir,
+            prototype=prototype, force=force, retry_failed=retry_failed,
+        )
+    except QEInputError as exc:
+        return {"material_id": material_id, "state": "invalid", "reason": "QEInputError", "detail": str(exc), "wall_s": 0.0}
+    return {
+        "material_id": material_id,
+        "formula": st.formula,
+        "prototype": st.prototype,
+        "n_atoms": st.n_atoms,
+        "state": st.state,
+        "reason": st.reason,
+        "wall_s": round(st.wall_s, 1),
+        "task_s": round(time.perf_counter() - t0, 1),
+    }
+
+
+def run_dataset(
+    candidates: Sequence[Candidate],
+    cfg: Profile,
+    client: Any = None,
+    *,
+    runs_dir: Path | None = None,
+    records_dir: Path | None = None,
+    library_dir: Path | None = None,
+    force: bool = False,
+    retry_failed: bool = False,
+    progress: bool = True,
+    log_path: Path | None = None,
+) -> list[dict[str, Any]]:
+    """Run every candidate (one Dask task each); returns the summaries in completion order.
+
+    ``client``: an existing ``distributed.Client``; ``None`` opens ``dask_client(cfg.dask)``.
+    ``log_path``: append one JSON line per finished material (for long background runs).
+    """
+    from dask.distributed import as_completed
+    from tqdm.auto import tqdm
+
+    from ..cluster import dask_client
+
+    check_settings(cfg.qe)
+    runs_dir = Path(runs_dir or QE_RUNS_DIR)
+    records_dir = Path(records_dir or RECORDS_DIR)
+    if not candidates:
+        return []
+
+    def _go(cl: Any) -> list[dict[str, Any]]:
+        futures = [
+            cl.submit(
+                run_one, mid, s.as_dict(), proto, cfg.qe, str(runs_dir), str(records_dir),
+                str(library_dir) if library_dir else None, force, retry_failed,
+                key=f"qe-{mid}", pure=False,
+            )
+            for mid, s, proto in candidates
+        ]
+        results = []
+        bar = tqdm(total=len(futures), desc="QE materials", unit="mat", disable=not progress)
+        counts: dict[str, int] = {}
+        for fut in as_completed(futures):
+            res = fut.result()
+            results.append(res)
+            counts[res["state"]] = counts.get(res["state"], 0) + 1
+            bar.set_postfix(counts)
+            bar.update(1)
+            if log_path is not None:
+                with open(log_path, "a") as fh:
+                    fh.write(json.dumps({**res, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+        bar.close()
+        return results
+
+    if client is not None:
+        return _go(client)
+    with dask_client(cfg.dask) as cl:
+        return _go(cl)

@@ -1,0 +1,512 @@
+"""Parsers for the Quantum ESPRESSO outputs the workflow uses, with explicit units.
+
+=====================  =============================================================================
+file                   parser / units
+=====================  =============================================================================
+pw.x stdout            :func:`parse_pw_output` — energies Ry/eV, relaxed cell Å, fractional positions
+ph.x stdout            :func:`parse_ph_output` — frequencies per q (THz and cm⁻¹; ``min_freq_meV``)
+matdyn ``flfrq``       :func:`parse_matdyn_freq` — frequencies (cm⁻¹) on the interpolation mesh
+matdyn ``fldos``       :func:`parse_phdos` — ω cm⁻¹ -> meV; DOS states/cm⁻¹ -> states/meV/cell (total + per site)
+``a2F.dosN``           :func:`parse_a2f_dos` — ω Ry -> meV; α²F dimensionless (total + per mode); QE's λ
+``lambda``             :func:`parse_lambda_file` — λ, N(E_F) (states/spin/Ry/cell), ω_ln (K) per broadening
+projwfc ``*.pdos_*``   :func:`parse_projwfc` — energies eV -> meV relative to E_F; states/eV/cell (total + per site)
+=====================  =============================================================================
+
+Every parser raises :class:`QEParseError` naming the file and the line number of the problem.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from pymatgen.core import Lattice, Structure
+
+from ..constants import CMM1_IN_MEV, RY_IN_MEV, THZ_IN_MEV
+
+__all__ = [
+    "QEParseError",
+    "PWResult",
+    "PhononResult",
+    "PhononDOS",
+    "A2FResult",
+    "LambdaRow",
+    "ProjectedDOS",
+    "parse_pw_output",
+    "parse_ph_output",
+    "parse_matdyn_freq",
+    "parse_phdos",
+    "parse_a2f_dos",
+    "parse_lambda_file",
+    "parse_projwfc",
+    "read_text",
+]
+
+
+class QEParseError(ValueError):
+    """A QE output is missing, truncated or malformed; the message names file and line."""
+
+
+def read_text(path: Path) -> str:
+    """Text of ``path`` (transparently gunzipped for ``*.gz``); :class:`QEParseError` if missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise QEParseError(f"{path}: file not found")
+    if path.suffix == ".gz":
+        with gzip.open(path, "rt", errors="replace") as fh:
+            return fh.read()
+    return path.read_text(errors="replace")
+
+
+def _floats(tokens: list[str], path: Path, lineno: int) -> list[float]:
+    try:
+        return [float(t.replace("D", "E").replace("d", "e")) for t in tokens]
+    except ValueError:
+        raise QEParseError(f"{path}:{lineno}: expected numbers, got {' '.join(tokens)!r}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# pw.x
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PWResult:
+    """Summary of one pw.x run.  ``converged``: scf converged (and, for relaxations, the relaxation
+    ended with converged forces/stress); ``structure``: final relaxed structure (vc-relax/relax) or None."""
+
+    path: Path
+    job_done: bool
+    converged: bool
+    total_energy_Ry: float | None
+    fermi_energy_eV: float | None
+    homo_eV: float | None
+    lumo_eV: float | None
+    structure: Structure | None
+    n_relax_steps: int | None
+    wall_time_s: float | None
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def band_gap_eV(self) -> float | None:
+        if self.homo_eV is None or self.lumo_eV is None:
+            return None
+        return max(0.0, self.lumo_eV - self.homo_eV)
+
+
+_WALL = re.compile(r"PWSCF\s*:.*?CPU\s+(.*?)WALL")
+
+
+def _qe_time_to_s(text: str) -> float | None:
+    """QE wall time ``'1h 2m'``, ``'3m12.40s'``, ``'12.34s'`` -> seconds."""
+    text = text.strip()
+    total = 0.0
+    found = False
+    for value, unit in re.findall(r"([\d.]+)\s*([hms])", text):
+        total += float(value) * {"h": 3600, "m": 60, "s": 1}[unit]
+        found = True
+    return total if found else None
+
+
+def parse_pw_output(path: Path, *, require_done: bool = True) -> PWResult:
+    """Parse a pw.x log.  Raises :class:`QEParseError` for a missing/truncated file
+    (``require_done``: no ``JOB DONE``) with the QE error message if there is one."""
+    path = Path(path)
+    text = read_text(path)
+    lines = text.splitlines()
+    errors = _qe_errors(lines)
+    job_done = "JOB DONE" in text
+    if require_done and not job_done:
+        detail = f": {errors[0]}" if errors else " (truncated or killed?)"
+        raise QEParseError(f"{path}:{len(lines)}: pw.x output has no 'JOB DONE'{detail}")
+    energy = fermi = homo = lumo = None
+    scf_failed = False
+    relax_ok: bool | None = None
+    n_relax = None
+    for i, line in enumerate(lines, start=1):
+        if line.startswith("!") and "total energy" in line:
+            energy = _floats([line.split("=")[1].split()[0]], path, i)[0]
+        elif "the Fermi energy is" in line:
+            fermi = _floats([line.split("is")[1].split()[0]], path, i)[0]
+        elif "highest occupied, lowest unoccupied level" in line:
+            homo, lumo = _floats(line.split(":")[1].split()[:2], path, i)
+        elif "highest occupied level" in line:
+            homo = _floats([line.split(":")[1].split()[0]], path, i)[0]
+        elif "convergence NOT achieved" in line:
+            scf_failed = True
+        elif "bfgs converged" in line:
+            relax_ok = True
+            m = re.search(r"(\d+)\s+bfgs steps", line)
+            n_relax = int(m.group(1)) if m else None
+        elif "The maximum number of steps has been reached" in line or "bfgs failed" in line.lower():
+            relax_ok = False
+    calc = _calculation(text)
+    structure = None
+    if calc in ("vc-relax", "relax"):
+        if relax_ok is None and job_done:
+            relax_ok = False
+        structure = _final_structure(lines, path) if "Begin final coordinates" in text else None
+        if relax_ok and structure is None:
+            raise QEParseError(f"{path}: relaxation converged but no 'Begin final coordinates' block")
+    converged = job_done and not scf_failed and energy is not None and (relax_ok is not False)
+    wall = None
+    for m in _WALL.finditer(text):
+        wall = _qe_time_to_s(m.group(1))
+    return PWResult(path, job_done, converged, energy, fermi, homo, lumo, structure, n_relax, wall, errors)
+
+
+def _calculation(text: str) -> str:
+    if "Begin final coordinates" in text or "BFGS Geometry Optimization" in text:
+        return "vc-relax" if "new unit-cell volume" in text or "CELL_PARAMETERS" in text else "relax"
+    if "Band Structure Calculation" in text:
+        return "nscf"
+    return "scf"
+
+
+def _qe_errors(lines: list[str]) -> list[str]:
+    out = []
+    for i, line in enumerate(lines):
+        if line.strip().startswith("%%%%%%") and i + 2 < len(lines):
+            msg = " ".join(s.strip() for s in lines[i + 1 : i + 3] if not s.strip().startswith("%%%%")).strip()
+            if msg and msg not in out:
+                out.append(msg)
+    return out
+
+
+def _final_structure(lines: list[str], path: Path) -> Structure:
+    start = next(i for i, l in enumerate(lines) if "Begin final coordinates" in l)
+    end = next((i for i in range(start, len(lines)) if "End final coordinates" in lines[i]), None)
+    if end is None:
+        raise QEParseError(f"{path}:{start + 1}: 'Begin final coordinates' without 'End final coordinates'")
+    block = lines[start:end]
+    cell = None
+    species: list[str] = []
+    coords: list[list[float]] = []
+    i = 0
+    while i < len(block):
+        l = block[i].strip()
+        lineno = start + i + 1
+        if l.startswith("CELL_PARAMETERS"):
+            unit = l.split("(")[-1].rstrip(")").strip() if "(" in l else "alat"
+            rows = [_floats(block[i + j].split(), path, lineno + j) for j in (1, 2, 3)]
+            cell = np.array(rows)
+            if unit.startswith("alat"):
+                m = re.search(r"alat\s*=\s*([\d.]+)", l)
+                if not m:
+                    raise QEParseError(f"{path}:{lineno}: CELL_PARAMETERS in alat without the alat value")
+                cell = cell * float(m.group(1)) * 0.529177210903
+            elif unit == "bohr":
+                cell = cell * 0.529177210903
+            elif unit != "angstrom":
+                raise QEParseError(f"{path}:{lineno}: unsupported CELL_PARAMETERS unit {unit!r}")
+            i += 4
+            continue
+        if l.startswith("ATOMIC_POSITIONS"):
+            if "crystal" not in l:
+                raise QEParseError(f"{path}:{lineno}: final ATOMIC_POSITIONS not in crystal units ({l!r})")
+            j = i + 1
+            while j < len(block) and block[j].strip() and not block[j].strip().startswith("End"):
+                f = block[j].split()
+                species.append(f[0])
+                coords.append(_floats(f[1:4], path, start + j + 1))
+                j += 1
+            i = j
+            continue
+        i += 1
+    if cell is None or not species:
+        raise QEParseError(f"{path}:{start + 1}: final coordinates block lacks CELL_PARAMETERS or ATOMIC_POSITIONS")
+    return Structure(Lattice(cell), species, coords)
+
+
+# --------------------------------------------------------------------------------------------
+# ph.x
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PhononResult:
+    """Frequencies at each q of the ph.x mesh.  ``q_cart_2pi_alat``: (n_q, 3); ``freq_THz``/``freq_cm1``:
+    (n_q, n_modes).  Negative values are imaginary modes (QE convention)."""
+
+    path: Path
+    q_cart_2pi_alat: np.ndarray
+    freq_THz: np.ndarray
+    freq_cm1: np.ndarray
+    job_done: bool
+    wall_time_s: float | None = None
+
+    @property
+    def freq_meV(self) -> np.ndarray:
+        return self.freq_THz * THZ_IN_MEV
+
+    def min_freq_meV(self, *, skip_gamma_acoustic: bool = True) -> float:
+        """Lowest frequency (meV); at Γ the three acoustic modes (which ASR sets to zero) are skipped."""
+        f = self.freq_meV.copy()
+        if skip_gamma_acoustic:
+            for i, q in enumerate(self.q_cart_2pi_alat):
+                if np.allclose(q, 0.0, atol=1e-8):
+                    order = np.argsort(np.abs(f[i]))
+                    f[i, order[:3]] = np.inf
+        finite = f[np.isfinite(f)]
+        return float(finite.min()) if finite.size else 0.0
+
+
+_FREQ = re.compile(r"freq\s*\(\s*(\d+)\)\s*=\s*(-?[\d.]+)\s*\[THz\]\s*=\s*(-?[\d.]+)\s*\[cm-1\]")
+
+
+def parse_ph_output(path: Path, *, require_done: bool = True) -> PhononResult:
+    """Parse ph.x stdout: the frequencies printed after each 'Diagonalizing the dynamical matrix'."""
+    path = Path(path)
+    text = read_text(path)
+    lines = text.splitlines()
+    done = "JOB DONE" in text
+    if require_done and not done:
+        errs = _qe_errors(lines)
+        detail = f": {errs[0]}" if errs else " (truncated or killed?)"
+        raise QEParseError(f"{path}:{len(lines)}: ph.x output has no 'JOB DONE'{detail}")
+    qs: list[list[float]] = []
+    thz: list[list[float]] = []
+    cm1: list[list[float]] = []
+    i = 0
+    while i < len(lines):
+        if "Diagonalizing the dynamical matrix" in lines[i]:
+            j = i + 1
+            while j < len(lines) and "q = (" not in lines[j]:
+                j += 1
+            if j >= len(lines):
+                raise QEParseError(f"{path}:{i + 1}: dynamical matrix block without 'q = ('")
+            inside = lines[j].split("(")[1].split(")")[0].split()
+            qs.append(_floats(inside, path, j + 1))
+            ft, fc = [], []
+            k = j + 1
+            while k < len(lines) and k - j < 20 and not _FREQ.search(lines[k]):
+                k += 1
+            while k < len(lines) and (m := _FREQ.search(lines[k])):
+                ft.append(float(m.group(2)))
+                fc.append(float(m.group(3)))
+                k += 1
+            if not ft:
+                raise QEParseError(f"{path}:{j + 1}: no 'freq (...) = ... [THz]' lines after q point")
+            thz.append(ft)
+            cm1.append(fc)
+            i = k
+        else:
+            i += 1
+    if not qs:
+        raise QEParseError(f"{path}: no phonon frequencies found (no 'Diagonalizing the dynamical matrix')")
+    nmodes = {len(f) for f in thz}
+    if len(nmodes) != 1:
+        raise QEParseError(f"{path}: inconsistent number of modes per q point {sorted(nmodes)}")
+    wall = None
+    for m in re.finditer(r"PHONON\s*:.*?CPU\s+(.*?)WALL", text):
+        wall = _qe_time_to_s(m.group(1))
+    return PhononResult(path, np.array(qs), np.array(thz), np.array(cm1), done, wall)
+
+
+def parse_matdyn_freq(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """matdyn ``flfrq`` file -> ``(q (n_q, 3) in 2π/alat, freq_cm1 (n_q, n_modes))``."""
+    path = Path(path)
+    lines = read_text(path).splitlines()
+    if not lines:
+        raise QEParseError(f"{path}:1: empty file")
+    m = re.search(r"nbnd\s*=\s*(\d+)\s*,\s*nks\s*=\s*(\d+)", lines[0])
+    if not m:
+        raise QEParseError(f"{path}:1: expected '&plot nbnd=..., nks=... /' header, got {lines[0].strip()!r}")
+    nbnd, nks = int(m.group(1)), int(m.group(2))
+    tokens: list[tuple[str, int]] = [(t, n) for n, l in enumerate(lines[1:], start=2) for t in l.split()]
+    need = nks * (3 + nbnd)
+    if len(tokens) < need:
+        raise QEParseError(f"{path}:{len(lines)}: expected {nks} q points x (3 + {nbnd}) numbers, file ends early")
+    vals = np.array(_floats([t for t, _ in tokens[:need]], path, tokens[0][1])).reshape(nks, 3 + nbnd)
+    return vals[:, :3], vals[:, 3:]
+
+
+# --------------------------------------------------------------------------------------------
+# Phonon DOS, α²F, lambda
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PhononDOS:
+    """Phonon DOS from matdyn (``fldos``): ``omega_meV`` (n,), ``total`` (n,) states/meV/cell,
+    ``site`` (n_sites, n) states/meV per atom (columns PDOS of matdyn, in the order of the input)."""
+
+    omega_meV: np.ndarray
+    total: np.ndarray
+    site: np.ndarray | None
+
+    def integral(self) -> float:
+        """∫ DOS dω (= 3 N_atoms for a normalised DOS)."""
+        return float(np.trapezoid(self.total, self.omega_meV))
+
+
+def _numeric_rows(path: Path, text: str, *, comment: str = "#") -> Iterator[tuple[int, list[float]]]:
+    for n, line in enumerate(text.splitlines(), start=1):
+        s = line.strip()
+        if not s or s.startswith(comment):
+            continue
+        yield n, _floats(s.split(), path, n)
+
+
+def parse_phdos(path: Path) -> PhononDOS:
+    """matdyn DOS file (``# Frequency[cm^-1] DOS PDOS``) -> meV and states/meV."""
+    path = Path(path)
+    rows = list(_numeric_rows(path, read_text(path)))
+    if len(rows) < 2:
+        raise QEParseError(f"{path}: fewer than two data rows in phonon DOS file")
+    ncol = len(rows[0][1])
+    for n, r in rows:
+        if len(r) != ncol:
+            raise QEParseError(f"{path}:{n}: expected {ncol} columns, got {len(r)}")
+    data = np.array([r for _, r in rows])
+    if not np.all(np.isfinite(data)):
+        n = rows[int(np.argwhere(~np.isfinite(data))[0, 0])][0]
+        raise QEParseError(f"{path}:{n}: NaN/inf in phonon DOS")
+    omega = data[:, 0] * CMM1_IN_MEV
+    total = data[:, 1] / CMM1_IN_MEV
+    site = data[:, 2:].T / CMM1_IN_MEV if ncol > 2 else None
+    return PhononDOS(omega, total, site)
+
+
+@dataclass
+class A2FResult:
+    """One ``a2F.dosN`` file: ``omega_meV`` (n,), ``a2f`` (n,) total α²F (dimensionless),
+    ``a2f_modes`` (n_modes, n), and ``lambda_qe`` (QE's λ = 2∫α²F/ω dω for this broadening)."""
+
+    omega_meV: np.ndarray
+    a2f: np.ndarray
+    a2f_modes: np.ndarray
+    lambda_qe: float | None
+    has_nan: bool = False
+
+
+def parse_a2f_dos(path: Path, *, allow_nan: bool = False) -> A2FResult:
+    """matdyn ``a2F.dosN``: header says 'frequencies in Rydberg'; columns ω, α²F_total, α²F(mode)...
+
+    Values may wrap over several lines (older QE); parsing is by token stream.  NaN values raise
+    :class:`QEParseError` unless ``allow_nan`` (then ``has_nan`` is set, for the quality filter)."""
+    path = Path(path)
+    text = read_text(path)
+    lines = text.splitlines()
+    header = " ".join(l for l in lines[:6] if l.strip().startswith("#")).lower()
+    if "rydberg" not in header:
+        raise QEParseError(f"{path}:1: expected a header stating 'frequencies in Rydberg' (matdyn a2F.dos file)")
+    lam = None
+    tokens: list[tuple[str, int]] = []
+    for n, l in enumerate(lines, start=1):
+        s = l.strip()
+        if not s or s.startswith("#"):
+            continue
+        if s.startswith("lambda"):
+            m = re.search(r"lambda\s*=\s*(\S+)", s)
+            if m:
+                lam = _floats([m.group(1)], path, n)[0]
+            continue
+        tokens.extend((t, n) for t in s.split())
+    if not tokens:
+        raise QEParseError(f"{path}: no data rows")
+    data_rows = [l.split() for l in lines if l.strip() and not l.strip().startswith(("#", "lambda"))]
+    ncol = len(data_rows[0])
+    if ncol == 2 and len(data_rows) > 1 and len(data_rows[1]) != 2:
+        # QE <= 6.0 wraps each row: 'ω  α²F_total' then the per-mode values on the next line
+        ncol = 2 + len(data_rows[1])
+    if ncol < 3:
+        raise QEParseError(f"{path}: cannot determine the number of columns (first row {data_rows[0]})")
+    if len(tokens) % ncol:
+        raise QEParseError(f"{path}:{tokens[-1][1]}: {len(tokens)} numbers is not a multiple of {ncol} columns")
+    vals = np.array(_floats([t for t, _ in tokens], path, tokens[0][1])).reshape(-1, ncol)
+    has_nan = not np.all(np.isfinite(vals))
+    if has_nan and not allow_nan:
+        bad = int(np.argwhere(~np.isfinite(vals))[0, 0])
+        raise QEParseError(f"{path}:{tokens[bad * ncol][1]}: NaN/inf in α²F")
+    omega = vals[:, 0] * RY_IN_MEV
+    if not np.all(np.diff(omega) > 0):
+        bad = int(np.argmax(np.diff(omega) <= 0))
+        raise QEParseError(f"{path}:{tokens[(bad + 1) * ncol][1]}: frequencies not increasing")
+    return A2FResult(omega, vals[:, 1], vals[:, 2:].T, lam, has_nan)
+
+
+@dataclass(frozen=True)
+class LambdaRow:
+    """One line of matdyn's ``lambda`` file."""
+
+    broadening_Ry: float
+    lambda_: float
+    dos_ef_states_per_spin_Ry: float
+    omega_log_K: float | None
+
+
+def parse_lambda_file(path: Path) -> list[LambdaRow]:
+    """matdyn ``lambda`` file: 'Broadening s lambda l dos(Ef) d [omega_ln [K] w]' per broadening."""
+    path = Path(path)
+    rows = []
+    for n, line in enumerate(read_text(path).splitlines(), start=1):
+        if "Broadening" not in line:
+            continue
+        m = re.search(r"Broadening\s+(\S+)\s+lambda\s+(\S+)\s+dos\(Ef\)\s+(\S+)(?:\s+omega_ln \[K\]\s+(\S+))?", line)
+        if not m:
+            raise QEParseError(f"{path}:{n}: cannot parse lambda line {line.strip()!r}")
+        vals = _floats([g for g in m.groups() if g is not None], path, n)
+        rows.append(LambdaRow(vals[0], vals[1], vals[2], vals[3] if len(vals) > 3 else None))
+    if not rows:
+        raise QEParseError(f"{path}: no 'Broadening ... lambda ...' lines")
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# projwfc.x
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ProjectedDOS:
+    """Electronic DOS from projwfc: ``energy_meV`` relative to E_F; ``total`` (states/eV/cell, both spins),
+    ``site`` (n_sites, n) summed over each atom's orbitals; ``dos_ef_per_eV`` total DOS at E_F."""
+
+    energy_meV: np.ndarray
+    total: np.ndarray
+    site: np.ndarray
+    fermi_energy_eV: float
+
+    @property
+    def dos_ef_per_eV(self) -> float:
+        return float(np.interp(0.0, self.energy_meV, self.total))
+
+
+_ATM = re.compile(r"\.pdos_atm#(\d+)\((\w+)\)_wfc#(\d+)\((\w+)\)$")
+
+
+def parse_projwfc(directory: Path, filpdos: str, fermi_energy_eV: float, n_sites: int | None = None) -> ProjectedDOS:
+    """Read ``<filpdos>.pdos_tot`` and ``<filpdos>.pdos_atm#i(El)_wfc#j(l)`` from ``directory``."""
+    directory = Path(directory)
+    tot_path = directory / f"{filpdos}.pdos_tot"
+    rows = list(_numeric_rows(tot_path, read_text(tot_path)))
+    if len(rows) < 2:
+        raise QEParseError(f"{tot_path}: fewer than two data rows")
+    tot = np.array([r[:2] for _, r in rows])
+    energy = tot[:, 0]
+    per_atom: dict[int, np.ndarray] = {}
+    for p in sorted(directory.glob(f"{filpdos}.pdos_atm#*")):
+        m = _ATM.search(p.name)
+        if not m:
+            continue
+        atom = int(m.group(1))
+        data = list(_numeric_rows(p, read_text(p)))
+        arr = np.array([r[:2] for _, r in data])
+        if arr.shape[0] != energy.size or not np.allclose(arr[:, 0], energy, atol=1e-3):
+            raise QEParseError(f"{p}: energy grid differs from {tot_path.name}")
+        per_atom[atom] = per_atom.get(atom, 0.0) + arr[:, 1]
+    if not per_atom:
+        raise QEParseError(f"{directory}: no '{filpdos}.pdos_atm#*' files")
+    n = n_sites if n_sites is not None else max(per_atom)
+    missing = [i for i in range(1, n + 1) if i not in per_atom]
+    if missing:
+        raise QEParseError(f"{directory}: no projected DOS for atom(s) {missing} ({filpdos}.pdos_atm#i)")
+    site = np.array([per_atom[i] for i in range(1, n + 1)])
+    if not (np.all(np.isfinite(tot)) and np.all(np.isfinite(site))):
+        raise QEParseError(f"{tot_path}: NaN/inf in projected DOS")
+    return ProjectedDOS((energy - fermi_energy_eV) * 1e3, tot[:, 1], site, float(fermi_energy_eV))

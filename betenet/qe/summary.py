@@ -1,0 +1,215 @@
+"""Tables and figures of the QE dataset for notebook 01 (funnel, timings, α²F gallery, Fig. 2).
+
+Everything reads ``data/qe/*/status.json`` and the records; nothing here runs QE.  Moments come
+from :mod:`betenet.physics` (λ, ω_log, ω₂ and Allen-Dynes T_c with μ* = 0.1).  The Fig. 2
+comparison uses the *same* moment formulas on the coarse phonon DOS F(ω) in place of α²F(ω)
+(Allen & Dynes 1975): ω_log[F] = exp(∫ ln ω F/ω dω / ∫ F/ω dω), ω₂[F] = (∫ ω F dω / ∫ F/ω dω)^½.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..constants import MU_STAR_DEFAULT
+from ..paths import QE_RUNS_DIR
+
+__all__ = [
+    "material_table",
+    "timing_table",
+    "timing_summary",
+    "record_moments",
+    "correlation_data",
+    "r_squared",
+    "plot_gallery",
+    "plot_correlations",
+    "plot_timings",
+]
+
+
+def _statuses(runs_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted(Path(runs_dir).glob("*/status.json"))]
+
+
+def material_table(runs_dir: Path = QE_RUNS_DIR):
+    """One row per material directory: id, formula, prototype, atoms, state, reason, wall time (s)."""
+    import pandas as pd
+
+    rows = []
+    for s in _statuses(runs_dir):
+        steps = s.get("steps") or {}
+        rows.append(
+            {
+                "material_id": s["material_id"],
+                "formula": s.get("formula"),
+                "prototype": s.get("prototype"),
+                "n_atoms": s.get("n_atoms"),
+                "state": s.get("state"),
+                "reason": s.get("reason"),
+                "wall_s": round(sum(float(v.get("wall_s", 0.0)) for v in steps.values()), 1),
+                "n_steps_done": sum(1 for v in steps.values() if v.get("done")),
+            }
+        )
+    return pd.DataFrame(rows, columns=["material_id", "formula", "prototype", "n_atoms", "state", "reason", "wall_s", "n_steps_done"])
+
+
+def timing_table(runs_dir: Path = QE_RUNS_DIR, *, states: Sequence[str] = ("kept",)):
+    """Median / max / mean wall time (s) per step and per material over materials in ``states``."""
+    import pandas as pd
+
+    from .workflow import STEPS
+
+    per_step: dict[str, list[float]] = {s: [] for s in STEPS}
+    totals = []
+    for s in _statuses(runs_dir):
+        if s.get("state") not in states:
+            continue
+        steps = s.get("steps") or {}
+        for name, info in steps.items():
+            if name in per_step and info.get("done"):
+                per_step[name].append(float(info.get("wall_s", 0.0)))
+        totals.append(sum(float(v.get("wall_s", 0.0)) for v in steps.values()))
+    rows = {}
+    for name, vals in [*per_step.items(), ("total per material", totals)]:
+        if vals:
+            rows[name] = {"n": len(vals), "median_s": float(np.median(vals)), "mean_s": float(np.mean(vals)), "max_s": float(np.max(vals))}
+    return pd.DataFrame.from_dict(rows, orient="index").round(1)
+
+
+def timing_summary(runs_dir: Path = QE_RUNS_DIR) -> dict[str, float]:
+    """Median/max minutes per kept material (for glue)."""
+    t = timing_table(runs_dir)
+    if "total per material" not in t.index:
+        return {"n": 0, "median_min": float("nan"), "max_min": float("nan")}
+    row = t.loc["total per material"]
+    return {"n": int(row["n"]), "median_min": float(row["median_s"]) / 60, "max_min": float(row["max_s"]) / 60}
+
+
+def record_moments(rec) -> dict[str, float]:
+    """λ, ω_log, ω₂, T_c (Allen-Dynes, μ* = 0.1) of a record's α²F, and the same moments of its coarse PhDOS."""
+    from .. import physics
+
+    m = physics.moments(rec.a2f_omega_meV, rec.a2f)
+    tc = physics.allen_dynes_tc_K(m.lambda_, m.omega_log_K, m.omega_2_K, MU_STAR_DEFAULT)
+    out = {
+        "lambda": float(m.lambda_),
+        "omega_log_K": float(m.omega_log_K),
+        "omega_2_K": float(m.omega_2_K),
+        "tc_ad_K": float(tc),
+        "edos_ef_per_eV": float(rec.edos_ef_per_eV) if rec.edos_ef_per_eV is not None else float("nan"),
+        "phdos_coarse_omega_log_K": float("nan"),
+        "phdos_coarse_omega_2_K": float("nan"),
+    }
+    if rec.phdos_coarse_total is not None:
+        w = rec.phdos_coarse_omega_meV
+        f = np.where(w > 0, rec.phdos_coarse_total, 0.0)
+        pm = physics.moments(w, f)
+        out["phdos_coarse_omega_log_K"] = float(pm.omega_log_K)
+        out["phdos_coarse_omega_2_K"] = float(pm.omega_2_K)
+    return out
+
+
+def correlation_data(records: Sequence):
+    """One row per record with the quantities of Fig. 2 (pandas DataFrame)."""
+    import pandas as pd
+
+    rows = [{"material_id": r.material_id, "formula": r.formula, **record_moments(r)} for r in records]
+    return pd.DataFrame(rows)
+
+
+def r_squared(x: Sequence[float], y: Sequence[float]) -> float:
+    """Squared Pearson correlation of finite pairs (the R² of a least-squares line); NaN if < 3 pairs."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3 or np.std(x[ok]) == 0 or np.std(y[ok]) == 0:
+        return float("nan")
+    return float(np.corrcoef(x[ok], y[ok])[0, 1] ** 2)
+
+
+def plot_gallery(records: Sequence, *, n: int = 12, ncols: int = 4, path: Path | None = None):
+    """α²F(ω) of up to ``n`` records (highest λ first), annotated with λ, ω_log, ω₂, T_c."""
+    import matplotlib.pyplot as plt
+
+    recs = sorted(records, key=lambda r: -record_moments(r)["lambda"])[:n]
+    nrows = max(1, int(np.ceil(len(recs) / ncols)))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.4 * nrows), squeeze=False, sharex=True)
+    for ax in axes.flat[len(recs):]:
+        ax.set_visible(False)
+    for ax, rec in zip(axes.flat, recs):
+        m = record_moments(rec)
+        ax.plot(rec.a2f_omega_meV, rec.a2f, lw=1.0, color="C0")
+        ax.fill_between(rec.a2f_omega_meV, rec.a2f, alpha=0.25, color="C0")
+        ax.set_title(f"{rec.formula} ({rec.material_id})", fontsize=8)
+        ax.text(
+            0.97, 0.95,
+            f"λ={m['lambda']:.2f}\nω_log={m['omega_log_K']:.0f} K\nω₂={m['omega_2_K']:.0f} K\nT_c={m['tc_ad_K']:.1f} K",
+            transform=ax.transAxes, ha="right", va="top", fontsize=7,
+        )
+    for ax in axes[-1]:
+        ax.set_xlabel("ω (meV)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("α²F(ω)")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=150)
+    return fig
+
+
+def plot_correlations(data, *, path: Path | None = None):
+    """Fig. 2 on our data: (a) λ vs eDOS(E_F); (b) ω_log and (c) ω₂ of α²F vs the coarse PhDOS, with R²."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    panels = [
+        ("edos_ef_per_eV", "lambda", "eDOS(E_F) (states/eV/cell)", "λ"),
+        ("phdos_coarse_omega_log_K", "omega_log_K", "ω_log of coarse PhDOS (K)", "ω_log of α²F (K)"),
+        ("phdos_coarse_omega_2_K", "omega_2_K", "ω₂ of coarse PhDOS (K)", "ω₂ of α²F (K)"),
+    ]
+    for ax, (x, y, xl, yl) in zip(axes, panels):
+        ax.scatter(data[x], data[y], s=14, alpha=0.8)
+        ax.set_xlabel(xl)
+        ax.set_ylabel(yl)
+        ax.set_title(f"R² = {r_squared(data[x], data[y]):.2f}  (n = {int(np.isfinite(data[x]).sum())})", fontsize=9)
+        if x != "edos_ef_per_eV":
+            lo = np.nanmin([data[x].min(), data[y].min()])
+            hi = np.nanmax([data[x].max(), data[y].max()])
+            ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=150)
+    return fig
+
+
+def plot_timings(runs_dir: Path = QE_RUNS_DIR, *, path: Path | None = None):
+    """Wall time per kept material (histogram, minutes) and per step (box plot, seconds)."""
+    import matplotlib.pyplot as plt
+
+    from .workflow import STEPS
+
+    per_step: dict[str, list[float]] = {s: [] for s in STEPS}
+    totals = []
+    for s in _statuses(runs_dir):
+        if s.get("state") != "kept":
+            continue
+        steps = s.get("steps") or {}
+        totals.append(sum(float(v.get("wall_s", 0.0)) for v in steps.values()) / 60)
+        for k, v in steps.items():
+            if k in per_step:
+                per_step[k].append(float(v.get("wall_s", 0.0)))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 2]})
+    a.hist(totals, bins=20, color="C2")
+    a.set_xlabel("wall time per kept material (min)")
+    a.set_ylabel("materials")
+    names = [k for k, v in per_step.items() if v]
+    if names:
+        b.boxplot([per_step[k] for k in names], labels=names, showfliers=True)
+        b.set_yscale("log")
+        b.tick_params(axis="x", rotation=45)
+    b.set_ylabel("wall time per step (s)")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=150)
+    return fig

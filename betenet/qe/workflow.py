@@ -1,0 +1,803 @@
+"""The per-material el-ph workflow of Methods IV.1, resumable, with a compact audit trail.
+
+Steps (each a QE executable, skipped when already done)::
+
+    relax          pw.x vc-relax                              -> relaxed.json, grids.json (kgrid)
+    scf_dense      pw.x scf, dense k mesh, la2F=.true.        -> <outdir>/<prefix>.a2Fsave
+    nscf_edos      pw.x nscf, dense k, tetrahedra_opt
+    projwfc        projwfc.x: total + site-projected eDOS     -> edos.dat.gz        (band-gap filter)
+    scf            pw.x scf, coarse k mesh
+    ph_elph        ph.x, q mesh, electron_phonon='interpolated' -> ph_freqs.json
+    q2r            q2r.x la2F=.true.
+    matdyn         matdyn.x la2F=.true., dos=.true.           -> a2f.dat.gz, lambda, phdos_fine.dos.gz
+                   (filters: imaginary modes, negative α²F, NaN)
+    ph_coarse      ph.x on the 2x2x2 q mesh (no el-ph)        (reused when the q mesh is 2x2x2)
+    q2r_coarse, matdyn_coarse                                 -> phdos_coarse.dos.gz
+    record         MaterialRecord -> data/records/<id>.json (kept materials only)
+
+``data/qe/<material_id>/`` (in git) holds ``status.json`` (state, steps done, wall times, failure
+reason), every input file, the head/tail of every log (gzipped), and the small parsed outputs a
+record is rebuilt from (:func:`build_record`).  Wavefunctions, charge densities and dvscf files
+live in a scratch directory outside git (``QEConfig.scratch_dir``, ``$BETENET_SCRATCH`` or
+``<tmp>/betenet-qe-scratch``), deleted when the material is finished.
+
+A finished material (``kept``/``rejected``/``failed``) is never recomputed or overwritten unless
+``force=True``, which first moves the old directory and record to ``*.bak-<timestamp>``.  A run
+killed at any point resumes at the first unfinished step (steps that need the scratch files are
+redone if the scratch directory was lost).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import gzip
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+from pymatgen.core import Structure
+
+from ..config import QEConfig
+from ..constants import IMAGINARY_MODE_THRESHOLD_MEV
+from ..paths import QE_RUNS_DIR, RECORDS_DIR
+from .filters import QualityReport, quality_report
+from .inputs import (
+    PseudoSpec,
+    QEInputError,
+    check_structure,
+    cutoffs_Ry,
+    matdyn_input,
+    ph_input,
+    projwfc_input,
+    pseudo_specs,
+    pw_input,
+    q2r_input,
+)
+from .kgrid import Grids, commensurate_grids, subdivisions
+from .parsers import (
+    QEParseError,
+    parse_a2f_dos,
+    parse_lambda_file,
+    parse_matdyn_freq,
+    parse_ph_output,
+    parse_phdos,
+    parse_projwfc,
+    parse_pw_output,
+    read_text,
+)
+
+__all__ = [
+    "QEError",
+    "STEPS",
+    "FINAL_STATES",
+    "QE_VERSION",
+    "MaterialStatus",
+    "run_qe",
+    "run_material",
+    "build_record",
+    "load_status",
+    "material_dir",
+    "scratch_root",
+    "qe_available",
+    "check_settings",
+]
+
+QE_VERSION = "QE 6.7"
+PREFIX = "bn"
+STEPS = (
+    "relax",
+    "scf_dense",
+    "nscf_edos",
+    "projwfc",
+    "scf",
+    "ph_elph",
+    "q2r",
+    "matdyn",
+    "ph_coarse",
+    "q2r_coarse",
+    "matdyn_coarse",
+    "record",
+)
+#: Steps whose products live only in data/qe/<id>/ (survive a lost scratch directory).
+PERSISTENT_STEPS = ("relax",)
+FINAL_STATES = ("kept", "rejected", "failed")
+EXECUTABLES = ("pw.x", "ph.x", "q2r.x", "matdyn.x", "projwfc.x")
+#: Lines of each log kept in the audit trail (head, tail).
+LOG_HEAD, LOG_TAIL = 60, 200
+
+
+#: QE 6.7's q2r.x/matdyn.x read exactly 10 broadenings (``nsig = 10`` hard-coded in gammaq2r/a2Fdos).
+QE_N_SIGMA = 10
+
+
+def check_settings(cfg: QEConfig) -> None:
+    """Reject settings QE 6.7 cannot run, naming the field."""
+    if cfg.n_elph_smearings != QE_N_SIGMA:
+        raise QEInputError(
+            f"QEConfig.n_elph_smearings={cfg.n_elph_smearings}: QE 6.7 q2r.x/matdyn.x read exactly {QE_N_SIGMA} "
+            "el-ph broadenings (the paper's 30 need a newer QE)"
+        )
+    if not 1 <= cfg.elph_smearing_index <= cfg.n_elph_smearings:
+        raise QEInputError(
+            f"QEConfig.elph_smearing_index={cfg.elph_smearing_index} outside 1..n_elph_smearings={cfg.n_elph_smearings}"
+        )
+    if cfg.elph_smearing_step_Ry <= 0 or cfg.degauss_Ry <= 0:
+        raise QEInputError("QEConfig.elph_smearing_step_Ry and degauss_Ry must be positive")
+    if len(cfg.coarse_q_grid) != 3 or any(int(n) < 1 for n in cfg.coarse_q_grid):
+        raise QEInputError(f"QEConfig.coarse_q_grid={cfg.coarse_q_grid}: expected three positive integers")
+
+
+class QEError(RuntimeError):
+    """A QE executable failed: names the executable, the directory and the tail of its output."""
+
+    def __init__(self, executable: str, directory: Path, tail: str, *, returncode: int | None = None, reason: str = "failed"):
+        self.executable = executable
+        self.directory = Path(directory)
+        self.tail = tail
+        self.returncode = returncode
+        self.reason = reason
+        super().__init__(
+            f"{executable} {reason} (exit code {returncode}) in {directory}; last lines of its output:\n{tail}"
+        )
+
+
+def qe_available() -> bool:
+    """True when every QE executable the workflow calls is on PATH."""
+    return all(shutil.which(x) for x in EXECUTABLES)
+
+
+def material_dir(material_id: str, runs_dir: Path | None = None) -> Path:
+    return Path(runs_dir or QE_RUNS_DIR) / material_id
+
+
+def scratch_root(cfg: QEConfig) -> Path:
+    root = cfg.scratch_dir or os.environ.get("BETENET_SCRATCH") or os.path.join(tempfile.gettempdir(), "betenet-qe-scratch")
+    return Path(root)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _tail(path: Path, n: int = 30) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return "<no output>"
+    return "\n".join(lines[-n:])
+
+
+def run_qe(
+    executable: str,
+    input_text: str,
+    cwd: Path,
+    name: str,
+    *,
+    omp_threads: int = 1,
+    timeout_s: float = 3600.0,
+    check_done: bool = True,
+) -> float:
+    """Run ``executable < name.in > name.out`` in ``cwd``; return the wall time (s).
+
+    Raises :class:`QEError` (executable, directory, output tail) on a non-zero exit code, a timeout,
+    a missing executable or (``check_done``) an output without ``JOB DONE``.
+    """
+    cwd = Path(cwd)
+    cwd.mkdir(parents=True, exist_ok=True)
+    inp, out = cwd / f"{name}.in", cwd / f"{name}.out"
+    inp.write_text(input_text)
+    exe = shutil.which(executable)
+    if exe is None:
+        raise QEError(executable, cwd, "executable not found on PATH (install Quantum ESPRESSO: `make qe-deps`)", reason="not found")
+    env = dict(os.environ, OMP_NUM_THREADS=str(omp_threads), OMP_STACKSIZE=os.environ.get("OMP_STACKSIZE", "64M"))
+    t0 = time.perf_counter()
+    try:
+        with inp.open() as fin, out.open("w") as fout:
+            proc = subprocess.run([exe], stdin=fin, stdout=fout, stderr=subprocess.STDOUT, cwd=cwd, env=env, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise QEError(executable, cwd, _tail(out), reason=f"timed out after {timeout_s:.0f} s") from None
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise QEError(executable, cwd, _tail(out), returncode=proc.returncode)
+    if check_done and "JOB DONE" not in out.read_text(errors="replace"):
+        raise QEError(executable, cwd, _tail(out), returncode=proc.returncode, reason="ended without 'JOB DONE'")
+    return wall
+
+
+# --------------------------------------------------------------------------------------------
+# Status
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MaterialStatus:
+    """``status.json`` of one material."""
+
+    material_id: str
+    state: str = "pending"  # pending | running | kept | rejected | failed
+    steps: dict[str, dict[str, Any]] | None = None
+    reason: str | None = None
+    detail: str | None = None
+    scratch_token: str | None = None
+    prototype: str | None = None
+    formula: str | None = None
+    n_atoms: int | None = None
+    accuracy: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    quality: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.steps is None:
+            self.steps = {}
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    def done(self, step: str) -> bool:
+        return bool(self.steps.get(step, {}).get("done"))  # type: ignore[union-attr]
+
+    @property
+    def wall_s(self) -> float:
+        return float(sum(s.get("wall_s", 0.0) for s in self.steps.values()))  # type: ignore[union-attr]
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / "status.json.tmp"
+        tmp.write_text(json.dumps(asdict(self), indent=1, sort_keys=True))
+        tmp.replace(directory / "status.json")
+
+
+def load_status(material_id: str, runs_dir: Path | None = None) -> MaterialStatus:
+    path = material_dir(material_id, runs_dir) / "status.json"
+    if not path.exists():
+        return MaterialStatus(material_id)
+    data = json.loads(path.read_text())
+    known = set(MaterialStatus.__dataclass_fields__)
+    return MaterialStatus(**{k: v for k, v in data.items() if k in known})
+
+
+# --------------------------------------------------------------------------------------------
+# Audit-trail helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _compact_log(src: Path, dest: Path) -> None:
+    """Gzip the head and tail of a log (the whole log when short) into ``dest``."""
+    lines = src.read_text(errors="replace").splitlines(keepends=True)
+    if len(lines) > LOG_HEAD + LOG_TAIL + 20:
+        cut = len(lines) - LOG_HEAD - LOG_TAIL
+        lines = lines[:LOG_HEAD] + [f"\n[... {cut} lines omitted by betenet ...]\n\n"] + lines[-LOG_TAIL:]
+    with gzip.open(dest, "wt") as fh:
+        fh.writelines(lines)
+
+
+def _gzip_copy(src: Path, dest: Path) -> None:
+    with src.open("rb") as fi, gzip.open(dest, "wb") as fo:
+        shutil.copyfileobj(fi, fo)
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(Path(path).read_bytes()).hexdigest()
+
+
+def _stage_pseudos(pseudos: Mapping[str, PseudoSpec], dest: Path) -> dict[str, PseudoSpec]:
+    """Symlink the UPF files into one ``pseudo_dir`` (libraries may mix directories)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for el, spec in pseudos.items():
+        target = dest / spec.filename
+        if target.is_symlink() or target.exists():
+            if target.resolve() != spec.path.resolve():
+                target.unlink()
+                target.symlink_to(spec.path.resolve())
+        else:
+            target.symlink_to(spec.path.resolve())
+        out[el] = PseudoSpec(el, target, spec.ecutwfc_Ry, spec.ecutrho_Ry, spec.md5)
+    return out
+
+
+def _matdyn_mesh(structure: Structure, n_longest: int) -> tuple[int, int, int]:
+    b = np.asarray(structure.lattice.reciprocal_lattice_crystallographic.abc)
+    return tuple(max(2, int(round(n_longest * x / b.max()))) for x in b)  # type: ignore[return-value]
+
+
+def _write_table(path: Path, header: str, columns: list[np.ndarray]) -> None:
+    data = np.column_stack(columns)
+    with gzip.open(path, "wt") as fh:
+        np.savetxt(fh, data, fmt="%.6e", header=header)
+
+
+def _read_table(path: Path) -> tuple[str, np.ndarray]:
+    with gzip.open(path, "rt") as fh:
+        header = fh.readline().lstrip("#").strip()
+        data = np.loadtxt(fh, ndmin=2)
+    return header, data
+
+
+# --------------------------------------------------------------------------------------------
+# The workflow
+# --------------------------------------------------------------------------------------------
+
+
+class _Run:
+    """State of one material's run (directories, settings, status)."""
+
+    def __init__(
+        self,
+        material_id: str,
+        structure: Structure,
+        cfg: QEConfig,
+        library: Any,
+        runs_dir: Path,
+        records_dir: Path,
+        prototype: str | None,
+        progress: Callable[[str], None] | None,
+    ):
+        self.mid = material_id
+        self.cfg = cfg
+        self.input_structure = structure
+        self.dir = material_dir(material_id, runs_dir)
+        self.records_dir = Path(records_dir)
+        self.scratch = scratch_root(cfg) / material_id
+        self.progress = progress
+        self.status = load_status(material_id, runs_dir)
+        self.status.prototype = prototype or self.status.prototype
+        self.status.formula = structure.composition.reduced_formula
+        self.status.n_atoms = len(structure)
+        self.status.accuracy = cfg.accuracy
+        els = sorted({sp.symbol for sp in structure.composition.elements})
+        specs = pseudo_specs(library, els)
+        self.pseudos_orig = specs
+        self.pseudos = _stage_pseudos(specs, self.scratch / "pseudo")
+        self.ecutwfc, self.ecutrho = cutoffs_Ry(specs, cfg.ecutwfc_Ry, cfg.ecutrho_Ry)
+
+    # -- bookkeeping --------------------------------------------------------------------------
+    def save(self) -> None:
+        self.status.save(self.dir)
+
+    def _scratch_ok(self) -> bool:
+        token_file = self.scratch / ".betenet-token"
+        return bool(self.status.scratch_token) and token_file.exists() and token_file.read_text().strip() == self.status.scratch_token
+
+    def prepare(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if not self._scratch_ok():
+            # scratch lost (or first run): everything that needs it is redone
+            for step in STEPS:
+                if step not in PERSISTENT_STEPS and step in self.status.steps:  # type: ignore[operator]
+                    self.status.steps.pop(step)  # type: ignore[union-attr]
+            self.scratch.mkdir(parents=True, exist_ok=True)
+            self.status.scratch_token = uuid.uuid4().hex
+            (self.scratch / ".betenet-token").write_text(self.status.scratch_token)
+        if self.status.started_at is None:
+            self.status.started_at = _now()
+        self.status.state = "running"
+        self.save()
+
+    def qe(self, step: str, executable: str, text: str, *, cwd: Path | None = None) -> float:
+        """Run one executable for ``step`` and archive input + compact log; returns wall time."""
+        cwd = cwd or self.scratch
+        if self.progress:
+            self.progress(f"{self.mid}: {step}")
+        try:
+            wall = run_qe(executable, text, cwd, step, omp_threads=self.cfg.omp_threads, timeout_s=self.cfg.step_timeout_s)
+        finally:
+            (self.dir / f"{step}.in").write_text(text)
+            if (cwd / f"{step}.out").exists():
+                _compact_log(cwd / f"{step}.out", self.dir / f"{step}.out.gz")
+        return wall
+
+    def mark(self, step: str, wall: float, **extra: Any) -> None:
+        self.status.steps[step] = {"done": True, "wall_s": round(wall, 2), "finished_at": _now(), **extra}  # type: ignore[index]
+        self.save()
+
+    # -- structures/grids ---------------------------------------------------------------------
+    @property
+    def relaxed(self) -> Structure:
+        return Structure.from_dict(json.loads((self.dir / "relaxed.json").read_text()))
+
+    @property
+    def grids(self) -> Grids:
+        g = json.loads((self.dir / "grids.json").read_text())
+        return Grids(**{k: tuple(v) for k, v in g.items()})
+
+    def pw(self, structure: Structure, calculation: str, kpoints, *, outdir: str = "./out", **kw: Any) -> str:
+        return pw_input(
+            structure,
+            self.pseudos,
+            calculation=calculation,
+            kpoints=kpoints,
+            ecutwfc_Ry=self.ecutwfc,
+            ecutrho_Ry=self.ecutrho,
+            outdir=outdir,
+            prefix=PREFIX,
+            degauss_Ry=self.cfg.degauss_Ry,
+            conv_thr=self.cfg.conv_thr_Ry,
+            input_dft=self.cfg.input_dft,
+            press_conv_thr_kbar=self.cfg.press_conv_thr_kbar,
+            **kw,
+        ).to_str()
+
+    # -- steps --------------------------------------------------------------------------------
+    def step_relax(self) -> None:
+        s = self.input_structure
+        k = subdivisions(s, self.cfg.relax_k_density_per_invA)
+        wall = self.qe("relax", "pw.x", self.pw(s, "vc-relax", k))
+        res = parse_pw_output(self.scratch / "relax.out")
+        if not res.converged or res.structure is None:
+            raise _Reject("not_converged", f"vc-relax did not converge ({res.errors or 'no final coordinates'})")
+        relaxed = res.structure
+        check_structure(relaxed, name=f"{self.mid} relaxed structure")
+        (self.dir / "relaxed.json").write_text(json.dumps(relaxed.as_dict()))
+        grids = commensurate_grids(
+            relaxed,
+            self.cfg.k_density_per_invA,
+            self.cfg.q_density_per_invA,
+            q_min=self.cfg.q_min,
+            scf_k_density_per_invA=self.cfg.scf_k_density_per_invA,
+        )
+        (self.dir / "grids.json").write_text(json.dumps(asdict(grids)))
+        self.mark(
+            "relax",
+            wall,
+            relax_k=list(k),
+            energy_Ry=res.total_energy_Ry,
+            volume_change=relaxed.volume / s.volume - 1.0,
+            bfgs_steps=res.n_relax_steps,
+        )
+
+    def step_scf_dense(self) -> None:
+        g = self.grids
+        wall = self.qe("scf_dense", "pw.x", self.pw(self.relaxed, "scf", g.k, la2F=True))
+        res = parse_pw_output(self.scratch / "scf_dense.out")
+        if not res.converged:
+            raise _Reject("not_converged", f"dense scf did not converge ({res.errors})")
+        self.mark("scf_dense", wall, fermi_energy_eV=res.fermi_energy_eV, energy_Ry=res.total_energy_Ry)
+
+    def step_nscf_edos(self) -> None:
+        wall = self.qe("nscf_edos", "pw.x", self.pw(self.relaxed, "nscf", self.grids.k, occupations="tetrahedra_opt"))
+        res = parse_pw_output(self.scratch / "nscf_edos.out")
+        ef = res.fermi_energy_eV if res.fermi_energy_eV is not None else res.homo_eV
+        if ef is None:
+            raise QEParseError(f"{self.scratch / 'nscf_edos.out'}: no Fermi energy / highest occupied level")
+        self.mark("nscf_edos", wall, fermi_energy_eV=ef, homo_eV=res.homo_eV, lumo_eV=res.lumo_eV)
+
+    def step_projwfc(self) -> None:
+        ef = float(self.status.steps["nscf_edos"]["fermi_energy_eV"])  # type: ignore[index]
+        lo, hi = self.cfg.edos_window_eV
+        text = projwfc_input(
+            prefix=PREFIX, outdir="./out", filpdos="pdos", emin_eV=ef + lo, emax_eV=ef + hi, delta_eV=self.cfg.edos_delta_eV
+        ).to_str()
+        wall = self.qe("projwfc", "projwfc.x", text)
+        pd = parse_projwfc(self.scratch, "pdos", ef, n_sites=len(self.relaxed))
+        _write_table(
+            self.dir / "edos.dat.gz",
+            f"E-E_F (meV), total eDOS (states/eV/cell), site-projected eDOS x {pd.site.shape[0]}; E_F = {ef} eV",
+            [pd.energy_meV, pd.total, *pd.site],
+        )
+        for p in self.scratch.glob("pdos.pdos_*"):
+            p.unlink()
+        self.mark("projwfc", wall, dos_ef_per_eV=pd.dos_ef_per_eV)
+
+    def step_scf(self) -> None:
+        wall = self.qe("scf", "pw.x", self.pw(self.relaxed, "scf", self.grids.k_scf))
+        res = parse_pw_output(self.scratch / "scf.out")
+        if not res.converged:
+            raise _Reject("not_converged", f"scf did not converge ({res.errors})")
+        self.mark("scf", wall, fermi_energy_eV=res.fermi_energy_eV, energy_Ry=res.total_energy_Ry)
+
+    def step_ph_elph(self) -> None:
+        text = ph_input(
+            self.relaxed,
+            prefix=PREFIX,
+            outdir="./out",
+            q=self.grids.q,
+            fildyn="elph.dyn",
+            elph=True,
+            el_ph_sigma_Ry=self.cfg.elph_smearing_step_Ry,
+            el_ph_nsigma=self.cfg.n_elph_smearings,
+            tr2_ph=self.cfg.tr2_ph,
+        ).to_str()
+        wall = self.qe("ph_elph", "ph.x", text)
+        ph = parse_ph_output(self.scratch / "ph_elph.out")
+        (self.dir / "ph_freqs.json").write_text(
+            json.dumps({"q_cart_2pi_alat": ph.q_cart_2pi_alat.tolist(), "freq_meV": np.round(ph.freq_meV, 4).tolist()})
+        )
+        self.mark("ph_elph", wall, n_q_irr=int(len(ph.q_cart_2pi_alat)), min_freq_meV=ph.min_freq_meV())
+
+    def step_q2r(self, coarse: bool = False) -> None:
+        name = "q2r_coarse" if coarse else "q2r"
+        cwd = self.scratch / "coarse" if coarse else self.scratch
+        text = q2r_input(fildyn=("coarse.dyn" if coarse else "elph.dyn"), flfrc="fc", la2F=not coarse).to_str()
+        wall = self.qe(name, "q2r.x", text, cwd=cwd)
+        self.mark(name, wall)
+
+    def step_matdyn(self, coarse: bool = False) -> None:
+        name = "matdyn_coarse" if coarse else "matdyn"
+        cwd = self.scratch / "coarse" if coarse else self.scratch
+        nk = _matdyn_mesh(self.relaxed, self.cfg.matdyn_nq)
+        text = matdyn_input(
+            self.relaxed, flfrc="fc", nk=nk, fldos="phdos.dos", flfrq="matdyn.freq", la2F=not coarse,
+            delta_meV=self.cfg.phdos_delta_meV,
+        ).to_str()
+        wall = self.qe(name, "matdyn.x", text, cwd=cwd)
+        _, freq_cm1 = parse_matdyn_freq(cwd / "matdyn.freq")
+        from ..constants import CMM1_IN_MEV
+
+        min_freq = float(freq_cm1.min() * CMM1_IN_MEV)
+        if coarse:
+            _gzip_copy(cwd / "phdos.dos", self.dir / "phdos_coarse.dos.gz")
+            self.mark(name, wall, nk=list(nk), min_freq_meV=min_freq)
+            return
+        _gzip_copy(cwd / "phdos.dos", self.dir / "phdos_fine.dos.gz")
+        shutil.copyfile(cwd / "lambda", self.dir / "lambda")
+        omega = None
+        cols = []
+        for i in range(1, self.cfg.n_elph_smearings + 1):
+            a = parse_a2f_dos(cwd / f"a2F.dos{i}", allow_nan=True)
+            if omega is None:
+                omega = a.omega_meV
+            elif a.omega_meV.shape != omega.shape or not np.allclose(a.omega_meV, omega):
+                raise QEParseError(f"{cwd / f'a2F.dos{i}'}: frequency grid differs from a2F.dos1")
+            cols.append(a.a2f)
+        sig = [round(self.cfg.elph_smearing_step_Ry * i, 6) for i in range(1, self.cfg.n_elph_smearings + 1)]
+        _write_table(
+            self.dir / "a2f.dat.gz",
+            "omega (meV), alpha2F total (dimensionless) for el-ph broadenings (Ry): " + " ".join(map(str, sig)),
+            [omega, *cols],
+        )
+        self.mark(name, wall, nk=list(nk), min_freq_meV=min_freq)
+
+    def step_ph_coarse(self) -> None:
+        cdir = self.scratch / "coarse"
+        if cdir.exists():
+            shutil.rmtree(cdir)
+        (cdir / "out").mkdir(parents=True)
+        shutil.copytree(self.scratch / "out" / f"{PREFIX}.save", cdir / "out" / f"{PREFIX}.save")
+        text = ph_input(
+            self.relaxed, prefix=PREFIX, outdir="./out", q=self.cfg.coarse_q_grid, fildyn="coarse.dyn", elph=False,
+            tr2_ph=self.cfg.tr2_ph,
+        ).to_str()
+        wall = self.qe("ph_coarse", "ph.x", text, cwd=cdir)
+        self.mark("ph_coarse", wall)
+
+    # -- driver -------------------------------------------------------------------------------
+    def run(self) -> None:
+        reuse_coarse = tuple(self.cfg.coarse_q_grid) == tuple(self.grids.q) if (self.dir / "grids.json").exists() else False
+        for step in STEPS:
+            if self.status.done(step):
+                continue
+            if step == "relax":
+                self.step_relax()
+                reuse_coarse = tuple(self.cfg.coarse_q_grid) == tuple(self.grids.q)
+            elif step == "scf_dense":
+                self.step_scf_dense()
+            elif step == "nscf_edos":
+                self.step_nscf_edos()
+            elif step == "projwfc":
+                self.step_projwfc()
+                q = self._quality(stage="edos")
+                if not q.kept:
+                    raise _Reject(q.reason or "band_gap", q.detail)
+            elif step == "scf":
+                self.step_scf()
+            elif step == "ph_elph":
+                self.step_ph_elph()
+            elif step == "q2r":
+                self.step_q2r()
+            elif step == "matdyn":
+                self.step_matdyn()
+                q = self._quality(stage="phonons")
+                if not q.kept:
+                    raise _Reject(q.reason or "rejected", q.detail)
+            elif step in ("ph_coarse", "q2r_coarse", "matdyn_coarse") and reuse_coarse:
+                if step == "matdyn_coarse":
+                    shutil.copyfile(self.dir / "phdos_fine.dos.gz", self.dir / "phdos_coarse.dos.gz")
+                self.mark(step, 0.0, reused_from="q mesh equals the coarse 2x2x2 mesh")
+            elif step == "ph_coarse":
+                self.step_ph_coarse()
+            elif step == "q2r_coarse":
+                self.step_q2r(coarse=True)
+            elif step == "matdyn_coarse":
+                self.step_matdyn(coarse=True)
+            elif step == "record":
+                t0 = time.perf_counter()
+                rec = build_record(self.mid, self.cfg, runs_dir=self.dir.parent, status=self.status, pseudos=self.pseudos_orig)
+                from ..records import save_record
+
+                save_record(rec, self.records_dir)
+                self.mark("record", time.perf_counter() - t0)
+
+    def _quality(self, stage: str) -> QualityReport:
+        q = quality_report(self.dir, self.cfg, stage=stage)
+        self.status.quality = {**(self.status.quality or {}), **q.checks}
+        self.save()
+        return q
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str, detail: str | None = None):
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
+
+
+def _backup(path: Path) -> Path | None:
+    if not path.exists():
+        return None
+    stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+    dest = path.with_name(f"{path.name}.bak-{stamp}")
+    path.rename(dest)
+    return dest
+
+
+def run_material(
+    material_id: str,
+    structure: Structure,
+    cfg: QEConfig,
+    *,
+    library: Any = None,
+    runs_dir: Path | None = None,
+    records_dir: Path | None = None,
+    prototype: str | None = None,
+    force: bool = False,
+    retry_failed: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> MaterialStatus:
+    """Run (or resume) the whole workflow for one material; return its final :class:`MaterialStatus`.
+
+    QE failures and quality-filter rejections are recorded in ``status.json`` (``state`` ``failed`` /
+    ``rejected`` with ``reason``) and returned, not raised; a malformed structure or a missing
+    pseudopotential raises :class:`~betenet.qe.inputs.QEInputError` before anything runs.
+    """
+    runs_dir = Path(runs_dir or QE_RUNS_DIR)
+    records_dir = Path(records_dir or RECORDS_DIR)
+    check_settings(cfg)
+    check_structure(structure, max_atoms=cfg.max_atoms, name=f"material {material_id!r}")
+    if library is None:
+        from .pseudo import PseudoLibrary
+
+        library = PseudoLibrary.default()
+    status = load_status(material_id, runs_dir)
+    if status.final and not force and not (retry_failed and status.state == "failed"):
+        return status
+    if force:
+        backups = [_backup(material_dir(material_id, runs_dir)), _backup(records_dir / f"{material_id}.json")]
+        if any(backups) and progress:
+            progress(f"{material_id}: previous results moved to {[str(b) for b in backups if b]}")
+    elif status.state == "failed":  # retry: start again from the persistent steps
+        status.state, status.reason, status.detail = "pending", None, None
+        status.save(material_dir(material_id, runs_dir))
+    try:
+        run = _Run(material_id, structure, cfg, library, runs_dir, records_dir, prototype, progress)
+    except QEInputError:
+        raise
+    except Exception as exc:  # a library's own error type (e.g. PseudoError) for a missing element
+        raise QEInputError(f"material {material_id!r}: {exc}") from exc
+    run.prepare()
+    try:
+        run.run()
+        run.status.state = "kept"
+        run.status.reason = None
+    except _Reject as rej:
+        run.status.state, run.status.reason, run.status.detail = "rejected", rej.reason, rej.detail
+    except QEError as err:
+        run.status.state, run.status.reason = "failed", f"{err.executable} {err.reason}"
+        run.status.detail = str(err)[-3000:]
+    except (QEParseError, QEInputError) as err:
+        run.status.state, run.status.reason, run.status.detail = "failed", type(err).__name__, str(err)[-3000:]
+    finally:
+        if run.status.state == "running":  # interrupted (KeyboardInterrupt, unexpected error): resumable
+            run.save()
+    run.status.finished_at = _now()
+    run.save()
+    if not cfg.keep_scratch:
+        shutil.rmtree(run.scratch, ignore_errors=True)
+    return run.status
+
+
+# --------------------------------------------------------------------------------------------
+# Record assembly (from data/qe/<id>/ only)
+# --------------------------------------------------------------------------------------------
+
+
+def _a2f_selected(run_dir: Path, cfg: QEConfig) -> tuple[np.ndarray, np.ndarray, float]:
+    header, data = _read_table(run_dir / "a2f.dat.gz")
+    idx = cfg.elph_smearing_index
+    if not 1 <= idx <= data.shape[1] - 1:
+        raise QEParseError(f"{run_dir / 'a2f.dat.gz'}: elph_smearing_index={idx} but {data.shape[1] - 1} broadenings stored")
+    sigmas = [float(x) for x in header.split(":")[-1].split()]
+    return data[:, 0], data[:, idx], sigmas[idx - 1]
+
+
+def build_record(
+    material_id: str,
+    cfg: QEConfig,
+    *,
+    runs_dir: Path | None = None,
+    status: MaterialStatus | None = None,
+    pseudos: Mapping[str, PseudoSpec] | None = None,
+):
+    """Assemble the :class:`~betenet.records.MaterialRecord` of a finished run from ``data/qe/<id>/``."""
+    from .. import physics
+    from ..records import MaterialRecord
+
+    d = material_dir(material_id, runs_dir)
+    status = status or load_status(material_id, runs_dir)
+    structure = Structure.from_dict(json.loads((d / "relaxed.json").read_text()))
+    omega, a2f_raw, sigma = _a2f_selected(d, cfg)
+    keep = omega > 0
+    omega, a2f_raw = omega[keep], a2f_raw[keep]
+    a2f = np.clip(a2f_raw, 0.0, None)
+    neg = float(np.trapezoid(np.clip(-a2f_raw, 0, None), omega))
+    pos = float(np.trapezoid(np.clip(a2f_raw, 0, None), omega))
+    fine = parse_phdos(d / "phdos_fine.dos.gz")
+    coarse = parse_phdos(d / "phdos_coarse.dos.gz")
+    _, edos = _read_table(d / "edos.dat.gz")
+    m = physics.moments(omega, a2f)
+    tc = physics.allen_dynes_tc_K(m.lambda_, m.omega_log_K, m.omega_2_K)
+    lam_rows = parse_lambda_file(d / "lambda")
+    row = min(lam_rows, key=lambda r: abs(r.broadening_Ry - sigma))
+    grids = json.loads((d / "grids.json").read_text())
+    ps_info = {}
+    for el, spec in (pseudos or {}).items():
+        ps_info[el] = {"file": spec.filename, "md5": spec.md5 or _md5(spec.path)}
+    steps = status.steps or {}
+    prov = {
+        "code": QE_VERSION,
+        "workflow": "betenet.qe.workflow",
+        "accuracy": cfg.accuracy,
+        "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+        "grids": grids,
+        "elph_smearing_Ry": sigma,
+        "pseudopotentials": ps_info,
+        "timings_s": {k: v.get("wall_s") for k, v in steps.items()},
+        "wall_s_total": round(sum(float(v.get("wall_s", 0.0)) for v in steps.values()), 1),
+        "host": platform.node(),
+        "date": _now(),
+        "prototype": status.prototype,
+        "lambda_qe": row.lambda_,
+        "omega_log_K_qe": row.omega_log_K,
+        "a2f_negative_weight_fraction": neg / pos if pos > 0 else None,
+        "a2f_min_raw": float(a2f_raw.min()),
+        "a2f_negatives_clipped": bool(a2f_raw.min() < 0),
+        "quality": status.quality,
+        "fermi_energy_eV": steps.get("nscf_edos", {}).get("fermi_energy_eV"),
+    }
+    return MaterialRecord(
+        material_id=material_id,
+        structure=structure,
+        a2f_omega_meV=omega,
+        a2f=a2f,
+        phdos_omega_meV=fine.omega_meV,
+        phdos_total=fine.total,
+        phdos_site=fine.site,
+        phdos_coarse_omega_meV=coarse.omega_meV,
+        phdos_coarse_total=coarse.total,
+        phdos_coarse_site=coarse.site,
+        edos_energy_meV=edos[:, 0],
+        edos_total=edos[:, 1],
+        edos_site=edos[:, 2:].T,
+        edos_ef_per_eV=float(np.interp(0.0, edos[:, 0], edos[:, 1])),
+        lambda_=float(m.lambda_),
+        omega_log_K=float(m.omega_log_K),
+        omega_2_K=float(m.omega_2_K),
+        tc_ad_K=float(tc),
+        source="betenet-qe",
+        provenance=prov,
+    )
+
+
+IMAGINARY_THRESHOLD_MEV = IMAGINARY_MODE_THRESHOLD_MEV
