@@ -58,6 +58,9 @@ __all__ = [
     "table1_frame",
     "smoothing_floor_rows",
     "plot_parity",
+    "describe_data",
+    "glue_values",
+    "glue_table1",
 ]
 
 #: The three properties of Table 1 (column names of tables and keys of property dicts).
@@ -259,3 +262,50 @@ def plot_parity(
     if title:
         fig.suptitle(title)
     return fig
+
+
+def describe_data(records: Sequence[Any], split: Any | None = None) -> str:
+    """One line saying which data a result was measured on, e.g. for the ``data`` column of Table 1.
+
+    Counts records by ``source`` and by ``provenance["accuracy"]`` (the QE accuracy level); with a
+    :class:`betenet.splits.Split`, adds the train/test sizes and the split's data hash prefix.
+    """
+    from collections import Counter
+
+    by = Counter((r.source, (r.provenance or {}).get("accuracy", "?")) for r in records)
+    parts = [f"{n} {src} records (accuracy {acc})" for (src, acc), n in sorted(by.items())]
+    text = "; ".join(parts) if parts else "no records"
+    if split is not None:
+        text += f"; split {split.name!r} {len(split.train_ids)} train / {len(split.test_ids)} test (data {split.data_hash[:8]})"
+    return text
+
+
+def _key(*parts: Any) -> str:
+    import re
+
+    return "_".join(re.sub(r"[^0-9A-Za-z_]+", "", str(p)) for p in parts)
+
+
+def glue_values(values: Mapping[str, Any], glue, prefix: str = "") -> dict[str, Any]:
+    """``glue(prefix_key, value, display=False)`` for every item (keys sanitised to [0-9A-Za-z_]).
+
+    ``glue`` is ``myst_nb.glue`` (passed in so this module does not import myst_nb).  Returns the
+    glued ``{key: value}``.
+    """
+    out = {}
+    for k, v in values.items():
+        key = _key(prefix, k) if prefix else _key(k)
+        v = v.item() if hasattr(v, "item") else v
+        glue(key, v, display=False)
+        out[key] = v
+    return out
+
+
+def glue_table1(rows: Iterable[Mapping[str, Any]], glue) -> dict[str, Any]:
+    """Glue every number of Table 1 rows as ``<model>_<metric>_<property>`` (e.g. ``Base_MAE_lambda``,
+    ``Mean_R2_omega_log_K``, ``Base_MAE_tc_K``)."""
+    values = {}
+    for r in rows:
+        for p in ALL_PROPERTIES:
+            values[_key(r["model"], r["metric"], p)] = float(r[p])
+    return glue_values(values, glue)

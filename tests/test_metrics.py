@@ -112,3 +112,19 @@ def records():
     from analysis_records import make_records
 
     return make_records(12)
+
+
+def test_glue_keys_are_stable_identifiers():
+    from betenet.metrics import glue_table1, glue_values
+
+    seen = {}
+
+    def fake_glue(key, value, display=True):
+        assert display is False
+        seen[key] = value
+
+    glue_values({"n test": np.int64(3)}, fake_glue, prefix="paper")
+    assert seen == {"paper_ntest": 3} and type(seen["paper_ntest"]) is int
+    true = {"lambda": [0.5, 1.0], "omega_log_K": [100.0, 200.0], "omega_2_K": [150.0, 250.0]}
+    glue_table1(table1_rows("DFT 51-bin", true, true), fake_glue)
+    assert seen["DFT51bin_MAE_lambda"] == 0.0 and "DFT51bin_R2_omega_log_K" in seen
