@@ -357,7 +357,7 @@ def plot_confusion(cm, *, ax=None, title: str | None = None, labels: Sequence[st
 
 
 def ensemble_predictions(profile: Any, variant: str, records: Sequence[Any], train_ids: Sequence[str],
-                         test_ids: Sequence[str], *, mu_star: float = MU_STAR_DEFAULT, progress: bool = False):
+                         test_ids: Sequence[str], *, mu_star: float = MU_STAR_DEFAULT, progress: bool = True):
     """Test-split predictions of the ``variant`` ensemble (:class:`betenet.ensemble.PredictionSet`).
 
     Reuses ``artifacts/<profile>/predictions/<variant>.npz`` (written by notebook 05) when it covers
