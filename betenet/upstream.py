@@ -1,0 +1,658 @@
+"""The published BETE-NET data (``database.json`` + ``structures/<index>.cif``): download, read, convert.
+
+Upstream layout
+---------------
+The upstream repository (https://github.com/henniggroup/BETE-NET) publishes one pandas-style JSON table
+``database.json`` (one row per material, rows keyed by an integer index with gaps) and one CIF per row,
+``structures/<index>.cif``.  The columns used here (units as in the upstream files):
+
+* ``comp``, ``comp_name`` (composition string, name) -> ``provenance["upstream"]``
+* ``Freq_meV``, ``a2F`` (raw α²F on a 0.1 meV grid) -> ``a2f_omega_meV``, ``a2f``
+* ``PhFreq_meV`` (or ``PhFreq_meV_dense`` when present), ``Tot_PhDOS_dense``, ``Site_Proj_PhDOS_dense``
+  (the *fine*, "dense" PhDOS) -> ``phdos_omega_meV``, ``phdos_total``, ``phdos_site``
+* ``Ph_2x2x2_interpolated_Freq_meV``, ``Ph_2x2x2_interpolated_Site_Proj_DOS`` (the *coarse* PhDOS from 2x2x2
+  force constants; total from ``Ph_2x2x2_interpolated_Tot_DOS`` when present, else the sum over sites)
+  -> ``phdos_coarse_omega_meV``, ``phdos_coarse_site``, ``phdos_coarse_total``
+* ``Tot_eDOS_eng_meV`` (or ``Site_proj_eDOS_eng_meV``), ``Site_proj_eDOS``, ``Tot_eDOS`` when present (else the
+  sum over sites): eDOS around E_F, energies relative to E_F in meV -> ``edos_energy_meV``, ``edos_site``,
+  ``edos_total`` (optional: rows without eDOS get none)
+* ``lambda``, ``w_log``, ``w_sq`` (upstream scalar moments) -> ``provenance["upstream"]``
+
+Required columns: :data:`REQUIRED_COLUMNS`; a file without one of them is rejected with an error naming
+the file and the column(s).
+
+``Tot_PhDOS``/``Site_Proj_PhDOS`` (the PhDOS of the el-ph q grid) are not carried into the record.
+λ, ω_log, ω₂ and T_c(Allen–Dynes, μ* = 0.1) of a converted record are **recomputed** from ``a2F`` with
+:mod:`betenet.physics`; the upstream scalars are kept verbatim in ``provenance["upstream"]`` (their units
+are not documented upstream: ``w_log`` looks like meV and ``w_sq`` like meV², but that is not verified).
+The eDOS is copied as given; ``edos_ef_per_eV`` stays ``None`` because the upstream eDOS units are not
+documented (its value at E_F is stored as ``provenance["upstream"]["edos_at_ef"]``).
+
+Structures are read with ASE (as the upstream notebooks do) so that the site order matches the
+site-projected arrays, then converted to pymatgen.
+
+The JSON may be written with any pandas ``orient``: ``columns`` (``DataFrame.to_json()`` default:
+``{column: {index: value}}``), ``index``, ``split`` or ``records`` (a list of rows; rows then take their
+position, or an ``index`` entry if present, as index).  The orient is detected.
+
+Download
+--------
+``betenet data download`` fetches ``database.json`` and every ``structures/<index>.cif`` from
+``raw.githubusercontent.com`` at the pinned commit :data:`PINNED_COMMIT`, one file at a time (resumable:
+files already present with the right checksum are kept), verifying SHA-256 checksums against
+:data:`KNOWN_SHA256` or a manifest given with ``--checksums``.  **Honest status:** this project was built
+without network access to GitHub, so the pinned commit is one seen in an offline code index whose README
+says the repository holds "the models, training data and test predictions" (not checked to be the newest,
+nor that ``database.json`` sits at its root) and :data:`KNOWN_SHA256` is empty - *to be filled
+on first download*.  Without checksums the command refuses to download unless ``--allow-unverified`` is
+given; it then records every file's SHA-256 in ``MANIFEST.json`` (``"verified": false``) and prints the
+table to paste into :data:`KNOWN_SHA256`.  The downloaded directory gets a ``.gitignore`` of ``*``: upstream
+data are never committed to this repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import json
+import math
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+from .constants import MU_STAR_DEFAULT
+from .paths import DATA_DIR, RECORDS_DIR
+from .physics import allen_dynes_tc_K, moments
+from .records import MaterialRecord, RecordError, load_record, save_record, validate_record
+
+__all__ = [
+    "SOURCE",
+    "UPSTREAM_REPO",
+    "PINNED_COMMIT",
+    "RAW_BASE_URL",
+    "KNOWN_SHA256",
+    "UPSTREAM_COLUMNS",
+    "REQUIRED_COLUMNS",
+    "UpstreamError",
+    "DownloadError",
+    "UpstreamTable",
+    "ConversionReport",
+    "read_database_json",
+    "read_upstream",
+    "row_to_record",
+    "convert_upstream",
+    "raw_url",
+    "sha256_file",
+    "download_upstream",
+    "validate_paths",
+    "cli_main",
+]
+
+SOURCE = "upstream-bete-net"
+UPSTREAM_REPO = "henniggroup/BETE-NET"
+#: Commit whose files ``betenet data download`` fetches.  Seen offline only; see the module docstring.
+PINNED_COMMIT = "4e4609d4960a0b36868683871374a93cc3d396bc"
+RAW_BASE_URL = "https://raw.githubusercontent.com"
+#: commit -> {relative path: SHA-256}.  To be filled on first download (``--allow-unverified`` prints it).
+KNOWN_SHA256: dict[str, dict[str, str]] = {}
+DEFAULT_DOWNLOAD_DIR = DATA_DIR / "upstream"
+
+#: The upstream column layout this reader knows.
+UPSTREAM_COLUMNS = (
+    "comp",
+    "Freq_meV",
+    "a2F",
+    "PhFreq_meV",
+    "Tot_PhDOS",
+    "Site_Proj_PhDOS",
+    "Tot_PhDOS_dense",
+    "Site_Proj_PhDOS_dense",
+    "Ph_2x2x2_interpolated_Freq_meV",
+    "Ph_2x2x2_interpolated_Site_Proj_DOS",
+    "Tot_eDOS_eng_meV",
+    "Site_proj_eDOS",
+    "lambda",
+    "w_log",
+    "w_sq",
+    "comp_name",
+)
+#: Columns without which no record can be built (α²F, fine and coarse site-projected PhDOS).
+REQUIRED_COLUMNS = (
+    "comp",
+    "Freq_meV",
+    "a2F",
+    "PhFreq_meV",
+    "Tot_PhDOS_dense",
+    "Site_Proj_PhDOS_dense",
+    "Ph_2x2x2_interpolated_Freq_meV",
+    "Ph_2x2x2_interpolated_Site_Proj_DOS",
+)
+_SCALARS = ("lambda", "w_log", "w_sq")
+_LFS_MAGIC = b"version https://git-lfs"
+
+
+class UpstreamError(ValueError):
+    """The upstream table or one of its rows/structures is not what this reader expects."""
+
+
+class DownloadError(RuntimeError):
+    """A download was refused, failed, or did not match its checksum."""
+
+
+# --------------------------------------------------------------------------------------------- reading
+
+
+@dataclass
+class UpstreamTable:
+    """A parsed ``database.json``: ``rows[index] = {column: value}`` in file order, and the orient found."""
+
+    path: Path
+    orient: str
+    columns: list[str]
+    rows: dict[str, dict[str, Any]]
+
+    @property
+    def indices(self) -> list[str]:
+        return list(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def _index_key(value: Any) -> str:
+    """Row index as a string: ``3``, ``"3"`` and ``3.0`` all become ``"3"``."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def read_database_json(path: Path | str) -> UpstreamTable:
+    """Parse an upstream ``database.json`` (any pandas orient); check the required columns are there."""
+    path = Path(path)
+    try:
+        raw_bytes = path.read_bytes()
+    except FileNotFoundError:
+        raise UpstreamError(f"{path}: file not found") from None
+    if raw_bytes.startswith(_LFS_MAGIC):
+        raise UpstreamError(f"{path}: is a Git LFS pointer, not the data; fetch the LFS object (git lfs pull)")
+    try:
+        data = json.loads(raw_bytes)
+    except json.JSONDecodeError as exc:
+        raise UpstreamError(f"{path}: not valid JSON ({exc})") from exc
+
+    rows: dict[str, dict[str, Any]] = {}
+    if isinstance(data, list):
+        orient = "records"
+        for pos, row in enumerate(data):
+            if not isinstance(row, dict):
+                raise UpstreamError(f"{path}: orient 'records': entry {pos} is {type(row).__name__}, expected an object")
+            rows[_index_key(row.get("index", pos))] = {k: v for k, v in row.items() if k != "index"}
+    elif isinstance(data, dict) and {"columns", "data"} <= set(data):
+        orient = "split"
+        index = data.get("index", list(range(len(data["data"]))))
+        for idx, values in zip(index, data["data"]):
+            rows[_index_key(idx)] = dict(zip(data["columns"], values))
+    elif isinstance(data, dict) and data and all(isinstance(v, dict) for v in data.values()):
+        known = set(UPSTREAM_COLUMNS)
+        if known & set(data):
+            orient = "columns"
+            for col, by_index in data.items():
+                for idx, value in by_index.items():
+                    rows.setdefault(_index_key(idx), {})[col] = value
+        else:
+            first = next(iter(data.values()))
+            if not known & set(first):
+                raise UpstreamError(
+                    f"{path}: unrecognised layout: neither the keys nor the row entries are upstream BETE-NET columns "
+                    f"(expected some of {', '.join(UPSTREAM_COLUMNS)})"
+                )
+            orient = "index"
+            rows = {_index_key(idx): dict(row) for idx, row in data.items()}
+    else:
+        raise UpstreamError(f"{path}: unrecognised layout (top level is {type(data).__name__}); expected a pandas JSON table")
+
+    columns = sorted({c for row in rows.values() for c in row})
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise UpstreamError(
+            f"{path}: missing column(s) {', '.join(repr(c) for c in missing)} "
+            f"(orient {orient!r}; required: {', '.join(REQUIRED_COLUMNS)})"
+        )
+    return UpstreamTable(path=path, orient=orient, columns=columns, rows=rows)
+
+
+def _array(row: dict[str, Any], column: str, where: str, ndim: int) -> np.ndarray:
+    value = row.get(column)
+    if value is None:
+        raise UpstreamError(f"{where}: column {column!r} is missing or null")
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise UpstreamError(f"{where}: column {column!r} is not a numeric array ({exc})") from exc
+    if arr.ndim != ndim:
+        raise UpstreamError(f"{where}: column {column!r} has {arr.ndim} dimension(s), expected {ndim}")
+    return arr
+
+
+def _scalar(row: dict[str, Any], column: str) -> float | None:
+    value = row.get(column)
+    if value is None:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _read_structure(cif: Path, where: str):
+    from ase.io import read as ase_read
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    if not cif.is_file():
+        raise UpstreamError(f"{where}: structure file {cif} not found")
+    try:
+        atoms = ase_read(cif)
+    except Exception as exc:  # ASE raises many types on malformed CIFs
+        raise UpstreamError(f"{where}: cannot read structure {cif}: {exc}") from exc
+    return AseAtomsAdaptor.get_structure(atoms)
+
+
+def _material_id(index: str) -> str:
+    return f"upstream-{int(index):04d}" if index.isdigit() else f"upstream-{index}"
+
+
+def row_to_record(
+    index: str,
+    row: dict[str, Any],
+    structures_dir: Path,
+    *,
+    origin: str = "database.json",
+    mu_star: float = MU_STAR_DEFAULT,
+) -> MaterialRecord:
+    """One upstream row + ``structures_dir/<index>.cif`` -> a validated :class:`MaterialRecord`."""
+    where = f"{origin}: row {index}"
+    structure = _read_structure(Path(structures_dir) / f"{index}.cif", where)
+    n_sites = len(structure)
+
+    w = _array(row, "Freq_meV", where, 1)
+    a2f = _array(row, "a2F", where, 1)
+
+    fine_grid_col = "PhFreq_meV_dense" if row.get("PhFreq_meV_dense") is not None else "PhFreq_meV"
+    ph_w = _array(row, fine_grid_col, where, 1)
+    ph_tot = _array(row, "Tot_PhDOS_dense", where, 1)
+    ph_site = _array(row, "Site_Proj_PhDOS_dense", where, 2)
+    cw = _array(row, "Ph_2x2x2_interpolated_Freq_meV", where, 1)
+    c_site = _array(row, "Ph_2x2x2_interpolated_Site_Proj_DOS", where, 2)
+    c_tot = (
+        _array(row, "Ph_2x2x2_interpolated_Tot_DOS", where, 1)
+        if row.get("Ph_2x2x2_interpolated_Tot_DOS") is not None
+        else c_site.sum(axis=0)
+    )
+    for col, arr in (("Site_Proj_PhDOS_dense", ph_site), ("Ph_2x2x2_interpolated_Site_Proj_DOS", c_site)):
+        if arr.shape[0] != n_sites:
+            raise UpstreamError(f"{where}: column {col!r} has {arr.shape[0]} site rows but {index}.cif has {n_sites} sites")
+
+    e_w = e_tot = e_site = None
+    edos_at_ef = None
+    if row.get("Site_proj_eDOS") is not None:
+        e_grid_col = "Site_proj_eDOS_eng_meV" if row.get("Site_proj_eDOS_eng_meV") is not None else "Tot_eDOS_eng_meV"
+        e_w = _array(row, e_grid_col, where, 1)
+        e_site = _array(row, "Site_proj_eDOS", where, 2)
+        if e_site.shape[0] != n_sites:
+            raise UpstreamError(f"{where}: column 'Site_proj_eDOS' has {e_site.shape[0]} site rows, {index}.cif has {n_sites}")
+        if row.get("Tot_eDOS") is not None and row.get("Tot_eDOS_eng_meV") is not None:
+            t_w, t_y = _array(row, "Tot_eDOS_eng_meV", where, 1), _array(row, "Tot_eDOS", where, 1)
+            e_tot = t_y if t_w.shape == e_w.shape and np.allclose(t_w, e_w) else np.interp(e_w, t_w, t_y)
+        else:
+            e_tot = e_site.sum(axis=0)
+        if e_w.size >= 2 and e_w[0] <= 0.0 <= e_w[-1]:
+            edos_at_ef = float(np.interp(0.0, e_w, e_tot))
+
+    m = moments(w, a2f)
+    tc = allen_dynes_tc_K(m.lambda_, m.omega_log_K, m.omega_2_K, mu_star)
+    upstream_meta: dict[str, Any] = {
+        "index": index,
+        "comp": row.get("comp"),
+        "comp_name": row.get("comp_name"),
+        **{name: _scalar(row, name) for name in _SCALARS},
+        "edos_at_ef": edos_at_ef,
+        "fine_phdos_grid_column": fine_grid_col,
+    }
+    rec = MaterialRecord(
+        material_id=_material_id(index),
+        structure=structure,
+        a2f_omega_meV=w,
+        a2f=a2f,
+        phdos_omega_meV=ph_w,
+        phdos_total=ph_tot,
+        phdos_site=ph_site,
+        phdos_coarse_omega_meV=cw,
+        phdos_coarse_total=c_tot,
+        phdos_coarse_site=c_site,
+        edos_energy_meV=e_w,
+        edos_total=e_tot,
+        edos_site=e_site,
+        edos_ef_per_eV=None,
+        lambda_=float(m.lambda_),
+        omega_log_K=None if math.isnan(m.omega_log_K) else float(m.omega_log_K),
+        omega_2_K=None if math.isnan(m.omega_2_K) else float(m.omega_2_K),
+        tc_ad_K=float(tc),
+        source=SOURCE,
+        provenance={
+            "code": "upstream BETE-NET database.json (Gibson, Hire et al., arXiv 2401.16611)",
+            "repository": f"https://github.com/{UPSTREAM_REPO}",
+            "file": str(origin),
+            "moments": f"recomputed by betenet.physics from a2F (trapezoid), T_c Allen-Dynes with mu*={mu_star}",
+            "upstream": upstream_meta,
+        },
+    )
+    try:
+        return validate_record(rec, origin=where)
+    except RecordError as exc:
+        raise UpstreamError(str(exc)) from exc
+
+
+def _iter_records(
+    table: UpstreamTable, structures_dir: Path, skip_invalid: bool, indices: Iterable[str] | None, errors: list[str]
+) -> Iterator[MaterialRecord]:
+    wanted = table.indices if indices is None else [_index_key(i) for i in indices]
+    for idx in wanted:
+        if idx not in table.rows:
+            raise UpstreamError(f"{table.path}: no row with index {idx}")
+        try:
+            yield row_to_record(idx, table.rows[idx], structures_dir, origin=str(table.path))
+        except UpstreamError as exc:
+            if not skip_invalid:
+                raise
+            errors.append(str(exc))
+
+
+def read_upstream(
+    db_json: Path | str,
+    structures_dir: Path | str | None = None,
+    *,
+    skip_invalid: bool = False,
+    indices: Iterable[str | int] | None = None,
+    errors: list[str] | None = None,
+) -> list[MaterialRecord]:
+    """Read upstream ``database.json`` (+ ``structures/<index>.cif``) into records (``source="upstream-bete-net"``).
+
+    ``structures_dir`` defaults to ``<dir of db_json>/structures``.  With ``skip_invalid`` rows that fail
+    (null arrays, NaN, missing CIF, site mismatch, ...) are left out instead of raising; their messages are
+    appended to ``errors`` when a list is given.
+    """
+    table = read_database_json(db_json)
+    sdir = Path(structures_dir) if structures_dir is not None else table.path.parent / "structures"
+    sink: list[str] = errors if errors is not None else []
+    return list(_iter_records(table, sdir, skip_invalid, indices, sink))
+
+
+@dataclass
+class ConversionReport:
+    """What :func:`convert_upstream` did."""
+
+    written: list[Path] = field(default_factory=list)
+    kept_existing: list[Path] = field(default_factory=list)
+    invalid: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return f"{len(self.written)} written, {len(self.kept_existing)} already present (kept), {len(self.invalid)} invalid rows"
+
+
+def convert_upstream(
+    db_json: Path | str,
+    out_dir: Path | str,
+    structures_dir: Path | str | None = None,
+    *,
+    overwrite: bool = False,
+    skip_invalid: bool = False,
+    progress: bool = True,
+) -> ConversionReport:
+    """Write one record file per upstream row into ``out_dir``; existing files are kept unless ``overwrite``."""
+    from tqdm.auto import tqdm
+
+    table = read_database_json(db_json)
+    sdir = Path(structures_dir) if structures_dir is not None else table.path.parent / "structures"
+    out = Path(out_dir)
+    report = ConversionReport()
+    for idx in tqdm(table.indices, desc="convert upstream rows", disable=not progress, unit="row"):
+        target = out / f"{_material_id(idx)}.json"
+        if target.exists() and not overwrite:
+            report.kept_existing.append(target)
+            continue
+        try:
+            rec = row_to_record(idx, table.rows[idx], sdir, origin=str(table.path))
+        except UpstreamError as exc:
+            if not skip_invalid:
+                raise
+            report.invalid.append(str(exc))
+            continue
+        report.written.append(save_record(rec, out, overwrite=overwrite))
+    return report
+
+
+# ------------------------------------------------------------------------------------------- download
+
+
+def raw_url(path: str, commit: str = PINNED_COMMIT, *, repo: str = UPSTREAM_REPO, base_url: str = RAW_BASE_URL) -> str:
+    """URL of one file of the upstream repository at ``commit`` (raw.githubusercontent.com layout)."""
+    if not commit or any(c not in "0123456789abcdef" for c in commit.lower()):
+        raise DownloadError(f"commit must be a hexadecimal Git SHA, got {commit!r}")
+    return f"{base_url.rstrip('/')}/{repo}/{commit}/{path.lstrip('/')}"
+
+
+def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fetch(url: str, target: Path, expected_sha256: str | None, timeout_s: float = 120.0) -> str:
+    """Stream ``url`` into ``target`` (via ``.part``), return its SHA-256; raise on mismatch (nothing kept)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    h = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp, open(part, "wb") as fh:  # noqa: S310 - https/file only
+            for block in iter(lambda: resp.read(1 << 20), b""):
+                h.update(block)
+                fh.write(block)
+    except (urllib.error.URLError, OSError) as exc:
+        part.unlink(missing_ok=True)
+        raise DownloadError(f"cannot download {url}: {exc}") from exc
+    digest = h.hexdigest()
+    if expected_sha256 is not None and digest != expected_sha256.lower():
+        part.unlink(missing_ok=True)
+        raise DownloadError(f"checksum mismatch for {url}: got sha256 {digest}, expected {expected_sha256}")
+    part.replace(target)
+    return digest
+
+
+def _load_checksums(path: Path | str | None, commit: str) -> dict[str, str]:
+    if path is None:
+        return dict(KNOWN_SHA256.get(commit, {}))
+    data = json.loads(Path(path).read_text())
+    files = data.get("files", data) if isinstance(data, dict) else None
+    if not isinstance(files, dict):
+        raise DownloadError(f"{path}: expected a JSON object {{path: sha256}} or a MANIFEST.json with 'files'")
+    if isinstance(data, dict) and data.get("commit") not in (None, commit):
+        raise DownloadError(f"{path}: checksums are for commit {data['commit']}, not {commit}")
+    return {str(k): str(v) for k, v in files.items()}
+
+
+def download_upstream(
+    dest: Path | str = DEFAULT_DOWNLOAD_DIR,
+    commit: str = PINNED_COMMIT,
+    *,
+    allow_unverified: bool = False,
+    checksums: Path | str | None = None,
+    base_url: str = RAW_BASE_URL,
+    repo: str = UPSTREAM_REPO,
+    progress: bool = True,
+    fetch: Callable[[str, Path, str | None], str] = _fetch,
+) -> Path:
+    """Download ``database.json`` and ``structures/<index>.cif`` at ``commit`` into ``dest``; return ``dest``.
+
+    Every file is checked against the SHA-256 table (``checksums`` manifest, else :data:`KNOWN_SHA256`).
+    Without a checksum for ``database.json`` nothing is fetched unless ``allow_unverified``.  Files already
+    present are kept when their checksum matches (or, unverified, when they are listed in the existing
+    ``MANIFEST.json``), so an interrupted download resumes.  ``MANIFEST.json`` records commit, URLs and the
+    SHA-256 of every file; ``dest/.gitignore`` keeps the data out of git.
+    """
+    from tqdm.auto import tqdm
+
+    dest = Path(dest)
+    expected = _load_checksums(checksums, commit)
+    if "database.json" not in expected and not allow_unverified:
+        raise DownloadError(
+            f"no SHA-256 known for database.json at commit {commit} (KNOWN_SHA256 is to be filled on first download). "
+            "Pass --checksums MANIFEST.json from a trusted copy, or --allow-unverified to download anyway and "
+            "record the checksums in MANIFEST.json."
+        )
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / ".gitignore").write_text("# upstream BETE-NET data: never committed\n*\n")
+    manifest_path = dest / "MANIFEST.json"
+    previous = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    previous_files = previous.get("files", {}) if previous.get("commit") == commit else {}
+    hashes: dict[str, str] = {}
+
+    def get(rel: str) -> None:
+        target = dest / rel
+        want = expected.get(rel)
+        if target.exists():
+            have = sha256_file(target)
+            if (want is not None and have == want) or (want is None and previous_files.get(rel) == have):
+                hashes[rel] = have
+                return
+            if want is not None:
+                target.unlink()  # stale or corrupt: fetch again
+        hashes[rel] = fetch(raw_url(rel, commit, repo=repo, base_url=base_url), target, want)
+
+    def write_manifest(complete: bool) -> None:
+        manifest = {
+            "repo": repo,
+            "commit": commit,
+            "base_url": base_url,
+            "downloaded_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "complete": complete,
+            "verified": complete and all(rel in expected for rel in hashes),
+            "files": dict(sorted(hashes.items())),
+        }
+        tmp = manifest_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(manifest, indent=1))
+        tmp.replace(manifest_path)
+
+    get("database.json")
+    with open(dest / "database.json", "rb") as fh:
+        if fh.read(len(_LFS_MAGIC)) == _LFS_MAGIC:
+            raise DownloadError(
+                f"{dest / 'database.json'} is a Git LFS pointer: fetch the file from media.githubusercontent.com "
+                "or with git lfs, then run `betenet data convert-upstream`"
+            )
+    table = read_database_json(dest / "database.json")
+    try:
+        for idx in tqdm(table.indices, desc="structures/*.cif", disable=not progress, unit="file"):
+            get(f"structures/{idx}.cif")
+    finally:
+        write_manifest(complete=len(hashes) == len(table) + 1)
+    if not all(rel in expected for rel in hashes):
+        print(
+            "Unverified download. To pin it, add to betenet.upstream.KNOWN_SHA256:\n"
+            + json.dumps({commit: {"database.json": hashes["database.json"]}}, indent=1)
+            + f"\n(all file hashes are in {manifest_path})",
+            file=sys.stderr,
+        )
+    return dest
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def validate_paths(paths: Iterable[Path | str], out=sys.stdout) -> int:
+    """Validate record files / directories of record files; print one line per file; return the failure count."""
+    files: list[Path] = []
+    failures = 0
+    valid = 0
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(p.glob("*.json"))
+            if not found:
+                print(f"FAIL {p}: directory holds no *.json record files", file=out)
+                failures += 1
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        else:
+            print(f"FAIL {p}: no such file or directory", file=out)
+            failures += 1
+    for f in files:
+        try:
+            rec = load_record(f)
+        except (RecordError, OSError) as exc:
+            print(f"FAIL {f}: {exc}", file=out)
+            failures += 1
+        else:
+            valid += 1
+            print(f"OK   {f}: {rec.material_id} {rec.formula} ({len(rec.structure)} sites, source {rec.source})", file=out)
+    print(f"{valid} valid, {failures} failed", file=out)
+    return failures
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="betenet data", description="Published BETE-NET data and record files.")
+    sub = p.add_subparsers(dest="action", required=True)
+    d = sub.add_parser("download", help="download database.json + structures/*.cif at a pinned commit (SHA-256 checked)")
+    d.add_argument("--dest", type=Path, default=DEFAULT_DOWNLOAD_DIR, help=f"target directory (default {DEFAULT_DOWNLOAD_DIR})")
+    d.add_argument("--commit", default=PINNED_COMMIT, help=f"upstream commit (default {PINNED_COMMIT})")
+    d.add_argument("--checksums", type=Path, help="JSON {path: sha256} or a MANIFEST.json from a trusted download")
+    d.add_argument("--allow-unverified", action="store_true", help="download even without known checksums (recorded, not checked)")
+    d.add_argument("--base-url", default=RAW_BASE_URL, help=argparse.SUPPRESS)
+    d.add_argument("--convert", type=Path, metavar="OUT_DIR", help="then convert to record files in OUT_DIR")
+    v = sub.add_parser("validate", help="validate record files or directories of them (exit 1 on any failure)")
+    v.add_argument("paths", nargs="+", type=Path)
+    c = sub.add_parser("convert-upstream", help="convert an upstream database.json into record files")
+    c.add_argument("db_json", type=Path)
+    c.add_argument("--out", type=Path, default=RECORDS_DIR, help=f"output directory (default {RECORDS_DIR})")
+    c.add_argument("--structures", type=Path, help="directory of <index>.cif (default: next to database.json)")
+    c.add_argument("--overwrite", action="store_true", help="replace existing record files")
+    c.add_argument("--skip-invalid", action="store_true", help="report and skip rows that fail validation")
+    return p
+
+
+def cli_main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.action == "validate":
+            return 1 if validate_paths(args.paths) else 0
+        if args.action == "download":
+            dest = download_upstream(
+                args.dest, args.commit, allow_unverified=args.allow_unverified, checksums=args.checksums, base_url=args.base_url
+            )
+            print(f"upstream data in {dest}")
+            if args.convert is None:
+                return 0
+            report = convert_upstream(dest / "database.json", args.convert, skip_invalid=True)
+        else:
+            report = convert_upstream(
+                args.db_json, args.out, args.structures, overwrite=args.overwrite, skip_invalid=args.skip_invalid
+            )
+    except (UpstreamError, DownloadError, FileExistsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for msg in report.invalid:
+        print(f"invalid: {msg}", file=sys.stderr)
+    print(report.summary())
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(cli_main())
