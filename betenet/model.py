@@ -1,0 +1,510 @@
+"""BETE-NET: a periodic E(3)-equivariant graph network predicting the 51-bin α²F (Methods IV.2).
+
+The architecture is Chen et al. (2021)'s e3nn PhDOS network (itself e3nn's ``gate_points_2101``
+``Network``), re-implemented here on plain PyTorch + e3nn 0.6.0 building blocks, without
+torch_geometric / torch-scatter:
+
+* **node input**: the mass-weighted one-hot element vector (118 entries, atomic mass in amu at
+  index Z - 1), embedded by ``Linear(118, embedding_dim)`` + ReLU -> ``64x0e``;
+* **node attributes** (enter every self-interaction as the second operand of a fully connected
+  tensor product):
+
+  - **CSO** (``cso_node_attr="element"``, default, as Chen et al.): the element one-hot vector,
+    embedded by a second ``Linear(118, embedding_dim)`` + ReLU -> ``64x0e``;
+    ``cso_node_attr="constant"`` uses the constant scalar ``1x0e`` instead (a much smaller model);
+  - **CPD / FPD**: the site-projected (coarse / fine) phonon DOS binned on the 51-point target grid
+    (see :mod:`betenet.dataset`), embedded by ``Linear(51, embedding_dim)`` + ReLU -> ``64x0e``
+    ("embedding the site-projected PhDOS in the node attributes", Sec. II.2);
+
+* **edges**: spherical harmonics ``Y^l(r̂)`` for l <= ``lmax`` ('component' normalisation) times a
+  smooth cut-off ``(1 - cos(π u))/2`` with ``u = 2 (r / r_max - 1)`` clipped (e3nn's
+  ``smooth_cutoff``), and ``n_radial_basis`` Gaussians on [0, r_max] (scaled by √n) feeding a radial
+  MLP ``[n_basis, radial_neurons x radial_layers, n_weights]`` (SiLU) that gives the per-edge
+  tensor-product weights;
+* **layers**: ``n_layers`` gated convolutions (hidden irreps ``mul x (0e + 0o + 1e + 1o)`` up to
+  ``lmax``, SiLU/tanh scalars, sigmoid/tanh gates) and a final convolution to ``51x0e``;
+  each convolution is ``sc(x, z) + lin2(Σ_neighbours tp(lin1(x, z), Y, w(r)) / √num_neighbors, z)``
+  with e3nn's sin/cos(π/8) mixing;
+* **output**: ReLU per atom (Chen et al.; ``output_activation="softplus"`` is the smooth
+  alternative), then the **mean over the atoms** of each crystal -> ``(n_crystals, 51)`` α²F bins,
+  non-negative.  Unlike Chen et al. there is no division by the maximum: α²F's magnitude is the
+  physics (λ).
+
+Performance (see ``benchmarks/``): the self-interactions ``FullyConnectedTensorProduct(x, z)`` with
+``64x0e`` attributes hold 97 % of the 2.46 M parameters and cost ``N x 64 x mul_in x mul_out``
+per node.  Because ``z`` enters linearly, ``Σ_uv W_uvw x_u z_v = Σ_u x_u M_uw(z)`` with
+``M(z) = z·W``; :class:`AttrLinear` computes ``M`` once per *distinct* attribute row (for CSO, one
+per element present in the batch) and then applies a per-node ``mul_in x mul_out`` matrix, which is
+numerically the same function as e3nn's ``FullyConnectedTensorProduct`` (a test checks it) at a
+fraction of the cost.  The radial MLP depends only on the edge length; with
+``dedup_edge_lengths`` it is evaluated once per distinct length (per crystal) — exact in value, and
+automatically switched off when positions require gradients.
+
+Nothing happens at import; dtypes are explicit (``dtype`` argument; never ``set_default_dtype``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+from .constants import N_TARGET_BINS
+from .graphs import N_ELEMENTS, GraphBatch
+
+__all__ = [
+    "BeteNet",
+    "AttrLinear",
+    "CheckpointError",
+    "build_model",
+    "predict",
+    "n_parameters",
+    "save_checkpoint",
+    "load_checkpoint",
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_VERSION",
+]
+
+CHECKPOINT_FORMAT = "betenet.model"
+CHECKPOINT_VERSION = 1
+
+
+def _o3():
+    from e3nn import o3
+
+    return o3
+
+
+class AttrLinear(nn.Module):
+    """``FullyConnectedTensorProduct(irreps_in, f"{n_attr}x0e", irreps_out)`` for scalar attributes.
+
+    Same parameters (one flat ``weight`` in e3nn's layout and ``randn`` initialisation), same
+    path normalisation ('element'/'component') and same outputs as the e3nn module; the
+    contraction is reordered: ``M = z @ W`` per attribute row, then ``out = x · M[attr_index]``.
+
+    ``forward(x, z, attr_index=None)``: ``x`` (N, irreps_in.dim); ``z`` (K, n_attr) attribute rows;
+    ``attr_index`` (N,) long maps each of the N rows of ``x`` to a row of ``z`` (``None``: K == N).
+    """
+
+    def __init__(self, irreps_in, n_attr: int, irreps_out) -> None:
+        super().__init__()
+        o3 = _o3()
+        self.irreps_in = o3.Irreps(irreps_in)
+        self.irreps_out = o3.Irreps(irreps_out)
+        self.n_attr = int(n_attr)
+        # e3nn FullyConnectedTensorProduct instructions with in2 = n_attr x 0e: (i_in, i_out) with equal irreps
+        self.instructions: list[tuple[int, int]] = [
+            (i_in, i_out)
+            for i_in, (_, ir_in) in enumerate(self.irreps_in)
+            for i_out, (_, ir_out) in enumerate(self.irreps_out)
+            if ir_in == ir_out
+        ]
+        shapes = [(self.irreps_in[i].mul, self.n_attr, self.irreps_out[o].mul) for i, o in self.instructions]
+        self.weight_numel = sum(a * b * c for a, b, c in shapes)
+        self.weight = nn.Parameter(torch.randn(self.weight_numel))
+        # group instructions by output block; 'element' path normalisation: alpha = 1/sqrt(sum fan_in)
+        # blocks: (out slice start, stop, mul_out, ir dim, paths [(in start, in stop, weight offset, mul_in)], alpha)
+        self._blocks: list[tuple[int, int, int, int, list[tuple[int, int, int, int]], float]] = []
+        offset = 0
+        offsets = []
+        for (i, o), (a, b, c) in zip(self.instructions, shapes):
+            offsets.append(offset)
+            offset += a * b * c
+        in_slices = [(s.start, s.stop) for s in self.irreps_in.slices()]
+        out_slices = [(s.start, s.stop) for s in self.irreps_out.slices()]
+        for o, (mul_out, ir_out) in enumerate(self.irreps_out):
+            paths = [
+                (in_slices[i][0], in_slices[i][1], offsets[k], self.irreps_in[i].mul)
+                for k, (i, oo) in enumerate(self.instructions)
+                if oo == o
+            ]
+            if paths:
+                fan_in = sum(mul * self.n_attr for *_, mul in paths)
+                self._blocks.append((out_slices[o][0], out_slices[o][1], mul_out, ir_out.dim, paths, 1.0 / math.sqrt(fan_in)))
+        self._dim_out = self.irreps_out.dim
+        mask = torch.zeros(self.irreps_out.dim)
+        for start, stop, *_ in self._blocks:
+            mask[start:stop] = 1.0
+        self.register_buffer("output_mask", mask)
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor, attr_index: torch.Tensor | None = None) -> torch.Tensor:
+        n = x.shape[0]
+        outs: list[torch.Tensor] = []
+        done = 0
+        for start, stop, mul_out, d, paths, alpha in self._blocks:
+            if start > done:
+                outs.append(x.new_zeros(n, start - done))
+            # stacked weights of every input block feeding this output: (U, n_attr, mul_out)
+            ws = [self.weight[off : off + mul * self.n_attr * mul_out].view(mul, self.n_attr, mul_out) for _, _, off, mul in paths]
+            w = torch.cat(ws, dim=0) if len(ws) > 1 else ws[0]
+            u_tot = w.shape[0]
+            m = (z @ w.transpose(0, 1).reshape(self.n_attr, u_tot * mul_out)) * alpha  # (K, U*mul_out)
+            if attr_index is not None:
+                m = m.index_select(0, attr_index)
+            m = m.view(n, u_tot, mul_out)
+            xs = [x[:, a:b].view(n, mul, d) for a, b, _, mul in paths]
+            xin = torch.cat(xs, dim=1) if len(xs) > 1 else xs[0]  # (N, U, d)
+            if d == 1:
+                y = torch.bmm(xin.transpose(1, 2), m)  # (N, 1, mul_out)
+            else:
+                y = torch.bmm(xin.transpose(1, 2), m).transpose(1, 2)  # (N, mul_out, d)
+            outs.append(y.reshape(n, mul_out * d))
+            done = stop
+        if done < self._dim_out:
+            outs.append(x.new_zeros(n, self._dim_out - done))
+        return torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
+
+
+def _smooth_cutoff(u: torch.Tensor) -> torch.Tensor:
+    """e3nn's ``smooth_cutoff(r / r_max)``: 1 for r <= r_max/2, 0 for r >= r_max, cosine between."""
+    v = 2.0 * (u - 1.0)
+    y = (1.0 - torch.cos(math.pi * v)) / 2.0
+    y = torch.where(v > 0, torch.zeros_like(y), y)
+    return torch.where(v < -1, torch.ones_like(y), y)
+
+
+class _Convolution(nn.Module):
+    """Chen et al./e3nn ``gate_points_2101.Convolution`` with :class:`AttrLinear` self-interactions."""
+
+    def __init__(self, irreps_in, n_attr: int, irreps_edge_attr, irreps_out, n_basis: int,
+                 radial_layers: int, radial_neurons: int, num_neighbors: float) -> None:
+        super().__init__()
+        o3 = _o3()
+        from e3nn.nn import FullyConnectedNet
+
+        self.irreps_in = o3.Irreps(irreps_in)
+        self.irreps_edge_attr = o3.Irreps(irreps_edge_attr)
+        self.irreps_out = o3.Irreps(irreps_out)
+        self.num_neighbors = float(num_neighbors)
+        self.sc = AttrLinear(self.irreps_in, n_attr, self.irreps_out)
+        self.lin1 = AttrLinear(self.irreps_in, n_attr, self.irreps_in)
+        irreps_mid = []
+        instructions = []
+        for i, (mul, ir_in) in enumerate(self.irreps_in):
+            for j, (_, ir_edge) in enumerate(self.irreps_edge_attr):
+                for ir_out in ir_in * ir_edge:
+                    if ir_out in self.irreps_out:
+                        k = len(irreps_mid)
+                        irreps_mid.append((mul, ir_out))
+                        instructions.append((i, j, k, "uvu", True))
+        irreps_mid = o3.Irreps(irreps_mid)
+        irreps_mid, p, _ = irreps_mid.sort()
+        instructions = [(i1, i2, p[io], mode, train) for i1, i2, io, mode, train in instructions]
+        self.tp = o3.TensorProduct(
+            self.irreps_in, self.irreps_edge_attr, irreps_mid, instructions,
+            internal_weights=False, shared_weights=False,
+        )
+        self.fc = FullyConnectedNet(
+            [n_basis] + radial_layers * [radial_neurons] + [self.tp.weight_numel], torch.nn.functional.silu
+        )
+        self.lin2 = AttrLinear(irreps_mid, n_attr, self.irreps_out)
+        c_s, c_x = math.sin(math.pi / 8), math.cos(math.pi / 8)
+        mask = self.sc.output_mask
+        self.register_buffer("mix_x", (1 - mask) + c_x * mask)
+        self.c_s = c_s
+
+    def forward(self, x, z, attr_index, edge_src, edge_dst, edge_attr, edge_basis, edge_length_index,
+                node_index=None):
+        """``node_index``: if given, ``x`` and ``z`` are rows per *species* and ``node_index`` maps atoms to them."""
+        weight = self.fc(edge_basis)
+        if edge_length_index is not None:
+            weight = weight.index_select(0, edge_length_index)
+        if node_index is not None:
+            s = self.sc(x, z).index_select(0, node_index)
+            h = self.lin1(x, z).index_select(0, node_index)
+            n_nodes = node_index.shape[0]
+        else:
+            s = self.sc(x, z, attr_index)
+            h = self.lin1(x, z, attr_index)
+            n_nodes = x.shape[0]
+        edge_features = self.tp(h.index_select(0, edge_src), edge_attr, weight)
+        agg = edge_features.new_zeros(n_nodes, edge_features.shape[1]).index_add_(0, edge_dst, edge_features)
+        agg = agg / math.sqrt(self.num_neighbors)
+        if node_index is not None:
+            out = self.lin2(agg, z, node_index)
+        else:
+            out = self.lin2(agg, z, attr_index)
+        return self.c_s * s + self.mix_x * out
+
+
+class BeteNet(nn.Module):
+    """The BETE-NET network (CSO / CPD / FPD are options of this one class).
+
+    Parameters
+    ----------
+    cfg: :class:`betenet.config.ModelConfig`.
+    n_node_attr: width of the per-site node attributes in the batches it will see: ``0`` for CSO
+        (attributes from the element), the number of PhDOS bins (51) for CPD/FPD.  ``None``: from
+        ``cfg.variant``.
+    dtype: parameter dtype (``torch.float32`` default, or ``torch.float64``).
+
+    ``forward(batch: GraphBatch) -> Tensor (n_crystals, cfg.n_out_bins)``, non-negative.
+    """
+
+    def __init__(self, cfg: ModelConfig, n_node_attr: int | None = None, *, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        o3 = _o3()
+        from e3nn.nn import Gate
+
+        if n_node_attr is None:
+            n_node_attr = 0 if cfg.variant == "CSO" else N_TARGET_BINS
+        if cfg.variant == "CSO" and n_node_attr != 0:
+            raise ValueError(f"variant 'CSO' takes no per-site node attributes; got n_node_attr={n_node_attr}")
+        if cfg.variant in ("CPD", "FPD") and n_node_attr <= 0:
+            raise ValueError(f"variant {cfg.variant!r} needs per-site PhDOS node attributes (n_node_attr > 0)")
+        if cfg.variant not in ("CSO", "CPD", "FPD"):
+            raise ValueError(f"ModelConfig.variant must be 'CSO', 'CPD' or 'FPD', got {cfg.variant!r}")
+        if cfg.output_activation not in ("relu", "softplus"):
+            raise ValueError(f"ModelConfig.output_activation must be 'relu' or 'softplus', got {cfg.output_activation!r}")
+        if cfg.cso_node_attr not in ("element", "constant"):
+            raise ValueError(f"ModelConfig.cso_node_attr must be 'element' or 'constant', got {cfg.cso_node_attr!r}")
+        self.cfg = cfg
+        self.n_node_attr = int(n_node_attr)
+        self.lmax = int(cfg.lmax)
+        self.r_max = float(cfg.r_max_A)
+        self.n_basis = int(cfg.n_radial_basis)
+        self.radial_basis = cfg.radial_basis
+        self.dedup_edge_lengths = bool(cfg.dedup_edge_lengths)
+        emb = int(cfg.embedding_dim)
+        self.embed_input = nn.Linear(N_ELEMENTS, emb)
+        # node attributes
+        self.attr_from_species = self.n_node_attr == 0
+        if self.attr_from_species and cfg.cso_node_attr == "constant":
+            self.embed_attr = None
+            n_attr = 1
+        else:
+            self.embed_attr = nn.Linear(N_ELEMENTS if self.attr_from_species else self.n_node_attr, emb)
+            n_attr = emb
+        self.n_attr = n_attr
+        irreps_edge_attr = o3.Irreps.spherical_harmonics(self.lmax)
+        self._sh_ls = list(range(self.lmax + 1))  # plain list of l's: torch.compile-friendly
+        mul = int(cfg.irreps_multiplicity)
+        irreps_hidden = o3.Irreps([(mul, (l, p)) for l in range(self.lmax + 1) for p in (-1, 1)])
+        act = {1: torch.nn.functional.silu, -1: torch.tanh}
+        act_gates = {1: torch.sigmoid, -1: torch.tanh}
+
+        def path_exists(irreps_in1, irreps_in2, ir_out) -> bool:
+            ir_out = o3.Irrep(ir_out)
+            return any(ir_out in ir1 * ir2 for _, ir1 in irreps_in1.simplify() for _, ir2 in irreps_in2.simplify())
+
+        irreps = o3.Irreps(f"{emb}x0e")
+        self.convs = nn.ModuleList()
+        self.gates = nn.ModuleList()
+        for _ in range(cfg.n_layers):
+            scalars = o3.Irreps([(m, ir) for m, ir in irreps_hidden if ir.l == 0 and path_exists(irreps, irreps_edge_attr, ir)])
+            gated = o3.Irreps([(m, ir) for m, ir in irreps_hidden if ir.l > 0 and path_exists(irreps, irreps_edge_attr, ir)])
+            ir = "0e" if path_exists(irreps, irreps_edge_attr, "0e") else "0o"
+            gates = o3.Irreps([(m, ir) for m, _ in gated])
+            gate = Gate(scalars, [act[ir.p] for _, ir in scalars], gates, [act_gates[ir.p] for _, ir in gates], gated)
+            conv = _Convolution(irreps, n_attr, irreps_edge_attr, gate.irreps_in, self.n_basis,
+                                cfg.radial_layers, cfg.radial_neurons, cfg.num_neighbors)
+            self.convs.append(conv)
+            self.gates.append(gate)
+            irreps = gate.irreps_out
+        self.convs.append(
+            _Convolution(irreps, n_attr, irreps_edge_attr, o3.Irreps(f"{cfg.n_out_bins}x0e"), self.n_basis,
+                         cfg.radial_layers, cfg.radial_neurons, cfg.num_neighbors)
+        )
+        from .graphs import atomic_masses_amu
+
+        self.register_buffer("masses_amu", torch.tensor(atomic_masses_amu()), persistent=False)
+        self.to(dtype)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.embed_input.weight.dtype
+
+    def _edge_features(self, batch: GraphBatch):
+        o3 = _o3()
+        from e3nn.math import soft_one_hot_linspace
+
+        vec = batch.edge_vectors()
+        length = torch.sqrt((vec * vec).sum(dim=1).clamp_min(1e-18))
+        sh = o3.spherical_harmonics(self._sh_ls, vec, True, normalization="component")
+        edge_attr = _smooth_cutoff(length / self.r_max)[:, None] * sh
+        length_index = None
+        radial_in = length
+        if self.dedup_edge_lengths and batch.edge_length_index is not None and not vec.requires_grad:
+            # one radial-MLP evaluation per distinct (crystal, |edge|), precomputed by collate()
+            length_index = batch.edge_length_index
+            radial_in = length.index_select(0, batch.edge_length_rep)
+            if not torch.compiler.is_compiling():
+                err = (radial_in.index_select(0, length_index) - length).abs().max()
+                if err > 1e-3:
+                    raise ValueError(f"batch.edge_length_index is stale (edge lengths changed by up to {float(err):.3g} Å "
+                                     "since collate()); re-collate the graphs or set dedup_edge_lengths=False")
+        basis = soft_one_hot_linspace(radial_in, 0.0, self.r_max, self.n_basis, basis=self.radial_basis, cutoff=False)
+        return edge_attr, basis.mul(self.n_basis**0.5), length_index
+
+    def forward(self, batch: GraphBatch) -> torch.Tensor:
+        if self.attr_from_species != (batch.node_attr is None):
+            need = "no node attributes (CSO)" if self.attr_from_species else f"node_attr of width {self.n_node_attr}"
+            raise ValueError(f"BeteNet({self.cfg.variant}) expects a batch with {need}; the batch has "
+                             f"{'none' if batch.node_attr is None else tuple(batch.node_attr.shape)}")
+        if batch.node_attr is not None and batch.node_attr.shape[1] != self.n_node_attr:
+            raise ValueError(f"batch node_attr width {batch.node_attr.shape[1]} != model n_node_attr {self.n_node_attr}")
+        edge_attr, basis, length_index = self._edge_features(batch)
+        # species present in the batch: node features of the first layer depend only on the element
+        species, node_species = batch.species, batch.node_species
+        if species is None or node_species is None:
+            species, node_species = torch.unique(batch.atomic_numbers, return_inverse=True)
+        onehot = torch.nn.functional.one_hot(species - 1, N_ELEMENTS).to(self.dtype)
+        masses = self.masses_amu.index_select(0, species - 1)
+        x = torch.relu(self.embed_input(onehot * masses[:, None]))  # (K, emb) per species
+        attr_index: torch.Tensor | None
+        if self.attr_from_species:
+            if self.embed_attr is None:
+                z = onehot.new_ones(species.shape[0], 1)
+            else:
+                z = torch.relu(self.embed_attr(onehot))
+            attr_index = node_species
+            # first layer entirely per species (x and z both per species)
+            h = self.convs[0](x, z, None, batch.edge_src, batch.edge_dst, edge_attr, basis, length_index,
+                              node_index=node_species)
+        else:
+            z = torch.relu(self.embed_attr(batch.node_attr))
+            attr_index = None
+            h = self.convs[0](x.index_select(0, node_species), z, None, batch.edge_src, batch.edge_dst, edge_attr, basis,
+                              length_index)
+        layers = list(self.convs[1:])
+        h = self.gates[0](h) if len(self.gates) else h
+        for k, conv in enumerate(layers):
+            h = conv(h, z, attr_index, batch.edge_src, batch.edge_dst, edge_attr, basis, length_index)
+            if k + 1 < len(self.gates):
+                h = self.gates[k + 1](h)
+        if self.cfg.output_activation == "relu":
+            h = torch.relu(h)
+        else:
+            h = torch.nn.functional.softplus(h)
+        out = h.new_zeros(batch.n_crystals, h.shape[1]).index_add_(0, batch.batch, h)
+        return out / batch.n_atoms.to(h.dtype)[:, None]
+
+
+def build_model(cfg: ModelConfig, n_node_attr: int | None = None, *, dtype: torch.dtype = torch.float32,
+                seed: int | None = None) -> BeteNet:
+    """:class:`BeteNet` with its parameters drawn from ``torch.Generator`` seeded by ``seed`` (if given)."""
+    if seed is None:
+        return BeteNet(cfg, n_node_attr, dtype=dtype)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return BeteNet(cfg, n_node_attr, dtype=dtype)
+
+
+def predict(model: BeteNet, data: Any, *, batch_size: int = 0) -> "np.ndarray":
+    """α²F predictions (n, 51) as NumPy for a :class:`GraphBatch`, a list of ``CrystalGraph`` or a
+    :class:`betenet.dataset.MaterialDataset`, in ``batch_size`` chunks (0: all at once), without gradients.
+    """
+    import numpy as np
+
+    from .graphs import collate
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            if isinstance(data, GraphBatch):
+                return model(data.to(dtype=model.dtype)).cpu().numpy()
+            graphs = list(getattr(data, "graphs", data))
+            if not graphs:
+                return np.zeros((0, model.cfg.n_out_bins))
+            size = len(graphs) if batch_size <= 0 else int(batch_size)
+            outs = [
+                model(collate(graphs[i : i + size], dtype=model.dtype)).cpu().numpy()
+                for i in range(0, len(graphs), size)
+            ]
+            return np.concatenate(outs)
+    finally:
+        model.train(was_training)
+
+
+def n_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of (trainable) parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file cannot be loaded into this betenet (format, version or config mismatch)."""
+
+
+def _versions() -> dict[str, str]:
+    import e3nn
+
+    from . import __version__
+
+    return {"betenet": __version__, "torch": torch.__version__, "e3nn": e3nn.__version__}
+
+
+def save_checkpoint(path: str | Path, model: BeteNet, model_cfg: ModelConfig | None = None, **meta: Any) -> Path:
+    """Write a self-describing checkpoint: weights + the ModelConfig that built them + versions + ``meta``.
+
+    The file is written to a temporary name and renamed, so an interrupted save never leaves a
+    truncated checkpoint behind.
+    """
+    cfg = model.cfg if model_cfg is None else model_cfg
+    if dataclasses.asdict(cfg) != dataclasses.asdict(model.cfg):
+        raise ValueError("save_checkpoint: model_cfg differs from the config the model was built with")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": CHECKPOINT_VERSION,
+        "model_config": dataclasses.asdict(cfg),
+        "n_node_attr": model.n_node_attr,
+        "dtype": str(model.dtype).replace("torch.", ""),
+        "versions": _versions(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "meta": meta,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+    return path
+
+
+def load_checkpoint(path: str | Path, *, dtype: torch.dtype | None = None, map_location: str = "cpu"):
+    """Rebuild a model from :func:`save_checkpoint` output -> ``(model, cfg, meta)``.
+
+    Raises :class:`CheckpointError` naming the file when it is not a betenet model checkpoint, was
+    written by an incompatible format version, or its config/weights do not fit this betenet's
+    ``ModelConfig``/``BeteNet``.  A different torch/e3nn version only warns.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a readable torch checkpoint: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a betenet model checkpoint (field 'format' is "
+                              f"{payload.get('format') if isinstance(payload, dict) else type(payload).__name__!r})")
+    if payload.get("format_version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format_version {payload.get('format_version')!r}, "
+                              f"this betenet reads {CHECKPOINT_VERSION}")
+    raw_cfg = dict(payload["model_config"])
+    known = {f.name for f in dataclasses.fields(ModelConfig)}
+    unknown = sorted(set(raw_cfg) - known)
+    if unknown:
+        raise CheckpointError(f"{path}: model_config has field(s) {unknown} unknown to this betenet's ModelConfig "
+                              f"(written by betenet {payload.get('versions', {}).get('betenet')})")
+    if isinstance(raw_cfg.get("variant"), str):
+        pass
+    cfg = ModelConfig(**raw_cfg)
+    now = _versions()
+    then = payload.get("versions", {})
+    for lib in ("torch", "e3nn", "betenet"):
+        if then.get(lib) != now[lib]:
+            warnings.warn(f"{path}: written with {lib} {then.get(lib)}, loading with {now[lib]}", stacklevel=2)
+    want = dtype if dtype is not None else getattr(torch, payload.get("dtype", "float32"))
+    model = BeteNet(cfg, payload["n_node_attr"], dtype=want)
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit BeteNet({cfg}): {exc}") from exc
+    return model, cfg, dict(payload.get("meta", {}))
