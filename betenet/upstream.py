@@ -577,8 +577,9 @@ def download_upstream(
 # ---------------------------------------------------------------------------------------------- CLI
 
 
-def validate_paths(paths: Iterable[Path | str], out=sys.stdout) -> int:
+def validate_paths(paths: Iterable[Path | str], out=None) -> int:
     """Validate record files / directories of record files; print one line per file; return the failure count."""
+    out = sys.stdout if out is None else out
     files: list[Path] = []
     failures = 0
     valid = 0
