@@ -1,6 +1,6 @@
 """Moments of the Eliashberg function α²F(ω) and the McMillan / Allen–Dynes critical temperature.
 
-Definitions (Allen & Dynes, Phys. Rev. B 12, 905 (1975), Eqs. (2), (4)-(6); the paper's Sec. II.1)::
+Definitions (P. B. Allen and R. C. Dynes, Phys. Rev. B 12, 905 (1975); the paper's Sec. II.1)::
 
     λ      = 2 ∫ α²F(ω) / ω dω
     ω_log  = exp[ (2/λ) ∫ ln(ω) α²F(ω) / ω dω ]
@@ -25,11 +25,12 @@ Numerics
 
 T_c formulas
 ------------
-McMillan's formula in the Allen–Dynes form (prefactor ω_log/1.2 instead of Θ_D/1.45; AD Eq. (2))::
+McMillan's formula (W. L. McMillan, Phys. Rev. 167, 331 (1968)) in the Allen–Dynes form (prefactor
+ω_log/1.2 instead of Θ_D/1.45)::
 
     T_c = ω_log/1.2 · exp[ -1.04 (1+λ) / (λ - μ*(1 + 0.62 λ)) ]
 
-Allen–Dynes (AD Eqs. (3), (8)-(10)) multiplies it by the strong-coupling and shape corrections::
+Allen–Dynes multiplies it by the strong-coupling (f₁) and spectral-shape (f₂) corrections::
 
     f₁ = [1 + (λ/Λ₁)^{3/2}]^{1/3},               Λ₁ = 2.46 (1 + 3.8 μ*)
     f₂ = 1 + (ω₂/ω_log - 1) λ² / (λ² + Λ₂²),     Λ₂ = 1.82 (1 + 6.3 μ*) (ω₂/ω_log)
@@ -169,14 +170,14 @@ def mcmillan_tc_K(lambda_, omega_log_K, mu_star: float = MU_STAR_DEFAULT):
 
 
 def allen_dynes_f1(lambda_, mu_star: float = MU_STAR_DEFAULT):
-    """Strong-coupling correction f₁ = [1 + (λ/Λ₁)^{3/2}]^{1/3}, Λ₁ = 2.46(1 + 3.8μ*) (AD Eq. 9)."""
+    """Strong-coupling correction f₁ = [1 + (λ/Λ₁)^{3/2}]^{1/3}, Λ₁ = 2.46(1 + 3.8μ*) (Allen & Dynes 1975)."""
     lam = np.clip(np.asarray(lambda_, dtype=float), 0.0, None)
     big_lambda_1 = 2.46 * (1.0 + 3.8 * np.asarray(mu_star, dtype=float))
     return _scalar_or_array((1.0 + (lam / big_lambda_1) ** 1.5) ** (1.0 / 3.0))
 
 
 def allen_dynes_f2(lambda_, omega_log_K, omega_2_K, mu_star: float = MU_STAR_DEFAULT):
-    """Shape correction f₂ = 1 + (ω₂/ω_log - 1)λ²/(λ² + Λ₂²), Λ₂ = 1.82(1 + 6.3μ*)(ω₂/ω_log) (AD Eq. 10)."""
+    """Shape correction f₂ = 1 + (ω₂/ω_log - 1)λ²/(λ² + Λ₂²), Λ₂ = 1.82(1 + 6.3μ*)(ω₂/ω_log) (Allen & Dynes 1975)."""
     lam = np.asarray(lambda_, dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.asarray(omega_2_K, dtype=float) / np.asarray(omega_log_K, dtype=float)
@@ -186,7 +187,7 @@ def allen_dynes_f2(lambda_, omega_log_K, omega_2_K, mu_star: float = MU_STAR_DEF
 
 
 def allen_dynes_tc_K(lambda_, omega_log_K, omega_2_K, mu_star: float = MU_STAR_DEFAULT):
-    """Allen–Dynes T_c (K) = f₁ f₂ ω_log/1.2 exp[-1.04(1+λ)/(λ - μ*(1+0.62λ))] (AD 1975 Eq. 3).
+    """Allen–Dynes T_c (K) = f₁ f₂ ω_log/1.2 exp[-1.04(1+λ)/(λ - μ*(1+0.62λ))] (Allen & Dynes 1975).
 
     Vectorised; 0 where λ ≤ μ*(1+0.62λ) (including λ = 0 with NaN ω_log/ω₂ from :func:`moments`).
     """
