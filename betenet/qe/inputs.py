@@ -456,8 +456,8 @@ def pseudo_specs(library: Any, elements: Iterable[str]) -> dict[str, PseudoSpec]
     if hasattr(library, "require"):
         try:
             entries = library.require(elements)
-        except (KeyError, LookupError) as exc:
-            raise QEInputError(f"pseudopotential library lacks element(s): {exc}") from exc
+        except Exception as exc:  # the library's own error type (PseudoError) names missing/failed elements
+            raise QEInputError(f"pseudopotential library: {exc}") from exc
         if not isinstance(entries, Mapping):
             entries = {el: e for el, e in zip(elements, entries)}
     elif isinstance(library, Mapping):

@@ -477,13 +477,15 @@ class ProjectedDOS:
         return float(np.interp(0.0, self.energy_meV, self.total))
 
 
-_ATM = re.compile(r"\.pdos_atm#(\d+)\((\w+)\)_wfc#(\d+)\((\w+)\)$")
+_ATM = re.compile(r"\.pdos_atm#(\d+)\((\w+)\)_wfc#(\d+)\((\w+)\)(\.gz)?$")
 
 
 def parse_projwfc(directory: Path, filpdos: str, fermi_energy_eV: float, n_sites: int | None = None) -> ProjectedDOS:
     """Read ``<filpdos>.pdos_tot`` and ``<filpdos>.pdos_atm#i(El)_wfc#j(l)`` from ``directory``."""
     directory = Path(directory)
     tot_path = directory / f"{filpdos}.pdos_tot"
+    if not tot_path.exists() and tot_path.with_name(tot_path.name + ".gz").exists():
+        tot_path = tot_path.with_name(tot_path.name + ".gz")
     rows = list(_numeric_rows(tot_path, read_text(tot_path)))
     if len(rows) < 2:
         raise QEParseError(f"{tot_path}: fewer than two data rows")
