@@ -52,6 +52,7 @@ __all__ = [
     "BaselineResult",
     "run_baseline",
     "one_metric_comparison",
+    "one_metric_findings",
     "plot_feature_correlations",
 ]
 
@@ -277,6 +278,35 @@ def one_metric_comparison(rows: Sequence[dict[str, Any]], y_test, model: str = "
             }
         )
     return pd.DataFrame(out).set_index("property")
+
+
+def one_metric_findings(comparison, model: str = "Base", reference: str = "Mean") -> str:
+    """Markdown bullet list, generated from the measured numbers, of what each metric alone would say.
+
+    For every property: the MAE gain over the mean model and the MAE in units of the data's
+    standard deviation, next to R²; flags properties where the MAE looks moderate while R² is
+    near zero or negative ("MAE alone overstates the model").
+    """
+    lines = []
+    for p, row in comparison.iterrows():
+        label = PROPERTY_LABELS.get(p, p)
+        r2 = row[f"R2_{model}"]
+        gain = row["MAE_gain"]
+        verdict = (
+            "the MAE alone would overstate it: it explains almost none of the variance (R² ≤ 0.2)"
+            if r2 <= 0.2
+            else "here MAE and R² agree that it captures much of the variance"
+            if r2 >= 0.6
+            else "a partial fit"
+        )
+        fmt = ".2f" if p == "lambda" else ".1f"
+        lines.append(
+            f"- **{label}**: MAE {row[f'MAE_{model}']:{fmt}} vs {row[f'MAE_{reference}']:{fmt}} for the {reference.lower()} model "
+            f"({100 * gain:.0f} % lower; {row['MAE_over_std']:.2f} standard deviations of the test data), "
+            f"R² {r2:.2f} vs {row[f'R2_{reference}']:.2f}, RMSE {row[f'RMSE_{model}']:{fmt}} vs "
+            f"{row[f'RMSE_{reference}']:{fmt}} — {verdict}."
+        )
+    return "\n".join(lines)
 
 
 def plot_feature_correlations(features, targets, *, split=None):
