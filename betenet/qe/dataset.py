@@ -21,50 +21,87 @@ from ..config import Profile, QEConfig
 from ..paths import QE_RUNS_DIR, RECORDS_DIR
 from .workflow import check_settings, load_status
 
-__all__ = ["Candidate", "run_dataset", "run_one", "default_candidates", "select_candidates"]
+__all__ = ["Candidate", "CandidateList", "run_dataset", "run_one", "default_candidates", "select_candidates"]
 
 #: ``(material_id, structure, prototype)`` as produced by :func:`betenet.qe.prototypes.candidate_structures`.
 Candidate = tuple[str, Structure, str]
 
 
-def default_candidates(max_atoms: int = 8) -> list[Candidate]:
-    """Priority-ordered candidates from :mod:`betenet.qe.prototypes` over the pseudopotential library's elements."""
+class CandidateList(Sequence):
+    """Lazy, priority-ordered candidates: ids are known up front, a structure is built on first access.
+
+    Behaves like ``list[Candidate]`` (indexing, iteration, ``len``); :attr:`ids` never builds
+    anything, so selecting a few materials among thousands costs milliseconds
+    (:func:`select_candidates` builds only what it returns).
+    """
+
+    def __init__(self, entries: Iterable[tuple[str, Sequence[str], str]]):
+        self._entries = [(str(m), tuple(els), str(p)) for m, els, p in entries]
+        self._built: dict[int, Structure] = {}
+
+    @property
+    def ids(self) -> list[str]:
+        return [m for m, _, _ in self._entries]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return CandidateList(self._entries[i])
+        i = range(len(self._entries))[i]
+        mid, els, proto = self._entries[i]
+        if i not in self._built:
+            from .prototypes import build
+
+            self._built[i] = build(els, proto)
+        return (mid, self._built[i], proto)
+
+    def __repr__(self) -> str:
+        head = ", ".join(self.ids[:4])
+        return f"CandidateList({len(self)} candidates: {head}{', ...' if len(self) > 4 else ''})"
+
+
+def default_candidates(max_atoms: int = 8) -> CandidateList:
+    """Priority-ordered candidates from :mod:`betenet.qe.prototypes` over the pseudopotential library's
+    elements, as a lazy :class:`CandidateList` (structures are built only when accessed)."""
     from . import prototypes
     from .pseudo import PseudoLibrary
 
     lib = PseudoLibrary.default()
-    try:
-        cands = prototypes.candidate_structures(elements=lib.elements, max_atoms=max_atoms)
-    except TypeError:  # older signature
-        cands = prototypes.candidate_structures()
-    return [(str(m), s, str(p)) for m, s, p in cands if len(s) <= max_atoms]
+    return CandidateList(prototypes.candidate_ids(elements=lib.elements, max_atoms=max_atoms))
 
 
 def select_candidates(
     candidates: Sequence[Candidate], *, ids: Iterable[str] | None = None, limit: int | None = None,
     runs_dir: Path | None = None, include_finished: bool = True,
 ) -> list[Candidate]:
-    """Filter by ``ids``; keep finished ones (cheap no-ops) and cap the *unfinished* ones at ``limit``."""
+    """Filter by ``ids``; keep finished ones (cheap no-ops) and cap the *unfinished* ones at ``limit``.
+
+    With a :class:`CandidateList` only the returned candidates' structures are built.
+    Raises ``KeyError`` naming the ids that are not candidates.
+    """
+    all_ids = candidates.ids if isinstance(candidates, CandidateList) else [c[0] for c in candidates]
+    ids = list(ids) if ids is not None else None
     wanted = set(ids) if ids else None
+    if wanted is not None:
+        missing = wanted - set(all_ids)
+        if missing:
+            raise KeyError(f"unknown material id(s) {sorted(missing)}")
     out: list[Candidate] = []
     n_new = 0
-    for cand in candidates:
-        mid = cand[0]
+    for i, mid in enumerate(all_ids):
         if wanted is not None and mid not in wanted:
             continue
         finished = load_status(mid, runs_dir).final
         if finished:
             if include_finished:
-                out.append(cand)
+                out.append(candidates[i])
             continue
         if limit is not None and limit >= 0 and n_new >= limit:
             continue
-        out.append(cand)
+        out.append(candidates[i])
         n_new += 1
-    if wanted is not None:
-        missing = wanted - {c[0] for c in candidates}
-        if missing:
-            raise KeyError(f"unknown material id(s) {sorted(missing)}")
     return out
 
 

@@ -1,0 +1,200 @@
+"""Candidate structures (betenet.qe.prototypes) and lazy candidate selection (betenet.qe.dataset)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from pymatgen.core import Composition
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+from betenet.qe import dataset, prototypes
+from betenet.qe.prototypes import (
+    CURATED_PRIORITY,
+    PROTOTYPES,
+    PrototypeError,
+    build,
+    candidate_ids,
+    candidate_structures,
+    element_radius_A,
+    material_id,
+    parse_material_id,
+)
+
+#: One real example per prototype (formula in role order) with its reduced formula.
+EXAMPLES = {
+    "fcc": ("Al1-fcc", "Al"),
+    "bcc": ("Nb1-bcc", "Nb"),
+    "hcp": ("Mg1-hcp", "Mg"),
+    "B2": ("NbTi-B2", "NbTi"),
+    "L12": ("Cu3Au-L12", "Cu3Au"),
+    "L10": ("AuCu-L10", "AuCu"),
+    "AlB2": ("MgB2-AlB2", "MgB2"),
+    "C15": ("MgCu2-C15", "MgCu2"),
+    "L21": ("Pd2ZrAl-L21", "ZrAlPd2"),
+    "C1b": ("YPtBi-C1b", "YBiPt"),
+    "B1": ("NbC-B1", "NbC"),
+    "A15": ("Nb3Sn-A15", "Nb3Sn"),
+}
+
+
+def test_every_prototype_has_an_example():
+    assert set(EXAMPLES) == set(PROTOTYPES)
+
+
+@pytest.mark.parametrize("proto", list(PROTOTYPES))
+def test_prototype_symmetry_size_and_stoichiometry(proto):
+    mid, reduced = EXAMPLES[proto]
+    els, p = parse_material_id(mid)
+    assert p == proto
+    s = build(els, proto)
+    spec = PROTOTYPES[proto]
+    assert SpacegroupAnalyzer(s, symprec=1e-3).get_space_group_number() == spec.space_group
+    assert len(s) == spec.n_atoms_primitive <= 8
+    assert s.composition.reduced_composition.almost_equals(Composition(reduced).reduced_composition)
+    # role counts: element i appears counts[i] times per formula unit
+    comp = s.composition.get_el_amt_dict()
+    units = comp[els[0]] / spec.counts[0]
+    for el, n in zip(els, spec.counts):
+        assert comp[el] == pytest.approx(n * units)
+    # conventional cell has the same composition and symmetry
+    conv = build(els, proto, primitive=False)
+    assert conv.composition.reduced_formula == s.composition.reduced_formula
+    assert SpacegroupAnalyzer(conv, symprec=1e-3).get_space_group_number() == spec.space_group
+
+
+@pytest.mark.parametrize("proto", list(PROTOTYPES))
+def test_nearest_neighbour_distances_are_sensible(proto):
+    """Radius-based lattice constants: the shortest bond is 0.9-1.6x the smallest sum of radii
+    (vc-relax starts near the right volume, no overlapping atoms)."""
+    els, _ = parse_material_id(EXAMPLES[proto][0])
+    s = build(els, proto)
+    d_min = min(min(n.nn_distance for n in s.get_neighbors(site, 6.0)) for site in s)
+    r_sum = min(element_radius_A(a) + element_radius_A(b) for a in els for b in els)
+    assert d_min > 1.5
+    assert 0.9 <= d_min / r_sum <= 1.6, (proto, d_min, r_sum)
+    assert 8.0 < s.volume / len(s) < 40.0
+
+
+@pytest.mark.parametrize("mid", [m for m, _ in EXAMPLES.values()] + list(CURATED_PRIORITY[:40]))
+def test_material_id_round_trip(mid):
+    els, proto = parse_material_id(mid)
+    assert material_id(els, proto) == mid
+
+
+def test_symmetric_prototypes_sort_their_elements():
+    assert material_id(["Ti", "Nb"], "B2") == "NbTi-B2"
+    assert material_id(["Cu", "Au"], "L10") == "AuCu-L10"
+    assert material_id(["Sn", "Nb"], "A15") == "Sn3Nb-A15"  # role order kept elsewhere
+    assert material_id(["Nb"], "bcc") == "Nb1-bcc"
+
+
+@pytest.mark.parametrize(
+    "mid, match",
+    [
+        ("NbC", "expected '<formula>-<prototype>'"),
+        ("NbC-XYZ", "unknown prototype 'XYZ'"),
+        ("Nb3Sn2-A15", "does not match prototype A15"),
+        ("NbC-A15", "does not match prototype A15"),
+        ("nb-bcc", "cannot parse formula"),
+    ],
+)
+def test_parse_material_id_errors(mid, match):
+    with pytest.raises(PrototypeError, match=match):
+        parse_material_id(mid)
+
+
+def test_unknown_element_and_bad_arguments():
+    with pytest.raises(PrototypeError, match="unknown element symbol 'Xx'"):
+        build(["Xx"], "fcc")
+    with pytest.raises(PrototypeError, match="unknown element symbol 'Qq'"):
+        element_radius_A("Qq")
+    with pytest.raises(PrototypeError, match="unknown prototype 'diamond'"):
+        build(["Si"], "diamond")
+    with pytest.raises(PrototypeError, match="takes 2 element"):
+        build(["Nb"], "B1")
+    with pytest.raises(PrototypeError, match="distinct elements"):
+        build(["Nb", "Nb"], "B2")
+    with pytest.raises(PrototypeError, match="unknown prototype"):
+        candidate_ids(["Nb"], prototypes=["bcc", "nope"])
+
+
+ELS = ["Nb", "Ti", "C", "N", "Sn", "Al", "Mg", "B", "Pd", "Zr"]
+
+
+def test_candidate_ids_order_filters_and_limit():
+    ids = candidate_ids(ELS)
+    mids = [m for m, _, _ in ids]
+    assert len(mids) == len(set(mids))
+    curated = [m for m in CURATED_PRIORITY if set(parse_material_id(m)[0]) <= set(ELS)]
+    assert mids[: len(curated)] == curated  # curated first, in priority order
+    assert mids[0] == "Nb1-bcc" and "NbC-B1" in mids and "MgB2-AlB2" in mids and "Nb3Sn-A15" in mids
+    for mid, els, proto in ids:
+        assert set(els) <= set(ELS)
+        assert material_id(els, proto) == mid
+    # deterministic
+    assert candidate_ids(list(reversed(ELS))) == ids
+    # max_atoms drops the 6- and 8-atom prototypes
+    small = candidate_ids(ELS, max_atoms=4)
+    assert {p for _, _, p in small} <= {n for n, pr in PROTOTYPES.items() if pr.n_atoms_primitive <= 4}
+    assert not any(p in ("A15", "C15") for _, _, p in small)
+    # prototypes filter and limit keep the order
+    b1 = candidate_ids(ELS, prototypes=["B1"])
+    assert [m for m, _, _ in b1] == [m for m in mids if m.endswith("-B1")]
+    assert candidate_ids(ELS, limit=3) == ids[:3]
+
+
+def test_candidate_structures_matches_ids():
+    cands = candidate_structures(ELS, limit=4)
+    assert [m for m, _, _ in cands] == [m for m, _, _ in candidate_ids(ELS, limit=4)]
+    for mid, s, proto in cands:
+        assert len(s) == PROTOTYPES[proto].n_atoms_primitive
+
+
+def test_candidate_list_is_lazy(monkeypatch):
+    built = []
+    real = prototypes.build
+
+    def counting_build(els, proto, **kw):
+        built.append(material_id(els, proto))
+        return real(els, proto, **kw)
+
+    monkeypatch.setattr(prototypes, "build", counting_build)
+    cl = dataset.CandidateList(candidate_ids(ELS))
+    assert len(cl) > 50 and cl.ids[0] == "Nb1-bcc" and built == []
+    mid, s, proto = cl[0]
+    assert (mid, proto, len(s)) == ("Nb1-bcc", "bcc", 1) and built == ["Nb1-bcc"]
+    assert cl[0][1] is s and built == ["Nb1-bcc"]  # cached
+    assert cl[-1][0] == cl.ids[-1]
+    assert cl[1:3].ids == cl.ids[1:3]
+    assert "Nb1-bcc" in repr(cl)
+
+
+def test_select_candidates_builds_only_what_it_returns(monkeypatch, tmp_path):
+    built = []
+    real = prototypes.build
+    monkeypatch.setattr(prototypes, "build", lambda els, proto, **kw: built.append(proto) or real(els, proto, **kw))
+    cl = dataset.CandidateList(candidate_ids(ELS))
+    # a finished material is kept (cheap no-op) and does not count against the limit
+    (tmp_path / "NbC-B1").mkdir()
+    (tmp_path / "NbC-B1" / "status.json").write_text(json.dumps({"material_id": "NbC-B1", "state": "kept"}))
+    sel = dataset.select_candidates(cl, ids=["Nb3Sn-A15", "NbC-B1", "MgB2-AlB2"], limit=1, runs_dir=tmp_path)
+    assert [m for m, _, _ in sel] == ["NbC-B1", "MgB2-AlB2"]  # priority order, limit on unfinished
+    assert len(built) == 2
+    sel = dataset.select_candidates(cl, limit=2, runs_dir=tmp_path, include_finished=False)
+    assert [m for m, _, _ in sel] == cl.ids[:2]
+    with pytest.raises(KeyError, match="Xx1-fcc"):
+        dataset.select_candidates(cl, ids=["Xx1-fcc", "Nb1-bcc"], runs_dir=tmp_path)
+    # plain lists of built candidates still work
+    plain = [cl[0], cl[1]]
+    assert dataset.select_candidates(plain, ids=[cl.ids[1]], runs_dir=tmp_path) == [cl[1]]
+
+
+def test_default_candidates_cover_the_pseudo_library():
+    cl = dataset.default_candidates(8)
+    assert isinstance(cl, dataset.CandidateList)
+    assert cl.ids[:4] == ["Nb1-bcc", "Pb1-fcc", "Al1-fcc", "V1-bcc"]
+    for mid in ("NbC-B1", "MgB2-AlB2", "Nb3Sn-A15", "NbTi-B2"):
+        assert mid in cl.ids
+    assert np.all([PROTOTYPES[p].n_atoms_primitive <= 8 for _, _, p in cl._entries])
