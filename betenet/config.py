@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 __all__ = [
     "QEConfig",
+    "QE_CI",
     "ModelConfig",
     "TrainConfig",
     "EnsembleConfig",
@@ -39,11 +40,12 @@ class QEConfig:
 
     ``accuracy`` names the preset recorded in every record's provenance: ``screening`` (coarse
     grids that run in minutes on 2 cores; cutoffs from the pseudopotential library) or ``paper``
-    (75/350 Ry, k/q densities 40/15 per Å^-1, 30 el-ph broadenings).  Densities are points per Å^-1
+    (75/350 Ry, k/q densities 40/15 per Å^-1, 30 el-ph broadenings); ``ci`` is :data:`QE_CI`, the
+    tiny fcc-Al end-to-end test of the workflow (never used for dataset records).  Densities are points per Å^-1
     of reciprocal-lattice vector length (crystallographic, no 2π) on the relaxed lattice.
     """
 
-    accuracy: Literal["screening", "paper"] = "screening"
+    accuracy: Literal["screening", "paper", "ci"] = "screening"
     #: Plane-wave cutoffs (Ry); ``None`` = the largest recommendation of the pseudopotential library.
     ecutwfc_Ry: float | None = None
     ecutrho_Ry: float | None = None
@@ -93,6 +95,25 @@ class QEConfig:
     #: Scratch root for outdir/wavefunctions (``None``: $BETENET_SCRATCH or <tmp>/betenet-qe-scratch).
     scratch_dir: str | None = None
     keep_scratch: bool = False
+
+
+#: Tiny preset for CI's real QE el-ph run on fcc Al (tests/test_qe_real.py, notebook 01 smoke):
+#: 20/160 Ry, dense k 16^3 / scf 8^3 / q 2^3 on Al's relaxed lattice (the 2x2x2 q mesh is also the
+#: coarse-PhDOS mesh, so that step is reused), small matdyn mesh, loose thresholds.  ~30-80 s on
+#: 2 cores (QE at OMP 1); gives λ ≈ 0.38, ω_log ≈ 300 K for Al at the 0.02 Ry broadening.
+QE_CI = QEConfig(
+    accuracy="ci",
+    ecutwfc_Ry=20.0,
+    ecutrho_Ry=160.0,
+    k_density_per_invA=36.0,
+    q_density_per_invA=4.0,
+    scf_k_density_per_invA=17.0,
+    relax_k_density_per_invA=17.0,
+    matdyn_nq=8,
+    conv_thr_Ry=1e-8,
+    press_conv_thr_kbar=2.0,
+    step_timeout_s=600.0,
+)
 
 
 @dataclass(frozen=True)
@@ -145,6 +166,11 @@ class TrainConfig:
     smoothing_window: int = 21
     #: ... and the relative rise/fall (0.05 = 5 %) of the smoothed loss that makes a minimum/maximum count.
     regime_prominence: float = 0.05
+    #: Notebook 03's "what else was tried" runs (:func:`betenet.double_descent.sweep`): ``(label, overrides)``
+    #: with overrides ``("section.field", value)`` on this profile (e.g. ``("model.irreps_multiplicity", 16)``)
+    #: or ``("data.fraction", 0.5)`` (share of the training split).  A run that only raises limits
+    #: (``train.max_epochs``/``train.patience``) continues a copy of the main run.  Not part of a run's identity.
+    dd_sweep: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -249,7 +275,11 @@ PROFILES: dict[str, Profile] = {
         name="smoke",
         qe=QEConfig(n_new_materials=0),
         model=ModelConfig(embedding_dim=16, irreps_multiplicity=8, radial_neurons=32),
-        train=TrainConfig(max_epochs=60, patience=20, min_epochs=10, checkpoint_every=20),
+        train=TrainConfig(max_epochs=60, patience=20, min_epochs=10, checkpoint_every=20, dd_sweep=(
+            ("longer", (("train.max_epochs", 90),)),
+            ("narrower", (("model.embedding_dim", 8), ("model.irreps_multiplicity", 4), ("model.radial_neurons", 16))),
+            ("half data", (("data.fraction", 0.5),)),
+        )),
         ensemble=EnsembleConfig(n_members=2),
         landscape=LandscapeConfig(n_grid=5),
         dask=DaskConfig(n_workers=2),
@@ -258,7 +288,11 @@ PROFILES: dict[str, Profile] = {
         name="default",
         qe=QEConfig(n_new_materials=0),
         model=ModelConfig(),
-        train=TrainConfig(max_epochs=600, patience=150, min_epochs=50),
+        train=TrainConfig(max_epochs=600, patience=150, min_epochs=50, dd_sweep=(
+            ("longer", (("train.max_epochs", 1200), ("train.patience", 300))),
+            ("narrower", (("model.embedding_dim", 16), ("model.irreps_multiplicity", 8), ("model.radial_neurons", 32))),
+            ("half data", (("data.fraction", 0.5),)),
+        )),
         ensemble=EnsembleConfig(n_members=8),
         landscape=LandscapeConfig(n_grid=15),
         dask=DaskConfig(n_workers=2),
@@ -283,7 +317,11 @@ PROFILES: dict[str, Profile] = {
             n_new_materials=-1,
         ),
         model=ModelConfig(),
-        train=TrainConfig(max_epochs=10000, patience=1000, min_epochs=100, dtype="float32"),
+        train=TrainConfig(max_epochs=10000, patience=1000, min_epochs=100, dtype="float32", dd_sweep=(
+            ("longer", (("train.max_epochs", 20000), ("train.patience", 2000))),
+            ("wider", (("model.embedding_dim", 128), ("model.irreps_multiplicity", 64), ("model.radial_neurons", 200))),
+            ("half data", (("data.fraction", 0.5),)),
+        )),
         ensemble=EnsembleConfig(n_members=100),
         landscape=LandscapeConfig(n_grid=41),
         dask=DaskConfig(n_workers=4),

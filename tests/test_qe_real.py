@@ -1,0 +1,124 @@
+"""One real, tiny Quantum ESPRESSO el-ph calculation end to end (fcc Al, :data:`betenet.config.QE_CI`).
+
+Runs :func:`betenet.qe.workflow.run_material` -- the code path of the dataset -- in a temporary
+directory: vc-relax -> dense scf -> nscf/projwfc eDOS -> scf -> ph.x el-ph (q 2x2x2, reused as the
+coarse PhDOS mesh) -> q2r -> matdyn -> record.  About 30-40 s on 2 idle cores; 70-80 s measured here
+while a background QE dataset run shared the cores.  ``make test`` installs QE (``make qe-deps``);
+without pw.x the module is skipped with that instruction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+import numpy as np
+import pytest
+
+from betenet.config import QE_CI
+from betenet.qe.prototypes import build
+from betenet.qe.workflow import QEError, STEPS, load_status, qe_available, run_material, run_qe
+from betenet.records import load_record, validate_record
+
+pytestmark = [
+    pytest.mark.qe,
+    pytest.mark.skipif(
+        not qe_available(),
+        reason="Quantum ESPRESSO (pw.x ph.x q2r.x matdyn.x projwfc.x) not on PATH: run `make qe-deps`",
+    ),
+]
+
+MID = "Al1-fcc"
+
+
+@pytest.fixture(scope="module")
+def al_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("qe-al")
+    cfg = dataclasses.replace(QE_CI, scratch_dir=str(root / "scratch"), keep_scratch=True)
+    dirs = {"runs_dir": root / "qe", "records_dir": root / "records"}
+    t0 = time.perf_counter()
+    status = run_material(MID, build(["Al"], "fcc"), cfg, **dirs)
+    wall = time.perf_counter() - t0
+    return {"cfg": cfg, "status": status, "wall_s": wall, "dir": dirs["runs_dir"] / MID, **dirs}
+
+
+def test_al_is_kept_with_every_step_done(al_run):
+    st = al_run["status"]
+    assert st.state == "kept", f"{st.reason}: {st.detail}"
+    assert all(st.done(s) for s in STEPS)
+    # the 2x2x2 q mesh is the coarse-PhDOS mesh: those steps are reused, not recomputed
+    assert "reused_from" in st.steps["ph_coarse"]
+    grids = json.loads((al_run["dir"] / "grids.json").read_text())
+    assert grids["q"] == [2, 2, 2] and grids["k"] == [16, 16, 16] and grids["k_scf"] == [8, 8, 8]
+    for name in ("status.json", "relax.in", "relax.out.gz", "ph_elph.in", "a2f.dat.gz", "edos.dat.gz", "lambda"):
+        assert (al_run["dir"] / name).exists(), name
+    print(f"\nfcc Al (QE_CI) end to end: {al_run['wall_s']:.1f} s; steps (s): "
+          + ", ".join(f"{k} {v['wall_s']}" for k, v in st.steps.items()))
+
+
+def test_al_physics_in_range(al_run):
+    rec = validate_record(load_record(al_run["records_dir"] / f"{MID}.json"))
+    assert rec.provenance["accuracy"] == "ci"
+    assert rec.provenance["code"].startswith("QE")
+    # literature (DFT/experiment): λ ≈ 0.38-0.44, ω_log ≈ 270-320 K, T_c(exp) = 1.18 K
+    assert 0.25 < rec.lambda_ < 0.6
+    assert 200.0 < rec.omega_log_K < 450.0
+    assert rec.omega_log_K < rec.omega_2_K < 500.0
+    assert 0.0 < rec.tc_ad_K < 5.0
+    # our λ from the α²F agrees with matdyn's own at the same broadening
+    assert rec.lambda_ == pytest.approx(rec.provenance["lambda_qe"], rel=0.05)
+    # no imaginary modes; α²F non-negative and inside the phonon band
+    q = al_run["status"].quality
+    assert q["min_freq_ph_meV"] > -1.0 and q["min_freq_matdyn_meV"] > -1.0
+    assert np.all(rec.a2f >= 0) and rec.a2f.max() > 0
+    top = rec.a2f_omega_meV[rec.a2f > 1e-3 * rec.a2f.max()].max()
+    assert 30.0 < top < 55.0  # Al's phonon band ends near 40 meV
+    assert 0.1 < rec.edos_ef_per_eV < 1.0  # states/eV/cell (one atom)
+    assert rec.structure.lattice.a * 2**0.5 == pytest.approx(4.02, abs=0.1)  # a_fcc(PBEsol) ≈ 4.01-4.04 Å
+
+
+def test_second_call_resumes_without_recomputing(al_run):
+    d, cfg = al_run["dir"], al_run["cfg"]
+    before = {p.name: p.stat().st_mtime_ns for p in d.iterdir()}
+    rec_path = al_run["records_dir"] / f"{MID}.json"
+    rec_mtime = rec_path.stat().st_mtime_ns
+    t0 = time.perf_counter()
+    st = run_material(MID, build(["Al"], "fcc"), cfg, runs_dir=al_run["runs_dir"], records_dir=al_run["records_dir"])
+    assert time.perf_counter() - t0 < 5.0
+    assert st.state == "kept"
+    assert {p.name: p.stat().st_mtime_ns for p in d.iterdir()} == before
+    assert rec_path.stat().st_mtime_ns == rec_mtime
+
+
+def test_interrupted_run_resumes_at_first_unfinished_step(al_run):
+    """A run killed after matdyn: only the remaining steps run, earlier outputs stay untouched."""
+    d, cfg = al_run["dir"], al_run["cfg"]
+    status = json.loads((d / "status.json").read_text())
+    done_before = {k: v["finished_at"] for k, v in status["steps"].items()}
+    for step in ("matdyn_coarse", "record"):
+        status["steps"].pop(step)
+    status["state"] = "running"
+    (d / "status.json").write_text(json.dumps(status))
+    (al_run["records_dir"] / f"{MID}.json").unlink()
+    relax_mtime = (d / "relax.out.gz").stat().st_mtime_ns
+    t0 = time.perf_counter()
+    st = run_material(MID, build(["Al"], "fcc"), cfg, runs_dir=al_run["runs_dir"], records_dir=al_run["records_dir"])
+    assert time.perf_counter() - t0 < 10.0
+    assert st.state == "kept"
+    assert (al_run["records_dir"] / f"{MID}.json").exists()
+    assert (d / "relax.out.gz").stat().st_mtime_ns == relax_mtime
+    after = load_status(MID, al_run["runs_dir"]).steps
+    for step in STEPS[:STEPS.index("matdyn_coarse")]:
+        assert after[step]["finished_at"] == done_before[step], step
+
+
+def test_failed_qe_step_reports_the_tail_of_its_output(tmp_path):
+    bad = "&CONTROL\n  calculation = 'scf'\n  no_such_variable = 1\n/\n"
+    with pytest.raises(QEError) as err:
+        run_qe("pw.x", bad, tmp_path, "broken")
+    e = err.value
+    assert e.executable == "pw.x" and e.directory == tmp_path
+    assert "Error" in e.tail and "read_namelists" in e.tail
+    assert str(tmp_path) in str(e) and "last lines of its output" in str(e)
+    assert (tmp_path / "broken.in").read_text() == bad

@@ -1,0 +1,287 @@
+"""QE workflow bookkeeping without Quantum ESPRESSO: quality filters, the funnel, timing tables,
+failure reporting (fake executables), input errors, resume detection and the Dask dataset runner."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from betenet.config import QE_CI, DaskConfig, QEConfig, get_profile
+from betenet.qe import dataset, summary
+from betenet.qe.filters import a2f_checks, funnel, funnel_table, imaginary_check, quality_report
+from betenet.qe.inputs import QEInputError
+from betenet.qe.prototypes import build
+from betenet.qe.workflow import QEError, check_settings, load_status, run_material, run_qe
+
+CFG = QEConfig()
+
+
+# --------------------------------------------------------------------------------------------
+# Synthetic run directories
+# --------------------------------------------------------------------------------------------
+
+
+def _edos(d, dos_at_ef: float) -> None:
+    e = np.linspace(-1000.0, 1000.0, 101)  # meV around E_F
+    tot = np.where(np.abs(e) < 300, dos_at_ef, 1.0)
+    with gzip.open(d / "edos.dat.gz", "wt") as fh:
+        np.savetxt(fh, np.column_stack([e, tot, tot]), header="E-E_F (meV), total, site 1")
+
+
+def _a2f(d, a2f: np.ndarray) -> None:
+    w = np.linspace(0.05, 40.0, a2f.size)
+    cols = [w] + [a2f] * 10
+    with gzip.open(d / "a2f.dat.gz", "wt") as fh:
+        np.savetxt(fh, np.column_stack(cols), header="omega (meV), alpha2F ... (Ry): " + " ".join(["0.005"] * 10))
+
+
+def _status(d, state="running", reason=None, steps=None, **extra) -> None:
+    d.mkdir(parents=True, exist_ok=True)
+    s = {"material_id": d.name, "state": state, "reason": reason, "steps": steps or {}, "formula": d.name.split("-")[0],
+         "prototype": d.name.split("-")[-1], "n_atoms": 1, **extra}
+    (d / "status.json").write_text(json.dumps(s))
+
+
+def _peak(n=400):
+    w = np.linspace(0.05, 40.0, n)
+    return 0.5 * np.exp(-((w - 20.0) / 4.0) ** 2)
+
+
+def test_imaginary_check_and_a2f_checks():
+    assert imaginary_check([0.0, -0.99, None])
+    assert not imaginary_check([5.0, -1.01])
+    assert imaginary_check([-1.5], threshold_meV=2.0)
+    w = np.linspace(0, 10, 11)
+    assert a2f_checks(w, np.ones(11)) == {"has_nan": False, "negative_fraction": 0.0, "a2f_min": 1.0}
+    assert a2f_checks(w, np.r_[np.nan, np.ones(10)])["has_nan"]
+    c = a2f_checks(w, np.r_[-np.ones(5), np.ones(6)])
+    assert 0.5 < c["negative_fraction"] < 1.5 and c["a2f_min"] == -1.0
+
+
+def test_band_gap_filter(tmp_path):
+    metal, insulator = tmp_path / "Al1-fcc", tmp_path / "NaCl-B1"
+    for d, dos in ((metal, 0.4), (insulator, 0.0)):
+        _status(d)
+        _edos(d, dos)
+    q = quality_report(metal, CFG, stage="edos")
+    assert q.kept and q.checks["dos_ef_per_eV"] == pytest.approx(0.4)
+    q = quality_report(insulator, CFG, stage="edos")
+    assert not q.kept and q.reason == "band_gap" and "eDOS at E_F" in q.detail
+    with pytest.raises(ValueError, match="unknown filter stage 'x'"):
+        quality_report(metal, CFG, stage="x")
+
+
+@pytest.mark.parametrize(
+    "case, ph_min, a2f, reason",
+    [
+        ("kept", 3.0, _peak(), None),
+        ("imaginary_ph", -2.5, _peak(), "imaginary_modes"),
+        ("imaginary_matdyn", 3.0, _peak(), "imaginary_modes"),
+        ("nan", 3.0, np.r_[_peak()[:-1], np.nan], "nan"),
+        ("negative", 3.0, _peak() - 0.1, "negative_a2f"),
+        ("small_negative_noise", 3.0, np.r_[-1e-4 * np.ones(5), _peak()[5:]], None),
+    ],
+)
+def test_phonon_filters(tmp_path, case, ph_min, a2f, reason):
+    d = tmp_path / "X1-fcc"
+    md_min = -4.0 if case == "imaginary_matdyn" else 0.0
+    _status(d, steps={"ph_elph": {"done": True, "min_freq_meV": ph_min}, "matdyn": {"done": True, "min_freq_meV": md_min}})
+    _a2f(d, a2f)
+    q = quality_report(d, CFG, stage="phonons")
+    assert q.kept == (reason is None) and q.reason == reason
+    if reason == "imaginary_modes":
+        assert "< -1.0 meV" in q.detail
+    assert q.checks["min_freq_ph_meV"] == ph_min
+
+
+def _funnel_dir(root):
+    ok = {"relax": {"done": True, "wall_s": 100.0}, "ph_elph": {"done": True, "wall_s": 200.0}}
+    _status(root / "Al1-fcc", "kept", steps=ok)
+    _status(root / "Nb1-bcc", "kept", steps={"relax": {"done": True, "wall_s": 50.0}, "ph_elph": {"done": True, "wall_s": 50.0}})
+    _status(root / "NaCl-B1", "rejected", "band_gap")
+    _status(root / "Li1-fcc", "rejected", "imaginary_modes")
+    _status(root / "K1-fcc", "rejected", "nan")
+    _status(root / "Ca1-bcc", "rejected", "negative_a2f")
+    _status(root / "Fe1-bcc", "rejected", "not_converged")
+    _status(root / "Cs1-bcc", "failed", "pw.x failed", detail="... tail ...")
+    _status(root / "W1-bcc", "running", steps={"relax": {"done": True, "wall_s": 10.0}})
+    (root / "no-status-dir").mkdir()
+
+
+def test_funnel_counts_every_stage_with_reasons(tmp_path):
+    _funnel_dir(tmp_path)
+    f = funnel(tmp_path)
+    assert (f["submitted"], f["finished"], f["converged"], f["metallic"], f["dynamically_stable"], f["kept"]) == (9, 8, 6, 5, 4, 2)
+    assert f["in_progress"] == 1
+    assert f["reasons"] == {"band_gap": 1, "imaginary_modes": 1, "nan": 1, "negative_a2f": 1, "not_converged": 1, "failed": 1}
+    assert sorted(f["kept_wall_s"]) == [100.0, 300.0]
+    t = funnel_table(tmp_path).set_index("stage")["materials"]
+    assert t["submitted"] == 9 and t["kept"] == 2 and t["QE failed / not converged"] == 2
+    assert t["dynamically stable"] == 4 and t["band gap (eDOS at E_F)"] == 1 and t["NaN in α²F"] == 1
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert funnel(empty)["submitted"] == 0 and funnel_table(empty)["materials"].sum() == 0
+
+
+def test_material_and_timing_tables(tmp_path):
+    _funnel_dir(tmp_path)
+    m = summary.material_table(tmp_path)
+    assert len(m) == 9 and set(m["state"]) == {"kept", "rejected", "failed", "running"}
+    assert m.set_index("material_id").loc["Al1-fcc", "wall_s"] == 300.0
+    t = summary.timing_table(tmp_path)
+    assert t.loc["total per material", "n"] == 2
+    assert t.loc["total per material", "median_s"] == 200.0 and t.loc["total per material", "max_s"] == 300.0
+    assert t.loc["ph_elph", "max_s"] == 200.0
+    s = summary.timing_summary(tmp_path)
+    assert s["n"] == 2 and s["median_min"] == pytest.approx(200 / 60)
+
+
+def test_r_squared():
+    x = np.arange(10.0)
+    assert summary.r_squared(x, 2 * x + 1) == pytest.approx(1.0)
+    assert np.isnan(summary.r_squared([1, 2], [1, 2]))
+    assert np.isnan(summary.r_squared([1, 1, 1, 1], [1, 2, 3, 4]))
+    assert summary.r_squared(np.r_[x, np.nan], np.r_[x, 5.0]) == pytest.approx(1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Settings, input errors, failures (fake QE executables)
+# --------------------------------------------------------------------------------------------
+
+
+def test_check_settings_names_the_field():
+    import dataclasses
+
+    check_settings(CFG)
+    check_settings(QE_CI)
+    check_settings(get_profile("paper").qe)
+    with pytest.raises(QEInputError, match="n_elph_smearings=30"):
+        check_settings(dataclasses.replace(CFG, n_elph_smearings=30))
+    with pytest.raises(QEInputError, match="elph_smearing_index=11"):
+        check_settings(dataclasses.replace(CFG, elph_smearing_index=11))
+    with pytest.raises(QEInputError, match="coarse_q_grid"):
+        check_settings(dataclasses.replace(CFG, coarse_q_grid=(2, 2)))
+
+
+def _fake_qe(bin_dir, body: str) -> None:
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for exe in ("pw.x", "ph.x", "q2r.x", "matdyn.x", "projwfc.x"):
+        p = bin_dir / exe
+        p.write_text("#!/bin/sh\n" + body)
+        p.chmod(p.stat().st_mode | stat.S_IEXEC)
+
+
+@pytest.fixture
+def fake_failing_qe(tmp_path, monkeypatch):
+    """pw.x & co. that print a QE-like error, count their calls and exit 1."""
+    bin_dir = tmp_path / "bin"
+    calls = tmp_path / "calls.txt"
+    _fake_qe(bin_dir, f"echo run >> {calls}\necho ' Program PWSCF v.6.7'\n"
+             "echo ' %%%%%%%%%%%%%%'\necho '  Error in routine fake_routine (1):'\n"
+             "echo '  fake QE failure for the test'\nexit 1\n")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return calls
+
+
+def _cfg(tmp_path):
+    import dataclasses
+
+    return dataclasses.replace(QE_CI, scratch_dir=str(tmp_path / "scratch"))
+
+
+def test_run_qe_errors(tmp_path, fake_failing_qe, monkeypatch):
+    with pytest.raises(QEError, match="pw.x failed \\(exit code 1\\)") as err:
+        run_qe("pw.x", "&control\n/\n", tmp_path / "w", "scf")
+    assert "fake QE failure for the test" in err.value.tail and err.value.returncode == 1
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    with pytest.raises(QEError, match="make qe-deps"):
+        run_qe("pw.x", "", tmp_path / "w", "scf")
+
+
+def test_run_qe_without_job_done(tmp_path, monkeypatch):
+    _fake_qe(tmp_path / "bin", "echo 'half an output'\nexit 0\n")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(QEError, match="ended without 'JOB DONE'") as err:
+        run_qe("pw.x", "", tmp_path / "w", "scf")
+    assert "half an output" in err.value.tail
+
+
+def test_failed_step_is_recorded_with_the_tail_and_not_rerun(tmp_path, fake_failing_qe):
+    cfg = _cfg(tmp_path)
+    dirs = {"runs_dir": tmp_path / "qe", "records_dir": tmp_path / "rec"}
+    st = run_material("Al1-fcc", build(["Al"], "fcc"), cfg, **dirs)
+    assert st.state == "failed" and st.reason == "pw.x failed"
+    assert "fake QE failure for the test" in st.detail and "Error in routine fake_routine" in st.detail
+    assert not st.steps  # failed in the first step (relax); nothing marked done
+    saved = load_status("Al1-fcc", dirs["runs_dir"])
+    assert saved.state == "failed" and saved.finished_at
+    d = dirs["runs_dir"] / "Al1-fcc"
+    assert (d / "relax.in").exists()
+    with gzip.open(d / "relax.out.gz", "rt") as fh:
+        assert "fake QE failure" in fh.read()
+    assert not (tmp_path / "scratch" / "Al1-fcc").exists()  # scratch cleaned
+    assert fake_failing_qe.read_text().count("run") == 1
+    # a finished (failed) material is not rerun ...
+    assert run_material("Al1-fcc", build(["Al"], "fcc"), cfg, **dirs).state == "failed"
+    assert fake_failing_qe.read_text().count("run") == 1
+    # ... unless asked to retry
+    assert run_material("Al1-fcc", build(["Al"], "fcc"), cfg, retry_failed=True, **dirs).state == "failed"
+    assert fake_failing_qe.read_text().count("run") == 2
+    # force backs the old directory up
+    run_material("Al1-fcc", build(["Al"], "fcc"), cfg, force=True, **dirs)
+    assert len(list(dirs["runs_dir"].glob("Al1-fcc.bak-*"))) == 1
+
+
+def test_input_errors_raise_before_running(tmp_path, fake_failing_qe):
+    from pymatgen.core import Lattice, Structure
+
+    cfg = _cfg(tmp_path)
+    dirs = {"runs_dir": tmp_path / "qe", "records_dir": tmp_path / "rec"}
+    overlap = Structure(Lattice.cubic(4.0), ["Al", "Al"], [[0, 0, 0], [0.01, 0, 0]])
+    with pytest.raises(QEInputError, match="overlapping"):
+        run_material("Al2-bad", overlap, cfg, **dirs)
+    with pytest.raises(QEInputError, match="no pseudopotential for element 'Al'"):
+        run_material("Al1-fcc", build(["Al"], "fcc"), cfg, library=tmp_path / "empty", **dirs)
+    assert not fake_failing_qe.exists()  # QE never started
+
+
+# --------------------------------------------------------------------------------------------
+# Dask dataset runner (in-process LocalCluster)
+# --------------------------------------------------------------------------------------------
+
+
+def test_run_dataset_resumes_and_reports_failures(tmp_path, fake_failing_qe):
+    import dataclasses
+
+    from dask.distributed import Client, LocalCluster
+
+    runs, recs = tmp_path / "qe", tmp_path / "rec"
+    _status(runs / "Nb1-bcc", "kept", steps={"relax": {"done": True, "wall_s": 12.0}})  # finished earlier
+    profile = dataclasses.replace(get_profile("smoke"), qe=_cfg(tmp_path), dask=DaskConfig(n_workers=1, processes=False))
+    cands = dataset.CandidateList([("Nb1-bcc", ("Nb",), "bcc"), ("Al1-fcc", ("Al",), "fcc")])
+    sel = dataset.select_candidates(cands, limit=5, runs_dir=runs)
+    log = tmp_path / "run.jsonl"
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cl, Client(cl) as client:
+        res = dataset.run_dataset(sel, profile, client, runs_dir=runs, records_dir=recs, progress=False, log_path=log)
+    by = {r["material_id"]: r for r in res}
+    assert by["Nb1-bcc"]["state"] == "kept" and by["Nb1-bcc"]["wall_s"] == 12.0  # skipped, not recomputed
+    assert by["Al1-fcc"]["state"] == "failed" and by["Al1-fcc"]["reason"] == "pw.x failed"
+    assert fake_failing_qe.read_text().count("run") == 1
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    assert {x["material_id"] for x in lines} == {"Nb1-bcc", "Al1-fcc"} and all("time" in x for x in lines)
+    # a second selection with include_finished=False has nothing left to do
+    assert dataset.select_candidates(cands, runs_dir=runs, include_finished=False) == []
+    assert dataset.run_dataset([], profile, runs_dir=runs) == []
+
+
+def test_run_one_reports_invalid_input(tmp_path):
+    from pymatgen.core import Lattice, Structure
+
+    overlap = Structure(Lattice.cubic(4.0), ["Al", "Al"], [[0, 0, 0], [0.01, 0, 0]])
+    r = dataset.run_one("Al2-bad", overlap.as_dict(), None, _cfg(tmp_path), str(tmp_path / "qe"), str(tmp_path / "rec"))
+    assert r["state"] == "invalid" and r["reason"] == "QEInputError" and "overlapping" in r["detail"]
