@@ -198,6 +198,8 @@ class LandscapeConfig:
     n_grid: int = 21
     span: float = 1.0
     seed: int = 7
+    #: Step (in units of the filter-normalised directions) of the finite-difference Hessian at the trained weights.
+    fd_step: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -281,7 +283,7 @@ PROFILES: dict[str, Profile] = {
             ("half data", (("data.fraction", 0.5),)),
         )),
         ensemble=EnsembleConfig(n_members=2),
-        landscape=LandscapeConfig(n_grid=5),
+        landscape=LandscapeConfig(n_grid=5, span=0.5),
         dask=DaskConfig(n_workers=2),
     ),
     "default": Profile(
@@ -294,7 +296,7 @@ PROFILES: dict[str, Profile] = {
             ("half data", (("data.fraction", 0.5),)),
         )),
         ensemble=EnsembleConfig(n_members=8),
-        landscape=LandscapeConfig(n_grid=15),
+        landscape=LandscapeConfig(n_grid=15, span=0.5),
         dask=DaskConfig(n_workers=2),
     ),
     "paper": Profile(

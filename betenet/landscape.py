@@ -37,7 +37,12 @@ Summary numbers
   (``curvature`` = tr H / 2, the mean second derivative along the two directions).  Units: loss per
   (unit of α)²; since directions are filter-normalised, α = 1 means "moving every filter by its own
   norm", so curvatures are comparable between checkpoints of the same network.  The paper reads the
-  curvature as a proxy for the model's *variance*.
+  curvature as a proxy for the model's *variance*.  The fit describes the basin at the grid's
+  resolution (and is only used to refine the minimum when its fitted value is plausible: >= 0 and
+  not above the grid minimum).  Because a coarse grid over a wide span sees a far-from-quadratic
+  loss, we also report the **curvature at the trained weights** from central finite differences with
+  a small step ``fd_step`` (``center_curvature_eigs``, ``center_curvature``), which does not depend
+  on the grid.
 
 The loss function is any ``loss_fn(model) -> float`` (for BETE-NET: the MSE on the training set,
 :func:`betenet.train.make_loss_fn`).  The model's weights are restored after evaluation, also on error.
@@ -187,6 +192,15 @@ class Landscape:
     fit_rmse: float
     label: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    #: Eigenvalues (ascending) of the 2x2 Hessian of the slice *at the trained weights* (0, 0) from central
+    #: finite differences with step :attr:`fd_step` (independent of the grid spacing); NaN if not computed.
+    center_curvature_eigs: tuple[float, float] = (float("nan"), float("nan"))
+    fd_step: float = float("nan")
+
+    @property
+    def center_curvature(self) -> float:
+        """Mean of :attr:`center_curvature_eigs` (tr H / 2 at (0, 0))."""
+        return float(np.mean(self.center_curvature_eigs))
 
     @property
     def min_distance(self) -> float:
@@ -205,6 +219,10 @@ class Landscape:
             "curvature_min": self.curvature_eigs[0],
             "curvature_max": self.curvature_eigs[1],
             "fit_rmse": self.fit_rmse,
+            "center_curvature": self.center_curvature,
+            "center_curvature_min": self.center_curvature_eigs[0],
+            "center_curvature_max": self.center_curvature_eigs[1],
+            "fd_step": self.fd_step,
             "direction_cosine": self.cosine,
             "n_grid": int(self.alphas.size),
             "span": float(self.alphas.max()),
@@ -253,12 +271,14 @@ def loss_landscape(
     bias: Literal["zero", "filter"] = "zero",
     label: str = "",
     progress: bool = False,
+    fd_step: float | None = 0.01,
 ) -> Landscape:
     """Evaluate ``loss_fn(model)`` on ``θ + α δ + β η`` for an ``n_grid`` x ``n_grid`` grid over ``[-span, span]²``.
 
     ``directions``: ``(δ, η)`` (name -> tensor); default :func:`random_directions` ``(model, seed)``.
     ``loss_fn`` is called under ``torch.no_grad()``.  The original weights are restored afterwards
-    (also if ``loss_fn`` raises).  Curvature/minimum rules: module docstring.
+    (also if ``loss_fn`` raises).  Curvature/minimum rules: module docstring.  ``fd_step``: step of the
+    central finite-difference Hessian at (0, 0) (8 extra evaluations; ``None`` skips it).
     """
     import torch
 
@@ -289,6 +309,13 @@ def loss_landscape(
                 for n, p in params.items():
                     p.copy_(saved[n] + a * d1[n].to(p.dtype) + b * d2[n].to(p.dtype))
                 losses[i, j] = float(loss_fn(model))
+            fd = {}
+            if fd_step:
+                h = float(fd_step)
+                for a, b in [(h, 0), (-h, 0), (0, h), (0, -h), (h, h), (h, -h), (-h, h), (-h, -h)]:
+                    for n, p in params.items():
+                        p.copy_(saved[n] + a * d1[n].to(p.dtype) + b * d2[n].to(p.dtype))
+                    fd[(a, b)] = float(loss_fn(model))
     finally:
         with torch.no_grad():
             for n, p in params.items():
@@ -303,13 +330,24 @@ def loss_landscape(
     min_loss = float(losses[i0, j0])
     if eigs[0] > 0:
         x = -np.linalg.solve(H, g)
-        if alo <= x[0] <= ahi and blo <= x[1] <= bhi:
+        fitted = float(c + g @ x + 0.5 * x @ H @ x)
+        # refine only where the fit is trustworthy: inside the patch and not below zero / above the grid minimum
+        if alo <= x[0] <= ahi and blo <= x[1] <= bhi and 0.0 <= fitted <= min_loss:
             offset = (float(x[0]), float(x[1]))
-            min_loss = float(c + g @ x + 0.5 * x @ H @ x)
+            min_loss = fitted
+    center_eigs = (float("nan"), float("nan"))
+    if fd_step:
+        h = float(fd_step)
+        haa = (fd[(h, 0)] - 2 * center + fd[(-h, 0)]) / h**2
+        hbb = (fd[(0, h)] - 2 * center + fd[(0, -h)]) / h**2
+        hab = (fd[(h, h)] - fd[(h, -h)] - fd[(-h, h)] + fd[(-h, -h)]) / (4 * h**2)
+        ce = np.linalg.eigvalsh(np.array([[haa, hab], [hab, hbb]]))
+        center_eigs = (float(ce[0]), float(ce[1]))
     return Landscape(
         alphas=alphas, betas=betas, losses=losses, center_loss=center, min_offset=offset, min_loss=min_loss,
         curvature_eigs=(float(eigs[0]), float(eigs[1])), curvature=float(np.trace(H) / 2), cosine=_cosine(d1, d2),
         fit_rmse=rmse, label=label, meta={"n_grid": n_grid, "span": span, "seed": seed, "fit_radius": fit_radius},
+        center_curvature_eigs=center_eigs, fd_step=float(fd_step) if fd_step else float("nan"),
     )
 
 
@@ -340,7 +378,8 @@ def plot_landscapes(landscapes: Mapping[str, Landscape], *, log: bool = True, le
         ax.contour(A, B, Z, levels=levels, colors="k", linewidths=0.3)
         ax.plot(0, 0, "wx", ms=8, mew=2, label="trained weights")
         ax.plot(*ls.min_offset, "o", color="tab:red", ms=6, label="minimum")
-        ax.set_title(f"{name}\n|offset| = {ls.min_distance:.3f}, curvature = {ls.curvature:.3g}", fontsize=9)
+        ax.set_title(f"{name}\n|offset| = {ls.min_distance:.3f}, curvature: fit {ls.curvature:.3g}, "
+                     f"at (0,0) {ls.center_curvature:.3g}", fontsize=9)
         ax.set_xlabel("α (direction 1)")
         ax.set_ylabel("β (direction 2)")
         ax.set_aspect("equal")

@@ -48,7 +48,7 @@ Files in ``run_dir``
 model, optimizer, policy, history, RNG states, snapshot buffer; written every ``checkpoint_every``
 epochs and at the end), ``classical.pt`` / ``critical.pt`` / ``modern.pt`` / ``best.pt``
 (self-describing model checkpoints via :func:`betenet.model.save_checkpoint`, with the regime, epoch
-and losses in their metadata), ``history.csv`` (epoch, train_loss, val_loss, val_smoothed, seconds)
+and losses in their metadata), ``final.pt`` (the model after the last epoch, once the run completes), ``history.csv`` (epoch, train_loss, val_loss, val_smoothed, seconds)
 and ``result.json`` (the detected regimes and stop reason).
 """
 
@@ -503,7 +503,8 @@ class TrainResult:
     ``history``: DataFrame ``epoch, train_loss, val_loss, val_smoothed, seconds`` (MSE of the 51-bin
     α²F; ``train_loss`` is the mean loss of the epoch's optimisation steps, ``val_loss`` is measured
     after them; ``val_smoothed`` is the policy's smoothed curve in linear units).
-    ``checkpoints``: name -> path for the regimes found plus ``best`` (lowest raw validation loss).
+    ``checkpoints``: name -> path for the regimes found plus ``best`` (lowest raw validation loss) and,
+    for a completed run, ``final`` (the model after the last epoch).
     """
 
     run_dir: Path
@@ -550,8 +551,11 @@ class TrainResult:
         }
 
 
-#: TrainConfig fields that may change between a run and its resumption (limits and bookkeeping).
-RESUMABLE_FIELDS: tuple[str, ...] = ("max_epochs", "patience", "min_epochs", "checkpoint_every", "compile")
+#: TrainConfig fields that may change between a run and its resumption (limits, bookkeeping, and the
+#: notebook-level ``dd_sweep`` that does not affect a single run).
+RESUMABLE_FIELDS: tuple[str, ...] = ("max_epochs", "patience", "min_epochs", "checkpoint_every", "compile", "dd_sweep")
+#: The model after the last epoch of a finished run (written when the run completes).
+FINAL_FILE = "final.pt"
 REGIME_FILES: dict[str, str] = {"classical": "classical.pt", "critical": "critical.pt", "modern": "modern.pt", "best": "best.pt"}
 
 
@@ -866,6 +870,15 @@ def train_model(
         train_seconds_total=seconds_before + train_seconds, train_ids=td.train_ids, val_ids=td.val_ids,
     )
     if not interrupted:
+        final = run_dir / FINAL_FILE
+        if epochs_this_call or not final.exists():
+            i = len(history["epoch"]) - 1
+            save_checkpoint(final, model, model_cfg, regime="final", epoch=history["epoch"][i],
+                            train_loss=history["train_loss"][i], val_loss=history["val_loss"][i],
+                            variant=model_cfg.variant, profile=prof.name, train_config=dataclasses.asdict(train_cfg),
+                            n_train=len(td.train_ids), n_val=len(td.val_ids), ids_hash=td.ids_hash(),
+                            stop_reason=reason)
+        result.checkpoints["final"] = final
         _write_json_atomic(run_dir / "result.json", {"schema": "betenet.train.result", "status": "complete",
                                                      **result.to_dict(), "saved": saved_meta})
     return result

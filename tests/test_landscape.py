@@ -197,3 +197,24 @@ def test_table_and_plot(tmp_path):
     fig = plot_landscapes(lss)
     assert len(fig.axes) >= 4
     fig.savefig(tmp_path / "l.png")
+
+
+def test_center_curvature_is_grid_independent_and_refinement_guarded():
+    """The finite-difference Hessian at (0, 0) is the analytic one for a quadratic slice, whatever the grid."""
+    X, y = _regression()
+    model = torch.nn.Linear(X.shape[1], 1).double()
+    d1, d2 = random_directions(model, seed=3, orthogonal="exact")
+
+    def loss_fn(m):
+        with torch.no_grad():
+            return float(torch.mean((m(X) - y) ** 2))
+
+    D = torch.stack([d1["weight"].ravel(), d2["weight"].ravel()], dim=1)
+    expected = np.linalg.eigvalsh((D.T @ (2.0 * X.T @ X / len(X)) @ D).numpy())
+    for n_grid, span in [(3, 2.0), (5, 0.5), (9, 0.1)]:
+        ls = loss_landscape(model, loss_fn, n_grid=n_grid, span=span, directions=(d1, d2), fd_step=1e-2)
+        np.testing.assert_allclose(ls.center_curvature_eigs, expected, rtol=1e-5)
+        assert ls.summary()["center_curvature"] == pytest.approx(expected.mean(), rel=1e-5)
+        assert 0.0 <= ls.min_loss <= ls.losses.min() + 1e-12
+    skipped = loss_landscape(model, loss_fn, n_grid=3, span=0.1, directions=(d1, d2), fd_step=None)
+    assert np.isnan(skipped.center_curvature) and np.isnan(skipped.fd_step)

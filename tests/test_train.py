@@ -201,6 +201,15 @@ def test_training_resume_reproduces_uninterrupted_history(records, tmp_path):
     np.testing.assert_array_equal(rest.history["train_loss"].to_numpy(), full.history["train_loss"].to_numpy())
     np.testing.assert_array_equal(rest.history["val_loss"].to_numpy(), full.history["val_loss"].to_numpy())
     assert rest.best_epoch == full.best_epoch
+    # ... and identical weights: the final models of both runs are bit-for-bit equal
+    import torch
+
+    w_full = load_checkpoint(full.checkpoint("final"))[0].state_dict()
+    w_rest = load_checkpoint(rest.checkpoint("final"))[0].state_dict()
+    assert w_full.keys() == w_rest.keys() and all(torch.equal(w_full[k], w_rest[k]) for k in w_full)
+    _, _, fmeta = load_checkpoint(rest.checkpoint("final"))
+    assert fmeta["regime"] == "final" and fmeta["epoch"] == 11 and "max_epochs" in fmeta["stop_reason"]
+    assert "final" not in part.checkpoints  # an interrupted run has no final model
     # the best checkpoint is self-describing and holds the weights of its epoch
     model, cfg, meta = load_checkpoint(rest.checkpoint("best"))
     assert meta["regime"] == "best" and meta["epoch"] == full.best_epoch and cfg.embedding_dim == 8

@@ -1,0 +1,399 @@
+"""Notebook 03/04 helpers: one single-model double-descent study on the project's training split.
+
+* :func:`regime_run` trains (or resumes, or reloads) the profile's model with
+  :func:`betenet.train.train_model` in ``artifacts/<profile>/train/<label>-<variant>-<key>``, where
+  ``key`` hashes everything that defines the run (model/train configs and the training ids).  Re-running
+  a notebook therefore resumes or reloads the same run; more data or another config starts a new one.
+  Notebook 04 calls it with the same arguments to get the regime checkpoints of notebook 03 (training
+  them if they are missing).
+* :func:`sweep` runs the "what we tried" variations of :attr:`betenet.config.TrainConfig.dd_sweep`
+  (longer training, other width, less data) and tabulates what each curve showed.
+* :func:`regime_checkpoints` lists the models compared: the three regimes that were *found* plus
+  ``best`` (lowest raw validation loss, i.e. early stopping) and ``final`` (last epoch).
+* :func:`regime_predictions` / :func:`regime_rows` score them on the test split with
+  :mod:`betenet.metrics` (moments of the predicted 51-bin α²F vs the raw DFT α²F).
+* :func:`plot_training_curves` (paper Fig. 3a), :func:`plot_regime_a2f` (Fig. 3b–d style),
+  :func:`plot_regime_parity` (Fig. 3e–g style) and :func:`findings` (Markdown generated from the
+  measured numbers: nothing in it is a hard-coded claim).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .train import REGIMES, TrainResult, _resolve_profile
+
+__all__ = [
+    "MIN_TRAIN_RECORDS",
+    "run_key",
+    "regime_run",
+    "apply_overrides",
+    "sweep",
+    "regime_checkpoints",
+    "regime_predictions",
+    "reference",
+    "regime_rows",
+    "loss_fn_for",
+    "plot_training_curves",
+    "plot_regime_a2f",
+    "plot_regime_parity",
+    "findings",
+]
+
+#: Fewest training-split records a study accepts (at least 3 to train on and 1 held out for validation).
+MIN_TRAIN_RECORDS = 4
+
+REGIME_COLORS = {"classical": "tab:blue", "critical": "tab:red", "modern": "tab:green", "best": "tab:purple",
+                 "final": "tab:gray"}
+
+
+def run_key(profile: Any, train_ids: Sequence[str], variant: str | None = None) -> str:
+    """Short hash of what defines a run: model config, train config (without resumable limits) and ids."""
+    from .train import RESUMABLE_FIELDS
+
+    prof = _resolve_profile(profile)
+    model_cfg = prof.model if variant is None else dataclasses.replace(prof.model, variant=variant)
+    tc = {k: v for k, v in dataclasses.asdict(prof.train).items() if k not in RESUMABLE_FIELDS}
+    blob = json.dumps({"model": dataclasses.asdict(model_cfg), "train": tc, "ids": sorted(train_ids)},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def _train_records(records: Sequence[Any], train_ids: Sequence[str]) -> list[Any]:
+    by_id = {r.material_id: r for r in records}
+    missing = [m for m in train_ids if m not in by_id]
+    if missing:
+        raise KeyError(f"training ids not among the records: {missing[:5]} (split made on other data?)")
+    recs = [by_id[m] for m in train_ids]
+    if len(recs) < MIN_TRAIN_RECORDS:
+        raise ValueError(
+            f"a double-descent study needs at least {MIN_TRAIN_RECORDS} training-split records "
+            f"(3 to train on, 1 for validation); the split has {len(recs)}: add records to data/records"
+        )
+    return recs
+
+
+def regime_run(records: Sequence[Any], train_ids: Sequence[str], profile: Any, *, label: str = "main",
+               variant: str | None = None, progress: bool = True, root: str | Path | None = None) -> TrainResult:
+    """Train/resume/reload the single model of ``profile`` on ``train_ids`` (validation held out inside).
+
+    Run directory: ``root / f"{label}-{variant}-{run_key}"`` with ``root`` defaulting to
+    ``artifacts/<profile>/train``.
+    """
+    from .paths import artifacts_dir
+    from .train import train_model
+
+    prof = _resolve_profile(profile)
+    var = variant or prof.model.variant
+    recs = _train_records(records, train_ids)
+    base = Path(root) if root is not None else artifacts_dir(prof.name, "train")
+    run_dir = base / f"{label}-{var}-{run_key(prof, [r.material_id for r in recs], var)}"
+    return train_model(recs, prof, run_dir, variant=var, progress=progress)
+
+
+def apply_overrides(profile: Any, overrides: Sequence[tuple[str, Any]]) -> tuple[Any, float]:
+    """Apply ``("section.field", value)`` overrides -> ``(profile, data_fraction)``.
+
+    ``"data.fraction"`` is not a config field: it is the share of the training split used (first
+    ``ceil(fraction * n)`` ids of a seeded permutation, see :func:`sweep`).
+    """
+    prof = _resolve_profile(profile)
+    sections: dict[str, dict[str, Any]] = {}
+    fraction = 1.0
+    for key, value in overrides:
+        section, _, name = str(key).partition(".")
+        if section == "data" and name == "fraction":
+            fraction = float(value)
+            if not 0 < fraction <= 1:
+                raise ValueError(f"dd_sweep: data.fraction must be in (0, 1], got {value!r}")
+            continue
+        if not name:
+            raise ValueError(f"dd_sweep override {key!r}: expected 'section.field' (e.g. 'train.max_epochs')")
+        sections.setdefault(section, {})[name] = value
+    return (prof.with_overrides(**sections) if sections else prof), fraction
+
+
+def sweep(records: Sequence[Any], train_ids: Sequence[str], profile: Any, main: TrainResult | None = None, *,
+          progress: bool = True):
+    """Run the profile's :attr:`~betenet.config.TrainConfig.dd_sweep` variations; one table row per run.
+
+    ``main`` (the result of :func:`regime_run`) is listed first as ``"main"``.  Columns: ``run, changes,
+    n_train, n_val, n_params, epochs, stop_reason, classical_epoch, critical_epoch, modern_epoch,
+    second_descent_ratio, double_descent, best_val_loss, final_train_loss, summary``.
+    """
+    import pandas as pd
+
+    from .model import load_checkpoint, n_parameters
+
+    prof = _resolve_profile(profile)
+    ids = [r.material_id for r in _train_records(records, train_ids)]
+    runs: list[tuple[str, str, TrainResult]] = []
+    if main is not None:
+        runs.append(("main", "profile as is", main))
+    for label, overrides in prof.train.dd_sweep:
+        sub, fraction = apply_overrides(prof, overrides)
+        sub_ids = ids
+        if fraction < 1.0:
+            order = np.random.default_rng(prof.train.seed).permutation(len(ids))
+            sub_ids = [ids[i] for i in sorted(order[: max(MIN_TRAIN_RECORDS, int(np.ceil(fraction * len(ids))))])]
+        if main is not None and fraction == 1.0 and _only_limits(overrides):
+            # continue a copy of the main run (same identity: limits are resumable fields)
+            target = main.run_dir.parent / main.run_dir.name.replace("main-", f"{_slug(label)}-", 1)
+            if not target.exists():
+                import shutil
+
+                shutil.copytree(main.run_dir, target)
+                (target / "result.json").unlink(missing_ok=True)
+            from .train import train_model
+
+            res = train_model(_train_records(records, ids), sub, target, variant=main.variant, progress=progress)
+        else:
+            res = regime_run(records, sub_ids, sub, label=_slug(label), progress=progress)
+        runs.append((label, ", ".join(f"{k}={v}" for k, v in overrides), res))
+    rows = []
+    for label, changes, res in runs:
+        reg = res.regimes
+        model, _, _ = load_checkpoint(res.checkpoint("best"))
+        h = res.history
+        rows.append({
+            "run": label, "changes": changes, "n_train": len(res.train_ids), "n_val": len(res.val_ids),
+            "n_params": n_parameters(model), "epochs": res.epochs_trained, "stop_reason": res.stop_reason,
+            "classical_epoch": reg.classical_epoch, "critical_epoch": reg.critical_epoch,
+            "modern_epoch": reg.modern_epoch, "second_descent_ratio": reg.second_descent_ratio,
+            "double_descent": reg.double_descent, "best_val_loss": float(h["val_loss"].min()),
+            "final_train_loss": float(h["train_loss"].iloc[-1]), "summary": reg.summary(),
+        })
+    return pd.DataFrame(rows)
+
+
+def _only_limits(overrides: Sequence[tuple[str, Any]]) -> bool:
+    from .train import RESUMABLE_FIELDS
+
+    return bool(overrides) and all(str(k).startswith("train.") and str(k)[6:] in RESUMABLE_FIELDS for k, _ in overrides)
+
+
+def _slug(text: str) -> str:
+    import re
+
+    return re.sub(r"[^0-9A-Za-z]+", "-", text).strip("-").lower() or "run"
+
+
+def regime_checkpoints(result: TrainResult) -> dict[str, Path]:
+    """Models to compare, in order: the found regimes, ``best`` (lowest raw val loss), ``final`` (last epoch)."""
+    out = {r: result.checkpoints[r] for r in REGIMES if r in result.checkpoints}
+    for extra in ("best", "final"):
+        if extra in result.checkpoints:
+            out[extra] = result.checkpoints[extra]
+    return out
+
+
+def regime_predictions(checkpoints: Mapping[str, Path], records: Sequence[Any], ids: Sequence[str], *,
+                       mu_star: float = 0.1) -> dict[str, dict[str, Any]]:
+    """For each checkpoint: ``{"a2f": (n, 51) predicted α²F, "properties": DataFrame (λ, ω_log, ω₂, T_c) by id,
+    "epoch": int}`` on the materials ``ids`` (in that order)."""
+    import pandas as pd
+
+    from .dataset import MaterialDataset
+    from .metrics import ALL_PROPERTIES, derived_properties
+    from .model import load_checkpoint, predict
+
+    by_id = {r.material_id: r for r in records}
+    missing = [m for m in ids if m not in by_id]
+    if missing:
+        raise KeyError(f"ids not among the records: {missing[:5]}")
+    recs = [by_id[m] for m in ids]
+    datasets: dict[tuple, Any] = {}
+    out = {}
+    for name, path in checkpoints.items():
+        model, cfg, meta = load_checkpoint(path)
+        key = (cfg.variant, cfg.r_max_A)
+        if key not in datasets:
+            datasets[key] = MaterialDataset(recs, cfg.variant, cfg.r_max_A, with_targets=False)
+        a2f = predict(model, datasets[key])
+        props = derived_properties(a2f, mu_star=mu_star)
+        frame = pd.DataFrame({p: np.asarray(props[p], dtype=float) for p in ALL_PROPERTIES}, index=list(ids))
+        frame.index.name = "material_id"
+        out[name] = {"a2f": a2f, "properties": frame, "epoch": meta.get("epoch")}
+    return out
+
+
+def reference(records: Sequence[Any], ids: Sequence[str], *, mu_star: float = 0.1):
+    """DFT reference properties (moments of the raw α²F, :func:`betenet.metrics.reference_properties`) of ``ids``."""
+    from .metrics import reference_properties
+
+    by_id = {r.material_id: r for r in records}
+    return reference_properties([by_id[m] for m in ids], "raw", mu_star=mu_star)
+
+
+def regime_rows(predictions: Mapping[str, Mapping[str, Any]], reference: Any, *, variant: str,
+                n_train: int | None = None, data: str | None = None) -> list[dict[str, Any]]:
+    """Table 1 rows (R², MAE, RMSE of λ, ω_log, ω₂; T_c MAE) per checkpoint, model ``"<variant> <name>"``."""
+    from .metrics import table1_rows
+
+    rows = []
+    for name, pred in predictions.items():
+        ref = reference.loc[list(pred["properties"].index)]
+        rows += table1_rows(f"{variant} {name}", ref, pred["properties"], n_train=n_train, data=data)
+    return rows
+
+
+def loss_fn_for(result: TrainResult, records: Sequence[Any], *, which: str = "train"):
+    """``loss_fn(model) -> float``: the MSE on the run's training (or validation) materials, as trained."""
+    import torch
+
+    from .train import make_loss_fn, prepare_data
+
+    cfg = _checkpoint_config(result)
+    by_id = {r.material_id: r for r in records}
+    train = [by_id[m] for m in result.train_ids]
+    val = [by_id[m] for m in result.val_ids]
+    td = prepare_data((train, val), cfg.variant, cfg.r_max_A)
+    graphs, targets = (td.train_graphs, td.train_targets) if which == "train" else (td.val_graphs, td.val_targets)
+    return make_loss_fn(graphs, targets, dtype=torch.float32)
+
+
+def _checkpoint_config(result: TrainResult):
+    from .model import load_checkpoint
+
+    return load_checkpoint(result.checkpoint("best"))[1]
+
+
+# ----------------------------------------------------------------------------- plots
+
+
+def _regime_spans(reg, n_epochs: int) -> list[tuple[str, float, float]]:
+    e = {r: reg.epoch(r) for r in REGIMES}
+    if e["classical"] is None:
+        return []
+    if e["critical"] is None:
+        return [("classical", 0, (e["classical"] + (reg.rise_epoch or e["classical"])) / 2),
+                ("critical", (e["classical"] + (reg.rise_epoch or e["classical"])) / 2, n_epochs - 1)]
+    a = (e["classical"] + e["critical"]) / 2
+    b = (e["critical"] + e["modern"]) / 2 if e["modern"] is not None else n_epochs - 1
+    return [("classical", 0, a), ("critical", a, b), ("modern", b, n_epochs - 1)]
+
+
+def plot_training_curves(result: TrainResult, *, ax=None, title: str | None = None):
+    """Training and validation loss per epoch (log scale) with the regimes marked (paper Fig. 3a)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7.5, 4.0), constrained_layout=True)
+    else:
+        fig = ax.figure
+    h = result.history
+    reg = result.regimes
+    ax.plot(h["epoch"], h["train_loss"], color="k", lw=1.0, label="training loss")
+    ax.plot(h["epoch"], h["val_loss"], color="tab:orange", lw=0.6, alpha=0.5, label="validation loss")
+    ax.plot(h["epoch"], h["val_smoothed"], color="tab:orange", lw=1.8, label=f"validation (running median, {reg.window} ep.)")
+    for name, lo, hi in _regime_spans(reg, len(h)):
+        ax.axvspan(lo, hi, color=REGIME_COLORS[name], alpha=0.08, lw=0)
+    for name in REGIMES:
+        e = reg.epoch(name)
+        if e is not None:
+            ax.axvline(e, color=REGIME_COLORS[name], ls="--", lw=1.0)
+            ax.plot(e, h["val_smoothed"].iloc[e], "o", color=REGIME_COLORS[name], ms=7, label=f"{name} (epoch {e})")
+    if result.best_epoch >= 0:
+        ax.plot(result.best_epoch, h["val_loss"].iloc[result.best_epoch], "*", color=REGIME_COLORS["best"], ms=10,
+                label=f"lowest val loss (epoch {result.best_epoch})")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("MSE of the 51-bin α²F")
+    ax.legend(fontsize=7, loc="best")
+    ax.set_title(title or f"{result.variant}: {len(result.train_ids)} train / {len(result.val_ids)} validation materials",
+                 fontsize=10)
+    return fig
+
+
+def plot_regime_a2f(predictions: Mapping[str, Mapping[str, Any]], records: Sequence[Any], ids: Sequence[str], *,
+                    n_examples: int = 3):
+    """α²F of a few test materials: smoothed 51-bin DFT target vs each checkpoint's prediction (Fig. 3b–d style).
+
+    The examples are the materials with the lowest, median and highest DFT λ among ``ids``.
+    """
+    import matplotlib.pyplot as plt
+
+    from .constants import TARGET_GRID_MEV
+    from .dataset import target_a2f
+    from .metrics import derived_properties
+
+    by_id = {r.material_id: r for r in records}
+    targets = np.stack([target_a2f(by_id[m]) for m in ids])
+    lam = np.asarray(derived_properties(targets)["lambda"], dtype=float)
+    order = np.argsort(lam)
+    picks = sorted({int(order[int(round(q * (len(order) - 1)))]) for q in np.linspace(0, 1, max(1, n_examples))})
+    fig, axes = plt.subplots(1, len(picks), figsize=(3.6 * len(picks), 3.2), constrained_layout=True, squeeze=False)
+    for ax, i in zip(axes[0], picks):
+        ax.fill_between(TARGET_GRID_MEV, targets[i], color="0.8", label="DFT (smoothed, 51 bins)")
+        for name, pred in predictions.items():
+            ax.plot(TARGET_GRID_MEV, pred["a2f"][i], color=REGIME_COLORS.get(name, None), lw=1.3, label=name)
+        ax.set_title(f"{ids[i]} (DFT λ = {lam[i]:.2f})", fontsize=9)
+        ax.set_xlabel("ω (meV)")
+        ax.set_xlim(0, TARGET_GRID_MEV[-1])
+    axes[0][0].set_ylabel("α²F(ω)")
+    axes[0][0].legend(fontsize=7)
+    return fig
+
+
+def plot_regime_parity(predictions: Mapping[str, Mapping[str, Any]], reference: Any, *,
+                       properties: Sequence[str] | None = None):
+    """Parity plots: one row per checkpoint, one column per property, R²/MAE/RMSE in each panel (Fig. 3e–g)."""
+    import matplotlib.pyplot as plt
+
+    from .metrics import PROPERTIES, plot_parity
+
+    props = list(properties or PROPERTIES)
+    names = list(predictions)
+    fig, axes = plt.subplots(len(names), len(props), figsize=(3.2 * len(props), 3.1 * len(names)),
+                             constrained_layout=True, squeeze=False)
+    for row, name in zip(axes, names):
+        pred = predictions[name]["properties"]
+        plot_parity(reference.loc[list(pred.index)], pred, properties=props, axes=row,
+                    color=REGIME_COLORS.get(name, "tab:blue"))
+        row[0].set_ylabel(f"{name} (epoch {predictions[name]['epoch']})\npredicted {row[0].get_ylabel()[10:]}")
+    return fig
+
+
+# ----------------------------------------------------------------------------- prose from numbers
+
+
+def findings(result: TrainResult, rows: Sequence[Mapping[str, Any]], sweep_table: Any | None = None) -> str:
+    """Markdown paragraph(s) describing what the curve and the test metrics showed, from measured values only."""
+    reg = result.regimes
+    h = result.history
+    lines = [
+        f"**Run:** {len(result.train_ids)} training and {len(result.val_ids)} validation materials, "
+        f"{result.epochs_trained} epochs ({result.stop_reason or 'stopped'}). "
+        f"Training loss went from {h['train_loss'].iloc[0]:.3g} to {h['train_loss'].iloc[-1]:.3g}; "
+        f"the lowest validation loss, {h['val_loss'].min():.3g}, was reached at epoch {result.best_epoch}.",
+        "",
+        f"**Regimes:** {reg.summary()}",
+    ]
+    if not reg.double_descent:
+        lines += ["", "**No double descent on this run.** The paper's curve (Fig. 3a) is *not* reproduced here; "
+                  "the regime rows below are only those the detector actually found."]
+    by = {(r["model"], r["metric"]): r for r in rows}
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    if models:
+        parts = []
+        for m in models:
+            r2, mae = by.get((m, "R2")), by.get((m, "MAE"))
+            if r2 and mae:
+                parts.append(f"{m}: λ R² {r2['lambda']:.2f}, MAE {mae['lambda']:.3f}; ω_log MAE {mae['omega_log_K']:.1f} K")
+        best_m = min(models, key=lambda m: by[(m, "MAE")]["lambda"])
+        lines += ["", f"**Test split ({rows[0]['n_test']} materials):** " + "; ".join(parts) +
+                  f". Lowest λ MAE: {best_m}."]
+    if sweep_table is not None and len(sweep_table) > 1:
+        n_dd = int(sweep_table["double_descent"].sum())
+        tried = ", ".join(f"{r.run} ({r.changes}; {r.epochs} epochs, {r.n_train} train)" for r in sweep_table.itertuples()
+                          if r.run != "main")
+        lines += ["", f"**What else was tried:** {tried}. Double descent (by the rule above) appeared in {n_dd} of "
+                  f"{len(sweep_table)} runs."]
+    return "\n".join(lines)
