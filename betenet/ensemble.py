@@ -85,7 +85,7 @@ import socket
 import sys
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -114,6 +114,7 @@ __all__ = [
     "train_member",
     "EnsembleRun",
     "run_ensemble",
+    "run_ensembles",
     "ensemble_status",
     "EnsembleMember",
     "load_ensemble",
@@ -126,6 +127,9 @@ __all__ = [
     "save_predictions",
     "load_predictions",
     "table1_ensemble_rows",
+    "predict_runs",
+    "spread_calibration",
+    "findings_markdown",
     "oob_summary",
     "oob_ensemble_properties",
     "cli_main",
@@ -488,6 +492,7 @@ def train_member(spec: MemberSpec, records: Sequence[Any]) -> dict[str, Any]:
         train_cfg=train_cfg,
         out_dir=d / "train",
         seed=boot.seed,
+        profile=prof,
     )
     train_s = time.perf_counter() - t0
 
@@ -503,7 +508,7 @@ def train_member(spec: MemberSpec, records: Sequence[Any]) -> dict[str, Any]:
     oob_target = backend.targets(oob_records)
     np.savez_compressed(d / "oob.npz", ids=np.array(boot.oob_ids), pred_a2f=oob_pred, target_a2f=oob_target,
                         omega_meV=np.asarray(TARGET_GRID_MEV))
-    oob_stats = _oob_stats(oob_pred, oob_records)
+    oob_stats = _oob_stats(oob_pred, oob_records, mu_star=prof.screening.mu_star)
     oob_s = time.perf_counter() - t1
 
     from . import __version__
@@ -548,13 +553,14 @@ def _torch_threads() -> int:
     return int(torch.get_num_threads())
 
 
-def _oob_stats(pred: np.ndarray, records: Sequence[Any]) -> dict[str, float]:
+def _oob_stats(pred: np.ndarray, records: Sequence[Any], *, mu_star: float = MU_STAR_DEFAULT) -> dict[str, float]:
+    """OOB MSE on the 51-bin α²F target and MAE of the derived properties against the raw-DFT ones."""
+    from . import _ensemble_backend as backend
     from .metrics import derived_properties, reference_properties
-    from .spectra import smooth_and_bin
 
-    target = np.stack([smooth_and_bin(r.a2f_omega_meV, r.a2f) for r in records])
-    ref = reference_properties(records, "raw")
-    got = derived_properties(pred)
+    target = backend.targets(records)
+    ref = reference_properties(records, "raw", mu_star=mu_star)
+    got = derived_properties(pred, mu_star=mu_star)
     out = {"mse": float(np.mean((pred - target) ** 2))}
     for p in ("lambda", "omega_log_K", "omega_2_K", "tc_K"):
         out[f"mae_{p}"] = float(np.mean(np.abs(got[p] - ref[p].to_numpy())))
@@ -591,38 +597,27 @@ def _load_member_metas(directory: Path, indices: Iterable[int]) -> list[dict[str
     return [json.loads((Path(directory) / f"member-{k:03d}" / "member.json").read_text()) for k in indices]
 
 
-def run_ensemble(
-    records: Sequence[Any],
-    profile: Any,
-    variant: str,
-    train_ids: Sequence[str],
-    *,
-    n_members: int | None = None,
-    client: Any = None,
-    progress: bool = True,
-    on_stale: Literal["archive", "error"] = "archive",
-) -> EnsembleRun:
-    """Train (or resume) the ``variant`` ensemble of ``profile`` on bootstrap resamples of ``train_ids``.
+@dataclass
+class _Plan:
+    """What :func:`run_ensembles` must do for one variant (members to train, reused, archived)."""
 
-    Parameters
-    ----------
-    records: at least every material of ``train_ids`` (others are ignored).
-    profile: a :class:`betenet.config.Profile` or a profile name; ``profile.ensemble.n_members`` members
-        (or ``n_members``) with ``profile.model``/``profile.train`` settings.
-    client: an existing ``dask.distributed.Client``; by default one is made from ``profile.dask``
-        (and closed) only if some member needs training.
-    on_stale: members trained with another recipe (e.g. the split grew, the config changed) are moved to
-        ``stale/<fingerprint>/`` with a warning (``"archive"``) or raise :class:`StaleMemberError`.
+    variant: str
+    directory: Path
+    fingerprint: str
+    n_members: int
+    train_records: list[Any]
+    todo: list[Bootstrap]
+    reused: list[int]
+    archived: list[str]
 
-    Returns an :class:`EnsembleRun`.  Members that fail are reported together in an
-    :class:`EnsembleError` after the others have finished (their files are kept).
-    """
-    t0 = time.perf_counter()
-    prof = _profile(profile)
+
+def _plan_variant(records: Sequence[Any], prof: Any, variant: str, train_ids: Sequence[str], n: int,
+                  on_stale: str) -> _Plan:
     _check_variant(variant)
-    n = int(prof.ensemble.n_members if n_members is None else n_members)
     if n < 1:
         raise ValueError(f"n_members must be >= 1, got {n}")
+    if on_stale not in ("archive", "error"):
+        raise ValueError(f"on_stale must be 'archive' or 'error', got {on_stale!r}")
     by_id = {r.material_id: r for r in records}
     missing = sorted(set(train_ids) - set(by_id))
     if missing:
@@ -633,8 +628,6 @@ def run_ensemble(
     backend.check_records_for_variant(train_records, variant)
     fingerprint, recipe = recipe_fingerprint(prof, variant, train_records)
     edir = ensemble_directory(prof.name, variant)
-    _write_ensemble_json(edir, prof, variant, fingerprint, recipe, n)
-
     boots = bootstrap_samples(recipe["train_ids"], n, prof.ensemble.seed)
     todo, reused, archived = [], [], []
     for b in boots:
@@ -649,19 +642,84 @@ def run_ensemble(
                     f"{d}: member {b.index} is {state} (trained with another recipe or its checkpoint changed); "
                     f"move it away or call with on_stale='archive'"
                 )
-            dest = _archive(d, _read_json(d / "member.json") and _read_json(d / "member.json").get("fingerprint")
-                            or (_read_json(d / "bootstrap.json") or {}).get("fingerprint"))
-            warnings.warn(f"ensemble {variant}: member {b.index} was {state}; moved to {dest} and retrained", stacklevel=2)
+            old_fp = ((_read_json(d / "member.json") or {}).get("fingerprint")
+                      or (_read_json(d / "bootstrap.json") or {}).get("fingerprint"))
+            dest = _archive(d, old_fp)
+            warnings.warn(f"ensemble {variant}: member {b.index} was {state}; moved to {dest} and retrained", stacklevel=3)
             archived.append(str(dest))
         todo.append(b)
+    _write_ensemble_json(edir, prof, variant, fingerprint, recipe, n)
+    return _Plan(variant, edir, fingerprint, n, train_records, todo, reused, archived)
 
+
+def run_ensembles(
+    records: Sequence[Any],
+    profile: Any,
+    train_ids: Sequence[str],
+    variants: Sequence[str] | None = None,
+    *,
+    n_members: int | None = None,
+    client: Any = None,
+    progress: bool = True,
+    on_stale: Literal["archive", "error"] = "archive",
+) -> dict[str, EnsembleRun]:
+    """Train (or resume) the ensembles of several ``variants`` (default ``profile.ensemble.variants``)
+    on bootstrap resamples of ``train_ids``, all members of all variants on **one** Dask client.
+
+    Parameters
+    ----------
+    records: at least every material of ``train_ids`` (others are ignored).
+    profile: a :class:`betenet.config.Profile` or a profile name; ``profile.ensemble.n_members`` members
+        per variant (or ``n_members``) with ``profile.model``/``profile.train`` settings.
+    client: an existing ``dask.distributed.Client``; by default one is made from ``profile.dask``
+        (:func:`betenet.cluster.dask_client`, closed afterwards) only if some member needs training.
+    on_stale: members trained with another recipe (e.g. the split grew, the config changed) are moved to
+        ``stale/<fingerprint>/`` with a warning (``"archive"``) or raise :class:`StaleMemberError`.
+
+    Returns ``{variant: EnsembleRun}``.  Members that fail are reported together in an
+    :class:`EnsembleError` after the others have finished (finished members' files are kept).
+    """
+    t0 = time.perf_counter()
+    prof = _profile(profile)
+    variants = tuple(prof.ensemble.variants if variants is None else variants)
+    if not variants:
+        raise ValueError("no variants to train (EnsembleConfig.variants is empty)")
+    n = int(prof.ensemble.n_members if n_members is None else n_members)
+    plans = [_plan_variant(records, prof, v, train_ids, n, on_stale) for v in variants]
     threads = max(1, int(prof.dask.threads_per_worker))
-    if todo:
-        specs = [MemberSpec(prof, variant, b, str(edir / f"member-{b.index:03d}"), fingerprint, threads) for b in todo]
-        _run_specs(specs, train_records, prof, client, progress, variant)
-    metas = _load_member_metas(edir, range(n))
-    return EnsembleRun(variant, prof.name, edir, metas, [b.index for b in todo], reused, archived,
-                       time.perf_counter() - t0, fingerprint)
+    specs, spec_records = [], []
+    for pl in plans:
+        for b in pl.todo:
+            specs.append(MemberSpec(prof, pl.variant, b, str(pl.directory / f"member-{b.index:03d}"), pl.fingerprint, threads))
+            spec_records.append(pl.train_records)
+    if specs:
+        _run_specs(specs, spec_records, prof, client, progress)
+    wall = time.perf_counter() - t0
+    return {
+        pl.variant: EnsembleRun(pl.variant, prof.name, pl.directory, _load_member_metas(pl.directory, range(pl.n_members)),
+                                [b.index for b in pl.todo], pl.reused, pl.archived, wall, pl.fingerprint)
+        for pl in plans
+    }
+
+
+def run_ensemble(
+    records: Sequence[Any],
+    profile: Any,
+    variant: str,
+    train_ids: Sequence[str],
+    *,
+    n_members: int | None = None,
+    client: Any = None,
+    progress: bool = True,
+    on_stale: Literal["archive", "error"] = "archive",
+) -> EnsembleRun:
+    """Train (or resume) the ``variant`` ensemble of ``profile``: :func:`run_ensembles` for one variant.
+
+    A finished member (valid ``member.json`` of the same recipe fingerprint and an unaltered
+    ``model.pt``) is never retrained; a partial one resumes from its ``train/last.pt``.
+    """
+    return run_ensembles(records, profile, train_ids, (variant,), n_members=n_members, client=client,
+                         progress=progress, on_stale=on_stale)[variant]
 
 
 def _write_ensemble_json(edir: Path, prof: Any, variant: str, fingerprint: str, recipe: dict[str, Any], n: int) -> None:
@@ -687,7 +745,9 @@ def _write_ensemble_json(edir: Path, prof: Any, variant: str, fingerprint: str, 
     _write_json_atomic(edir / "ensemble.json", data)
 
 
-def _run_specs(specs: list[MemberSpec], train_records: list[Any], prof: Any, client: Any, progress: bool, variant: str) -> None:
+def _run_specs(specs: list[MemberSpec], spec_records: list[list[Any]], prof: Any, client: Any, progress: bool) -> None:
+    """Submit every member as a Dask task (records scattered once per distinct training set) and
+    collect them with ``as_completed`` under a tqdm bar; failures are gathered into one error."""
     import contextlib
 
     from tqdm.auto import tqdm
@@ -696,28 +756,30 @@ def _run_specs(specs: list[MemberSpec], train_records: list[Any], prof: Any, cli
 
     ctx = contextlib.nullcontext(client) if client is not None else dask_client(prof.dask)
     errors: list[str] = []
+    variants = sorted({s.variant for s in specs})
     with ctx as cl:
         from dask.distributed import as_completed
 
-        [records_future] = cl.scatter([train_records], broadcast=True, hash=False)
-        futures = {
-            cl.submit(train_member, spec, records_future, key=f"betenet-{variant}-member-{spec.bootstrap.index:03d}-{spec.fingerprint[:8]}-{time.time_ns()}",
-                      pure=False): spec
-            for spec in specs
-        }
-        bar = tqdm(total=len(specs), desc=f"{variant} ensemble", unit="member", disable=not progress)
+        scattered: dict[int, Any] = {}
+        futures = {}
+        for spec, recs in zip(specs, spec_records):
+            if id(recs) not in scattered:
+                [scattered[id(recs)]] = cl.scatter([recs], broadcast=True, hash=False)
+            key = f"betenet-{spec.variant}-member-{spec.bootstrap.index:03d}-{spec.fingerprint[:8]}-{time.time_ns()}"
+            futures[cl.submit(train_member, spec, scattered[id(recs)], key=key, pure=False)] = spec
+        bar = tqdm(total=len(specs), desc=f"{'/'.join(variants)} ensemble members", unit="member", disable=not progress)
         for fut in as_completed(futures):
             spec = futures[fut]
             if fut.status == "error":
                 exc = fut.exception()
-                errors.append(f"member {spec.bootstrap.index} ({spec.directory}): {type(exc).__name__}: {exc}")
+                errors.append(f"{spec.variant} member {spec.bootstrap.index} ({spec.directory}): {type(exc).__name__}: {exc}")
             else:
                 meta = fut.result()
-                bar.set_postfix_str(f"#{meta['member']} {meta['timings']['wall_s']:.0f}s {meta['checkpoint']['used']}")
+                bar.set_postfix_str(f"{spec.variant} #{meta['member']} {meta['timings']['wall_s']:.0f}s {meta['checkpoint']['used']}")
             bar.update(1)
         bar.close()
     if errors:
-        raise EnsembleError(f"{len(errors)} of {len(specs)} {variant} member(s) failed (finished ones are kept):\n" + "\n".join(errors))
+        raise EnsembleError(f"{len(errors)} of {len(specs)} ensemble member(s) failed (finished ones are kept):\n" + "\n".join(errors))
 
 
 def ensemble_status(profile: Any, variant: str, n_members: int | None = None) -> list[dict[str, Any]]:
@@ -763,8 +825,9 @@ class EnsembleMember:
         return float(self.metadata.get("r_max_A", 4.0))
 
 
-def load_ensemble(directory: Path | str, *, verify_checksum: bool = True) -> list[EnsembleMember]:
-    """The finished members under ``directory`` (an ensemble directory with ``member-XXX/``), by index.
+def load_ensemble(directory: Path | str, *, n_members: int | None = None, verify_checksum: bool = True) -> list[EnsembleMember]:
+    """The finished members under ``directory`` (an ensemble directory with ``member-XXX/``), by index;
+    with ``n_members`` only members ``0 .. n_members-1`` (e.g. :attr:`EnsembleRun.n_members`).
 
     Members of another recipe than the directory's ``ensemble.json`` are skipped with a warning;
     ``EnsembleError`` if none is finished.
@@ -778,6 +841,8 @@ def load_ensemble(directory: Path | str, *, verify_checksum: bool = True) -> lis
     fp = info.get("fingerprint")
     members = []
     for md in sorted(d.glob("member-[0-9][0-9][0-9]")):
+        if n_members is not None and int(md.name.split("-")[1]) >= n_members:
+            continue
         state = member_status(md, fp, verify_checksum=verify_checksum)
         if state != "complete":
             if state in ("stale", "corrupt"):
@@ -1025,6 +1090,94 @@ def table1_ensemble_rows(prediction_sets: Iterable[PredictionSet], *, n_train: i
     for ps in prediction_sets:
         rows += table1_rows(ps.variant, ps.reference, ps.predicted("of_mean"), n_train=n_train, data=data)
     return rows
+
+
+def predict_runs(
+    runs: Mapping[str, EnsembleRun] | Iterable[EnsembleRun],
+    records: Sequence[Any],
+    ids: Sequence[str],
+    *,
+    profile: Any,
+    split: str = "test",
+    mu_star: float = MU_STAR_DEFAULT,
+    save: bool = True,
+) -> dict[str, PredictionSet]:
+    """:func:`predict_split` of every run's first ``n_members`` members: ``{variant: PredictionSet}``
+    (saved to ``predictions/<variant>.npz`` for notebook 06 when ``save``)."""
+    runs = list(runs.values()) if isinstance(runs, Mapping) else list(runs)
+    return {
+        r.variant: predict_split(load_ensemble(r.directory, n_members=r.n_members), records, ids, profile=profile,
+                                 split=split, save=save, mu_star=mu_star)
+        for r in runs
+    }
+
+
+def spread_calibration(prediction_sets: Iterable[PredictionSet], properties: Sequence[str] | None = None):
+    """How informative the ensemble spread is on a prediction set (beyond the paper).
+
+    One row per (variant, property): ``mean_std`` (mean over materials of the std over members),
+    ``MAE`` (of the ensemble-mean α²F's property), ``within_1std`` (fraction of materials whose error
+    is at most one std — 0.68 for a calibrated Gaussian spread), ``spearman_std_error`` (rank
+    correlation of std and |error|; NaN below 3 materials or for a constant column) and ``n``.
+    """
+    import pandas as pd
+    from scipy.stats import spearmanr
+
+    from .metrics import ALL_PROPERTIES
+
+    props = tuple(ALL_PROPERTIES if properties is None else properties)
+    rows = []
+    for ps in prediction_sets:
+        pred, std = ps.predicted("of_mean"), ps.predicted("member_std")
+        for p in props:
+            err = np.abs(pred[p].to_numpy() - ps.reference[p].to_numpy())
+            sd = std[p].to_numpy()
+            rho = float("nan")
+            if err.size >= 3 and np.ptp(err) > 0 and np.ptp(sd) > 0:
+                rho = float(spearmanr(sd, err).statistic)
+            rows.append({"model": ps.variant, "property": p, "mean_std": float(sd.mean()), "MAE": float(err.mean()),
+                         "within_1std": float(np.mean(err <= sd)), "spearman_std_error": rho, "n": int(err.size)})
+    return pd.DataFrame(rows)
+
+
+def findings_markdown(rows: Iterable[Mapping[str, Any]], calibration: Any = None, *,
+                      references: Sequence[str] = ("Base", "Mean")) -> str:
+    """Markdown bullet points generated from measured Table 1 rows (ensembles next to ``references``)
+    and, optionally, :func:`spread_calibration` — for the notebook text, so no number is typed by hand."""
+    from .metrics import PROPERTY_LABELS
+
+    rows = list(rows)
+    table: dict[tuple[str, str], Mapping[str, Any]] = {(str(r["model"]), str(r["metric"])): r for r in rows}
+    models = list(dict.fromkeys(str(r["model"]) for r in rows))
+    ens = [m for m in models if m in VARIANTS]
+    refs = [m for m in references if m in models]
+    if not ens:
+        return "- no ensemble rows to describe"
+    n_test = {m: table[(m, "MAE")].get("n_test") for m in models}
+    lines = []
+    for p in ("lambda", "omega_log_K", "omega_2_K"):
+        fmt = ".2f" if p == "lambda" else ".0f"
+        best = max(ens, key=lambda m: float(table[(m, "R2")][p]))
+        parts = [f"{m} {float(table[(m, 'R2')][p]):.2f}" for m in ens + refs]
+        maes = [f"{m} {float(table[(m, 'MAE')][p]):{fmt}}" for m in ens + refs]
+        lines.append(f"- {PROPERTY_LABELS[p]}: R² {', '.join(parts)}; MAE {', '.join(maes)}. Best ensemble by R²: {best}.")
+    tc = [f"{m} {float(table[(m, 'MAE')]['tc_mae_K']):.2f} K" for m in ens + refs]
+    lines.append(f"- T_c (Allen–Dynes) MAE: {', '.join(tc)}.")
+    sizes = sorted({int(v) for v in n_test.values() if v is not None and v == v})
+    if sizes:
+        lines.append(f"- Test materials scored: {', '.join(str(x) for x in sizes)} (the baseline leaves out materials "
+                     "without its features, so its count can differ).")
+    if calibration is not None and len(calibration):
+        for m, grp in calibration.groupby("model", sort=False):
+            g = grp.set_index("property")
+            parts = [f"{PROPERTY_LABELS[p].split(' ')[0]} {100 * float(g.loc[p, 'within_1std']):.0f} %"
+                     for p in g.index if p in PROPERTY_LABELS]
+            rho = g["spearman_std_error"].dropna()
+            rho_txt = (f"; rank correlation of spread and error {rho.min():.2f} to {rho.max():.2f}" if len(rho)
+                       else "; too few materials for a rank correlation")
+            lines.append(f"- {m} spread: test materials with |error| ≤ one std: {', '.join(parts)} "
+                         f"(68 % for a calibrated Gaussian){rho_txt}.")
+    return "\n".join(lines)
 
 
 def _metas(source: Any) -> list[dict[str, Any]]:

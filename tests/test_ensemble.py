@@ -1,5 +1,7 @@
-"""Bootstrap ensembles (betenet.ensemble): resamples, OOB, summaries, saved predictions, a tiny real
-2-member ensemble through Dask, and resume (only missing members retrain; finished files untouched)."""
+"""Bootstrap ensembles (betenet.ensemble): resamples and OOB statistics, determinism, mean/std
+aggregation, saved predictions, and real tiny e3nn ensembles trained through a Dask LocalCluster
+(in-process, 1 worker thread: the test process has already paid the torch/e3nn import), with a
+kill after the first member and a resume that trains only the missing one, and stale detection."""
 
 from __future__ import annotations
 
@@ -194,3 +196,225 @@ def test_fingerprint_depends_on_data_and_config_not_on_n_members(records):
     assert ens.recipe_fingerprint(p, "CSO", records[:6])[0] != fp
     assert ens.recipe_fingerprint(p, "CPD", records[:5])[0] != fp
     assert ens.recipe_fingerprint(p.with_overrides(train={"lr": 0.001}), "CSO", records[:5])[0] != fp
+
+
+# ----------------------------------------------------------------------------- generated text
+
+
+def test_spread_calibration_and_findings_on_known_numbers(records):
+    from betenet.metrics import reference_properties, table1_rows
+
+    ids = [r.material_id for r in records[:4]]
+    ref = reference_properties(records[:4])
+    # two members predicting the (binned) DFT α²F scaled by 0.9 and 1.1: mean exact, spread ±10 %
+    from betenet.dataset import target_a2f
+
+    t = np.stack([target_a2f(r) for r in records[:4]])
+    ps = ens.PredictionSet("CSO", "smoke", "test", ids, np.asarray(TARGET_GRID_MEV), np.array([0, 1]),
+                           np.stack([0.9 * t, 1.1 * t]), t, ref)
+    cal = ens.spread_calibration([ps])
+    lam = cal.set_index(["model", "property"]).loc[("CSO", "lambda")]
+    pred_lam = ps.predicted("of_mean")["lambda"].to_numpy()
+    np.testing.assert_allclose(lam["MAE"], np.mean(np.abs(pred_lam - ref["lambda"].to_numpy())))
+    # λ is linear: members' λ are 0.9 and 1.1 times the mean's, so their population std is 0.1 λ_mean
+    np.testing.assert_allclose(lam["mean_std"], np.mean(0.1 * pred_lam), rtol=1e-6)
+    assert 0.0 <= lam["within_1std"] <= 1.0 and lam["n"] == 4
+    rows = table1_rows("CSO", ref, ps.predicted("of_mean"), n_train=4, data="t")
+    rows += table1_rows("Mean", ref, ref * 0 + ref.mean(), n_train=4, data="t")
+    text = ens.findings_markdown(rows, cal)
+    assert "CSO" in text and "Mean" in text and "T_c (Allen–Dynes) MAE" in text and "68 %" in text
+    mae_cso = [r for r in rows if r["model"] == "CSO" and r["metric"] == "MAE"][0]["tc_mae_K"]
+    assert f"CSO {mae_cso:.2f} K" in text
+    assert ens.findings_markdown([r for r in rows if r["model"] == "Mean"]) == "- no ensemble rows to describe"
+
+
+# ----------------------------------------------------------------------------- real tiny ensembles
+
+
+def _tiny_profile():
+    return get_profile("smoke").with_overrides(
+        model={"embedding_dim": 8, "irreps_multiplicity": 4, "radial_neurons": 16, "n_layers": 1},
+        train={"max_epochs": 6, "min_epochs": 1, "patience": 2, "smoothing_window": 3, "checkpoint_every": 2},
+        ensemble={"n_members": 2, "seed": 7, "variants": ("CSO", "CPD")},
+        dask={"n_workers": 1, "threads_per_worker": 1, "processes": False},
+    )
+
+
+TRAIN = slice(0, 6)  # 6 training materials (Al, Pb, Nb, V, NbTi, NbN), 2 test materials (MgB2, Cu)
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    """A real ``LocalCluster`` from :func:`betenet.cluster.dask_client` (in-process, one 1-thread worker)."""
+    from betenet.cluster import dask_client as make
+
+    with make(_tiny_profile().dask) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, records, dask_client):
+    """Real 2-member CSO and CPD ensembles (e3nn models, real training) on 6 of the 8 test records."""
+    root = tmp_path_factory.mktemp("artifacts")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("BETENET_ARTIFACTS", str(root))
+    prof = _tiny_profile()
+    train_ids = [r.material_id for r in records[TRAIN]]
+    runs = ens.run_ensembles(records, prof, train_ids, client=dask_client, progress=False)
+    yield prof, train_ids, runs, root
+    mp.undo()
+
+
+def test_real_ensembles_train_every_member_with_self_describing_files(trained):
+    prof, train_ids, runs, root = trained
+    assert sorted(runs) == ["CPD", "CSO"]
+    for variant, run in runs.items():
+        assert run.directory == root / "smoke" / "ensembles" / variant
+        assert run.n_members == 2 and sorted(run.trained) == [0, 1] and run.reused == []
+        for k, meta in enumerate(run.members):
+            d = run.directory / f"member-{k:03d}"
+            assert ens.member_status(d, run.fingerprint) == "complete"
+            boot = ens.bootstrap_sample(train_ids, k, prof.ensemble.seed)
+            assert meta["variant"] == variant and meta["member"] == k
+            assert meta["bootstrap"]["sample_ids"] == list(boot.sample_ids) and len(boot.sample_ids) == 6
+            assert meta["bootstrap"]["oob_ids"] == list(boot.oob_ids)
+            assert meta["bootstrap"]["oob_fraction"] == pytest.approx(len(boot.oob_ids) / 6)
+            assert meta["seed"] == ens.member_seed(7, k)
+            assert meta["checkpoint"]["used"] in ("modern", "best_val") and meta["checkpoint"]["reason"]
+            assert 1 <= meta["regimes"]["epochs_trained"] <= 6
+            assert meta["timings"]["wall_s"] > 0 and meta["timings"]["attempts"] == 1
+            assert meta["oob"]["n"] == len(boot.oob_ids) and np.isfinite(meta["oob"]["mse"])
+            assert (d / "train" / "last.pt").exists() and (d / "oob.npz").exists() and (d / "model.pt").exists()
+        info = json.loads((run.directory / "ensemble.json").read_text())
+        assert info["fingerprint"] == run.fingerprint and info["n_train"] == 6 and info["variant"] == variant
+    assert runs["CSO"].fingerprint != runs["CPD"].fingerprint
+    df = ens.oob_summary(runs["CPD"].directory)
+    assert list(df["member"]) == [0, 1] and (df["oob_fraction"] > 0).all()
+    assert [row["state"] for row in ens.ensemble_status(prof, "CSO")] == ["complete", "complete"]
+
+
+def test_ensemble_mean_and_std_match_a_manual_computation(trained, records):
+    from betenet import _ensemble_backend as backend
+    from betenet import physics
+
+    prof, train_ids, runs, root = trained
+    members = ens.load_ensemble(runs["CPD"].directory)
+    assert [m.index for m in members] == [0, 1] and members[0].variant == "CPD"
+    test = records[6:]
+    pred = ens.predict_ensemble(members, test)
+    assert pred.shape == (2, len(test), 51) and np.all(pred >= 0) and np.all(np.isfinite(pred))
+    assert not np.allclose(pred[0], pred[1])  # different resamples and initialisations
+    # member by member, by hand
+    for k, m in enumerate(members):
+        np.testing.assert_allclose(pred[k], backend.predict(m.model, test, variant="CPD", r_max_A=4.0), rtol=1e-6)
+    s = ens.summarise(pred, mu_star=prof.screening.mu_star)
+    w = TARGET_GRID_MEV
+    mean = (pred[0] + pred[1]) / 2
+    std = np.abs(pred[0] - pred[1]) / 2  # population std of two numbers
+    np.testing.assert_allclose(s.mean, mean, rtol=1e-12)
+    np.testing.assert_allclose(s.std, std, rtol=1e-9, atol=1e-15)
+    for i in range(len(test)):
+        lam_k = [physics.lambda_from_a2f(w, pred[k, i]) for k in range(2)]
+        tc_k = [physics.tc_allen_dynes_from_a2f(w, pred[k, i], 0.1) for k in range(2)]
+        assert s.moments_mean.lambda_[i] == pytest.approx(np.mean(lam_k))
+        assert s.moments_std.lambda_[i] == pytest.approx(abs(lam_k[0] - lam_k[1]) / 2, abs=1e-12)
+        assert s.tc_mean_K[i] == pytest.approx(np.mean(tc_k), abs=1e-9)
+        assert s.tc_std_K[i] == pytest.approx(abs(tc_k[0] - tc_k[1]) / 2, abs=1e-9)
+        assert s.moments_of_mean.omega_log_K[i] == pytest.approx(physics.omega_log_K(w, mean[i]))
+        assert s.tc_of_mean_K[i] == pytest.approx(physics.tc_allen_dynes_from_a2f(w, mean[i], 0.1), abs=1e-9)
+    with pytest.raises(ValueError, match="bare structure"):
+        ens.predict_ensemble(members, [test[0].structure])
+    assert ens.predict_ensemble(ens.load_ensemble(runs["CSO"].directory), [test[0].structure]).shape == (2, 1, 51)
+
+
+def test_saved_test_predictions_are_reused_by_notebook_06(trained, records, monkeypatch):
+    from betenet import screening
+
+    prof, train_ids, runs, root = trained
+    test_ids = [r.material_id for r in records[6:]]
+    sets = ens.predict_runs(runs, records, test_ids, profile=prof, mu_star=prof.screening.mu_star)
+    assert sorted(sets) == ["CPD", "CSO"]
+    back = ens.load_predictions(ens.predictions_path("smoke", "CPD"))
+    np.testing.assert_allclose(back.pred_a2f, sets["CPD"].pred_a2f.astype(np.float32))
+    assert back.ids == test_ids and back.target_a2f.shape == (2, 51) and list(back.member_index) == [0, 1]
+    rows = ens.table1_ensemble_rows(sets.values(), n_train=6, data="unit test")
+    assert [r["model"] for r in rows] == ["CSO"] * 3 + ["CPD"] * 3
+    # notebook 06 must read these files, not train (nor even load) the ensembles again
+    monkeypatch.setattr(ens, "run_ensembles", lambda *a, **k: pytest.fail("notebook 06 retrained an ensemble"))
+    for v in ("CSO", "CPD"):
+        ps = screening.ensemble_predictions(prof, v, records, train_ids, test_ids, mu_star=0.1, progress=False)
+        np.testing.assert_allclose(ps.pred_a2f, sets[v].pred_a2f, rtol=1e-6)
+
+
+def test_kill_after_first_member_then_resume_trains_only_the_missing_one(trained, records, dask_client, tmp_path,
+                                                                           monkeypatch):
+    """Member 1 is killed after 2 epochs (what a crash leaves: bootstrap.json, train/last.pt, no member.json).
+    The rerun reuses member 0 without touching its files and resumes member 1 from its last checkpoint;
+    every member equals the one trained without interruption (same seed: determinism)."""
+    import betenet.train as train_mod
+
+    prof, train_ids, runs, root = trained
+    monkeypatch.setenv("BETENET_ARTIFACTS", str(tmp_path))
+    real = train_mod.train_model
+
+    def killed(data, profile, run_dir, **kw):
+        if "member-001" in str(run_dir):
+            real(data, profile, run_dir, **{**kw, "stop_after": 2})
+            raise RuntimeError("simulated kill of member 1")
+        return real(data, profile, run_dir, **kw)
+
+    monkeypatch.setattr(train_mod, "train_model", killed)
+    with pytest.raises(ens.EnsembleError, match="member 1 .*simulated kill"):
+        ens.run_ensemble(records, prof, "CSO", train_ids, client=dask_client, progress=False)
+    edir = tmp_path / "smoke" / "ensembles" / "CSO"
+    assert ens.member_status(edir / "member-000", runs["CSO"].fingerprint) == "complete"
+    assert ens.member_status(edir / "member-001", runs["CSO"].fingerprint) == "partial"
+    assert (edir / "member-001" / "train" / "last.pt").exists() and not (edir / "member-001" / "member.json").exists()
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (edir / "member-000").rglob("*") if p.is_file()}
+    monkeypatch.setattr(train_mod, "train_model", real)
+
+    again = ens.run_ensemble(records, prof, "CSO", train_ids, client=dask_client, progress=False)
+    assert again.trained == [1] and again.reused == [0] and again.fingerprint == runs["CSO"].fingerprint
+    after = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (edir / "member-000").rglob("*") if p.is_file()}
+    assert after == before
+    m1 = again.members[1]
+    assert m1["timings"]["attempts"] == 2 and m1["timings"]["resumed_from_epoch"] == 2
+    # determinism: same (seed, member) -> same bootstrap and same trained model as the uninterrupted run
+    for k in (0, 1):
+        assert again.members[k]["bootstrap"] == runs["CSO"].members[k]["bootstrap"]
+        with np.load(edir / f"member-{k:03d}" / "oob.npz") as a, \
+                np.load(runs["CSO"].directory / f"member-{k:03d}" / "oob.npz") as b:
+            np.testing.assert_allclose(a["pred_a2f"], b["pred_a2f"], rtol=1e-5, atol=1e-7)
+    # a third call finds everything finished and needs no cluster at all
+    third = ens.run_ensemble(records, prof, "CSO", train_ids, client=None, progress=False)
+    assert third.trained == [] and third.reused == [0, 1]
+
+
+def test_stale_and_corrupt_members_are_detected_and_archived(trained, records, dask_client, tmp_path, monkeypatch):
+    prof, train_ids, runs, root = trained
+    monkeypatch.setenv("BETENET_ARTIFACTS", str(tmp_path))
+    edir = tmp_path / "smoke" / "ensembles" / "CPD"
+    shutil.copytree(runs["CPD"].directory, edir)
+    old_fp = runs["CPD"].fingerprint
+    by_id = {r.material_id: r for r in records}
+    new_fp, _ = ens.recipe_fingerprint(prof, "CPD", [by_id[m] for m in train_ids[:5]])
+    assert new_fp != old_fp
+    assert ens.member_status(edir / "member-000", old_fp) == "complete"
+    assert ens.member_status(edir / "member-000", new_fp) == "stale"
+    # an altered checkpoint is detected by its SHA-256
+    ck = edir / "member-001" / "model.pt"
+    ck.write_bytes(ck.read_bytes() + b"\0")
+    assert ens.member_status(edir / "member-001", old_fp) == "corrupt"
+    with pytest.raises(ens.StaleMemberError, match="member-000"):
+        ens.run_ensemble(records, prof, "CPD", train_ids[:5], n_members=1, client=dask_client, progress=False,
+                         on_stale="error")
+    assert (edir / "member-000" / "member.json").exists()  # nothing moved
+    with pytest.warns(UserWarning, match="moved to"):
+        new = ens.run_ensemble(records, prof, "CPD", train_ids[:5], n_members=1, client=dask_client, progress=False)
+    assert new.trained == [0] and new.fingerprint == new_fp
+    assert json.loads((edir / "stale" / old_fp[:12] / "member-000" / "member.json").read_text())["fingerprint"] == old_fp
+    assert ens.member_status(edir / "member-000", new_fp) == "complete"
+    # the corrupt member is skipped with a warning when loading, never used
+    with pytest.warns(UserWarning, match="member-001: member is (stale|corrupt)"):
+        loaded = ens.load_ensemble(edir)
+    assert [m.index for m in loaded] == [0]
