@@ -285,3 +285,19 @@ def test_run_one_reports_invalid_input(tmp_path):
     overlap = Structure(Lattice.cubic(4.0), ["Al", "Al"], [[0, 0, 0], [0.01, 0, 0]])
     r = dataset.run_one("Al2-bad", overlap.as_dict(), None, _cfg(tmp_path), str(tmp_path / "qe"), str(tmp_path / "rec"))
     assert r["state"] == "invalid" and r["reason"] == "QEInputError" and "overlapping" in r["detail"]
+
+
+def test_lattice_check_compares_relaxed_cells_with_experiment(tmp_path):
+    from betenet.qe.pseudo import reference_structure
+
+    for mid, el, proto, scale in (("Nb1-bcc", "Nb", "bcc", 0.99), ("Mg1-hcp", "Mg", "hcp", 1.0), ("Nb1-fcc", "Nb", "fcc", 1.0)):
+        d = tmp_path / mid
+        _status(d, "kept", prototype=proto)
+        st, _ = reference_structure(el, scale) if proto != "fcc" else (build(["Nb"], "fcc"), None)
+        (d / "relaxed.json").write_text(json.dumps(st.as_dict()))
+    _status(tmp_path / "Al1-fcc", "failed", prototype="fcc")  # no relaxed.json: skipped
+    t = summary.lattice_check(tmp_path).set_index("material_id")
+    assert list(t.index) == ["Mg1-hcp", "Nb1-bcc"]  # fcc Nb is not Nb's reference solid
+    assert t.loc["Nb1-bcc", "error_pct"] == pytest.approx(-1.0, abs=1e-6)
+    assert t.loc["Nb1-bcc", "a_calc_A"] == pytest.approx(3.3 * 0.99, abs=1e-4)
+    assert t.loc["Mg1-hcp", "error_pct"] == pytest.approx(0.0, abs=1e-6)

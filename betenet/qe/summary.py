@@ -27,6 +27,7 @@ __all__ = [
     "plot_gallery",
     "plot_correlations",
     "plot_timings",
+    "lattice_check",
 ]
 
 
@@ -213,3 +214,48 @@ def plot_timings(runs_dir: Path = QE_RUNS_DIR, *, path: Path | None = None):
     if path is not None:
         fig.savefig(path, dpi=150)
     return fig
+
+
+#: Dataset prototypes that match a reference solid of :data:`betenet.qe.pseudo.EXPERIMENTAL_LATTICE`.
+_REFERENCE_PROTOTYPE = {"fcc": "fcc", "bcc": "bcc", "hcp": "hcp", "B1": "rocksalt", "AlB2": "AlB2"}
+
+
+def lattice_check(runs_dir: Path = QE_RUNS_DIR):
+    """Relaxed (PBEsol, library cutoffs) vs experimental lattice constants of the dataset's materials
+    that are a reference solid of the pseudopotential validation (elemental fcc/bcc/hcp in their
+    experimental structure, MgB2, TiN, MgO).
+
+    ``a_calc_A = a_exp_A * (V_relaxed / V_exp)^(1/3)`` per atom (the convention of
+    :func:`betenet.qe.pseudo.eos_scan`), so hcp/AlB2 c/a relaxation is folded into one number.
+    Columns: material_id, element (the validated one), structure, a_exp_A, a_calc_A, error_pct,
+    source.  Reads ``data/qe/*/relaxed.json`` only (no QE run).
+    """
+    import pandas as pd
+    from pymatgen.core import Structure
+
+    from .pseudo import EXPERIMENTAL_LATTICE, reference_structure
+
+    rows = []
+    for s in _statuses(runs_dir):
+        d = Path(runs_dir) / s["material_id"]
+        proto = _REFERENCE_PROTOTYPE.get(str(s.get("prototype")))
+        if proto is None or not (d / "relaxed.json").exists():
+            continue
+        st = Structure.from_dict(json.loads((d / "relaxed.json").read_text()))
+        formula = st.composition.reduced_formula
+        for el, x in EXPERIMENTAL_LATTICE.items():
+            ref_formula = x.formula or el
+            if x.structure != proto or ref_formula != formula:
+                continue
+            ref, _ = reference_structure(el)
+            v_exp = ref.volume / len(ref)
+            a_calc = x.a_A * (st.volume / len(st) / v_exp) ** (1.0 / 3.0)
+            rows.append(
+                {
+                    "material_id": s["material_id"], "element": el, "structure": f"{ref_formula} {x.structure}",
+                    "a_exp_A": x.a_A, "a_calc_A": round(a_calc, 4), "error_pct": round(100 * (a_calc - x.a_A) / x.a_A, 2),
+                    "source": x.source + (f" ({x.note})" if x.note else ""),
+                }
+            )
+    cols = ["material_id", "element", "structure", "a_exp_A", "a_calc_A", "error_pct", "source"]
+    return pd.DataFrame(rows, columns=cols)
