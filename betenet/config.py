@@ -89,6 +89,9 @@ class QEConfig:
     max_atoms: int = 8
     #: Materials to (re)compute in this profile; 0 = only parse committed results, -1 = all candidates.
     n_new_materials: int = 0
+    #: Largest cell (atoms) among the ``n_new_materials`` that notebook 01 picks (the first unfinished
+    #: candidates in priority order); ``None`` = ``max_atoms``.  Keeps the default book short.
+    n_new_max_atoms: int | None = None
     omp_threads: int = 1
     #: Wall-time limit per QE executable call (s).
     step_timeout_s: float = 3600.0
@@ -288,7 +291,7 @@ PROFILES: dict[str, Profile] = {
     ),
     "default": Profile(
         name="default",
-        qe=QEConfig(n_new_materials=0),
+        qe=QEConfig(n_new_materials=1, n_new_max_atoms=2),
         model=ModelConfig(),
         train=TrainConfig(max_epochs=600, patience=150, min_epochs=50, dd_sweep=(
             ("longer", (("train.max_epochs", 1200), ("train.patience", 300))),

@@ -28,6 +28,8 @@ __all__ = [
     "plot_correlations",
     "plot_timings",
     "lattice_check",
+    "grid_demo",
+    "findings",
 ]
 
 
@@ -118,7 +120,9 @@ def correlation_data(records: Sequence):
     import pandas as pd
 
     rows = [{"material_id": r.material_id, "formula": r.formula, **record_moments(r)} for r in records]
-    return pd.DataFrame(rows)
+    cols = ["material_id", "formula", "lambda", "omega_log_K", "omega_2_K", "tc_ad_K", "edos_ef_per_eV",
+            "phdos_coarse_omega_log_K", "phdos_coarse_omega_2_K"]
+    return pd.DataFrame(rows, columns=cols)
 
 
 def r_squared(x: Sequence[float], y: Sequence[float]) -> float:
@@ -174,7 +178,7 @@ def plot_correlations(data, *, path: Path | None = None):
         ax.set_xlabel(xl)
         ax.set_ylabel(yl)
         ax.set_title(f"R² = {r_squared(data[x], data[y]):.2f}  (n = {int(np.isfinite(data[x]).sum())})", fontsize=9)
-        if x != "edos_ef_per_eV":
+        if x != "edos_ef_per_eV" and len(data):
             lo = np.nanmin([data[x].min(), data[y].min()])
             hi = np.nanmax([data[x].max(), data[y].max()])
             ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
@@ -259,3 +263,55 @@ def lattice_check(runs_dir: Path = QE_RUNS_DIR):
             )
     cols = ["material_id", "element", "structure", "a_exp_A", "a_calc_A", "error_pct", "source"]
     return pd.DataFrame(rows, columns=cols)
+
+
+def _mesh(v: Sequence[int]) -> str:
+    return "×".join(str(int(x)) for x in v)
+
+
+def grid_demo(material_ids: Sequence[str], cfg) -> "Any":
+    """The commensurate k/q algorithm (:func:`betenet.qe.kgrid.commensurate_grids`) on the *start*
+    cells of some candidates (the workflow applies it to the relaxed cells): lattice lengths,
+    reciprocal lengths |b_i| (Å⁻¹, no 2π), the raw subdivisions from the densities and the final
+    commensurate k, q and scf-k meshes.  ``cfg``: a :class:`~betenet.config.QEConfig`.
+    """
+    import pandas as pd
+
+    from .kgrid import commensurate_grids, subdivisions
+    from .prototypes import build, parse_material_id
+
+    rows = []
+    for mid in material_ids:
+        s = build(*parse_material_id(mid))
+        g = commensurate_grids(s, cfg.k_density_per_invA, cfg.q_density_per_invA, q_min=cfg.q_min,
+                               scf_k_density_per_invA=cfg.scf_k_density_per_invA)
+        rows.append({
+            "material_id": mid, "atoms": len(s),
+            "a, b, c (Å)": ", ".join(f"{x:.2f}" for x in s.lattice.abc),
+            "|b_i| (1/Å)": ", ".join(f"{x:.3f}" for x in s.lattice.reciprocal_lattice_crystallographic.abc),
+            "k from density": _mesh(subdivisions(s, cfg.k_density_per_invA)),
+            "q from density": _mesh(subdivisions(s, cfg.q_density_per_invA)),
+            "k (dense)": _mesh(g.k), "q": _mesh(g.q), "k (scf)": _mesh(g.k_scf),
+            "k % q == 0": all(a % b == 0 for a, b in zip(g.k, g.q)) and all(a % b == 0 for a, b in zip(g.k, g.k_scf)),
+        })
+    return pd.DataFrame(rows)
+
+
+def findings(runs_dir: Path = QE_RUNS_DIR, records: Sequence = ()) -> dict[str, Any]:
+    """Numbers for notebook 01's prose (glue): funnel counts, rejection reasons, timings, R² of Fig. 2."""
+    from .filters import funnel
+
+    f = funnel(runs_dir)
+    t = timing_summary(runs_dir)
+    out: dict[str, Any] = {k: f[k] for k in ("submitted", "finished", "converged", "metallic", "dynamically_stable", "kept", "in_progress")}
+    for reason in ("failed", "not_converged", "band_gap", "imaginary_modes", "nan", "negative_a2f"):
+        out[f"n_{reason}"] = f["reasons"].get(reason, 0)
+    out["n_timed"] = t["n"]
+    out["median_min"] = round(t["median_min"], 1) if t["n"] else float("nan")
+    out["max_min"] = round(t["max_min"], 1) if t["n"] else float("nan")
+    data = correlation_data(records)
+    out["n_records"] = len(data)
+    out["r2_lambda_edos"] = round(r_squared(data["edos_ef_per_eV"], data["lambda"]), 2)
+    out["r2_wlog"] = round(r_squared(data["phdos_coarse_omega_log_K"], data["omega_log_K"]), 2)
+    out["r2_w2"] = round(r_squared(data["phdos_coarse_omega_2_K"], data["omega_2_K"]), 2)
+    return out
