@@ -41,6 +41,8 @@ __all__ = [
     "reference",
     "regime_rows",
     "loss_fn_for",
+    "regime_landscapes",
+    "landscape_findings",
     "plot_training_curves",
     "plot_regime_a2f",
     "plot_regime_parity",
@@ -257,6 +259,51 @@ def loss_fn_for(result: TrainResult, records: Sequence[Any], *, which: str = "tr
     td = prepare_data((train, val), cfg.variant, cfg.r_max_A)
     graphs, targets = (td.train_graphs, td.train_targets) if which == "train" else (td.val_graphs, td.val_targets)
     return make_loss_fn(graphs, targets, dtype=torch.float32)
+
+
+def regime_landscapes(checkpoints: Mapping[str, Path], loss_fn: Any, landscape_cfg: Any, *, progress: bool = True,
+                      out_dir: str | Path | None = None) -> dict[str, Any]:
+    """Li et al. loss landscapes (:func:`betenet.landscape.loss_landscape`) around each checkpoint.
+
+    The same two random directions seed (:attr:`LandscapeConfig.seed`) is used for every checkpoint
+    (directions are filter-normalised to each checkpoint's own weights).  With ``out_dir`` each grid
+    is also saved as ``landscape-<name>.npz``.
+    """
+    from .landscape import loss_landscape
+    from .model import load_checkpoint
+
+    out = {}
+    for name, path in checkpoints.items():
+        model = load_checkpoint(path)[0]
+        ls = loss_landscape(model, loss_fn, n_grid=landscape_cfg.n_grid, span=landscape_cfg.span,
+                            seed=landscape_cfg.seed, fd_step=landscape_cfg.fd_step, label=name, progress=progress)
+        ls.meta["epoch"] = load_checkpoint(path)[2].get("epoch")
+        if out_dir is not None:
+            ls.to_npz(Path(out_dir) / f"landscape-{name}.npz")
+        out[name] = ls
+    return out
+
+
+def landscape_findings(landscapes: Mapping[str, Any]) -> str:
+    """Markdown sentences comparing the landscapes (minimum offset, curvatures), from the measured values."""
+    if not landscapes:
+        return "No checkpoints to compare."
+    items = list(landscapes.items())
+    lines = []
+    for name, ls in items:
+        lines.append(
+            f"- **{name}** (epoch {ls.meta.get('epoch')}): training loss {ls.center_loss:.3g} at the weights, lowest "
+            f"{ls.min_loss:.3g} at offset (α, β) = ({ls.min_offset[0]:.3f}, {ls.min_offset[1]:.3f}), distance "
+            f"{ls.min_distance:.3f}; curvature at the weights {ls.center_curvature:.3g} (eigenvalues "
+            f"{ls.center_curvature_eigs[0]:.3g}, {ls.center_curvature_eigs[1]:.3g}), quadratic fit around the "
+            f"grid minimum {ls.curvature:.3g}."
+        )
+    flattest = min(items, key=lambda kv: kv[1].center_curvature)[0]
+    sharpest = max(items, key=lambda kv: kv[1].center_curvature)[0]
+    closest = min(items, key=lambda kv: kv[1].min_distance)[0]
+    lines += ["", f"Flattest at the trained weights: **{flattest}**; sharpest: **{sharpest}**; minimum closest to "
+              f"the trained weights: **{closest}**."]
+    return "\n".join(lines)
 
 
 def _checkpoint_config(result: TrainResult):

@@ -378,7 +378,7 @@ def plot_landscapes(landscapes: Mapping[str, Landscape], *, log: bool = True, le
         ax.contour(A, B, Z, levels=levels, colors="k", linewidths=0.3)
         ax.plot(0, 0, "wx", ms=8, mew=2, label="trained weights")
         ax.plot(*ls.min_offset, "o", color="tab:red", ms=6, label="minimum")
-        ax.set_title(f"{name}\n|offset| = {ls.min_distance:.3f}, curvature: fit {ls.curvature:.3g}, "
+        ax.set_title(f"{name}\n|offset| = {ls.min_distance:.3f}\ncurvature: fit {ls.curvature:.3g}, "
                      f"at (0,0) {ls.center_curvature:.3g}", fontsize=9)
         ax.set_xlabel("α (direction 1)")
         ax.set_ylabel("β (direction 2)")
