@@ -301,3 +301,15 @@ def test_lattice_check_compares_relaxed_cells_with_experiment(tmp_path):
     assert t.loc["Nb1-bcc", "error_pct"] == pytest.approx(-1.0, abs=1e-6)
     assert t.loc["Nb1-bcc", "a_calc_A"] == pytest.approx(3.3 * 0.99, abs=1e-4)
     assert t.loc["Mg1-hcp", "error_pct"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_status_markdown_snapshot(tmp_path, capsys):
+    from betenet.qe.cli import cli_main
+
+    _funnel_dir(tmp_path)
+    text = summary.status_markdown(tmp_path)
+    assert "| submitted | 9 |" in text and "| kept | 2 |" in text
+    assert "| Cs1-bcc | failed | pw.x failed |" in text and "| W1-bcc | running |" in text
+    assert "| total per material | 2 | 200.0 |" in text
+    assert cli_main(["status", "--runs-dir", str(tmp_path), "--markdown"]) == 0
+    assert "| kept | 2 |" in capsys.readouterr().out

@@ -2,7 +2,7 @@
 
     betenet qe run [--profile P] [--limit N] [--ids ID ...] [--scheduler ADDR] [--workers W --omp T]
                    [--force] [--retry-failed] [--log FILE]
-    betenet qe status [--runs-dir DIR]
+    betenet qe status [--runs-dir DIR] [--json | --markdown]
     betenet qe parse ID [--profile P] [--write]
 """
 
@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", help="funnel table and timings of data/qe")
     s.add_argument("--runs-dir", default=None)
     s.add_argument("--json", action="store_true")
+    s.add_argument("--markdown", action="store_true", help="markdown snapshot for data/README.md")
     q = sub.add_parser("parse", help="rebuild the record of a finished material from data/qe/<ID> and print its summary")
     q.add_argument("material_id")
     q.add_argument("--profile", default="default")
@@ -54,6 +55,11 @@ def cli_main(argv: list[str] | None = None) -> int:
 
         if args.json:
             print(json.dumps(funnel(runs_dir), indent=1))
+            return 0
+        if args.markdown:
+            from .summary import status_markdown
+
+            print(status_markdown(runs_dir), end="")
             return 0
         print(funnel_table(runs_dir).to_string(index=False))
         t = timing_table(runs_dir)

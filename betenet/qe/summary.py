@@ -30,6 +30,7 @@ __all__ = [
     "lattice_check",
     "grid_demo",
     "findings",
+    "status_markdown",
 ]
 
 
@@ -315,3 +316,39 @@ def findings(runs_dir: Path = QE_RUNS_DIR, records: Sequence = ()) -> dict[str, 
     out["r2_wlog"] = round(r_squared(data["phdos_coarse_omega_log_K"], data["omega_log_K"]), 2)
     out["r2_w2"] = round(r_squared(data["phdos_coarse_omega_2_K"], data["omega_2_K"]), 2)
     return out
+
+
+def _md(df, index: bool = False) -> str:
+    """A pandas DataFrame as a GitHub-markdown table (no tabulate dependency)."""
+    frame = df.reset_index() if index else df
+    cols = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in frame.itertuples(index=False):
+        lines.append("| " + " | ".join("" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def status_markdown(runs_dir: Path = QE_RUNS_DIR) -> str:
+    """Snapshot of the dataset for ``data/README.md`` (``betenet qe status --markdown``): funnel,
+    materials not kept with their reasons, timings per step and per material, lattice check."""
+    import datetime as dt
+
+    from .filters import funnel_table
+
+    runs_dir = Path(runs_dir)
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    m = material_table(runs_dir)
+    out = [f"Snapshot of `{runs_dir.name}/` taken {now} with `betenet qe status --markdown`.", "", "Funnel (§IV.1):", "",
+           _md(funnel_table(runs_dir))]
+    notkept = m[m.state != "kept"][["material_id", "state", "reason", "wall_s", "n_steps_done"]]
+    if len(notkept):
+        out += ["", "Not kept (running = still in progress at the snapshot):", "", _md(notkept)]
+    t = timing_table(runs_dir)
+    if len(t):
+        out += ["", "Wall time (s) of kept materials, per step and per material (QE at 1 OpenMP thread, 2 materials at a time on 2 cores):",
+                "", _md(t.rename_axis("step"), index=True)]
+    lat = lattice_check(runs_dir)
+    if len(lat):
+        out += ["", "Relaxed vs experimental lattice constants (pseudopotential check):", "",
+                _md(lat.drop(columns="source"))]
+    return "\n".join(out) + "\n"
