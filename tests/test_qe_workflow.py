@@ -313,3 +313,19 @@ def test_status_markdown_snapshot(tmp_path, capsys):
     assert "| total per material | 2 | 200.0 |" in text
     assert cli_main(["status", "--runs-dir", str(tmp_path), "--markdown"]) == 0
     assert "| kept | 2 |" in capsys.readouterr().out
+
+
+def test_summary_plots_and_findings_on_empty_data(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    data = summary.correlation_data([])
+    assert len(data) == 0 and data["lambda"].dtype == float
+    summary.plot_correlations(data, path=tmp_path / "fig2.png")
+    summary.plot_gallery([], path=tmp_path / "gallery.png")
+    summary.plot_timings(tmp_path, path=tmp_path / "timings.png")
+    assert (tmp_path / "fig2.png").exists() and (tmp_path / "timings.png").exists()
+    f = summary.findings(tmp_path, [])
+    assert f["submitted"] == 0 and f["n_records"] == 0 and np.isnan(f["r2_wlog"])
+    g = summary.grid_demo(["Al1-fcc", "Mg1-hcp"], CFG)
+    assert g["k % q == 0"].all() and list(g["q"]) == ["4×4×4", "3×3×2"]

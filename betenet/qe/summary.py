@@ -123,7 +123,7 @@ def correlation_data(records: Sequence):
     rows = [{"material_id": r.material_id, "formula": r.formula, **record_moments(r)} for r in records]
     cols = ["material_id", "formula", "lambda", "omega_log_K", "omega_2_K", "tc_ad_K", "edos_ef_per_eV",
             "phdos_coarse_omega_log_K", "phdos_coarse_omega_2_K"]
-    return pd.DataFrame(rows, columns=cols)
+    return pd.DataFrame(rows, columns=cols).astype({c: float for c in cols[2:]})
 
 
 def r_squared(x: Sequence[float], y: Sequence[float]) -> float:
@@ -209,9 +209,11 @@ def plot_timings(runs_dir: Path = QE_RUNS_DIR, *, path: Path | None = None):
     a.hist(totals, bins=20, color="C2")
     a.set_xlabel("wall time per kept material (min)")
     a.set_ylabel("materials")
+    per_step = {k: [x for x in v if x > 0] for k, v in per_step.items()}  # reused steps take 0 s
     names = [k for k, v in per_step.items() if v]
     if names:
-        b.boxplot([per_step[k] for k in names], labels=names, showfliers=True)
+        b.boxplot([per_step[k] for k in names], showfliers=True)
+        b.set_xticks(range(1, len(names) + 1), names)
         b.set_yscale("log")
         b.tick_params(axis="x", rotation=45)
     b.set_ylabel("wall time per step (s)")
