@@ -285,7 +285,8 @@ PROFILES: dict[str, Profile] = {
             ("narrower", (("model.embedding_dim", 8), ("model.irreps_multiplicity", 4), ("model.radial_neurons", 16))),
             ("half data", (("data.fraction", 0.5),)),
         )),
-        ensemble=EnsembleConfig(n_members=2),
+        # smoke: 2 members per variant, 40 epochs each (a pipeline check, minutes on 2 cores)
+        ensemble=EnsembleConfig(n_members=2, train_overrides=(("max_epochs", 40),)),
         landscape=LandscapeConfig(n_grid=5, span=0.5),
         dask=DaskConfig(n_workers=2),
     ),
@@ -298,7 +299,9 @@ PROFILES: dict[str, Profile] = {
             ("narrower", (("model.embedding_dim", 16), ("model.irreps_multiplicity", 8), ("model.radial_neurons", 32))),
             ("half data", (("data.fraction", 0.5),)),
         )),
-        ensemble=EnsembleConfig(n_members=8),
+        # default: 3 variants x 5 members x <= 400 epochs of the full-size model ~ 10 min on 2 cores for ~50
+        # training crystals (estimated from ~0.2 s per full-batch epoch per worker); patience as the policy needs
+        ensemble=EnsembleConfig(n_members=5, train_overrides=(("max_epochs", 400), ("patience", 100))),
         landscape=LandscapeConfig(n_grid=15, span=0.5),
         dask=DaskConfig(n_workers=2),
     ),
