@@ -281,3 +281,26 @@ def test_cli(records, tmp_path):
     assert rc == 0
     assert json.loads((run / "result.json").read_text())["epochs_trained"] == 2
     assert (tmp_path / "splits" / "default.json").exists()
+
+
+def test_bad_data_and_corrupt_resume_point_give_clear_errors(records, tmp_path):
+    import dataclasses
+
+    from betenet.dataset import DatasetError
+    from betenet.train import prepare_data, train_model
+
+    r = records[3]
+    nan_a2f = r.a2f.copy()
+    nan_a2f[5] = np.nan
+    bad = dataclasses.replace(r, a2f=nan_a2f)
+    with pytest.raises(DatasetError, match=r.material_id):
+        prepare_data(records[:3] + [bad] + records[4:], "CSO", 4.0)
+    with pytest.raises(ValueError, match="validation data: no materials"):
+        prepare_data((records[:5], []), "CSO", 4.0)
+    with pytest.raises(ValueError, match="share material_id"):
+        prepare_data((records[:5] + [dataclasses.replace(records[0], a2f=records[0].a2f * 2)], records[6:8]), "CSO", 4.0)
+    run = tmp_path / "run"
+    train_model(records, _tiny_profile(max_epochs=1), run, progress=False)
+    (run / "last.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(RunMismatchError, match="last.pt"):
+        train_model(records, _tiny_profile(max_epochs=2), run, progress=False)
