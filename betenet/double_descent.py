@@ -83,11 +83,13 @@ def _train_records(records: Sequence[Any], train_ids: Sequence[str]) -> list[Any
 
 
 def regime_run(records: Sequence[Any], train_ids: Sequence[str], profile: Any, *, label: str = "main",
-               variant: str | None = None, progress: bool = True, root: str | Path | None = None) -> TrainResult:
+               variant: str | None = None, progress: bool = True, root: str | Path | None = None,
+               max_epochs: int | None = None) -> TrainResult:
     """Train/resume/reload the single model of ``profile`` on ``train_ids`` (validation held out inside).
 
     Run directory: ``root / f"{label}-{variant}-{run_key}"`` with ``root`` defaulting to
-    ``artifacts/<profile>/train``.
+    ``artifacts/<profile>/train`` (``betenet train`` without ``--run-dir`` uses the same directory, so a
+    run started from the command line is the one notebook 03 reloads).  ``max_epochs`` extends a run.
     """
     from .paths import artifacts_dir
     from .train import train_model
@@ -97,7 +99,7 @@ def regime_run(records: Sequence[Any], train_ids: Sequence[str], profile: Any, *
     recs = _train_records(records, train_ids)
     base = Path(root) if root is not None else artifacts_dir(prof.name, "train")
     run_dir = base / f"{label}-{var}-{run_key(prof, [r.material_id for r in recs], var)}"
-    return train_model(recs, prof, run_dir, variant=var, progress=progress)
+    return train_model(recs, prof, run_dir, variant=var, progress=progress, max_epochs=max_epochs)
 
 
 def apply_overrides(profile: Any, overrides: Sequence[tuple[str, Any]]) -> tuple[Any, float]:

@@ -897,7 +897,8 @@ def cli_main(argv: list[str]) -> int:
     )
     p.add_argument("--profile", default="default", help="smoke | default | paper (default: default)")
     p.add_argument("--variant", default=None, choices=["CSO", "CPD", "FPD"], help="default: the profile's")
-    p.add_argument("--run-dir", default=None, help="default: artifacts/<profile>/train/<variant>")
+    p.add_argument("--run-dir", default=None,
+                   help="default: artifacts/<profile>/train/main-<variant>-<key>, the run notebook 03 uses")
     p.add_argument("--epochs", type=int, default=None, help="override max_epochs (extends a finished run)")
     p.add_argument("--records", default=str(RECORDS_DIR), help="directory of record JSON files")
     p.add_argument("--split-dir", default=str(SPLITS_DIR), help="directory of the train/test split files")
@@ -912,9 +913,14 @@ def cli_main(argv: list[str]) -> int:
     records = load_records(Path(args.records))
     train_ids, _ = load_or_make_split(records, directory=Path(args.split_dir))
     by_id = {r.material_id: r for r in records}
-    run_dir = Path(args.run_dir) if args.run_dir else artifacts_dir(prof.name, "train", variant)
-    res = train_model([by_id[m] for m in train_ids], prof, run_dir, variant=variant, max_epochs=args.epochs,
-                      progress=not args.no_progress)
+    if args.run_dir:
+        res = train_model([by_id[m] for m in train_ids], prof, Path(args.run_dir), variant=variant,
+                          max_epochs=args.epochs, progress=not args.no_progress)
+    else:
+        from .double_descent import regime_run
+
+        res = regime_run(records, train_ids, prof, variant=variant, progress=not args.no_progress,
+                         root=artifacts_dir(prof.name, "train"), max_epochs=args.epochs)
     print(json.dumps(res.to_dict(), indent=2, default=str))
     print(res.regimes.summary())
     return 0

@@ -268,7 +268,7 @@ def test_minibatch_and_pair_input_with_bootstrap_repeats(records, tmp_path):
         train_model([1, 2, 3], _tiny_profile(), tmp_path / "bad", progress=False)
 
 
-def test_cli(records, tmp_path):
+def test_cli(records, tmp_path, monkeypatch):
     from betenet.records import save_record
     from betenet.train import cli_main
 
@@ -281,6 +281,17 @@ def test_cli(records, tmp_path):
     assert rc == 0
     assert json.loads((run / "result.json").read_text())["epochs_trained"] == 2
     assert (tmp_path / "splits" / "default.json").exists()
+    # without --run-dir: the run notebook 03 reloads (double_descent.regime_run's directory)
+    monkeypatch.setenv("BETENET_ARTIFACTS", str(tmp_path / "art"))
+    rc = cli_main(["--profile", "smoke", "--epochs", "1", "--records", str(rec_dir),
+                   "--split-dir", str(tmp_path / "splits"), "--no-progress"])
+    assert rc == 0
+    from betenet.double_descent import run_key
+    from betenet.splits import load_or_make_split
+
+    train_ids, _ = load_or_make_split(records, directory=tmp_path / "splits")
+    expected = tmp_path / "art" / "smoke" / "train" / f"main-CSO-{run_key('smoke', train_ids)}"
+    assert json.loads((expected / "result.json").read_text())["epochs_trained"] == 1
 
 
 def test_bad_data_and_corrupt_resume_point_give_clear_errors(records, tmp_path):
