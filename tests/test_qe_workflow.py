@@ -266,7 +266,7 @@ def test_run_dataset_resumes_and_reports_failures(tmp_path, fake_failing_qe):
     cands = dataset.CandidateList([("Nb1-bcc", ("Nb",), "bcc"), ("Al1-fcc", ("Al",), "fcc")])
     sel = dataset.select_candidates(cands, limit=5, runs_dir=runs)
     log = tmp_path / "run.jsonl"
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cl, Client(cl) as client:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cl, Client(cl) as client:
         res = dataset.run_dataset(sel, profile, client, runs_dir=runs, records_dir=recs, progress=False, log_path=log)
     by = {r["material_id"]: r for r in res}
     assert by["Nb1-bcc"]["state"] == "kept" and by["Nb1-bcc"]["wall_s"] == 12.0  # skipped, not recomputed
@@ -329,3 +329,19 @@ def test_summary_plots_and_findings_on_empty_data(tmp_path):
     assert f["submitted"] == 0 and f["n_records"] == 0 and np.isnan(f["r2_wlog"])
     g = summary.grid_demo(["Al1-fcc", "Mg1-hcp"], CFG)
     assert g["k % q == 0"].all() and list(g["q"]) == ["4×4×4", "3×3×2"]
+
+
+def test_cpu_times_from_qe_clock_lines(tmp_path):
+    d = tmp_path / "Al1-fcc"
+    _status(d, "kept", steps={"relax": {"done": True, "wall_s": 130.0}, "ph_elph": {"done": True, "wall_s": 3800.0}})
+    with gzip.open(d / "relax.out.gz", "wt") as fh:
+        fh.write("     PWSCF        :      1m 2.50s CPU   2m10.00s WALL\n\n   This run was terminated on: ...\n")
+    with gzip.open(d / "ph_elph.out.gz", "wt") as fh:
+        fh.write("     PHONON       :     20.00s CPU     40.00s WALL\n     PHONON       :   1h 0m CPU   1h 3m WALL\n")
+    assert summary.qe_cpu_seconds(d / "relax.out.gz") == (62.5, 130.0)
+    assert summary.qe_cpu_seconds(d / "ph_elph.out.gz") == (3600.0, 3780.0)  # last clock line
+    assert summary.qe_cpu_seconds(d / "missing.out.gz") is None
+    c = summary.cpu_table(tmp_path)
+    assert c.loc["total per material", "median_cpu_s"] == 3662.5
+    assert c.loc["cpu_over_wall (median)", "median_cpu_s"] == pytest.approx(3662.5 / 3910.0, abs=0.01)
+    assert summary.findings(tmp_path)["median_cpu_min"] == pytest.approx(61.0, abs=0.1)

@@ -9,6 +9,7 @@ comparison uses the *same* moment formulas on the coarse phonon DOS F(ω) in pla
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -31,6 +32,8 @@ __all__ = [
     "grid_demo",
     "findings",
     "status_markdown",
+    "qe_cpu_seconds",
+    "cpu_table",
 ]
 
 
@@ -312,6 +315,9 @@ def findings(runs_dir: Path = QE_RUNS_DIR, records: Sequence = ()) -> dict[str, 
     out["n_timed"] = t["n"]
     out["median_min"] = round(t["median_min"], 1) if t["n"] else float("nan")
     out["max_min"] = round(t["max_min"], 1) if t["n"] else float("nan")
+    c = cpu_table(runs_dir)
+    out["median_cpu_min"] = round(float(c.loc["total per material", "median_cpu_s"]) / 60, 1) if "total per material" in c.index else float("nan")
+    out["cpu_share"] = round(float(c.loc["cpu_over_wall (median)", "median_cpu_s"]), 2) if "cpu_over_wall (median)" in c.index else float("nan")
     data = correlation_data(records)
     out["n_records"] = len(data)
     out["r2_lambda_edos"] = round(r_squared(data["edos_ef_per_eV"], data["lambda"]), 2)
@@ -349,8 +355,74 @@ def status_markdown(runs_dir: Path = QE_RUNS_DIR) -> str:
     if len(t):
         out += ["", "Wall time (s) of kept materials, per step and per material (QE at 1 OpenMP thread, 2 materials at a time on 2 cores):",
                 "", _md(t.rename_axis("step"), index=True)]
+    c = cpu_table(runs_dir)
+    if len(c):
+        out += ["", "CPU time (s) of the same QE runs from QE's own clocks (what a step costs on an idle core; "
+                "the last row is the median share of a core the runs got):", "", _md(c.rename_axis("step"), index=True)]
     lat = lattice_check(runs_dir)
     if len(lat):
         out += ["", "Relaxed vs experimental lattice constants (pseudopotential check):", "",
                 _md(lat.drop(columns="source"))]
     return "\n".join(out) + "\n"
+
+
+_CLOCK = re.compile(r"^\s*[A-Z0-9_]+\s*:\s*(.+?)CPU\s+(.+?)WALL\s*$", re.MULTILINE)
+
+
+def _seconds(text: str) -> float:
+    """QE clock string (``1h 2m``, ``2m21.40s``, ``1.84s``) -> seconds."""
+    total = 0.0
+    for value, unit in re.findall(r"([\d.]+)\s*([hms])", text):
+        total += float(value) * {"h": 3600.0, "m": 60.0, "s": 1.0}[unit]
+    return total
+
+
+def qe_cpu_seconds(log_gz: Path) -> tuple[float, float] | None:
+    """(CPU s, WALL s) of one QE run from the final clock line of its compacted log (``<step>.out.gz``)."""
+    import gzip
+
+    try:
+        with gzip.open(log_gz, "rt", errors="replace") as fh:
+            hits = _CLOCK.findall(fh.read())
+    except (FileNotFoundError, OSError, EOFError):
+        return None
+    if not hits:
+        return None
+    cpu, wall = hits[-1]
+    return _seconds(cpu), _seconds(wall)
+
+
+def cpu_table(runs_dir: Path = QE_RUNS_DIR, *, states: Sequence[str] = ("kept",)):
+    """Median / max CPU seconds per step and per material (from QE's own clocks in the logs).
+
+    On a shared machine the wall times of ``status.json`` include waiting for a core; the CPU time
+    is what the step costs on an idle core (``cpu_over_wall`` = the share of a core it got).
+    """
+    import pandas as pd
+
+    from .workflow import STEPS
+
+    per_step: dict[str, list[float]] = {s: [] for s in STEPS}
+    totals, ratios = [], []
+    for s in _statuses(runs_dir):
+        if s.get("state") not in states:
+            continue
+        d = Path(runs_dir) / s["material_id"]
+        cpu_total = wall_total = 0.0
+        for step in STEPS:
+            t = qe_cpu_seconds(d / f"{step}.out.gz")
+            if t is None:
+                continue
+            per_step[step].append(t[0])
+            cpu_total += t[0]
+            wall_total += t[1]
+        if wall_total > 0:
+            totals.append(cpu_total)
+            ratios.append(cpu_total / wall_total)
+    rows = {}
+    for name, vals in [*per_step.items(), ("total per material", totals)]:
+        if vals:
+            rows[name] = {"n": len(vals), "median_cpu_s": float(np.median(vals)), "max_cpu_s": float(np.max(vals))}
+    if ratios:
+        rows["cpu_over_wall (median)"] = {"n": len(ratios), "median_cpu_s": float(np.median(ratios)), "max_cpu_s": float(np.max(ratios))}
+    return pd.DataFrame.from_dict(rows, orient="index").round(2)
