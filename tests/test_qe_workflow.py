@@ -345,3 +345,13 @@ def test_cpu_times_from_qe_clock_lines(tmp_path):
     assert c.loc["total per material", "median_cpu_s"] == 3662.5
     assert c.loc["cpu_over_wall (median)", "median_cpu_s"] == pytest.approx(3662.5 / 3910.0, abs=0.01)
     assert summary.findings(tmp_path)["median_cpu_min"] == pytest.approx(61.0, abs=0.1)
+
+
+def test_cli_run_selects_lazily_and_names_unknown_ids(tmp_path, capsys):
+    from betenet.qe.cli import cli_main
+
+    args = ["run", "--profile", "smoke", "--runs-dir", str(tmp_path / "qe"), "--records-dir", str(tmp_path / "rec")]
+    assert cli_main(args + ["--limit", "0"]) == 0
+    assert "0 materials" in capsys.readouterr().out
+    with pytest.raises(KeyError, match="Xx1-fcc"):
+        cli_main(args + ["--ids", "Xx1-fcc"])
