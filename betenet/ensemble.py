@@ -75,6 +75,7 @@ never resubmitted; an interrupted one resumes inside the trainer from its ``trai
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as _dt
 import hashlib
@@ -142,6 +143,8 @@ SCHEMA_VERSION = 1
 VARIANTS = ("CSO", "CPD", "FPD")
 #: Train-config fields that do not change what a member learns (excluded from the fingerprint).
 _FINGERPRINT_IGNORED_TRAIN_FIELDS = ("checkpoint_every", "compile", "seed", "val_fraction")
+#: Train-config fields that belong to single-model studies (notebook 03), reset to empty for members.
+_MEMBER_CLEARED_TRAIN_FIELDS = ("dd_sweep",)
 
 
 class EnsembleError(RuntimeError):
@@ -366,6 +369,11 @@ def member_train_config(profile: Any, seed: int | None = None):
         raise ValueError(f"EnsembleConfig.train_overrides: unknown TrainConfig field(s) {unknown}; known: {sorted(known)}")
     if seed is not None:
         overrides["seed"] = int(seed)
+    # notebook-03 study settings (e.g. ``dd_sweep``) do not concern members: cleared, so editing them
+    # neither makes finished members stale nor blocks the trainer's resume check
+    for name in _MEMBER_CLEARED_TRAIN_FIELDS:
+        if name in known and name not in overrides:
+            overrides[name] = type(getattr(prof.train, name))()
     return dataclasses.replace(prof.train, **overrides)
 
 
@@ -745,6 +753,24 @@ def _write_ensemble_json(edir: Path, prof: Any, variant: str, fingerprint: str, 
     _write_json_atomic(edir / "ensemble.json", data)
 
 
+@contextlib.contextmanager
+def _quiet_dask_shutdown():
+    """Silence the nanny's "worker process still alive after 4 s, killing" warnings when a local cluster
+    closes while its workers are still unloading torch (harmless; noise in the book).  Errors still show;
+    member failures are reported by :func:`_run_specs` itself."""
+    import logging
+
+    names = ("distributed.nanny", "distributed.process")
+    old = {n: logging.getLogger(n).level for n in names}
+    for n in names:
+        logging.getLogger(n).setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for n, lvl in old.items():
+            logging.getLogger(n).setLevel(lvl)
+
+
 def _run_specs(specs: list[MemberSpec], spec_records: list[list[Any]], prof: Any, client: Any, progress: bool) -> None:
     """Submit every member as a Dask task (records scattered once per distinct training set) and
     collect them with ``as_completed`` under a tqdm bar; failures are gathered into one error."""
@@ -757,7 +783,7 @@ def _run_specs(specs: list[MemberSpec], spec_records: list[list[Any]], prof: Any
     ctx = contextlib.nullcontext(client) if client is not None else dask_client(prof.dask)
     errors: list[str] = []
     variants = sorted({s.variant for s in specs})
-    with ctx as cl:
+    with _quiet_dask_shutdown(), ctx as cl:
         from dask.distributed import as_completed
 
         scattered: dict[int, Any] = {}
@@ -1283,14 +1309,13 @@ def cli_main(argv: list[str]) -> int:
 
     records = load_records(Path(args.records) if args.records else RECORDS_DIR)
     train_ids, test_ids = load_or_make_split(records)
-    for v in variants:
-        run = run_ensemble(records, prof, v, train_ids, n_members=args.n_members, progress=not args.no_progress)
+    runs = run_ensembles(records, prof, train_ids, variants, n_members=args.n_members, progress=not args.no_progress)
+    for v, run in runs.items():
         print(f"{prof.name}/{v}: {run.n_members} members ({len(run.trained)} trained, {len(run.reused)} reused) "
               f"in {run.wall_s:.0f} s -> {run.directory}")
-        if not args.no_predict:
-            members = load_ensemble(run.directory)
-            ps = predict_split(members, records, test_ids, profile=prof)
-            print(f"  test predictions ({len(ps.ids)} materials) -> {predictions_path(prof.name, v)}")
+    if not args.no_predict:
+        for v, ps in predict_runs(runs, records, test_ids, profile=prof, mu_star=prof.screening.mu_star).items():
+            print(f"  {v} test predictions ({len(ps.ids)} materials) -> {predictions_path(prof.name, v)}")
     return 0
 
 

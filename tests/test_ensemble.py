@@ -235,7 +235,7 @@ def _tiny_profile():
     return get_profile("smoke").with_overrides(
         model={"embedding_dim": 8, "irreps_multiplicity": 4, "radial_neurons": 16, "n_layers": 1},
         train={"max_epochs": 6, "min_epochs": 1, "patience": 2, "smoothing_window": 3, "checkpoint_every": 2},
-        ensemble={"n_members": 2, "seed": 7, "variants": ("CSO", "CPD")},
+        ensemble={"n_members": 2, "seed": 7, "variants": ("CSO", "CPD"), "train_overrides": ()},
         dask={"n_workers": 1, "threads_per_worker": 1, "processes": False},
     )
 
@@ -291,6 +291,19 @@ def test_real_ensembles_train_every_member_with_self_describing_files(trained):
     df = ens.oob_summary(runs["CPD"].directory)
     assert list(df["member"]) == [0, 1] and (df["oob_fraction"] > 0).all()
     assert [row["state"] for row in ens.ensemble_status(prof, "CSO")] == ["complete", "complete"]
+
+
+def test_cli_status_lists_finished_members(trained, capsys):
+    assert ens.cli_main(["status", "--profile", "smoke", "--variant", "CPD"]) == 0
+    out = capsys.readouterr().out
+    assert "smoke/CPD: 2/2 members complete" in out and "member-001  complete" in out
+
+
+def test_member_config_ignores_single_model_study_settings(records):
+    p = get_profile("smoke")
+    assert ens.member_train_config(p).dd_sweep == () and ens.member_train_config(p).max_epochs == 40
+    swept = p.with_overrides(train={"dd_sweep": (("longer", (("train.max_epochs", 9),)),)})
+    assert ens.recipe_fingerprint(swept, "CSO", records[:4])[0] == ens.recipe_fingerprint(p, "CSO", records[:4])[0]
 
 
 def test_ensemble_mean_and_std_match_a_manual_computation(trained, records):
