@@ -355,3 +355,12 @@ def test_cli_run_selects_lazily_and_names_unknown_ids(tmp_path, capsys):
     assert "0 materials" in capsys.readouterr().out
     with pytest.raises(KeyError, match="Xx1-fcc"):
         cli_main(args + ["--ids", "Xx1-fcc"])
+
+
+def test_each_accuracy_level_has_its_own_directories():
+    from betenet import paths
+
+    assert dataset.dataset_dirs(get_profile("default").qe) == (paths.QE_RUNS_DIR, paths.RECORDS_DIR)
+    runs, recs = dataset.dataset_dirs(get_profile("paper").qe)
+    assert runs.name == "qe-paper" and recs.name == "records-paper" and runs.parent == paths.QE_RUNS_DIR.parent
+    assert dataset.dataset_dirs(QE_CI)[0].name == "qe-ci"

@@ -91,10 +91,14 @@ def cli_main(argv: list[str] | None = None) -> int:
     # run
     import dataclasses
 
-    from .dataset import default_candidates, run_dataset, select_candidates
+    from .dataset import dataset_dirs, default_candidates, run_dataset, select_candidates
 
     profile = get_profile(args.profile)
     qe = profile.qe
+    if not args.runs_dir:  # each accuracy level has its own runs/records directories
+        runs_dir, default_records = dataset_dirs(qe)
+    else:
+        default_records = RECORDS_DIR
     if args.omp:
         qe = dataclasses.replace(qe, omp_threads=args.omp)
     dask = profile.dask
@@ -109,7 +113,7 @@ def cli_main(argv: list[str] | None = None) -> int:
           f"{dask.n_workers} worker(s) x OMP {qe.omp_threads}", flush=True)
     results = run_dataset(
         cands, profile, runs_dir=runs_dir,
-        records_dir=Path(args.records_dir) if args.records_dir else RECORDS_DIR,
+        records_dir=Path(args.records_dir) if args.records_dir else default_records,
         force=args.force, retry_failed=args.retry_failed, log_path=Path(args.log) if args.log else None,
     )
     counts: dict[str, int] = {}

@@ -21,10 +21,19 @@ from ..config import Profile, QEConfig
 from ..paths import QE_RUNS_DIR, RECORDS_DIR
 from .workflow import check_settings, load_status
 
-__all__ = ["Candidate", "CandidateList", "run_dataset", "run_one", "default_candidates", "select_candidates"]
+__all__ = ["Candidate", "CandidateList", "dataset_dirs", "run_dataset", "run_one", "default_candidates", "select_candidates"]
 
 #: ``(material_id, structure, prototype)`` as produced by :func:`betenet.qe.prototypes.candidate_structures`.
 Candidate = tuple[str, Structure, str]
+
+
+def dataset_dirs(cfg: QEConfig) -> tuple[Path, Path]:
+    """``(runs_dir, records_dir)`` of an accuracy level: ``data/qe`` + ``data/records`` for the
+    project's ``screening`` dataset, ``data/qe-<level>`` + ``data/records-<level>`` for any other
+    (so a ``paper``-level run never mistakes a finished screening material for its own)."""
+    if cfg.accuracy == "screening":
+        return QE_RUNS_DIR, RECORDS_DIR
+    return QE_RUNS_DIR.parent / f"qe-{cfg.accuracy}", RECORDS_DIR.parent / f"records-{cfg.accuracy}"
 
 
 class CandidateList(Sequence):
