@@ -205,7 +205,9 @@ class _Convolution(nn.Module):
         )
         self.lin2 = AttrLinear(irreps_mid, n_attr, self.irreps_out)
         c_s, c_x = math.sin(math.pi / 8), math.cos(math.pi / 8)
-        mask = self.sc.output_mask
+        # built in float64 so that the model's dtype cast rounds cos(π/8) once (a float32 buffer cast to
+        # float64 would carry a 3e-8 relative error into every float64 forward pass)
+        mask = self.sc.output_mask.to(torch.float64)
         self.register_buffer("mix_x", (1 - mask) + c_x * mask)
         self.c_s = c_s
 
@@ -325,7 +327,8 @@ class BeteNet(nn.Module):
         from e3nn.math import soft_one_hot_linspace
 
         vec = batch.edge_vectors()
-        length = torch.sqrt((vec * vec).sum(dim=1).clamp_min(1e-18))
+        # exact 0 for the self edges; torch's norm backward gives a zero (not NaN) gradient there
+        length = torch.linalg.vector_norm(vec, dim=1)
         sh = o3.spherical_harmonics(self._sh_ls, vec, True, normalization="component")
         edge_attr = _smooth_cutoff(length / self.r_max)[:, None] * sh
         length_index = None
