@@ -66,6 +66,12 @@ def cli_main(argv: list[str] | None = None) -> int:
         if len(t):
             print()
             print(t.to_string())
+        from .summary import cpu_table
+
+        c = cpu_table(runs_dir)
+        if len(c):
+            print("\nCPU seconds from QE's own clocks (last row: median share of a core the runs got):")
+            print(c.to_string())
         return 0
     if args.cmd == "parse":
         from ..records import save_record
