@@ -158,6 +158,8 @@ def plot_oob_summary(oob, *, expected_fraction: float | None = None):
         axes[1].bar(x, d["oob_mse"], width=width, color=col, label=v)
         for kind, marker in (("modern", "o"), ("best_val", "x")):
             dd = d[d["checkpoint"] == kind]
+            if dd.empty:
+                continue
             xx = dd["member"].to_numpy() + (v_i - (len(variants) - 1) / 2) * width
             axes[2].plot(xx, dd["checkpoint_epoch"], marker, color=col, ls="none",
                          label=f"{v}: {kind} ({len(dd)})")
@@ -168,7 +170,10 @@ def plot_oob_summary(oob, *, expected_fraction: float | None = None):
     axes[1].set_ylabel("OOB MSE (51-bin α²F)")
     axes[1].set_yscale("log")
     axes[2].set_ylabel("epoch of the checkpoint used")
+    from matplotlib.ticker import MaxNLocator
+
     for ax in axes:
         ax.set_xlabel("member")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=7)
     return fig

@@ -10,6 +10,7 @@ import os
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 from pymatgen.core import Lattice, Structure
 
@@ -352,6 +353,23 @@ def test_saved_test_predictions_are_reused_by_notebook_06(trained, records, monk
     assert back.ids == test_ids and back.target_a2f.shape == (2, 51) and list(back.member_index) == [0, 1]
     rows = ens.table1_ensemble_rows(sets.values(), n_train=6, data="unit test")
     assert [r["model"] for r in rows] == ["CSO"] * 3 + ["CPD"] * 3
+    # the figures of notebook 05 (Agg backend), with the best/worst groups kept disjoint on 2 materials
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from betenet import plots_ensemble as pe
+
+    best, worst, errors = pe.select_best_worst(list(sets.values()), k=6)
+    assert len(best) == len(worst) == 1 and set(best) | set(worst) == set(test_ids)
+    assert list(errors.columns) == ["CSO", "CPD", "mean_error"]
+    figs = [pe.plot_parity_grid(list(sets.values())), pe.plot_best_worst(list(sets.values()), best, worst, records=records,
+                                                                         errors=errors),
+            pe.plot_oob_summary(pd.concat([r.timings() for r in runs.values()]), expected_fraction=0.335)]
+    assert len(figs[0].axes) == 6
+    for f in figs:
+        plt.close(f)
     # notebook 06 must read these files, not train (nor even load) the ensembles again
     monkeypatch.setattr(ens, "run_ensembles", lambda *a, **k: pytest.fail("notebook 06 retrained an ensemble"))
     for v in ("CSO", "CPD"):
