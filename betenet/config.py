@@ -295,7 +295,7 @@ PROFILES: dict[str, Profile] = {
         qe=QEConfig(n_new_materials=1, n_new_max_atoms=2),
         model=ModelConfig(),
         train=TrainConfig(max_epochs=600, patience=150, min_epochs=50, dd_sweep=(
-            ("longer", (("train.max_epochs", 1200), ("train.patience", 300))),
+            ("longer", (("train.max_epochs", 1000), ("train.patience", 250))),
             ("narrower", (("model.embedding_dim", 16), ("model.irreps_multiplicity", 8), ("model.radial_neurons", 32))),
             ("half data", (("data.fraction", 0.5),)),
         )),

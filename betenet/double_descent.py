@@ -174,7 +174,10 @@ def sweep(records: Sequence[Any], train_ids: Sequence[str], profile: Any, main: 
             "double_descent": reg.double_descent, "best_val_loss": float(h["val_loss"].min()),
             "final_train_loss": float(h["train_loss"].iloc[-1]), "summary": reg.summary(),
         })
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    for col in ("classical_epoch", "critical_epoch", "modern_epoch"):
+        table[col] = table[col].astype("Int64")
+    return table
 
 
 def _only_limits(overrides: Sequence[tuple[str, Any]]) -> bool:
