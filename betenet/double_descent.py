@@ -324,9 +324,8 @@ def _regime_spans(reg, n_epochs: int) -> list[tuple[str, float, float]]:
     e = {r: reg.epoch(r) for r in REGIMES}
     if e["classical"] is None:
         return []
-    if e["critical"] is None:
-        return [("classical", 0, (e["classical"] + (reg.rise_epoch or e["classical"])) / 2),
-                ("critical", (e["classical"] + (reg.rise_epoch or e["classical"])) / 2, n_epochs - 1)]
+    if e["critical"] is None:  # only a first minimum: shade up to where the rise was confirmed, nothing after
+        return [("classical", 0, reg.rise_epoch if reg.rise_epoch is not None else e["classical"])]
     a = (e["classical"] + e["critical"]) / 2
     b = (e["critical"] + e["modern"]) / 2 if e["modern"] is not None else n_epochs - 1
     return [("classical", 0, a), ("critical", a, b), ("modern", b, n_epochs - 1)]
