@@ -36,7 +36,10 @@ per node.  Because ``z`` enters linearly, ``Σ_uv W_uvw x_u z_v = Σ_u x_u M_uw(
 ``M(z) = z·W``; :class:`AttrLinear` computes ``M`` once per *distinct* attribute row (for CSO, one
 per element present in the batch) and then applies a per-node ``mul_in x mul_out`` matrix, which is
 numerically the same function as e3nn's ``FullyConnectedTensorProduct`` (a test checks it) at a
-fraction of the cost.  The radial MLP depends only on the edge length; with
+fraction of the cost.  For CSO the atoms are, inside ``forward``, relabelled so that they are grouped
+by species; every self-interaction is then one ``(n_species_atoms, mul_in) @ (mul_in, mul_out)``
+product per species instead of a gathered per-atom matrix (about 2x faster training steps; exact;
+eager mode only, ``torch.compile`` traces the gather path).  The radial MLP depends only on the edge length; with
 ``dedup_edge_lengths`` it is evaluated once per distinct length (per crystal) — exact in value, and
 automatically switched off when positions require gradients.
 
@@ -88,8 +91,12 @@ class AttrLinear(nn.Module):
     path normalisation ('element'/'component') and same outputs as the e3nn module; the
     contraction is reordered: ``M = z @ W`` per attribute row, then ``out = x · M[attr_index]``.
 
-    ``forward(x, z, attr_index=None)``: ``x`` (N, irreps_in.dim); ``z`` (K, n_attr) attribute rows;
-    ``attr_index`` (N,) long maps each of the N rows of ``x`` to a row of ``z`` (``None``: K == N).
+    ``forward(x, z, attr_index=None, segments=None)``: ``x`` (N, irreps_in.dim); ``z`` (K, n_attr)
+    attribute rows; ``attr_index`` (N,) long maps each of the N rows of ``x`` to a row of ``z``
+    (``None``: K == N).  ``segments``: instead of ``attr_index``, a list of K row counts when the rows
+    of ``x`` are grouped by attribute row (the first ``segments[0]`` rows use ``z[0]``, ...): then each
+    group is one ``(n_k, mul_in) @ (mul_in, mul_out)`` matrix product and no per-row matrix is
+    gathered (the fast path for species-valued attributes).
     """
 
     def __init__(self, irreps_in, n_attr: int, irreps_out) -> None:
@@ -133,7 +140,10 @@ class AttrLinear(nn.Module):
             mask[start:stop] = 1.0
         self.register_buffer("output_mask", mask)
 
-    def forward(self, x: torch.Tensor, z: torch.Tensor, attr_index: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, z: torch.Tensor, attr_index: torch.Tensor | None = None,
+                segments: list[int] | None = None) -> torch.Tensor:
+        if segments is not None:
+            return self._forward_segments(x, z, segments)
         n = x.shape[0]
         outs: list[torch.Tensor] = []
         done = 0
@@ -154,6 +164,35 @@ class AttrLinear(nn.Module):
                 y = torch.bmm(xin.transpose(1, 2), m)  # (N, 1, mul_out)
             else:
                 y = torch.bmm(xin.transpose(1, 2), m).transpose(1, 2)  # (N, mul_out, d)
+            outs.append(y.reshape(n, mul_out * d))
+            done = stop
+        if done < self._dim_out:
+            outs.append(x.new_zeros(n, self._dim_out - done))
+        return torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
+
+    def _forward_segments(self, x: torch.Tensor, z: torch.Tensor, segments: list[int]) -> torch.Tensor:
+        n = x.shape[0]
+        if len(segments) != z.shape[0] or sum(segments) != n:
+            raise ValueError(f"AttrLinear: segments {len(segments)} groups / {sum(segments)} rows do not match "
+                             f"z {tuple(z.shape)} / x {tuple(x.shape)}")
+        outs: list[torch.Tensor] = []
+        done = 0
+        for start, stop, mul_out, d, paths, alpha in self._blocks:
+            if start > done:
+                outs.append(x.new_zeros(n, start - done))
+            ws = [self.weight[off : off + mul * self.n_attr * mul_out].view(mul, self.n_attr, mul_out) for _, _, off, mul in paths]
+            w = torch.cat(ws, dim=0) if len(ws) > 1 else ws[0]
+            u_tot = w.shape[0]
+            m = ((z @ w.transpose(0, 1).reshape(self.n_attr, u_tot * mul_out)) * alpha).view(-1, u_tot, mul_out)
+            xs = [x[:, a:b].view(n, mul, d) for a, b, _, mul in paths]
+            xin = torch.cat(xs, dim=1) if len(xs) > 1 else xs[0]  # (N, U, d)
+            # rows (atom, component) grouped by attribute row: (N * d, U)
+            rows = xin.reshape(n, u_tot) if d == 1 else xin.transpose(1, 2).reshape(n * d, u_tot)
+            parts = rows.split([c * d for c in segments])
+            ms = m.unbind(0)  # (unbind: one backward op; m[k] would zero-fill a full gradient per species)
+            y = torch.cat([p @ ms[k] for k, p in enumerate(parts) if p.shape[0] > 0])  # (N * d, mul_out)
+            if d > 1:
+                y = y.view(n, d, mul_out).transpose(1, 2)
             outs.append(y.reshape(n, mul_out * d))
             done = stop
         if done < self._dim_out:
@@ -212,8 +251,9 @@ class _Convolution(nn.Module):
         self.c_s = c_s
 
     def forward(self, x, z, attr_index, edge_src, edge_dst, edge_attr, edge_basis, edge_length_index,
-                node_index=None):
-        """``node_index``: if given, ``x`` and ``z`` are rows per *species* and ``node_index`` maps atoms to them."""
+                node_index=None, segments=None):
+        """``node_index``: if given, ``x`` and ``z`` are rows per *species* and ``node_index`` maps atoms to them.
+        ``segments``: atoms are grouped by attribute row, with these counts (see :class:`AttrLinear`)."""
         weight = self.fc(edge_basis)
         if edge_length_index is not None:
             weight = weight.index_select(0, edge_length_index)
@@ -222,13 +262,15 @@ class _Convolution(nn.Module):
             h = self.lin1(x, z).index_select(0, node_index)
             n_nodes = node_index.shape[0]
         else:
-            s = self.sc(x, z, attr_index)
-            h = self.lin1(x, z, attr_index)
+            s = self.sc(x, z, attr_index, segments)
+            h = self.lin1(x, z, attr_index, segments)
             n_nodes = x.shape[0]
         edge_features = self.tp(h.index_select(0, edge_src), edge_attr, weight)
         agg = edge_features.new_zeros(n_nodes, edge_features.shape[1]).index_add_(0, edge_dst, edge_features)
         agg = agg / math.sqrt(self.num_neighbors)
-        if node_index is not None:
+        if segments is not None:
+            out = self.lin2(agg, z, None, segments)
+        elif node_index is not None:
             out = self.lin2(agg, z, node_index)
         else:
             out = self.lin2(agg, z, attr_index)
@@ -273,6 +315,8 @@ class BeteNet(nn.Module):
         self.n_basis = int(cfg.n_radial_basis)
         self.radial_basis = cfg.radial_basis
         self.dedup_edge_lengths = bool(cfg.dedup_edge_lengths)
+        #: CSO: group atoms by species inside forward (eager only; see :class:`AttrLinear` ``segments``).
+        self.group_by_species = True
         emb = int(cfg.embedding_dim)
         self.embed_input = nn.Linear(N_ELEMENTS, emb)
         # node attributes
@@ -360,32 +404,43 @@ class BeteNet(nn.Module):
         onehot = torch.nn.functional.one_hot(species - 1, N_ELEMENTS).to(self.dtype)
         masses = self.masses_amu.index_select(0, species - 1)
         x = torch.relu(self.embed_input(onehot * masses[:, None]))  # (K, emb) per species
+        edge_src, edge_dst, crystal = batch.edge_src, batch.edge_dst, batch.batch
         attr_index: torch.Tensor | None
+        segments: list[int] | None = None
         if self.attr_from_species:
             if self.embed_attr is None:
                 z = onehot.new_ones(species.shape[0], 1)
             else:
                 z = torch.relu(self.embed_attr(onehot))
+            if self.group_by_species and not torch.compiler.is_compiling():
+                # relabel atoms so that they are grouped by species: every self-interaction then is one
+                # small matrix product per species (exactly the same sums, in another order)
+                order = torch.argsort(node_species, stable=True)
+                new_label = torch.empty_like(order)
+                new_label[order] = torch.arange(order.shape[0], device=order.device)
+                edge_src, edge_dst = new_label.index_select(0, edge_src), new_label.index_select(0, edge_dst)
+                node_species, crystal = node_species.index_select(0, order), crystal.index_select(0, order)
+                segments = torch.bincount(node_species, minlength=species.shape[0]).tolist()
             attr_index = node_species
             # first layer entirely per species (x and z both per species)
-            h = self.convs[0](x, z, None, batch.edge_src, batch.edge_dst, edge_attr, basis, length_index,
-                              node_index=node_species)
+            h = self.convs[0](x, z, None, edge_src, edge_dst, edge_attr, basis, length_index,
+                              node_index=node_species, segments=segments)
         else:
             z = torch.relu(self.embed_attr(batch.node_attr))
             attr_index = None
-            h = self.convs[0](x.index_select(0, node_species), z, None, batch.edge_src, batch.edge_dst, edge_attr, basis,
+            h = self.convs[0](x.index_select(0, node_species), z, None, edge_src, edge_dst, edge_attr, basis,
                               length_index)
         layers = list(self.convs[1:])
         h = self.gates[0](h) if len(self.gates) else h
         for k, conv in enumerate(layers):
-            h = conv(h, z, attr_index, batch.edge_src, batch.edge_dst, edge_attr, basis, length_index)
+            h = conv(h, z, attr_index, edge_src, edge_dst, edge_attr, basis, length_index, segments=segments)
             if k + 1 < len(self.gates):
                 h = self.gates[k + 1](h)
         if self.cfg.output_activation == "relu":
             h = torch.relu(h)
         else:
             h = torch.nn.functional.softplus(h)
-        out = h.new_zeros(batch.n_crystals, h.shape[1]).index_add_(0, batch.batch, h)
+        out = h.new_zeros(batch.n_crystals, h.shape[1]).index_add_(0, crystal, h)
         return out / batch.n_atoms.to(h.dtype)[:, None]
 
 

@@ -61,6 +61,27 @@ def test_attr_linear_equals_e3nn_fully_connected_tensor_product(irreps_in, irrep
     idx = torch.randint(0, 5, (20,))
     assert torch.allclose(mine(x, z, idx), ref(x, z[idx]), atol=1e-5)
     assert torch.equal(mine.output_mask, ref.output_mask)
+    # rows grouped by attribute row: one matrix product per group (the CSO species fast path)
+    order = torch.argsort(idx, stable=True)
+    counts = torch.bincount(idx, minlength=5).tolist()
+    assert torch.allclose(mine(x[order], z, segments=counts), ref(x, z[idx])[order], atol=1e-5)
+    with pytest.raises(ValueError, match="segments"):
+        mine(x, z, segments=[1, 2])
+
+
+def test_grouping_atoms_by_species_is_exact_forward_and_backward():
+    model = build_model(TINY, dtype=torch.float64, seed=13)
+    batch = collate(graphs(["Nb3Sn-A15", "NbC-rocksalt", "NbSnC-triclinic", "Al-fcc"]), dtype=torch.float64)
+    outs, grads = [], []
+    for grouped in (True, False):
+        model.group_by_species = grouped
+        model.zero_grad()
+        out = model(batch)
+        out.square().sum().backward()
+        outs.append(out.detach())
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    assert torch.allclose(outs[0], outs[1], rtol=1e-12, atol=1e-15 * float(outs[1].abs().max()))
+    assert torch.allclose(grads[0], grads[1], rtol=1e-9, atol=1e-12 * float(grads[1].abs().max()))
 
 
 def _reference_forward(model: BeteNet, batch) -> torch.Tensor:
