@@ -49,8 +49,8 @@ __all__ = [
     "findings",
 ]
 
-#: Fewest training-split records a study accepts (at least 3 to train on and 1 held out for validation).
-MIN_TRAIN_RECORDS = 4
+#: Fewest training-split records a study accepts (1 to train on and 1 held out for validation).
+MIN_TRAIN_RECORDS = 2
 
 REGIME_COLORS = {"classical": "tab:blue", "critical": "tab:red", "modern": "tab:green", "best": "tab:purple",
                  "final": "tab:gray"}
@@ -77,7 +77,7 @@ def _train_records(records: Sequence[Any], train_ids: Sequence[str]) -> list[Any
     if len(recs) < MIN_TRAIN_RECORDS:
         raise ValueError(
             f"a double-descent study needs at least {MIN_TRAIN_RECORDS} training-split records "
-            f"(3 to train on, 1 for validation); the split has {len(recs)}: add records to data/records"
+            f"(1 to train on, 1 for validation); the split has {len(recs)}: add records to data/records"
         )
     return recs
 
@@ -439,8 +439,12 @@ def findings(result: TrainResult, rows: Sequence[Mapping[str, Any]], sweep_table
             if r2 and mae:
                 parts.append(f"{m}: λ R² {r2['lambda']:.2f}, MAE {mae['lambda']:.3f}; ω_log MAE {mae['omega_log_K']:.1f} K")
         best_m = min(models, key=lambda m: by[(m, "MAE")]["lambda"])
-        lines += ["", f"**Test split ({rows[0]['n_test']} materials):** " + "; ".join(parts) +
+        n_test = int(rows[0]["n_test"])
+        lines += ["", f"**Test split ({n_test} material{'s' if n_test != 1 else ''}):** " + "; ".join(parts) +
                   f". Lowest λ MAE: {best_m}."]
+        if n_test < 5:
+            lines += ["", f"With only {n_test} test material{'s' if n_test != 1 else ''} these scores (R² above all) "
+                      "say little; they are reported because they were measured, not as evidence."]
     if sweep_table is not None and len(sweep_table) > 1:
         n_dd = int(sweep_table["double_descent"].sum())
         tried = ", ".join(f"{r.run} ({r.changes}; {r.epochs} epochs, {r.n_train} train)" for r in sweep_table.itertuples()
