@@ -735,6 +735,8 @@ def train_model(
     train_cfg = prof.train if max_epochs is None else dataclasses.replace(prof.train, max_epochs=int(max_epochs))
     if train_cfg.lr <= 0:
         raise ValueError(f"TrainConfig.lr must be > 0, got {train_cfg.lr}")
+    if train_cfg.max_epochs < 1:
+        raise ValueError(f"TrainConfig.max_epochs must be >= 1, got {train_cfg.max_epochs}")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(train_cfg.seed)
@@ -871,14 +873,15 @@ def train_model(
     )
     if not interrupted:
         final = run_dir / FINAL_FILE
-        if epochs_this_call or not final.exists():
+        if history["epoch"] and (epochs_this_call or not final.exists()):
             i = len(history["epoch"]) - 1
             save_checkpoint(final, model, model_cfg, regime="final", epoch=history["epoch"][i],
                             train_loss=history["train_loss"][i], val_loss=history["val_loss"][i],
                             variant=model_cfg.variant, profile=prof.name, train_config=dataclasses.asdict(train_cfg),
                             n_train=len(td.train_ids), n_val=len(td.val_ids), ids_hash=td.ids_hash(),
                             stop_reason=reason)
-        result.checkpoints["final"] = final
+        if final.exists():
+            result.checkpoints["final"] = final
         _write_json_atomic(run_dir / "result.json", {"schema": "betenet.train.result", "status": "complete",
                                                      **result.to_dict(), "saved": saved_meta})
     return result

@@ -310,6 +310,8 @@ def test_bad_data_and_corrupt_resume_point_give_clear_errors(records, tmp_path):
         prepare_data((records[:5], []), "CSO", 4.0)
     with pytest.raises(ValueError, match="share material_id"):
         prepare_data((records[:5] + [dataclasses.replace(records[0], a2f=records[0].a2f * 2)], records[6:8]), "CSO", 4.0)
+    with pytest.raises(ValueError, match="max_epochs must be >= 1"):
+        train_model(records, _tiny_profile(max_epochs=0), tmp_path / "zero", progress=False)
     run = tmp_path / "run"
     train_model(records, _tiny_profile(max_epochs=1), run, progress=False)
     (run / "last.pt").write_bytes(b"not a checkpoint")
