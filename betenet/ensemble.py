@@ -224,8 +224,8 @@ def bootstrap_sample(train_ids: Iterable[str], index: int, seed: int) -> Bootstr
     ``n!/n^n``: 1/2 for n = 2, 4e-4 for n = 10) cannot be validated; it is redrawn from the next
     stream ``(seed, index, r)`` and ``redraws`` counts how often.  Needs at least 2 distinct ids.
     """
-    ids = sorted({str(m) for m in train_ids})
-    given = list(train_ids) if not isinstance(train_ids, (set, frozenset)) else ids
+    given = [str(m) for m in train_ids]  # materialised once (generators allowed)
+    ids = sorted(set(given))
     if len(ids) != len(given):
         raise ValueError(f"train_ids contains duplicates ({len(given) - len(ids)} repeated ids)")
     n = len(ids)
@@ -774,38 +774,46 @@ def _quiet_dask_shutdown():
 def _run_specs(specs: list[MemberSpec], spec_records: list[list[Any]], prof: Any, client: Any, progress: bool) -> None:
     """Submit every member as a Dask task (records scattered once per distinct training set) and
     collect them with ``as_completed`` under a tqdm bar; failures are gathered into one error."""
-    import contextlib
-
-    from tqdm.auto import tqdm
+    # plain-text bar (stderr): its final state is kept in an executed notebook, unlike a widget's
+    from tqdm.std import tqdm
 
     from .cluster import dask_client
 
-    ctx = contextlib.nullcontext(client) if client is not None else dask_client(prof.dask)
     errors: list[str] = []
     variants = sorted({s.variant for s in specs})
-    with _quiet_dask_shutdown(), ctx as cl:
-        from dask.distributed import as_completed
-
-        scattered: dict[int, Any] = {}
-        futures = {}
-        for spec, recs in zip(specs, spec_records):
-            if id(recs) not in scattered:
-                [scattered[id(recs)]] = cl.scatter([recs], broadcast=True, hash=False)
-            key = f"betenet-{spec.variant}-member-{spec.bootstrap.index:03d}-{spec.fingerprint[:8]}-{time.time_ns()}"
-            futures[cl.submit(train_member, spec, scattered[id(recs)], key=key, pure=False)] = spec
-        bar = tqdm(total=len(specs), desc=f"{'/'.join(variants)} ensemble members", unit="member", disable=not progress)
-        for fut in as_completed(futures):
-            spec = futures[fut]
-            if fut.status == "error":
-                exc = fut.exception()
-                errors.append(f"{spec.variant} member {spec.bootstrap.index} ({spec.directory}): {type(exc).__name__}: {exc}")
-            else:
-                meta = fut.result()
-                bar.set_postfix_str(f"{spec.variant} #{meta['member']} {meta['timings']['wall_s']:.0f}s {meta['checkpoint']['used']}")
-            bar.update(1)
-        bar.close()
+    with warnings.catch_warnings(), _quiet_dask_shutdown():
+        # a local cluster falls back to a free dashboard port when 8787 is taken (e.g. by the QE runner)
+        warnings.filterwarnings("ignore", message=r"Port \d+ is already in use", category=UserWarning)
+        ctx = contextlib.nullcontext(client) if client is not None else dask_client(prof.dask)
+        with ctx as cl:
+            _submit_and_collect(cl, specs, spec_records, variants, progress, errors, tqdm)
     if errors:
         raise EnsembleError(f"{len(errors)} of {len(specs)} ensemble member(s) failed (finished ones are kept):\n" + "\n".join(errors))
+
+
+def _submit_and_collect(cl: Any, specs: list[MemberSpec], spec_records: list[list[Any]], variants: list[str],
+                        progress: bool, errors: list[str], tqdm: Any) -> None:
+    """Scatter each distinct training set once, submit one task per member, collect as they finish."""
+    from dask.distributed import as_completed
+
+    scattered: dict[int, Any] = {}
+    futures = {}
+    for spec, recs in zip(specs, spec_records):
+        if id(recs) not in scattered:
+            [scattered[id(recs)]] = cl.scatter([recs], broadcast=True, hash=False)
+        key = f"betenet-{spec.variant}-member-{spec.bootstrap.index:03d}-{spec.fingerprint[:8]}-{time.time_ns()}"
+        futures[cl.submit(train_member, spec, scattered[id(recs)], key=key, pure=False)] = spec
+    bar = tqdm(total=len(specs), desc=f"{'/'.join(variants)} ensemble members", unit="member", disable=not progress)
+    for fut in as_completed(futures):
+        spec = futures[fut]
+        if fut.status == "error":
+            exc = fut.exception()
+            errors.append(f"{spec.variant} member {spec.bootstrap.index} ({spec.directory}): {type(exc).__name__}: {exc}")
+        else:
+            meta = fut.result()
+            bar.set_postfix_str(f"{spec.variant} #{meta['member']} {meta['timings']['wall_s']:.0f}s {meta['checkpoint']['used']}")
+        bar.update(1)
+    bar.close()
 
 
 def ensemble_status(profile: Any, variant: str, n_members: int | None = None) -> list[dict[str, Any]]:
