@@ -68,8 +68,16 @@ Parallelism and resume
 ----------------------
 Members run as Dask tasks (:func:`betenet.cluster.dask_client` with ``profile.dask``: a LocalCluster of
 1-thread worker processes by default, a scheduler address or a jobqueue cluster from config),
-collected with ``as_completed`` under a tqdm bar.  A finished member is detected from its files and
+collected with ``as_completed`` under a tqdm bar.  :func:`run_ensembles` puts the members of all
+variants on one cluster (worker start-up, i.e. importing torch/e3nn, is paid once); no cluster is
+started when every member is already finished.  A finished member is detected from its files and
 never resubmitted; an interrupted one resumes inside the trainer from its ``train/last.pt``.
+
+Typical use (notebook 05)::
+
+    runs = run_ensembles(records, profile, train_ids)                 # {variant: EnsembleRun}
+    sets = predict_runs(runs, records, test_ids, profile=profile)     # saved predictions/<variant>.npz
+    rows = table1_ensemble_rows(sets.values(), n_train=len(train_ids))
 """
 
 from __future__ import annotations
