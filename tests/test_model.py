@@ -323,6 +323,14 @@ def test_checkpoint_round_trip(tmp_path):
 
     assert payload["versions"] == {"betenet": betenet.__version__, "torch": torch.__version__, "e3nn": "0.6.0"}
     assert payload["n_node_attr"] == 51 and payload["dtype"] == "float32" and payload["model_config"]["variant"] == "CPD"
+    # loading into an existing model of the same architecture (ensemble members) skips the rebuild
+    other = build_model(cfg, seed=10)
+    same, _, _ = load_checkpoint(path, model=other)
+    assert same is other
+    with torch.no_grad():
+        assert torch.equal(other(batch), model(batch))
+    with pytest.raises(CheckpointError, match="differs"):
+        load_checkpoint(path, model=build_model(TINY, seed=0))
     # a float64 copy of the same weights on request
     m64, _, _ = load_checkpoint(path, dtype=torch.float64)
     assert m64.dtype == torch.float64
