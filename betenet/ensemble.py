@@ -819,7 +819,7 @@ def _submit_and_collect(cl: Any, specs: list[MemberSpec], spec_records: list[lis
             errors.append(f"{spec.variant} member {spec.bootstrap.index} ({spec.directory}): {type(exc).__name__}: {exc}")
         else:
             meta = fut.result()
-            bar.set_postfix_str(f"{spec.variant} #{meta['member']} {meta['timings']['wall_s']:.0f}s {meta['checkpoint']['used']}")
+            bar.set_postfix_str(f"{spec.variant} #{meta['member']} {meta['timings']['wall_s']:.0f}s {meta['checkpoint']['used']}", refresh=False)
         bar.update(1)
     bar.close()
 
