@@ -153,13 +153,18 @@ def sweep(records: Sequence[Any], train_ids: Sequence[str], profile: Any, main: 
             if not target.exists():
                 import shutil
 
-                shutil.copytree(main.run_dir, target)
-                (target / "result.json").unlink(missing_ok=True)
+                tmp = target.with_name(target.name + ".copying")
+                shutil.rmtree(tmp, ignore_errors=True)
+                shutil.copytree(main.run_dir, tmp)
+                (tmp / "result.json").unlink(missing_ok=True)
+                tmp.rename(target)
             from .train import train_model
 
             res = train_model(_train_records(records, ids), sub, target, variant=main.variant, progress=progress)
         else:
-            res = regime_run(records, sub_ids, sub, label=_slug(label), progress=progress)
+            res = regime_run(records, sub_ids, sub, label=_slug(label), progress=progress,
+                             variant=None if main is None else main.variant,
+                             root=None if main is None else main.run_dir.parent)
         runs.append((label, ", ".join(f"{k}={v}" for k, v in overrides), res))
     rows = []
     for label, changes, res in runs:

@@ -62,6 +62,7 @@ def test_sweep_continues_main_run_and_subsamples(records, study):
     cont = pd.read_csv(next(root.glob("longer-CSO-*")) / "history.csv")
     np.testing.assert_array_equal(cont["val_loss"].to_numpy()[:6], res.history["val_loss"].to_numpy())
     assert len(pd.read_csv(res.run_dir / "history.csv")) == 6
+    assert len(list(root.glob("half-data-CSO-*"))) == 1  # next to the main run, not in artifacts/
     half = table.set_index("run").loc["half data"]
     assert half["n_train"] + half["n_val"] == 6  # ceil(0.5 * 12)
     assert {"classical_epoch", "second_descent_ratio", "double_descent", "summary"} <= set(table.columns)
