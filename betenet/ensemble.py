@@ -689,6 +689,8 @@ def run_ensembles(
         per variant (or ``n_members``) with ``profile.model``/``profile.train`` settings.
     client: an existing ``dask.distributed.Client``; by default one is made from ``profile.dask``
         (:func:`betenet.cluster.dask_client`, closed afterwards) only if some member needs training.
+        Workers write the member directories themselves: on a remote/jobqueue cluster the artifacts
+        directory (``BETENET_ARTIFACTS``) must be on a filesystem shared with the workers.
     on_stale: members trained with another recipe (e.g. the split grew, the config changed) are moved to
         ``stale/<fingerprint>/`` with a warning (``"archive"``) or raise :class:`StaleMemberError`.
 
