@@ -1025,9 +1025,11 @@ class PredictionSet:
     target_a2f: np.ndarray
     reference: Any  # DataFrame indexed by material_id: lambda, omega_log_K, omega_2_K, tc_K
     mu_star: float = MU_STAR_DEFAULT
+    #: Delta degrees of freedom of the spread (``EnsembleConfig.ddof``; 0 = population std over members).
+    ddof: int = 0
 
-    def summary(self, ddof: int = 0) -> EnsemblePrediction:
-        return summarise(self.pred_a2f, self.omega_meV, mu_star=self.mu_star, ddof=ddof)
+    def summary(self, ddof: int | None = None) -> EnsemblePrediction:
+        return summarise(self.pred_a2f, self.omega_meV, mu_star=self.mu_star, ddof=self.ddof if ddof is None else ddof)
 
     def predicted(self, which: Literal["of_mean", "member_mean", "member_std"] = "of_mean"):
         """DataFrame of predicted properties (index aligned with :attr:`reference`)."""
@@ -1053,7 +1055,7 @@ def save_predictions(path: Path, ps: PredictionSet) -> Path:
         tmp,
         schema=np.array(PREDICTIONS_SCHEMA), schema_version=np.array(SCHEMA_VERSION),
         variant=np.array(ps.variant), profile=np.array(ps.profile), split=np.array(ps.split),
-        mu_star=np.array(ps.mu_star),
+        mu_star=np.array(ps.mu_star), ddof=np.array(int(ps.ddof)),
         ids=np.array(ps.ids, dtype=str), omega_meV=np.asarray(ps.omega_meV, dtype=float),
         member_index=np.asarray(ps.member_index, dtype=int),
         pred_a2f=np.asarray(ps.pred_a2f, dtype=np.float32), target_a2f=np.asarray(ps.target_a2f, dtype=float),
@@ -1085,7 +1087,8 @@ def load_predictions(path: Path | str) -> PredictionSet:
         ref = pd.DataFrame({k: z[f"true_{k}"] for k in ("lambda", "omega_log_K", "omega_2_K", "tc_K")},
                            index=pd.Index(ids, name="material_id"))
         return PredictionSet(str(z["variant"]), str(z["profile"]), str(z["split"]), ids, z["omega_meV"].astype(float),
-                             z["member_index"].astype(int), pred, z["target_a2f"].astype(float), ref, float(z["mu_star"]))
+                             z["member_index"].astype(int), pred, z["target_a2f"].astype(float), ref, float(z["mu_star"]),
+                             int(z["ddof"]) if "ddof" in z else 0)
 
 
 def predict_split(
@@ -1114,6 +1117,7 @@ def predict_split(
         split=split, ids=list(ids), omega_meV=np.asarray(TARGET_GRID_MEV, dtype=float),
         member_index=np.array([m.index for m in members]), pred_a2f=pred, target_a2f=backend.targets(recs),
         reference=reference_properties(recs, "raw", mu_star=mu_star), mu_star=mu_star,
+        ddof=int(_profile(profile).ensemble.ddof),
     )
     if save:
         save_predictions(predictions_path(ps.profile, ps.variant), ps)

@@ -169,7 +169,10 @@ def test_predictions_round_trip(tmp_path, records):
                            rng.random((3, 4, 51)), rng.random((4, 51)), reference_properties(records[:4]))
     path = ens.save_predictions(tmp_path / "CSO.npz", ps)
     back = ens.load_predictions(path)
-    assert back.ids == ids and back.variant == "CSO" and back.profile == "smoke"
+    assert back.ids == ids and back.variant == "CSO" and back.profile == "smoke" and back.ddof == 0
+    ps.ddof = 1  # EnsembleConfig.ddof travels with the saved predictions and sets the spread
+    s1 = ens.load_predictions(ens.save_predictions(tmp_path / "CSO1.npz", ps)).summary()
+    np.testing.assert_allclose(s1.std, ps.pred_a2f.astype(np.float32).astype(float).std(0, ddof=1), rtol=1e-6)
     np.testing.assert_allclose(back.pred_a2f, ps.pred_a2f.astype(np.float32))
     np.testing.assert_allclose(back.reference["lambda"], ps.reference["lambda"])
     rows = ens.table1_ensemble_rows([back], n_train=10, data="unit test")
