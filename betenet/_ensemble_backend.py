@@ -87,10 +87,24 @@ def export_checkpoint(src: Path, dst: Path, **meta: Any) -> None:
     save_checkpoint(dst, model, cfg, **{**old, **meta, "source_checkpoint": Path(src).name})
 
 
-def load_model(path: Path):
-    """``(model in eval mode, (cfg, meta))`` from a member's ``model.pt``."""
-    from .model import load_checkpoint
+def load_model(path: Path, template: Any = None):
+    """``(model in eval mode, (cfg, meta))`` from a member's ``model.pt``.
 
+    ``template``: an already built member of the same architecture; its deep copy receives the weights
+    (:func:`betenet.model.load_checkpoint` with ``model=``), which skips e3nn's code generation
+    (~3x faster per member).  Falls back to building when the checkpoint does not fit the template.
+    """
+    import copy
+
+    from .model import CheckpointError, load_checkpoint
+
+    if template is not None:
+        try:
+            model, cfg, meta = load_checkpoint(path, model=copy.deepcopy(template))
+            model.eval()
+            return model, (cfg, meta)
+        except CheckpointError:
+            pass
     model, cfg, meta = load_checkpoint(path)
     model.eval()
     return model, (cfg, meta)

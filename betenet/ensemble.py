@@ -893,7 +893,7 @@ def load_ensemble(directory: Path | str, *, n_members: int | None = None, verify
                 warnings.warn(f"{md}: member is {state}; skipped", stacklevel=2)
             continue
         meta = json.loads((md / "member.json").read_text())
-        model, ck = backend.load_model(md / meta["checkpoint"]["path"])
+        model, ck = backend.load_model(md / meta["checkpoint"]["path"], template=members[0].model if members else None)
         meta = {**meta, "r_max_A": backend.r_max_of(ck, model)}
         members.append(EnsembleMember(int(meta["member"]), model, meta, md))
     if not members:

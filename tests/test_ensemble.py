@@ -321,9 +321,11 @@ def test_ensemble_mean_and_std_match_a_manual_computation(trained, records):
     pred = ens.predict_ensemble(members, test)
     assert pred.shape == (2, len(test), 51) and np.all(pred >= 0) and np.all(np.isfinite(pred))
     assert not np.allclose(pred[0], pred[1])  # different resamples and initialisations
-    # member by member, by hand
+    # member by member, by hand, each model built from its own checkpoint (load_ensemble copies member 0's
+    # architecture for the others and loads their weights into it: same numbers)
     for k, m in enumerate(members):
-        np.testing.assert_allclose(pred[k], backend.predict(m.model, test, variant="CPD", r_max_A=4.0), rtol=1e-6)
+        own, _ = backend.load_model(m.directory / "model.pt")
+        np.testing.assert_allclose(pred[k], backend.predict(own, test, variant="CPD", r_max_A=4.0), rtol=1e-6)
     s = ens.summarise(pred, mu_star=prof.screening.mu_star)
     w = TARGET_GRID_MEV
     mean = (pred[0] + pred[1]) / 2
