@@ -48,10 +48,12 @@ import numpy as np
 from pymatgen.core import Structure
 
 from ..config import QEConfig
-from ..constants import IMAGINARY_MODE_THRESHOLD_MEV
+from ..constants import CMM1_IN_MEV, IMAGINARY_MODE_THRESHOLD_MEV
 from ..paths import QE_RUNS_DIR, RECORDS_DIR
 from .filters import QualityReport, quality_report
 from .inputs import (
+    Namelist,
+    NamelistInput,
     PseudoSpec,
     QEInputError,
     check_structure,
@@ -538,8 +540,14 @@ class _Run:
 
         min_freq = float(freq_cm1.min() * CMM1_IN_MEV)
         if coarse:
+            method = "tetrahedra"
+            if not _dos_file_finite(cwd / "phdos.dos"):
+                # matdyn 6.7's tetrahedron DOS turns NaN when whole tetrahedra are degenerate,
+                # which the short-ranged 2x2x2 force constants of one-atom cubic cells produce.
+                wall += self._gaussian_coarse_dos(cwd, nk)
+                method = f"gaussian (sigma {COARSE_DOS_SIGMA_MEV} meV; tetrahedra gave NaN)"
             _gzip_copy(cwd / "phdos.dos", self.dir / "phdos_coarse.dos.gz")
-            self.mark(name, wall, nk=list(nk), min_freq_meV=min_freq)
+            self.mark(name, wall, nk=list(nk), min_freq_meV=min_freq, dos_method=method)
             return
         _gzip_copy(cwd / "phdos.dos", self.dir / "phdos_fine.dos.gz")
         shutil.copyfile(cwd / "lambda", self.dir / "lambda")
@@ -559,6 +567,30 @@ class _Run:
             [omega, *cols],
         )
         self.mark(name, wall, nk=list(nk), min_freq_meV=min_freq)
+
+    def _gaussian_coarse_dos(self, cwd: Path, nk) -> float:
+        """Site-projected phonon DOS by Gaussian broadening over the full ``nk`` mesh.
+
+        matdyn.x is rerun with ``dos=.false.`` on the explicit (unreduced) mesh in crystal
+        coordinates, writing eigenvectors (``fleig``); every mode of every q point contributes
+        ``|e_s|^2 g(E - w)`` to site ``s``.  The result is written over ``phdos.dos`` in matdyn's
+        own format (cm^-1, states/cm^-1, total then one column per atom), on the same energy grid.
+        """
+        gdir = cwd / "gauss"
+        gdir.mkdir(exist_ok=True)
+        shutil.copyfile(cwd / "fc", gdir / "fc")
+        grid = np.stack(np.meshgrid(*[np.arange(n) / n for n in nk], indexing="ij"), axis=-1).reshape(-1, 3)
+        params = {"asr": "crystal", "flfrc": "fc", "flfrq": "matdyn.freq", "flvec": "matdyn.modes",
+                  "fleig": "matdyn.eig", "dos": False, "q_in_cryst_coord": True, **_amass(self.relaxed)}
+        text = NamelistInput(Namelist("input", params)).to_str().rstrip("\n") + "\n"
+        text += f"{len(grid)}\n" + "".join(f"{a:.10f} {b:.10f} {c:.10f}\n" for a, b, c in grid)
+        wall = self.qe("matdyn_coarse_gauss", "matdyn.x", text, cwd=gdir)
+        freq_cm1, weights = parse_matdyn_eig(gdir / "matdyn.eig", n_sites=len(self.relaxed))
+        omega_cm1 = np.loadtxt(cwd / "phdos.dos", comments="#", usecols=0)
+        site = gaussian_site_dos(omega_cm1, freq_cm1, weights, COARSE_DOS_SIGMA_MEV / CMM1_IN_MEV)
+        rows = np.column_stack([omega_cm1, site.sum(axis=0), site.T])
+        np.savetxt(cwd / "phdos.dos", rows, fmt="%.10E", header="Frequency[cm^-1] DOS PDOS (Gaussian, betenet)")
+        return wall
 
     def step_ph_coarse(self) -> None:
         cdir = self.scratch / "coarse"
@@ -801,3 +833,70 @@ def build_record(
 
 
 IMAGINARY_THRESHOLD_MEV = IMAGINARY_MODE_THRESHOLD_MEV
+
+
+#: Gaussian width (meV) of the fallback coarse phonon DOS (the 2 meV target bins and the 10 meV
+#: Savitzky-Golay window are much wider).
+COARSE_DOS_SIGMA_MEV = 1.0
+
+
+def _dos_file_finite(path: Path) -> bool:
+    """False if a matdyn DOS file holds NaN/inf (or cannot be read as numbers)."""
+    try:
+        data = np.loadtxt(path, comments="#")
+    except ValueError:
+        return False
+    return bool(data.size) and bool(np.all(np.isfinite(data)))
+
+
+def parse_matdyn_eig(path: Path, n_sites: int) -> tuple[np.ndarray, np.ndarray]:
+    """matdyn ``fleig`` file -> (frequencies in cm^-1, shape (nq*3N,), site weights |e_s|^2, shape (nq*3N, N)).
+
+    Raises QEParseError naming the file when the mode/eigenvector blocks are inconsistent.
+    """
+    import re
+
+    freq_re = re.compile(r"freq\s*\(\s*\d+\s*\)\s*=\s*(\S+)\s*\[THz\]\s*=\s*(\S+)\s*\[cm-1\]")
+    freqs: list[float] = []
+    weights: list[list[float]] = []
+    current: list[float] | None = None
+    with open(path) as fh:
+        for lineno, line in enumerate(fh, start=1):
+            m = freq_re.search(line)
+            if m:
+                if current is not None and len(current) != n_sites:
+                    raise QEParseError(f"{path}:{lineno}: expected {n_sites} eigenvector lines per mode, got {len(current)}")
+                freqs.append(float(m.group(2)))
+                current = []
+                weights.append(current)
+                continue
+            s = line.strip()
+            if s.startswith("(") and current is not None:
+                vals = s.strip("()").split()
+                if len(vals) != 6:
+                    raise QEParseError(f"{path}:{lineno}: expected 6 numbers in an eigenvector line, got {len(vals)}")
+                v = np.array([float(x) for x in vals])
+                current.append(float(np.sum(v * v)))
+    if not freqs or any(len(w) != n_sites for w in weights):
+        raise QEParseError(f"{path}: no complete modes with {n_sites} eigenvector lines each")
+    return np.array(freqs), np.array(weights)
+
+
+def gaussian_site_dos(omega, freqs, weights, sigma):
+    """Site-projected DOS ``g_s(E) = (1/n_q) sum_{q,nu} w_{q nu s} G_sigma(E - w_{q nu})`` (units of 1/[omega]).
+
+    ``weights`` rows are renormalised to 1 so that ``sum_s ∫ g_s = 3N`` exactly (before truncation
+    of the energy range).
+    """
+    omega = np.asarray(omega, float)
+    freqs = np.asarray(freqs, float)
+    w = np.asarray(weights, float)
+    w = w / w.sum(axis=1, keepdims=True)
+    n_sites = w.shape[1]
+    n_q = len(freqs) / (3 * n_sites)
+    out = np.zeros((n_sites, len(omega)))
+    for lo in range(0, len(freqs), 4096):
+        f = freqs[lo:lo + 4096]
+        g = np.exp(-0.5 * ((omega[None, :] - f[:, None]) / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))
+        out += w[lo:lo + 4096].T @ g
+    return out / n_q
