@@ -735,7 +735,7 @@ def run_material(
             run.save()
     run.status.finished_at = _now()
     run.save()
-    if not cfg.keep_scratch:
+    if not cfg.keep_scratch and run.status.state != "failed":  # a failed step can be retried from its scratch
         shutil.rmtree(run.scratch, ignore_errors=True)
     return run.status
 
