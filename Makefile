@@ -9,6 +9,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.betenet-installed
 PYTEST_ARGS ?= -m "not slow"
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Bytecode caches: some machines export PYTHONDONTWRITEBYTECODE=1, which makes every notebook kernel
+# and Dask worker re-compile torch/scipy/e3nn on import (~20 s each); the venv is byte-compiled once
+# at install time and our own runs may write caches.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: setup qe-deps book notebooks test test-all bench clean-book help
 
@@ -28,6 +32,7 @@ $(STAMP): pyproject.toml
 	else \
 	  $(VENV)/bin/pip install torch==2.13.0 -e ".[test,cluster]"; \
 	fi
+	@$(PY) -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1 || true
 	@touch $@
 
 setup: $(STAMP) qe-deps

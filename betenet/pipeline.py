@@ -156,9 +156,14 @@ def write_results_page(profile: str, book_dir: Path = paths.BOOK_DIR) -> Path:
     frames = []
     for csv in sorted(tables_dir.glob("table1_*.csv")):
         try:
-            frames.append(pd.read_csv(csv))
+            frame = pd.read_csv(csv)
         except Exception as exc:  # a malformed table must not take the book down silently
             raise ValueError(f"{csv}: cannot read Table 1 CSV ({exc})") from exc
+        missing = [c for c in ("model", "metric", "lambda", "omega_log_K", "omega_2_K") if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{csv}: not a Table 1 CSV: missing column(s) {missing}; "
+                             f"expected model, metric, lambda, omega_log_K, omega_2_K[, tc_mae_K, n_test, data]")
+        frames.append(frame)
     lines = [
         "# Results: Table 1, ours beside the paper's",
         "",
