@@ -39,7 +39,7 @@ def get_client(cfg: DaskConfig):
         n_workers=cfg.n_workers,
         threads_per_worker=cfg.threads_per_worker,
         processes=cfg.processes,
-        dashboard_address=None,
+        dashboard_address=":0",  # any free port: never collides with another local cluster
     )
     return Client(cluster)
 
