@@ -224,7 +224,7 @@ def test_failed_step_is_recorded_with_the_tail_and_not_rerun(tmp_path, fake_fail
     assert (d / "relax.in").exists()
     with gzip.open(d / "relax.out.gz", "rt") as fh:
         assert "fake QE failure" in fh.read()
-    assert not (tmp_path / "scratch" / "Al1-fcc").exists()  # scratch cleaned
+    assert (tmp_path / "scratch" / "Al1-fcc" / ".betenet-token").exists()  # kept: --retry-failed resumes from it
     assert fake_failing_qe.read_text().count("run") == 1
     # a finished (failed) material is not rerun ...
     assert run_material("Al1-fcc", build(["Al"], "fcc"), cfg, **dirs).state == "failed"
