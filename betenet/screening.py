@@ -374,10 +374,11 @@ def ensemble_predictions(profile: Any, variant: str, records: Sequence[Any], tra
         ps = ensemble.load_predictions(path)
         member_files = sorted(edir.glob("member-[0-9][0-9][0-9]/member.json"))
         fresh = bool(member_files) and path.stat().st_mtime >= max(f.stat().st_mtime for f in member_files)
-        if fresh and sorted(ps.ids) == sorted(test_ids) and len(ps.member_index) == len(member_files):
+        n_wanted = ensemble._profile(profile).ensemble.n_members
+        if fresh and sorted(ps.ids) == sorted(test_ids) and len(ps.member_index) == n_wanted:
             return ps
     run = ensemble.run_ensemble(records, profile, variant, train_ids, progress=progress)
-    members = ensemble.load_ensemble(run.directory)
+    members = ensemble.load_ensemble(run.directory, n_members=run.n_members)
     return ensemble.predict_split(members, records, list(test_ids), profile=profile, mu_star=mu_star)
 
 
