@@ -90,3 +90,32 @@ def test_gaussian_fallback_matches_tetrahedra_on_real_al_force_constants(tmp_pat
     assert np.max(np.abs(a - b)) < 0.12 * a.max()
     mean = lambda y: np.trapezoid(y * tetra.omega_meV, tetra.omega_meV) / np.trapezoid(y, tetra.omega_meV)  # noqa: E731
     assert mean(gauss) == pytest.approx(mean(tetra.total), rel=0.02)
+
+
+@pytest.mark.qe
+@pytest.mark.skipif(shutil.which("matdyn.x") is None, reason="matdyn.x (Quantum ESPRESSO) not installed: make qe-deps")
+def test_workflow_fallback_replaces_a_nan_tetrahedron_dos(tmp_path):
+    """The workflow method itself: a NaN matdyn DOS file is rewritten in matdyn's format, finite, 3N states."""
+    from types import SimpleNamespace
+
+    from pymatgen.core import Lattice, Structure
+
+    from betenet.qe.workflow import _Run
+
+    shutil.copyfile(FC, tmp_path / "fc")
+    omega_cm1 = np.arange(0, 500) * (0.1 / CMM1_IN_MEV)
+    (tmp_path / "phdos.dos").write_text("# Frequency[cm^-1] DOS PDOS\n" + "".join(f"{w:.6E} NaN NaN\n" for w in omega_cm1))
+    assert not _dos_file_finite(tmp_path / "phdos.dos")
+
+    def qe(step, exe, text, cwd):
+        _matdyn(cwd, text)
+        return 1.5
+
+    al = Structure(Lattice([[0, 2.02, 2.02], [2.02, 0, 2.02], [2.02, 2.02, 0]]), ["Al"], [[0, 0, 0]])
+    fake = SimpleNamespace(relaxed=al, qe=qe)
+    wall = _Run._gaussian_coarse_dos(fake, tmp_path, (8, 8, 8))
+    assert wall == 1.5
+    dos = parse_phdos(tmp_path / "phdos.dos")
+    assert dos.site is not None and dos.site.shape == (1, omega_cm1.size)
+    assert np.allclose(dos.total, dos.site.sum(axis=0))
+    assert np.trapezoid(dos.total, dos.omega_meV) == pytest.approx(3.0, rel=5e-3)

@@ -196,8 +196,17 @@ def run_dataset(
         results = []
         bar = tqdm(total=len(futures), desc="QE materials", unit="mat", disable=not progress)
         counts: dict[str, int] = {}
+        ids = {fut.key: mid for fut, (mid, _, _) in zip(futures, candidates)}
         for fut in as_completed(futures):
-            res = fut.result()
+            try:
+                res = fut.result()
+            except Exception as exc:  # a bug or lost worker on one material must not end the batch
+                import traceback
+
+                tail = "".join(traceback.format_exception(exc))[-3000:]
+                res = {"material_id": ids.get(fut.key, str(fut.key)), "state": "error",
+                       "reason": type(exc).__name__, "detail": tail, "wall_s": 0.0}
+                print(f"[betenet qe] {res['material_id']}: unexpected {res['reason']} (left resumable): {exc}", flush=True)
             results.append(res)
             counts[res["state"]] = counts.get(res["state"], 0) + 1
             bar.set_postfix(counts)

@@ -56,6 +56,7 @@ from .inputs import (
     NamelistInput,
     PseudoSpec,
     QEInputError,
+    _amass,
     check_structure,
     cutoffs_Ry,
     matdyn_input,
