@@ -139,6 +139,7 @@ class LinearBaseline:
     targets: tuple[str, ...] = TARGETS
     coef: np.ndarray | None = None  #: shape (n_targets, n_features)
     intercept: np.ndarray | None = None  #: shape (n_targets,)
+    underdetermined: bool = False  #: fitted on no more materials than features (minimum-norm solution)
 
     def fit(self, X, Y) -> "LinearBaseline":
         """Fit on DataFrames ``X`` (columns ``features``) and ``Y`` (columns ``targets``), same index."""
@@ -146,8 +147,18 @@ class LinearBaseline:
 
         if list(X.index) != list(Y.index):
             raise ValueError("features and targets are not aligned on the same materials")
-        if len(X) <= len(self.features):
-            raise ValueError(f"need more than {len(self.features)} training materials for the linear baseline, got {len(X)}")
+        if len(X) < 2:
+            raise ValueError(f"need at least 2 training materials for the linear baseline, got {len(X)}")
+        self.underdetermined = len(X) <= len(self.features)
+        if self.underdetermined:
+            import warnings
+
+            warnings.warn(
+                f"linear baseline fitted on {len(X)} training materials for {len(self.features)} features + intercept: "
+                "underdetermined, scikit-learn returns the minimum-norm least-squares solution; its coefficients "
+                "are not identifiable and its test metrics say little",
+                UserWarning, stacklevel=2,
+            )
         reg = LinearRegression().fit(_matrix(X, self.features, "features"), _matrix(Y, self.targets, "targets"))
         self.coef = np.asarray(reg.coef_, dtype=float).reshape(len(self.targets), len(self.features))
         self.intercept = np.asarray(reg.intercept_, dtype=float).reshape(len(self.targets))

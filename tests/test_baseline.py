@@ -110,3 +110,19 @@ def records():
     from analysis_records import make_records
 
     return make_records(30)
+
+
+def test_underdetermined_fit_warns_and_interpolates_the_training_points():
+    import pandas as pd
+
+    from betenet.baseline import FEATURES, TARGETS, LinearBaseline
+
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame(rng.normal(size=(3, len(FEATURES))), columns=list(FEATURES), index=["a", "b", "c"])
+    Y = pd.DataFrame(rng.normal(size=(3, len(TARGETS))), columns=list(TARGETS), index=["a", "b", "c"])
+    with pytest.warns(UserWarning, match="underdetermined"):
+        lin = LinearBaseline().fit(X, Y)
+    assert lin.underdetermined
+    np.testing.assert_allclose(lin.predict(X).to_numpy(), Y.to_numpy(), atol=1e-8)  # exact interpolation
+    with pytest.raises(ValueError, match="at least 2 training materials"):
+        LinearBaseline().fit(X.iloc[:1], Y.iloc[:1])
