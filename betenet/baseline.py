@@ -275,13 +275,14 @@ def one_metric_comparison(rows: Sequence[dict[str, Any]], y_test, model: str = "
     out = []
     for p in (*PROPERTIES, "tc_K"):
         mae_m, mae_r = get(model, "MAE", p), get(reference, "MAE", p)
+        sd = float(np.std(np.asarray(y_test[p], dtype=float)))  # 0 for a one-material test set
         out.append(
             {
                 "property": p,
                 f"MAE_{model}": mae_m,
                 f"MAE_{reference}": mae_r,
                 "MAE_gain": 1.0 - mae_m / mae_r if mae_r > 0 else float("nan"),
-                "MAE_over_std": mae_m / float(np.std(np.asarray(y_test[p], dtype=float))),
+                "MAE_over_std": mae_m / sd if sd > 0 else float("nan"),
                 f"R2_{model}": get(model, "R2", p),
                 f"R2_{reference}": get(reference, "R2", p),
                 f"RMSE_{model}": get(model, "RMSE", p),
