@@ -346,6 +346,15 @@ def get_profile(name: str, **overrides: dict[str, Any]) -> Profile:
     return profile.with_overrides(**overrides) if overrides else profile
 
 
+def resolve_profile(profile: "Profile | str") -> Profile:
+    """A :class:`Profile` as is, or the named one; ``TypeError`` for anything else."""
+    if isinstance(profile, Profile):
+        return profile
+    if isinstance(profile, str):
+        return get_profile(profile)
+    raise TypeError(f"profile must be a betenet.config.Profile or a profile name, got {type(profile).__name__}")
+
+
 def cli_main(argv: list[str]) -> int:
     """``betenet profiles [NAME]``: print profiles as JSON."""
     import argparse

@@ -262,13 +262,9 @@ def bootstrap_samples(train_ids: Iterable[str], n_members: int, seed: int) -> li
 
 
 def _profile(profile: Any):
-    from .config import Profile, get_profile
+    from .config import resolve_profile
 
-    if isinstance(profile, Profile):
-        return profile
-    if isinstance(profile, str):
-        return get_profile(profile)
-    raise TypeError(f"profile must be a betenet.config.Profile or a profile name, got {type(profile).__name__}")
+    return resolve_profile(profile)
 
 
 def _check_variant(variant: str) -> str:

@@ -560,13 +560,9 @@ REGIME_FILES: dict[str, str] = {"classical": "classical.pt", "critical": "critic
 
 
 def _resolve_profile(profile: Any):
-    from .config import Profile, get_profile
+    from .config import resolve_profile
 
-    if isinstance(profile, Profile):
-        return profile
-    if isinstance(profile, str):
-        return get_profile(profile)
-    raise TypeError(f"profile must be a name or a betenet.config.Profile, got {type(profile).__name__}")
+    return resolve_profile(profile)
 
 
 def _write_json_atomic(path: Path, obj: Any) -> None:
