@@ -180,8 +180,10 @@ def test_select_candidates_builds_only_what_it_returns(monkeypatch, tmp_path):
     (tmp_path / "NbC-B1").mkdir()
     (tmp_path / "NbC-B1" / "status.json").write_text(json.dumps({"material_id": "NbC-B1", "state": "kept"}))
     sel = dataset.select_candidates(cl, ids=["Nb3Sn-A15", "NbC-B1", "MgB2-AlB2"], limit=1, runs_dir=tmp_path)
-    assert [m for m, _, _ in sel] == ["NbC-B1", "MgB2-AlB2"]  # priority order, limit on unfinished
+    assert [m for m, _, _ in sel] == ["Nb3Sn-A15", "NbC-B1"]  # the ids' order, limit on unfinished
     assert len(built) == 2
+    sel = dataset.select_candidates(cl, ids=["MgB2-AlB2", "NbC-B1", "MgB2-AlB2"], runs_dir=tmp_path)
+    assert [m for m, _, _ in sel] == ["MgB2-AlB2", "NbC-B1"]  # duplicates once
     sel = dataset.select_candidates(cl, limit=2, runs_dir=tmp_path, include_finished=False)
     assert [m for m, _, _ in sel] == cl.ids[:2]
     with pytest.raises(KeyError, match="Xx1-fcc"):

@@ -364,3 +364,23 @@ def test_each_accuracy_level_has_its_own_directories():
     runs, recs = dataset.dataset_dirs(get_profile("paper").qe)
     assert runs.name == "qe-paper" and recs.name == "records-paper" and runs.parent == paths.QE_RUNS_DIR.parent
     assert dataset.dataset_dirs(QE_CI)[0].name == "qe-ci"
+
+
+def test_reject_after_review_keeps_everything_and_updates_the_funnel(tmp_path):
+    from betenet.qe.workflow import reject_after_review
+
+    runs, recs = tmp_path / "qe", tmp_path / "records"
+    _funnel_dir(runs)
+    recs.mkdir()
+    (recs / "Nb1-bcc.json").write_text('{"material_id": "Nb1-bcc"}')
+    st = reject_after_review("Nb1-bcc", "pseudopotential", "phonons 2.5x experiment", runs_dir=runs, records_dir=recs)
+    assert st.state == "rejected" and st.reason == "pseudopotential" and "reviewed_at" in st.quality
+    assert not (recs / "Nb1-bcc.json").exists()
+    assert json.loads((runs / "Nb1-bcc" / "record.rejected.json").read_text()) == {"material_id": "Nb1-bcc"}
+    f = funnel(runs)
+    assert (f["dynamically_stable"], f["kept"], f["reasons"]["pseudopotential"]) == (4, 1, 1)
+    assert funnel_table(runs).set_index("stage")["materials"]["pseudopotential failed review"] == 1
+    with pytest.raises(ValueError, match=r"Nb1-bcc.*status\.json.*'rejected'"):
+        reject_after_review("Nb1-bcc", "pseudopotential", "again", runs_dir=runs, records_dir=recs)
+    with pytest.raises(ValueError, match="reason and a detail"):
+        reject_after_review("Al1-fcc", "", "x", runs_dir=runs, records_dir=recs)

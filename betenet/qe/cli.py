@@ -4,6 +4,7 @@
                    [--force] [--retry-failed] [--log FILE]
     betenet qe status [--runs-dir DIR] [--json | --markdown]
     betenet qe parse ID [--profile P] [--write]
+    betenet qe reject ID --reason R --detail TEXT
 """
 
 from __future__ import annotations
@@ -40,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--profile", default="default")
     q.add_argument("--runs-dir", default=None)
     q.add_argument("--write", action="store_true", help="also write data/records/<ID>.json (refuses to overwrite)")
+    j = sub.add_parser("reject", help="reject a kept material after review (its record moves into data/qe/<ID>/)")
+    j.add_argument("material_id")
+    j.add_argument("--reason", required=True, help="funnel reason, e.g. pseudopotential")
+    j.add_argument("--detail", required=True, help="what the review found")
+    j.add_argument("--runs-dir", default=None)
+    j.add_argument("--records-dir", default=None)
     return p
 
 
@@ -49,6 +56,13 @@ def cli_main(argv: list[str] | None = None) -> int:
     from ..paths import QE_RUNS_DIR, RECORDS_DIR
 
     runs_dir = Path(args.runs_dir) if getattr(args, "runs_dir", None) else QE_RUNS_DIR
+    if args.cmd == "reject":
+        from .workflow import reject_after_review
+
+        st = reject_after_review(args.material_id, args.reason, args.detail, runs_dir=runs_dir,
+                                 records_dir=Path(args.records_dir) if args.records_dir else RECORDS_DIR)
+        print(f"{st.material_id}: rejected ({st.reason}): {st.detail}")
+        return 0
     if args.cmd == "status":
         from .filters import funnel, funnel_table
         from .summary import timing_table

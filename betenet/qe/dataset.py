@@ -87,6 +87,7 @@ def select_candidates(
 ) -> list[Candidate]:
     """Filter by ``ids``; keep finished ones (cheap no-ops) and cap the *unfinished* ones at ``limit``.
 
+    Order: the order of ``ids`` when given (the user's priority), else the candidates' priority order.
     With a :class:`CandidateList` only the returned candidates' structures are built.
     Raises ``KeyError`` naming the ids that are not candidates.
     """
@@ -99,9 +100,10 @@ def select_candidates(
             raise KeyError(f"unknown material id(s) {sorted(missing)}")
     out: list[Candidate] = []
     n_new = 0
-    for i, mid in enumerate(all_ids):
-        if wanted is not None and mid not in wanted:
-            continue
+    position = {mid: i for i, mid in enumerate(all_ids)}
+    order = [position[m] for m in dict.fromkeys(ids)] if ids else range(len(all_ids))
+    for i in order:
+        mid = all_ids[i]
         finished = load_status(mid, runs_dir).final
         if finished:
             if include_finished:

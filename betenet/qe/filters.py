@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 #: Rejection reasons in funnel order (QE failures first).
-REASONS = ("not_converged", "failed", "band_gap", "imaginary_modes", "nan", "negative_a2f")
+REASONS = ("not_converged", "failed", "band_gap", "imaginary_modes", "nan", "negative_a2f", "pseudopotential")
 
 
 @dataclass
@@ -175,6 +175,7 @@ def funnel_table(runs_dir: Path):
         ("dynamically stable", f["dynamically_stable"]),
         ("NaN in α²F", r.get("nan", 0)),
         ("negative α²F", r.get("negative_a2f", 0)),
+        ("pseudopotential failed review", r.get("pseudopotential", 0)),
         ("kept", f["kept"]),
     ]
     return pd.DataFrame(rows, columns=["stage", "materials"])

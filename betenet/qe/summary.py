@@ -310,7 +310,7 @@ def findings(runs_dir: Path = QE_RUNS_DIR, records: Sequence = ()) -> dict[str, 
     f = funnel(runs_dir)
     t = timing_summary(runs_dir)
     out: dict[str, Any] = {k: f[k] for k in ("submitted", "finished", "converged", "metallic", "dynamically_stable", "kept", "in_progress")}
-    for reason in ("failed", "not_converged", "band_gap", "imaginary_modes", "nan", "negative_a2f"):
+    for reason in ("failed", "not_converged", "band_gap", "imaginary_modes", "nan", "negative_a2f", "pseudopotential"):
         out[f"n_{reason}"] = f["reasons"].get(reason, 0)
     out["n_timed"] = t["n"]
     out["median_min"] = round(t["median_min"], 1) if t["n"] else float("nan")

@@ -93,6 +93,8 @@ __all__ = [
     "scratch_root",
     "qe_available",
     "check_settings",
+    "coarse_dyn_subset",
+    "reject_after_review",
 ]
 
 QE_VERSION = "QE 6.7"
@@ -138,6 +140,22 @@ def check_settings(cfg: QEConfig) -> None:
         raise QEInputError("QEConfig.elph_smearing_step_Ry and degauss_Ry must be positive")
     if len(cfg.coarse_q_grid) != 3 or any(int(n) < 1 for n in cfg.coarse_q_grid):
         raise QEInputError(f"QEConfig.coarse_q_grid={cfg.coarse_q_grid}: expected three positive integers")
+
+
+#: pw.x's message when Davidson diagonalisation leaves bands unconverged (retried once with 'cg').
+DAVIDSON_FAILURE = "too many bands are not converged"
+
+
+def with_cg_diagonalization(text: str) -> str | None:
+    """The pw.x input ``text`` with ``diagonalization = 'cg'`` in ``&ELECTRONS``; ``None`` when it
+    already sets a diagonalization or has no ``&ELECTRONS`` namelist."""
+    if "diagonalization" in text.lower():
+        return None
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if line.strip().upper() == "&ELECTRONS":
+            return "\n".join(lines[: i + 1] + ["  diagonalization = 'cg'"] + lines[i + 1 :])
+    return None
 
 
 class QEError(RuntimeError):
@@ -395,7 +413,17 @@ class _Run:
         if self.progress:
             self.progress(f"{self.mid}: {step}")
         try:
-            wall = run_qe(executable, text, cwd, step, omp_threads=self.cfg.omp_threads, timeout_s=self.cfg.step_timeout_s)
+            try:
+                wall = run_qe(executable, text, cwd, step, omp_threads=self.cfg.omp_threads, timeout_s=self.cfg.step_timeout_s)
+            except QEError as exc:
+                retry = with_cg_diagonalization(text) if executable == "pw.x" and DAVIDSON_FAILURE in exc.tail else None
+                if retry is None:
+                    raise
+                # Davidson gave up on some bands (seen for fcc Ir's tetrahedron nscf): one retry with
+                # conjugate gradients, which is slower but robust; the archived input says so.
+                (self.dir / f"{step}.davidson-failed.out.gz").write_bytes(gzip.compress(exc.tail.encode()))
+                text = retry
+                wall = run_qe(executable, text, cwd, step, omp_threads=self.cfg.omp_threads, timeout_s=self.cfg.step_timeout_s)
         finally:
             (self.dir / f"{step}.in").write_text(text)
             if (cwd / f"{step}.out").exists():
@@ -597,6 +625,14 @@ class _Run:
         cdir = self.scratch / "coarse"
         if cdir.exists():
             shutil.rmtree(cdir)
+        t0 = time.perf_counter()
+        n = coarse_dyn_subset(self.scratch, "elph.dyn", cdir, "coarse.dyn", self.cfg.coarse_q_grid)
+        if n:
+            # the coarse q mesh divides the el-ph mesh: its dynamical matrices are already computed
+            self.mark("ph_coarse", time.perf_counter() - t0, reused_from=f"{n} of the el-ph dynamical-matrix files (q subset)")
+            return
+        if cdir.exists():
+            shutil.rmtree(cdir)
         (cdir / "out").mkdir(parents=True)
         shutil.copytree(self.scratch / "out" / f"{PREFIX}.save", cdir / "out" / f"{PREFIX}.save")
         text = ph_input(
@@ -741,6 +777,39 @@ def run_material(
     return run.status
 
 
+def reject_after_review(
+    material_id: str,
+    reason: str,
+    detail: str,
+    *,
+    runs_dir: Path | None = None,
+    records_dir: Path | None = None,
+) -> MaterialStatus:
+    """Reject a material that the filters kept but a later review found wrong (e.g. its
+    pseudopotential failed validation).  Nothing is deleted: the record moves into the material's
+    audit directory as ``record.rejected.json``, ``status.json`` becomes ``rejected`` with ``reason``,
+    ``detail`` and ``reviewed_at``; the funnel counts it under ``reason``.
+    """
+    runs_dir = Path(runs_dir or QE_RUNS_DIR)
+    records_dir = Path(records_dir or RECORDS_DIR)
+    if not reason or not detail:
+        raise ValueError("reject_after_review needs a reason and a detail (what the review found)")
+    status = load_status(material_id, runs_dir)
+    if status.state != "kept":
+        raise ValueError(f"{material_dir(material_id, runs_dir) / 'status.json'}: state is {status.state!r}, expected 'kept'")
+    directory = material_dir(material_id, runs_dir)
+    rec = records_dir / f"{material_id}.json"
+    if rec.exists():
+        dest = directory / "record.rejected.json"
+        if dest.exists():
+            raise FileExistsError(f"{dest} exists; refusing to overwrite it")
+        rec.rename(dest)
+    status.state, status.reason, status.detail = "rejected", reason, detail
+    status.quality = {**(status.quality or {}), "reviewed_at": _now()}
+    status.save(directory)
+    return status
+
+
 # --------------------------------------------------------------------------------------------
 # Record assembly (from data/qe/<id>/ only)
 # --------------------------------------------------------------------------------------------
@@ -839,6 +908,58 @@ IMAGINARY_THRESHOLD_MEV = IMAGINARY_MODE_THRESHOLD_MEV
 #: Gaussian width (meV) of the fallback coarse phonon DOS (the 2 meV target bins and the 10 meV
 #: Savitzky-Golay window are much wider).
 COARSE_DOS_SIGMA_MEV = 1.0
+
+
+def _read_dyn_basis(path: Path) -> np.ndarray:
+    """Direct lattice vectors (rows, units of alat) from the header of a ph.x dynamical-matrix file."""
+    lines = path.read_text().splitlines()
+    try:
+        head = lines[2].split()
+        ibrav = int(head[2])
+        if ibrav != 0:
+            raise QEParseError(f"{path}: ibrav = {ibrav}; only ibrav = 0 (CELL_PARAMETERS) files are supported here")
+        if "basis vectors" not in lines[3].lower():
+            raise QEParseError(f"{path}: expected 'Basis vectors' on line 4, got {lines[3]!r}")
+        return np.array([[float(x) for x in lines[4 + i].split()[:3]] for i in range(3)])
+    except (IndexError, ValueError) as exc:
+        raise QEParseError(f"{path}: malformed dynamical-matrix header ({exc})") from None
+
+
+def coarse_dyn_subset(src_dir: Path, fildyn: str, dest_dir: Path, dest_fildyn: str, coarse: tuple[int, int, int]) -> int:
+    """Reuse the dynamical matrices of a ph.x ``ldisp`` run for a coarser q mesh that divides it.
+
+    When every subdivision of the el-ph q mesh (``<fildyn>0``) is a multiple of ``coarse``, the
+    coarse mesh's points are a subset of the fine mesh's, and because symmetry maps mesh points onto
+    mesh points, each coarse star is one of the fine mesh's irreducible stars: its ``<fildyn>N`` file
+    (which holds the whole star) is exactly what ph.x would write for the coarse mesh.  Those files are
+    copied to ``dest_dir/<dest_fildyn>1..M`` with a matching ``<dest_fildyn>0``, ready for q2r.x.
+    Returns M, or 0 when the meshes are not commensurate (nothing is written then).
+    """
+    src_dir, dest_dir = Path(src_dir), Path(dest_dir)
+    dyn0 = src_dir / f"{fildyn}0"
+    try:
+        rows = dyn0.read_text().split("\n")
+        fine = tuple(int(x) for x in rows[0].split()[:3])
+        nirr = int(rows[1].split()[0])
+        qs = np.array([[float(x) for x in rows[2 + i].split()[:3]] for i in range(nirr)])
+    except (OSError, IndexError, ValueError) as exc:
+        raise QEParseError(f"{dyn0}: expected 'nq1 nq2 nq3', the number of q points and their coordinates ({exc})") from None
+    coarse = tuple(int(c) for c in coarse)
+    if len(fine) != 3 or any(f % c for f, c in zip(fine, coarse)) or fine == coarse:
+        return 0
+    basis = _read_dyn_basis(src_dir / f"{fildyn}1")
+    frac = qs @ basis.T  # q (2pi/alat, cartesian) . a_i (alat) = crystal coordinate along b_i
+    on = np.all(np.abs(frac * np.array(coarse) - np.round(frac * np.array(coarse))) < 1e-5, axis=1)
+    picked = [i + 1 for i in np.flatnonzero(on)]
+    if not picked:
+        raise QEParseError(f"{dyn0}: no q point of the {coarse} mesh among the {fine} mesh's irreducible points")
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    for j, i in enumerate(picked, start=1):
+        shutil.copyfile(src_dir / f"{fildyn}{i}", dest_dir / f"{dest_fildyn}{j}")
+    lines = [" ".join(f"{c:4d}" for c in coarse), f"{len(picked):4d}"]
+    lines += [rows[1 + i] for i in picked]
+    (dest_dir / f"{dest_fildyn}0").write_text("\n".join(lines) + "\n")
+    return len(picked)
 
 
 def _dos_file_finite(path: Path) -> bool:
