@@ -8,18 +8,23 @@ PROFILE ?= default
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.betenet-installed
 PYTEST_ARGS ?= -m "not slow"
+# make dataset: how many unfinished candidates to compute (-1 = all), Dask workers and OpenMP threads each
+LIMIT ?= 10
+WORKERS ?= 2
+OMP ?= 1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Bytecode caches: some machines export PYTHONDONTWRITEBYTECODE=1, which makes every notebook kernel
 # and Dask worker re-compile torch/scipy/e3nn on import (~20 s each); the venv is byte-compiled once
 # at install time and our own runs may write caches.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: setup qe-deps book notebooks test test-all bench clean-book help
+.PHONY: setup qe-deps book notebooks dataset test test-all bench clean-book help
 
 help:
 	@echo "make book      # setup + run all notebooks (PROFILE=$(PROFILE)) + jupyter-book build"
 	@echo "make test      # setup + pytest ($(PYTEST_ARGS))"
 	@echo "make test-all  # setup + every test, slow ones included"
+	@echo "make dataset   # grow the QE dataset in data/ (resumable; LIMIT=$(LIMIT) materials, WORKERS=$(WORKERS))"
 	@echo "make bench     # performance benchmarks (benchmarks/)"
 
 # Python environment.  torch==2.13.0 is installed in the same command as everything else so
@@ -52,6 +57,10 @@ notebooks: setup
 
 book: setup
 	$(VENV)/bin/betenet notebooks run --profile $(PROFILE) --build-book
+
+# Grow the project's QE dataset (data/qe, data/records) in priority order; resumes unfinished materials.
+dataset: setup
+	$(VENV)/bin/betenet qe run --profile $(PROFILE) --limit $(LIMIT) --workers $(WORKERS) --omp $(OMP) --log artifacts/qe-run.jsonl
 
 test: setup
 	OMP_NUM_THREADS=1 $(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -305,7 +305,9 @@ def one_metric_findings(comparison, model: str = "Base", reference: str = "Mean"
         r2 = row[f"R2_{model}"]
         gain = row["MAE_gain"]
         verdict = (
-            "the MAE alone would overstate it: it explains almost none of the variance (R² ≤ 0.2)"
+            "R² is undefined for a single test material, so only the errors can be compared"
+            if r2 != r2
+            else "the MAE alone would overstate it: it explains almost none of the variance (R² ≤ 0.2)"
             if r2 <= 0.2
             else "here MAE and R² agree that it captures much of the variance"
             if r2 >= 0.6

@@ -86,8 +86,14 @@ def _as_1d(x: Any, what: str) -> np.ndarray:
 
 
 def r2_score(y_true, y_pred) -> float:
-    """Coefficient of determination 1 − SS_res/SS_tot (as scikit-learn: 1 if perfect, 0 if y_true is constant otherwise)."""
+    """Coefficient of determination 1 − SS_res/SS_tot (as scikit-learn: 1 if perfect, 0 if y_true is constant otherwise).
+
+    NaN for fewer than two values: R² of a single material is undefined (scikit-learn warns and
+    returns NaN too), and a 0.0 in Table 1 would read as a measured "no skill".
+    """
     t, p = _as_1d(y_true, "y_true"), _as_1d(y_pred, "y_pred")
+    if t.size < 2:
+        return float("nan")
     ss_res = float(np.sum((t - p) ** 2))
     ss_tot = float(np.sum((t - t.mean()) ** 2))
     if ss_tot == 0.0:

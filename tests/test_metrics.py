@@ -28,6 +28,7 @@ def test_property_metrics_known_values():
     # predicting the mean gives R2 = 0; worse than the mean gives R2 < 0
     assert r2_score([1, 2, 3], [2, 2, 2]) == pytest.approx(0.0)
     assert r2_score([1, 2, 3], [3, 2, 1]) == pytest.approx(-3.0)
+    assert np.isnan(r2_score([1.0], [1.5])) and np.isnan(r2_score([1.0], [1.0]))  # undefined for one value
 
 
 def test_r2_matches_sklearn_on_random_data():

@@ -214,6 +214,7 @@ def run_dataset(
             bar.set_postfix(counts)
             bar.update(1)
             if log_path is not None:
+                Path(log_path).parent.mkdir(parents=True, exist_ok=True)
                 with open(log_path, "a") as fh:
                     fh.write(json.dumps({**res, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
         bar.close()
