@@ -64,6 +64,7 @@ from .graphs import N_ELEMENTS, GraphBatch
 __all__ = [
     "BeteNet",
     "AttrLinear",
+    "EdgeTensorProduct",
     "CheckpointError",
     "build_model",
     "predict",
@@ -200,6 +201,103 @@ class AttrLinear(nn.Module):
         return torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
 
 
+class EdgeTensorProduct(nn.Module):
+    """The per-edge ``uvu`` tensor product of a convolution, specialised for ``l <= 1`` inputs.
+
+    Computes exactly what e3nn's ``TensorProduct(irreps_in1, irreps_in2, irreps_out, instructions,
+    shared_weights=False)`` computes when every instruction is ``uvu`` with ``irreps_in2`` of
+    multiplicity 1 (the edge spherical harmonics) and each output block has one instruction:
+    ``out_k[z, u, :] = path_weight * w[z, u] * Σ_ij C_ijk x1[z, u, i] x2[z, j]`` with C e3nn's
+    ``wigner_3j``.  Instead of e3nn's general einsum code (which builds the outer product
+    ``x1 ⊗ x2`` for the l = 1 ⊗ 1 paths), ``x2`` is first contracted with C into a per-edge
+    ``(d1, d_out)`` matrix, then applied to the ``u`` channels with at most three fused
+    multiply-adds; the per-edge weight is folded in once per input block.  No parameters and no
+    persistent buffers (checkpoints are unchanged); :meth:`supports` says whether a given e3nn
+    product can be replaced, and a test checks values and gradients against e3nn.
+    """
+
+    def __init__(self, tp) -> None:
+        super().__init__()
+        if not self.supports(tp):
+            raise ValueError(f"EdgeTensorProduct cannot replace {tp}")
+        o3 = _o3()
+        self.irreps_out_dim = tp.irreps_out.dim
+        in1 = [(s.start, s.stop) for s in tp.irreps_in1.slices()]
+        in2 = [(s.start, s.stop) for s in tp.irreps_in2.slices()]
+        self._paths: list[tuple[int, int, int, int, int, int, int, int, int, float]] = []
+        offset = 0
+        for k, ins in enumerate(tp.instructions):
+            m1, m2, mo = tp.irreps_in1[ins.i_in1], tp.irreps_in2[ins.i_in2], tp.irreps_out[ins.i_out]
+            c = o3.wigner_3j(m1.ir.l, m2.ir.l, mo.ir.l).to(torch.float64)  # (d1, d2, do), e3nn's normalisation
+            # fold e3nn's specialised 1/sqrt(d) factors into C so every path is one formula
+            if (m1.ir.l, m2.ir.l, mo.ir.l) == (0, 0, 0):
+                factor = 1.0
+            elif m1.ir.l == 0 or m2.ir.l == 0:
+                factor = 1.0 / math.sqrt(mo.ir.dim)
+            elif mo.ir.l == 0:
+                factor = 1.0 / math.sqrt(m1.ir.dim)
+            else:
+                factor = None  # general path: e3nn uses w3j itself
+            if factor is not None:
+                # the specialised formulas are delta-like contractions; build their C explicitly
+                c = torch.zeros(m1.ir.dim, m2.ir.dim, mo.ir.dim, dtype=torch.float64)
+                if m1.ir.l == 0 and m2.ir.l == 0:
+                    c[0, 0, 0] = 1.0
+                elif m1.ir.l == 0:
+                    c[0] = torch.eye(m2.ir.dim, dtype=torch.float64)
+                elif m2.ir.l == 0:
+                    c[:, 0, :] = torch.eye(m1.ir.dim, dtype=torch.float64)
+                else:
+                    c[:, :, 0] = torch.eye(m1.ir.dim, dtype=torch.float64)
+                c = c * factor
+            self.register_buffer(f"_c{k}", c, persistent=False)
+            pw = float(ins.path_weight)
+            if m2.ir.dim == 1:  # x2 scalar: C is a constant times the identity; fold it into the path weight
+                pw *= float(c[0, 0, 0])
+            self._paths.append((in1[ins.i_in1][0], in1[ins.i_in1][1], m1.mul, m1.ir.dim, in2[ins.i_in2][0],
+                                m2.ir.dim, mo.ir.dim, ins.i_out, offset, pw))
+            offset += m1.mul
+        self._order = sorted(range(len(self._paths)), key=lambda k: self._paths[k][7])
+
+    @staticmethod
+    def supports(tp) -> bool:
+        ins = list(tp.instructions)
+        return (
+            bool(ins)
+            and all(i.connection_mode == "uvu" and i.has_weight for i in ins)
+            and all(m.mul == 1 for m in tp.irreps_in2)
+            and max(ir.l for _, ir in tp.irreps_in1) <= 1
+            and max(ir.l for _, ir in tp.irreps_in2) <= 1
+            and sorted(i.i_out for i in ins) == list(range(len(tp.irreps_out)))
+            and not tp.shared_weights
+        )
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        z = x1.shape[0]
+        outs: list[torch.Tensor] = []
+        for k in self._order:
+            a0, a1, mul, d1, b0, d2, do, _, off, pw = self._paths[k]
+            c = getattr(self, f"_c{k}").to(x1.dtype)
+            w = weight[:, off : off + mul]
+            x = x1[:, a0:a1].view(z, mul, d1)
+            if d2 == 1:  # x2 scalar: out = (pw c x2) w x, C folded into pw (d1 == do here)
+                y = x * (x2[:, b0 : b0 + 1] * pw * w).unsqueeze(-1)
+            elif d1 == 1:  # x1 scalar: out = (x w) ⊗ (pw x2 C)
+                t = (x2[:, b0 : b0 + d2] @ c[0]) * pw  # (z, do)
+                y = (x[:, :, 0] * w).unsqueeze(-1) * t.unsqueeze(1)
+            else:  # l1 = l2 = 1: contract x2 with C first, then at most three multiply-adds
+                t = (x2[:, b0 : b0 + d2] @ c.transpose(0, 1).reshape(d2, d1 * do)).view(z, 1, d1, do)
+                if do == 1:
+                    y = (x * t[:, :, :, 0]).sum(-1, keepdim=True)
+                else:
+                    y = x[:, :, 0:1] * t[:, :, 0, :]
+                    for i in range(1, d1):
+                        y = y + x[:, :, i : i + 1] * t[:, :, i, :]
+                y = y * (w * pw).unsqueeze(-1)
+            outs.append(y.reshape(z, mul * do))
+        return torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
+
+
 def _smooth_cutoff(u: torch.Tensor) -> torch.Tensor:
     """e3nn's ``smooth_cutoff(r / r_max)``: 1 for r <= r_max/2, 0 for r >= r_max, cosine between."""
     v = 2.0 * (u - 1.0)
@@ -239,6 +337,8 @@ class _Convolution(nn.Module):
             self.irreps_in, self.irreps_edge_attr, irreps_mid, instructions,
             internal_weights=False, shared_weights=False,
         )
+        #: fast path for the per-edge product (same function as ``self.tp``; see EdgeTensorProduct)
+        self.tp_fast = EdgeTensorProduct(self.tp) if EdgeTensorProduct.supports(self.tp) else None
         self.fc = FullyConnectedNet(
             [n_basis] + radial_layers * [radial_neurons] + [self.tp.weight_numel], torch.nn.functional.silu
         )
@@ -265,7 +365,8 @@ class _Convolution(nn.Module):
             s = self.sc(x, z, attr_index, segments)
             h = self.lin1(x, z, attr_index, segments)
             n_nodes = x.shape[0]
-        edge_features = self.tp(h.index_select(0, edge_src), edge_attr, weight)
+        tp = self.tp_fast if self.tp_fast is not None else self.tp
+        edge_features = tp(h.index_select(0, edge_src), edge_attr, weight)
         agg = edge_features.new_zeros(n_nodes, edge_features.shape[1]).index_add_(0, edge_dst, edge_features)
         agg = agg / math.sqrt(self.num_neighbors)
         if segments is not None:

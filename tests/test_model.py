@@ -129,6 +129,30 @@ def test_matches_network_built_from_e3nn_gate_points_2101(variant):
     assert torch.allclose(ours, ref, rtol=1e-10, atol=1e-12 * float(scale))
 
 
+def test_edge_tensor_product_equals_e3nn_values_and_gradients():
+    """The specialised per-edge product is e3nn's TensorProduct, forward and backward (paper-size irreps)."""
+    from betenet.model import EdgeTensorProduct
+
+    model = build_model(ModelConfig(), dtype=torch.float64, seed=0)
+    gen = torch.Generator().manual_seed(0)
+    for conv in model.convs:
+        assert isinstance(conv.tp_fast, EdgeTensorProduct)
+        tp, n = conv.tp, 257
+        args = [torch.randn(n, d, dtype=torch.float64, generator=gen, requires_grad=True)
+                for d in (tp.irreps_in1.dim, tp.irreps_in2.dim, tp.weight_numel)]
+        ref, fast = tp(*args), conv.tp_fast(*args)
+        assert fast.shape == ref.shape and ref.abs().max() > 1.0
+        assert torch.allclose(fast, ref, rtol=1e-12, atol=1e-12)
+        g = torch.randn(ref.shape, dtype=torch.float64, generator=gen)
+        for a, b in zip(torch.autograd.grad((ref * g).sum(), args), torch.autograd.grad((fast * g).sum(), args)):
+            assert torch.allclose(a, b, rtol=1e-12, atol=1e-12)
+    # l = 2 edge harmonics are outside the specialisation: e3nn's own product is used
+    wide = build_model(dataclasses.replace(TINY, lmax=2), dtype=torch.float64, seed=0)
+    assert all(c.tp_fast is None for c in wide.convs)
+    with pytest.raises(ValueError, match="cannot replace"):
+        EdgeTensorProduct(wide.convs[1].tp)
+
+
 def test_paper_size_parameter_count():
     """Embedding 64, mul 32, lmax 1, 2 gated layers, 10 basis, radial MLP 1x100 (Methods IV.2)."""
     cso = BeteNet(ModelConfig())
