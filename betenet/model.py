@@ -254,10 +254,16 @@ class EdgeTensorProduct(nn.Module):
             pw = float(ins.path_weight)
             if m2.ir.dim == 1:  # x2 scalar: C is a constant times the identity; fold it into the path weight
                 pw *= float(c[0, 0, 0])
-            self._paths.append((in1[ins.i_in1][0], in1[ins.i_in1][1], m1.mul, m1.ir.dim, in2[ins.i_in2][0],
+            self._paths.append((ins.i_in1, in1[ins.i_in1][1], m1.mul, m1.ir.dim, in2[ins.i_in2][0],
                                 m2.ir.dim, mo.ir.dim, ins.i_out, offset, pw))
             offset += m1.mul
         self._order = sorted(range(len(self._paths)), key=lambda k: self._paths[k][7])
+        # inputs are split once (one backward op each) rather than sliced per path: a slice's backward
+        # zero-fills a gradient of the whole edge-sized tensor for every path
+        self._in1_sizes = [b - a for a, b in in1]
+        self._w_sizes = [tp.irreps_in1[ins.i_in1].mul for ins in tp.instructions]
+        if sum(self._w_sizes) != tp.weight_numel or sum(self._in1_sizes) != tp.irreps_in1.dim:
+            raise ValueError(f"EdgeTensorProduct: unexpected weight/input layout of {tp}")
 
     @staticmethod
     def supports(tp) -> bool:
@@ -275,11 +281,13 @@ class EdgeTensorProduct(nn.Module):
     def forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         z = x1.shape[0]
         outs: list[torch.Tensor] = []
+        blocks = x1.split(self._in1_sizes, dim=1) if len(self._in1_sizes) > 1 else (x1,)
+        weights = weight.split(self._w_sizes, dim=1) if len(self._w_sizes) > 1 else (weight,)
         for k in self._order:
-            a0, a1, mul, d1, b0, d2, do, _, off, pw = self._paths[k]
+            i1, _, mul, d1, b0, d2, do, _, _, pw = self._paths[k]
             c = getattr(self, f"_c{k}").to(x1.dtype)
-            w = weight[:, off : off + mul]
-            x = x1[:, a0:a1].view(z, mul, d1)
+            w = weights[k]
+            x = blocks[i1].reshape(z, mul, d1)
             if d2 == 1:  # x2 scalar: out = (pw c x2) w x, C folded into pw (d1 == do here)
                 y = x * (x2[:, b0 : b0 + 1] * pw * w).unsqueeze(-1)
             elif d1 == 1:  # x1 scalar: out = (x w) ⊗ (pw x2 C)
