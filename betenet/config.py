@@ -192,6 +192,10 @@ class EnsembleConfig:
     train_overrides: tuple[tuple[str, Any], ...] = ()
     #: Std over members with this delta degrees of freedom (0: population std of the ensemble).
     ddof: int = 0
+    #: Keep a finished member's ``train/last.pt`` (weights + optimizer state, only needed to resume an
+    #: unfinished member; ~30-140 MB each at paper size, x 300 members).  ``model.pt`` and the regime
+    #: checkpoints are always kept.
+    keep_resume_checkpoint: bool = False
 
 
 @dataclass(frozen=True)

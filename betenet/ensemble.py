@@ -556,6 +556,9 @@ def train_member(spec: MemberSpec, records: Sequence[Any]) -> dict[str, Any]:
         },
     }
     _write_json_atomic(d / "member.json", meta)
+    if not prof.ensemble.keep_resume_checkpoint:
+        # the member is complete (member.json written first): its resume point is no longer needed
+        (d / "train" / "last.pt").unlink(missing_ok=True)
     return meta
 
 

@@ -288,7 +288,10 @@ def test_real_ensembles_train_every_member_with_self_describing_files(trained):
             assert 1 <= meta["regimes"]["epochs_trained"] <= 6
             assert meta["timings"]["wall_s"] > 0 and meta["timings"]["attempts"] == 1
             assert meta["oob"]["n"] == len(boot.oob_ids) and np.isfinite(meta["oob"]["mse"])
-            assert (d / "train" / "last.pt").exists() and (d / "oob.npz").exists() and (d / "model.pt").exists()
+            # a finished member's resume point is deleted (keep_resume_checkpoint=False); its model stays
+            assert not (d / "train" / "last.pt").exists() and not prof.ensemble.keep_resume_checkpoint
+            assert (d / "oob.npz").exists() and (d / "model.pt").exists()
+            assert (d / "train" / meta["checkpoint"]["source"].split("/", 1)[1]).exists()
         info = json.loads((run.directory / "ensemble.json").read_text())
         assert info["fingerprint"] == run.fingerprint and info["n_train"] == 6 and info["variant"] == variant
     assert runs["CSO"].fingerprint != runs["CPD"].fingerprint
