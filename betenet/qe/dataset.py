@@ -192,8 +192,10 @@ def run_dataset(
                 run_one, mid, s.as_dict(), proto, cfg.qe, str(runs_dir), str(records_dir),
                 str(library_dir) if library_dir else None, force, retry_failed,
                 key=f"qe-{mid}", pure=False,
+                # Dask does not keep submission order for independent tasks: the priority does
+                priority=len(candidates) - i,
             )
-            for mid, s, proto in candidates
+            for i, (mid, s, proto) in enumerate(candidates)
         ]
         results = []
         bar = tqdm(total=len(futures), desc="QE materials", unit="mat", disable=not progress)
