@@ -279,6 +279,45 @@ def test_run_dataset_resumes_and_reports_failures(tmp_path, fake_failing_qe):
     assert dataset.run_dataset([], profile, runs_dir=runs) == []
 
 
+_STARTED: list[str] = []
+
+
+def _fake_run_one(mid, *args, **kwargs):
+    """Module level so that Dask can pickle it by reference (in-process cluster: same list)."""
+    _STARTED.append(mid)
+    return {"material_id": mid, "state": "kept", "reason": None, "wall_s": 0.0}
+
+
+def test_run_dataset_follows_the_candidate_order(tmp_path, monkeypatch):
+    """At most a window of 2 tasks per worker thread is in flight, so materials start in priority order
+    (before, Dask ran a 43-material batch's independent tasks in its own order)."""
+    import dataclasses
+
+    from dask.distributed import Client, LocalCluster
+
+    started = _STARTED
+    started.clear()
+    monkeypatch.setattr(dataset, "run_one", _fake_run_one)
+    ids = [f"{el}1-fcc" for el in ("Al", "Cu", "Ag", "Au", "Pd", "Pt", "Rh", "Ir", "Ca", "Sr", "Pb")]
+    cands = dataset.CandidateList([(m, (m.split("1-")[0],), "fcc") for m in ids])
+    profile = dataclasses.replace(get_profile("smoke"), qe=_cfg(tmp_path))
+    in_flight: list[int] = []
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cl, Client(cl) as client:
+        real_submit = client.submit
+
+        def counting_submit(*args, **kwargs):
+            in_flight.append(len(in_flight) - len(started))  # submitted so far minus already run
+            return real_submit(*args, **kwargs)
+
+        monkeypatch.setattr(client, "submit", counting_submit)
+        res = dataset.run_dataset(list(cands), profile, client, runs_dir=tmp_path / "qe", records_dir=tmp_path / "r",
+                                  progress=False)
+    assert sorted(r["material_id"] for r in res) == sorted(ids) and sorted(started) == sorted(ids)
+    # 1 worker thread -> a window of 2: never more than 2 materials submitted and not yet finished
+    assert len(in_flight) == len(ids) and max(in_flight) <= 2, in_flight
+    assert all(abs(started.index(m) - i) <= 1 for i, m in enumerate(ids)), started
+
+
 def test_run_one_reports_invalid_input(tmp_path):
     from pymatgen.core import Lattice, Structure
 

@@ -187,21 +187,37 @@ def run_dataset(
         return []
 
     def _go(cl: Any) -> list[dict[str, Any]]:
-        futures = [
-            cl.submit(
+        # Independent Dask tasks are not run in submission order (nor strictly by priority once they
+        # sit in worker queues), so only a window of about two tasks per worker thread is submitted
+        # and the next candidate goes in when one finishes: the dataset grows in priority order, and a
+        # lazy candidate's structure is built only when it is submitted.
+        def submit(i: int):
+            mid, s, proto = candidates[i]
+            return cl.submit(
                 run_one, mid, s.as_dict(), proto, cfg.qe, str(runs_dir), str(records_dir),
                 str(library_dir) if library_dir else None, force, retry_failed,
-                key=f"qe-{mid}", pure=False,
-                # Dask does not keep submission order for independent tasks: the priority does
-                priority=len(candidates) - i,
+                key=f"qe-{mid}", pure=False, priority=len(candidates) - i,
             )
-            for i, (mid, s, proto) in enumerate(candidates)
-        ]
+
+        def window() -> int:
+            try:
+                return max(2, 2 * sum(cl.nthreads().values()))
+            except Exception:  # noqa: BLE001 (a client without worker info: keep a small window)
+                return 2
+
+        futures = [submit(i) for i in range(min(window(), len(candidates)))]
+        next_i = len(futures)
         results = []
-        bar = tqdm(total=len(futures), desc="QE materials", unit="mat", disable=not progress)
+        bar = tqdm(total=len(candidates), desc="QE materials", unit="mat", disable=not progress)
         counts: dict[str, int] = {}
-        ids = {fut.key: mid for fut, (mid, _, _) in zip(futures, candidates)}
-        for fut in as_completed(futures):
+        ids = {fut.key: candidates[i][0] for i, fut in enumerate(futures)}
+        pending = as_completed(futures)
+        for fut in pending:
+            if next_i < len(candidates):
+                nxt = submit(next_i)
+                ids[nxt.key] = candidates[next_i][0]
+                pending.add(nxt)
+                next_i += 1
             try:
                 res = fut.result()
             except Exception as exc:  # a bug or lost worker on one material must not end the batch
