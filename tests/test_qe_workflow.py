@@ -351,7 +351,23 @@ def test_status_markdown_snapshot(tmp_path, capsys):
     assert "| Cs1-bcc | failed | pw.x failed |" in text and "| W1-bcc | running |" in text
     assert "| total per material | 2 | 200.0 |" in text
     assert cli_main(["status", "--runs-dir", str(tmp_path), "--markdown"]) == 0
-    assert "| kept | 2 |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| kept | 2 |" in out and "Kept materials" not in out  # no records dir given
+    # with the records: the physics of each kept material, to review (bcc V's 82 meV phonons were caught so)
+    import shutil
+
+    from betenet.paths import RECORDS_DIR
+    from betenet.records import load_record
+
+    recs = tmp_path / "records"
+    recs.mkdir()
+    shutil.copyfile(RECORDS_DIR / "Al1-fcc.json", recs / "Al1-fcc.json")
+    al = load_record(recs / "Al1-fcc.json")
+    text = summary.status_markdown(tmp_path, recs)
+    row = next(line for line in text.splitlines() if line.startswith("| Al1-fcc | 0."))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert float(cells[1]) == pytest.approx(summary.record_moments(al)["lambda"], abs=1e-3)
+    assert 30.0 < float(cells[-1]) < 50.0  # fcc Al's highest phonon ~ 40 meV
 
 
 def test_summary_plots_and_findings_on_empty_data(tmp_path):

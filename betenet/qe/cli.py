@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--runs-dir", default=None)
     s.add_argument("--json", action="store_true")
     s.add_argument("--markdown", action="store_true", help="markdown snapshot for data/README.md")
+    s.add_argument("--records-dir", default=None, help="records of the kept materials (default: data/records with the default runs dir)")
     q = sub.add_parser("parse", help="rebuild the record of a finished material from data/qe/<ID> and print its summary")
     q.add_argument("material_id")
     q.add_argument("--profile", default="default")
@@ -73,7 +74,8 @@ def cli_main(argv: list[str] | None = None) -> int:
         if args.markdown:
             from .summary import status_markdown
 
-            print(status_markdown(runs_dir), end="")
+            rec_dir = Path(args.records_dir) if args.records_dir else (RECORDS_DIR if not args.runs_dir else None)
+            print(status_markdown(runs_dir, rec_dir), end="")
             return 0
         print(funnel_table(runs_dir).to_string(index=False))
         t = timing_table(runs_dir)

@@ -336,9 +336,10 @@ def _md(df, index: bool = False) -> str:
     return "\n".join(lines)
 
 
-def status_markdown(runs_dir: Path = QE_RUNS_DIR) -> str:
+def status_markdown(runs_dir: Path = QE_RUNS_DIR, records_dir: Path | None = None) -> str:
     """Snapshot of the dataset for ``data/README.md`` (``betenet qe status --markdown``): funnel,
-    materials not kept with their reasons, timings per step and per material, lattice check."""
+    materials not kept with their reasons, timings per step and per material, lattice check, and
+    (with ``records_dir``) the kept materials' λ, ω_log, ω₂, T_c and highest phonon frequency."""
     import datetime as dt
 
     from .filters import funnel_table
@@ -363,6 +364,16 @@ def status_markdown(runs_dir: Path = QE_RUNS_DIR) -> str:
     if len(lat):
         out += ["", "Relaxed vs experimental lattice constants (pseudopotential check):", "",
                 _md(lat.drop(columns="source"))]
+    if records_dir is not None and Path(records_dir).exists():
+        from ..records import load_records
+
+        recs = [r for r in load_records(records_dir) if r.source == "betenet-qe"]
+        if recs:
+            kept = correlation_data(recs)
+            kept["max_phonon_meV"] = [float(np.max(r.a2f_omega_meV[np.asarray(r.a2f) > 0], initial=0.0)) for r in recs]
+            cols = ["material_id", "lambda", "omega_log_K", "omega_2_K", "tc_ad_K", "edos_ef_per_eV", "max_phonon_meV"]
+            out += ["", "Kept materials (records; Allen–Dynes T_c with μ* = 0.1; highest frequency with α²F > 0):", "",
+                    _md(kept[cols].sort_values("material_id").round(3))]
     return "\n".join(out) + "\n"
 
 
