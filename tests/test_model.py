@@ -167,6 +167,20 @@ def test_edge_tensor_product_equals_e3nn_values_and_gradients():
     assert all(c.tp_fast is None for c in wide.convs)
     with pytest.raises(ValueError, match="cannot replace"):
         EdgeTensorProduct(wide.convs[1].tp)
+    # whole network: the fast path and e3nn's path (tp_fast=None) give the same outputs and gradients
+    for variant in ("CSO", "CPD"):
+        batch = collate(graphs(attrs=variant != "CSO"), dtype=torch.float64)
+        fast = build_model(dataclasses.replace(TINY, variant=variant), dtype=torch.float64, seed=5)
+        slow = build_model(dataclasses.replace(TINY, variant=variant), dtype=torch.float64, seed=5)
+        for c in slow.convs:
+            c.tp_fast = None
+        a, b = fast(batch), slow(batch)
+        assert a.abs().max() > 0 and torch.allclose(a, b, rtol=1e-10, atol=1e-14)
+        a.sum().backward()
+        b.sum().backward()
+        for (name, pa), pb in zip(fast.named_parameters(), slow.parameters()):
+            assert torch.allclose(pa.grad, pb.grad, rtol=1e-9, atol=1e-14), name
+    assert wide(collate(graphs(), dtype=torch.float64)).shape == (4, 51)  # e3nn fallback runs
 
 
 def test_paper_size_parameter_count():
