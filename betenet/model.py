@@ -41,7 +41,11 @@ by species; every self-interaction is then one ``(n_species_atoms, mul_in) @ (mu
 product per species instead of a gathered per-atom matrix (about 2x faster training steps; exact;
 eager mode only, ``torch.compile`` traces the gather path).  The radial MLP depends only on the edge length; with
 ``dedup_edge_lengths`` it is evaluated once per distinct length (per crystal) — exact in value, and
-automatically switched off when positions require gradients.
+automatically switched off when positions require gradients.  The per-edge tensor product itself is
+:class:`EdgeTensorProduct` (the same function as e3nn's ``TensorProduct``, checked to 1e-12 in values
+and gradients): batched matrix products instead of broadcasting multiplies, and the gather of node
+features / scatter of messages done per input block and per output path, so that no edge-sized tensor
+is concatenated or split; together about 2x faster training steps than e3nn's product on CPU.
 
 Nothing happens at import; dtypes are explicit (``dtype`` argument; never ``set_default_dtype``).
 """
