@@ -349,6 +349,7 @@ def test_status_markdown_snapshot(tmp_path, capsys):
     text = summary.status_markdown(tmp_path)
     assert "| submitted | 9 |" in text and "| kept | 2 |" in text
     assert "| Cs1-bcc | failed | pw.x failed |" in text and "| W1-bcc | running |" in text
+    assert "| min_freq_ph_meV | min_freq_matdyn_meV |" in text  # true instability vs interpolation artefact
     assert "| total per material | 2 | 200.0 |" in text
     assert cli_main(["status", "--runs-dir", str(tmp_path), "--markdown"]) == 0
     out = capsys.readouterr().out

@@ -58,9 +58,17 @@ def material_table(runs_dir: Path = QE_RUNS_DIR):
                 "reason": s.get("reason"),
                 "wall_s": round(sum(float(v.get("wall_s", 0.0)) for v in steps.values()), 1),
                 "n_steps_done": sum(1 for v in steps.values() if v.get("done")),
+                # lowest phonon frequency at the DFPT q points (ph.x, no interpolation; Gamma excluded)
+                # and on the Fourier-interpolated matdyn mesh: tells a true instability from an
+                # interpolation artefact of the coarse q mesh
+                "min_freq_ph_meV": (s.get("quality") or {}).get("min_freq_ph_meV"),
+                "min_freq_matdyn_meV": (s.get("quality") or {}).get("min_freq_matdyn_meV"),
             }
         )
-    return pd.DataFrame(rows, columns=["material_id", "formula", "prototype", "n_atoms", "state", "reason", "wall_s", "n_steps_done"])
+    cols = ["material_id", "formula", "prototype", "n_atoms", "state", "reason", "wall_s", "n_steps_done",
+            "min_freq_ph_meV", "min_freq_matdyn_meV"]
+    df = pd.DataFrame(rows, columns=cols)
+    return df.astype({"min_freq_ph_meV": float, "min_freq_matdyn_meV": float}).round({"min_freq_ph_meV": 2, "min_freq_matdyn_meV": 2})
 
 
 def timing_table(runs_dir: Path = QE_RUNS_DIR, *, states: Sequence[str] = ("kept",)):
@@ -349,9 +357,11 @@ def status_markdown(runs_dir: Path = QE_RUNS_DIR, records_dir: Path | None = Non
     m = material_table(runs_dir)
     out = [f"Snapshot of `{runs_dir.name}/` taken {now} with `betenet qe status --markdown`.", "", "Funnel (§IV.1):", "",
            _md(funnel_table(runs_dir))]
-    notkept = m[m.state != "kept"][["material_id", "state", "reason", "wall_s", "n_steps_done"]]
+    notkept = m[m.state != "kept"][["material_id", "state", "reason", "wall_s", "n_steps_done", "min_freq_ph_meV",
+                                    "min_freq_matdyn_meV"]]
     if len(notkept):
-        out += ["", "Not kept (running = still in progress at the snapshot):", "", _md(notkept)]
+        out += ["", "Not kept (running = still in progress at the snapshot; lowest phonon frequency at the ph.x q points, "
+                "Γ excluded, and on the interpolated matdyn mesh):", "", _md(notkept)]
     t = timing_table(runs_dir)
     if len(t):
         out += ["", "Wall time (s) of kept materials, per step and per material (QE at 1 OpenMP thread, 2 materials at a time on 2 cores):",
