@@ -205,7 +205,11 @@ def iterative_stratification(
         rarest = np.flatnonzero(masked == masked.min())
         label = int(rarest[0] if rarest.size == 1 else rng.choice(rarest))
         for i in rng.permutation(np.flatnonzero(todo & labels[:, label])):
-            put(int(i), pick(desired_label[:, label], desired_fold))
+            want = desired_label[:, label]
+            # when no fold wants a whole example of this label any more (e.g. an element present in a
+            # single material: 0.8 vs 0.2), Sechidis' rule would always pick the largest fold, and a
+            # dataset of elemental solids would end up with an empty test set; then the fold sizes decide
+            put(int(i), pick(want, desired_fold) if want.max() >= 1.0 else pick(desired_fold, want))
     return fold
 
 

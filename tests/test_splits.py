@@ -100,6 +100,15 @@ def test_tiny_dataset_has_nonempty_folds():
         make_split(pool + [("a", ("V",))])
 
 
+def test_elemental_solids_get_an_80_20_split():
+    """Every element in one material only (a dataset of elemental solids): each label wants 0.8 vs 0.2
+    of an example, so the fold sizes must decide, not the label (before: 13 train / 1 test for 14)."""
+    els = ["Al", "Nb", "Cu", "W", "Ag", "Au", "Pd", "Pt", "Na", "Sr", "Ir", "Mg", "Ba", "Be", "Zn"]
+    for n in (10, 14, 15):
+        s = make_split([(f"{e}1", (e,)) for e in els[:n]], 0.2, seed=0)
+        assert len(s.test_ids) == round(0.2 * n) and len(s.train_ids) == n - round(0.2 * n)
+
+
 def test_load_or_make_reuses_then_extends_keeping_assignments(tmp_path):
     pool = _pool(120)
     first, rest = pool[:80], pool[80:]
