@@ -716,6 +716,9 @@ def cli_main(argv: list[str]) -> int:
     p.add_argument("--z", type=float, default=None, help="LCB = mean - z * std (default: the profile's lcb_z)")
     p.add_argument("--top", type=int, default=None, help="print only the N best")
     p.add_argument("--csv", default=None, help="also write the full ranked table to this CSV file")
+    p.add_argument("--workers", type=int, default=0,
+                   help="spread the members over N one-thread Dask workers (the profile's dask section: a local "
+                        "cluster, or its scheduler address); 0 = in this process (default)")
     args = p.parse_args(argv)
 
     from .config import get_profile
@@ -739,7 +742,17 @@ def cli_main(argv: list[str]) -> int:
               f"  train one with `betenet ensemble run --profile {prof.name} --variant {args.variant}` or pass --run-dir",
               file=sys.stderr)
         return 1
-    table, bad = screen_structures(members, structures, mu_star=mu_star, z=z)
+    if args.workers > 0:
+        import dataclasses
+        import functools
+
+        from .cluster import dask_client
+
+        with dask_client(dataclasses.replace(prof.dask, n_workers=args.workers, threads_per_worker=1)) as client:
+            predict = functools.partial(ensemble.predict_ensemble, client=client)
+            table, bad = screen_structures(members, structures, mu_star=mu_star, z=z, predict=predict)
+    else:
+        table, bad = screen_structures(members, structures, mu_star=mu_star, z=z)
     for f, why in bad:
         print(f"skipped {f}: {why}", file=sys.stderr)
     if table.empty:

@@ -344,6 +344,11 @@ def test_ensemble_mean_and_std_match_a_manual_computation(trained, records):
         assert s.tc_std_K[i] == pytest.approx(abs(tc_k[0] - tc_k[1]) / 2, abs=1e-9)
         assert s.moments_of_mean.omega_log_K[i] == pytest.approx(physics.omega_log_K(w, mean[i]))
         assert s.tc_of_mean_K[i] == pytest.approx(physics.tc_allen_dynes_from_a2f(w, mean[i], 0.1), abs=1e-9)
+    # members spread over two Dask workers (each loads its members' model.pt): the same numbers, in order
+    from dask.distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cl, Client(cl) as c2:
+        np.testing.assert_allclose(ens.predict_ensemble(members, test, client=c2), pred, rtol=1e-6, atol=1e-9)
     with pytest.raises(ValueError, match="bare structure"):
         ens.predict_ensemble(members, [test[0].structure])
     assert ens.predict_ensemble(ens.load_ensemble(runs["CSO"].directory), [test[0].structure]).shape == (2, 1, 51)
@@ -457,3 +462,24 @@ def test_stale_and_corrupt_members_are_detected_and_archived(trained, records, d
     with pytest.warns(UserWarning, match="member-001: member is (stale|corrupt)"):
         loaded = ens.load_ensemble(edir)
     assert [m.index for m in loaded] == [0]
+
+
+def test_screen_cli_spreads_members_over_workers_with_the_same_ranking(trained, records, tmp_path, capsys):
+    """`betenet screen --workers 2` (two 1-thread process workers) ranks exactly like the in-process run."""
+    import pandas as pd
+
+    from betenet import screening
+
+    prof, train_ids, runs, root = trained
+    files = []
+    for r in records[6:]:
+        path = tmp_path / f"{r.material_id}.vasp"
+        r.structure.to(filename=str(path), fmt="poscar")
+        files.append(str(path))
+    run_dir = str(runs["CSO"].directory)
+    assert screening.cli_main([*files, "--run-dir", run_dir, "--csv", str(tmp_path / "serial.csv")]) == 0
+    assert screening.cli_main([*files, "--run-dir", run_dir, "--workers", "2", "--csv", str(tmp_path / "dask.csv")]) == 0
+    a, b = pd.read_csv(tmp_path / "serial.csv"), pd.read_csv(tmp_path / "dask.csv")
+    assert len(a) == len(files) and list(a["file"]) == list(b["file"])
+    np.testing.assert_allclose(a[["tc_K", "lambda", "omega_log_K"]], b[["tc_K", "lambda", "omega_log_K"]], rtol=1e-5, atol=1e-8)
+    assert "2 CSO member(s)" in capsys.readouterr().out
