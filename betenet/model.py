@@ -56,7 +56,7 @@ import dataclasses
 import math
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -205,6 +205,19 @@ class AttrLinear(nn.Module):
         return torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
 
 
+class _EdgePath(NamedTuple):
+    """One ``uvu`` instruction of :class:`EdgeTensorProduct`."""
+
+    i_in1: int  #: input block of x1
+    mul: int  #: its multiplicity u (= the path's number of weights)
+    d1: int  #: dimension of its irrep
+    x2_start: int  #: first column of the x2 irrep
+    d2: int
+    d_out: int
+    i_out: int  #: output block (one path per block)
+    weight: float  #: e3nn's path weight (times C when x2 is a scalar)
+
+
 class EdgeTensorProduct(nn.Module):
     """The per-edge ``uvu`` tensor product of a convolution, specialised for ``l <= 1`` inputs.
 
@@ -212,12 +225,14 @@ class EdgeTensorProduct(nn.Module):
     shared_weights=False)`` computes when every instruction is ``uvu`` with ``irreps_in2`` of
     multiplicity 1 (the edge spherical harmonics) and each output block has one instruction:
     ``out_k[z, u, :] = path_weight * w[z, u] * Σ_ij C_ijk x1[z, u, i] x2[z, j]`` with C e3nn's
-    ``wigner_3j``.  Instead of e3nn's general einsum code (which builds the outer product
-    ``x1 ⊗ x2`` for the l = 1 ⊗ 1 paths), ``x2`` is first contracted with C into a per-edge
-    ``(d1, d_out)`` matrix, then applied to the ``u`` channels with at most three fused
-    multiply-adds; the per-edge weight is folded in once per input block.  No parameters and no
-    persistent buffers (checkpoints are unchanged); :meth:`supports` says whether a given e3nn
-    product can be replaced, and a test checks values and gradients against e3nn.
+    ``wigner_3j`` (or the delta-like contraction of e3nn's specialised code for paths with an l = 0
+    operand).  Instead of e3nn's einsum code, a scalar x2 scales x1; otherwise x2 is first contracted
+    with C into a per-edge ``(d1, d_out)`` matrix that is applied to the ``u`` channels with a batched
+    matrix product (a broadcasting multiply's backward reduces over the broadcast axis, ~4x slower
+    here).  :meth:`aggregate` also gathers node features and scatters messages per input block and
+    output path, so no edge-sized tensor is concatenated or split.  No parameters and no persistent
+    buffers (checkpoints are unchanged); :meth:`supports` says whether a given e3nn product can be
+    replaced, and tests check values and gradients against e3nn.
     """
 
     def __init__(self, tp) -> None:
@@ -225,47 +240,31 @@ class EdgeTensorProduct(nn.Module):
         if not self.supports(tp):
             raise ValueError(f"EdgeTensorProduct cannot replace {tp}")
         o3 = _o3()
-        self.irreps_out_dim = tp.irreps_out.dim
-        in1 = [(s.start, s.stop) for s in tp.irreps_in1.slices()]
-        in2 = [(s.start, s.stop) for s in tp.irreps_in2.slices()]
-        self._paths: list[tuple[int, int, int, int, int, int, int, int, int, float]] = []
-        offset = 0
+        in2_starts = [s.start for s in tp.irreps_in2.slices()]
+        paths: list[_EdgePath] = []
         for k, ins in enumerate(tp.instructions):
             m1, m2, mo = tp.irreps_in1[ins.i_in1], tp.irreps_in2[ins.i_in2], tp.irreps_out[ins.i_out]
-            c = o3.wigner_3j(m1.ir.l, m2.ir.l, mo.ir.l).to(torch.float64)  # (d1, d2, do), e3nn's normalisation
-            # fold e3nn's specialised 1/sqrt(d) factors into C so every path is one formula
-            if (m1.ir.l, m2.ir.l, mo.ir.l) == (0, 0, 0):
-                factor = 1.0
-            elif m1.ir.l == 0 or m2.ir.l == 0:
-                factor = 1.0 / math.sqrt(mo.ir.dim)
-            elif mo.ir.l == 0:
-                factor = 1.0 / math.sqrt(m1.ir.dim)
+            weight = float(ins.path_weight)
+            if m2.ir.l == 0:
+                # x2 scalar: C is a constant times the identity (e3nn: 1, or 1/sqrt(d_out) for l1 > 0),
+                # folded into the path weight; no matrix needed
+                weight /= 1.0 if m1.ir.l == 0 else math.sqrt(mo.ir.dim)
             else:
-                factor = None  # general path: e3nn uses w3j itself
-            if factor is not None:
-                # the specialised formulas are delta-like contractions; build their C explicitly
-                c = torch.zeros(m1.ir.dim, m2.ir.dim, mo.ir.dim, dtype=torch.float64)
-                if m1.ir.l == 0 and m2.ir.l == 0:
-                    c[0, 0, 0] = 1.0
-                elif m1.ir.l == 0:
-                    c[0] = torch.eye(m2.ir.dim, dtype=torch.float64)
-                elif m2.ir.l == 0:
-                    c[:, 0, :] = torch.eye(m1.ir.dim, dtype=torch.float64)
-                else:
-                    c[:, :, 0] = torch.eye(m1.ir.dim, dtype=torch.float64)
-                c = c * factor
-            self.register_buffer(f"_c{k}", c, persistent=False)
-            pw = float(ins.path_weight)
-            if m2.ir.dim == 1:  # x2 scalar: C is a constant times the identity; fold it into the path weight
-                pw *= float(c[0, 0, 0])
-            self._paths.append((ins.i_in1, in1[ins.i_in1][1], m1.mul, m1.ir.dim, in2[ins.i_in2][0],
-                                m2.ir.dim, mo.ir.dim, ins.i_out, offset, pw))
-            offset += m1.mul
-        self._order = sorted(range(len(self._paths)), key=lambda k: self._paths[k][7])
+                if m1.ir.l == 0:  # e3nn's specialised x1-scalar code: x2 itself / sqrt(d_out)
+                    c = torch.eye(m2.ir.dim, dtype=torch.float64)[None] / math.sqrt(mo.ir.dim)
+                elif mo.ir.l == 0:  # specialised dot product / sqrt(d1)
+                    c = torch.eye(m1.ir.dim, dtype=torch.float64)[:, :, None] / math.sqrt(m1.ir.dim)
+                else:  # general path: e3nn's wigner_3j
+                    c = o3.wigner_3j(m1.ir.l, m2.ir.l, mo.ir.l).to(torch.float64)
+                self.register_buffer(f"_c{k}", c, persistent=False)  # (d1, d2, d_out)
+            paths.append(_EdgePath(ins.i_in1, m1.mul, m1.ir.dim, in2_starts[ins.i_in2], m2.ir.dim, mo.ir.dim,
+                                   ins.i_out, weight))
+        self._paths = paths
+        self._order = sorted(range(len(paths)), key=lambda k: paths[k].i_out)
         # inputs are split once (one backward op each) rather than sliced per path: a slice's backward
         # zero-fills a gradient of the whole edge-sized tensor for every path
-        self._in1_sizes = [b - a for a, b in in1]
-        self._w_sizes = [tp.irreps_in1[ins.i_in1].mul for ins in tp.instructions]
+        self._in1_sizes = [s.stop - s.start for s in tp.irreps_in1.slices()]
+        self._w_sizes = [p.mul for p in paths]
         if sum(self._w_sizes) != tp.weight_numel or sum(self._in1_sizes) != tp.irreps_in1.dim:
             raise ValueError(f"EdgeTensorProduct: unexpected weight/input layout of {tp}")
 
@@ -284,26 +283,26 @@ class EdgeTensorProduct(nn.Module):
 
     def _path(self, k: int, x: torch.Tensor, x2: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """Output of path ``k`` (z, mul * d_out) from its input block ``x`` (z, mul * d1) and weights ``w`` (z, mul)."""
-        _, _, mul, d1, b0, d2, do, _, _, pw = self._paths[k]
+        p = self._paths[k]
         z = x.shape[0]
-        c = getattr(self, f"_c{k}").to(x.dtype)
-        x = x.reshape(z, mul, d1)
-        if d2 == 1:  # x2 scalar: out = (pw c x2) w x, C folded into pw (d1 == do here)
-            y = x * (x2[:, b0 : b0 + 1] * pw * w).unsqueeze(-1)
-        elif d1 == 1:  # x1 scalar: out = (x w) ⊗ (pw x2 C), an outer product per edge
-            # (bmm: a broadcasting multiply's backward reduces over the broadcast axis, ~4x slower here)
-            t = (x2[:, b0 : b0 + d2] @ c[0]) * pw  # (z, do)
+        x = x.reshape(z, p.mul, p.d1)
+        x2 = x2[:, p.x2_start : p.x2_start + p.d2]
+        if p.d2 == 1:  # x2 scalar: out = (weight x2) w x (d1 == d_out here)
+            y = x * (x2 * p.weight * w).unsqueeze(-1)
+        elif p.d1 == 1:  # x1 scalar: out = (x w) ⊗ (weight x2 C), an outer product per edge
+            t = (x2 @ getattr(self, f"_c{k}").to(x.dtype)[0]) * p.weight  # (z, d_out)
             y = torch.bmm((x[:, :, 0] * w).unsqueeze(-1), t.unsqueeze(1))
-        else:  # l1 = l2 = 1: contract x2 with C into a per-edge (d1, do) matrix, apply it with bmm
-            t = (x2[:, b0 : b0 + d2] @ c.transpose(0, 1).reshape(d2, d1 * do)).view(z, d1, do)
-            y = torch.bmm(x, t) * (w * pw).unsqueeze(-1)
-        return y.reshape(z, mul * do)
+        else:  # l1 = l2 = 1: contract x2 with C into a per-edge (d1, d_out) matrix, apply it with bmm
+            c = getattr(self, f"_c{k}").to(x.dtype)
+            t = (x2 @ c.transpose(0, 1).reshape(p.d2, p.d1 * p.d_out)).view(z, p.d1, p.d_out)
+            y = torch.bmm(x, t) * (w * p.weight).unsqueeze(-1)
+        return y.reshape(z, p.mul * p.d_out)
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """``tp(x1, x2, weight)`` with per-edge ``x1`` (z, irreps_in1.dim) and ``weight`` (z, weight_numel)."""
         blocks = x1.split(self._in1_sizes, dim=1) if len(self._in1_sizes) > 1 else (x1,)
         weights = weight.split(self._w_sizes, dim=1) if len(self._w_sizes) > 1 else (weight,)
-        outs = [self._path(k, blocks[self._paths[k][0]], x2, weights[k]) for k in self._order]
+        outs = [self._path(k, blocks[self._paths[k].i_in1], x2, weights[k]) for k in self._order]
         return torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
 
     def aggregate(self, h: torch.Tensor, edge_src: torch.Tensor, edge_dst: torch.Tensor, x2: torch.Tensor,
@@ -320,7 +319,7 @@ class EdgeTensorProduct(nn.Module):
         gathered: dict[int, torch.Tensor] = {}
         outs = []
         for k in self._order:
-            i1 = self._paths[k][0]
+            i1 = self._paths[k].i_in1
             if i1 not in gathered:
                 gathered[i1] = blocks[i1].index_select(0, edge_src)
             w = weights[k] if weight_index is None else weights[k].index_select(0, weight_index)
