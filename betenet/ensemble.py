@@ -867,6 +867,11 @@ class EnsembleMember:
     def r_max_A(self) -> float:
         return float(self.metadata.get("r_max_A", 4.0))
 
+    @property
+    def checkpoint_path(self) -> Path:
+        """The member's exported checkpoint (``model.pt``), as recorded in its ``member.json``."""
+        return Path(self.directory) / self.metadata["checkpoint"]["path"]
+
 
 def load_ensemble(directory: Path | str, *, n_members: int | None = None, verify_checksum: bool = True) -> list[EnsembleMember]:
     """The finished members under ``directory`` (an ensemble directory with ``member-XXX/``), by index;
@@ -942,7 +947,7 @@ def predict_ensemble(members: Sequence[EnsembleMember], records_or_structures: S
     graphs = backend.graphs_for(list(records_or_structures), variant, r_max.pop())
     n_workers = len(client.scheduler_info().get("workers", {})) if client is not None else 0
     if n_workers >= 2 and len(members) >= 2 and graphs:
-        paths = [str(Path(m.directory) / m.metadata.get("checkpoint", {}).get("path", "model.pt")) for m in members]
+        paths = [str(m.checkpoint_path) for m in members]
         chunks = [c for c in np.array_split(np.arange(len(members)), min(n_workers, len(members))) if c.size]
         shared = client.scatter(list(graphs), broadcast=True)
         futures = [client.submit(_predict_member_files, [paths[i] for i in c], shared, batch_size, pure=False) for c in chunks]

@@ -742,17 +742,18 @@ def cli_main(argv: list[str]) -> int:
               f"  train one with `betenet ensemble run --profile {prof.name} --variant {args.variant}` or pass --run-dir",
               file=sys.stderr)
         return 1
-    if args.workers > 0:
-        import dataclasses
-        import functools
+    import contextlib
+    import dataclasses
+    import functools
 
-        from .cluster import dask_client
+    with contextlib.ExitStack() as stack:
+        predict = None  # in this process
+        if args.workers > 0:
+            from .cluster import dask_client
 
-        with dask_client(dataclasses.replace(prof.dask, n_workers=args.workers, threads_per_worker=1)) as client:
+            client = stack.enter_context(dask_client(dataclasses.replace(prof.dask, n_workers=args.workers, threads_per_worker=1)))
             predict = functools.partial(ensemble.predict_ensemble, client=client)
-            table, bad = screen_structures(members, structures, mu_star=mu_star, z=z, predict=predict)
-    else:
-        table, bad = screen_structures(members, structures, mu_star=mu_star, z=z)
+        table, bad = screen_structures(members, structures, mu_star=mu_star, z=z, predict=predict)
     for f, why in bad:
         print(f"skipped {f}: {why}", file=sys.stderr)
     if table.empty:

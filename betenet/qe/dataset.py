@@ -186,6 +186,9 @@ def run_dataset(
     if not candidates:
         return []
 
+    if log_path is not None:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+
     def _go(cl: Any) -> list[dict[str, Any]]:
         # Independent Dask tasks are not run in submission order (nor strictly by priority once they
         # sit in worker queues), so only a window of about two tasks per worker thread is submitted
@@ -232,7 +235,6 @@ def run_dataset(
             bar.set_postfix(counts)
             bar.update(1)
             if log_path is not None:
-                Path(log_path).parent.mkdir(parents=True, exist_ok=True)
                 with open(log_path, "a") as fh:
                     fh.write(json.dumps({**res, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
         bar.close()

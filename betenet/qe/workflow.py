@@ -631,9 +631,7 @@ class _Run:
             # the coarse q mesh divides the el-ph mesh: its dynamical matrices are already computed
             self.mark("ph_coarse", time.perf_counter() - t0, reused_from=f"{n} of the el-ph dynamical-matrix files (q subset)")
             return
-        if cdir.exists():
-            shutil.rmtree(cdir)
-        (cdir / "out").mkdir(parents=True)
+        (cdir / "out").mkdir(parents=True)  # (coarse_dyn_subset wrote nothing)
         shutil.copytree(self.scratch / "out" / f"{PREFIX}.save", cdir / "out" / f"{PREFIX}.save")
         text = ph_input(
             self.relaxed, prefix=PREFIX, outdir="./out", q=self.cfg.coarse_q_grid, fildyn="coarse.dyn", elph=False,
