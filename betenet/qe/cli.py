@@ -2,7 +2,7 @@
 
     betenet qe run [--profile P] [--limit N] [--ids ID ...] [--scheduler ADDR] [--workers W --omp T]
                    [--force] [--retry-failed] [--log FILE]
-    betenet qe status [--runs-dir DIR] [--json | --markdown]
+    betenet qe status [--runs-dir DIR] [--json | --markdown [--update data/README.md]]
     betenet qe parse ID [--profile P] [--write]
     betenet qe reject ID --reason R --detail TEXT
 """
@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.add_argument("--markdown", action="store_true", help="markdown snapshot for data/README.md")
     s.add_argument("--records-dir", default=None, help="records of the kept materials (default: data/records with the default runs dir)")
+    s.add_argument("--update", default=None, metavar="FILE",
+                   help="write the markdown snapshot between the snapshot markers of FILE (e.g. data/README.md)")
     q = sub.add_parser("parse", help="rebuild the record of a finished material from data/qe/<ID> and print its summary")
     q.add_argument("material_id")
     q.add_argument("--profile", default="default")
@@ -71,11 +73,18 @@ def cli_main(argv: list[str] | None = None) -> int:
         if args.json:
             print(json.dumps(funnel(runs_dir), indent=1))
             return 0
-        if args.markdown:
+        if args.markdown or args.update:  # --update implies --markdown
             from .summary import status_markdown
 
             rec_dir = Path(args.records_dir) if args.records_dir else (RECORDS_DIR if not args.runs_dir else None)
-            print(status_markdown(runs_dir, rec_dir), end="")
+            md = status_markdown(runs_dir, rec_dir)
+            if args.update:
+                from .summary import splice_snapshot
+
+                splice_snapshot(Path(args.update), md)
+                print(f"snapshot written into {args.update}")
+            else:
+                print(md, end="")
             return 0
         print(funnel_table(runs_dir).to_string(index=False))
         t = timing_table(runs_dir)
