@@ -88,10 +88,27 @@ def test_ph_frequencies_per_q():
     np.testing.assert_allclose(ph.freq_meV, ph.freq_THz * THZ_IN_MEV)
     np.testing.assert_allclose(ph.freq_cm1 * CMM1_IN_MEV, ph.freq_meV, rtol=1e-5)
     assert np.allclose(ph.q_cart_2pi_alat[0], 0.0)  # Gamma first
-    # Gamma acoustic modes are excluded from the stability check; Al is stable
+    # Gamma is excluded from the ph.x stability check (no ASR there; matdyn checks it); Al is stable
     assert ph.min_freq_meV() > 5.0
-    assert ph.min_freq_meV(skip_gamma_acoustic=False) < ph.min_freq_meV()
+    assert ph.min_freq_meV(skip_gamma=False) < ph.min_freq_meV()
     assert 35.0 < ph.freq_meV.max() < 48.0  # Al phonons top out near 40 meV (PBEsol, compressed cell: ~45)
+
+
+def test_min_frequency_skips_gamma_where_asr_violation_beats_an_optical_mode():
+    from betenet.qe.parsers import min_freq_off_gamma
+
+    # hcp Zn at the screening level (data/qe/Zn1-hcp/ph_freqs.json): Gamma's ASR violation (-6.6 meV)
+    # is larger than its lowest optical modes (+4.7 meV); every other q point is stable
+    q = [[0, 0, 0], [0, 0, -0.267], [0.5, 0, 0]]
+    f = [[-6.599, -6.599, -5.0214, 4.6634, 4.6634, 21.7114], [5.0442, 5.0442, 5.0442, 5.0442, 15.13, 15.13],
+         [9.853, 13.28, 17.23, 17.46, 25.79, 28.17]]
+    assert min_freq_off_gamma(q, f) == pytest.approx(5.0442)
+    assert min_freq_off_gamma(q, f, skip_gamma=False) == pytest.approx(-6.599)
+    f[2][0] = -3.0  # a real instability off Gamma is still seen
+    assert min_freq_off_gamma(q, f) == pytest.approx(-3.0)
+    assert min_freq_off_gamma([[0, 0, 0]], [[-1.0, 0.5, 2.0]]) == 0.0  # Gamma only: nothing to judge here
+    with pytest.raises(ValueError, match="2 q points but 1 rows"):
+        min_freq_off_gamma(q[:2], f[:1])
 
 
 def test_imaginary_modes_are_negative(tmp_path):

@@ -466,3 +466,46 @@ def test_reject_after_review_keeps_everything_and_updates_the_funnel(tmp_path):
         reject_after_review("Nb1-bcc", "pseudopotential", "again", runs_dir=runs, records_dir=recs)
     with pytest.raises(ValueError, match="reason and a detail"):
         reject_after_review("Al1-fcc", "", "x", runs_dir=runs, records_dir=recs)
+
+
+def test_refilter_reopens_a_material_rejected_for_gamma_asr_violation(tmp_path, capsys):
+    """hcp Zn (a real run) was rejected by the old Γ rule: ph.x's ASR violation at Γ (-6.6 meV) was
+    taken for an instability while every q ≠ Γ is stable and matdyn (ASR imposed) gives 0."""
+    import shutil
+
+    from betenet.config import get_profile
+    from betenet.paths import QE_RUNS_DIR
+    from betenet.qe.cli import cli_main
+    from betenet.qe.workflow import load_status, refilter
+
+    runs = tmp_path / "qe"
+    for mid in ("Zn1-hcp", "Pb1-fcc", "Al1-fcc"):
+        shutil.copytree(QE_RUNS_DIR / mid, runs / mid)
+    # the committed Zn directory may already be re-filtered: put the old rule's value back
+    st = json.loads((runs / "Zn1-hcp" / "status.json").read_text())
+    st.update(state="rejected", reason="imaginary_modes", detail="lowest frequency -6.60 meV < -1.0 meV")
+    st["steps"]["ph_elph"]["min_freq_meV"] = -6.598966496094607
+    for k in ("ph_coarse", "q2r_coarse", "matdyn_coarse", "record"):
+        st["steps"].pop(k, None)
+    (runs / "Zn1-hcp" / "status.json").write_text(json.dumps(st))
+    for p in (runs / "Zn1-hcp").glob("status.json.bak-*"):
+        p.unlink()
+    cfg = get_profile("default").qe
+    before, after = refilter("Zn1-hcp", cfg, runs_dir=runs)
+    assert before == ("rejected", "imaginary_modes") and after == ("pending", None)
+    zn = load_status("Zn1-hcp", runs)
+    assert zn.steps["ph_elph"]["min_freq_meV"] == pytest.approx(5.0442)  # lowest mode off Γ
+    assert zn.steps["ph_elph"]["min_freq_meV_previous_rule"] == pytest.approx(-6.599, abs=1e-3)
+    assert zn.quality["min_freq_ph_meV"] == pytest.approx(5.0442) and "refiltered_at" in zn.quality
+    assert zn.done("matdyn") and not zn.final and "was rejected (imaginary_modes" in zn.detail
+    (backup,) = (runs / "Zn1-hcp").glob("status.json.bak-*")
+    assert json.loads(backup.read_text())["state"] == "rejected"  # the old status is kept
+    # idempotent; a real instability off Γ (fcc Pb: -5.6 meV at X) and a kept material do not move
+    assert refilter("Zn1-hcp", cfg, runs_dir=runs) == (("pending", None), ("pending", None))
+    assert cli_main(["refilter", "--runs-dir", str(runs)]) == 0
+    assert capsys.readouterr().out.strip().endswith("0 of 3 materials changed state")
+    assert load_status("Pb1-fcc", runs).state == "rejected" and load_status("Al1-fcc", runs).state == "kept"
+    # same value up to ph_freqs.json's 4 decimals: status.json untouched, no backup written
+    for mid in ("Pb1-fcc", "Al1-fcc"):
+        assert not list((runs / mid).glob("status.json.bak-*"))
+        assert (runs / mid / "status.json").read_text() == (QE_RUNS_DIR / mid / "status.json").read_text()

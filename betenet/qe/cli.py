@@ -2,6 +2,7 @@
 
     betenet qe run [--profile P] [--limit N] [--ids ID ...] [--scheduler ADDR] [--workers W --omp T]
                    [--force] [--retry-failed] [--log FILE]
+    betenet qe refilter [--ids ID ...]
     betenet qe status [--runs-dir DIR] [--json | --markdown [--update data/README.md]]
     betenet qe parse ID [--profile P] [--write]
     betenet qe reject ID --reason R --detail TEXT
@@ -44,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--profile", default="default")
     q.add_argument("--runs-dir", default=None)
     q.add_argument("--write", action="store_true", help="also write data/records/<ID>.json (refuses to overwrite)")
+    f = sub.add_parser("refilter", help="re-apply the current phonon filters to finished materials (a rejected one that "
+                       "now passes becomes pending; `qe run` then completes it)")
+    f.add_argument("--ids", nargs="*", default=None, help="only these material ids (default: all in the runs dir)")
+    f.add_argument("--profile", default="default")
+    f.add_argument("--runs-dir", default=None)
     j = sub.add_parser("reject", help="reject a kept material after review (its record moves into data/qe/<ID>/)")
     j.add_argument("material_id")
     j.add_argument("--reason", required=True, help="funnel reason, e.g. pseudopotential")
@@ -59,6 +65,19 @@ def cli_main(argv: list[str] | None = None) -> int:
     from ..paths import QE_RUNS_DIR, RECORDS_DIR
 
     runs_dir = Path(args.runs_dir) if getattr(args, "runs_dir", None) else QE_RUNS_DIR
+    if args.cmd == "refilter":
+        from .workflow import refilter
+
+        ids = args.ids if args.ids else sorted(p.parent.name for p in runs_dir.glob("*/status.json"))
+        cfg = get_profile(args.profile).qe
+        n = 0
+        for mid in ids:
+            before, after = refilter(mid, cfg, runs_dir=runs_dir)
+            if before != after:
+                n += 1
+                print(f"{mid}: {before[0]} ({before[1]}) -> {after[0]} ({after[1]})")
+        print(f"{n} of {len(ids)} materials changed state" + ("; `betenet qe run --ids ...` completes the pending ones" if n else ""))
+        return 0
     if args.cmd == "reject":
         from .workflow import reject_after_review
 

@@ -3,7 +3,8 @@
 A converged material is excluded when (in this order)
 
 * ``imaginary_modes``: a phonon frequency below ``-IMAGINARY_MODE_THRESHOLD_MEV`` (1 meV), on the
-  ph.x q mesh (Γ acoustic modes excluded) or on the matdyn interpolation mesh (ASR applied);
+  ph.x q mesh (Γ excluded: ph.x imposes no acoustic sum rule there) or on the matdyn interpolation
+  mesh, which contains Γ, with the ASR applied;
 * ``nan``: NaN/inf in the α²F files;
 * ``negative_a2f``: negative α²F carrying more than ``QEConfig.a2f_negative_fraction_max`` of the
   positive spectral weight at the chosen broadening (smaller low-frequency noise is clipped);

@@ -21,7 +21,7 @@ import gzip
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 from pymatgen.core import Lattice, Structure
@@ -38,6 +38,7 @@ __all__ = [
     "ProjectedDOS",
     "parse_pw_output",
     "parse_ph_output",
+    "min_freq_off_gamma",
     "parse_matdyn_freq",
     "parse_phdos",
     "parse_a2f_dos",
@@ -243,16 +244,29 @@ class PhononResult:
     def freq_meV(self) -> np.ndarray:
         return self.freq_THz * THZ_IN_MEV
 
-    def min_freq_meV(self, *, skip_gamma_acoustic: bool = True) -> float:
-        """Lowest frequency (meV); at Γ the three acoustic modes (which ASR sets to zero) are skipped."""
-        f = self.freq_meV.copy()
-        if skip_gamma_acoustic:
-            for i, q in enumerate(self.q_cart_2pi_alat):
-                if np.allclose(q, 0.0, atol=1e-8):
-                    order = np.argsort(np.abs(f[i]))
-                    f[i, order[:3]] = np.inf
-        finite = f[np.isfinite(f)]
-        return float(finite.min()) if finite.size else 0.0
+    def min_freq_meV(self, *, skip_gamma: bool = True) -> float:
+        """Lowest frequency (meV) at the ph.x q points; Γ skipped (see :func:`min_freq_off_gamma`)."""
+        return min_freq_off_gamma(self.q_cart_2pi_alat, self.freq_meV, skip_gamma=skip_gamma)
+
+
+def min_freq_off_gamma(q_cart: Any, freq_meV: Any, *, skip_gamma: bool = True) -> float:
+    """Lowest phonon frequency (meV) over the q points, Γ excluded by default.
+
+    ph.x does not impose the acoustic sum rule, so its Γ frequencies carry an ASR violation of a few
+    meV (up to ~11 meV at the screening level's cutoffs) that can exceed a low optical mode: picking
+    "the three acoustic modes" from frequencies alone is unreliable (hcp Zn: -6.6, -6.6, -5.0, +4.7,
+    +4.7 meV, where the smallest |ω| are not the acoustic ones).  Γ is therefore left to the matdyn
+    check, whose mesh contains Γ and whose force constants reproduce ph.x's Γ matrix with the ASR
+    imposed (``asr='crystal'``).
+    """
+    q = np.asarray(q_cart, dtype=float).reshape(-1, 3)
+    f = np.array(freq_meV, dtype=float, ndmin=2)
+    if len(q) != len(f):
+        raise ValueError(f"{len(q)} q points but {len(f)} rows of frequencies")
+    if skip_gamma:
+        f = f[~np.all(np.isclose(q, 0.0, atol=1e-8), axis=1)]
+    finite = f[np.isfinite(f)]
+    return float(finite.min()) if finite.size else 0.0
 
 
 _FREQ = re.compile(r"freq\s*\(\s*(\d+)\)\s*=\s*(-?[\d.]+)\s*\[THz\]\s*=\s*(-?[\d.]+)\s*\[cm-1\]")

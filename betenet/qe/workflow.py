@@ -69,6 +69,7 @@ from .inputs import (
 from .kgrid import Grids, commensurate_grids, subdivisions
 from .parsers import (
     QEParseError,
+    min_freq_off_gamma,
     parse_a2f_dos,
     parse_lambda_file,
     parse_matdyn_freq,
@@ -95,6 +96,7 @@ __all__ = [
     "check_settings",
     "coarse_dyn_subset",
     "reject_after_review",
+    "refilter",
 ]
 
 QE_VERSION = "QE 6.7"
@@ -806,6 +808,57 @@ def reject_after_review(
     status.quality = {**(status.quality or {}), "reviewed_at": _now()}
     status.save(directory)
     return status
+
+
+def refilter(material_id: str, cfg: QEConfig, *, runs_dir: Path | None = None) -> tuple[tuple[str, str | None], tuple[str, str | None]]:
+    """Re-apply the current phonon filters to a finished material whose ph.x check used an older rule.
+
+    The lowest ph.x frequency is recomputed from ``ph_freqs.json`` (:func:`min_freq_off_gamma`); when
+    it changed, ``status.json`` is first copied to ``status.json.bak-<time>``, the ph_elph step keeps
+    the old value as ``min_freq_meV_previous_rule``, and the phonon filters run again on the stored
+    outputs.  A material rejected for imaginary modes that now passes becomes ``pending``: the next
+    ``betenet qe run`` resumes it after the relaxation (the scratch files are gone) and writes its
+    record.  A rejected material that now fails another filter keeps ``rejected`` with the new reason;
+    a kept material that would now fail is reported, not changed (use :func:`reject_after_review`).
+    Returns ``((state, reason) before, (state, reason) after)``.
+    """
+    runs_dir = Path(runs_dir or QE_RUNS_DIR)
+    d = material_dir(material_id, runs_dir)
+    status = load_status(material_id, runs_dir)
+    before = (status.state, status.reason)
+    freqs = d / "ph_freqs.json"
+    if status.state not in ("kept", "rejected") or not status.done("matdyn") or not freqs.exists():
+        return before, before
+    ph = json.loads(freqs.read_text())
+    new_min = min_freq_off_gamma(ph["q_cart_2pi_alat"], ph["freq_meV"])
+    step = status.steps["ph_elph"]  # type: ignore[index]
+    old_min = step.get("min_freq_meV")
+    if old_min is not None and abs(float(old_min) - new_min) < 1e-3:  # ph_freqs.json keeps 4 decimals
+        return before, before
+    _copy_backup(d / "status.json")
+    step["min_freq_meV"], step["min_freq_meV_previous_rule"] = new_min, old_min
+    status.save(d)  # quality_report reads the steps from status.json
+    q = quality_report(d, cfg, stage="phonons")
+    status.quality = {**(status.quality or {}), **q.checks, "refiltered_at": _now()}
+    if status.state == "rejected" and status.reason == "imaginary_modes":
+        if q.kept:
+            status.state, status.reason, status.finished_at = "pending", None, None
+            status.detail = f"re-filtered {_now()}: was rejected (imaginary_modes: {status.detail}); resumes after the relaxation"
+        else:
+            status.reason, status.detail = q.reason, q.detail
+    elif status.state == "kept" and not q.kept:
+        status.quality["refilter_would_reject"] = f"{q.reason}: {q.detail}"
+    status.save(d)
+    return before, (status.state, status.reason)
+
+
+def _copy_backup(path: Path) -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+    dest = path.with_name(f"{path.name}.bak-{stamp}")
+    if dest.exists():
+        raise FileExistsError(f"{dest} exists; refusing to overwrite it")
+    shutil.copyfile(path, dest)
+    return dest
 
 
 # --------------------------------------------------------------------------------------------
