@@ -311,8 +311,8 @@ PROFILES: dict[str, Profile] = {
             ("narrower", (("model.embedding_dim", 16), ("model.irreps_multiplicity", 8), ("model.radial_neurons", 32))),
             ("half data", (("data.fraction", 0.5),)),
         )),
-        # default: 3 variants x 5 members x <= 400 epochs of the full-size model ~ 10 min on 2 cores for ~50
-        # training crystals (estimated from ~0.2 s per full-batch epoch per worker); patience as the policy needs
+        # default: 3 variants x 5 members x <= 400 epochs of the full-size model: notebook 05 took 622 s on
+        # 2 cores for 20 training crystals (measured 2026-11-25; 670 s for 11); patience as the policy needs
         ensemble=EnsembleConfig(n_members=5, train_overrides=(("max_epochs", 400), ("patience", 100))),
         landscape=LandscapeConfig(n_grid=15, span=0.5),
         dask=DaskConfig(n_workers=2),
