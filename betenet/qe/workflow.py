@@ -703,12 +703,19 @@ class _Reject(Exception):
         super().__init__(f"{reason}: {detail}")
 
 
-def _backup(path: Path) -> Path | None:
+def _backup(path: Path, *, copy: bool = False) -> Path | None:
+    """Move (``copy=True``: copy a file) ``path`` to ``<name>.bak-<time>``; ``None`` if it does not exist.
+    An existing backup of the same name is never overwritten."""
     if not path.exists():
         return None
     stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
     dest = path.with_name(f"{path.name}.bak-{stamp}")
-    path.rename(dest)
+    if dest.exists():
+        raise FileExistsError(f"{dest} exists; refusing to overwrite it")
+    if copy:
+        shutil.copyfile(path, dest)
+    else:
+        path.rename(dest)
     return dest
 
 
@@ -835,7 +842,7 @@ def refilter(material_id: str, cfg: QEConfig, *, runs_dir: Path | None = None) -
     old_min = step.get("min_freq_meV")
     if old_min is not None and abs(float(old_min) - new_min) < 1e-3:  # ph_freqs.json keeps 4 decimals
         return before, before
-    _copy_backup(d / "status.json")
+    _backup(d / "status.json", copy=True)
     step["min_freq_meV"], step["min_freq_meV_previous_rule"] = new_min, old_min
     status.save(d)  # quality_report reads the steps from status.json
     q = quality_report(d, cfg, stage="phonons")
@@ -850,15 +857,6 @@ def refilter(material_id: str, cfg: QEConfig, *, runs_dir: Path | None = None) -
         status.quality["refilter_would_reject"] = f"{q.reason}: {q.detail}"
     status.save(d)
     return before, (status.state, status.reason)
-
-
-def _copy_backup(path: Path) -> Path:
-    stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
-    dest = path.with_name(f"{path.name}.bak-{stamp}")
-    if dest.exists():
-        raise FileExistsError(f"{dest} exists; refusing to overwrite it")
-    shutil.copyfile(path, dest)
-    return dest
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,21 +2,19 @@
 was overwritten by its stale committed version while undoing a faulty `qe refilter` pass.  Rebuilt
 here from what the runs left in data/qe/<id>/ (QE outputs' own WALL clocks, the CuPd record's
 provenance, ph_freqs.json) and re-filtered with betenet's own filter."""
-import gzip, json, re, sys
+import json, re
 from pathlib import Path
 from betenet.config import get_profile
 from betenet.qe.filters import quality_report
 from betenet.qe.parsers import min_freq_off_gamma
-from betenet.qe.summary import _seconds
+from betenet.qe.summary import qe_cpu_seconds
 
 NOTE = ("status.json rebuilt on 2026-11-25 19:45 UTC from this directory's QE outputs (WALL clocks), "
         "ph_freqs.json{extra}: the original was overwritten by a stale copy while undoing a faulty "
         "`qe refilter` pass (run of 18:13-18:40 UTC)")
 
 def wall(d, step):
-    text = gzip.open(d / f"{step}.out.gz", "rt").read()
-    m = re.findall(r"^\s*(?:PHONON|Q2R|MATDYN)\s*:\s*(.+?)CPU\s+(.+?)WALL\s*$", text, re.M)
-    return round(_seconds(m[-1][1]), 2)
+    return round(qe_cpu_seconds(d / f"{step}.out.gz")[1], 2)  # the final (program) clock line
 
 def nk(d, step):
     t = (d / f"{step}.in").read_text()
