@@ -165,6 +165,9 @@ class TrainConfig:
     #: Fraction of the training split held out for validation in single-model training.
     val_fraction: float = 0.2
     checkpoint_every: int = 50
+    #: Where training runs: "auto" (CUDA when torch sees a GPU, else CPU), "cpu", "cuda" or "cuda:N".
+    #: Not part of a run's identity: a run started on a GPU resumes on a CPU and vice versa.
+    device: str = "auto"
     #: Double-descent policy (betenet.train): centred running-median window (odd, epochs) of log10(val loss) ...
     smoothing_window: int = 21
     #: ... and the relative rise/fall (0.05 = 5 %) of the smoothed loss that makes a minimum/maximum count.
@@ -290,7 +293,8 @@ PROFILES: dict[str, Profile] = {
         name="smoke",
         qe=QEConfig(n_new_materials=0),
         model=ModelConfig(embedding_dim=16, irreps_multiplicity=8, radial_neurons=32),
-        train=TrainConfig(max_epochs=60, patience=20, min_epochs=10, checkpoint_every=20, dd_sweep=(
+        # smoke: CPU always, so that its fixed-seed numbers (tests, CI) do not depend on the machine having a GPU
+        train=TrainConfig(max_epochs=60, patience=20, min_epochs=10, checkpoint_every=20, device="cpu", dd_sweep=(
             ("longer", (("train.max_epochs", 90),)),
             ("narrower", (("model.embedding_dim", 8), ("model.irreps_multiplicity", 4), ("model.radial_neurons", 16))),
             ("half data", (("data.fraction", 0.5),)),

@@ -150,7 +150,7 @@ PREDICTIONS_SCHEMA = "betenet.ensemble.predictions"
 SCHEMA_VERSION = 1
 VARIANTS = ("CSO", "CPD", "FPD")
 #: Train-config fields that do not change what a member learns (excluded from the fingerprint).
-_FINGERPRINT_IGNORED_TRAIN_FIELDS = ("checkpoint_every", "compile", "seed", "val_fraction")
+_FINGERPRINT_IGNORED_TRAIN_FIELDS = ("checkpoint_every", "compile", "seed", "val_fraction", "device")
 #: Train-config fields that belong to single-model studies (notebook 03), reset to empty for members.
 _MEMBER_CLEARED_TRAIN_FIELDS = ("dd_sweep",)
 
@@ -1337,6 +1337,7 @@ def cli_main(argv: list[str]) -> int:
     r.add_argument("--records", default=None, help="record directory (default: data/records)")
     r.add_argument("--no-predict", action="store_true", help="do not write test-set predictions afterwards")
     r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the profile's TrainConfig.device)")
     s = sub.add_parser("status", help="state of every member (complete/partial/missing/stale)")
     s.add_argument("--profile", default="default")
     s.add_argument("--variant", nargs="*", choices=VARIANTS)
@@ -1357,6 +1358,8 @@ def cli_main(argv: list[str]) -> int:
     from .records import load_records
     from .splits import load_or_make_split
 
+    if args.device:
+        prof = prof.with_overrides(train={"device": args.device})
     records = load_records(Path(args.records) if args.records else RECORDS_DIR)
     train_ids, test_ids = load_or_make_split(records)
     runs = run_ensembles(records, prof, train_ids, variants, n_members=args.n_members, progress=not args.no_progress)

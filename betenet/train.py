@@ -78,6 +78,8 @@ __all__ = [
     "train_model",
     "evaluate_loss",
     "make_loss_fn",
+    "benchmark_training",
+    "supercell_record",
     "cli_main",
 ]
 
@@ -553,7 +555,8 @@ class TrainResult:
 
 #: TrainConfig fields that may change between a run and its resumption (limits, bookkeeping, and the
 #: notebook-level ``dd_sweep`` that does not affect a single run).
-RESUMABLE_FIELDS: tuple[str, ...] = ("max_epochs", "patience", "min_epochs", "checkpoint_every", "compile", "dd_sweep")
+RESUMABLE_FIELDS: tuple[str, ...] = ("max_epochs", "patience", "min_epochs", "checkpoint_every", "compile", "dd_sweep",
+                                     "device")
 #: The model after the last epoch of a finished run (written when the run completes).
 FINAL_FILE = "final.pt"
 REGIME_FILES: dict[str, str] = {"classical": "classical.pt", "critical": "critical.pt", "modern": "modern.pt", "best": "best.pt"}
@@ -614,13 +617,17 @@ def _mse(pred, target):
 class _Batches:
     """Collated batches of a graph list: one full batch (cached) or shuffled mini-batches."""
 
-    def __init__(self, graphs, targets, batch_size: int, dtype) -> None:
+    def __init__(self, graphs, targets, batch_size: int, dtype, device=None) -> None:
         from .graphs import collate
 
         self._collate = collate
-        self.graphs, self.targets, self.dtype = graphs, np.asarray(targets), dtype
+        self.graphs, self.targets, self.dtype, self.device = graphs, np.asarray(targets), dtype, device
         self.batch_size = int(batch_size) if batch_size and batch_size < len(graphs) else 0
-        self._full = collate(graphs, self.targets, dtype=dtype) if self.batch_size == 0 else None
+        self._full = self._batch(graphs, self.targets) if self.batch_size == 0 else None
+
+    def _batch(self, graphs, targets):
+        b = self._collate(graphs, targets, dtype=self.dtype)
+        return b if self.device is None or self.device.type == "cpu" else b.to(device=self.device)
 
     def __len__(self) -> int:
         return len(self.graphs)
@@ -635,7 +642,7 @@ class _Batches:
         order = torch.randperm(n, generator=generator).tolist() if generator is not None else list(range(n))
         for start in range(0, n, self.batch_size):
             idx = order[start : start + self.batch_size]
-            yield self._collate([self.graphs[i] for i in idx], self.targets[idx], dtype=self.dtype)
+            yield self._batch([self.graphs[i] for i in idx], self.targets[idx])
 
 
 def evaluate_loss(model, batches: "_Batches") -> float:
@@ -664,6 +671,19 @@ def make_loss_fn(graphs, targets, *, dtype=None, batch_size: int = 0):
 
 def _snapshot(model) -> dict[str, Any]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _to_cpu(state: Any) -> Any:
+    """A (nested) state dict with every tensor on the CPU: resume files that load on any machine."""
+    import torch
+
+    if isinstance(state, torch.Tensor):
+        return state.detach().cpu()
+    if isinstance(state, dict):
+        return {k: _to_cpu(v) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(_to_cpu(v) for v in state)
+    return state
 
 
 def _rng_state(gen) -> dict[str, Any]:
@@ -724,7 +744,7 @@ def train_model(
     import torch
 
     from .model import build_model, save_checkpoint
-    from .seeding import seed_everything, torch_dtype
+    from .seeding import seed_everything, torch_device, torch_dtype
 
     prof = _resolve_profile(profile)
     model_cfg = prof.model if variant is None else dataclasses.replace(prof.model, variant=variant)
@@ -737,16 +757,18 @@ def train_model(
     run_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(train_cfg.seed)
     dtype = torch_dtype(train_cfg.dtype)
+    device = torch_device(train_cfg.device)
     td = prepare_data(data, model_cfg.variant, model_cfg.r_max_A, val_fraction=train_cfg.val_fraction, seed=train_cfg.seed)
     _check_identity(run_dir, _run_identity(model_cfg, train_cfg, td), td)
 
-    model = build_model(model_cfg, td.n_node_attr, dtype=dtype, seed=train_cfg.seed)
-    scratch = build_model(model_cfg, td.n_node_attr, dtype=dtype)  # holds candidate weights for saving
+    # built on the CPU (same initial weights for a seed on every machine), then moved
+    model = build_model(model_cfg, td.n_node_attr, dtype=dtype, seed=train_cfg.seed).to(device)
+    scratch = build_model(model_cfg, td.n_node_attr, dtype=dtype)  # CPU: holds candidate weights for saving
     opt = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
     policy = DoubleDescentPolicy.from_config(train_cfg)
     shuffle = torch.Generator().manual_seed(int(train_cfg.seed) + 1)
-    train_batches = _Batches(td.train_graphs, td.train_targets, train_cfg.batch_size, dtype)
-    val_batches = _Batches(td.val_graphs, td.val_targets, train_cfg.batch_size, dtype)
+    train_batches = _Batches(td.train_graphs, td.train_targets, train_cfg.batch_size, dtype, device)
+    val_batches = _Batches(td.val_graphs, td.val_targets, train_cfg.batch_size, dtype, device)
     step_fn = model
     if train_cfg.compile:
         step_fn = torch.compile(model)
@@ -789,8 +811,8 @@ def train_model(
         reg = policy.regimes()
         _history_frame(history, reg.smoothed if len(history["epoch"]) else None).to_csv(run_dir / "history.csv", index=False)
         payload = {
-            "schema": "betenet.train.last", "model": model.state_dict(), "optimizer": opt.state_dict(),
-            "policy": policy.state_dict(), "history": history, "buffer": buffer, "saved": saved_meta,
+            "schema": "betenet.train.last", "model": _to_cpu(model.state_dict()), "optimizer": _to_cpu(opt.state_dict()),
+            "policy": policy.state_dict(), "history": history, "buffer": _to_cpu(buffer), "saved": saved_meta,
             "best_epoch": best_epoch, "best_val": best_val, "rng": _rng_state(shuffle),
             "train_seconds_total": seconds_before + (time.perf_counter() - t_call),
         }
@@ -883,6 +905,110 @@ def train_model(
     return result
 
 
+# ----------------------------------------------------------------------------- timing (paper-size estimates)
+
+
+def supercell_record(record: Any, scaling: Sequence[int]) -> Any:
+    """``record`` with its structure replaced by a ``scaling`` supercell and the per-site arrays repeated to
+    match (pymatgen lists the images of each site together).  Same material, more atoms per cell: used to
+    time the network at the paper's cell sizes (up to 8 atoms); α²F and total DOS are unchanged."""
+    scaling = tuple(int(x) for x in scaling)
+    if len(scaling) != 3 or min(scaling) < 1:
+        raise ValueError(f"supercell scaling must be three positive integers, got {scaling!r}")
+    n = int(np.prod(scaling))
+    if n == 1:
+        return record
+    changes: dict[str, Any] = {"structure": record.structure * scaling}
+    for f in ("phdos_site", "phdos_coarse_site", "edos_site"):
+        v = getattr(record, f, None)
+        if v is not None:
+            changes[f] = np.repeat(np.asarray(v), n, axis=0) / n  # per-cell totals unchanged
+    return dataclasses.replace(record, **changes)
+
+
+def benchmark_training(
+    records: Sequence[Any],
+    profile: Any,
+    run_root: str | Path,
+    *,
+    n_train: int,
+    n_val: int,
+    epochs: int = 10,
+    warmup: int = 2,
+    variant: str | None = None,
+    device: str | None = None,
+    supercell: Sequence[int] = (1, 1, 1),
+    rattle_A: float = 0.03,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Seconds per epoch of :func:`train_model` for a bootstrap member of ``n_train`` samples validated on
+    ``n_val`` (the paper: 654 = 80 % of 818, and the ~38 % out of bag), drawn with replacement from
+    ``records`` — real graphs, real model and optimiser; only the sample counts are scaled up.
+
+    ``rattle_A`` > 0 displaces every site of every drawn sample by a Gaussian vector (σ per Cartesian
+    component, Å), so each sample is its own crystal with its own graph: the network dedups equal edge
+    lengths within a crystal (:func:`betenet.graphs.collate`), which the symmetric cells of our dataset
+    would favour over a database of distinct, lower-symmetry materials.  0 times the symmetric cells.
+
+    Runs ``warmup + epochs`` epochs in a fresh directory under ``run_root`` (never an existing one) and
+    reports the median of the last ``epochs`` epoch times, with the sizes that set the cost.
+    """
+    import time
+
+    import torch
+
+    from .dataset import MaterialDataset
+    from .seeding import torch_device
+
+    prof = _resolve_profile(profile)
+    if device is not None:
+        prof = prof.with_overrides(train={"device": device})
+    if epochs < 1 or warmup < 0 or n_train < 1 or n_val < 1:
+        raise ValueError(f"benchmark_training: need epochs >= 1, warmup >= 0, n_train, n_val >= 1 "
+                         f"(got {epochs}, {warmup}, {n_train}, {n_val})")
+    records = [supercell_record(r, supercell) for r in records]
+    var = variant or prof.model.variant
+    rng = np.random.default_rng(seed)
+    draws = {"train": rng.integers(0, len(records), n_train), "val": rng.integers(0, len(records), n_val)}
+    if rattle_A > 0:
+        parts = []
+        for name, idx in draws.items():
+            recs = []
+            for k, i in enumerate(idx):
+                st = records[i].structure.copy()
+                shifts = rng.normal(0.0, rattle_A, (len(st), 3))
+                for j in range(len(st)):
+                    st.translate_sites([j], shifts[j], frac_coords=False, to_unit_cell=True)
+                recs.append(dataclasses.replace(records[i], material_id=f"{records[i].material_id}~{name}{k}", structure=st))
+            parts.append(MaterialDataset(recs, var, prof.model.r_max_A))
+        tr, va = parts
+    else:
+        ds = MaterialDataset(records, var, prof.model.r_max_A)
+        tr, va = ds.subset(draws["train"].tolist()), ds.subset(draws["val"].tolist())
+    stem = f"bench-{prof.name}-{var}-{n_train}x{n_val}-sc{'x'.join(map(str, supercell))}-{time.strftime('%Y%m%dT%H%M%S')}"
+    Path(run_root).mkdir(parents=True, exist_ok=True)
+    for k in range(1000):
+        run_dir = Path(run_root) / (stem if k == 0 else f"{stem}-{k}")
+        try:
+            run_dir.mkdir()
+            break
+        except FileExistsError:
+            continue
+    res = train_model((tr, va), prof, run_dir, variant=var, progress=False, stop_after=warmup + epochs)
+    sec = res.history["seconds"].to_numpy()[warmup:]
+    dev = torch_device(prof.train.device)
+    return {
+        "profile": prof.name, "variant": var, "device": str(dev),
+        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu x{torch.get_num_threads()} threads",
+        "n_train": n_train, "n_val": n_val, "supercell": "x".join(map(str, supercell)),
+        "rattle_A": float(rattle_A), "atoms_per_crystal": float(np.mean([g.n_atoms for g in tr.graphs])),
+        "edges_per_crystal": float(np.mean([g.n_edges for g in tr.graphs])),
+        "batch_size": prof.train.batch_size, "dtype": prof.train.dtype, "epochs_timed": int(len(sec)),
+        "s_per_epoch": float(np.median(sec)), "s_per_epoch_min": float(np.min(sec)), "s_per_epoch_max": float(np.max(sec)),
+        "run_dir": str(run_dir),
+    }
+
+
 def cli_main(argv: list[str]) -> int:
     """``betenet train``: train one model on the training split of the project's records."""
     import argparse
@@ -902,16 +1028,34 @@ def cli_main(argv: list[str]) -> int:
     p.add_argument("--records", default=str(RECORDS_DIR), help="directory of record JSON files")
     p.add_argument("--split-dir", default=str(SPLITS_DIR), help="directory of the train/test split files")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the profile's TrainConfig.device)")
+    p.add_argument("--benchmark", nargs=2, type=int, metavar=("N_TRAIN", "N_VAL"), default=None,
+                   help="time epochs of a bootstrap member of N_TRAIN samples validated on N_VAL (drawn with "
+                   "replacement from the training split; the paper: 654 238) instead of training; prints JSON")
+    p.add_argument("--bench-epochs", type=int, default=10, help="timed epochs (after 2 warm-up epochs)")
+    p.add_argument("--bench-supercell", type=int, nargs=3, default=(1, 1, 1), metavar=("NA", "NB", "NC"),
+                   help="time on supercells of the records (more atoms per crystal, as the paper's cells)")
+    p.add_argument("--bench-rattle", type=float, default=0.03,
+                   help="Gaussian displacement (Å) that makes every drawn sample a distinct crystal (0: exact copies)")
     args = p.parse_args(argv)
 
     from .records import load_records
     from .splits import load_or_make_split
 
     prof = _resolve_profile(args.profile)
+    if args.device:
+        prof = prof.with_overrides(train={"device": args.device})
     variant = args.variant or prof.model.variant
     records = load_records(Path(args.records))
     train_ids, _ = load_or_make_split(records, directory=Path(args.split_dir))
     by_id = {r.material_id: r for r in records}
+    if args.benchmark:
+        root = Path(args.run_dir) if args.run_dir else artifacts_dir(prof.name, "benchmarks")
+        row = benchmark_training([by_id[m] for m in train_ids], prof, root, n_train=args.benchmark[0],
+                                 n_val=args.benchmark[1], epochs=args.bench_epochs, variant=variant,
+                                 supercell=args.bench_supercell, rattle_A=args.bench_rattle)
+        print(json.dumps(row))
+        return 0
     if args.run_dir:
         res = train_model([by_id[m] for m in train_ids], prof, Path(args.run_dir), variant=variant,
                           max_epochs=args.epochs, progress=not args.no_progress)

@@ -319,3 +319,98 @@ def test_bad_data_and_corrupt_resume_point_give_clear_errors(records, tmp_path):
     (run / "last.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(RunMismatchError, match="last.pt"):
         train_model(records, _tiny_profile(max_epochs=2), run, progress=False)
+
+
+# ----------------------------------------------------------------------------- device (CPU here; CUDA where a GPU is seen)
+
+
+def test_torch_device_resolution_and_errors():
+    import torch
+
+    from betenet.config import PROFILES
+    from betenet.seeding import torch_device
+
+    assert torch_device("cpu") == torch.device("cpu")
+    assert torch_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    for bad in ("tpu", "gpu0", "mps"):
+        with pytest.raises(ValueError, match="TrainConfig.device"):
+            torch_device(bad)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="sees no CUDA GPU"):
+            torch_device("cuda")
+    else:
+        with pytest.raises(ValueError, match="CUDA device"):
+            torch_device(f"cuda:{torch.cuda.device_count()}")
+    # smoke (CI, golden numbers) never depends on the machine having a GPU
+    assert PROFILES["smoke"].train.device == "cpu" and PROFILES["paper"].train.device == "auto"
+
+
+def test_device_is_not_part_of_a_runs_identity_and_resume_files_are_cpu(records, tmp_path):
+    """A run started with device='cpu' resumes with device='auto' (a GPU where one is seen); last.pt holds
+    only CPU tensors, so a resume point written on a GPU machine loads on a laptop."""
+    import torch
+
+    from betenet.train import train_model
+
+    part = train_model(records, _tiny_profile(device="cpu"), tmp_path / "run", progress=False, stop_after=3)
+    assert part.epochs_trained == 3
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    devices = set()
+
+    def walk(x):
+        if isinstance(x, torch.Tensor):
+            devices.add(x.device.type)
+        elif isinstance(x, dict):
+            [walk(v) for v in x.values()]
+        elif isinstance(x, (list, tuple)):
+            [walk(v) for v in x]
+
+    walk({k: state[k] for k in ("model", "optimizer", "buffer")})
+    assert devices == {"cpu"} and state["schema"] == "betenet.train.last"
+    rest = train_model(records, _tiny_profile(device="auto"), tmp_path / "run", progress=False)
+    assert rest.resumed_from_epoch == 3 and rest.epochs_trained == 12
+
+
+@pytest.mark.skipif("not __import__('torch').cuda.is_available()", reason="needs a CUDA GPU")
+def test_cuda_training_matches_cpu(records, tmp_path):
+    """Same seed, same data: the GPU run starts from the CPU run's weights and follows its loss curve
+    (float64, so the only differences are summation order)."""
+    from betenet.train import train_model
+
+    cpu = train_model(records, _tiny_profile(device="cpu", dtype="float64"), tmp_path / "cpu", progress=False)
+    gpu = train_model(records, _tiny_profile(device="cuda", dtype="float64"), tmp_path / "gpu", progress=False)
+    np.testing.assert_allclose(gpu.history["train_loss"].to_numpy(), cpu.history["train_loss"].to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(gpu.history["val_loss"].to_numpy(), cpu.history["val_loss"].to_numpy(), rtol=1e-6)
+
+
+def test_supercell_record_and_training_benchmark(records, tmp_path):
+    from betenet.train import benchmark_training, supercell_record
+
+    r = records[0]
+    sc = supercell_record(r, (2, 1, 2))
+    assert len(sc.structure) == 4 * len(r.structure) and sc.material_id == r.material_id
+    assert abs(sc.structure.volume - 4 * r.structure.volume) < 1e-8
+    for f in ("phdos_site", "phdos_coarse_site"):
+        a, b = getattr(r, f), getattr(sc, f)
+        if a is not None:
+            assert b.shape[0] == 4 * a.shape[0]
+            np.testing.assert_allclose(b.sum(axis=0), a.sum(axis=0))  # per-cell total unchanged
+    np.testing.assert_array_equal(sc.a2f, r.a2f)
+    assert supercell_record(r, (1, 1, 1)) is r
+    with pytest.raises(ValueError, match="three positive integers"):
+        supercell_record(r, (2, 0, 1))
+
+    prof = _tiny_profile(device="cpu")
+    one = benchmark_training(records, prof, tmp_path, n_train=10, n_val=4, epochs=2, warmup=1)
+    two = benchmark_training(records, prof, tmp_path, n_train=10, n_val=4, epochs=2, warmup=1, supercell=(2, 1, 1))
+    assert one["epochs_timed"] == 2 and one["s_per_epoch"] > 0 and one["device"] == "cpu"
+    assert (one["n_train"], one["n_val"]) == (10, 4)
+    # the same seeded draw, each crystal doubled: twice the atoms per crystal
+    assert two["atoms_per_crystal"] == pytest.approx(2 * one["atoms_per_crystal"])
+    assert two["edges_per_crystal"] > 1.9 * one["edges_per_crystal"]
+    assert one["run_dir"] != two["run_dir"]
+    # without rattling the drawn copies are the records' own graphs: same sizes as rattled ones (σ small)
+    exact = benchmark_training(records, prof, tmp_path, n_train=10, n_val=4, epochs=1, warmup=0, rattle_A=0.0)
+    assert exact["rattle_A"] == 0.0 and exact["atoms_per_crystal"] == pytest.approx(one["atoms_per_crystal"])
+    with pytest.raises(ValueError, match="epochs >= 1"):
+        benchmark_training(records, prof, tmp_path, n_train=10, n_val=4, epochs=0)
