@@ -448,7 +448,10 @@ class BeteNet(nn.Module):
         self.n_basis = int(cfg.n_radial_basis)
         self.radial_basis = cfg.radial_basis
         self.dedup_edge_lengths = bool(cfg.dedup_edge_lengths)
-        #: CSO: group atoms by species inside forward (eager only; see :class:`AttrLinear` ``segments``).
+        #: CSO: group atoms by species inside forward (eager, CPU only; see :class:`AttrLinear` ``segments``).
+        #: On a GPU the per-species loop is one small kernel per species plus a host sync, slower than the
+        #: gathered product (measured on an H100: CSO 0.042 s per 654-crystal epoch grouped; see
+        #: benchmarks/README.md), so CUDA tensors always take the gathered path.
         self.group_by_species = True
         emb = int(cfg.embedding_dim)
         self.embed_input = nn.Linear(N_ELEMENTS, emb)
@@ -545,7 +548,7 @@ class BeteNet(nn.Module):
                 z = onehot.new_ones(species.shape[0], 1)
             else:
                 z = torch.relu(self.embed_attr(onehot))
-            if self.group_by_species and not torch.compiler.is_compiling():
+            if self.group_by_species and x.device.type == "cpu" and not torch.compiler.is_compiling():
                 # relabel atoms so that they are grouped by species: every self-interaction then is one
                 # small matrix product per species (exactly the same sums, in another order)
                 order = torch.argsort(node_species, stable=True)
