@@ -90,3 +90,20 @@ def test_coarse_scf_mesh_divides_dense_mesh():
     assert g.q == (3, 3, 3) and g.k == (12, 12, 12) and g.k_scf == (6, 6, 6)
     assert nearest_divisor(12, 5) == 6  # tie 4/6 -> larger
     assert nearest_divisor(7, 3) == 1
+
+
+def test_scf_mesh_never_coarser_than_asked_with_min_ratio_one():
+    """B2 MgTl's relaxed cell (a = 3.618 Å) at 14 per Å^-1: the target of 4 became a 3x3x3 scf mesh (the
+    default 2/3 ratio), whose phonons were wrong by 10 meV (data/studies/2026-11-25-scf-k-convergence);
+    with scf_min_ratio=1 the dense mesh is raised so that a divisor >= 4 exists."""
+    lat = Lattice.cubic(3.618330101)
+    old = commensurate_grids(lat, 28.0, 8.0, scf_k_density_per_invA=14.0)
+    assert old.k == (9, 9, 9) and old.q == (3, 3, 3) and old.k_scf == (3, 3, 3)
+    new = commensurate_grids(lat, 28.0, 8.0, scf_k_density_per_invA=14.0, scf_min_ratio=1.0)
+    assert new.q == (3, 3, 3) and new.k == (12, 12, 12) and new.k_scf == (4, 4, 4)
+    # the paper level's scf density on fcc Rh (a = 3.773 Å): 8 subdivisions, the mesh the study found stable
+    rh = Lattice([[0, 1.886621496, 1.886621496], [1.886621496, 0, 1.886621496], [1.886621496, 1.886621496, 0]])
+    assert commensurate_grids(rh, 28.0, 8.0, scf_k_density_per_invA=14.0).k_scf == (6, 6, 6)
+    assert min(commensurate_grids(rh, 28.0, 8.0, scf_k_density_per_invA=20.0, scf_min_ratio=1.0).k_scf) >= 8
+    with pytest.raises(GridError, match="scf_min_ratio"):
+        commensurate_grids(lat, 28.0, 8.0, scf_k_density_per_invA=14.0, scf_min_ratio=1.5)

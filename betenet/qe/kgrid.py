@@ -122,10 +122,16 @@ def nearest_divisor(n: int, target: int) -> int:
     return min(divisors, key=lambda d: (abs(d - target), -d))
 
 
-def _dense_with_coarse_divisor(k: int, q: int, target: int) -> tuple[int, int]:
-    """Smallest k' >= k with q | k' that has a divisor within a factor 1.5 of ``target``;
+#: Default lowest coarse/target ratio that :func:`commensurate_grids` accepts for the scf mesh.
+SCF_MIN_RATIO_DEFAULT = 1.0 / 1.5
+
+
+def _dense_with_coarse_divisor(k: int, q: int, target: int, min_ratio: float = SCF_MIN_RATIO_DEFAULT) -> tuple[int, int]:
+    """Smallest k' >= k with q | k' that has a divisor in ``[min_ratio * target, 1.5 * target]``;
     returns (k', that divisor nearest to ``target``)."""
-    lo, hi = max(1, math.ceil(target / 1.5)), max(1, math.floor(target * 1.5))
+    if not 0 < min_ratio <= 1:
+        raise GridError(f"scf_min_ratio must be in (0, 1], got {min_ratio}")
+    lo, hi = max(1, math.ceil(target * min_ratio - 1e-9)), max(1, math.floor(target * 1.5))
     for kk in range(k, 2 * k + 2 * q + 1):
         if kk % q:
             continue
@@ -142,11 +148,16 @@ def commensurate_grids(
     *,
     q_min: int = 1,
     scf_k_density_per_invA: float | None = None,
+    scf_min_ratio: float = SCF_MIN_RATIO_DEFAULT,
 ) -> Grids:
     """Commensurate dense-k / q / coarse-scf-k subdivisions for ``cell`` (use the *relaxed* lattice).
 
     ``scf_k_density_per_invA``: density of the coarse mesh of the scf/ph.x run (the interpolated
     el-ph scheme does not need it commensurate); ``None`` -> half the dense mesh, rounded up.
+    ``scf_min_ratio``: the coarse mesh is a divisor of the dense one of at least ``scf_min_ratio`` x
+    its target subdivisions (the dense mesh is raised until one exists).  The default 2/3 lets a
+    target of 4 become 3, too coarse for metals' phonons (``data/studies/2026-11-25-scf-k-convergence``);
+    1.0 never goes below the target.
     """
     lattice = _lattice(cell)
     lengths = _reciprocal_lengths(lattice)
@@ -163,7 +174,7 @@ def commensurate_grids(
         targets = subdivisions(lattice, scf_k_density_per_invA)
     k_scf = []
     for i in range(3):
-        ks[i], d = _dense_with_coarse_divisor(ks[i], qs[i], targets[i])
+        ks[i], d = _dense_with_coarse_divisor(ks[i], qs[i], targets[i], scf_min_ratio)
         k_scf.append(d)
     return Grids(
         k=tuple(ks),  # type: ignore[arg-type]

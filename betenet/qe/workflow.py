@@ -480,6 +480,7 @@ class _Run:
             self.cfg.q_density_per_invA,
             q_min=self.cfg.q_min,
             scf_k_density_per_invA=self.cfg.scf_k_density_per_invA,
+            scf_min_ratio=self.cfg.scf_k_min_ratio,
         )
         (self.dir / "grids.json").write_text(json.dumps(asdict(grids)))
         self.mark(
