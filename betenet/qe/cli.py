@@ -6,6 +6,7 @@
     betenet qe status [--runs-dir DIR] [--json | --markdown [--update data/README.md]]
     betenet qe parse ID [--profile P] [--write]
     betenet qe reject ID --reason R --detail TEXT
+    betenet qe check-q ID --k 6 8 12 [--q QX QY QZ] [--ecutwfc E --ecutrho R] [--degauss D]
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--ids", nargs="*", default=None, help="only these material ids (default: all in the runs dir)")
     f.add_argument("--profile", default="default")
     f.add_argument("--runs-dir", default=None)
+    sub.add_parser("check-q", add_help=False,
+                   help="rerun one material's scf with other k mesh / cutoff / smearing and ph.x at one q "
+                   "(is an imaginary mode physical?); `betenet qe check-q -h`")
     j = sub.add_parser("reject", help="reject a kept material after review (its record moves into data/qe/<ID>/)")
     j.add_argument("material_id")
     j.add_argument("--reason", required=True, help="funnel reason, e.g. pseudopotential")
@@ -60,7 +64,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cli_main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["check-q"]:
+        from .convergence import cli_main as check_q
+
+        return check_q(argv[1:])
+    args = _parser().parse_args(argv)
     from ..config import get_profile
     from ..paths import QE_RUNS_DIR, RECORDS_DIR
 

@@ -1,0 +1,156 @@
+"""Single-q convergence checks of a finished (or rejected) material's phonons.
+
+Is an imaginary mode of ``data/qe/<ID>`` physical, or a property of the settings?
+:func:`single_q_phonons` reruns the material's own ``scf.in`` (relaxed cell, pseudopotentials,
+cutoffs, smearing) with another scf k mesh and/or cutoff and/or smearing, then ``ph.x`` at one q point,
+and returns the frequencies.  At the dataset's own settings it reproduces the frequencies stored in
+``ph_freqs.json`` (a test checks this on fcc Al), so any change comes from the setting that was changed.
+``data/studies/2026-11-25-scf-k-convergence`` is such a study (fcc Rh at W: -35 meV with the 6x6x6 scf
+mesh of the ``screening`` level, +24.6 meV with 12x12x12).
+
+    betenet qe check-q Rh1-fcc --k 6 8 12 [--q QX QY QZ] [--ecutwfc E --ecutrho R] [--degauss D]
+
+Nothing under ``data/qe`` is written: each run has its own directory under ``--workdir``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .inputs import Namelist, NamelistInput, PWInput, QEInputError
+from .parsers import parse_ph_output
+from .workflow import run_qe
+
+__all__ = ["SingleQResult", "single_q_phonons", "lowest_q", "cli_main"]
+
+
+@dataclass
+class SingleQResult:
+    material_id: str
+    k_scf: tuple[int, int, int]
+    q_cart_2pi_alat: tuple[float, float, float]
+    freq_meV: list[float]
+    ecutwfc_Ry: float
+    ecutrho_Ry: float
+    degauss_Ry: float
+    wall_s: dict[str, float] = field(default_factory=dict)
+    workdir: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+
+def lowest_q(material_dir: str | Path) -> tuple[float, float, float]:
+    """The off-Γ q point (2π/alat, as ph.x prints it) of the lowest frequency in ``ph_freqs.json``."""
+    path = Path(material_dir) / "ph_freqs.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no ph.x frequencies (the material's el-ph step has not finished)")
+    ph = json.loads(path.read_text())
+    q = np.asarray(ph["q_cart_2pi_alat"], dtype=float)
+    f = [min(v) for v in ph["freq_meV"]]
+    off = [i for i in range(len(q)) if np.linalg.norm(q[i]) > 1e-8]
+    if not off:
+        raise ValueError(f"{path}: only Γ was computed")
+    i = min(off, key=lambda j: f[j])
+    return tuple(float(x) for x in q[i])  # type: ignore[return-value]
+
+
+def single_q_phonons(
+    material_dir: str | Path,
+    q_cart_2pi_alat: Sequence[float],
+    *,
+    k_scf: Sequence[int] | int,
+    workdir: str | Path,
+    pseudo_dir: str | Path | None = None,
+    ecutwfc_Ry: float | None = None,
+    ecutrho_Ry: float | None = None,
+    degauss_Ry: float | None = None,
+    tr2_ph: float = 1e-12,
+    omp_threads: int = 1,
+    timeout_s: float = 3600.0,
+) -> SingleQResult:
+    """``pw.x`` scf + ``ph.x`` at one q for ``data/qe/<ID>`` with changed settings (module docstring).
+
+    ``q_cart_2pi_alat``: Cartesian, units 2π/alat, alat = the length of the first cell vector (how
+    ph.x prints q for the dataset's ``ibrav=0`` cells; :func:`lowest_q` gives the worst one).
+    ``k_scf``: the scf k mesh (one int = cubic).  ``None`` settings keep the material's own.
+    ``workdir`` must not exist yet or be empty: nothing is overwritten.
+    """
+    from ..paths import REPO_ROOT
+
+    material_dir = Path(material_dir)
+    scf_path = material_dir / "scf.in"
+    if not scf_path.exists():
+        raise FileNotFoundError(f"{scf_path}: no scf input (has the material passed its scf step?)")
+    k = (int(k_scf),) * 3 if np.isscalar(k_scf) else tuple(int(x) for x in k_scf)  # type: ignore[arg-type]
+    if len(k) != 3 or min(k) < 1:
+        raise ValueError(f"k_scf must be one or three positive integers, got {k_scf!r}")
+    q = tuple(float(x) for x in q_cart_2pi_alat)
+    if len(q) != 3 or not np.all(np.isfinite(q)):
+        raise ValueError(f"q must be three finite numbers (2π/alat), got {q_cart_2pi_alat!r}")
+    workdir = Path(workdir)
+    if workdir.exists() and any(workdir.iterdir()):
+        raise FileExistsError(f"{workdir} is not empty; choose a new --workdir (nothing is overwritten)")
+    pw = PWInput.from_str(scf_path.read_text(), origin=str(scf_path))
+    pdir = Path(pseudo_dir) if pseudo_dir is not None else REPO_ROOT / "data" / "pseudo"
+    missing = [f for _, _, f in pw.species if not (pdir / f).exists()]
+    if missing:
+        raise QEInputError(f"pseudopotential(s) {missing} not found in {pdir} (set pseudo_dir)")
+    pw.control.update(pseudo_dir=str(pdir.resolve()) + "/", outdir="./out", prefix="bn", calculation="scf")
+    if ecutwfc_Ry is not None:
+        pw.system["ecutwfc"] = float(ecutwfc_Ry)
+    if ecutrho_Ry is not None:
+        pw.system["ecutrho"] = float(ecutrho_Ry)
+    if degauss_Ry is not None:
+        pw.system["degauss"] = float(degauss_Ry)
+    pw.kpoints = k
+    wall = {"scf": run_qe("pw.x", pw.to_str(), workdir, "scf", omp_threads=omp_threads, timeout_s=timeout_s)}
+    masses = {f"amass({i + 1})": float(m) for i, (_, m, _) in enumerate(pw.species)}  # the scf's own order
+    params = {"prefix": "bn", "outdir": "./out", "fildyn": "dyn", "tr2_ph": float(tr2_ph), **masses}
+    ph_text = NamelistInput(Namelist("inputph", params), title="betenet single-q check",
+                            trailer=" ".join(f"{x:.9f}" for x in q) + "\n").to_str()
+    wall["ph"] = run_qe("ph.x", ph_text, workdir, "ph", omp_threads=omp_threads, timeout_s=timeout_s)
+    ph = parse_ph_output(workdir / "ph.out")
+    res = SingleQResult(
+        material_id=material_dir.name, k_scf=k, q_cart_2pi_alat=q, freq_meV=[float(x) for x in ph.freq_meV[-1]],
+        ecutwfc_Ry=float(pw.system["ecutwfc"]), ecutrho_Ry=float(pw.system.get("ecutrho", 4 * pw.system["ecutwfc"])),
+        degauss_Ry=float(pw.system.get("degauss", 0.0)), wall_s={k_: round(v, 1) for k_, v in wall.items()},
+        workdir=str(workdir),
+    )
+    (workdir / "result.json").write_text(json.dumps(res.to_dict(), indent=2) + "\n")
+    return res
+
+
+def cli_main(argv: list[str]) -> int:
+    """``betenet qe check-q``."""
+    import argparse
+
+    from ..paths import REPO_ROOT
+
+    p = argparse.ArgumentParser(prog="betenet qe check-q", description=__doc__.split("\n\n")[0])
+    p.add_argument("material_id")
+    p.add_argument("--k", type=int, nargs="+", required=True, help="scf k meshes to try (cubic n x n x n each)")
+    p.add_argument("--q", type=float, nargs=3, default=None, help="q (2π/alat); default: the lowest-frequency q of ph_freqs.json")
+    p.add_argument("--ecutwfc", type=float, default=None)
+    p.add_argument("--ecutrho", type=float, default=None)
+    p.add_argument("--degauss", type=float, default=None)
+    p.add_argument("--runs-dir", default=str(REPO_ROOT / "data" / "qe"))
+    p.add_argument("--workdir", default=None, help="default: artifacts/check-q/<ID>")
+    p.add_argument("--omp", type=int, default=1)
+    args = p.parse_args(argv)
+    mdir = Path(args.runs_dir) / args.material_id
+    q = tuple(args.q) if args.q else lowest_q(mdir)
+    root = Path(args.workdir) if args.workdir else REPO_ROOT / "artifacts" / "check-q" / args.material_id
+    tag = "".join(f"-{n}{v}" for n, v in (("e", args.ecutwfc), ("r", args.ecutrho), ("d", args.degauss)) if v is not None)
+    for k in args.k:
+        res = single_q_phonons(mdir, q, k_scf=k, workdir=root / f"k{k}{tag}", ecutwfc_Ry=args.ecutwfc,
+                               ecutrho_Ry=args.ecutrho, degauss_Ry=args.degauss, omp_threads=args.omp)
+        print(f"{res.material_id} k={k}^3 ecut={res.ecutwfc_Ry:g}/{res.ecutrho_Ry:g} Ry degauss={res.degauss_Ry:g} Ry "
+              f"q=({' '.join(f'{x:.3f}' for x in q)}): " + " ".join(f"{f:.2f}" for f in res.freq_meV)
+              + f" meV  (scf {res.wall_s['scf']:.0f} s, ph {res.wall_s['ph']:.0f} s)")
+    return 0

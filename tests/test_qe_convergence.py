@@ -1,0 +1,51 @@
+"""betenet.qe.convergence on the committed fcc Al run: real pw.x + ph.x at one q (seconds)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from betenet.paths import REPO_ROOT
+from betenet.qe.convergence import lowest_q, single_q_phonons
+from betenet.qe.inputs import QEInputError
+from betenet.qe.workflow import qe_available
+
+AL = REPO_ROOT / "data" / "qe" / "Al1-fcc"
+
+
+def test_lowest_q_and_input_errors(tmp_path):
+    ph = json.loads((AL / "ph_freqs.json").read_text())
+    q = lowest_q(AL)
+    i = [tuple(x) for x in ph["q_cart_2pi_alat"]].index(q)
+    assert np.linalg.norm(q) > 0 and min(ph["freq_meV"][i]) == pytest.approx(12.1979)  # Γ is skipped (ASR -6.5 meV)
+    with pytest.raises(FileNotFoundError, match="ph_freqs.json"):
+        lowest_q(tmp_path)
+    with pytest.raises(FileNotFoundError, match="scf.in"):
+        single_q_phonons(tmp_path, q, k_scf=4, workdir=tmp_path / "w")
+    with pytest.raises(ValueError, match="k_scf"):
+        single_q_phonons(AL, q, k_scf=(4, 4), workdir=tmp_path / "w")
+    with pytest.raises(QEInputError, match="not found"):
+        single_q_phonons(AL, q, k_scf=4, workdir=tmp_path / "w", pseudo_dir=tmp_path)
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "x").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not empty"):
+        single_q_phonons(AL, q, k_scf=4, workdir=tmp_path / "busy")
+    assert (tmp_path / "busy" / "x").read_text() == "keep me"
+
+
+@pytest.mark.qe
+@pytest.mark.skipif(not qe_available(), reason="Quantum ESPRESSO not on PATH: run `make qe-deps`")
+def test_dataset_settings_reproduce_the_stored_frequencies_and_the_k_mesh_changes_them(tmp_path):
+    """At the dataset's own scf mesh (6x6x6) the check reproduces data/qe/Al1-fcc/ph_freqs.json at that q;
+    a 4x4x4 mesh gives a different (unconverged) LA mode: the tool measures the setting, not itself."""
+    q = lowest_q(AL)
+    ph = json.loads((AL / "ph_freqs.json").read_text())
+    stored = ph["freq_meV"][[tuple(x) for x in ph["q_cart_2pi_alat"]].index(q)]
+    same = single_q_phonons(AL, q, k_scf=6, workdir=tmp_path / "k6")
+    np.testing.assert_allclose(same.freq_meV, stored, atol=0.02)
+    assert same.k_scf == (6, 6, 6) and same.ecutwfc_Ry == 25.0 and same.degauss_Ry == 0.02
+    assert json.loads((tmp_path / "k6" / "result.json").read_text())["freq_meV"] == same.freq_meV
+    coarse = single_q_phonons(AL, q, k_scf=4, workdir=tmp_path / "k4")
+    assert abs(coarse.freq_meV[2] - stored[2]) > 5.0  # LA: 14.7 meV at 4^3 against 33.3 at 6^3 (measured)
