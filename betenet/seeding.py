@@ -45,8 +45,8 @@ def torch_device(spec: str):
     try:
         dev = torch.device(spec)
     except (RuntimeError, ValueError):
-        raise ValueError(f"TrainConfig.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {spec!r}") from None
-    if dev.type not in ("cpu", "cuda"):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
         raise ValueError(f"TrainConfig.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {spec!r}")
     if dev.type == "cuda":
         if not torch.cuda.is_available():

@@ -953,6 +953,7 @@ def benchmark_training(
     Runs ``warmup + epochs`` epochs in a fresh directory under ``run_root`` (never an existing one) and
     reports the median of the last ``epochs`` epoch times, with the sizes that set the cost.
     """
+    import tempfile
     import time
 
     import torch
@@ -966,6 +967,7 @@ def benchmark_training(
     if epochs < 1 or warmup < 0 or n_train < 1 or n_val < 1:
         raise ValueError(f"benchmark_training: need epochs >= 1, warmup >= 0, n_train, n_val >= 1 "
                          f"(got {epochs}, {warmup}, {n_train}, {n_val})")
+    dev = torch_device(prof.train.device)  # before the graphs are built: a missing GPU fails at once
     records = [supercell_record(r, supercell) for r in records]
     var = variant or prof.model.variant
     rng = np.random.default_rng(seed)
@@ -985,18 +987,11 @@ def benchmark_training(
     else:
         ds = MaterialDataset(records, var, prof.model.r_max_A)
         tr, va = ds.subset(draws["train"].tolist()), ds.subset(draws["val"].tolist())
-    stem = f"bench-{prof.name}-{var}-{n_train}x{n_val}-sc{'x'.join(map(str, supercell))}-{time.strftime('%Y%m%dT%H%M%S')}"
+    stem = f"bench-{prof.name}-{var}-{n_train}x{n_val}-sc{'x'.join(map(str, supercell))}-{time.strftime('%Y%m%dT%H%M%S')}-"
     Path(run_root).mkdir(parents=True, exist_ok=True)
-    for k in range(1000):
-        run_dir = Path(run_root) / (stem if k == 0 else f"{stem}-{k}")
-        try:
-            run_dir.mkdir()
-            break
-        except FileExistsError:
-            continue
+    run_dir = Path(tempfile.mkdtemp(prefix=stem, dir=run_root))  # a new directory, never an existing one
     res = train_model((tr, va), prof, run_dir, variant=var, progress=False, stop_after=warmup + epochs)
     sec = res.history["seconds"].to_numpy()[warmup:]
-    dev = torch_device(prof.train.device)
     return {
         "profile": prof.name, "variant": var, "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu x{torch.get_num_threads()} threads",

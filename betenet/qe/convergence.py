@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .inputs import Namelist, NamelistInput, PWInput, QEInputError
-from .parsers import parse_ph_output
+from .parsers import gamma_mask, parse_ph_output
 from .workflow import run_qe
 
 __all__ = ["SingleQResult", "single_q_phonons", "lowest_q", "cli_main"]
@@ -53,7 +53,7 @@ def lowest_q(material_dir: str | Path) -> tuple[float, float, float]:
     ph = json.loads(path.read_text())
     q = np.asarray(ph["q_cart_2pi_alat"], dtype=float)
     f = [min(v) for v in ph["freq_meV"]]
-    off = [i for i in range(len(q)) if np.linalg.norm(q[i]) > 1e-8]
+    off = np.flatnonzero(~gamma_mask(q)).tolist()
     if not off:
         raise ValueError(f"{path}: only Γ was computed")
     i = min(off, key=lambda j: f[j])
@@ -81,7 +81,7 @@ def single_q_phonons(
     ``k_scf``: the scf k mesh (one int = cubic).  ``None`` settings keep the material's own.
     ``workdir`` must not exist yet or be empty: nothing is overwritten.
     """
-    from ..paths import REPO_ROOT
+    from ..paths import PSEUDO_DIR
 
     material_dir = Path(material_dir)
     scf_path = material_dir / "scf.in"
@@ -97,7 +97,7 @@ def single_q_phonons(
     if workdir.exists() and any(workdir.iterdir()):
         raise FileExistsError(f"{workdir} is not empty; choose a new --workdir (nothing is overwritten)")
     pw = PWInput.from_str(scf_path.read_text(), origin=str(scf_path))
-    pdir = Path(pseudo_dir) if pseudo_dir is not None else REPO_ROOT / "data" / "pseudo"
+    pdir = Path(pseudo_dir) if pseudo_dir is not None else PSEUDO_DIR
     missing = [f for _, _, f in pw.species if not (pdir / f).exists()]
     if missing:
         raise QEInputError(f"pseudopotential(s) {missing} not found in {pdir} (set pseudo_dir)")
@@ -130,7 +130,7 @@ def cli_main(argv: list[str]) -> int:
     """``betenet qe check-q``."""
     import argparse
 
-    from ..paths import REPO_ROOT
+    from ..paths import QE_RUNS_DIR, artifacts_dir
 
     p = argparse.ArgumentParser(prog="betenet qe check-q", description=__doc__.split("\n\n")[0])
     p.add_argument("material_id")
@@ -139,13 +139,13 @@ def cli_main(argv: list[str]) -> int:
     p.add_argument("--ecutwfc", type=float, default=None)
     p.add_argument("--ecutrho", type=float, default=None)
     p.add_argument("--degauss", type=float, default=None)
-    p.add_argument("--runs-dir", default=str(REPO_ROOT / "data" / "qe"))
+    p.add_argument("--runs-dir", default=str(QE_RUNS_DIR))
     p.add_argument("--workdir", default=None, help="default: artifacts/check-q/<ID>")
     p.add_argument("--omp", type=int, default=1)
     args = p.parse_args(argv)
     mdir = Path(args.runs_dir) / args.material_id
     q = tuple(args.q) if args.q else lowest_q(mdir)
-    root = Path(args.workdir) if args.workdir else REPO_ROOT / "artifacts" / "check-q" / args.material_id
+    root = Path(args.workdir) if args.workdir else artifacts_dir("check-q", args.material_id, create=False)
     tag = "".join(f"-{n}{v}" for n, v in (("e", args.ecutwfc), ("r", args.ecutrho), ("d", args.degauss)) if v is not None)
     for k in args.k:
         res = single_q_phonons(mdir, q, k_scf=k, workdir=root / f"k{k}{tag}", ecutwfc_Ry=args.ecutwfc,

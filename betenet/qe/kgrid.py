@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pymatgen.core import Lattice, Structure
@@ -27,6 +28,7 @@ __all__ = [
     "subdivisions",
     "commensurate_pair",
     "commensurate_grids",
+    "grids_for_config",
     "nearest_divisor",
 ]
 
@@ -182,4 +184,17 @@ def commensurate_grids(
         k_scf=tuple(k_scf),  # type: ignore[arg-type]
         k_density_per_invA=tuple(float(k / b) for k, b in zip(ks, lengths)),  # type: ignore[arg-type]
         q_density_per_invA=tuple(float(q / b) for q, b in zip(qs, lengths)),  # type: ignore[arg-type]
+    )
+
+
+def grids_for_config(cell: Structure | Lattice | np.ndarray, qe: Any) -> Grids:
+    """:func:`commensurate_grids` with the densities, q floor and scf rule of a
+    :class:`betenet.config.QEConfig` (what the workflow writes to ``grids.json``)."""
+    return commensurate_grids(
+        cell,
+        qe.k_density_per_invA,
+        qe.q_density_per_invA,
+        q_min=qe.q_min,
+        scf_k_density_per_invA=qe.scf_k_density_per_invA,
+        scf_min_ratio=qe.scf_k_min_ratio,
     )

@@ -38,6 +38,7 @@ __all__ = [
     "ProjectedDOS",
     "parse_pw_output",
     "parse_ph_output",
+    "gamma_mask",
     "min_freq_off_gamma",
     "parse_matdyn_freq",
     "parse_phdos",
@@ -249,6 +250,11 @@ class PhononResult:
         return min_freq_off_gamma(self.q_cart_2pi_alat, self.freq_meV, skip_gamma=skip_gamma)
 
 
+def gamma_mask(q_cart: Any) -> np.ndarray:
+    """Boolean mask of the Γ rows of ph.x q points (Cartesian, any units)."""
+    return np.all(np.isclose(np.asarray(q_cart, dtype=float).reshape(-1, 3), 0.0, atol=1e-8), axis=1)
+
+
 def min_freq_off_gamma(q_cart: Any, freq_meV: Any, *, skip_gamma: bool = True) -> float:
     """Lowest phonon frequency (meV) over the q points, Γ excluded by default.
 
@@ -264,7 +270,7 @@ def min_freq_off_gamma(q_cart: Any, freq_meV: Any, *, skip_gamma: bool = True) -
     if len(q) != len(f):
         raise ValueError(f"{len(q)} q points but {len(f)} rows of frequencies")
     if skip_gamma:
-        f = f[~np.all(np.isclose(q, 0.0, atol=1e-8), axis=1)]
+        f = f[~gamma_mask(q)]
     finite = f[np.isfinite(f)]
     return float(finite.min()) if finite.size else 0.0
 

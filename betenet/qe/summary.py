@@ -292,14 +292,13 @@ def grid_demo(material_ids: Sequence[str], cfg) -> "Any":
     """
     import pandas as pd
 
-    from .kgrid import commensurate_grids, subdivisions
+    from .kgrid import grids_for_config, subdivisions
     from .prototypes import build, parse_material_id
 
     rows = []
     for mid in material_ids:
         s = build(*parse_material_id(mid))
-        g = commensurate_grids(s, cfg.k_density_per_invA, cfg.q_density_per_invA, q_min=cfg.q_min,
-                               scf_k_density_per_invA=cfg.scf_k_density_per_invA, scf_min_ratio=cfg.scf_k_min_ratio)
+        g = grids_for_config(s, cfg)
         rows.append({
             "material_id": mid, "atoms": len(s),
             "a, b, c (Å)": ", ".join(f"{x:.2f}" for x in s.lattice.abc),

@@ -66,7 +66,7 @@ from .inputs import (
     pw_input,
     q2r_input,
 )
-from .kgrid import Grids, commensurate_grids, subdivisions
+from .kgrid import Grids, grids_for_config, subdivisions
 from .parsers import (
     QEParseError,
     min_freq_off_gamma,
@@ -474,14 +474,7 @@ class _Run:
         relaxed = res.structure
         check_structure(relaxed, name=f"{self.mid} relaxed structure")
         (self.dir / "relaxed.json").write_text(json.dumps(relaxed.as_dict()))
-        grids = commensurate_grids(
-            relaxed,
-            self.cfg.k_density_per_invA,
-            self.cfg.q_density_per_invA,
-            q_min=self.cfg.q_min,
-            scf_k_density_per_invA=self.cfg.scf_k_density_per_invA,
-            scf_min_ratio=self.cfg.scf_k_min_ratio,
-        )
+        grids = grids_for_config(relaxed, self.cfg)
         (self.dir / "grids.json").write_text(json.dumps(asdict(grids)))
         self.mark(
             "relax",
