@@ -58,6 +58,11 @@ class QEConfig:
     #: 1.0: never coarser than the density asks).  The screening level's 14 per Å^-1 with 2/3 is too coarse
     #: for d metals' phonons (data/studies/2026-11-25-scf-k-convergence); kept for the current dataset.
     scf_k_min_ratio: float = 2.0 / 3.0
+    #: Candidate selection (``betenet qe run`` / ``make dataset`` / notebook 01 in priority order, not
+    #: explicit ``--ids``): skip an unfinished candidate whose scf mesh, estimated on its unrelaxed
+    #: prototype cell, reaches less than this fraction of the scf k density along some direction
+    #: (the 3x3x3 meshes of K, fcc Ba, B2 MgTl: 0.77-0.79 of 14 per Å^-1); ``None`` = skip nothing.
+    candidate_min_scf_k_fraction: float | None = 0.85
     #: k density of the vc-relax.
     relax_k_density_per_invA: float = 14.0
     #: Floor of the q subdivisions in the commensuration algorithm (GridError below it).

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from betenet.qe.kgrid import GridError, commensurate_grids, commensurate_pair, nearest_divisor, subdivisions
+from betenet.qe.kgrid import GridError, commensurate_grids, commensurate_pair, mesh_density, nearest_divisor, subdivisions
 
 K_DENSITY, Q_DENSITY = 40.0, 15.0  # the paper's densities (points per Å^-1)
 
@@ -107,3 +107,13 @@ def test_scf_mesh_never_coarser_than_asked_with_min_ratio_one():
     assert min(commensurate_grids(rh, 28.0, 8.0, scf_k_density_per_invA=20.0, scf_min_ratio=1.0).k_scf) >= 8
     with pytest.raises(GridError, match="scf_min_ratio"):
         commensurate_grids(lat, 28.0, 8.0, scf_k_density_per_invA=14.0, scf_min_ratio=1.5)
+
+
+def test_mesh_density_is_subdivisions_over_reciprocal_length():
+
+    lat = Lattice.cubic(4.0)
+    assert mesh_density(lat, (6, 6, 3)) == pytest.approx((24.0, 24.0, 12.0))
+    fcc = Lattice([[0, 2, 2], [2, 0, 2], [2, 2, 0]])  # a = 4 Å: |b| = sqrt(3)/4
+    assert mesh_density(fcc, (6, 6, 6)) == pytest.approx((6 * 4 / 3**0.5,) * 3)
+    with pytest.raises(GridError, match="three positive"):
+        mesh_density(lat, (6, 0, 6))

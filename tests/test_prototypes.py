@@ -203,3 +203,42 @@ def test_default_candidates_cover_the_pseudo_library():
     for mid in ("NbC-B1", "MgB2-AlB2", "Nb3Sn-A15", "NbTi-B2"):
         assert mid in cl.ids
     assert np.all([PROTOTYPES[p].n_atoms_primitive <= 8 for _, _, p in cl._entries])
+
+
+def test_scf_mesh_estimate_flags_the_3x3x3_meshes_of_large_cubic_cells():
+    from betenet.config import get_profile
+
+    qe = get_profile("default").qe
+    s = build(["Nb"], "bcc")
+    nb = dataset.scf_mesh_estimate(s, qe)
+    # bcc Nb (prototype a ~ 3.37 Å from the metallic radius): |b| = sqrt(2)/a -> target ceil(14 |b|) = 6
+    a = s.lattice.a * 2 / 3**0.5  # primitive bcc vector length = a sqrt(3)/2
+    assert nb["k_scf"] == (6, 6, 6) and nb["q"] == (4, 4, 4) and nb["n_q_irr"] == 8
+    assert nb["scf_density_min_per_invA"] == pytest.approx(6 / (2**0.5 / a), abs=0.01)
+    assert not nb["too_coarse"]
+    k = dataset.scf_mesh_estimate(build(["K"], "bcc"), qe)
+    # bcc K, a ~ 5.2 Å: target 4 subdivisions, the dense 9 (a multiple of q = 3) only offers 3
+    assert k["k_scf"] == (3, 3, 3)
+    assert k["scf_fraction"] == pytest.approx(0.79, abs=0.03)
+    assert k["too_coarse"]
+    # a big cell's 3x3x3 is dense enough: A15 Nb3Sn (a ~ 5.3 Å, 8 atoms)
+    assert not dataset.scf_mesh_estimate(build(["Nb", "Sn"], "A15"), qe)["too_coarse"]
+    import dataclasses
+
+    assert not dataset.scf_mesh_estimate(build(["K"], "bcc"), dataclasses.replace(qe, candidate_min_scf_k_fraction=None))["too_coarse"]
+
+
+def test_priority_selection_passes_over_too_coarse_candidates_but_explicit_ids_run(tmp_path):
+    from betenet.config import get_profile
+
+    qe = get_profile("default").qe
+    cl = dataset.CandidateList([("Nb1-bcc", ("Nb",), "bcc"), ("K1-bcc", ("K",), "bcc"), ("Al1-fcc", ("Al",), "fcc")])
+    assert [m for m, _, _ in dataset.select_candidates(cl, runs_dir=tmp_path, qe=qe)] == ["Nb1-bcc", "Al1-fcc"]
+    assert [m for m, _, _ in dataset.select_candidates(cl, limit=1, runs_dir=tmp_path, qe=qe)] == ["Nb1-bcc"]
+    assert [m for m, _, _ in dataset.select_candidates(cl, runs_dir=tmp_path)] == cl.ids  # no qe: no check
+    assert [m for m, _, _ in dataset.select_candidates(cl, ids=["K1-bcc"], runs_dir=tmp_path, qe=qe)] == ["K1-bcc"]
+    plan = dataset.plan_candidates(cl, qe, limit=1, runs_dir=tmp_path)
+    assert list(plan["material_id"]) == ["Nb1-bcc"]
+    plan = dataset.plan_candidates(cl, qe, limit=5, runs_dir=tmp_path)
+    assert list(plan["action"]) == ["run", "skip: scf mesh too coarse", "run"]
+    assert list(dataset.plan_candidates(cl, qe, ids=["K1-bcc"], runs_dir=tmp_path)["action"]) == ["run"]

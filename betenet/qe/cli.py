@@ -2,6 +2,7 @@
 
     betenet qe run [--profile P] [--limit N] [--ids ID ...] [--scheduler ADDR] [--workers W --omp T]
                    [--force] [--retry-failed] [--log FILE]
+    betenet qe plan [--profile P] [--limit N | --ids ID ...]
     betenet qe refilter [--ids ID ...]
     betenet qe status [--runs-dir DIR] [--json | --markdown [--update data/README.md]]
     betenet qe parse ID [--profile P] [--write]
@@ -34,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--log", default=None, help="append one JSON line per finished material to this file")
     r.add_argument("--runs-dir", default=None)
     r.add_argument("--records-dir", default=None)
+    n = sub.add_parser("plan", help="the next unfinished candidates `qe run` would take: grids, irreducible q "
+                       "points, scf k density, and which are skipped as too coarse")
+    n.add_argument("--profile", default="default")
+    n.add_argument("--limit", type=int, default=10, help="rows to run (skipped ones are listed too)")
+    n.add_argument("--ids", nargs="*", default=None, help="these material ids instead (never skipped)")
+    n.add_argument("--runs-dir", default=None)
     s = sub.add_parser("status", help="funnel table and timings of data/qe")
     s.add_argument("--runs-dir", default=None)
     s.add_argument("--json", action="store_true")
@@ -86,6 +93,20 @@ def cli_main(argv: list[str] | None = None) -> int:
                 n += 1
                 print(f"{mid}: {before[0]} ({before[1]}) -> {after[0]} ({after[1]})")
         print(f"{n} of {len(ids)} materials changed state" + ("; `betenet qe run --ids ...` completes the pending ones" if n else ""))
+        return 0
+    if args.cmd == "plan":
+        import pandas as pd
+
+        from .dataset import dataset_dirs, default_candidates, plan_candidates
+
+        qe = get_profile(args.profile).qe
+        if not args.runs_dir:
+            runs_dir = dataset_dirs(qe)[0]
+        table = plan_candidates(default_candidates(qe.max_atoms), qe, ids=args.ids, limit=args.limit, runs_dir=runs_dir)
+        with pd.option_context("display.width", 200, "display.max_columns", None):
+            print(table.to_string(index=False) if len(table) else "no unfinished candidates")
+        print(f"(grids on the unrelaxed prototype cells; skipped: scf density < {qe.candidate_min_scf_k_fraction} x "
+              f"{qe.scf_k_density_per_invA} per Å^-1)")
         return 0
     if args.cmd == "reject":
         from .workflow import reject_after_review
@@ -167,7 +188,7 @@ def cli_main(argv: list[str] | None = None) -> int:
         dask = dataclasses.replace(dask, n_workers=args.workers, threads_per_worker=1)
     profile = dataclasses.replace(profile, qe=qe, dask=dask)
     limit = args.limit if args.limit is not None else qe.n_new_materials
-    cands = select_candidates(default_candidates(qe.max_atoms), ids=args.ids, limit=limit, runs_dir=runs_dir)
+    cands = select_candidates(default_candidates(qe.max_atoms), ids=args.ids, limit=limit, runs_dir=runs_dir, qe=qe)
     print(f"betenet qe run: profile {profile.name}, {len(cands)} materials, "
           f"{dask.n_workers} worker(s) x OMP {qe.omp_threads}", flush=True)
     results = run_dataset(

@@ -21,7 +21,10 @@ from ..config import Profile, QEConfig
 from ..paths import QE_RUNS_DIR, RECORDS_DIR
 from .workflow import check_settings, load_status
 
-__all__ = ["Candidate", "CandidateList", "dataset_dirs", "run_dataset", "run_one", "default_candidates", "select_candidates"]
+__all__ = [
+    "Candidate", "CandidateList", "dataset_dirs", "run_dataset", "run_one", "default_candidates", "select_candidates",
+    "scf_mesh_estimate", "plan_candidates",
+]
 
 #: ``(material_id, structure, prototype)`` as produced by :func:`betenet.qe.prototypes.candidate_structures`.
 Candidate = tuple[str, Structure, str]
@@ -81,14 +84,72 @@ def default_candidates(max_atoms: int = 8) -> CandidateList:
     return CandidateList(prototypes.candidate_ids(elements=lib.elements, max_atoms=max_atoms))
 
 
+def scf_mesh_estimate(structure: Structure, cfg: QEConfig) -> dict[str, Any]:
+    """The grids :func:`betenet.qe.kgrid.grids_for_config` gives ``structure`` (an *unrelaxed*
+    candidate: the workflow recomputes them on the relaxed cell), the number of irreducible q points
+    of the q mesh (spglib, the count ph.x runs), the lowest density the scf mesh reaches and its
+    fraction of the requested scf density; ``too_coarse`` when that fraction is below
+    ``cfg.candidate_min_scf_k_fraction``."""
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    from .kgrid import grids_for_config, mesh_density
+
+    g = grids_for_config(structure, cfg)
+    requested = cfg.scf_k_density_per_invA
+    dens = mesh_density(structure, g.k_scf)
+    if requested is None:  # half the dense mesh
+        requested = cfg.k_density_per_invA / 2
+    fraction = min(dens) / requested
+    n_q_irr = len(SpacegroupAnalyzer(structure).get_ir_reciprocal_mesh(tuple(g.q)))
+    lim = cfg.candidate_min_scf_k_fraction
+    return {
+        "n_atoms": len(structure), "k": g.k, "k_scf": g.k_scf, "q": g.q, "n_q_irr": n_q_irr,
+        "scf_density_min_per_invA": round(min(dens), 2), "scf_fraction": round(fraction, 3),
+        "too_coarse": bool(lim is not None and fraction < lim),
+    }
+
+
+def plan_candidates(
+    candidates: Sequence[Candidate], cfg: QEConfig, *, ids: Iterable[str] | None = None, limit: int = 10,
+    runs_dir: Path | None = None,
+):
+    """What ``betenet qe run`` would do next: the first ``limit`` unfinished candidates in priority
+    order (or ``ids``), one row each with :func:`scf_mesh_estimate` and ``action`` (``run`` /
+    ``skip: scf mesh too coarse``; explicit ids are never skipped).  A pandas DataFrame."""
+    import pandas as pd
+
+    explicit = ids is not None
+    source = (select_candidates(candidates, ids=ids, runs_dir=runs_dir, include_finished=False) if explicit
+              else _unfinished(candidates, runs_dir))
+    rows = []
+    n_run = 0
+    for mid, structure, proto in source:
+        est = scf_mesh_estimate(structure, cfg)
+        action = "skip: scf mesh too coarse" if est["too_coarse"] and not explicit else "run"
+        rows.append({"material_id": mid, "prototype": proto, **est, "action": action})
+        n_run += action == "run"
+        if not explicit and n_run >= limit:
+            break
+    return pd.DataFrame(rows)
+
+
+def _unfinished(candidates: Sequence[Candidate], runs_dir: Path | None) -> Iterable[Candidate]:
+    all_ids = candidates.ids if isinstance(candidates, CandidateList) else [c[0] for c in candidates]
+    for i, mid in enumerate(all_ids):
+        if not load_status(mid, runs_dir).final:
+            yield candidates[i]
+
+
 def select_candidates(
     candidates: Sequence[Candidate], *, ids: Iterable[str] | None = None, limit: int | None = None,
-    runs_dir: Path | None = None, include_finished: bool = True,
+    runs_dir: Path | None = None, include_finished: bool = True, qe: QEConfig | None = None,
 ) -> list[Candidate]:
     """Filter by ``ids``; keep finished ones (cheap no-ops) and cap the *unfinished* ones at ``limit``.
 
     Order: the order of ``ids`` when given (the user's priority), else the candidates' priority order.
-    With a :class:`CandidateList` only the returned candidates' structures are built.
+    With ``qe`` and no ``ids``, an unfinished candidate whose scf mesh is too coarse
+    (:func:`scf_mesh_estimate`, ``QEConfig.candidate_min_scf_k_fraction``) is passed over; explicit
+    ``ids`` always run.  With a :class:`CandidateList` only the candidates returned or checked are built.
     Raises ``KeyError`` naming the ids that are not candidates.
     """
     all_ids = candidates.ids if isinstance(candidates, CandidateList) else [c[0] for c in candidates]
@@ -111,6 +172,9 @@ def select_candidates(
             continue
         if limit is not None and limit >= 0 and n_new >= limit:
             continue
+        if qe is not None and not ids and qe.candidate_min_scf_k_fraction is not None:
+            if scf_mesh_estimate(candidates[i][1], qe)["too_coarse"]:
+                continue
         out.append(candidates[i])
         n_new += 1
     return out

@@ -30,6 +30,7 @@ __all__ = [
     "commensurate_grids",
     "grids_for_config",
     "nearest_divisor",
+    "mesh_density",
 ]
 
 #: Tolerance so that density * |b| = 6.0000000001 gives 6, not 7.
@@ -92,6 +93,15 @@ def subdivisions(cell: Structure | Lattice | np.ndarray, density_per_invA: float
         raise GridError(f"density_per_invA must be a positive number, got {density_per_invA!r}")
     lengths = _reciprocal_lengths(_lattice(cell))
     return tuple(max(1, math.ceil(density_per_invA * b - _CEIL_TOL)) for b in lengths)  # type: ignore[return-value]
+
+
+def mesh_density(cell: Structure | Lattice | np.ndarray, mesh) -> tuple[float, float, float]:
+    """Points per Å⁻¹ that ``mesh`` reaches along each reciprocal direction of ``cell``
+    (``n_i / |b_i|``, crystallographic |b|, the convention of the density settings)."""
+    n = np.asarray(mesh, dtype=float)
+    if n.shape != (3,) or np.any(n < 1):
+        raise GridError(f"mesh: expected three positive subdivisions, got {mesh!r}")
+    return tuple(float(x) for x in n / _reciprocal_lengths(_lattice(cell)))  # type: ignore[return-value]
 
 
 def commensurate_pair(k: int, q: int, *, q_min: int = 1, direction: int | None = None) -> tuple[int, int]:
