@@ -80,6 +80,9 @@ __all__ = [
     "CutoffScan",
     "EosFit",
     "ElementValidation",
+    "CutoffCheck",
+    "check_library_cutoffs",
+    "check_cutoff_set",
     "cutoff_convergence",
     "eos_scan",
     "validate_element",
@@ -1825,6 +1828,98 @@ def validate_element(element: str, lib: PseudoLibrary | None = None, settings: V
     return ElementValidation(element, conv, eos, status, wfc, rho, reason, time.time() - t0)
 
 
+@dataclass
+class CutoffCheck:
+    """Total energy and pressure of an element's reference solid at the library cutoffs (the ones a
+    dataset run uses) against a high-cutoff reference, without changing the library."""
+
+    element: str
+    reference: str
+    ecutwfc_Ry: float
+    ecutrho_Ry: float
+    ecutwfc_reference_Ry: float
+    ecutrho_reference_Ry: float
+    energy_Ry_per_atom: float
+    energy_reference_Ry_per_atom: float
+    pressure_kbar: float
+    pressure_reference_kbar: float
+    delta_E_mRy_per_atom: float
+    delta_P_kbar: float
+    converged: bool
+    wall_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def check_library_cutoffs(element: str, lib: PseudoLibrary, settings: ValidationSettings = ValidationSettings(), *,
+                          ecutwfc_Ry: float | None = None, ecutrho_Ry: float | None = None) -> CutoffCheck:
+    """Are the library cutoffs of ``element`` converged?  Two pw.x scf runs of its reference solid
+    (experimental lattice, :func:`reference_structure`): at the cutoffs a material of that solid's
+    elements gets from ``lib`` (or ``ecutwfc_Ry``/``ecutrho_Ry``) and at ``settings.ecut_reference_Ry``
+    with dual ``settings.dual``; converged when E and P agree within the validation tolerances.
+
+    Unlike :func:`validate_element` this never changes a cutoff, so it can audit a dataset that was
+    computed at provisional cutoffs.
+    """
+    t0 = time.time()
+    st, x = reference_structure(element)
+    els = sorted({s.specie.symbol for s in st})
+    wfc, rho = lib.cutoffs_Ry(els)
+    wfc, rho = (ecutwfc_Ry or wfc), (ecutrho_Ry or rho)
+    ref_wfc = settings.ecut_reference_Ry
+    ref_rho = max(settings.dual * ref_wfc, rho)
+    if ref_wfc <= wfc:
+        raise PseudoError(f"{element}: reference cutoff {ref_wfc} Ry is not above the checked {wfc} Ry")
+    with tempfile.TemporaryDirectory(prefix=f"pwcut-{element}-") as tmp:
+        tmpd = Path(tmp)
+        files = lib.stage(els, tmpd / "pseudo")
+        e, p = _run_pw(_pw_input(st, files, tmpd / "pseudo", wfc, rho, settings), tmpd, settings.timeout_s)
+        e_ref, p_ref = _run_pw(_pw_input(st, files, tmpd / "pseudo", ref_wfc, ref_rho, settings), tmpd, settings.timeout_s)
+    nat = len(st)
+    de, dp = 1e3 * (e - e_ref) / nat, p - p_ref
+    return CutoffCheck(
+        element=element, reference=f"{x.formula or element} {x.structure}", ecutwfc_Ry=wfc, ecutrho_Ry=rho,
+        ecutwfc_reference_Ry=ref_wfc, ecutrho_reference_Ry=ref_rho, energy_Ry_per_atom=e / nat,
+        energy_reference_Ry_per_atom=e_ref / nat, pressure_kbar=p, pressure_reference_kbar=p_ref,
+        delta_E_mRy_per_atom=de, delta_P_kbar=dp,
+        converged=bool(abs(de) <= 1e3 * settings.energy_tol_Ry_per_atom and abs(dp) <= settings.pressure_tol_kbar),
+        wall_s=time.time() - t0,
+    )
+
+
+def check_cutoff_set(elements: Iterable[str] | None = None, directory: Path | str = PSEUDO_DIR, *, redo: bool = False,
+                     settings: ValidationSettings = ValidationSettings(), progress: bool = True) -> dict[str, CutoffCheck]:
+    """:func:`check_library_cutoffs` over ``elements`` (default: every usable element with a reference
+    solid); each result is saved as ``cutoff_check`` of the element in validation.json (resumable:
+    checked elements are skipped unless ``redo``, or unless their library cutoffs changed since)."""
+    from tqdm.auto import tqdm
+
+    directory = Path(directory)
+    data = load_validation(directory)
+    lib = PseudoLibrary.from_index(directory)
+    if elements:
+        els = list(elements)
+        unknown = [e for e in els if e not in data["elements"]]
+        if unknown:
+            raise PseudoError(f"{', '.join(unknown)} not in {directory / VALIDATION_FILE}; generate first")
+    else:
+        els = [e for e, r in data["elements"].items()
+               if e in EXPERIMENTAL_LATTICE and r.get("library", {}).get("status") in _USABLE]
+    out: dict[str, CutoffCheck] = {}
+    for el in tqdm(els, desc="pw.x cutoff check", disable=not progress):
+        rec = data["elements"][el]
+        st, _ = reference_structure(el)
+        now = lib.cutoffs_Ry(sorted({s.specie.symbol for s in st}))
+        old = rec.get("cutoff_check")
+        if old and not redo and (old["ecutwfc_Ry"], old["ecutrho_Ry"]) == now:
+            continue
+        out[el] = check_library_cutoffs(el, lib, settings)
+        rec["cutoff_check"] = out[el].to_dict()
+        save_validation(data, directory)
+    return out
+
+
 def validate_set(elements: Iterable[str] | None = None, directory: Path | str = PSEUDO_DIR, *, redo: bool = False,
                  settings: ValidationSettings = ValidationSettings(), progress: bool = True) -> dict[str, ElementValidation]:
     """Run :func:`validate_element` over ``elements`` (default: all generated, compound references last); update validation.json.
@@ -1889,10 +1984,20 @@ def write_readme(directory: Path | str = PSEUDO_DIR) -> Path:
             f"{sp['rcloc_au'] if sp['rcloc_au'] is not None else '–'} | {('yes / ' + str(sp['rcore_au'] or 'auto')) if sp['nlcc'] else 'no'} | "
             f"{' '.join(sp['semicore']) or '–'} | {ch} |"
         )
+    chk = ["| El | reference | ecutwfc / ecutrho (Ry) | reference (Ry) | ΔE (mRy/atom) | ΔP (kbar) | converged |", "|---|---|---|---|---|---|---|"]
+    for el, rec in data["elements"].items():
+        c = rec.get("cutoff_check")
+        if c:
+            chk.append(f"| {el} | {c['reference']} | {c['ecutwfc_Ry']:.0f} / {c['ecutrho_Ry']:.0f} | "
+                       f"{c['ecutwfc_reference_Ry']:.0f} / {c['ecutrho_reference_Ry']:.0f} | {c['delta_E_mRy_per_atom']:+.2f} | "
+                       f"{c['delta_P_kbar']:+.1f} | {'yes' if c['converged'] else '**no**'} |")
+    check_md = ("\n\n## Cutoff check at the library cutoffs (`betenet pseudo check-cutoffs`)\n\n"
+                "E and P of the reference solid at the cutoffs the dataset uses vs the reference cutoff "
+                "(tolerances 2 mRy/atom, 3 kbar); the library is not changed.\n\n" + "\n".join(chk)) if len(chk) > 2 else ""
     n = {s: sum(1 for r in data["elements"].values() if r.get("library", {}).get("status") == s)
          for s in ("validated", "ld1-only", "warning", "failed")}
     summary = f"Counts: {n['validated']} validated, {n['ld1-only']} ld1-only, {n['warning']} warning, {n['failed']} failed (of {len(data['elements'])})."
-    readme.write_text(head + marker + "\n\n## Validation\n\n" + summary + "\n\n" + "\n".join(rows) + "\n\n## Generation settings\n\n" + "\n".join(gen) + "\n")
+    readme.write_text(head + marker + "\n\n## Validation\n\n" + summary + "\n\n" + "\n".join(rows) + check_md + "\n\n## Generation settings\n\n" + "\n".join(gen) + "\n")
     return readme
 
 
@@ -1902,7 +2007,7 @@ def write_readme(directory: Path | str = PSEUDO_DIR) -> Path:
 
 
 def cli_main(argv: list[str] | None = None) -> int:
-    """``betenet pseudo generate [EL ...] | validate [EL ...] | list [--dir DIR]``."""
+    """``betenet pseudo generate [EL ...] | validate [EL ...] | check-cutoffs [EL ...] | list [--dir DIR]``."""
     import argparse
 
     p = argparse.ArgumentParser(prog="betenet pseudo", description="Project PBEsol pseudopotentials (ld1.x): generate, validate, list.")
@@ -1915,6 +2020,11 @@ def cli_main(argv: list[str] | None = None) -> int:
     v.add_argument("elements", nargs="*")
     v.add_argument("--dir", type=Path, default=PSEUDO_DIR)
     v.add_argument("--redo", action="store_true", help="recompute elements already validated")
+    c = sub.add_parser("check-cutoffs", help="are the library cutoffs (the dataset's) converged? E and P of the "
+                       "reference solid vs a 65 Ry reference; the library is not changed")
+    c.add_argument("elements", nargs="*")
+    c.add_argument("--dir", type=Path, default=PSEUDO_DIR)
+    c.add_argument("--redo", action="store_true", help="recheck elements already checked")
     l = sub.add_parser("list", help="print the library (element, file, cutoffs, status)")
     l.add_argument("--dir", type=Path, default=None, help="a UPF directory (default: the project's set)")
     args = p.parse_args(argv)
@@ -1923,6 +2033,11 @@ def cli_main(argv: list[str] | None = None) -> int:
             res = generate_set(args.elements or None, args.dir, overwrite=args.overwrite)
             for el, val in res.items():
                 print(f"{el:3s} {'pass' if val.passed else 'FAIL'} {val.reason}")
+            write_readme(args.dir)
+        elif args.cmd == "check-cutoffs":
+            for el, chk in check_cutoff_set(args.elements or None, args.dir, redo=args.redo).items():
+                print(f"{el:3s} {chk.ecutwfc_Ry:4.0f}/{chk.ecutrho_Ry:4.0f} Ry: dE {chk.delta_E_mRy_per_atom:+7.2f} mRy/atom, "
+                      f"dP {chk.delta_P_kbar:+7.1f} kbar  {'converged' if chk.converged else 'NOT converged'}")
             write_readme(args.dir)
         elif args.cmd == "validate":
             validate_set(args.elements or None, args.dir, redo=args.redo)
