@@ -342,6 +342,26 @@ def test_lattice_check_compares_relaxed_cells_with_experiment(tmp_path):
     assert t.loc["Mg1-hcp", "error_pct"] == pytest.approx(0.0, abs=1e-6)
 
 
+def test_cutoff_check_table_lists_the_elements_of_kept_materials(tmp_path):
+    runs, pseudo = tmp_path / "qe", tmp_path / "pseudo"
+    _status(runs / "Nb1-bcc", "kept")
+    _status(runs / "CuPd-B2", "kept")
+    _status(runs / "Au1-fcc", "rejected", reason="imaginary_modes")  # not kept: Au not listed
+    pseudo.mkdir()
+    check = {"reference": "Cu fcc", "ecutwfc_Ry": 35.0, "ecutrho_Ry": 280.0, "delta_E_mRy_per_atom": 3.581,
+             "delta_P_kbar": -2.64, "converged": False}
+    (pseudo / "validation.json").write_text(json.dumps({"functional": "PBESOL", "elements": {
+        "Cu": {"cutoff_check": check}, "Nb": {"cutoff_check": {**check, "reference": "Nb bcc", "ecutwfc_Ry": 50.0,
+                                                               "delta_E_mRy_per_atom": 0.44, "converged": True}},
+        "Pd": {}, "Au": {"cutoff_check": check}}}))
+    t = summary.cutoff_check(runs, pseudo).set_index("element")
+    assert list(t.index) == ["Cu", "Nb", "Pd"]
+    assert list(t["n_kept"]) == [1, 1, 1]
+    assert t.loc["Cu", "dE_mRy_per_atom"] == 3.58 and t.loc["Cu", "dP_kbar"] == -2.6 and not t.loc["Cu", "converged"]
+    assert t.loc["Nb", "ecutwfc_Ry"] == 50.0 and t.loc["Nb", "converged"]
+    assert np.isnan(t.loc["Pd", "dE_mRy_per_atom"]) and t.loc["Pd", "converged"] is None  # never checked
+
+
 def test_status_markdown_snapshot(tmp_path, capsys):
     from betenet.qe.cli import cli_main
 

@@ -239,6 +239,37 @@ def plot_timings(runs_dir: Path = QE_RUNS_DIR, *, path: Path | None = None):
 _REFERENCE_PROTOTYPE = {"fcc": "fcc", "bcc": "bcc", "hcp": "hcp", "B1": "rocksalt", "AlB2": "AlB2"}
 
 
+def cutoff_check(runs_dir: Path = QE_RUNS_DIR, pseudo_dir: Path | None = None):
+    """The recorded ``betenet pseudo check-cutoffs`` results for the elements of the dataset's
+    materials: E and P of each element's reference solid at the library cutoffs (the cutoffs the
+    dataset ran at) vs a high-cutoff reference, for every element of a kept material.  Columns: element,
+    reference, ecutwfc_Ry, ecutrho_Ry, dE_mRy_per_atom, dP_kbar, converged, n_kept (kept materials with it);
+    an element without a recorded check has NaN.  Reads validation.json only (no QE run)."""
+    import pandas as pd
+
+    from ..paths import PSEUDO_DIR
+    from .pseudo import load_validation
+
+    recs = load_validation(pseudo_dir or PSEUDO_DIR)["elements"]
+    count: dict[str, int] = {}
+    for s in _statuses(runs_dir):
+        if s.get("state") != "kept":
+            continue
+        for el in set(re.findall(r"[A-Z][a-z]?", str(s.get("formula") or s["material_id"].split("-")[0]))):
+            count[el] = count.get(el, 0) + 1
+    rows = []
+    for el in sorted(count):
+        c = (recs.get(el) or {}).get("cutoff_check") or {}
+        rows.append({
+            "element": el, "reference": c.get("reference"), "ecutwfc_Ry": c.get("ecutwfc_Ry"), "ecutrho_Ry": c.get("ecutrho_Ry"),
+            "dE_mRy_per_atom": round(c["delta_E_mRy_per_atom"], 2) if c else np.nan,
+            "dP_kbar": round(c["delta_P_kbar"], 1) if c else np.nan,
+            "converged": c.get("converged"), "n_kept": count[el],
+        })
+    return pd.DataFrame(rows, columns=["element", "reference", "ecutwfc_Ry", "ecutrho_Ry", "dE_mRy_per_atom", "dP_kbar",
+                                       "converged", "n_kept"])
+
+
 def lattice_check(runs_dir: Path = QE_RUNS_DIR):
     """Relaxed (PBEsol, library cutoffs) vs experimental lattice constants of the dataset's materials
     that are a reference solid of the pseudopotential validation (elemental fcc/bcc/hcp in their
