@@ -49,3 +49,30 @@ def test_dataset_settings_reproduce_the_stored_frequencies_and_the_k_mesh_change
     assert json.loads((tmp_path / "k6" / "result.json").read_text())["freq_meV"] == same.freq_meV
     coarse = single_q_phonons(AL, q, k_scf=4, workdir=tmp_path / "k4")
     assert abs(coarse.freq_meV[2] - stored[2]) > 5.0  # LA: 14.7 meV at 4^3 against 33.3 at 6^3 (measured)
+
+
+def test_relaxed_volume_input_errors(tmp_path):
+    from betenet.qe.convergence import relaxed_volume
+
+    with pytest.raises(FileNotFoundError, match="relax.in"):
+        relaxed_volume(tmp_path, workdir=tmp_path / "w")
+    with pytest.raises(QEInputError, match="not found"):
+        relaxed_volume(AL, workdir=tmp_path / "w", pseudo_dir=tmp_path)
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "x").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not empty"):
+        relaxed_volume(AL, workdir=tmp_path / "busy")
+
+
+@pytest.mark.qe
+@pytest.mark.skipif(not qe_available(), reason="Quantum ESPRESSO not on PATH: run `make qe-deps`")
+def test_relaxed_volume_reproduces_the_dataset_cell_and_measures_a_cutoff(tmp_path):
+    from betenet.qe.convergence import relaxed_volume
+
+    same = relaxed_volume(AL, workdir=tmp_path / "same", ecutwfc_Ry=25.0, ecutrho_Ry=100.0)
+    assert same.volume_A3_per_atom == pytest.approx(same.dataset_volume_A3_per_atom, abs=2e-3)
+    assert abs(same.delta_a_pct) < 0.005 and same.ecutwfc_Ry == 25.0
+    low = relaxed_volume(AL, workdir=tmp_path / "low", ecutwfc_Ry=12.0, ecutrho_Ry=48.0)
+    # measured 2026-11-26: 16.258 vs 16.228 Å^3/atom, +0.06 % in a (Al's soft pseudopotential barely cares)
+    assert low.delta_a_pct == pytest.approx(0.06, abs=0.02)
+    assert json.loads((tmp_path / "low" / "result.json").read_text())["delta_a_pct"] == low.delta_a_pct

@@ -8,6 +8,7 @@
     betenet qe parse ID [--profile P] [--write]
     betenet qe reject ID --reason R --detail TEXT
     betenet qe check-q ID --k 6 8 12 [--q QX QY QZ] [--ecutwfc E --ecutrho R] [--degauss D]
+    betenet qe check-relax ID [ID ...] --ecutwfc E --ecutrho R
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("check-q", add_help=False,
                    help="rerun one material's scf with other k mesh / cutoff / smearing and ph.x at one q "
                    "(is an imaginary mode physical?); `betenet qe check-q -h`")
+    sub.add_parser("check-relax", add_help=False,
+                   help="rerun materials' vc-relax with other cutoffs: relaxed volume vs the dataset's; `betenet qe check-relax -h`")
     j = sub.add_parser("reject", help="reject a kept material after review (its record moves into data/qe/<ID>/)")
     j.add_argument("material_id")
     j.add_argument("--reason", required=True, help="funnel reason, e.g. pseudopotential")
@@ -76,6 +79,10 @@ def cli_main(argv: list[str] | None = None) -> int:
         from .convergence import cli_main as check_q
 
         return check_q(argv[1:])
+    if argv[:1] == ["check-relax"]:
+        from .convergence import relax_cli_main
+
+        return relax_cli_main(argv[1:])
     args = _parser().parse_args(argv)
     from ..config import get_profile
     from ..paths import QE_RUNS_DIR, RECORDS_DIR

@@ -10,6 +10,10 @@ mesh of the ``screening`` level, +24.6 meV with 12x12x12).
 
     betenet qe check-q Rh1-fcc --k 6 8 12 [--q QX QY QZ] [--ecutwfc E --ecutrho R] [--degauss D]
 
+:func:`relaxed_volume` does the same for the geometry: it reruns the material's own ``relax.in``
+(vc-relax from the prototype) with other cutoffs and compares the relaxed volume with ``relaxed.json``
+(``betenet qe check-relax ID ... --ecutwfc 60 --ecutrho 480``).
+
 Nothing under ``data/qe`` is written: each run has its own directory under ``--workdir``.
 """
 
@@ -26,7 +30,7 @@ from .inputs import Namelist, NamelistInput, PWInput, QEInputError
 from .parsers import gamma_mask, parse_ph_output
 from .workflow import run_qe
 
-__all__ = ["SingleQResult", "single_q_phonons", "lowest_q", "cli_main"]
+__all__ = ["SingleQResult", "single_q_phonons", "lowest_q", "RelaxResult", "relaxed_volume", "cli_main", "relax_cli_main"]
 
 
 @dataclass
@@ -124,6 +128,101 @@ def single_q_phonons(
     )
     (workdir / "result.json").write_text(json.dumps(res.to_dict(), indent=2) + "\n")
     return res
+
+
+@dataclass
+class RelaxResult:
+    material_id: str
+    ecutwfc_Ry: float
+    ecutrho_Ry: float
+    volume_A3_per_atom: float
+    dataset_volume_A3_per_atom: float
+    #: (V / V_dataset)^(1/3) - 1 in %: the change of the lattice scale.
+    delta_a_pct: float
+    wall_s: float = 0.0
+    workdir: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def relaxed_volume(
+    material_dir: str | Path,
+    *,
+    workdir: str | Path,
+    ecutwfc_Ry: float | None = None,
+    ecutrho_Ry: float | None = None,
+    pseudo_dir: str | Path | None = None,
+    omp_threads: int = 1,
+    timeout_s: float = 3600.0,
+) -> RelaxResult:
+    """Rerun ``data/qe/<ID>/relax.in`` (same start, k mesh, smearing, thresholds) with other cutoffs;
+    the relaxed volume per atom against the dataset's ``relaxed.json``.  ``None`` keeps a cutoff.
+    ``workdir`` must not exist yet or be empty: nothing is overwritten."""
+    from pymatgen.core import Structure
+
+    from ..paths import PSEUDO_DIR
+    from .parsers import parse_pw_output
+
+    material_dir = Path(material_dir)
+    relax_path, relaxed_path = material_dir / "relax.in", material_dir / "relaxed.json"
+    for f in (relax_path, relaxed_path):
+        if not f.exists():
+            raise FileNotFoundError(f"{f}: missing (has the material passed its relax step?)")
+    workdir = Path(workdir)
+    if workdir.exists() and any(workdir.iterdir()):
+        raise FileExistsError(f"{workdir} is not empty; choose a new --workdir (nothing is overwritten)")
+    pw = PWInput.from_str(relax_path.read_text(), origin=str(relax_path))
+    pdir = Path(pseudo_dir) if pseudo_dir is not None else PSEUDO_DIR
+    missing = [f for _, _, f in pw.species if not (pdir / f).exists()]
+    if missing:
+        raise QEInputError(f"pseudopotential(s) {missing} not found in {pdir} (set pseudo_dir)")
+    pw.control.update(pseudo_dir=str(pdir.resolve()) + "/", outdir="./out", prefix="bn")
+    if ecutwfc_Ry is not None:
+        pw.system["ecutwfc"] = float(ecutwfc_Ry)
+    if ecutrho_Ry is not None:
+        pw.system["ecutrho"] = float(ecutrho_Ry)
+    wall = run_qe("pw.x", pw.to_str(), workdir, "relax", omp_threads=omp_threads, timeout_s=timeout_s)
+    res = parse_pw_output(workdir / "relax.out")
+    if not res.converged or res.structure is None:
+        raise RuntimeError(f"{workdir / 'relax.out'}: vc-relax did not converge ({res.errors or 'no final coordinates'})")
+    ref = Structure.from_dict(json.loads(relaxed_path.read_text()))
+    v, v0 = res.structure.volume / len(res.structure), ref.volume / len(ref)
+    out = RelaxResult(
+        material_id=material_dir.name, ecutwfc_Ry=float(pw.system["ecutwfc"]),
+        ecutrho_Ry=float(pw.system.get("ecutrho", 4 * pw.system["ecutwfc"])), volume_A3_per_atom=round(v, 5),
+        dataset_volume_A3_per_atom=round(v0, 5), delta_a_pct=round(100 * ((v / v0) ** (1 / 3) - 1), 3),
+        wall_s=round(wall, 1), workdir=str(workdir),
+    )
+    (workdir / "result.json").write_text(json.dumps(out.to_dict(), indent=2) + "\n")
+    return out
+
+
+def relax_cli_main(argv: list[str]) -> int:
+    """``betenet qe check-relax ID [ID ...] --ecutwfc E --ecutrho R``."""
+    import argparse
+
+    from ..paths import QE_RUNS_DIR, artifacts_dir
+
+    p = argparse.ArgumentParser(prog="betenet qe check-relax",
+                                description="rerun materials' vc-relax with other cutoffs; relaxed volume vs the dataset's")
+    p.add_argument("material_ids", nargs="+")
+    p.add_argument("--ecutwfc", type=float, default=None)
+    p.add_argument("--ecutrho", type=float, default=None)
+    p.add_argument("--runs-dir", default=str(QE_RUNS_DIR))
+    p.add_argument("--workdir", default=None, help="default: artifacts/check-relax/<ID>")
+    p.add_argument("--omp", type=int, default=1)
+    args = p.parse_args(argv)
+    if args.ecutwfc is None and args.ecutrho is None:
+        p.error("give --ecutwfc and/or --ecutrho (what to change)")
+    tag = "".join(f"-{n}{v:g}" for n, v in (("e", args.ecutwfc), ("r", args.ecutrho)) if v is not None).lstrip("-")
+    for mid in args.material_ids:
+        root = Path(args.workdir) / mid if args.workdir else artifacts_dir("check-relax", mid, create=False)
+        r = relaxed_volume(Path(args.runs_dir) / mid, workdir=root / tag, ecutwfc_Ry=args.ecutwfc,
+                           ecutrho_Ry=args.ecutrho, omp_threads=args.omp)
+        print(f"{mid} ecut={r.ecutwfc_Ry:g}/{r.ecutrho_Ry:g} Ry: V={r.volume_A3_per_atom:.3f} Å^3/atom vs dataset "
+              f"{r.dataset_volume_A3_per_atom:.3f}: Δa = {r.delta_a_pct:+.2f} %  ({r.wall_s:.0f} s)", flush=True)
+    return 0
 
 
 def cli_main(argv: list[str]) -> int:
