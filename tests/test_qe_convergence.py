@@ -76,3 +76,5 @@ def test_relaxed_volume_reproduces_the_dataset_cell_and_measures_a_cutoff(tmp_pa
     # measured 2026-11-26: 16.258 vs 16.228 Å^3/atom, +0.06 % in a (Al's soft pseudopotential barely cares)
     assert low.delta_a_pct == pytest.approx(0.06, abs=0.02)
     assert json.loads((tmp_path / "low" / "result.json").read_text())["delta_a_pct"] == low.delta_a_pct
+    assert not (tmp_path / "low" / "out").exists()  # the scratch is removed, the input/output kept
+    assert (tmp_path / "low" / "relax.out").exists()

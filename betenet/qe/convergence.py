@@ -20,6 +20,7 @@ Nothing under ``data/qe`` is written: each run has its own directory under ``--w
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -184,6 +185,7 @@ def relaxed_volume(
         pw.system["ecutrho"] = float(ecutrho_Ry)
     wall = run_qe("pw.x", pw.to_str(), workdir, "relax", omp_threads=omp_threads, timeout_s=timeout_s)
     res = parse_pw_output(workdir / "relax.out")
+    shutil.rmtree(workdir / "out", ignore_errors=True)  # wavefunctions/charge: MBs, not needed afterwards
     if not res.converged or res.structure is None:
         raise RuntimeError(f"{workdir / 'relax.out'}: vc-relax did not converge ({res.errors or 'no final coordinates'})")
     ref = Structure.from_dict(json.loads(relaxed_path.read_text()))
