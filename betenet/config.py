@@ -102,8 +102,9 @@ class QEConfig:
     #: candidates in priority order); ``None`` = ``max_atoms``.  Keeps the default book short.
     n_new_max_atoms: int | None = None
     omp_threads: int = 1
-    #: Wall-time limit per QE executable call (s).
-    step_timeout_s: float = 3600.0
+    #: Wall-time limit per QE executable call (s), a guard against hung runs.  3 h: one-core ph.x of a
+    #: two-atom B1 carbide with 8 irreducible q at 50/320 Ry (NbC) needed more than the 1 h this was.
+    step_timeout_s: float = 10800.0
     #: Scratch root for outdir/wavefunctions (``None``: $BETENET_SCRATCH or <tmp>/betenet-qe-scratch).
     scratch_dir: str | None = None
     keep_scratch: bool = False
