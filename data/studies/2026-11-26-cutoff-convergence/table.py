@@ -31,8 +31,8 @@ for res in sorted(here.glob("relax/*/result.json")):
 rows = sorted(here.glob("phonon/*/result.json"))
 if rows:
     print()
-    print("| material | q (2π/alat) | dataset (ph_freqs.json): ω (meV) | rerun cutoffs (Ry) | rerun, same cell: ω (meV) | change (%) |")
-    print("|---|---|---|---|---|---|")
+    print("| material | q (2π/alat) | scf k rerun / dataset | dataset (ph_freqs.json): ω (meV) | rerun cutoffs (Ry) | rerun, same cell: ω (meV) | change (%) |")
+    print("|---|---|---|---|---|---|---|")
 for res in rows:
     r = json.loads(res.read_text())
     ph = json.loads((QE_RUNS_DIR / r["material_id"] / "ph_freqs.json").read_text())
@@ -40,6 +40,8 @@ for res in rows:
     i = int(np.argmin(np.linalg.norm(q - np.asarray(r["q_cart_2pi_alat"]), axis=1)))
     old, new = np.asarray(ph["freq_meV"][i]), np.asarray(r["freq_meV"])
     qs = " ".join(f"{x:.3f}" for x in r["q_cart_2pi_alat"])
-    print(f"| {r['material_id']} | ({qs}) | {' '.join(f'{x:.2f}' for x in old)} | {r['ecutwfc_Ry']:g} / {r['ecutrho_Ry']:g} | "
+    k_data = json.loads((QE_RUNS_DIR / r["material_id"] / "grids.json").read_text())["k_scf"]
+    ks = f"{r['k_scf'][0]}³ / {k_data[0]}³" + ("" if list(r["k_scf"]) == list(k_data) else " (not comparable)")
+    print(f"| {r['material_id']} | ({qs}) | {ks} | {' '.join(f'{x:.2f}' for x in old)} | {r['ecutwfc_Ry']:g} / {r['ecutrho_Ry']:g} | "
           f"{' '.join(f'{x:.2f}' for x in new)} | "
           f"{' '.join(f'{100 * (b / a - 1):+.1f}' for a, b in zip(old, new))} |")
