@@ -163,7 +163,10 @@ def test_check_cutoff_set_skips_checked_elements_and_writes_the_readme_table(tmp
     # is replaced by a fixed result: this test is about the bookkeeping
     d = tmp_path / "pseudo"
     d.mkdir()
-    shutil.copy(PSEUDO_DIR / P.VALIDATION_FILE, d / P.VALIDATION_FILE)
+    index = json.loads((PSEUDO_DIR / P.VALIDATION_FILE).read_text())
+    for rec in index["elements"].values():
+        rec.pop("cutoff_check", None)  # start unchecked (the committed index has the real checks)
+    (d / P.VALIDATION_FILE).write_text(json.dumps(index))
     shutil.copy(PSEUDO_DIR / "README.md", d / "README.md")
     for el, ent in P.PseudoLibrary.default().require(["Al", "Cu"]).items():
         (d / ent.filename).symlink_to(ent.path)
@@ -178,6 +181,8 @@ def test_check_cutoff_set_skips_checked_elements_and_writes_the_readme_table(tmp
     P.check_cutoff_set(["Al", "Cu"], d, progress=False)
     P.check_cutoff_set(["Al", "Cu"], d, progress=False)  # already checked at the same cutoffs
     assert calls == ["Al", "Cu"]
+    P.check_cutoff_set(["Cu"], d, redo=True, progress=False)
+    assert calls == ["Al", "Cu", "Cu"]
     rec = json.loads((d / P.VALIDATION_FILE).read_text())["elements"]
     assert rec["Cu"]["cutoff_check"]["ecutwfc_Ry"] == rec["Cu"]["library"]["ecutwfc_Ry"]
     assert rec["Cu"]["library"] == json.loads((PSEUDO_DIR / P.VALIDATION_FILE).read_text())["elements"]["Cu"]["library"]
