@@ -65,6 +65,27 @@ def lowest_q(material_dir: str | Path) -> tuple[float, float, float]:
     return tuple(float(x) for x in q[i])  # type: ignore[return-value]
 
 
+def _rerun_input(path: Path, workdir: Path, pseudo_dir: str | Path | None, ecutwfc_Ry: float | None,
+                 ecutrho_Ry: float | None, **control: Any) -> PWInput:
+    """A material's own pw.x input ``path`` made ready to rerun in the empty ``workdir``: the project's
+    pseudopotentials (or ``pseudo_dir``), a local outdir, and the cutoffs that are not ``None``."""
+    from ..paths import PSEUDO_DIR
+
+    if workdir.exists() and any(workdir.iterdir()):
+        raise FileExistsError(f"{workdir} is not empty; choose a new --workdir (nothing is overwritten)")
+    pw = PWInput.from_str(path.read_text(), origin=str(path))
+    pdir = Path(pseudo_dir) if pseudo_dir is not None else PSEUDO_DIR
+    missing = [f for _, _, f in pw.species if not (pdir / f).exists()]
+    if missing:
+        raise QEInputError(f"pseudopotential(s) {missing} not found in {pdir} (set pseudo_dir)")
+    pw.control.update(pseudo_dir=str(pdir.resolve()) + "/", outdir="./out", prefix="bn", **control)
+    if ecutwfc_Ry is not None:
+        pw.system["ecutwfc"] = float(ecutwfc_Ry)
+    if ecutrho_Ry is not None:
+        pw.system["ecutrho"] = float(ecutrho_Ry)
+    return pw
+
+
 def single_q_phonons(
     material_dir: str | Path,
     q_cart_2pi_alat: Sequence[float],
@@ -86,7 +107,6 @@ def single_q_phonons(
     ``k_scf``: the scf k mesh (one int = cubic).  ``None`` settings keep the material's own.
     ``workdir`` must not exist yet or be empty: nothing is overwritten.
     """
-    from ..paths import PSEUDO_DIR
 
     material_dir = Path(material_dir)
     scf_path = material_dir / "scf.in"
@@ -99,18 +119,7 @@ def single_q_phonons(
     if len(q) != 3 or not np.all(np.isfinite(q)):
         raise ValueError(f"q must be three finite numbers (2π/alat), got {q_cart_2pi_alat!r}")
     workdir = Path(workdir)
-    if workdir.exists() and any(workdir.iterdir()):
-        raise FileExistsError(f"{workdir} is not empty; choose a new --workdir (nothing is overwritten)")
-    pw = PWInput.from_str(scf_path.read_text(), origin=str(scf_path))
-    pdir = Path(pseudo_dir) if pseudo_dir is not None else PSEUDO_DIR
-    missing = [f for _, _, f in pw.species if not (pdir / f).exists()]
-    if missing:
-        raise QEInputError(f"pseudopotential(s) {missing} not found in {pdir} (set pseudo_dir)")
-    pw.control.update(pseudo_dir=str(pdir.resolve()) + "/", outdir="./out", prefix="bn", calculation="scf")
-    if ecutwfc_Ry is not None:
-        pw.system["ecutwfc"] = float(ecutwfc_Ry)
-    if ecutrho_Ry is not None:
-        pw.system["ecutrho"] = float(ecutrho_Ry)
+    pw = _rerun_input(scf_path, workdir, pseudo_dir, ecutwfc_Ry, ecutrho_Ry, calculation="scf")
     if degauss_Ry is not None:
         pw.system["degauss"] = float(degauss_Ry)
     pw.kpoints = k
@@ -162,7 +171,6 @@ def relaxed_volume(
     ``workdir`` must not exist yet or be empty: nothing is overwritten."""
     from pymatgen.core import Structure
 
-    from ..paths import PSEUDO_DIR
     from .parsers import parse_pw_output
 
     material_dir = Path(material_dir)
@@ -171,18 +179,7 @@ def relaxed_volume(
         if not f.exists():
             raise FileNotFoundError(f"{f}: missing (has the material passed its relax step?)")
     workdir = Path(workdir)
-    if workdir.exists() and any(workdir.iterdir()):
-        raise FileExistsError(f"{workdir} is not empty; choose a new --workdir (nothing is overwritten)")
-    pw = PWInput.from_str(relax_path.read_text(), origin=str(relax_path))
-    pdir = Path(pseudo_dir) if pseudo_dir is not None else PSEUDO_DIR
-    missing = [f for _, _, f in pw.species if not (pdir / f).exists()]
-    if missing:
-        raise QEInputError(f"pseudopotential(s) {missing} not found in {pdir} (set pseudo_dir)")
-    pw.control.update(pseudo_dir=str(pdir.resolve()) + "/", outdir="./out", prefix="bn")
-    if ecutwfc_Ry is not None:
-        pw.system["ecutwfc"] = float(ecutwfc_Ry)
-    if ecutrho_Ry is not None:
-        pw.system["ecutrho"] = float(ecutrho_Ry)
+    pw = _rerun_input(relax_path, workdir, pseudo_dir, ecutwfc_Ry, ecutrho_Ry)
     wall = run_qe("pw.x", pw.to_str(), workdir, "relax", omp_threads=omp_threads, timeout_s=timeout_s)
     res = parse_pw_output(workdir / "relax.out")
     shutil.rmtree(workdir / "out", ignore_errors=True)  # wavefunctions/charge: MBs, not needed afterwards
