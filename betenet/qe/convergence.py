@@ -197,20 +197,27 @@ def relaxed_volume(
     return out
 
 
-def relax_cli_main(argv: list[str]) -> int:
-    """``betenet qe check-relax ID [ID ...] --ecutwfc E --ecutrho R``."""
+def _check_parser(command: str, description: str):
+    """The options ``betenet qe check-q`` and ``check-relax`` share: cutoffs, runs dir, work dir, OpenMP."""
     import argparse
 
-    from ..paths import QE_RUNS_DIR, artifacts_dir
+    from ..paths import QE_RUNS_DIR
 
-    p = argparse.ArgumentParser(prog="betenet qe check-relax",
-                                description="rerun materials' vc-relax with other cutoffs; relaxed volume vs the dataset's")
-    p.add_argument("material_ids", nargs="+")
+    p = argparse.ArgumentParser(prog=f"betenet qe {command}", description=description)
     p.add_argument("--ecutwfc", type=float, default=None)
     p.add_argument("--ecutrho", type=float, default=None)
     p.add_argument("--runs-dir", default=str(QE_RUNS_DIR))
-    p.add_argument("--workdir", default=None, help="default: artifacts/check-relax/<ID>")
+    p.add_argument("--workdir", default=None, help=f"default: artifacts/{command}/<ID>")
     p.add_argument("--omp", type=int, default=1)
+    return p
+
+
+def relax_cli_main(argv: list[str]) -> int:
+    """``betenet qe check-relax ID [ID ...] --ecutwfc E --ecutrho R``."""
+    from ..paths import artifacts_dir
+
+    p = _check_parser("check-relax", "rerun materials' vc-relax with other cutoffs; relaxed volume vs the dataset's")
+    p.add_argument("material_ids", nargs="+")
     args = p.parse_args(argv)
     if args.ecutwfc is None and args.ecutrho is None:
         p.error("give --ecutwfc and/or --ecutrho (what to change)")
@@ -226,20 +233,13 @@ def relax_cli_main(argv: list[str]) -> int:
 
 def cli_main(argv: list[str]) -> int:
     """``betenet qe check-q``."""
-    import argparse
+    from ..paths import artifacts_dir
 
-    from ..paths import QE_RUNS_DIR, artifacts_dir
-
-    p = argparse.ArgumentParser(prog="betenet qe check-q", description=__doc__.split("\n\n")[0])
+    p = _check_parser("check-q", __doc__.split("\n\n")[0])
     p.add_argument("material_id")
     p.add_argument("--k", type=int, nargs="+", required=True, help="scf k meshes to try (cubic n x n x n each)")
     p.add_argument("--q", type=float, nargs=3, default=None, help="q (2π/alat); default: the lowest-frequency q of ph_freqs.json")
-    p.add_argument("--ecutwfc", type=float, default=None)
-    p.add_argument("--ecutrho", type=float, default=None)
     p.add_argument("--degauss", type=float, default=None)
-    p.add_argument("--runs-dir", default=str(QE_RUNS_DIR))
-    p.add_argument("--workdir", default=None, help="default: artifacts/check-q/<ID>")
-    p.add_argument("--omp", type=int, default=1)
     args = p.parse_args(argv)
     mdir = Path(args.runs_dir) / args.material_id
     q = tuple(args.q) if args.q else lowest_q(mdir)

@@ -133,9 +133,13 @@ def plan_candidates(
     return pd.DataFrame(rows)
 
 
+def _candidate_ids(candidates: Sequence[Candidate]) -> list[str]:
+    """The ids of ``candidates`` without building a :class:`CandidateList`'s structures."""
+    return candidates.ids if isinstance(candidates, CandidateList) else [c[0] for c in candidates]
+
+
 def _unfinished(candidates: Sequence[Candidate], runs_dir: Path | None) -> Iterable[Candidate]:
-    all_ids = candidates.ids if isinstance(candidates, CandidateList) else [c[0] for c in candidates]
-    for i, mid in enumerate(all_ids):
+    for i, mid in enumerate(_candidate_ids(candidates)):
         if not load_status(mid, runs_dir).final:
             yield candidates[i]
 
@@ -152,7 +156,7 @@ def select_candidates(
     ``ids`` always run.  With a :class:`CandidateList` only the candidates returned or checked are built.
     Raises ``KeyError`` naming the ids that are not candidates.
     """
-    all_ids = candidates.ids if isinstance(candidates, CandidateList) else [c[0] for c in candidates]
+    all_ids = _candidate_ids(candidates)
     ids = list(ids) if ids is not None else None
     wanted = set(ids) if ids else None
     if wanted is not None:

@@ -248,6 +248,7 @@ def cutoff_check(runs_dir: Path = QE_RUNS_DIR, pseudo_dir: Path | None = None):
     import pandas as pd
 
     from ..paths import PSEUDO_DIR
+    from .prototypes import parse_material_id
     from .pseudo import load_validation
 
     recs = load_validation(pseudo_dir or PSEUDO_DIR)["elements"]
@@ -255,7 +256,7 @@ def cutoff_check(runs_dir: Path = QE_RUNS_DIR, pseudo_dir: Path | None = None):
     for s in _statuses(runs_dir):
         if s.get("state") != "kept":
             continue
-        for el in set(re.findall(r"[A-Z][a-z]?", str(s.get("formula") or s["material_id"].split("-")[0]))):
+        for el in set(parse_material_id(s["material_id"])[0]):
             count[el] = count.get(el, 0) + 1
     rows = []
     for el in sorted(count):
