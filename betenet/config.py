@@ -105,6 +105,11 @@ class QEConfig:
     #: Wall-time limit per QE executable call (s), a guard against hung runs.  3 h: one-core ph.x of a
     #: two-atom B1 carbide with 8 irreducible q at 50/320 Ry (NbC) needed more than the 1 h this was.
     step_timeout_s: float = 10800.0
+    #: Run ph.x one irreducible q point per call (``start_q = last_q = i``), each recorded as done, so
+    #: that a killed or timed-out el-ph run resumes at its first unfinished q instead of its first q
+    #: (QE 6.7's ``recover`` crashed on the dynmat XML a kill had truncated).  Same dynamical matrices
+    #: to 1e-7; λ to 0.2 % on fcc Al (data/README, "ph.x one q per call").  ``False``: one call.
+    ph_split_q: bool = True
     #: Scratch root for outdir/wavefunctions (``None``: $BETENET_SCRATCH or <tmp>/betenet-qe-scratch).
     scratch_dir: str | None = None
     keep_scratch: bool = False

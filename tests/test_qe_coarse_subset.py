@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from betenet.qe.inputs import PseudoSpec, ph_input, pw_input, q2r_input
-from betenet.qe.parsers import QEParseError
+from betenet.qe.parsers import QEParseError, parse_dyn0
 from betenet.qe.prototypes import build
 from betenet.qe.workflow import coarse_dyn_subset
 
@@ -88,6 +88,18 @@ def test_malformed_dyn0_is_named(tmp_path):
     (tmp_path / "e.dyn0").write_text("4 4\n")
     with pytest.raises(QEParseError, match=r"e\.dyn0"):
         coarse_dyn_subset(tmp_path, "e.dyn", tmp_path / "x", "c.dyn", (2, 2, 2))
+    (tmp_path / "f.dyn0").write_text("4 4 4\n3\n0 0 0\n0.5 0.5\n")  # a q point with two coordinates
+    with pytest.raises(QEParseError, match=r"f\.dyn0"):
+        parse_dyn0(tmp_path / "f.dyn0")
+    with pytest.raises(QEParseError, match=r"g\.dyn0: file not found"):
+        parse_dyn0(tmp_path / "g.dyn0")
+
+
+def test_parse_dyn0_of_a_real_run(al_dyn):
+    mesh, q = parse_dyn0(al_dyn / "fine" / "fine.dyn0")
+    assert mesh == (4, 4, 4) and q.shape == (8, 3)  # fcc 4x4x4: 8 irreducible points, Γ first
+    # alat = |a1| of the primitive cell here, so the X point (2π/a_conv)(1,0,0) has length 1/√2
+    assert np.allclose(q[0], 0.0) and np.isclose(np.linalg.norm(q, axis=1).max(), np.sqrt(0.5 + 0.125))
 
 
 def test_cg_retry_input():

@@ -93,6 +93,15 @@ def test_ph_elph_namelist(b2):
     assert p["amass(1)"] == pytest.approx(92.906, abs=1e-2) and p["amass(2)"] == pytest.approx(101.07, abs=1e-2)
     coarse = ph_input(b2, prefix="bn", outdir="./out", q=(2, 2, 2), fildyn="coarse.dyn", elph=False).params
     assert "electron_phonon" not in coarse and "fildvscf" not in coarse
+    assert "start_q" not in p and "start_q" not in coarse
+
+
+def test_ph_input_for_one_irreducible_q(b2):
+    one = ph_input(b2, prefix="bn", outdir="./out", q=(4, 4, 3), fildyn="elph.dyn", elph=True, only_q=3)
+    p = NamelistInput.from_str(one.to_str(), has_title=True).params
+    assert p["start_q"] == 3 and p["last_q"] == 3 and p["ldisp"] is True and (p["nq1"], p["nq3"]) == (4, 3)
+    with pytest.raises(QEInputError, match="only_q.*>= 1, got 0"):
+        ph_input(b2, prefix="bn", outdir="./out", q=(2, 2, 2), fildyn="x", elph=False, only_q=0)
 
 
 def test_q2r_matdyn_projwfc(b2):

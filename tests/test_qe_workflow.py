@@ -443,6 +443,13 @@ def test_cpu_times_from_qe_clock_lines(tmp_path):
     assert summary.qe_cpu_seconds(d / "relax.out.gz") == (62.5, 130.0)
     assert summary.qe_cpu_seconds(d / "ph_elph.out.gz") == (3600.0, 3780.0)  # last clock line
     assert summary.qe_cpu_seconds(d / "missing.out.gz") is None
+    # a step run as one ph.x call per q point: the final clock line of each call, summed
+    banner = "     Program PHONON v.6.7MaX starts on 26Nov2026 at  3:19: 8 \n"
+    with gzip.open(d / "ph_split.out.gz", "wt") as fh:
+        for cpu, wall in (("10.00s", "12.00s"), ("1m 0.50s", "1m 2.00s")):
+            fh.write(f"==> betenet: ph_elph.qN.out <==\n{banner}     PHONON       :      1.00s CPU      1.00s WALL\n")
+            fh.write(f"     PHONON       :     {cpu} CPU     {wall} WALL\n")
+    assert summary.qe_cpu_seconds(d / "ph_split.out.gz") == (70.5, 74.0)
     c = summary.cpu_table(tmp_path)
     assert c.loc["total per material", "median_cpu_s"] == 3662.5
     assert c.loc["cpu_over_wall (median)", "median_cpu_s"] == pytest.approx(3662.5 / 3910.0, abs=0.01)

@@ -640,9 +640,14 @@ def ph_input(
     el_ph_nsigma: int = 10,
     tr2_ph: float = 1e-14,
     fildvscf: str = "dvscf",
+    only_q: int | None = None,
 ) -> NamelistInput:
     """ph.x on a uniform q mesh (``ldisp``); with ``elph`` the interpolated el-ph scheme
-    (``electron_phonon='interpolated'``, broadenings ``el_ph_sigma * (1..el_ph_nsigma)`` Ry)."""
+    (``electron_phonon='interpolated'``, broadenings ``el_ph_sigma * (1..el_ph_nsigma)`` Ry).
+
+    ``only_q = i`` computes the i-th irreducible q point of the mesh only (``start_q = last_q = i``,
+    1-based, ph.x's own order, listed in ``<fildyn>0``).
+    """
     params: dict[str, Any] = {
         "prefix": prefix,
         "outdir": str(outdir),
@@ -655,6 +660,10 @@ def ph_input(
         "nq3": int(q[2]),
         **_amass(structure),
     }
+    if only_q is not None:
+        if int(only_q) < 1:
+            raise QEInputError(f"ph.x only_q: expected an irreducible q index >= 1, got {only_q!r}")
+        params.update(start_q=int(only_q), last_q=int(only_q))
     if elph:
         params.update(
             electron_phonon="interpolated",

@@ -38,6 +38,7 @@ __all__ = [
     "ProjectedDOS",
     "parse_pw_output",
     "parse_ph_output",
+    "parse_dyn0",
     "gamma_mask",
     "min_freq_off_gamma",
     "parse_matdyn_freq",
@@ -325,6 +326,22 @@ def parse_ph_output(path: Path, *, require_done: bool = True) -> PhononResult:
     for m in re.finditer(r"PHONON\s*:.*?CPU\s+(.*?)WALL", text):
         wall = _qe_time_to_s(m.group(1))
     return PhononResult(path, np.array(qs), np.array(thz), np.array(cm1), done, wall)
+
+
+def parse_dyn0(path: Path) -> tuple[tuple[int, int, int], np.ndarray]:
+    """ph.x's ``<fildyn>0``: ``((nq1, nq2, nq3), q)`` with the irreducible q points (n_q, 3) in 2π/alat,
+    in the order ph.x computes them (``start_q``/``last_q`` count in this order)."""
+    path = Path(path)
+    rows = read_text(path).splitlines()
+    try:
+        mesh = tuple(int(x) for x in rows[0].split()[:3])
+        n_q = int(rows[1].split()[0])
+        qs = np.array([[float(x) for x in rows[2 + i].split()[:3]] for i in range(n_q)], dtype=float)
+    except (IndexError, ValueError) as exc:
+        raise QEParseError(f"{path}: expected 'nq1 nq2 nq3', the number of q points and their coordinates ({exc})") from None
+    if len(mesh) != 3 or n_q < 1 or qs.shape != (n_q, 3):
+        raise QEParseError(f"{path}: expected 'nq1 nq2 nq3', the number of q points and their coordinates")
+    return mesh, qs  # type: ignore[return-value]
 
 
 def parse_matdyn_freq(path: Path) -> tuple[np.ndarray, np.ndarray]:

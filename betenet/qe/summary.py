@@ -441,6 +441,7 @@ def splice_snapshot(path: Path, snapshot: str) -> None:
     path.write_text(text[:i] + "\n\n" + snapshot.strip("\n") + "\n\n" + text[j:])
 
 
+_PROGRAM_START = re.compile(r"^\s*Program \S+ v\.\S+ starts", re.MULTILINE)
 _CLOCK = re.compile(r"^\s*[A-Z0-9_]+\s*:\s*(.+?)CPU\s+(.+?)WALL\s*$", re.MULTILINE)
 
 
@@ -453,18 +454,27 @@ def _seconds(text: str) -> float:
 
 
 def qe_cpu_seconds(log_gz: Path) -> tuple[float, float] | None:
-    """(CPU s, WALL s) of one QE run from the final clock line of its compacted log (``<step>.out.gz``)."""
+    """(CPU s, WALL s) of a step from the final clock line of its compacted log (``<step>.out.gz``).
+
+    A step run as several QE calls (ph.x one q point per call) has one log per call in that file, each
+    starting with QE's ``Program ... starts`` banner: their final clock lines are summed.
+    """
     import gzip
 
     try:
         with gzip.open(log_gz, "rt", errors="replace") as fh:
-            hits = _CLOCK.findall(fh.read())
+            text = fh.read()
     except (FileNotFoundError, OSError, EOFError):
         return None
-    if not hits:
-        return None
-    cpu, wall = hits[-1]
-    return _seconds(cpu), _seconds(wall)
+    cpu = wall = 0.0
+    found = False
+    for run in _PROGRAM_START.split(text):
+        hits = _CLOCK.findall(run)
+        if hits:
+            found = True
+            cpu += _seconds(hits[-1][0])
+            wall += _seconds(hits[-1][1])
+    return (cpu, wall) if found else None
 
 
 def cpu_table(runs_dir: Path = QE_RUNS_DIR, *, states: Sequence[str] = ("kept",)):

@@ -68,9 +68,11 @@ from .inputs import (
 )
 from .kgrid import Grids, grids_for_config, subdivisions
 from .parsers import (
+    PhononResult,
     QEParseError,
     min_freq_off_gamma,
     parse_a2f_dos,
+    parse_dyn0,
     parse_lambda_file,
     parse_matdyn_freq,
     parse_ph_output,
@@ -296,14 +298,28 @@ def load_status(material_id: str, runs_dir: Path | None = None) -> MaterialStatu
 # --------------------------------------------------------------------------------------------
 
 
-def _compact_log(src: Path, dest: Path) -> None:
-    """Gzip the head and tail of a log (the whole log when short) into ``dest``."""
+def _head_tail(src: Path) -> list[str]:
+    """Lines of a log, the middle cut out when it is long (LOG_HEAD + LOG_TAIL kept)."""
     lines = src.read_text(errors="replace").splitlines(keepends=True)
     if len(lines) > LOG_HEAD + LOG_TAIL + 20:
         cut = len(lines) - LOG_HEAD - LOG_TAIL
         lines = lines[:LOG_HEAD] + [f"\n[... {cut} lines omitted by betenet ...]\n\n"] + lines[-LOG_TAIL:]
+    return lines
+
+
+def _compact_log(src: Path, dest: Path) -> None:
+    """Gzip the head and tail of a log (the whole log when short) into ``dest``."""
     with gzip.open(dest, "wt") as fh:
-        fh.writelines(lines)
+        fh.writelines(_head_tail(src))
+
+
+def _compact_logs(srcs: list[Path], dest: Path) -> None:
+    """Several logs of one step (ph.x one q per call) in one gzip: the head/tail of each, in order,
+    each after a ``==> betenet: <file> <==`` line."""
+    with gzip.open(dest, "wt") as fh:
+        for src in srcs:
+            fh.write(f"==> betenet: {src.name} <==\n")
+            fh.writelines(_head_tail(src))
 
 
 def _gzip_copy(src: Path, dest: Path) -> None:
@@ -397,11 +413,16 @@ class _Run:
     def prepare(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         if not self._scratch_ok():
-            # scratch lost (or first run): everything that needs it is redone
+            # scratch lost (or first run): everything that needs it is redone.  Files left in a
+            # directory without our token belong to another run (a forced rerun, other settings):
+            # removed, so that no per-q progress record of that run is taken for ours.
             for step in STEPS:
                 if step not in PERSISTENT_STEPS and step in self.status.steps:  # type: ignore[operator]
                     self.status.steps.pop(step)  # type: ignore[union-attr]
+            if self.scratch.exists():
+                shutil.rmtree(self.scratch)
             self.scratch.mkdir(parents=True, exist_ok=True)
+            self.pseudos = _stage_pseudos(self.pseudos_orig, self.scratch / "pseudo")
             self.status.scratch_token = uuid.uuid4().hex
             (self.scratch / ".betenet-token").write_text(self.status.scratch_token)
         if self.status.started_at is None:
@@ -525,24 +546,84 @@ class _Run:
             raise _Reject("not_converged", f"scf did not converge ({res.errors})")
         self.mark("scf", wall, fermi_energy_eV=res.fermi_energy_eV, energy_Ry=res.total_energy_Ry)
 
+    def ph_by_q(self, step: str, make_input: Callable[[int | None], str], *, cwd: Path, fildyn: str) -> tuple[float, PhononResult, dict[str, Any]]:
+        """Run the ph.x ``ldisp`` calculation of ``step``; returns (wall s, frequencies, status extras).
+
+        With ``QEConfig.ph_split_q`` each irreducible q point is its own ph.x call
+        (``make_input(i)``: ``start_q = last_q = i``) in the same ``outdir``.  The first call writes
+        ``<fildyn>0``, the list of irreducible points; each finished point is recorded in
+        ``<cwd>/<step>.progress.json``, so a killed run resumes at its first unfinished point.
+        ``out/_ph0`` (the previous point's nscf and dvscf, or a killed call's half-written files) is
+        removed before each call: every point starts clean, as in one ph.x call.  The per-point logs
+        are archived together (head/tail of each) as ``<step>.out.gz``; ``<step>.in`` is the first
+        point's input (the others differ only in ``start_q``/``last_q``).
+        Without the flag, one call (``make_input(None)``).
+        """
+        if not self.cfg.ph_split_q:
+            wall = self.qe(step, "ph.x", make_input(None), cwd=cwd)
+            return wall, parse_ph_output(cwd / f"{step}.out"), {}
+        progress_path = cwd / f"{step}.progress.json"
+        progress: dict[str, Any] = json.loads(progress_path.read_text()) if progress_path.exists() else {}
+        q_wall: dict[str, float] = progress.setdefault("q_wall_s", {})
+        n_q = progress.get("n_q")
+        iq = 1
+        while n_q is None or iq <= n_q:
+            name = f"{step}.q{iq}"
+            if str(iq) not in q_wall:
+                shutil.rmtree(cwd / "out" / "_ph0", ignore_errors=True)
+                text = make_input(iq)
+                try:
+                    wall = self._run_ph_q(name, text, cwd, label=f"{step} q {iq}/{n_q or '?'}")
+                except QEError:
+                    (self.dir / f"{step}.in").write_text(text)
+                    if (cwd / f"{name}.out").exists():
+                        _compact_log(cwd / f"{name}.out", self.dir / f"{step}.out.gz")
+                    raise
+                q_wall[str(iq)] = round(wall, 2)
+                if n_q is None:
+                    n_q = int(len(parse_dyn0(cwd / f"{fildyn}0")[1]))
+                    progress["n_q"] = n_q
+                progress_path.write_text(json.dumps(progress))
+            iq += 1
+        parts = [parse_ph_output(cwd / f"{step}.q{i}.out") for i in range(1, n_q + 1)]
+        ph = PhononResult(
+            cwd / f"{step}.q*.out",
+            np.concatenate([p.q_cart_2pi_alat for p in parts]),
+            np.concatenate([p.freq_THz for p in parts]),
+            np.concatenate([p.freq_cm1 for p in parts]),
+            all(p.job_done for p in parts),
+            sum(p.wall_time_s or 0.0 for p in parts),
+        )
+        shutil.copyfile(cwd / f"{step}.q1.in", self.dir / f"{step}.in")
+        _compact_logs([cwd / f"{step}.q{i}.out" for i in range(1, n_q + 1)], self.dir / f"{step}.out.gz")
+        walls = [q_wall[str(i)] for i in range(1, n_q + 1)]
+        return float(sum(walls)), ph, {"split_q": True, "q_wall_s": walls}
+
+    def _run_ph_q(self, name: str, text: str, cwd: Path, *, label: str) -> float:
+        if self.progress:
+            self.progress(f"{self.mid}: {label}")
+        return run_qe("ph.x", text, cwd, name, omp_threads=self.cfg.omp_threads, timeout_s=self.cfg.step_timeout_s)
+
     def step_ph_elph(self) -> None:
-        text = ph_input(
-            self.relaxed,
-            prefix=PREFIX,
-            outdir="./out",
-            q=self.grids.q,
-            fildyn="elph.dyn",
-            elph=True,
-            el_ph_sigma_Ry=self.cfg.elph_smearing_step_Ry,
-            el_ph_nsigma=self.cfg.n_elph_smearings,
-            tr2_ph=self.cfg.tr2_ph,
-        ).to_str()
-        wall = self.qe("ph_elph", "ph.x", text)
-        ph = parse_ph_output(self.scratch / "ph_elph.out")
+        def make_input(only_q: int | None) -> str:
+            return ph_input(
+                self.relaxed,
+                prefix=PREFIX,
+                outdir="./out",
+                q=self.grids.q,
+                fildyn="elph.dyn",
+                elph=True,
+                el_ph_sigma_Ry=self.cfg.elph_smearing_step_Ry,
+                el_ph_nsigma=self.cfg.n_elph_smearings,
+                tr2_ph=self.cfg.tr2_ph,
+                only_q=only_q,
+            ).to_str()
+
+        wall, ph, extra = self.ph_by_q("ph_elph", make_input, cwd=self.scratch, fildyn="elph.dyn")
         (self.dir / "ph_freqs.json").write_text(
             json.dumps({"q_cart_2pi_alat": ph.q_cart_2pi_alat.tolist(), "freq_meV": np.round(ph.freq_meV, 4).tolist()})
         )
-        self.mark("ph_elph", wall, n_q_irr=int(len(ph.q_cart_2pi_alat)), min_freq_meV=ph.min_freq_meV())
+        self.mark("ph_elph", wall, n_q_irr=int(len(ph.q_cart_2pi_alat)), min_freq_meV=ph.min_freq_meV(), **extra)
 
     def step_q2r(self, coarse: bool = False) -> None:
         name = "q2r_coarse" if coarse else "q2r"
@@ -619,22 +700,27 @@ class _Run:
 
     def step_ph_coarse(self) -> None:
         cdir = self.scratch / "coarse"
-        if cdir.exists():
+        resuming = (cdir / "ph_coarse.progress.json").exists()  # some q points of the split run are done
+        if cdir.exists() and not resuming:
             shutil.rmtree(cdir)
-        t0 = time.perf_counter()
-        n = coarse_dyn_subset(self.scratch, "elph.dyn", cdir, "coarse.dyn", self.cfg.coarse_q_grid)
-        if n:
-            # the coarse q mesh divides the el-ph mesh: its dynamical matrices are already computed
-            self.mark("ph_coarse", time.perf_counter() - t0, reused_from=f"{n} of the el-ph dynamical-matrix files (q subset)")
-            return
-        (cdir / "out").mkdir(parents=True)  # (coarse_dyn_subset wrote nothing)
-        shutil.copytree(self.scratch / "out" / f"{PREFIX}.save", cdir / "out" / f"{PREFIX}.save")
-        text = ph_input(
-            self.relaxed, prefix=PREFIX, outdir="./out", q=self.cfg.coarse_q_grid, fildyn="coarse.dyn", elph=False,
-            tr2_ph=self.cfg.tr2_ph,
-        ).to_str()
-        wall = self.qe("ph_coarse", "ph.x", text, cwd=cdir)
-        self.mark("ph_coarse", wall)
+        if not resuming:
+            t0 = time.perf_counter()
+            n = coarse_dyn_subset(self.scratch, "elph.dyn", cdir, "coarse.dyn", self.cfg.coarse_q_grid)
+            if n:
+                # the coarse q mesh divides the el-ph mesh: its dynamical matrices are already computed
+                self.mark("ph_coarse", time.perf_counter() - t0, reused_from=f"{n} of the el-ph dynamical-matrix files (q subset)")
+                return
+            (cdir / "out").mkdir(parents=True)  # (coarse_dyn_subset wrote nothing)
+            shutil.copytree(self.scratch / "out" / f"{PREFIX}.save", cdir / "out" / f"{PREFIX}.save")
+
+        def make_input(only_q: int | None) -> str:
+            return ph_input(
+                self.relaxed, prefix=PREFIX, outdir="./out", q=self.cfg.coarse_q_grid, fildyn="coarse.dyn", elph=False,
+                tr2_ph=self.cfg.tr2_ph, only_q=only_q,
+            ).to_str()
+
+        wall, _, extra = self.ph_by_q("ph_coarse", make_input, cwd=cdir, fildyn="coarse.dyn")
+        self.mark("ph_coarse", wall, **extra)
 
     # -- driver -------------------------------------------------------------------------------
     def run(self) -> None:
@@ -980,13 +1066,8 @@ def coarse_dyn_subset(src_dir: Path, fildyn: str, dest_dir: Path, dest_fildyn: s
     """
     src_dir, dest_dir = Path(src_dir), Path(dest_dir)
     dyn0 = src_dir / f"{fildyn}0"
-    try:
-        rows = dyn0.read_text().split("\n")
-        fine = tuple(int(x) for x in rows[0].split()[:3])
-        nirr = int(rows[1].split()[0])
-        qs = np.array([[float(x) for x in rows[2 + i].split()[:3]] for i in range(nirr)])
-    except (OSError, IndexError, ValueError) as exc:
-        raise QEParseError(f"{dyn0}: expected 'nq1 nq2 nq3', the number of q points and their coordinates ({exc})") from None
+    fine, qs = parse_dyn0(dyn0)
+    rows = dyn0.read_text().split("\n")
     coarse = tuple(int(c) for c in coarse)
     if len(fine) != 3 or any(f % c for f, c in zip(fine, coarse)) or fine == coarse:
         return 0
