@@ -24,7 +24,8 @@ live in a scratch directory outside git (``QEConfig.scratch_dir``, ``$BETENET_SC
 A finished material (``kept``/``rejected``/``failed``) is never recomputed or overwritten unless
 ``force=True``, which first moves the old directory and record to ``*.bak-<timestamp>``.  A run
 killed at any point resumes at the first unfinished step (steps that need the scratch files are
-redone if the scratch directory was lost).
+redone if the scratch directory was lost); inside ``ph.x`` at the first unfinished irreducible q point
+(``QEConfig.ph_split_q``: one call per point, see :meth:`_Run.ph_by_q`).
 """
 
 from __future__ import annotations
