@@ -110,6 +110,10 @@ class QEConfig:
     #: (QE 6.7's ``recover`` crashed on the dynmat XML a kill had truncated).  Same dynamical matrices
     #: to 1e-7; λ to 0.2 % on fcc Al (data/README, "ph.x one q per call").  ``False``: one call.
     ph_split_q: bool = True
+    #: With ``ph_split_q``: stop the el-ph ph.x run at the first q point (Γ excepted) with a frequency
+    #: below -1 meV, which already fails the imaginary-mode filter; the remaining points are not
+    #: computed (``stopped_at_q`` in status.json) and the material is rejected at once.
+    ph_stop_at_imaginary: bool = True
     #: Scratch root for outdir/wavefunctions (``None``: $BETENET_SCRATCH or <tmp>/betenet-qe-scratch).
     scratch_dir: str | None = None
     keep_scratch: bool = False

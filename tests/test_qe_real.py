@@ -193,3 +193,23 @@ def test_killed_el_ph_run_resumes_at_its_first_unfinished_q(al_run, tmp_path):
     after = load_record(tmp_path / "records" / f"{MID}.json")
     assert after.lambda_ == pytest.approx(before.lambda_, rel=1e-6)  # X recomputed from the same state
     assert np.allclose(after.a2f, before.a2f, atol=1e-9)
+
+
+def test_el_ph_run_stops_at_the_first_unstable_q(tmp_path):
+    """bcc Al (mechanically unstable) with the CI settings: ph.x finds -12.7 meV at N, the second of
+    the 2x2x2 mesh's three points (Γ, N, H; measured with the early stop off: H is stable, 34-38 meV).
+    The run stops after N, H is never computed, and the material is rejected at once."""
+    cfg = dataclasses.replace(QE_CI, scratch_dir=str(tmp_path / "scratch"), keep_scratch=True)
+    assert cfg.ph_split_q and cfg.ph_stop_at_imaginary
+    st = run_material("Al1-bcc", build(["Al"], "bcc"), cfg, runs_dir=tmp_path / "qe", records_dir=tmp_path / "records")
+    assert st.state == "rejected" and st.reason == "imaginary_modes"
+    ph = st.steps["ph_elph"]
+    assert ph["stopped_at_q"] == 2 and ph["n_q_irr"] == 3 and len(ph["q_wall_s"]) == 2
+    assert ph["min_freq_meV"] == pytest.approx(-12.67, abs=0.3)
+    assert "at ph.x q point 2 of 3" in st.detail and "-12.6" in st.detail
+    assert not (tmp_path / "scratch" / "Al1-bcc" / "ph_elph.q3.out").exists()
+    for step in ("q2r", "matdyn", "record"):
+        assert step not in st.steps
+    freqs = json.loads((tmp_path / "qe" / "Al1-bcc" / "ph_freqs.json").read_text())
+    assert len(freqs["q_cart_2pi_alat"]) == 2
+    assert not (tmp_path / "records" / "Al1-bcc.json").exists()

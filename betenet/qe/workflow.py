@@ -547,7 +547,15 @@ class _Run:
             raise _Reject("not_converged", f"scf did not converge ({res.errors})")
         self.mark("scf", wall, fermi_energy_eV=res.fermi_energy_eV, energy_Ry=res.total_energy_Ry)
 
-    def ph_by_q(self, step: str, make_input: Callable[[int | None], str], *, cwd: Path, fildyn: str) -> tuple[float, PhononResult, dict[str, Any]]:
+    def ph_by_q(
+        self,
+        step: str,
+        make_input: Callable[[int | None], str],
+        *,
+        cwd: Path,
+        fildyn: str,
+        stop_below_meV: float | None = None,
+    ) -> tuple[float, PhononResult, dict[str, Any]]:
         """Run the ph.x ``ldisp`` calculation of ``step``; returns (wall s, frequencies, status extras).
 
         With ``QEConfig.ph_split_q`` each irreducible q point is its own ph.x call
@@ -558,7 +566,11 @@ class _Run:
         removed before each call: every point starts clean, as in one ph.x call.  The per-point logs
         are archived together (head/tail of each) as ``<step>.out.gz``; ``<step>.in`` is the first
         point's input (the others differ only in ``start_q``/``last_q``).
-        Without the flag, one call (``make_input(None)``).
+
+        ``stop_below_meV``: stop after the first point other than Γ with a frequency below it (the
+        material fails the imaginary-mode filter whatever the other points give); the extras then
+        hold ``stopped_at_q`` and the frequencies cover the points computed.
+        Without ``ph_split_q``, one call (``make_input(None)``) and no early stop.
         """
         if not self.cfg.ph_split_q:
             wall = self.qe(step, "ph.x", make_input(None), cwd=cwd)
@@ -567,6 +579,8 @@ class _Run:
         progress: dict[str, Any] = json.loads(progress_path.read_text()) if progress_path.exists() else {}
         q_wall: dict[str, float] = progress.setdefault("q_wall_s", {})
         n_q = progress.get("n_q")
+        parts: list[PhononResult] = []
+        extra: dict[str, Any] = {"split_q": True}
         iq = 1
         while n_q is None or iq <= n_q:
             name = f"{step}.q{iq}"
@@ -585,8 +599,12 @@ class _Run:
                     n_q = int(len(parse_dyn0(cwd / f"{fildyn}0")[1]))
                     progress["n_q"] = n_q
                 progress_path.write_text(json.dumps(progress))
+            parts.append(parse_ph_output(cwd / f"{name}.out"))
+            if stop_below_meV is not None and parts[-1].min_freq_meV() < stop_below_meV:
+                extra["stopped_at_q"] = iq
+                break
             iq += 1
-        parts = [parse_ph_output(cwd / f"{step}.q{i}.out") for i in range(1, n_q + 1)]
+        done = len(parts)
         ph = PhononResult(
             cwd / f"{step}.q*.out",
             np.concatenate([p.q_cart_2pi_alat for p in parts]),
@@ -596,9 +614,9 @@ class _Run:
             sum(p.wall_time_s or 0.0 for p in parts),
         )
         shutil.copyfile(cwd / f"{step}.q1.in", self.dir / f"{step}.in")
-        _compact_logs([cwd / f"{step}.q{i}.out" for i in range(1, n_q + 1)], self.dir / f"{step}.out.gz")
-        walls = [q_wall[str(i)] for i in range(1, n_q + 1)]
-        return float(sum(walls)), ph, {"split_q": True, "q_wall_s": walls}
+        _compact_logs([cwd / f"{step}.q{i}.out" for i in range(1, done + 1)], self.dir / f"{step}.out.gz")
+        walls = [q_wall[str(i)] for i in range(1, done + 1)]
+        return float(sum(walls)), ph, {**extra, "q_wall_s": walls, "n_q_mesh": int(n_q)}
 
     def _run_ph_q(self, name: str, text: str, cwd: Path, *, label: str) -> float:
         if self.progress:
@@ -620,11 +638,13 @@ class _Run:
                 only_q=only_q,
             ).to_str()
 
-        wall, ph, extra = self.ph_by_q("ph_elph", make_input, cwd=self.scratch, fildyn="elph.dyn")
+        stop = -IMAGINARY_MODE_THRESHOLD_MEV if self.cfg.ph_stop_at_imaginary else None
+        wall, ph, extra = self.ph_by_q("ph_elph", make_input, cwd=self.scratch, fildyn="elph.dyn", stop_below_meV=stop)
         (self.dir / "ph_freqs.json").write_text(
             json.dumps({"q_cart_2pi_alat": ph.q_cart_2pi_alat.tolist(), "freq_meV": np.round(ph.freq_meV, 4).tolist()})
         )
-        self.mark("ph_elph", wall, n_q_irr=int(len(ph.q_cart_2pi_alat)), min_freq_meV=ph.min_freq_meV(), **extra)
+        n_q = extra.pop("n_q_mesh", len(ph.q_cart_2pi_alat))
+        self.mark("ph_elph", wall, n_q_irr=int(n_q), min_freq_meV=ph.min_freq_meV(), **extra)
 
     def step_q2r(self, coarse: bool = False) -> None:
         name = "q2r_coarse" if coarse else "q2r"
@@ -721,6 +741,7 @@ class _Run:
             ).to_str()
 
         wall, _, extra = self.ph_by_q("ph_coarse", make_input, cwd=cdir, fildyn="coarse.dyn")
+        extra.pop("n_q_mesh", None)
         self.mark("ph_coarse", wall, **extra)
 
     # -- driver -------------------------------------------------------------------------------
@@ -745,6 +766,12 @@ class _Run:
                 self.step_scf()
             elif step == "ph_elph":
                 self.step_ph_elph()
+                at = self.status.steps["ph_elph"].get("stopped_at_q")  # type: ignore[index]
+                if at is not None:  # the ph.x points alone fail the imaginary-mode filter
+                    q = self._quality(stage="phonons")
+                    n = self.status.steps["ph_elph"]["n_q_irr"]  # type: ignore[index]
+                    raise _Reject(q.reason or "imaginary_modes", f"{q.detail} at ph.x q point {at} of {n}; "
+                                  "ph.x stopped there (QEConfig.ph_stop_at_imaginary)")
             elif step == "q2r":
                 self.step_q2r()
             elif step == "matdyn":
