@@ -73,6 +73,8 @@ def test_al_physics_in_range(al_run):
     rec = validate_record(load_record(al_run["records_dir"] / f"{MID}.json"))
     assert rec.provenance["accuracy"] == "ci"
     assert rec.provenance["code"].startswith("QE")
+    # the BLAS that QE loaded (reference or OpenBLAS, by the alternatives system) is recorded
+    assert rec.provenance["blas"] and all("BLAS (/" in b and b.endswith(".so.3)") for b in rec.provenance["blas"])
     # literature (DFT/experiment): λ ≈ 0.38-0.44, ω_log ≈ 270-320 K, T_c(exp) = 1.18 K
     assert 0.25 < rec.lambda_ < 0.6
     assert 200.0 < rec.omega_log_K < 450.0

@@ -177,6 +177,32 @@ class QEError(RuntimeError):
         )
 
 
+_BLAS: str | None = None
+
+
+def qe_blas() -> str:
+    """The BLAS library pw.x loads (``ldd``, links resolved), recorded with every step: Debian's QE
+    links ``libblas.so.3``, which the alternatives system points at the reference BLAS or, once
+    ``libopenblas0-serial`` is installed (``make qe-deps``), at OpenBLAS (ph.x 1.5x faster; same
+    frequencies to 2e-6, data/README).  ``"unknown"`` where ldd or pw.x is missing."""
+    global _BLAS
+    if _BLAS is None:
+        _BLAS = "unknown"
+        exe = shutil.which("pw.x")
+        try:
+            out = subprocess.run(["ldd", exe], capture_output=True, text=True, timeout=30).stdout if exe else ""
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        for line in out.splitlines():
+            if "libblas" in line and "=>" in line:
+                target = line.split("=>")[1].split("(")[0].strip()
+                real = os.path.realpath(target)
+                kind = "OpenBLAS" if "openblas" in real.lower() else ("reference BLAS" if "/blas/" in real else "BLAS")
+                _BLAS = f"{kind} ({real})"
+                break
+    return _BLAS
+
+
 def qe_available() -> bool:
     """True when every QE executable the workflow calls is on PATH."""
     return all(shutil.which(x) for x in EXECUTABLES)
@@ -455,7 +481,7 @@ class _Run:
         return wall
 
     def mark(self, step: str, wall: float, **extra: Any) -> None:
-        self.status.steps[step] = {"done": True, "wall_s": round(wall, 2), "finished_at": _now(), **extra}  # type: ignore[index]
+        self.status.steps[step] = {"done": True, "wall_s": round(wall, 2), "finished_at": _now(), "blas": qe_blas(), **extra}  # type: ignore[index]
         self.save()
 
     # -- structures/grids ---------------------------------------------------------------------
@@ -1025,6 +1051,7 @@ def build_record(
         "timings_s": {k: v.get("wall_s") for k, v in steps.items()},
         "wall_s_total": round(sum(float(v.get("wall_s", 0.0)) for v in steps.values()), 1),
         "host": platform.node(),
+        "blas": sorted({str(v["blas"]) for v in steps.values() if "blas" in v}) or None,
         "date": _now(),
         "prototype": status.prototype,
         "lambda_qe": row.lambda_,
