@@ -582,7 +582,8 @@ class _Run:
         fildyn: str,
         stop_below_meV: float | None = None,
     ) -> tuple[float, PhononResult, dict[str, Any]]:
-        """Run the ph.x ``ldisp`` calculation of ``step``; returns (wall s, frequencies, status extras).
+        """Run the ph.x ``ldisp`` calculation of ``step``; returns (wall s, frequencies, status extras:
+        ``n_q_irr`` and, when split, ``split_q``, ``q_wall_s``, ``stopped_at_q``).
 
         With ``QEConfig.ph_split_q`` each irreducible q point is its own ph.x call
         (``make_input(i)``: ``start_q = last_q = i``) in the same ``outdir``.  The first call writes
@@ -600,7 +601,8 @@ class _Run:
         """
         if not self.cfg.ph_split_q:
             wall = self.qe(step, "ph.x", make_input(None), cwd=cwd)
-            return wall, parse_ph_output(cwd / f"{step}.out"), {}
+            ph = parse_ph_output(cwd / f"{step}.out")
+            return wall, ph, {"n_q_irr": int(len(ph.q_cart_2pi_alat))}
         progress_path = cwd / f"{step}.progress.json"
         progress: dict[str, Any] = json.loads(progress_path.read_text()) if progress_path.exists() else {}
         q_wall: dict[str, float] = progress.setdefault("q_wall_s", {})
@@ -642,7 +644,7 @@ class _Run:
         shutil.copyfile(cwd / f"{step}.q1.in", self.dir / f"{step}.in")
         _compact_logs([cwd / f"{step}.q{i}.out" for i in range(1, done + 1)], self.dir / f"{step}.out.gz")
         walls = [q_wall[str(i)] for i in range(1, done + 1)]
-        return float(sum(walls)), ph, {**extra, "q_wall_s": walls, "n_q_mesh": int(n_q)}
+        return float(sum(walls)), ph, {"n_q_irr": int(n_q), **extra, "q_wall_s": walls}
 
     def _run_ph_q(self, name: str, text: str, cwd: Path, *, label: str) -> float:
         if self.progress:
@@ -669,8 +671,7 @@ class _Run:
         (self.dir / "ph_freqs.json").write_text(
             json.dumps({"q_cart_2pi_alat": ph.q_cart_2pi_alat.tolist(), "freq_meV": np.round(ph.freq_meV, 4).tolist()})
         )
-        n_q = extra.pop("n_q_mesh", len(ph.q_cart_2pi_alat))
-        self.mark("ph_elph", wall, n_q_irr=int(n_q), min_freq_meV=ph.min_freq_meV(), **extra)
+        self.mark("ph_elph", wall, min_freq_meV=ph.min_freq_meV(), **extra)
 
     def step_q2r(self, coarse: bool = False) -> None:
         name = "q2r_coarse" if coarse else "q2r"
@@ -767,7 +768,6 @@ class _Run:
             ).to_str()
 
         wall, _, extra = self.ph_by_q("ph_coarse", make_input, cwd=cdir, fildyn="coarse.dyn")
-        extra.pop("n_q_mesh", None)
         self.mark("ph_coarse", wall, **extra)
 
     # -- driver -------------------------------------------------------------------------------
