@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 
 from betenet.config import QE_CI
-from betenet.qe.parsers import parse_ph_output
 from betenet.qe.prototypes import build
 from betenet.qe.workflow import QEError, STEPS, load_status, qe_available, run_material, run_qe
 from betenet.records import load_record, validate_record
@@ -146,39 +145,47 @@ def _mode_lambdas(path) -> np.ndarray:
     return np.array(lam).reshape(n_sigma, -1)
 
 
+def _copy_run(al_run, tmp_path, *, redo_from: str, ignore=None, **cfg_changes):
+    """A copy of the Al run (data dir + scratch) with the steps from ``redo_from`` on marked undone."""
+    runs, scratch = tmp_path / "qe", tmp_path / "scratch"
+    shutil.copytree(al_run["runs_dir"], runs)
+    shutil.copytree(al_run["cfg"].scratch_dir, scratch, ignore=ignore)
+    cfg = dataclasses.replace(al_run["cfg"], scratch_dir=str(scratch), **cfg_changes)
+    status = json.loads((runs / MID / "status.json").read_text())
+    for step in STEPS[STEPS.index(redo_from):]:
+        status["steps"].pop(step, None)
+    status["state"] = "running"
+    (runs / MID / "status.json").write_text(json.dumps(status))
+    return cfg, runs, scratch / MID
+
+
 def test_one_call_per_q_matches_one_call_for_all(al_run, tmp_path):
-    """The split el-ph run (the workflow's) against one ph.x call on the same scf: the same dynamical
-    matrices, and the same λ(q) up to the double-delta sampling noise of this 16^3 mesh
+    """The workflow's split el-ph run against its one-call path (``ph_split_q=False``) on the same scf:
+    the same frequencies, and the same λ(q) up to the double-delta sampling noise of this 16^3 mesh
     (measured: 0.1 % at X, where the two runs order a degenerate pair differently; Γ and L identical)."""
-    src = al_run["cfg"].scratch_dir + f"/{MID}"
-    one = tmp_path / "one"
-    shutil.copytree(src, one, ignore=shutil.ignore_patterns("_ph0", "elph_dir", "elph.dyn*", "ph_elph.q*"))
-    text = "\n".join(l for l in (al_run["dir"] / "ph_elph.in").read_text().splitlines() if "_q =" not in l) + "\n"
-    run_qe("ph.x", text, one, "ph_all")
-    split = parse_ph_output(one / "ph_all.out")  # q order of ph.x = the split run's order
-    ours = json.loads((al_run["dir"] / "ph_freqs.json").read_text())
-    assert np.allclose(split.q_cart_2pi_alat, ours["q_cart_2pi_alat"])
-    assert np.allclose(split.freq_meV, ours["freq_meV"], atol=2e-3)
+    cfg, runs, one = _copy_run(al_run, tmp_path, redo_from="ph_elph", ph_split_q=False,
+                               ignore=shutil.ignore_patterns("_ph0", "elph_dir", "elph.dyn*", "ph_elph.*"))
+    st = run_material(MID, build(["Al"], "fcc"), cfg, runs_dir=runs, records_dir=tmp_path / "records")
+    assert st.state == "kept" and "split_q" not in st.steps["ph_elph"] and st.steps["ph_elph"]["n_q_irr"] == 3
+    assert (one / "ph_elph.out").exists() and not (one / "ph_elph.q1.out").exists()
+    single = json.loads((runs / MID / "ph_freqs.json").read_text())
+    split = json.loads((al_run["dir"] / "ph_freqs.json").read_text())
+    assert np.allclose(single["q_cart_2pi_alat"], split["q_cart_2pi_alat"])  # ph.x's order in both
+    assert np.allclose(single["freq_meV"], split["freq_meV"], atol=2e-3)
+    src = Path(al_run["cfg"].scratch_dir) / MID
     for iq in (1, 2, 3):
         a = _mode_lambdas(one / "elph_dir" / f"elph.inp_lambda.{iq}").sum(axis=1)
-        b = _mode_lambdas(Path(src) / "elph_dir" / f"elph.inp_lambda.{iq}").sum(axis=1)
-        assert a.shape == b.shape == (al_run["cfg"].n_elph_smearings,)
+        b = _mode_lambdas(src / "elph_dir" / f"elph.inp_lambda.{iq}").sum(axis=1)
+        assert a.shape == b.shape == (cfg.n_elph_smearings,)
         assert np.allclose(a, b, rtol=1e-2, atol=1e-3), (iq, a, b)
     assert _mode_lambdas(one / "elph_dir" / "elph.inp_lambda.3").sum() > 1.0  # X carries coupling: not a vacuous check
+    lam_one = load_record(tmp_path / "records" / f"{MID}.json").lambda_
+    assert lam_one == pytest.approx(load_record(al_run["records_dir"] / f"{MID}.json").lambda_, rel=5e-3)
 
 
 def test_killed_el_ph_run_resumes_at_its_first_unfinished_q(al_run, tmp_path):
     """A run killed during the last q point's ph.x call: the finished points are not recomputed."""
-    runs, scratch = tmp_path / "qe", tmp_path / "scratch"
-    shutil.copytree(al_run["runs_dir"], runs)
-    shutil.copytree(al_run["cfg"].scratch_dir, scratch)
-    cfg = dataclasses.replace(al_run["cfg"], scratch_dir=str(scratch))
-    d, s = runs / MID, scratch / MID
-    status = json.loads((d / "status.json").read_text())
-    for step in STEPS[STEPS.index("ph_elph"):]:
-        status["steps"].pop(step, None)
-    status["state"] = "running"
-    (d / "status.json").write_text(json.dumps(status))
+    cfg, runs, s = _copy_run(al_run, tmp_path, redo_from="ph_elph")
     progress = json.loads((s / "ph_elph.progress.json").read_text())
     assert progress["n_q"] == 3 and sorted(progress["q_wall_s"]) == ["1", "2", "3"]
     progress["q_wall_s"].pop("3")
