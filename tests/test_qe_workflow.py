@@ -462,8 +462,15 @@ def test_cli_run_selects_lazily_and_names_unknown_ids(tmp_path, capsys):
     args = ["run", "--profile", "smoke", "--runs-dir", str(tmp_path / "qe"), "--records-dir", str(tmp_path / "rec")]
     assert cli_main(args + ["--limit", "0"]) == 0
     assert "0 materials" in capsys.readouterr().out
-    with pytest.raises(KeyError, match="Xx1-fcc"):
-        cli_main(args + ["--ids", "Xx1-fcc"])
+    assert cli_main(args + ["--ids", "Xx1-fcc", "AgLi-B2", "AlRu-B2", "RuAl-B2", "Nb1-B9"]) == 2
+    err = capsys.readouterr().err
+    assert "Xx1-fcc: no usable pseudopotential for Xx" in err
+    assert "AgLi-B2: no usable pseudopotential for Li" in err  # Li failed review
+    assert "RuAl-B2: the project writes this material 'AlRu-B2'" in err
+    assert "unknown prototype 'B9'" in err
+    assert "AlRu-B2" not in err.replace("'AlRu-B2'", "")  # a real candidate is not reported
+    assert cli_main(["plan", "--profile", "smoke", "--runs-dir", str(tmp_path / "qe"), "--ids", "AgLi-B2"]) == 2
+    assert "no usable pseudopotential for Li" in capsys.readouterr().err
 
 
 def test_each_accuracy_level_has_its_own_directories():
