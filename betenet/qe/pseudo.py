@@ -682,8 +682,28 @@ def ld1_test_input(spec: GenerationSpec, upf_name: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def reference_lapack_path() -> str | None:
+    """``LD_LIBRARY_PATH`` entries that make a QE executable load the reference (netlib) BLAS and
+    LAPACK of Debian/Ubuntu (``/usr/lib/<arch>/blas``, ``/usr/lib/<arch>/lapack``), or ``None`` where
+    they are not installed.
+
+    The recorded UPF digests (``validation.json``) were made by ld1.x on the reference libraries;
+    OpenBLAS (which ``make qe-deps`` installs to speed up pw.x/ph.x, and which the alternatives
+    system then hands every program) changes the last digits of a UPF (1e-12), so ld1.x is pinned to
+    the reference libraries wherever they exist.
+    """
+    import glob
+
+    blas = sorted(glob.glob("/usr/lib/*/blas/libblas.so.3"))
+    lapack = sorted(glob.glob("/usr/lib/*/lapack/liblapack.so.3"))
+    if not blas or not lapack:
+        return None
+    return f"{Path(blas[0]).parent}:{Path(lapack[0]).parent}"
+
+
 def run_ld1(input_text: str, workdir: Path, *, timeout_s: float = 300.0, executable: str = "ld1.x") -> str:
-    """Run ld1.x on ``input_text`` in ``workdir`` (OMP_NUM_THREADS=1); return its stdout.
+    """Run ld1.x on ``input_text`` in ``workdir`` (OMP_NUM_THREADS=1, the reference BLAS/LAPACK where
+    installed: :func:`reference_lapack_path`); return its stdout.
 
     Raises :class:`PseudoError` with the tail of the output when ld1.x is missing or stops with
     an error.
@@ -694,6 +714,9 @@ def run_ld1(input_text: str, workdir: Path, *, timeout_s: float = 300.0, executa
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS="1")
+    ref = reference_lapack_path()
+    if ref:
+        env["LD_LIBRARY_PATH"] = ref + (f":{env['LD_LIBRARY_PATH']}" if env.get("LD_LIBRARY_PATH") else "")
     proc = subprocess.run(
         [exe], input=input_text, capture_output=True, text=True, encoding="utf-8", errors="replace",
         cwd=workdir, env=env, timeout=timeout_s,
