@@ -51,7 +51,7 @@ qe-deps:
 	else \
 	  echo "Quantum ESPRESSO not found and no apt-get: install QE >= 6.7 (conda: conda install -c conda-forge qe)"; exit 1; \
 	fi
-	@# OpenBLAS for Debian's QE (it links libblas.so.3, the reference BLAS by default): ph.x 1.5x faster.
+	@# OpenBLAS for Debian's QE (it links libblas.so.3, the reference BLAS by default): ph.x 1.5x faster at B2 AgCd's Γ point (data/README).
 	@# Single-threaded build: the dataset runs one OpenMP thread per QE process.  Optional.
 	@if command -v dpkg >/dev/null && command -v apt-get >/dev/null && ! dpkg -s libopenblas0-serial >/dev/null 2>&1; then \
 	  (DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libopenblas0-serial \

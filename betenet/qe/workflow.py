@@ -183,7 +183,7 @@ _BLAS: str | None = None
 def qe_blas() -> str:
     """The BLAS library pw.x loads (``ldd``, links resolved), recorded with every step: Debian's QE
     links ``libblas.so.3``, which the alternatives system points at the reference BLAS or, once
-    ``libopenblas0-serial`` is installed (``make qe-deps``), at OpenBLAS (ph.x 1.5x faster; same
+    ``libopenblas0-serial`` is installed (``make qe-deps``), at OpenBLAS (ph.x 1.5x faster at B2 AgCd's Γ point; same
     frequencies to 2e-6, data/README).  ``"unknown"`` where ldd or pw.x is missing."""
     global _BLAS
     if _BLAS is None:
