@@ -73,18 +73,20 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _unknown_ids(ids: list[str]) -> int:
-    """Print, for each of ``ids`` that is not a candidate, why; exit status 2."""
-    from .dataset import default_candidates, explain_unknown_id
+def _unknown_ids(ids: list[str] | None, candidate_ids: list[str]) -> bool:
+    """Print, for each of ``ids`` that is not among ``candidate_ids``, why; True when there was one."""
+    from .dataset import explain_unknown_id
     from .pseudo import PseudoLibrary
 
-    known = set(default_candidates().ids)
+    known = set(candidate_ids)
+    unknown = [mid for mid in dict.fromkeys(ids or []) if mid not in known]
+    if not unknown:
+        return False
     elements = PseudoLibrary.default().elements
-    for mid in ids:
-        if mid not in known:
-            print(f"betenet qe: error: {explain_unknown_id(mid, elements)}", file=sys.stderr)
+    for mid in unknown:
+        print(f"betenet qe: error: {explain_unknown_id(mid, elements)}", file=sys.stderr)
     print("betenet qe: `betenet qe plan --limit N` lists the candidates in priority order", file=sys.stderr)
-    return 2
+    return True
 
 
 def cli_main(argv: list[str] | None = None) -> int:
@@ -123,10 +125,10 @@ def cli_main(argv: list[str] | None = None) -> int:
         qe = get_profile(args.profile).qe
         if not args.runs_dir:
             runs_dir = dataset_dirs(qe)[0]
-        try:
-            table = plan_candidates(default_candidates(qe.max_atoms), qe, ids=args.ids, limit=args.limit, runs_dir=runs_dir)
-        except KeyError:
-            return _unknown_ids(args.ids)
+        candidates = default_candidates(qe.max_atoms)
+        if _unknown_ids(args.ids, candidates.ids):
+            return 2
+        table = plan_candidates(candidates, qe, ids=args.ids, limit=args.limit, runs_dir=runs_dir)
         with pd.option_context("display.width", 200, "display.max_columns", None):
             print(table.to_string(index=False) if len(table) else "no unfinished candidates")
         print(f"(grids on the unrelaxed prototype cells; skipped: scf density < {qe.candidate_min_scf_k_fraction} x "
@@ -212,10 +214,10 @@ def cli_main(argv: list[str] | None = None) -> int:
         dask = dataclasses.replace(dask, n_workers=args.workers, threads_per_worker=1)
     profile = dataclasses.replace(profile, qe=qe, dask=dask)
     limit = args.limit if args.limit is not None else qe.n_new_materials
-    try:
-        cands = select_candidates(default_candidates(qe.max_atoms), ids=args.ids, limit=limit, runs_dir=runs_dir, qe=qe)
-    except KeyError:
-        return _unknown_ids(args.ids)
+    candidates = default_candidates(qe.max_atoms)
+    if _unknown_ids(args.ids, candidates.ids):
+        return 2
+    cands = select_candidates(candidates, ids=args.ids, limit=limit, runs_dir=runs_dir, qe=qe)
     print(f"betenet qe run: profile {profile.name}, {len(cands)} materials, "
           f"{dask.n_workers} worker(s) x OMP {qe.omp_threads}", flush=True)
     results = run_dataset(

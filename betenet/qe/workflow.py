@@ -475,10 +475,14 @@ class _Run:
                 text = retry
                 wall = run_qe(executable, text, cwd, step, omp_threads=self.cfg.omp_threads, timeout_s=self.cfg.step_timeout_s)
         finally:
-            (self.dir / f"{step}.in").write_text(text)
-            if (cwd / f"{step}.out").exists():
-                _compact_log(cwd / f"{step}.out", self.dir / f"{step}.out.gz")
+            self._archive(step, text, cwd / f"{step}.out")
         return wall
+
+    def _archive(self, step: str, text: str, out: Path) -> None:
+        """``<step>.in`` and the head/tail of the log ``out`` (when it exists) into the material's directory."""
+        (self.dir / f"{step}.in").write_text(text)
+        if out.exists():
+            _compact_log(out, self.dir / f"{step}.out.gz")
 
     def mark(self, step: str, wall: float, **extra: Any) -> None:
         self.status.steps[step] = {"done": True, "wall_s": round(wall, 2), "finished_at": _now(), "blas": qe_blas(), **extra}  # type: ignore[index]
@@ -618,9 +622,7 @@ class _Run:
                 try:
                     wall = self._run_ph_q(name, text, cwd, label=f"{step} q {iq}/{n_q or '?'}")
                 except QEError:
-                    (self.dir / f"{step}.in").write_text(text)
-                    if (cwd / f"{name}.out").exists():
-                        _compact_log(cwd / f"{name}.out", self.dir / f"{step}.out.gz")
+                    self._archive(step, text, cwd / f"{name}.out")
                     raise
                 q_wall[str(iq)] = round(wall, 2)
                 if n_q is None:
