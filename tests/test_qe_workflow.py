@@ -7,6 +7,7 @@ import gzip
 import json
 import os
 import stat
+import time
 
 import numpy as np
 import pytest
@@ -282,21 +283,29 @@ def test_run_dataset_resumes_and_reports_failures(tmp_path, fake_failing_qe):
 _STARTED: list[str] = []
 
 
+_FINISHED: list[str] = []
+_TASK_S = [0.0]
+
+
 def _fake_run_one(mid, *args, **kwargs):
     """Module level so that Dask can pickle it by reference (in-process cluster: same list)."""
     _STARTED.append(mid)
+    time.sleep(_TASK_S[0])
+    _FINISHED.append(mid)
     return {"material_id": mid, "state": "kept", "reason": None, "wall_s": 0.0}
 
 
 def test_run_dataset_follows_the_candidate_order(tmp_path, monkeypatch):
-    """At most a window of 2 tasks per worker thread is in flight, so materials start in priority order
-    (before, Dask ran a 43-material batch's independent tasks in its own order)."""
+    """One task per worker thread is in flight, so materials start in priority order (before, Dask ran a
+    43-material batch's independent tasks in its own order; with two per thread, the second waited in a
+    busy worker's queue while the other worker took later candidates)."""
     import dataclasses
 
     from dask.distributed import Client, LocalCluster
 
     started = _STARTED
     started.clear()
+    _TASK_S[0] = 0.0
     monkeypatch.setattr(dataset, "run_one", _fake_run_one)
     ids = [f"{el}1-fcc" for el in ("Al", "Cu", "Ag", "Au", "Pd", "Pt", "Rh", "Ir", "Ca", "Sr", "Pb")]
     cands = dataset.CandidateList([(m, (m.split("1-")[0],), "fcc") for m in ids])
@@ -313,9 +322,46 @@ def test_run_dataset_follows_the_candidate_order(tmp_path, monkeypatch):
         res = dataset.run_dataset(list(cands), profile, client, runs_dir=tmp_path / "qe", records_dir=tmp_path / "r",
                                   progress=False)
     assert sorted(r["material_id"] for r in res) == sorted(ids) and sorted(started) == sorted(ids)
-    # 1 worker thread -> a window of 2: never more than 2 materials submitted and not yet finished
-    assert len(in_flight) == len(ids) and max(in_flight) <= 2, in_flight
-    assert all(abs(started.index(m) - i) <= 1 for i, m in enumerate(ids)), started
+    # 1 worker thread -> a window of 1: each material is submitted after the one before it ran
+    assert len(in_flight) == len(ids) and max(in_flight) <= 1, in_flight
+    assert started == ids
+
+
+def test_run_dataset_widens_its_window_when_workers_join(tmp_path, monkeypatch):
+    """dask-jobqueue workers arrive while the batch runs: the number of materials in flight follows the
+    worker threads there are, checked on every completion and every WINDOW_POLL_S."""
+    import dataclasses
+    import threading
+
+    from dask.distributed import Client, LocalCluster
+
+    _STARTED.clear()
+    _FINISHED.clear()
+    _TASK_S[0] = 0.4
+    monkeypatch.setattr(dataset, "run_one", _fake_run_one)
+    monkeypatch.setattr(dataset, "WINDOW_POLL_S", 0.05)
+    ids = [f"{el}1-fcc" for el in ("Al", "Cu", "Ag", "Au", "Pd", "Pt", "Rh", "Ir", "Ca", "Sr", "Pb", "Ba")]
+    cands = dataset.CandidateList([(m, (m.split("1-")[0],), "fcc") for m in ids])
+    profile = dataclasses.replace(get_profile("smoke"), qe=_cfg(tmp_path))
+    in_flight: list[int] = []
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cl, \
+            Client(cl) as client:
+        real_submit = client.submit
+
+        def counting_submit(*args, **kwargs):
+            in_flight.append(len(in_flight) - len(_FINISHED))  # submitted so far minus finished
+            return real_submit(*args, **kwargs)
+
+        monkeypatch.setattr(client, "submit", counting_submit)
+        joiner = threading.Timer(0.2, lambda: cl.scale(3))  # two workers join while the first material runs
+        joiner.start()
+        res = dataset.run_dataset(list(cands), profile, client, runs_dir=tmp_path / "qe", records_dir=tmp_path / "r",
+                                  progress=False)
+        joiner.join()
+    _TASK_S[0] = 0.0
+    assert sorted(r["material_id"] for r in res) == sorted(ids)
+    assert in_flight[0] == 0 and max(in_flight) == 2, in_flight  # 3 in flight once the workers are there
+    assert _STARTED[0] == "Al1-fcc"
 
 
 def test_run_one_reports_invalid_input(tmp_path):

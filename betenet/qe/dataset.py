@@ -21,6 +21,9 @@ from ..config import Profile, QEConfig
 from ..paths import QE_RUNS_DIR, RECORDS_DIR
 from .workflow import check_settings, load_status
 
+#: seconds between checks for new Dask workers while every task in flight is still running
+WINDOW_POLL_S = 30.0
+
 __all__ = [
     "Candidate", "CandidateList", "dataset_dirs", "run_dataset", "run_one", "default_candidates", "select_candidates",
     "scf_mesh_estimate", "plan_candidates", "explain_unknown_id",
@@ -263,7 +266,6 @@ def run_dataset(
     ``client``: an existing ``distributed.Client``; ``None`` opens ``dask_client(cfg.dask)``.
     ``log_path``: append one JSON line per finished material (for long background runs).
     """
-    from dask.distributed import as_completed
     from tqdm.auto import tqdm
 
     from ..cluster import dask_client
@@ -278,10 +280,15 @@ def run_dataset(
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
 
     def _go(cl: Any) -> list[dict[str, Any]]:
-        # Independent Dask tasks are not run in submission order (nor strictly by priority once they
-        # sit in worker queues), so only a window of about two tasks per worker thread is submitted
-        # and the next candidate goes in when one finishes: the dataset grows in priority order, and a
-        # lazy candidate's structure is built only when it is submitted.
+        # Independent Dask tasks are not run in submission order (a task the scheduler hands to a busy
+        # worker waits in that worker's queue, and these tasks belong to no common task group, so the
+        # scheduler's own queuing never applies), so only as many tasks as there are worker threads are
+        # in flight: the next candidate goes in when one finishes, or when workers join (dask-jobqueue
+        # workers arrive as their jobs start).  The dataset grows in priority order, no material waits
+        # behind another's long run while a thread is free, and a lazy candidate's structure is built
+        # only when it is submitted.
+        from dask.distributed import wait
+
         def submit(i: int):
             mid, s, proto = candidates[i]
             return cl.submit(
@@ -292,39 +299,48 @@ def run_dataset(
 
         def window() -> int:
             try:
-                return max(2, 2 * sum(cl.nthreads().values()))
-            except Exception:  # noqa: BLE001 (a client without worker info: keep a small window)
-                return 2
+                return max(1, sum(cl.nthreads().values()))
+            except Exception:  # noqa: BLE001 (a client without worker info: one task at a time)
+                return 1
 
-        futures = [submit(i) for i in range(min(window(), len(candidates)))]
-        next_i = len(futures)
         results = []
         bar = tqdm(total=len(candidates), desc="QE materials", unit="mat", disable=not progress)
         counts: dict[str, int] = {}
-        ids = {fut.key: candidates[i][0] for i, fut in enumerate(futures)}
-        pending = as_completed(futures)
-        for fut in pending:
-            if next_i < len(candidates):
-                nxt = submit(next_i)
-                ids[nxt.key] = candidates[next_i][0]
-                pending.add(nxt)
+        ids: dict[Any, str] = {}
+        order: dict[Any, int] = {}
+        in_flight: set[Any] = set()
+        next_i = 0
+        while next_i < len(candidates) or in_flight:
+            while next_i < len(candidates) and len(in_flight) < window():
+                fut = submit(next_i)
+                ids[fut.key] = candidates[next_i][0]
+                order[fut.key] = next_i
+                in_flight.add(fut)
                 next_i += 1
+            # wake up at the latest every WINDOW_POLL_S to top up the window when workers have joined
             try:
-                res = fut.result()
-            except Exception as exc:  # a bug or lost worker on one material must not end the batch
-                import traceback
+                wait(list(in_flight), timeout=WINDOW_POLL_S, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                pass
+            for fut in sorted((f for f in in_flight if f.done()), key=lambda f: order[f.key]):
+                in_flight.discard(fut)
+                try:
+                    res = fut.result()
+                except Exception as exc:  # a bug or lost worker on one material must not end the batch
+                    import traceback
 
-                tail = "".join(traceback.format_exception(exc))[-3000:]
-                res = {"material_id": ids.get(fut.key, str(fut.key)), "state": "error",
-                       "reason": type(exc).__name__, "detail": tail, "wall_s": 0.0}
-                print(f"[betenet qe] {res['material_id']}: unexpected {res['reason']} (left resumable): {exc}", flush=True)
-            results.append(res)
-            counts[res["state"]] = counts.get(res["state"], 0) + 1
-            bar.set_postfix(counts)
-            bar.update(1)
-            if log_path is not None:
-                with open(log_path, "a") as fh:
-                    fh.write(json.dumps({**res, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+                    tail = "".join(traceback.format_exception(exc))[-3000:]
+                    res = {"material_id": ids.get(fut.key, str(fut.key)), "state": "error",
+                           "reason": type(exc).__name__, "detail": tail, "wall_s": 0.0}
+                    print(f"[betenet qe] {res['material_id']}: unexpected {res['reason']} (left resumable): {exc}",
+                          flush=True)
+                results.append(res)
+                counts[res["state"]] = counts.get(res["state"], 0) + 1
+                bar.set_postfix(counts)
+                bar.update(1)
+                if log_path is not None:
+                    with open(log_path, "a") as fh:
+                        fh.write(json.dumps({**res, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
         bar.close()
         return results
 
