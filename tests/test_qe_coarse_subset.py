@@ -110,3 +110,15 @@ def test_cg_retry_input():
     assert out.split("\n")[4] == "  diagonalization = 'cg'" and out.replace("  diagonalization = 'cg'\n", "") == text
     assert with_cg_diagonalization(out) is None  # never twice
     assert with_cg_diagonalization("&CONTROL\n/\n") is None
+
+
+def test_loose_nscf_retry_input():
+    from betenet.qe.workflow import with_loose_nscf_threshold
+
+    text = ("&CONTROL\n  calculation = 'nscf'\n/\n&SYSTEM\n  nat = 1\n/\n&ELECTRONS\n"
+            "  diagonalization = 'cg'\n  conv_thr = 1d-10\n  mixing_beta = 0.4\n/\nK_POINTS automatic\n  4 4 4 0 0 0\n")
+    out = with_loose_nscf_threshold(text, 20.0)
+    assert out.split("\n")[6:10] == ["&ELECTRONS", "  conv_thr = 2.000e-06", "  mixing_beta = 0.4", "/"]
+    assert with_loose_nscf_threshold(out, 20.0) is None  # never twice
+    assert with_loose_nscf_threshold(text.replace("'nscf'", "'scf'"), 20.0) is None  # scf: not this retry
+    assert with_loose_nscf_threshold(text, 0.0) is None
