@@ -963,7 +963,10 @@ def run_material(
             run.save()
     run.status.finished_at = _now()
     run.save()
-    if not cfg.keep_scratch and run.status.state != "failed":  # a failed step can be retried from its scratch
+    # a failed step can be retried from its scratch; a NaN rejection (B2 BaCd, L1_2 Al3Sc: matdyn wrote NaN
+    # for the whole alpha2F and PhDOS with finite ph.x frequencies) keeps fc, elph_dir and the matdyn
+    # files for diagnosis
+    if not cfg.keep_scratch and run.status.state != "failed" and run.status.reason != "nan":
         shutil.rmtree(run.scratch, ignore_errors=True)
     return run.status
 
