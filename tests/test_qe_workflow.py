@@ -281,8 +281,6 @@ def test_run_dataset_resumes_and_reports_failures(tmp_path, fake_failing_qe):
 
 
 _STARTED: list[str] = []
-
-
 _FINISHED: list[str] = []
 _TASK_S = [0.0]
 

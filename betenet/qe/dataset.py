@@ -306,14 +306,13 @@ def run_dataset(
         results = []
         bar = tqdm(total=len(candidates), desc="QE materials", unit="mat", disable=not progress)
         counts: dict[str, int] = {}
-        ids: dict[Any, str] = {}
-        order: dict[Any, int] = {}
+        order: dict[Any, int] = {}  # task key -> index in candidates
         in_flight: set[Any] = set()
         next_i = 0
         while next_i < len(candidates) or in_flight:
-            while next_i < len(candidates) and len(in_flight) < window():
+            n_threads = window()
+            while next_i < len(candidates) and len(in_flight) < n_threads:
                 fut = submit(next_i)
-                ids[fut.key] = candidates[next_i][0]
                 order[fut.key] = next_i
                 in_flight.add(fut)
                 next_i += 1
@@ -330,7 +329,7 @@ def run_dataset(
                     import traceback
 
                     tail = "".join(traceback.format_exception(exc))[-3000:]
-                    res = {"material_id": ids.get(fut.key, str(fut.key)), "state": "error",
+                    res = {"material_id": candidates[order[fut.key]][0], "state": "error",
                            "reason": type(exc).__name__, "detail": tail, "wall_s": 0.0}
                     print(f"[betenet qe] {res['material_id']}: unexpected {res['reason']} (left resumable): {exc}",
                           flush=True)

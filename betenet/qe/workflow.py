@@ -498,30 +498,29 @@ class _Run:
         cwd = cwd or self.scratch
         if self.progress:
             self.progress(f"{self.mid}: {step}")
+        # pw.x retries when bands stay unconverged ("too many bands are not converged"), each failed try
+        # archived as <step>.<label>.out.gz and the archived input the one that ran last:
+        # * Davidson gave up (seen for fcc Ir's tetrahedron nscf): conjugate gradients, slower but robust;
+        # * CG too (fcc Sc, Al3Sc nscf): an nscf run at a bounded threshold (NSCF_RETRY_ETHR_RY).
+        retries = [
+            ("davidson-failed", with_cg_diagonalization),
+            ("cg-failed", lambda t: with_loose_nscf_threshold(t, _n_electrons(cwd / f"{step}.out") or 0.0)),
+        ]
         try:
-            try:
-                wall = run_qe(executable, text, cwd, step, omp_threads=self.cfg.omp_threads, timeout_s=self.cfg.step_timeout_s)
-            except QEError as exc:
-                retry = with_cg_diagonalization(text) if executable == "pw.x" and DAVIDSON_FAILURE in exc.tail else None
-                if retry is None:
-                    raise
-                # Davidson gave up on some bands (seen for fcc Ir's tetrahedron nscf): one retry with
-                # conjugate gradients, which is slower but robust; the archived input says so.
-                (self.dir / f"{step}.davidson-failed.out.gz").write_bytes(gzip.compress(exc.tail.encode()))
-                text = retry
+            while True:
                 try:
                     wall = run_qe(executable, text, cwd, step, omp_threads=self.cfg.omp_threads,
                                   timeout_s=self.cfg.step_timeout_s)
-                except QEError as exc2:
-                    # CG failed too: an nscf run gets one last try at a bounded threshold (NSCF_RETRY_ETHR_RY)
-                    n_el = _n_electrons(cwd / f"{step}.out") if DAVIDSON_FAILURE in exc2.tail else None
-                    loose = with_loose_nscf_threshold(text, n_el) if n_el else None
-                    if loose is None:
+                    break
+                except QEError as exc:
+                    if executable != "pw.x" or DAVIDSON_FAILURE not in exc.tail or not retries:
                         raise
-                    (self.dir / f"{step}.cg-failed.out.gz").write_bytes(gzip.compress(exc2.tail.encode()))
-                    text = loose
-                    wall = run_qe(executable, text, cwd, step, omp_threads=self.cfg.omp_threads,
-                                  timeout_s=self.cfg.step_timeout_s)
+                    label, rewrite = retries.pop(0)
+                    retry = rewrite(text)
+                    if retry is None:
+                        raise
+                    (self.dir / f"{step}.{label}.out.gz").write_bytes(gzip.compress(exc.tail.encode()))
+                    text = retry
         finally:
             self._archive(step, text, cwd / f"{step}.out")
         return wall
