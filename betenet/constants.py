@@ -14,6 +14,7 @@ __all__ = [
     "RY_IN_MEV",
     "RY_IN_EV",
     "THZ_IN_MEV",
+    "GHZ_IN_MEV",
     "CMM1_IN_MEV",
     "BOHR_IN_ANGSTROM",
     "TARGET_GRID_MEV",
@@ -36,6 +37,8 @@ RY_IN_EV: float = 13.605693122994
 RY_IN_MEV: float = RY_IN_EV * 1e3
 #: h * 1 THz in meV (4.135667696e-3 eV).
 THZ_IN_MEV: float = 4.135667696
+#: h · 1 GHz in meV (matdyn writes linewidths in GHz)
+GHZ_IN_MEV: float = THZ_IN_MEV * 1e-3
 #: h c * 1 cm^-1 in meV (1.239841984e-4 eV).
 CMM1_IN_MEV: float = 0.1239841984
 BOHR_IN_ANGSTROM: float = 0.529177210903

@@ -96,7 +96,7 @@ def test_gaussian_fallback_matches_tetrahedra_on_real_al_force_constants(tmp_pat
 @pytest.mark.skipif(shutil.which("matdyn.x") is None, reason="matdyn.x (Quantum ESPRESSO) not installed: make qe-deps")
 def test_workflow_fallback_replaces_a_nan_tetrahedron_dos(tmp_path):
     """The workflow method itself: a NaN matdyn DOS file is rewritten in matdyn's format, finite, 3N states."""
-    from types import SimpleNamespace
+    from types import MethodType, SimpleNamespace
 
     from pymatgen.core import Lattice, Structure
 
@@ -113,9 +113,43 @@ def test_workflow_fallback_replaces_a_nan_tetrahedron_dos(tmp_path):
 
     al = Structure(Lattice([[0, 2.02, 2.02], [2.02, 0, 2.02], [2.02, 2.02, 0]]), ["Al"], [[0, 0, 0]])
     fake = SimpleNamespace(relaxed=al, qe=qe)
+    fake._matdyn_full_mesh = MethodType(_Run._matdyn_full_mesh, fake)
+    fake._gaussian_dos_file = MethodType(_Run._gaussian_dos_file, fake)
     wall = _Run._gaussian_coarse_dos(fake, tmp_path, (8, 8, 8))
     assert wall == 1.5
     dos = parse_phdos(tmp_path / "phdos.dos")
     assert dos.site is not None and dos.site.shape == (1, omega_cm1.size)
     assert np.allclose(dos.total, dos.site.sum(axis=0))
     assert np.trapezoid(dos.total, dos.omega_meV) == pytest.approx(3.0, rel=5e-3)
+
+
+def test_gaussian_a2f_single_mode_has_the_analytic_lambda_and_drops_zero_modes():
+    from betenet.constants import RY_IN_MEV
+    from betenet.qe.workflow import gaussian_a2f
+
+    omega = np.arange(1, 2000) * 0.05  # meV
+    n_ef, w0, gamma = 5.0, 20.0, 0.1  # states/Ry, meV, meV
+    # two q points; the second one's only mode is at zero frequency (acoustic at Γ) and must not count
+    a2f = gaussian_a2f(omega, [[w0], [0.0]], [[gamma], [gamma]], n_ef, sigma_meV=0.5)
+    area = gamma / w0 / 2 / (2 * np.pi * n_ef) * RY_IN_MEV  # (1/n_q) γ/ω / (2π N)
+    assert np.trapezoid(a2f, omega) == pytest.approx(area, rel=1e-6)
+    assert omega[np.argmax(a2f)] == pytest.approx(w0)
+    assert 2 * np.trapezoid(a2f / omega, omega) == pytest.approx(2 * area / w0, rel=2e-3)
+    with pytest.raises(ValueError, match="n_q, n_modes"):
+        gaussian_a2f(omega, [w0], [gamma], n_ef, 0.5)
+    with pytest.raises(ValueError, match="N\\(E_F\\) must be positive"):
+        gaussian_a2f(omega, [[w0]], [[gamma]], 0.0, 0.5)
+
+
+def test_parse_a2fmatdyn_header(tmp_path):
+    from betenet.qe.parsers import QEParseError, parse_a2fmatdyn_header
+
+    f = tmp_path / "a2Fmatdyn.61"
+    f.write_text("   5.0000000000000001E-003  0.59505193514247423        1.2799712398308756\n   2   2   2\n")
+    assert parse_a2fmatdyn_header(f) == pytest.approx((0.005, 0.595051935, 1.27997124))
+    f.write_text("   2   2\n")
+    with pytest.raises(QEParseError, match="a2Fmatdyn.61:1: expected 'broadening E_F N"):
+        parse_a2fmatdyn_header(f)
+    f.write_text("0.005 0.59 0.0\n")
+    with pytest.raises(QEParseError, match="N\\(E_F\\) = 0.0"):
+        parse_a2fmatdyn_header(f)

@@ -9,6 +9,8 @@ matdyn ``flfrq``       :func:`parse_matdyn_freq` — frequencies (cm⁻¹) on th
 matdyn ``fldos``       :func:`parse_phdos` — ω cm⁻¹ -> meV; DOS states/cm⁻¹ -> states/meV/cell (total + per site)
 ``a2F.dosN``           :func:`parse_a2f_dos` — ω Ry -> meV; α²F dimensionless (total + per mode); QE's λ
 ``lambda``             :func:`parse_lambda_file` — λ, N(E_F) (states/spin/Ry/cell), ω_ln (K) per broadening
+``a2Fmatdyn.6N``       :func:`parse_a2fmatdyn_header` — broadening (Ry), E_F (Ry), N(E_F) (states/spin/Ry/cell)
+matdyn ``elph.gamma.N`` :func:`parse_matdyn_freq` (same plotband format) — linewidths (GHz) on the mesh
 projwfc ``*.pdos_*``   :func:`parse_projwfc` — energies eV -> meV relative to E_F; states/eV/cell (total + per site)
 =====================  =============================================================================
 
@@ -45,6 +47,7 @@ __all__ = [
     "parse_phdos",
     "parse_a2f_dos",
     "parse_lambda_file",
+    "parse_a2fmatdyn_header",
     "parse_projwfc",
     "read_text",
 ]
@@ -492,6 +495,23 @@ def parse_lambda_file(path: Path) -> list[LambdaRow]:
     if not rows:
         raise QEParseError(f"{path}: no 'Broadening ... lambda ...' lines")
     return rows
+
+
+def parse_a2fmatdyn_header(path: Path) -> tuple[float, float, float]:
+    """First line of a q2r.x ``elph_dir/a2Fmatdyn.6N`` file -> (broadening Ry, E_F Ry, N(E_F) states/spin/Ry/cell).
+
+    These are the numbers matdyn's ``a2Fdos`` divides by; the rest of the file is the linewidth
+    force constants, read by matdyn itself.
+    """
+    path = Path(path)
+    lines = read_text(path).splitlines()
+    vals = lines[0].split() if lines else []
+    if len(vals) != 3:
+        raise QEParseError(f"{path}:1: expected 'broadening E_F N(E_F)' (3 numbers), got {(lines[0] if lines else '').strip()!r}")
+    deg, ef, dos = _floats(vals, path, 1)
+    if not dos > 0:
+        raise QEParseError(f"{path}:1: N(E_F) = {dos}; expected a positive density of states")
+    return deg, ef, dos
 
 
 # --------------------------------------------------------------------------------------------

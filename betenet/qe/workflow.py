@@ -50,7 +50,7 @@ import numpy as np
 from pymatgen.core import Structure
 
 from ..config import QEConfig
-from ..constants import CMM1_IN_MEV, IMAGINARY_MODE_THRESHOLD_MEV
+from ..constants import CMM1_IN_MEV, GHZ_IN_MEV, IMAGINARY_MODE_THRESHOLD_MEV, RY_IN_MEV
 from ..paths import QE_RUNS_DIR, RECORDS_DIR
 from .filters import QualityReport, quality_report
 from .inputs import (
@@ -74,6 +74,7 @@ from .parsers import (
     QEParseError,
     min_freq_off_gamma,
     parse_a2f_dos,
+    parse_a2fmatdyn_header,
     parse_dyn0,
     parse_lambda_file,
     parse_matdyn_freq,
@@ -739,8 +740,6 @@ class _Run:
         ).to_str()
         wall = self.qe(name, "matdyn.x", text, cwd=cwd)
         _, freq_cm1 = parse_matdyn_freq(cwd / "matdyn.freq")
-        from ..constants import CMM1_IN_MEV
-
         min_freq = float(freq_cm1.min() * CMM1_IN_MEV)
         if coarse:
             method = "tetrahedra"
@@ -752,8 +751,6 @@ class _Run:
             _gzip_copy(cwd / "phdos.dos", self.dir / "phdos_coarse.dos.gz")
             self.mark(name, wall, nk=list(nk), min_freq_meV=min_freq, dos_method=method)
             return
-        _gzip_copy(cwd / "phdos.dos", self.dir / "phdos_fine.dos.gz")
-        shutil.copyfile(cwd / "lambda", self.dir / "lambda")
         omega = None
         cols = []
         for i in range(1, self.cfg.n_elph_smearings + 1):
@@ -763,13 +760,52 @@ class _Run:
             elif a.omega_meV.shape != omega.shape or not np.allclose(a.omega_meV, omega):
                 raise QEParseError(f"{cwd / f'a2F.dos{i}'}: frequency grid differs from a2F.dos1")
             cols.append(a.a2f)
+        extra: dict[str, str] = {}
+        if not (_dos_file_finite(cwd / "phdos.dos") and all(np.all(np.isfinite(c)) for c in cols)):
+            # Same matdyn 6.7 tetrahedron failure as for the coarse mesh (seen on B2 BaCd and L1_2
+            # Al3Sc at 16^3): integrate both spectra with Gaussians over the full mesh instead.
+            g_wall, cols = self._gaussian_fine(cwd, nk, omega)
+            wall += g_wall
+            why = "tetrahedra gave NaN"
+            extra = {"dos_method": f"gaussian (sigma {FINE_DOS_SIGMA_MEV} meV; {why})",
+                     "a2f_method": f"gaussian (sigma {FINE_DOS_SIGMA_MEV} meV; {why})"}
+        _gzip_copy(cwd / "phdos.dos", self.dir / "phdos_fine.dos.gz")
+        shutil.copyfile(cwd / "lambda", self.dir / "lambda")
         sig = [round(self.cfg.elph_smearing_step_Ry * i, 6) for i in range(1, self.cfg.n_elph_smearings + 1)]
         _write_table(
             self.dir / "a2f.dat.gz",
             "omega (meV), alpha2F total (dimensionless) for el-ph broadenings (Ry): " + " ".join(map(str, sig)),
             [omega, *cols],
         )
-        self.mark(name, wall, nk=list(nk), min_freq_meV=min_freq)
+        self.mark(name, wall, nk=list(nk), min_freq_meV=min_freq, **extra)
+
+    def _matdyn_full_mesh(self, step: str, cwd: Path, nk, *, la2F: bool) -> tuple[float, Path]:
+        """Rerun matdyn.x in ``cwd/gauss`` with ``dos=.false.`` on the explicit (unreduced) ``nk`` mesh.
+
+        Writes frequencies (``matdyn.freq``) and eigenvectors (``matdyn.eig``) at every mesh point,
+        and with ``la2F`` the linewidths ``elph.gamma.N`` (GHz) of each broadening from the el-ph
+        force constants in ``cwd/elph_dir``.  Returns (wall seconds, the directory).
+        """
+        gdir = cwd / "gauss"
+        gdir.mkdir(exist_ok=True)
+        shutil.copyfile(cwd / "fc", gdir / "fc")
+        if la2F:
+            shutil.copytree(cwd / "elph_dir", gdir / "elph_dir", dirs_exist_ok=True)
+        grid = np.stack(np.meshgrid(*[np.arange(n) / n for n in nk], indexing="ij"), axis=-1).reshape(-1, 3)
+        params = {"asr": "crystal", "flfrc": "fc", "flfrq": "matdyn.freq", "flvec": "matdyn.modes",
+                  "fleig": "matdyn.eig", "dos": False, "la2F": la2F, "q_in_cryst_coord": True,
+                  **_amass(self.relaxed)}
+        text = NamelistInput(Namelist("input", params)).to_str().rstrip("\n") + "\n"
+        text += f"{len(grid)}\n" + "".join(f"{a:.10f} {b:.10f} {c:.10f}\n" for a, b, c in grid)
+        return self.qe(step, "matdyn.x", text, cwd=gdir), gdir
+
+    def _gaussian_dos_file(self, cwd: Path, gdir: Path, sigma_meV: float) -> None:
+        """Overwrite ``cwd/phdos.dos`` (matdyn's format and energy grid) with the Gaussian site-projected DOS."""
+        freq_cm1, weights = parse_matdyn_eig(gdir / "matdyn.eig", n_sites=len(self.relaxed))
+        omega_cm1 = np.loadtxt(cwd / "phdos.dos", comments="#", usecols=0)
+        site = gaussian_site_dos(omega_cm1, freq_cm1, weights, sigma_meV / CMM1_IN_MEV)
+        rows = np.column_stack([omega_cm1, site.sum(axis=0), site.T])
+        np.savetxt(cwd / "phdos.dos", rows, fmt="%.10E", header="Frequency[cm^-1] DOS PDOS (Gaussian, betenet)")
 
     def _gaussian_coarse_dos(self, cwd: Path, nk) -> float:
         """Site-projected phonon DOS by Gaussian broadening over the full ``nk`` mesh.
@@ -779,21 +815,29 @@ class _Run:
         ``|e_s|^2 g(E - w)`` to site ``s``.  The result is written over ``phdos.dos`` in matdyn's
         own format (cm^-1, states/cm^-1, total then one column per atom), on the same energy grid.
         """
-        gdir = cwd / "gauss"
-        gdir.mkdir(exist_ok=True)
-        shutil.copyfile(cwd / "fc", gdir / "fc")
-        grid = np.stack(np.meshgrid(*[np.arange(n) / n for n in nk], indexing="ij"), axis=-1).reshape(-1, 3)
-        params = {"asr": "crystal", "flfrc": "fc", "flfrq": "matdyn.freq", "flvec": "matdyn.modes",
-                  "fleig": "matdyn.eig", "dos": False, "q_in_cryst_coord": True, **_amass(self.relaxed)}
-        text = NamelistInput(Namelist("input", params)).to_str().rstrip("\n") + "\n"
-        text += f"{len(grid)}\n" + "".join(f"{a:.10f} {b:.10f} {c:.10f}\n" for a, b, c in grid)
-        wall = self.qe("matdyn_coarse_gauss", "matdyn.x", text, cwd=gdir)
-        freq_cm1, weights = parse_matdyn_eig(gdir / "matdyn.eig", n_sites=len(self.relaxed))
-        omega_cm1 = np.loadtxt(cwd / "phdos.dos", comments="#", usecols=0)
-        site = gaussian_site_dos(omega_cm1, freq_cm1, weights, COARSE_DOS_SIGMA_MEV / CMM1_IN_MEV)
-        rows = np.column_stack([omega_cm1, site.sum(axis=0), site.T])
-        np.savetxt(cwd / "phdos.dos", rows, fmt="%.10E", header="Frequency[cm^-1] DOS PDOS (Gaussian, betenet)")
+        wall, gdir = self._matdyn_full_mesh("matdyn_coarse_gauss", cwd, nk, la2F=False)
+        self._gaussian_dos_file(cwd, gdir, COARSE_DOS_SIGMA_MEV)
         return wall
+
+    def _gaussian_fine(self, cwd: Path, nk, omega_meV: np.ndarray) -> tuple[float, list[np.ndarray]]:
+        """Fine PhDOS and α²F of every broadening by Gaussian broadening over the full ``nk`` mesh.
+
+        ``phdos.dos`` is overwritten as in :meth:`_gaussian_coarse_dos`; α²F of broadening N comes
+        from matdyn's own linewidths (``elph.gamma.N``) and N(E_F) (``elph_dir/a2Fmatdyn.6N``) through
+        :func:`gaussian_a2f`, on the energy grid ``omega_meV`` of matdyn's ``a2F.dosN`` files.
+        Returns (wall seconds, one α²F column per broadening).
+        """
+        wall, gdir = self._matdyn_full_mesh("matdyn_gauss", cwd, nk, la2F=True)
+        self._gaussian_dos_file(cwd, gdir, FINE_DOS_SIGMA_MEV)
+        _, freq_cm1 = parse_matdyn_freq(gdir / "matdyn.freq")
+        cols = []
+        for i in range(1, self.cfg.n_elph_smearings + 1):
+            _, gamma_GHz = parse_matdyn_freq(gdir / f"elph.gamma.{i}")
+            if gamma_GHz.shape != freq_cm1.shape:
+                raise QEParseError(f"{gdir / f'elph.gamma.{i}'}: {gamma_GHz.shape} linewidths for {freq_cm1.shape} frequencies")
+            cols.append(gaussian_a2f(omega_meV, freq_cm1 * CMM1_IN_MEV, gamma_GHz * GHZ_IN_MEV,
+                                     parse_a2fmatdyn_header(gdir / "elph_dir" / f"a2Fmatdyn.{60 + i}")[2], FINE_DOS_SIGMA_MEV))
+        return wall, cols
 
     def step_ph_coarse(self) -> None:
         cdir = self.scratch / "coarse"
@@ -1144,6 +1188,12 @@ IMAGINARY_THRESHOLD_MEV = IMAGINARY_MODE_THRESHOLD_MEV
 #: Gaussian width (meV) of the fallback coarse phonon DOS (the 2 meV target bins and the 10 meV
 #: Savitzky-Golay window are much wider).
 COARSE_DOS_SIGMA_MEV = 1.0
+#: Gaussian width (meV) of the fine-mesh PhDOS and α²F when matdyn's tetrahedra give NaN.  On our fcc Al
+#: and bcc Nb runs (16^3 mesh) it reproduces the tetrahedron λ to 0.3 % and ω_log to 0.5 % for every
+#: broadening (tests/test_qe_real.py).
+FINE_DOS_SIGMA_MEV = 0.5
+#: matdyn's ``eps_w2`` (Ry): modes at or below this frequency get zero linewidth in ``a2Fdos``.
+MATDYN_EPS_W2_RY = 1e-7
 
 
 def _read_dyn_basis(path: Path) -> np.ndarray:
@@ -1253,3 +1303,32 @@ def gaussian_site_dos(omega, freqs, weights, sigma):
         g = np.exp(-0.5 * ((omega[None, :] - f[:, None]) / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))
         out += w[lo:lo + 4096].T @ g
     return out / n_q
+
+
+def gaussian_a2f(omega_meV, freq_meV, gamma_meV, dos_ef_per_Ry: float, sigma_meV: float) -> np.ndarray:
+    """Eliashberg function on ``omega_meV`` from mode linewidths, with matdyn's ``a2Fdos`` definitions.
+
+    ``α²F(ω) = 1/(2π N(E_F)) · (1/n_q) Σ_{qν} (γ_{qν}/ω_{qν}) δ_σ(ω − ω_{qν})``, with ``freq_meV`` and
+    ``gamma_meV`` of shape (n_q, n_modes) over a full uniform mesh (matdyn's ``elph.gamma.N`` converted
+    to meV), ``dos_ef_per_Ry`` the N(E_F) matdyn reads from ``elph_dir/a2Fmatdyn.6N`` (states/Ry/cell)
+    and δ a normalised Gaussian of width ``sigma_meV``.  As in matdyn, modes at or below
+    ``MATDYN_EPS_W2_RY`` (acoustic modes at Γ, unstable modes) carry no weight.  Then
+    ``2∫α²F/ω dω`` equals matdyn's mode sum ``(1/(π N(E_F) n_q)) Σ γ/ω²`` up to the Gaussian tails.
+    """
+    omega = np.asarray(omega_meV, float)
+    w = np.asarray(freq_meV, float)
+    g = np.asarray(gamma_meV, float)
+    if w.shape != g.shape or w.ndim != 2:
+        raise ValueError(f"frequencies {w.shape} and linewidths {g.shape} must both be (n_q, n_modes)")
+    if not dos_ef_per_Ry > 0:
+        raise ValueError(f"N(E_F) must be positive, got {dos_ef_per_Ry}")
+    n_q = w.shape[0]
+    w, g = w.ravel(), g.ravel()
+    ok = w > MATDYN_EPS_W2_RY * RY_IN_MEV
+    w, y = w[ok], g[ok] / w[ok]
+    out = np.zeros(omega.size)
+    for lo in range(0, w.size, 4096):
+        d = (omega[None, :] - w[lo:lo + 4096, None]) / sigma_meV
+        out += y[lo:lo + 4096] @ (np.exp(-0.5 * d * d) / (sigma_meV * np.sqrt(2 * np.pi)))
+    # δ in 1/meV -> 1/Ry to match N(E_F) in states/Ry
+    return out / n_q * RY_IN_MEV / dos_ef_per_Ry / (2 * np.pi)
