@@ -112,6 +112,8 @@ def _funnel_dir(root):
     _status(root / "Cs1-bcc", "failed", "pw.x failed", detail="... tail ...")
     _status(root / "W1-bcc", "running", steps={"relax": {"done": True, "wall_s": 10.0}})
     (root / "no-status-dir").mkdir()
+    # what `qe run --force` leaves of K's earlier run: a backup, not a tenth material
+    _status(root / "K1-fcc.bak-20261126T094506", "rejected", "nan")
 
 
 def test_funnel_counts_every_stage_with_reasons(tmp_path):

@@ -105,9 +105,10 @@ def cli_main(argv: list[str] | None = None) -> int:
 
     runs_dir = Path(args.runs_dir) if getattr(args, "runs_dir", None) else QE_RUNS_DIR
     if args.cmd == "refilter":
+        from .filters import status_files
         from .workflow import refilter
 
-        ids = args.ids if args.ids else sorted(p.parent.name for p in runs_dir.glob("*/status.json"))
+        ids = args.ids if args.ids else [p.parent.name for p in status_files(runs_dir)]
         cfg = get_profile(args.profile).qe
         n = 0
         for mid in ids:

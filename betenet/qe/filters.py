@@ -122,11 +122,20 @@ def quality_report(run_dir: Path, cfg: QEConfig, *, stage: str) -> QualityReport
     return QualityReport(True, checks=checks)
 
 
+BACKUP_MARK = ".bak-"
+
+
+def status_files(runs_dir: Path) -> list[Path]:
+    """``<runs_dir>/<material>/status.json`` of every material, sorted; the backups that
+    ``qe run --force`` leaves (``<material>.bak-<time>/``) are not materials and are skipped."""
+    return [p for p in sorted(Path(runs_dir).glob("*/status.json")) if BACKUP_MARK not in p.parent.name]
+
+
 def funnel(runs_dir: Path) -> dict[str, Any]:
     """Counts from every ``<runs_dir>/*/status.json``: submitted, converged, dynamically stable,
     kept, per-reason rejections, still running/pending, and per-material wall times (s)."""
     runs_dir = Path(runs_dir)
-    statuses = [json.loads(p.read_text()) for p in sorted(runs_dir.glob("*/status.json"))]
+    statuses = [json.loads(p.read_text()) for p in status_files(runs_dir)]
     reasons: dict[str, int] = {}
     n = {"submitted": len(statuses), "finished": 0, "converged": 0, "metallic": 0, "dynamically_stable": 0, "kept": 0}
     in_progress = 0

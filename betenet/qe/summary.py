@@ -17,6 +17,7 @@ import numpy as np
 
 from ..constants import MU_STAR_DEFAULT
 from ..paths import QE_RUNS_DIR
+from .filters import status_files
 
 __all__ = [
     "material_table",
@@ -39,7 +40,7 @@ __all__ = [
 
 
 def _statuses(runs_dir: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in sorted(Path(runs_dir).glob("*/status.json"))]
+    return [json.loads(p.read_text()) for p in status_files(runs_dir)]
 
 
 def material_table(runs_dir: Path = QE_RUNS_DIR):
