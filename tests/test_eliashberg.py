@@ -140,9 +140,9 @@ def test_no_superconductivity_returns_zero():
 def test_batched_spectra_and_speed():
     dft_grid = 0.25 + 0.1 * np.arange(1000)
     shapes = np.stack([with_lambda(dft_grid, gaussian(dft_grid, c, 4.0), lam) for c, lam in ((15, 0.5), (40, 0.9))])
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     single = eliashberg_tc_K(dft_grid, shapes[0])
-    elapsed = time.perf_counter() - t0
+    elapsed = time.process_time() - t0  # CPU time: the bound holds on a loaded machine too
     assert elapsed < 1.0, f"one α²F took {elapsed:.2f} s"
     batch = eliashberg_tc_K(dft_grid, shapes[None].repeat(2, 0))
     assert batch.shape == (2, 2)
