@@ -766,9 +766,8 @@ class _Run:
             # Al3Sc at 16^3): integrate both spectra with Gaussians over the full mesh instead.
             g_wall, cols = self._gaussian_fine(cwd, nk, omega)
             wall += g_wall
-            why = "tetrahedra gave NaN"
-            extra = {"dos_method": f"gaussian (sigma {FINE_DOS_SIGMA_MEV} meV; {why})",
-                     "a2f_method": f"gaussian (sigma {FINE_DOS_SIGMA_MEV} meV; {why})"}
+            method = f"gaussian (sigma {FINE_DOS_SIGMA_MEV} meV; tetrahedra gave NaN)"
+            extra = {"dos_method": method, "a2f_method": method}
         _gzip_copy(cwd / "phdos.dos", self.dir / "phdos_fine.dos.gz")
         shutil.copyfile(cwd / "lambda", self.dir / "lambda")
         sig = [round(self.cfg.elph_smearing_step_Ry * i, 6) for i in range(1, self.cfg.n_elph_smearings + 1)]
@@ -1006,9 +1005,8 @@ def run_material(
             run.save()
     run.status.finished_at = _now()
     run.save()
-    # a failed step can be retried from its scratch; a NaN rejection (B2 BaCd, L1_2 Al3Sc: matdyn wrote NaN
-    # for the whole alpha2F and PhDOS with finite ph.x frequencies) keeps fc, elph_dir and the matdyn
-    # files for diagnosis
+    # a failed step can be retried from its scratch; a NaN rejection (since the Gaussian fallback of
+    # step_matdyn, only if that too gives NaN) keeps fc, elph_dir and the matdyn files for diagnosis
     if not cfg.keep_scratch and run.status.state != "failed" and run.status.reason != "nan":
         shutil.rmtree(run.scratch, ignore_errors=True)
     return run.status
@@ -1295,14 +1293,18 @@ def gaussian_site_dos(omega, freqs, weights, sigma):
     freqs = np.asarray(freqs, float)
     w = np.asarray(weights, float)
     w = w / w.sum(axis=1, keepdims=True)
-    n_sites = w.shape[1]
-    n_q = len(freqs) / (3 * n_sites)
-    out = np.zeros((n_sites, len(omega)))
-    for lo in range(0, len(freqs), 4096):
-        f = freqs[lo:lo + 4096]
-        g = np.exp(-0.5 * ((omega[None, :] - f[:, None]) / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))
-        out += w[lo:lo + 4096].T @ g
-    return out / n_q
+    n_q = len(freqs) / (3 * w.shape[1])
+    return _gaussian_sum(omega, freqs, w, sigma) / n_q
+
+
+def _gaussian_sum(omega: np.ndarray, centres: np.ndarray, weights: np.ndarray, sigma: float) -> np.ndarray:
+    """``out[k] = Σ_i weights[i, k] G_σ(omega − centres[i])`` with normalised Gaussians, shape (n_k, n_omega);
+    the centres are taken 4096 at a time to bound the memory of the (centres × omega) kernel."""
+    out = np.zeros((weights.shape[1], omega.size))
+    for lo in range(0, len(centres), 4096):
+        d = (omega[None, :] - centres[lo:lo + 4096, None]) / sigma
+        out += weights[lo:lo + 4096].T @ (np.exp(-0.5 * d * d) / (sigma * np.sqrt(2 * np.pi)))
+    return out
 
 
 def gaussian_a2f(omega_meV, freq_meV, gamma_meV, dos_ef_per_Ry: float, sigma_meV: float) -> np.ndarray:
@@ -1325,10 +1327,6 @@ def gaussian_a2f(omega_meV, freq_meV, gamma_meV, dos_ef_per_Ry: float, sigma_meV
     n_q = w.shape[0]
     w, g = w.ravel(), g.ravel()
     ok = w > MATDYN_EPS_W2_RY * RY_IN_MEV
-    w, y = w[ok], g[ok] / w[ok]
-    out = np.zeros(omega.size)
-    for lo in range(0, w.size, 4096):
-        d = (omega[None, :] - w[lo:lo + 4096, None]) / sigma_meV
-        out += y[lo:lo + 4096] @ (np.exp(-0.5 * d * d) / (sigma_meV * np.sqrt(2 * np.pi)))
+    out = _gaussian_sum(omega, w[ok], (g[ok] / w[ok])[:, None], sigma_meV)[0]
     # δ in 1/meV -> 1/Ry to match N(E_F) in states/Ry
     return out / n_q * RY_IN_MEV / dos_ef_per_Ry / (2 * np.pi)
