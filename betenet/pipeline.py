@@ -3,7 +3,10 @@
 ``betenet notebooks run --profile default --build-book`` is what ``make book`` runs:
 
 1. every ``notebooks/NN-*.ipynb`` is executed in order by papermill with ``profile`` injected
-   into its ``parameters`` cell, and written to ``book/chapters/`` (git-ignored);
+   into its ``parameters`` cell, and written to ``book/chapters/``; the executed copy is then tidied
+   for reading (:func:`tidy_executed_notebook`: the two parameter cells are tagged ``remove-cell``,
+   progress-bar outputs are dropped), and the files each notebook wrote under
+   ``artifacts/<profile>/{figures,tables}`` are recorded in ``pipeline.json``;
 2. ``book/chapters/results.md`` is generated from the tables the notebooks saved under
    ``artifacts/<profile>/tables`` (our Table 1 beside the paper's, labelled);
 3. ``jupyter-book build book`` renders the executed notebooks with execution off.
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +36,8 @@ __all__ = [
     "NotebookRun",
     "discover_notebooks",
     "run_notebooks",
+    "tidy_executed_notebook",
+    "format_metric",
     "write_results_page",
     "build_book",
     "cli_main",
@@ -57,6 +63,8 @@ class NotebookRun:
     seconds: float
     ok: bool
     error: str = ""
+    #: Files the notebook wrote, relative to ``artifacts/<profile>`` (e.g. ``figures/01-timings.png``).
+    outputs: tuple[str, ...] = ()
 
 
 def discover_notebooks(directory: Path = paths.NOTEBOOKS_DIR) -> list[Path]:
@@ -101,6 +109,7 @@ def run_notebooks(
             dst = output_dir / src.name
             print(f"[betenet] executing {src.name} (profile={profile}) -> {dst}", flush=True)
             t0 = time.perf_counter()
+            wall0 = time.time()
             try:
                 pm.execute_notebook(
                     str(src),
@@ -114,7 +123,9 @@ def run_notebooks(
                 runs.append(NotebookRun(src.stem, src, dst, time.perf_counter() - t0, False, str(exc)[-4000:]))
                 _write_summary(profile, runs)
                 raise RuntimeError(f"notebook {src.name} failed (executed copy with traceback: {dst}):\n{exc}") from exc
-            runs.append(NotebookRun(src.stem, src, dst, time.perf_counter() - t0, True))
+            seconds = time.perf_counter() - t0
+            tidy_executed_notebook(dst)
+            runs.append(NotebookRun(src.stem, src, dst, seconds, True, outputs=_written_since(profile, wall0)))
             print(f"[betenet] {src.name} done in {runs[-1].seconds:.1f} s", flush=True)
     finally:
         if env_backup is None:
@@ -131,7 +142,8 @@ def _write_summary(profile: str, runs: list[NotebookRun]) -> Path:
         "profile": profile,
         "total_seconds": sum(r.seconds for r in runs),
         "notebooks": [
-            {"name": r.name, "seconds": round(r.seconds, 2), "ok": r.ok, "output": str(r.output), "error": r.error}
+            {"name": r.name, "seconds": round(r.seconds, 2), "ok": r.ok, "output": str(r.output), "error": r.error,
+             "outputs": list(r.outputs)}
             for r in runs
         ],
     }
@@ -139,8 +151,96 @@ def _write_summary(profile: str, runs: list[NotebookRun]) -> Path:
     return path
 
 
-def _fmt(x: float, prop_index: int) -> str:
-    return f"{x:.2f}" if prop_index == 0 else f"{x:.0f}"
+def _written_since(profile: str, since: float) -> tuple[str, ...]:
+    """Files under ``artifacts/<profile>/{figures,tables}`` modified at or after ``since`` (epoch seconds)."""
+    root = paths.artifacts_dir(profile)
+    found = []
+    for sub in ("figures", "tables"):
+        d = root / sub
+        if d.is_dir():
+            found += [p for p in d.rglob("*") if p.is_file() and p.stat().st_mtime >= since]
+    return tuple(sorted(p.relative_to(root).as_posix() for p in found))
+
+
+#: Cells whose source the rendered page hides: the notebook's own parameter cell and papermill's injected one.
+HIDDEN_CELL_TAGS: tuple[str, ...] = ("parameters", "injected-parameters")
+#: tqdm's "[elapsed<remaining, rate]" bracket, e.g. ``[00:01<00:02, 3.1it/s]`` or ``[00:00<?, ?it/s]``.
+_PROGRESS_RE = re.compile(r"\[(?:\d+:)?\d{2}:\d{2}(?:<[^,\]]*)?,\s*[^\]]*\]")
+_WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def _is_progress_text(text: str) -> bool:
+    return bool(_PROGRESS_RE.search(text))
+
+
+def _strip_progress_stream(text: str) -> str:
+    """``text`` of a stream output without its progress-bar segments (tqdm redraws with ``\\r``)."""
+    pieces = re.split(r"(\r|\n)", text)
+    kept = [p for p in pieces if not (p not in ("\r", "\n") and _is_progress_text(p))]
+    return "".join(kept)
+
+
+def tidy_executed_notebook(path: Path) -> dict[str, int]:
+    """Make a papermill-executed notebook read as a book page; rewrite ``path`` in place.
+
+    * cells tagged ``parameters`` or ``injected-parameters`` get the ``remove-cell`` tag (the page
+      states the profile itself; the cells stay in the file);
+    * progress-bar outputs are dropped: tqdm's stderr redraws and ``tqdm.auto`` widget views (with the
+      notebook's widget state, which only they used). Every other output is kept as it is.
+
+    Returns counts ``{"hidden_cells": n, "progress_outputs": m}``.  Idempotent.
+    """
+    import nbformat
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    hidden = removed = 0
+    widget_views_left = 0
+    for cell in nb.cells:
+        tags = list(cell.get("metadata", {}).get("tags", []))
+        if any(t in HIDDEN_CELL_TAGS for t in tags) and "remove-cell" not in tags:
+            cell.setdefault("metadata", {})["tags"] = tags + ["remove-cell"]
+            hidden += 1
+        if cell.cell_type != "code":
+            continue
+        outputs = []
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and _is_progress_text(out.get("text", "")):
+                text = _strip_progress_stream(out["text"])
+                if not text.strip():
+                    removed += 1
+                    continue
+                out["text"] = text
+            elif out.get("output_type") == "display_data" and _WIDGET_VIEW in out.get("data", {}):
+                plain = out["data"].get("text/plain", "")
+                plain = "".join(plain) if isinstance(plain, list) else plain
+                if _is_progress_text(plain) or not plain.strip():
+                    removed += 1
+                    continue
+                widget_views_left += 1
+            outputs.append(out)
+        cell.outputs = outputs
+    if removed and not widget_views_left:
+        nb.metadata.pop("widgets", None)
+    nbformat.write(nb, path)
+    return {"hidden_cells": hidden, "progress_outputs": removed}
+
+
+#: Decimals shown on the results page: R² is dimensionless (2 decimals for every property);
+#: MAE and RMSE carry the property's unit (λ: 2 decimals; ω_log, ω₂ in K: whole kelvin).
+_DECIMALS: dict[str, tuple[int, int, int]] = {"R2": (2, 2, 2), "MAE": (2, 0, 0), "RMSE": (2, 0, 0)}
+
+
+def format_metric(x: float | None, metric: str, prop_index: int) -> str:
+    """One cell of the results page: ``x`` of ``metric`` (R2, MAE, RMSE) for property ``prop_index``
+    (0 λ, 1 ω_log, 2 ω₂) with that metric's decimals; ``–`` for a missing or non-finite value."""
+    import math
+
+    if x is None or not math.isfinite(float(x)):
+        return "–"
+    decimals = _DECIMALS.get(metric, (3, 1, 1))[prop_index]
+    text = f"{float(x):.{decimals}f}"
+    return "0" + text[2:] if text.startswith("-0") and float(text) == 0 else text
 
 
 def write_results_page(profile: str, book_dir: Path = paths.BOOK_DIR) -> Path:
@@ -190,8 +290,8 @@ def write_results_page(profile: str, book_dir: Path = paths.BOOK_DIR) -> Path:
             paper = PAPER_TABLE1.get(model, {}).get(metric)
             cells = []
             for i, col in enumerate(("lambda", "omega_log_K", "omega_2_K")):
-                cells.append(_fmt(float(row[col]), i))
-                cells.append(_fmt(paper[i], i) if paper else "–")
+                cells.append(format_metric(float(row[col]), metric, i))
+                cells.append(format_metric(paper[i], metric, i) if paper else "–")
             lines.append(f"| {model} | {metric} | " + " | ".join(cells) + " |")
         if "tc_mae_K" in ours.columns:
             lines += ["", "| model | T_c MAE K (ours) | T_c MAE K (paper) | test materials (ours) |", "|---|---|---|---|"]
@@ -200,10 +300,10 @@ def write_results_page(profile: str, book_dir: Path = paths.BOOK_DIR) -> Path:
                 n = grp["n_test"].dropna() if "n_test" in grp.columns else []
                 paper_tc = PAPER_TC_MAE_K.get(str(model))
                 lines.append(
-                    f"| {model} | {tc.iloc[0]:.2f} | {paper_tc if paper_tc is not None else '–'} | "
+                    f"| {model} | {tc.iloc[0]:.2f} | {format_metric(paper_tc, 'MAE', 0)} | "
                     f"{int(n.iloc[0]) if len(n) else '–'} |"
                     if len(tc)
-                    else f"| {model} | – | {paper_tc if paper_tc is not None else '–'} | – |"
+                    else f"| {model} | – | {format_metric(paper_tc, 'MAE', 0)} | – |"
                 )
         if "data" in ours.columns:
             lines += ["", "Data behind our rows: " + "; ".join(sorted({str(d) for d in ours["data"].dropna()})) + "."]

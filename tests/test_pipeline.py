@@ -24,9 +24,52 @@ def test_results_page_puts_ours_beside_the_papers(tmp_path, monkeypatch):
     ).to_csv(tables / "table1_base.csv", index=False)
     page = pipeline.write_results_page("smoke", book_dir=tmp_path / "book").read_text()
     assert "| Base | MAE | 0.12 | 0.22 | 42 | 35 | 55 | 35 |" in page
-    assert "| Base | R2 | -0.20 | 0.05 |" in page
+    # R² is dimensionless: two decimals in every column, ours and the paper's (not "1", "-0", "-1")
+    assert "| Base | R2 | -0.20 | 0.05 | 0.50 | 0.76 | 0.60 | 0.82 |" in page
     assert "| Base | 1.50 | 2.84 | 12 |" in page
     assert "not* reproduced" in page and "betenet-qe screening, 60 records" in page
+
+
+@pytest.mark.parametrize(
+    "x, metric, prop, expected",
+    [(0.4567, "R2", 1, "0.46"), (-0.004, "R2", 2, "0.00"), (-1.234, "R2", 0, "-1.23"), (41.6, "MAE", 1, "42"),
+     (0.1234, "RMSE", 0, "0.12"), (float("nan"), "R2", 1, "–"), (None, "MAE", 0, "–"), (-0.3, "MAE", 2, "0")],
+)
+def test_metric_cells_have_the_metrics_decimals(x, metric, prop, expected):
+    assert pipeline.format_metric(x, metric, prop) == expected
+
+
+def test_tidy_hides_parameter_cells_and_drops_progress_bars(tmp_path):
+    """A real papermill run of a notebook with tqdm bars (widget and stderr) and a real warning."""
+    import papermill as pm
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_code_cell('profile = "smoke"', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("from tqdm.auto import tqdm\nfor _ in tqdm(range(3), leave=False): pass\nprint('after auto')"),
+        nbformat.v4.new_code_cell("import warnings\nfrom tqdm.std import tqdm\nfor _ in tqdm(range(3), desc='members'): pass\n"
+                                  "print('after std')\nwarnings.warn('a real warning')"),
+    ]
+    src, dst = tmp_path / "in.ipynb", tmp_path / "out.ipynb"
+    nbformat.write(nb, src)
+    pm.execute_notebook(str(src), str(dst), parameters={"profile": "default"}, progress_bar=False, kernel_name="python3")
+    before = nbformat.read(dst, as_version=4)
+    assert "widgets" in before.metadata  # tqdm.auto left widget state behind
+    counts = pipeline.tidy_executed_notebook(dst)
+    out = nbformat.read(dst, as_version=4)
+    nbformat.validate(out)
+    tags = [c.metadata.get("tags", []) for c in out.cells]
+    assert tags[0] == ["parameters", "remove-cell"] and tags[1] == ["injected-parameters", "remove-cell"]
+    assert 'profile = "default"' in out.cells[1].source  # hidden on the page, kept in the file
+    assert counts == {"hidden_cells": 2, "progress_outputs": 3}
+    texts = ["".join(o.get("text", "")) for c in out.cells[2:] for o in c.outputs]
+    assert "after auto\n" in texts and "after std\n" in texts
+    assert any("UserWarning: a real warning" in t for t in texts)
+    assert not any("it/s]" in t or "%|" in t for t in texts)
+    assert not [o for c in out.cells for o in c.get("outputs", []) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert "widgets" not in out.metadata
+    assert pipeline.tidy_executed_notebook(dst) == {"hidden_cells": 0, "progress_outputs": 0}  # idempotent
 
 
 def test_results_page_without_tables_says_so(tmp_path, monkeypatch):
