@@ -55,6 +55,7 @@ __all__ = [
     "plot_precision_recall_vs_threshold",
     "plot_confusion",
     "ensemble_predictions",
+    "PredictionsNotReadyError",
     "ScreeningReport",
     "screening_report",
     "plot_screening",
@@ -356,30 +357,46 @@ def plot_confusion(cm, *, ax=None, title: str | None = None, labels: Sequence[st
 # ----------------------------------------------------------------------------- notebook-level helpers
 
 
+class PredictionsNotReadyError(RuntimeError):
+    """Notebook 06 found no usable saved ensemble predictions: notebook 05 must run (again) first."""
+
+
 def ensemble_predictions(profile: Any, variant: str, records: Sequence[Any], train_ids: Sequence[str],
                          test_ids: Sequence[str], *, mu_star: float = MU_STAR_DEFAULT, progress: bool = True):
-    """Test-split predictions of the ``variant`` ensemble (:class:`betenet.ensemble.PredictionSet`).
+    """Test-split predictions of the ``variant`` ensemble, read from ``artifacts/<profile>/predictions/<variant>.npz``.
 
-    Reuses ``artifacts/<profile>/predictions/<variant>.npz`` (written by notebook 05) when it covers
-    exactly ``test_ids`` and is newer than every finished member; otherwise trains/resumes the
-    ensemble with :func:`betenet.ensemble.run_ensemble` (finished members are never retrained) and
-    predicts the test split again (saved for the next reader).
+    Read-only: this never trains, resumes or loads an ensemble (that is notebook 05's job, or
+    ``betenet ensemble run``).  The saved file must hold exactly ``test_ids``, the profile's member
+    count and ``mu_star``, and be newer than every finished member of the ensemble; otherwise
+    :class:`PredictionsNotReadyError` says which of these fails and to run notebook 05 first.
+    ``records``, ``train_ids`` and ``progress`` are accepted for the notebook's call and not used.
     """
     from . import ensemble
+    from .config import resolve_profile
 
-    prof_name = profile if isinstance(profile, str) else profile.name
-    path = ensemble.predictions_path(prof_name, variant)
-    edir = ensemble.ensemble_directory(prof_name, variant, create=False)
-    if path.exists() and edir.is_dir():
-        ps = ensemble.load_predictions(path)
-        member_files = sorted(edir.glob("member-[0-9][0-9][0-9]/member.json"))
-        fresh = bool(member_files) and path.stat().st_mtime >= max(f.stat().st_mtime for f in member_files)
-        n_wanted = ensemble._profile(profile).ensemble.n_members
-        if fresh and sorted(ps.ids) == sorted(test_ids) and len(ps.member_index) == n_wanted:
-            return ps
-    run = ensemble.run_ensemble(records, profile, variant, train_ids, progress=progress)
-    members = ensemble.load_ensemble(run.directory, n_members=run.n_members)
-    return ensemble.predict_split(members, records, list(test_ids), profile=profile, mu_star=mu_star)
+    prof = resolve_profile(profile)
+    path = ensemble.predictions_path(prof.name, variant)
+    rerun = f"run notebook 05 (or `betenet ensemble run --profile {prof.name} --variant {variant}`) first"
+    if not path.exists():
+        raise PredictionsNotReadyError(f"{path}: no saved {variant} ensemble predictions; {rerun}")
+    ps = ensemble.load_predictions(path)
+    problems = []
+    if sorted(ps.ids) != sorted(test_ids):
+        extra, missing = sorted(set(ps.ids) - set(test_ids)), sorted(set(test_ids) - set(ps.ids))
+        problems.append(f"they cover {len(ps.ids)} materials, the current test split {len(test_ids)} "
+                        f"(not in the split: {extra[:5]}; missing: {missing[:5]})")
+    if len(ps.member_index) != prof.ensemble.n_members:
+        problems.append(f"they hold {len(ps.member_index)} members, the profile {prof.ensemble.n_members}")
+    if abs(ps.mu_star - mu_star) > 1e-12:
+        problems.append(f"they were made with mu* = {ps.mu_star}, not {mu_star}")
+    edir = ensemble.ensemble_directory(prof.name, variant, create=False)
+    member_files = sorted(edir.glob("member-[0-9][0-9][0-9]/member.json")) if edir.is_dir() else []
+    newer = [f.parent.name for f in member_files if f.stat().st_mtime > path.stat().st_mtime]
+    if newer:
+        problems.append(f"member(s) {', '.join(newer[:5])} finished after they were written")
+    if problems:
+        raise PredictionsNotReadyError(f"{path}: saved {variant} predictions are stale: " + "; ".join(problems) + f"; {rerun}")
+    return ps
 
 
 @dataclass

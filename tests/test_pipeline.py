@@ -125,3 +125,55 @@ def test_smoke_pipeline_executes_every_notebook_and_builds_the_book(tmp_path, mo
     results = (html / "chapters" / "results.html").read_text()
     assert "CSO" in results and "Base" in results
     assert (html / "intro.html").exists()
+
+
+def _saved_predictions(ids, n_members=2, mu_star=0.1):
+    """A PredictionSet as notebook 05 saves it (arrays of the right shapes; values arbitrary but checked)."""
+    import numpy as np
+
+    from betenet import ensemble
+    from betenet.constants import TARGET_GRID_MEV
+
+    rng = np.random.default_rng(0)
+    n_bins = len(TARGET_GRID_MEV)
+    ref = pd.DataFrame({"lambda": rng.uniform(0.1, 1, len(ids)), "omega_log_K": rng.uniform(50, 400, len(ids)),
+                        "omega_2_K": rng.uniform(60, 500, len(ids)), "tc_K": rng.uniform(0, 10, len(ids))},
+                       index=pd.Index(ids, name="material_id"))
+    ps = ensemble.PredictionSet("CSO", "smoke", "test", list(ids), np.asarray(TARGET_GRID_MEV, dtype=float),
+                                np.arange(n_members), rng.uniform(0, 0.5, (n_members, len(ids), n_bins)).astype(np.float32),
+                                rng.uniform(0, 0.5, (len(ids), n_bins)), ref, mu_star)
+    return ensemble.save_predictions(ensemble.predictions_path("smoke", "CSO"), ps), ps
+
+
+def test_notebook_06_reads_saved_predictions_and_never_trains(tmp_path, monkeypatch):
+    import numpy as np
+
+    from betenet import ensemble, screening
+
+    monkeypatch.setenv("BETENET_ARTIFACTS", str(tmp_path / "artifacts"))
+    monkeypatch.setattr(ensemble, "run_ensemble", lambda *a, **k: pytest.fail("notebook 06 trained an ensemble"))
+    monkeypatch.setattr(ensemble, "load_ensemble", lambda *a, **k: pytest.fail("notebook 06 loaded an ensemble"))
+    ids = ["Al1-fcc", "Nb1-bcc", "MgB2-AlB2"]
+    # no predictions at all: a clear error naming the file and notebook 05
+    with pytest.raises(screening.PredictionsNotReadyError, match=r"predictions/CSO\.npz: no saved CSO .*run notebook 05"):
+        screening.ensemble_predictions("smoke", "CSO", [], [], ids)
+    member = paths.artifacts_dir("smoke", "ensembles", "CSO", "member-000") / "member.json"
+    member.write_text("{}")
+    path, saved = _saved_predictions(ids)
+    os.utime(member, (path.stat().st_mtime - 10, path.stat().st_mtime - 10))
+    got = screening.ensemble_predictions("smoke", "CSO", [], [], list(reversed(ids)), mu_star=0.1)
+    assert got.ids == ids
+    np.testing.assert_allclose(got.pred_a2f, saved.pred_a2f)
+    np.testing.assert_allclose(got.reference["omega_log_K"], saved.reference["omega_log_K"])
+    # a test split that moved on, a member count that does not match, another mu*: each named, nothing retrained
+    with pytest.raises(screening.PredictionsNotReadyError, match=r"cover 3 materials, the current test split 2 .*run notebook 05"):
+        screening.ensemble_predictions("smoke", "CSO", [], [], ids[:2])
+    with pytest.raises(screening.PredictionsNotReadyError, match=r"made with mu\* = 0\.1, not 0\.13"):
+        screening.ensemble_predictions("smoke", "CSO", [], [], ids, mu_star=0.13)
+    _saved_predictions(ids, n_members=1)
+    with pytest.raises(screening.PredictionsNotReadyError, match="hold 1 members, the profile 2"):
+        screening.ensemble_predictions("smoke", "CSO", [], [], ids)
+    _saved_predictions(ids)
+    os.utime(member, (path.stat().st_mtime + 10, path.stat().st_mtime + 10))  # a member finished after notebook 05 predicted
+    with pytest.raises(screening.PredictionsNotReadyError, match="member-000 finished after they were written"):
+        screening.ensemble_predictions("smoke", "CSO", [], [], ids)
