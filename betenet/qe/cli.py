@@ -26,6 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run/resume the workflow over the candidate structures (Dask)")
     r.add_argument("--profile", default="default")
+    r.add_argument("--accuracy", default=None, choices=("screening", "validated", "paper"),
+                   help="QE accuracy level (default: the profile's; each level has its own data/qe-<level>, data/records-<level>)")
     r.add_argument("--limit", type=int, default=None, help="at most N unfinished materials (default: profile's n_new_materials; -1 = all)")
     r.add_argument("--ids", nargs="*", default=None, help="only these material ids")
     r.add_argument("--scheduler", default=None, help="address of a running dask scheduler (tcp://host:8786)")
@@ -39,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     n = sub.add_parser("plan", help="the next unfinished candidates `qe run` would take: grids, irreducible q "
                        "points, scf k density, and which are skipped as too coarse")
     n.add_argument("--profile", default="default")
+    n.add_argument("--accuracy", default=None, choices=("screening", "validated", "paper"))
     n.add_argument("--limit", type=int, default=10, help="rows to run (skipped ones are listed too)")
     n.add_argument("--ids", nargs="*", default=None, help="these material ids instead (never skipped)")
     n.add_argument("--runs-dir", default=None)
@@ -49,11 +52,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--records-dir", default=None, help="records of the kept materials (default: data/records with the default runs dir)")
     s.add_argument("--update", default=None, metavar="FILE",
                    help="write the markdown snapshot between the snapshot markers of FILE (e.g. data/README.md)")
-    q = sub.add_parser("parse", help="rebuild the record of a finished material from data/qe/<ID> and print its summary")
-    q.add_argument("material_id")
+    q = sub.add_parser("parse", help="rebuild the record of finished materials from data/qe/<ID> and print a summary")
+    q.add_argument("material_id", nargs="+", help="material ids; 'all' = every record in data/records")
     q.add_argument("--profile", default="default")
     q.add_argument("--runs-dir", default=None)
     q.add_argument("--write", action="store_true", help="also write data/records/<ID>.json (refuses to overwrite)")
+    q.add_argument("--overwrite", action="store_true",
+                   help="with --write: rebuild an existing record in the current format, keeping its σ and the "
+                   "provenance of its QE run (betenet.qe.labels.rebuild_record); git keeps the old file")
     f = sub.add_parser("refilter", help="re-apply the current phonon filters to finished materials (a rejected one that "
                        "now passes becomes pending; `qe run` then completes it)")
     f.add_argument("--ids", nargs="*", default=None, help="only these material ids (default: all in the runs dir)")
@@ -73,20 +79,32 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _unknown_ids(ids: list[str] | None, candidate_ids: list[str]) -> bool:
+def _unknown_ids(ids: list[str] | None, candidate_ids: list[str], qe=None) -> bool:
     """Print, for each of ``ids`` that is not among ``candidate_ids``, why; True when there was one."""
+    from ..config import QEConfig
     from .dataset import explain_unknown_id
-    from .pseudo import PseudoLibrary
+    from .workflow import library_for
 
     known = set(candidate_ids)
     unknown = [mid for mid in dict.fromkeys(ids or []) if mid not in known]
     if not unknown:
         return False
-    elements = PseudoLibrary.default().elements
+    elements = library_for(qe or QEConfig()).elements
     for mid in unknown:
         print(f"betenet qe: error: {explain_unknown_id(mid, elements)}", file=sys.stderr)
     print("betenet qe: `betenet qe plan --limit N` lists the candidates in priority order", file=sys.stderr)
     return True
+
+
+def _level(qe, accuracy: str | None):
+    """The profile's QE settings, or those of the named accuracy level (its run counts kept)."""
+    if not accuracy:
+        return qe
+    import dataclasses
+
+    from ..config import qe_level
+
+    return dataclasses.replace(qe_level(accuracy), n_new_materials=qe.n_new_materials, omp_threads=qe.omp_threads)
 
 
 def cli_main(argv: list[str] | None = None) -> int:
@@ -123,11 +141,11 @@ def cli_main(argv: list[str] | None = None) -> int:
 
         from .dataset import dataset_dirs, default_candidates, plan_candidates
 
-        qe = get_profile(args.profile).qe
+        qe = _level(get_profile(args.profile).qe, args.accuracy)
         if not args.runs_dir:
             runs_dir = dataset_dirs(qe)[0]
-        candidates = default_candidates(qe.max_atoms)
-        if _unknown_ids(args.ids, candidates.ids):
+        candidates = default_candidates(qe.max_atoms, qe)
+        if _unknown_ids(args.ids, candidates.ids, qe):
             return 2
         table = plan_candidates(candidates, qe, ids=args.ids, limit=args.limit, runs_dir=runs_dir)
         with pd.option_context("display.width", 200, "display.max_columns", None):
@@ -176,24 +194,30 @@ def cli_main(argv: list[str] | None = None) -> int:
         return 0
     if args.cmd == "parse":
         from ..records import save_record
+        from .labels import rebuild_record
         from .workflow import build_record, load_status
 
         profile = get_profile(args.profile)
-        st = load_status(args.material_id, runs_dir)
-        rec = build_record(args.material_id, profile.qe, runs_dir=runs_dir, status=st)
-        print(
-            json.dumps(
-                {
-                    "material_id": rec.material_id, "formula": rec.formula, "state": st.state,
-                    "lambda": rec.lambda_, "omega_log_K": rec.omega_log_K, "omega_2_K": rec.omega_2_K,
-                    "tc_ad_K": rec.tc_ad_K, "edos_ef_per_eV": rec.edos_ef_per_eV,
-                    "lambda_qe": rec.provenance.get("lambda_qe"),
-                },
-                indent=1,
+        ids = sorted(p.stem for p in RECORDS_DIR.glob("*.json")) if args.material_id == ["all"] else args.material_id
+        for mid in ids:
+            st = load_status(mid, runs_dir)
+            rebuild = args.write and args.overwrite and (RECORDS_DIR / f"{mid}.json").exists()
+            rec = (rebuild_record(mid, profile.qe, runs_dir=runs_dir, records_dir=RECORDS_DIR) if rebuild
+                   else build_record(mid, profile.qe, runs_dir=runs_dir, status=st))
+            print(
+                json.dumps(
+                    {
+                        "material_id": rec.material_id, "formula": rec.formula, "state": st.state,
+                        "lambda": rec.lambda_, "omega_log_K": rec.omega_log_K, "omega_2_K": rec.omega_2_K,
+                        "tc_ad_K": rec.tc_ad_K, "edos_ef_per_eV": rec.edos_ef_per_eV,
+                        "lambda_qe": rec.provenance.get("lambda_qe"), "lambda_uncertainty": rec.lambda_uncertainty,
+                        "flags": rec.flags,
+                    },
+                    indent=1,
+                )
             )
-        )
-        if args.write:
-            print(save_record(rec, RECORDS_DIR))
+            if args.write:
+                print(save_record(rec, RECORDS_DIR, overwrite=rebuild))
         return 0
     # run
     import dataclasses
@@ -201,7 +225,7 @@ def cli_main(argv: list[str] | None = None) -> int:
     from .dataset import dataset_dirs, default_candidates, run_dataset, select_candidates
 
     profile = get_profile(args.profile)
-    qe = profile.qe
+    qe = _level(profile.qe, args.accuracy)
     if not args.runs_dir:  # each accuracy level has its own runs/records directories
         runs_dir, default_records = dataset_dirs(qe)
     else:
@@ -215,8 +239,8 @@ def cli_main(argv: list[str] | None = None) -> int:
         dask = dataclasses.replace(dask, n_workers=args.workers, threads_per_worker=1)
     profile = dataclasses.replace(profile, qe=qe, dask=dask)
     limit = args.limit if args.limit is not None else qe.n_new_materials
-    candidates = default_candidates(qe.max_atoms)
-    if _unknown_ids(args.ids, candidates.ids):
+    candidates = default_candidates(qe.max_atoms, qe)
+    if _unknown_ids(args.ids, candidates.ids, qe):
         return 2
     cands = select_candidates(candidates, ids=args.ids, limit=limit, runs_dir=runs_dir, qe=qe)
     print(f"betenet qe run: profile {profile.name}, {len(cands)} materials, "

@@ -77,13 +77,14 @@ class CandidateList(Sequence):
         return f"CandidateList({len(self)} candidates: {head}{', ...' if len(self) > 4 else ''})"
 
 
-def default_candidates(max_atoms: int = 8) -> CandidateList:
-    """Priority-ordered candidates from :mod:`betenet.qe.prototypes` over the pseudopotential library's
-    elements, as a lazy :class:`CandidateList` (structures are built only when accessed)."""
+def default_candidates(max_atoms: int = 8, cfg: QEConfig | None = None) -> CandidateList:
+    """Priority-ordered candidates from :mod:`betenet.qe.prototypes` over the elements of the pseudopotential
+    library of ``cfg``'s accuracy level (:func:`~betenet.qe.workflow.library_for`; the project's set when
+    ``cfg`` is ``None``), as a lazy :class:`CandidateList` (structures are built only when accessed)."""
     from . import prototypes
-    from .pseudo import PseudoLibrary
+    from .workflow import library_for
 
-    lib = PseudoLibrary.default()
+    lib = library_for(cfg or QEConfig())
     return CandidateList(prototypes.candidate_ids(elements=lib.elements, max_atoms=max_atoms))
 
 
@@ -219,6 +220,7 @@ def run_one(
     retry_failed: bool = False,
 ) -> dict[str, Any]:
     """Dask task: run/resume one material; returns a JSON-able summary (never raises for QE failures)."""
+    from ..locks import LockBusyError
     from .inputs import QEInputError
     from .workflow import run_material
 
@@ -236,6 +238,8 @@ def run_one(
         )
     except QEInputError as exc:
         return {"material_id": material_id, "state": "invalid", "reason": "QEInputError", "detail": str(exc), "wall_s": 0.0}
+    except LockBusyError as exc:  # another qe run is working on this material right now
+        return {"material_id": material_id, "state": "busy", "reason": "LockBusyError", "detail": str(exc), "wall_s": 0.0}
     return {
         "material_id": material_id,
         "formula": st.formula,

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..config import QEConfig
 from ..constants import IMAGINARY_MODE_THRESHOLD_MEV
+from .broadening import choose_for_run
 
 __all__ = [
     "REASONS",
@@ -105,7 +106,7 @@ def quality_report(run_dir: Path, cfg: QEConfig, *, stage: str) -> QualityReport
     with gzip.open(run_dir / "a2f.dat.gz", "rt") as fh:
         fh.readline()
         data = np.loadtxt(fh, ndmin=2)
-    idx = cfg.elph_smearing_index
+    idx = choose_for_run(run_dir, cfg).index if cfg.elph_sigma_selection != "index" else cfg.elph_smearing_index
     omega, a2f = data[:, 0], data[:, idx]
     a = a2f_checks(omega, a2f)
     checks.update(a2f_negative_fraction=a["negative_fraction"], a2f_min=a["a2f_min"])

@@ -39,6 +39,7 @@ import platform
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -52,6 +53,7 @@ from pymatgen.core import Structure
 from ..config import QEConfig
 from ..constants import CMM1_IN_MEV, GHZ_IN_MEV, IMAGINARY_MODE_THRESHOLD_MEV, RY_IN_MEV
 from ..paths import QE_RUNS_DIR, RECORDS_DIR
+from .broadening import choose_for_run
 from .filters import QualityReport, quality_report
 from .inputs import (
     Namelist,
@@ -266,6 +268,48 @@ def _tail(path: Path, n: int = 30) -> str:
     return "\n".join(lines[-n:])
 
 
+def _pdeathsig_hook() -> Callable[[], None] | None:
+    """Linux: a ``preexec_fn`` that makes the child get SIGTERM when the thread that started it dies
+    (the driver killed, even by SIGKILL).  Resolved in the parent: nothing is imported after fork."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import signal
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    sig = int(signal.SIGTERM)
+    return lambda: prctl(1, sig, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+
+
+def _run_own_group(argv: list[str], fin, fout, cwd: Path, env: dict[str, str], timeout_s: float):
+    """Run a QE executable in its own process group (a new session) that is ended with the driver.
+
+    The whole group (an ``mpirun`` and its ranks too) is killed on a timeout, on an exception or
+    KeyboardInterrupt in the driver, and — through ``PR_SET_PDEATHSIG`` — when the driver itself is
+    killed, so no ``ph.x`` keeps writing into the scratch directory of an abandoned run.  Returns the
+    finished ``CompletedProcess``-like Popen, or ``None`` on a timeout.
+    """
+    import signal
+
+    proc = subprocess.Popen(argv, stdin=fin, stdout=fout, stderr=subprocess.STDOUT, cwd=cwd, env=env,
+                            start_new_session=True, preexec_fn=_pdeathsig_hook())
+    try:
+        proc.wait(timeout=timeout_s)
+        return proc
+    except subprocess.TimeoutExpired:
+        return None
+    finally:
+        if proc.returncode is None or proc.returncode != 0:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # the group's id is the child's pid
+            except (ProcessLookupError, PermissionError):
+                pass
+            proc.wait()
+
+
 def run_qe(
     executable: str,
     input_text: str,
@@ -290,11 +334,10 @@ def run_qe(
         raise QEError(executable, cwd, "executable not found on PATH (install Quantum ESPRESSO: `make qe-deps`)", reason="not found")
     env = dict(os.environ, OMP_NUM_THREADS=str(omp_threads), OMP_STACKSIZE=os.environ.get("OMP_STACKSIZE", "64M"))
     t0 = time.perf_counter()
-    try:
-        with inp.open() as fin, out.open("w") as fout:
-            proc = subprocess.run([exe], stdin=fin, stdout=fout, stderr=subprocess.STDOUT, cwd=cwd, env=env, timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        raise QEError(executable, cwd, _tail(out), reason=f"timed out after {timeout_s:.0f} s") from None
+    with inp.open() as fin, out.open("w") as fout:
+        proc = _run_own_group([exe], fin, fout, cwd, env, timeout_s)
+    if proc is None:
+        raise QEError(executable, cwd, _tail(out), reason=f"timed out after {timeout_s:.0f} s")
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise QEError(executable, cwd, _tail(out), returncode=proc.returncode)
@@ -945,7 +988,31 @@ def _backup(path: Path, *, copy: bool = False) -> Path | None:
     return dest
 
 
-def run_material(
+def library_for(cfg: QEConfig):
+    """The pseudopotential library of an accuracy level (``QEConfig.pseudo_set``): the project's ld1.x
+    set (``data/pseudo``) or the pw.x-validated PseudoDojo set (``data/pseudo/pseudodojo``)."""
+    from .pseudo import PseudoLibrary
+
+    return PseudoLibrary.pseudodojo() if cfg.pseudo_set == "pseudodojo" else PseudoLibrary.default()
+
+
+def material_lock_path(material_id: str, runs_dir: Path | None = None) -> Path:
+    """Lock file of one material's run (hidden, beside its directory; removed when the run ends)."""
+    return Path(runs_dir or QE_RUNS_DIR) / f".{material_id}.lock"
+
+
+def run_material(material_id: str, structure: Structure, cfg: QEConfig, *, runs_dir: Path | None = None,
+                 **kw: Any) -> MaterialStatus:
+    """:func:`_run_material_unlocked` under the material's lock: a second run of the same material
+    (another ``qe run``, another worker) raises :class:`betenet.locks.LockBusyError` at once instead
+    of running QE into the same directories.  A crashed run's lock is released by the kernel."""
+    from ..locks import exclusive
+
+    with exclusive(material_lock_path(material_id, runs_dir), f"the QE run of material {material_id!r}"):
+        return _run_material_unlocked(material_id, structure, cfg, runs_dir=runs_dir, **kw)
+
+
+def _run_material_unlocked(
     material_id: str,
     structure: Structure,
     cfg: QEConfig,
@@ -969,9 +1036,7 @@ def run_material(
     check_settings(cfg)
     check_structure(structure, max_atoms=cfg.max_atoms, name=f"material {material_id!r}")
     if library is None:
-        from .pseudo import PseudoLibrary
-
-        library = PseudoLibrary.default()
+        library = library_for(cfg)
     status = load_status(material_id, runs_dir)
     if status.final and not force and not (retry_failed and status.state == "failed"):
         return status
@@ -1094,9 +1159,9 @@ def refilter(material_id: str, cfg: QEConfig, *, runs_dir: Path | None = None) -
 
 def _a2f_selected(run_dir: Path, cfg: QEConfig) -> tuple[np.ndarray, np.ndarray, float]:
     header, data = _read_table(run_dir / "a2f.dat.gz")
-    idx = cfg.elph_smearing_index
+    idx = choose_for_run(run_dir, cfg).index if cfg.elph_sigma_selection != "index" else cfg.elph_smearing_index
     if not 1 <= idx <= data.shape[1] - 1:
-        raise QEParseError(f"{run_dir / 'a2f.dat.gz'}: elph_smearing_index={idx} but {data.shape[1] - 1} broadenings stored")
+        raise QEParseError(f"{run_dir / 'a2f.dat.gz'}: broadening index {idx} but {data.shape[1] - 1} broadenings stored")
     sigmas = [float(x) for x in header.split(":")[-1].split()]
     return data[:, 0], data[:, idx], sigmas[idx - 1]
 
@@ -1109,9 +1174,15 @@ def build_record(
     status: MaterialStatus | None = None,
     pseudos: Mapping[str, PseudoSpec] | None = None,
 ):
-    """Assemble the :class:`~betenet.records.MaterialRecord` of a finished run from ``data/qe/<id>/``."""
+    """Assemble the :class:`~betenet.records.MaterialRecord` of a finished run from ``data/qe/<id>/``.
+
+    The moments are those of the *unclipped* α²F (equal to QE's mode sum; the learning target is clipped
+    after smoothing, :func:`betenet.spectra.smooth_and_bin`); the moments at every broadening, the label
+    uncertainty and the flags come from :func:`betenet.qe.labels.record_labels`.
+    """
     from .. import physics
     from ..records import MaterialRecord
+    from .labels import record_labels
 
     d = material_dir(material_id, runs_dir)
     status = status or load_status(material_id, runs_dir)
@@ -1119,14 +1190,14 @@ def build_record(
     omega, a2f_raw, sigma = _a2f_selected(d, cfg)
     keep = omega > 0
     omega, a2f_raw = omega[keep], a2f_raw[keep]
-    a2f = np.clip(a2f_raw, 0.0, None)
     neg = float(np.trapezoid(np.clip(-a2f_raw, 0, None), omega))
     pos = float(np.trapezoid(np.clip(a2f_raw, 0, None), omega))
     fine = parse_phdos(d / "phdos_fine.dos.gz")
     coarse = parse_phdos(d / "phdos_coarse.dos.gz")
     _, edos = _read_table(d / "edos.dat.gz")
-    m = physics.moments(omega, a2f)
+    m = physics.moments(omega, a2f_raw)
     tc = physics.allen_dynes_tc_K(m.lambda_, m.omega_log_K, m.omega_2_K)
+    labels = record_labels(d, material_id, sigma, prototype=status.prototype)
     lam_rows = parse_lambda_file(d / "lambda")
     row = min(lam_rows, key=lambda r: abs(r.broadening_Ry - sigma))
     grids = json.loads((d / "grids.json").read_text())
@@ -1152,7 +1223,7 @@ def build_record(
         "omega_log_K_qe": row.omega_log_K,
         "a2f_negative_weight_fraction": neg / pos if pos > 0 else None,
         "a2f_min_raw": float(a2f_raw.min()),
-        "a2f_negatives_clipped": bool(a2f_raw.min() < 0),
+        "a2f_all_broadenings": f"{material_id}/a2f.dat.gz in the QE runs directory (data/qe)",
         "quality": status.quality,
         "fermi_energy_eV": steps.get("nscf_edos", {}).get("fermi_energy_eV"),
     }
@@ -1160,7 +1231,7 @@ def build_record(
         material_id=material_id,
         structure=structure,
         a2f_omega_meV=omega,
-        a2f=a2f,
+        a2f=a2f_raw,
         phdos_omega_meV=fine.omega_meV,
         phdos_total=fine.total,
         phdos_site=fine.site,
@@ -1177,6 +1248,7 @@ def build_record(
         tc_ad_K=float(tc),
         source="betenet-qe",
         provenance=prov,
+        **labels,
     )
 
 

@@ -1,0 +1,77 @@
+"""The el-ph broadening choice of the ``validated`` level (betenet.qe.broadening) and the level's settings."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from betenet.config import QE_VALIDATED, QEConfig, qe_level
+from betenet.qe.broadening import choose_for_run, select_broadening, select_plateau
+from betenet.qe.kgrid import grids_for_config
+
+SIGMAS = [0.005 * i for i in range(1, 11)]
+
+
+def test_plateau_is_the_smallest_sigma_from_which_lambda_is_flat():
+    # noisy at small σ (finite mesh), flat from σ_4 = 0.02 Ry on (within 5 % over the next two)
+    lam = [0.9, 0.61, 0.50, 0.44, 0.43, 0.425, 0.42, 0.41, 0.40, 0.39]
+    c = select_plateau(SIGMAS, lam, rel_tol=0.05, window=2)
+    assert (c.index, c.method) == (4, "plateau")
+    assert c.sigma_Ry == pytest.approx(0.02)
+    assert c.spread == pytest.approx((0.44 - 0.425) / 0.44)
+    # a tighter tolerance moves the choice to a larger σ
+    assert select_plateau(SIGMAS, lam, rel_tol=0.03, window=2).index == 5
+
+
+def test_no_plateau_falls_back_and_says_so():
+    lam = [1.0 * 0.8**i for i in range(10)]  # λ drifts by 20 % per step: never flat
+    c = select_plateau(SIGMAS, lam, rel_tol=0.05, window=2, fallback_index=4)
+    assert (c.index, c.method) == (4, "plateau-fallback")
+    assert c.spread == pytest.approx(1 - 0.8**2)
+
+
+def test_nan_lambda_never_counts_as_flat():
+    lam = [np.nan, np.nan, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]
+    assert select_plateau(SIGMAS, lam).index == 3
+
+
+@pytest.mark.parametrize("bad", [
+    dict(sigmas_Ry=[0.01, 0.01, 0.02], lambdas=[1, 1, 1]),
+    dict(sigmas_Ry=[0.01, 0.02], lambdas=[1, 1, 1]),
+    dict(sigmas_Ry=[0.01, 0.02, 0.03], lambdas=[1, 1, 1], fallback_index=9),
+])
+def test_bad_input_is_refused(bad):
+    with pytest.raises(ValueError, match="select_plateau"):
+        select_plateau(**bad)
+
+
+def test_index_selection_is_the_screening_rule():
+    lam = [0.9, 0.61, 0.50, 0.44, 0.43, 0.425, 0.42, 0.41, 0.40, 0.39]
+    c = select_broadening(SIGMAS, lam, QEConfig())
+    assert (c.index, c.method) == (QEConfig().elph_smearing_index, "index")
+    c = select_broadening(SIGMAS, lam, dataclasses.replace(QEConfig(), elph_sigma_selection="plateau"))
+    assert (c.index, c.method) == (4, "plateau")
+
+
+def test_choose_for_run_reads_the_lambda_file(tmp_path):
+    lam = [0.9, 0.61, 0.50, 0.44, 0.43, 0.425, 0.42, 0.41, 0.40, 0.39]
+    lines = [f" Broadening {s:8.4f} lambda {x:12.4f} dos(Ef) {2.0:8.4f} omega_ln [K] {300.0:12.4f}" for s, x in zip(SIGMAS, lam)]
+    (tmp_path / "lambda").write_text("\n".join(lines) + "\n")
+    assert choose_for_run(tmp_path, QE_VALIDATED).index == 4
+
+
+def test_validated_level_meshes_on_reference_metals():
+    """The level's densities give 12^3 scf meshes for ph.x on fcc Al and bcc Nb (converged in
+    data/studies/2026-11-25-scf-k-convergence), a 24^3 dense mesh and 4^3 q, never a coarser scf divisor."""
+    from pymatgen.core import Lattice, Structure
+
+    assert qe_level("validated") is QE_VALIDATED and QE_VALIDATED.scf_k_min_ratio == 1.0
+    al = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.04), ["Al"], [[0, 0, 0]]).get_primitive_structure()
+    nb = Structure.from_spacegroup("Im-3m", Lattice.cubic(3.30), ["Nb"], [[0, 0, 0]]).get_primitive_structure()
+    for s in (al, nb):
+        g = grids_for_config(s, QE_VALIDATED)
+        assert (g.k_scf, g.k, g.q) == ((12, 12, 12), (24, 24, 24), (4, 4, 4))
+    with pytest.raises(ValueError, match="unknown QE accuracy level"):
+        qe_level("fast")
