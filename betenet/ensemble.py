@@ -460,13 +460,29 @@ def _append_attempt(directory: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def member_lock_path(directory: Path | str) -> Path:
+    """The lock file of a member directory (beside it, so an empty member directory stays ``missing``)."""
+    d = Path(directory)
+    return d.parent / f".{d.name}.lock"
+
+
 def train_member(spec: MemberSpec, records: Sequence[Any]) -> dict[str, Any]:
     """Train (or resume) one ensemble member and write its files; returns its ``member.json`` dict.
 
     ``records`` must contain every material of the bootstrap (sample and OOB).  Safe to call again
     after an interruption: the trainer resumes from ``train/last.pt``; a complete member is returned
-    as is without training.
+    as is without training.  Two runs into one ensemble directory never train the same member twice:
+    the member is locked (:func:`betenet.locks.exclusive`) while it trains; the second run waits for
+    the lock and then finds the member complete.  A crashed holder's lock is released by the kernel.
     """
+    from .locks import exclusive
+
+    d = Path(spec.directory)
+    with exclusive(member_lock_path(d), f"ensemble member {spec.bootstrap.index} ({spec.variant})", wait=True):
+        return _train_member_locked(spec, records)
+
+
+def _train_member_locked(spec: MemberSpec, records: Sequence[Any]) -> dict[str, Any]:
     from . import _ensemble_backend as backend
 
     t_start = time.perf_counter()
