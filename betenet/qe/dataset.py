@@ -77,13 +77,14 @@ class CandidateList(Sequence):
         return f"CandidateList({len(self)} candidates: {head}{', ...' if len(self) > 4 else ''})"
 
 
-def default_candidates(max_atoms: int = 8) -> CandidateList:
-    """Priority-ordered candidates from :mod:`betenet.qe.prototypes` over the pseudopotential library's
-    elements, as a lazy :class:`CandidateList` (structures are built only when accessed)."""
+def default_candidates(max_atoms: int = 8, cfg: QEConfig | None = None) -> CandidateList:
+    """Priority-ordered candidates from :mod:`betenet.qe.prototypes` over the elements of the pseudopotential
+    library of ``cfg``'s accuracy level (:func:`~betenet.qe.workflow.library_for`; the project's set when
+    ``cfg`` is ``None``), as a lazy :class:`CandidateList` (structures are built only when accessed)."""
     from . import prototypes
-    from .pseudo import PseudoLibrary
+    from .workflow import library_for
 
-    lib = PseudoLibrary.default()
+    lib = library_for(cfg or QEConfig())
     return CandidateList(prototypes.candidate_ids(elements=lib.elements, max_atoms=max_atoms))
 
 

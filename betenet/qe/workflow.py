@@ -53,6 +53,7 @@ from pymatgen.core import Structure
 from ..config import QEConfig
 from ..constants import CMM1_IN_MEV, GHZ_IN_MEV, IMAGINARY_MODE_THRESHOLD_MEV, RY_IN_MEV
 from ..paths import QE_RUNS_DIR, RECORDS_DIR
+from .broadening import choose_for_run
 from .filters import QualityReport, quality_report
 from .inputs import (
     Namelist,
@@ -987,6 +988,14 @@ def _backup(path: Path, *, copy: bool = False) -> Path | None:
     return dest
 
 
+def library_for(cfg: QEConfig):
+    """The pseudopotential library of an accuracy level (``QEConfig.pseudo_set``): the project's ld1.x
+    set (``data/pseudo``) or the pw.x-validated PseudoDojo set (``data/pseudo/pseudodojo``)."""
+    from .pseudo import PseudoLibrary
+
+    return PseudoLibrary.pseudodojo() if cfg.pseudo_set == "pseudodojo" else PseudoLibrary.default()
+
+
 def material_lock_path(material_id: str, runs_dir: Path | None = None) -> Path:
     """Lock file of one material's run (hidden, beside its directory; removed when the run ends)."""
     return Path(runs_dir or QE_RUNS_DIR) / f".{material_id}.lock"
@@ -1027,9 +1036,7 @@ def _run_material_unlocked(
     check_settings(cfg)
     check_structure(structure, max_atoms=cfg.max_atoms, name=f"material {material_id!r}")
     if library is None:
-        from .pseudo import PseudoLibrary
-
-        library = PseudoLibrary.default()
+        library = library_for(cfg)
     status = load_status(material_id, runs_dir)
     if status.final and not force and not (retry_failed and status.state == "failed"):
         return status
@@ -1152,9 +1159,9 @@ def refilter(material_id: str, cfg: QEConfig, *, runs_dir: Path | None = None) -
 
 def _a2f_selected(run_dir: Path, cfg: QEConfig) -> tuple[np.ndarray, np.ndarray, float]:
     header, data = _read_table(run_dir / "a2f.dat.gz")
-    idx = cfg.elph_smearing_index
+    idx = choose_for_run(run_dir, cfg).index if cfg.elph_sigma_selection != "index" else cfg.elph_smearing_index
     if not 1 <= idx <= data.shape[1] - 1:
-        raise QEParseError(f"{run_dir / 'a2f.dat.gz'}: elph_smearing_index={idx} but {data.shape[1] - 1} broadenings stored")
+        raise QEParseError(f"{run_dir / 'a2f.dat.gz'}: broadening index {idx} but {data.shape[1] - 1} broadenings stored")
     sigmas = [float(x) for x in header.split(":")[-1].split()]
     return data[:, 0], data[:, idx], sigmas[idx - 1]
 
@@ -1167,9 +1174,15 @@ def build_record(
     status: MaterialStatus | None = None,
     pseudos: Mapping[str, PseudoSpec] | None = None,
 ):
-    """Assemble the :class:`~betenet.records.MaterialRecord` of a finished run from ``data/qe/<id>/``."""
+    """Assemble the :class:`~betenet.records.MaterialRecord` of a finished run from ``data/qe/<id>/``.
+
+    The moments are those of the *unclipped* α²F (equal to QE's mode sum; the learning target is clipped
+    after smoothing, :func:`betenet.spectra.smooth_and_bin`); the moments at every broadening, the label
+    uncertainty and the flags come from :func:`betenet.qe.labels.record_labels`.
+    """
     from .. import physics
     from ..records import MaterialRecord
+    from .labels import record_labels
 
     d = material_dir(material_id, runs_dir)
     status = status or load_status(material_id, runs_dir)
@@ -1177,14 +1190,14 @@ def build_record(
     omega, a2f_raw, sigma = _a2f_selected(d, cfg)
     keep = omega > 0
     omega, a2f_raw = omega[keep], a2f_raw[keep]
-    a2f = np.clip(a2f_raw, 0.0, None)
     neg = float(np.trapezoid(np.clip(-a2f_raw, 0, None), omega))
     pos = float(np.trapezoid(np.clip(a2f_raw, 0, None), omega))
     fine = parse_phdos(d / "phdos_fine.dos.gz")
     coarse = parse_phdos(d / "phdos_coarse.dos.gz")
     _, edos = _read_table(d / "edos.dat.gz")
-    m = physics.moments(omega, a2f)
+    m = physics.moments(omega, a2f_raw)
     tc = physics.allen_dynes_tc_K(m.lambda_, m.omega_log_K, m.omega_2_K)
+    labels = record_labels(d, material_id, sigma, prototype=status.prototype)
     lam_rows = parse_lambda_file(d / "lambda")
     row = min(lam_rows, key=lambda r: abs(r.broadening_Ry - sigma))
     grids = json.loads((d / "grids.json").read_text())
@@ -1210,7 +1223,7 @@ def build_record(
         "omega_log_K_qe": row.omega_log_K,
         "a2f_negative_weight_fraction": neg / pos if pos > 0 else None,
         "a2f_min_raw": float(a2f_raw.min()),
-        "a2f_negatives_clipped": bool(a2f_raw.min() < 0),
+        "a2f_all_broadenings": f"{material_id}/a2f.dat.gz in the QE runs directory (data/qe)",
         "quality": status.quality,
         "fermi_energy_eV": steps.get("nscf_edos", {}).get("fermi_energy_eV"),
     }
@@ -1218,7 +1231,7 @@ def build_record(
         material_id=material_id,
         structure=structure,
         a2f_omega_meV=omega,
-        a2f=a2f,
+        a2f=a2f_raw,
         phdos_omega_meV=fine.omega_meV,
         phdos_total=fine.total,
         phdos_site=fine.site,
@@ -1235,6 +1248,7 @@ def build_record(
         tc_ad_K=float(tc),
         source="betenet-qe",
         provenance=prov,
+        **labels,
     )
 
 
