@@ -24,9 +24,19 @@ the file and the column(s).
 ``Tot_PhDOS``/``Site_Proj_PhDOS`` (the PhDOS of the el-ph q grid) are not carried into the record.
 λ, ω_log, ω₂ and T_c(Allen–Dynes, μ* = 0.1) of a converted record are **recomputed** from ``a2F`` with
 :mod:`betenet.physics`; the upstream scalars are kept verbatim in ``provenance["upstream"]`` (their units
-are not documented upstream: ``w_log`` looks like meV and ``w_sq`` like meV², but that is not verified).
+are not stated upstream; :data:`UPSTREAM_UNITS`: ``w_log`` = ω_log in meV, ``w_sq`` = ⟨ω²⟩ in meV², so
+ω₂ = √``w_sq``; inferred from the five rows the authors printed, see ``tests/test_upstream.py``, and
+checked on every converted row against the moments recomputed from its α²F: :func:`scalar_comparison`).
 The eDOS is copied as given; ``edos_ef_per_eV`` stays ``None`` because the upstream eDOS units are not
 documented (its value at E_F is stored as ``provenance["upstream"]["edos_at_ef"]``).
+
+Before any number is computed, every grid is checked to be strictly increasing and as long as its
+values (``Freq_meV``/``a2F``, the PhDOS grids and their site arrays, the eDOS grid): a row that fails is
+refused with an :class:`UpstreamError` naming the file, row and column (left out and reported under
+``--skip-invalid``), never a crash half-way through a conversion.
+
+Converted records go to their own directory (``data/upstream/records`` by default), never into this
+project's ``data/records``; a notebook run with ``DATA=upstream`` reads them (:mod:`betenet.datasource`).
 
 Structures are read with ASE (as the upstream notebooks do) so that the site order matches the
 site-projected arrays, then converted to pymatgen.
@@ -62,12 +72,13 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from .constants import MU_STAR_DEFAULT
-from .paths import DATA_DIR, RECORDS_DIR
+from .constants import K_PER_MEV
+from .paths import DATA_DIR
 from .physics import allen_dynes_tc_K, moments
 from .records import MaterialRecord, RecordError, load_record, save_record, validate_record
 
@@ -79,6 +90,11 @@ __all__ = [
     "KNOWN_SHA256",
     "UPSTREAM_COLUMNS",
     "REQUIRED_COLUMNS",
+    "UPSTREAM_UNITS",
+    "upstream_moments_K",
+    "scalar_comparison",
+    "default_records_dir",
+    "conversion_summary_path",
     "UpstreamError",
     "DownloadError",
     "UpstreamTable",
@@ -96,12 +112,16 @@ __all__ = [
 
 SOURCE = "upstream-bete-net"
 UPSTREAM_REPO = "henniggroup/BETE-NET"
-#: Commit whose files ``betenet data download`` fetches.  Seen offline only; see the module docstring.
-PINNED_COMMIT = "4e4609d4960a0b36868683871374a93cc3d396bc"
+#: Commit whose files ``betenet data download`` fetches: the one ``data/upstream/`` was copied from
+#: (:data:`betenet.upstream_split.VENDORED_COMMIT`; its repository holds ``database.json`` as a plain blob).
+PINNED_COMMIT = "56bc783908a60e8a15e31b60018e6f3c3e48f593"
 RAW_BASE_URL = "https://raw.githubusercontent.com"
 #: commit -> {relative path: SHA-256}.  To be filled on first download (``--allow-unverified`` prints it).
 KNOWN_SHA256: dict[str, dict[str, str]] = {}
-DEFAULT_DOWNLOAD_DIR = DATA_DIR / "upstream"
+DEFAULT_DOWNLOAD_DIR = DATA_DIR / "upstream" / "download"
+#: Units of the upstream scalar columns (not stated by the authors; inferred, and checked per row by
+#: :func:`scalar_comparison`): ``lambda`` dimensionless, ``w_log`` = ω_log in meV, ``w_sq`` = ⟨ω²⟩ in meV².
+UPSTREAM_UNITS = {"lambda": "1", "w_log": "meV", "w_sq": "meV^2"}
 
 #: The upstream column layout this reader knows.
 UPSTREAM_COLUMNS = (
@@ -251,6 +271,35 @@ def _scalar(row: dict[str, Any], column: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def upstream_moments_K(lambda_: float | None, w_log: float | None, w_sq: float | None) -> tuple[float, float, float]:
+    """The upstream scalars in this project's units: ``(λ, ω_log in K, ω₂ in K)`` with ω₂ = √``w_sq``
+    (:data:`UPSTREAM_UNITS`); NaN for a missing or non-finite value (and for a negative ``w_sq``)."""
+    nan = float("nan")
+    lam = nan if lambda_ is None else float(lambda_)
+    wlog = nan if w_log is None else float(w_log) * K_PER_MEV
+    w2 = nan if w_sq is None or not float(w_sq) >= 0 else math.sqrt(float(w_sq)) * K_PER_MEV
+    return lam, wlog, w2
+
+
+def _check_grid(where: str, grid_col: str, grid: np.ndarray, values: Iterable[tuple[str, np.ndarray]]) -> None:
+    """Refuse a non-increasing grid or values whose last axis is not as long as the grid."""
+    if grid.size < 2:
+        raise UpstreamError(f"{where}: column {grid_col!r} has {grid.size} point(s), expected a grid of >= 2")
+    if not np.all(np.isfinite(grid)):
+        raise UpstreamError(f"{where}: column {grid_col!r} holds non-finite values")
+    steps = np.diff(grid)
+    if np.any(steps <= 0):
+        i = int(np.flatnonzero(steps <= 0)[0])
+        raise UpstreamError(
+            f"{where}: column {grid_col!r} is not strictly increasing at point {i} ({grid[i]} -> {grid[i + 1]})"
+        )
+    for col, arr in values:
+        if arr.shape[-1] != grid.size:
+            raise UpstreamError(
+                f"{where}: column {col!r} has {arr.shape[-1]} points per row, its grid {grid_col!r} has {grid.size}"
+            )
+
+
 def _read_structure(cif: Path, where: str):
     from ase.io import read as ase_read
     from pymatgen.io.ase import AseAtomsAdaptor
@@ -295,6 +344,10 @@ def row_to_record(
         if row.get("Ph_2x2x2_interpolated_Tot_DOS") is not None
         else c_site.sum(axis=0)
     )
+    _check_grid(where, "Freq_meV", w, [("a2F", a2f)])
+    _check_grid(where, fine_grid_col, ph_w, [("Tot_PhDOS_dense", ph_tot), ("Site_Proj_PhDOS_dense", ph_site)])
+    _check_grid(where, "Ph_2x2x2_interpolated_Freq_meV", cw,
+                [("Ph_2x2x2_interpolated_Site_Proj_DOS", c_site), ("Ph_2x2x2_interpolated_Tot_DOS", c_tot)])
     for col, arr in (("Site_Proj_PhDOS_dense", ph_site), ("Ph_2x2x2_interpolated_Site_Proj_DOS", c_site)):
         if arr.shape[0] != n_sites:
             raise UpstreamError(f"{where}: column {col!r} has {arr.shape[0]} site rows but {index}.cif has {n_sites} sites")
@@ -305,10 +358,12 @@ def row_to_record(
         e_grid_col = "Site_proj_eDOS_eng_meV" if row.get("Site_proj_eDOS_eng_meV") is not None else "Tot_eDOS_eng_meV"
         e_w = _array(row, e_grid_col, where, 1)
         e_site = _array(row, "Site_proj_eDOS", where, 2)
+        _check_grid(where, e_grid_col, e_w, [("Site_proj_eDOS", e_site)])
         if e_site.shape[0] != n_sites:
             raise UpstreamError(f"{where}: column 'Site_proj_eDOS' has {e_site.shape[0]} site rows, {index}.cif has {n_sites}")
         if row.get("Tot_eDOS") is not None and row.get("Tot_eDOS_eng_meV") is not None:
             t_w, t_y = _array(row, "Tot_eDOS_eng_meV", where, 1), _array(row, "Tot_eDOS", where, 1)
+            _check_grid(where, "Tot_eDOS_eng_meV", t_w, [("Tot_eDOS", t_y)])
             e_tot = t_y if t_w.shape == e_w.shape and np.allclose(t_w, e_w) else np.interp(e_w, t_w, t_y)
         else:
             e_tot = e_site.sum(axis=0)
@@ -322,6 +377,9 @@ def row_to_record(
         "comp": row.get("comp"),
         "comp_name": row.get("comp_name"),
         **{name: _scalar(row, name) for name in _SCALARS},
+        "units": dict(UPSTREAM_UNITS),
+        **dict(zip(("omega_log_K", "omega_2_K"),
+                   (None if math.isnan(v) else v for v in upstream_moments_K(*(_scalar(row, n) for n in _SCALARS))[1:]))),
         "edos_at_ef": edos_at_ef,
         "fine_phdos_grid_column": fine_grid_col,
     }
@@ -389,7 +447,7 @@ def read_upstream(
     appended to ``errors`` when a list is given.
     """
     table = read_database_json(db_json)
-    sdir = Path(structures_dir) if structures_dir is not None else table.path.parent / "structures"
+    sdir = _structures_dir(table, structures_dir)
     sink: list[str] = errors if errors is not None else []
     return list(_iter_records(table, sdir, skip_invalid, indices, sink))
 
@@ -406,6 +464,53 @@ class ConversionReport:
         return f"{len(self.written)} written, {len(self.kept_existing)} already present (kept), {len(self.invalid)} invalid rows"
 
 
+def default_records_dir() -> Path:
+    """``data/upstream/records`` (or ``$BETENET_UPSTREAM_DIR/records``): converted upstream records, apart from ours."""
+    from .upstream_split import upstream_dir
+
+    return upstream_dir() / "records"
+
+
+def _structures_dir(table: UpstreamTable, structures_dir: Path | str | None) -> Path:
+    """``structures_dir``, else ``structures/`` next to ``database.json``, else the vendored ``data/upstream/structures``."""
+    if structures_dir is not None:
+        return Path(structures_dir)
+    beside = table.path.parent / "structures"
+    if beside.is_dir():
+        return beside
+    from .upstream_split import upstream_dir
+
+    return upstream_dir() / "structures"
+
+
+def scalar_comparison(records: Sequence[MaterialRecord]):
+    """Per converted record: λ, ω_log, ω₂ recomputed from its α²F beside the published scalars in
+    :data:`UPSTREAM_UNITS` (``w_log`` meV -> K, √``w_sq`` meV -> K) and their relative differences.
+
+    With the right units the two agree to the integration error; a unit mix-up shows as ratios of
+    11.6 (K vs meV) or ω₂ off by a square root.  Columns: ``material_id, comp, lambda, lambda_paper,
+    omega_log_K, omega_log_K_paper, omega_2_K, omega_2_K_paper, rel_diff_lambda, rel_diff_omega_log,
+    rel_diff_omega_2``.
+    """
+    import pandas as pd
+
+    rows = []
+    for rec in records:
+        meta = (rec.provenance or {}).get("upstream") or {}
+        lam, wlog, w2 = upstream_moments_K(meta.get("lambda"), meta.get("w_log"), meta.get("w_sq"))
+        ours = (rec.lambda_, rec.omega_log_K, rec.omega_2_K)
+        ours = tuple(float("nan") if v is None else float(v) for v in ours)
+        rows.append({
+            "material_id": rec.material_id, "comp": meta.get("comp"),
+            "lambda": ours[0], "lambda_paper": lam, "omega_log_K": ours[1], "omega_log_K_paper": wlog,
+            "omega_2_K": ours[2], "omega_2_K_paper": w2,
+            "rel_diff_lambda": ours[0] / lam - 1 if lam else float("nan"),
+            "rel_diff_omega_log": ours[1] / wlog - 1 if wlog else float("nan"),
+            "rel_diff_omega_2": ours[2] / w2 - 1 if w2 else float("nan"),
+        })
+    return pd.DataFrame(rows)
+
+
 def convert_upstream(
     db_json: Path | str,
     out_dir: Path | str,
@@ -415,11 +520,15 @@ def convert_upstream(
     skip_invalid: bool = False,
     progress: bool = True,
 ) -> ConversionReport:
-    """Write one record file per upstream row into ``out_dir``; existing files are kept unless ``overwrite``."""
+    """Write one record file per upstream row into ``out_dir``; existing files are kept unless ``overwrite``.
+
+    Each record is written atomically (temporary file, then rename); ``<out_dir>.conversion.json`` beside the
+    directory (also atomic; not inside it, where every ``*.json`` is a record) records the source file (path, size, SHA-256), the counts and every refused row's message.
+    """
     from tqdm.auto import tqdm
 
     table = read_database_json(db_json)
-    sdir = Path(structures_dir) if structures_dir is not None else table.path.parent / "structures"
+    sdir = _structures_dir(table, structures_dir)
     out = Path(out_dir)
     report = ConversionReport()
     for idx in tqdm(table.indices, desc="convert upstream rows", disable=not progress, unit="row"):
@@ -435,7 +544,37 @@ def convert_upstream(
             report.invalid.append(str(exc))
             continue
         report.written.append(save_record(rec, out, overwrite=overwrite))
+    _write_conversion_summary(out, table, sdir, report)
     return report
+
+
+def conversion_summary_path(out_dir: Path | str) -> Path:
+    """``<out_dir>.conversion.json``: what :func:`convert_upstream` last did into ``out_dir``."""
+    out = Path(out_dir)
+    return out.with_name(out.name + ".conversion.json")
+
+
+def _write_conversion_summary(out: Path, table: UpstreamTable, sdir: Path, report: ConversionReport) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    path = conversion_summary_path(out)
+    data = {
+        "schema": "betenet.upstream.conversion",
+        "source": str(table.path),
+        "source_bytes": table.path.stat().st_size,
+        "source_sha256": sha256_file(table.path),
+        "structures": str(sdir),
+        "units": UPSTREAM_UNITS,
+        "n_rows": len(table),
+        "n_records": len(list(out.glob("upstream-*.json"))),
+        "written": len(report.written),
+        "kept_existing": len(report.kept_existing),
+        "invalid": report.invalid,
+        "converted_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    tmp.replace(path)
+    return path
 
 
 # ------------------------------------------------------------------------------------------- download
@@ -622,7 +761,8 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("paths", nargs="+", type=Path)
     c = sub.add_parser("convert-upstream", help="convert an upstream database.json into record files")
     c.add_argument("db_json", type=Path)
-    c.add_argument("--out", type=Path, default=RECORDS_DIR, help=f"output directory (default {RECORDS_DIR})")
+    c.add_argument("--out", type=Path, default=None,
+                   help="output directory (default data/upstream/records: never this project's data/records)")
     c.add_argument("--structures", type=Path, help="directory of <index>.cif (default: next to database.json)")
     c.add_argument("--overwrite", action="store_true", help="replace existing record files")
     c.add_argument("--skip-invalid", action="store_true", help="report and skip rows that fail validation")
@@ -644,7 +784,8 @@ def cli_main(argv: list[str] | None = None) -> int:
             report = convert_upstream(dest / "database.json", args.convert, skip_invalid=True)
         else:
             report = convert_upstream(
-                args.db_json, args.out, args.structures, overwrite=args.overwrite, skip_invalid=args.skip_invalid
+                args.db_json, args.out if args.out is not None else default_records_dir(), args.structures,
+                overwrite=args.overwrite, skip_invalid=args.skip_invalid,
             )
     except (UpstreamError, DownloadError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)

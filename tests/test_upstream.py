@@ -331,3 +331,101 @@ def test_download_detects_lfs_pointer(tmp_path, mirror):
         up.download_upstream(tmp_path / "d", COMMIT, allow_unverified=True, base_url=mirror.as_uri(), progress=False)
     with pytest.raises(up.DownloadError, match="cannot download"):
         up.download_upstream(tmp_path / "e", "ab" * 20, allow_unverified=True, base_url=mirror.as_uri(), progress=False)
+
+
+# ------------------------------------------------------------------------ units of the scalar columns
+
+#: The first five rows of the authors' database.json as printed in their executed notebook
+#: (row, comp, comp_name, lambda, w_log, w_sq); /work/shared/upstream-bete-net/README.md.
+PRINTED_ROWS = [
+    (0, "Cs", "Cs_mp_1", 0.200493, 2.004419, 6.257714),
+    (1, "AuInPdY", "Y1In1Pd1Au1_mp_1215995", 2.387674, 2.187430, 24.628668),
+    (2, "Pd2SnY", "Y1Sn1Pd2_mp_5538", 2.142195, 3.377658, 33.592206),
+    (3, "Hg3Tl", "Tl1Hg3_mp_11474", 0.875469, 3.744005, 21.080808),
+    (4, "AuLiSb", "Li1Sb1Au1_mp_12564", 1.159056, 3.959086, 121.864371),
+]
+
+
+def test_units_of_the_printed_rows():
+    """w_log in meV and w_sq = <ω²> in meV²: the only reading under which all five rows are physical.
+
+    ω_log <= ω₂ always (Jensen, same weight 2α²F/ω), and for phonon spectra ω₂/ω_log stays within ~1-3.
+    """
+    ratios = []
+    for _row, _comp, _name, lam, w_log, w_sq in PRINTED_ROWS:
+        lam_k, wlog_K, w2_K = up.upstream_moments_K(lam, w_log, w_sq)
+        assert lam_k == lam
+        assert wlog_K == pytest.approx(w_log * 11.6045, rel=1e-4)
+        assert w2_K == pytest.approx(np.sqrt(w_sq) * 11.6045, rel=1e-4)
+        assert 10.0 < wlog_K < 1000.0 and wlog_K <= w2_K <= 3.0 * wlog_K
+        ratios.append(w_sq / w_log)
+    assert up.upstream_moments_K(0.2, 2.0, 6.25)[1] == pytest.approx(23.209, abs=1e-3)  # Cs: ω_log ≈ 23 K
+    # the other reading (w_sq = ω₂ in meV) would put ω₂/ω_log at 3-31: not a phonon spectrum
+    assert max(ratios) > 10.0 and min(ratios) > 3.0
+    assert up.UPSTREAM_UNITS == {"lambda": "1", "w_log": "meV", "w_sq": "meV^2"}
+
+
+def _row_with_consistent_scalars(idx: str, s: Structure, *, w_sq_as_omega2: bool = False) -> dict:
+    row = make_row(idx, s)
+    m = moments(np.asarray(row["Freq_meV"]), np.asarray(row["a2F"]))
+    k_per_mev = 11.604518
+    row["lambda"], row["w_log"] = m.lambda_, m.omega_log_K / k_per_mev
+    row["w_sq"] = m.omega_2_K / k_per_mev if w_sq_as_omega2 else (m.omega_2_K / k_per_mev) ** 2
+    return row
+
+
+def test_scalar_comparison_confirms_units_and_catches_a_mixup(tmp_path):
+    rows = {idx: _row_with_consistent_scalars(idx, s) for idx, s in _structures().items()}
+    rows["5"] = _row_with_consistent_scalars("5", _structures()["5"], w_sq_as_omega2=True)
+    recs = up.read_upstream(write_upstream(tmp_path, rows=rows))
+    cmp = up.scalar_comparison(recs).set_index("material_id")
+    good = cmp.loc[["upstream-0000", "upstream-0002"]]
+    assert np.abs(good[["rel_diff_lambda", "rel_diff_omega_log", "rel_diff_omega_2"]].to_numpy()).max() < 1e-4
+    bad = cmp.loc["upstream-0005"]
+    assert abs(bad["rel_diff_lambda"]) < 1e-4 and abs(bad["rel_diff_omega_2"]) > 0.5
+    assert recs[0].provenance["upstream"]["units"]["w_sq"] == "meV^2"
+    assert recs[0].provenance["upstream"]["omega_log_K"] == pytest.approx(recs[0].omega_log_K, rel=1e-4)
+
+
+# ------------------------------------------------------------- refused rows, atomic writes, own directory
+
+
+@pytest.mark.parametrize(
+    "column, change, message",
+    [
+        ("Freq_meV", lambda v: v[::-1], r"row 2: column 'Freq_meV' is not strictly increasing at point 0"),
+        ("a2F", lambda v: v[:-5], r"row 2: column 'a2F' has 995 points per row, its grid 'Freq_meV' has 1000"),
+        ("PhFreq_meV", lambda v: v[:3] + [v[1]] + v[4:], r"row 2: column 'PhFreq_meV' is not strictly increasing at point 2"),
+        ("Ph_2x2x2_interpolated_Freq_meV", lambda v: v[:-1],
+         r"row 2: column 'Ph_2x2x2_interpolated_Site_Proj_DOS' has 900 points per row, its grid .* has 899"),
+        ("Tot_eDOS_eng_meV", lambda v: v[:10], r"row 2: column 'Site_proj_eDOS' has 120 points per row"),
+    ],
+)
+def test_bad_grids_are_refused_with_a_message(tmp_path, capsys, column, change, message):
+    rows = {idx: make_row(idx, s) for idx, s in _structures().items()}
+    rows["2"][column] = change(rows["2"][column])
+    db = write_upstream(tmp_path / "up", rows=rows)
+    with pytest.raises(up.UpstreamError, match=message):
+        up.read_upstream(db, indices=["2"])
+    out = tmp_path / "records"
+    assert up.cli_main(["convert-upstream", str(db), "--out", str(out), "--skip-invalid"]) == 0
+    captured = capsys.readouterr()
+    assert "2 written" in captured.out and "1 invalid rows" in captured.out
+    assert "invalid:" in captured.err and "row 2" in captured.err
+    assert sorted(p.name for p in out.iterdir()) == ["upstream-0000.json", "upstream-0005.json"]  # no partial files
+    summary = json.loads(up.conversion_summary_path(out).read_text())
+    assert summary["n_rows"] == 3 and summary["written"] == 2 and len(summary["invalid"]) == 1
+    assert summary["source_sha256"] == up.sha256_file(db)
+
+
+def test_convert_defaults_to_its_own_directory_and_the_vendored_structures(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BETENET_UPSTREAM_DIR", str(tmp_path / "upstream"))
+    db = write_upstream(tmp_path / "src")
+    vendored = tmp_path / "upstream" / "structures"
+    (tmp_path / "src" / "structures").rename(vendored.parent.mkdir(parents=True) or vendored)
+    assert up.cli_main(["convert-upstream", str(db)]) == 0
+    assert "3 written" in capsys.readouterr().out
+    assert [r.material_id for r in load_records(tmp_path / "upstream" / "records")] == [
+        "upstream-0000", "upstream-0002", "upstream-0005"]
+    assert up.default_records_dir() == tmp_path / "upstream" / "records"
+    assert (tmp_path / "upstream" / "records.conversion.json").exists()
