@@ -10,7 +10,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from betenet import paths, pipeline
+from betenet import outputs, paths, pipeline
 
 
 def test_results_page_puts_ours_beside_the_papers(tmp_path, monkeypatch):
@@ -111,8 +111,14 @@ def test_smoke_pipeline_executes_every_notebook_and_builds_the_book(tmp_path, mo
         assert images, f"{run.name}: executed notebook has no figure"
         errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
         assert not errors, f"{run.name}: {errors[0].get('ename')}"
-    figures = list((tmp_path / "artifacts" / "smoke" / "figures").glob("*.png"))
-    assert len(figures) >= len(runs), "every stage saves its figures under artifacts/<profile>/figures"
+    # every declared output (betenet.outputs.MANIFEST) is produced, by the notebook that declares it
+    check = outputs.check_outputs(tmp_path / "artifacts" / "smoke", {r.name: r.outputs for r in runs})
+    assert check == {"missing": [], "undeclared": []}, check
+    assert [n["outputs"] for n in summary["notebooks"]] == [list(r.outputs) for r in runs]
+    for run in runs:
+        nb = nbformat.read(run.output, as_version=4)
+        hidden = [c for c in nb.cells if {"parameters", "injected-parameters"} & set(c.metadata.get("tags", []))]
+        assert len(hidden) == 2 and all("remove-cell" in c.metadata["tags"] for c in hidden), run.name
     tables = {p.name for p in (tmp_path / "artifacts" / "smoke" / "tables").glob("table1_*.csv")}
     assert {"table1_base.csv", "table1_ensembles.csv"} <= tables
     pipeline.write_results_page("smoke", book_dir=book)
@@ -122,6 +128,8 @@ def test_smoke_pipeline_executes_every_notebook_and_builds_the_book(tmp_path, mo
         assert page.exists(), f"missing chapter {page}"
         text = page.read_text()
         assert "<img" in text, f"{page.name} renders no figure"
+        assert "tag_parameters" not in text and "tag_injected-parameters" not in text, f"{page.name} shows a parameter cell"
+        assert "it/s]" not in text, f"{page.name} shows a progress bar"
     results = (html / "chapters" / "results.html").read_text()
     assert "CSO" in results and "Base" in results
     assert (html / "intro.html").exists()
