@@ -128,6 +128,10 @@ class QEConfig:
     #: below -1 meV, which already fails the imaginary-mode filter; the remaining points are not
     #: computed (``stopped_at_q`` in status.json) and the material is rejected at once.
     ph_stop_at_imaginary: bool = True
+    #: With ``ph_split_q``: the order of the irreducible q points after Γ: ph.x's own (``"qe"``) or the
+    #: longest first (``"boundary_first"``), so that an instability at the zone boundary stops the el-ph
+    #: run after two points instead of near its end (the results do not depend on the order).
+    ph_q_order: Literal["qe", "boundary_first"] = "qe"
     #: Scratch root for outdir/wavefunctions (``None``: $BETENET_SCRATCH or <tmp>/betenet-qe-scratch).
     scratch_dir: str | None = None
     keep_scratch: bool = False
@@ -168,6 +172,7 @@ QE_VALIDATED = QEConfig(
     relax_k_density_per_invA=24.0,
     candidate_min_scf_k_fraction=None,
     elph_sigma_selection="plateau",
+    ph_q_order="boundary_first",
     matdyn_nq=24,
 )
 

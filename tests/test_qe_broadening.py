@@ -75,3 +75,17 @@ def test_validated_level_meshes_on_reference_metals():
         assert (g.k_scf, g.k, g.q) == ((12, 12, 12), (24, 24, 24), (4, 4, 4))
     with pytest.raises(ValueError, match="unknown QE accuracy level"):
         qe_level("fast")
+
+
+def test_boundary_first_q_order_puts_the_longest_points_first():
+    """ph.x's irreducible points of fcc 4x4x4 (2π/alat): Γ stays first (it writes the list); the
+    validated level then takes X and the other zone-boundary points before the short ones."""
+    from types import SimpleNamespace
+
+    from betenet.qe.workflow import _Run
+
+    qs = np.array([[0, 0, 0], [-0.25, 0.25, -0.25], [0.5, -0.5, 0.5], [0, 0.5, 0], [0.75, -0.25, 0.75],
+                   [0.5, 0, 0.5], [0, -1, 0], [-0.5, -1, 0]])
+    order = _Run._q_order(SimpleNamespace(cfg=QE_VALIDATED), qs)
+    assert order == [8, 5, 7, 3, 6, 4, 2]
+    assert _Run._q_order(SimpleNamespace(cfg=QEConfig()), qs) == [2, 3, 4, 5, 6, 7, 8]

@@ -43,6 +43,7 @@ import sys
 import tempfile
 import time
 import uuid
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -74,6 +75,7 @@ from .kgrid import Grids, grids_for_config, subdivisions
 from .parsers import (
     PhononResult,
     QEParseError,
+    check_elph_tables,
     min_freq_off_gamma,
     parse_a2f_dos,
     parse_a2fmatdyn_header,
@@ -84,6 +86,7 @@ from .parsers import (
     parse_phdos,
     parse_projwfc,
     parse_pw_output,
+    read_json,
     read_text,
 )
 
@@ -395,7 +398,7 @@ def load_status(material_id: str, runs_dir: Path | None = None) -> MaterialStatu
     path = material_dir(material_id, runs_dir) / "status.json"
     if not path.exists():
         return MaterialStatus(material_id)
-    data = json.loads(path.read_text())
+    data = read_json(path)  # QEParseError naming the file if it is empty or garbled
     known = set(MaterialStatus.__dataclass_fields__)
     return MaterialStatus(**{k: v for k, v in data.items() if k in known})
 
@@ -466,9 +469,14 @@ def _write_table(path: Path, header: str, columns: list[np.ndarray]) -> None:
 
 
 def _read_table(path: Path) -> tuple[str, np.ndarray]:
-    with gzip.open(path, "rt") as fh:
-        header = fh.readline().lstrip("#").strip()
-        data = np.loadtxt(fh, ndmin=2)
+    try:
+        with gzip.open(path, "rt") as fh:
+            header = fh.readline().lstrip("#").strip()
+            data = np.loadtxt(fh, ndmin=2)
+    except FileNotFoundError:
+        raise QEParseError(f"{path}: file not found") from None
+    except (OSError, EOFError, ValueError, zlib.error) as exc:  # a cut/garbled .gz or a malformed row
+        raise QEParseError(f"{path}: corrupt, truncated or malformed table ({type(exc).__name__}: {exc})") from None
     return header, data
 
 
@@ -704,8 +712,10 @@ class _Run:
         n_q = progress.get("n_q")
         parts: list[PhononResult] = []
         extra: dict[str, Any] = {"split_q": True}
-        iq = 1
-        while n_q is None or iq <= n_q:
+        order = [1]  # ph.x's first point (Γ) writes <fildyn>0, the list of the others
+        done_q: list[int] = []
+        while order:
+            iq = order.pop(0)
             name = f"{step}.q{iq}"
             if str(iq) not in q_wall:
                 shutil.rmtree(cwd / "out" / "_ph0", ignore_errors=True)
@@ -721,10 +731,12 @@ class _Run:
                     progress["n_q"] = n_q
                 progress_path.write_text(json.dumps(progress))
             parts.append(parse_ph_output(cwd / f"{name}.out"))
+            done_q.append(iq)
             if stop_below_meV is not None and parts[-1].min_freq_meV() < stop_below_meV:
                 extra["stopped_at_q"] = iq
                 break
-            iq += 1
+            if iq == 1:
+                order = self._q_order(parse_dyn0(cwd / f"{fildyn}0")[1])
         done = len(parts)
         ph = PhononResult(
             cwd / f"{step}.q*.out",
@@ -735,9 +747,21 @@ class _Run:
             sum(p.wall_time_s or 0.0 for p in parts),
         )
         shutil.copyfile(cwd / f"{step}.q1.in", self.dir / f"{step}.in")
-        _compact_logs([cwd / f"{step}.q{i}.out" for i in range(1, done + 1)], self.dir / f"{step}.out.gz")
-        walls = [q_wall[str(i)] for i in range(1, done + 1)]
+        _compact_logs([cwd / f"{step}.q{i}.out" for i in done_q], self.dir / f"{step}.out.gz")
+        walls = [q_wall[str(i)] for i in done_q]
+        if done_q != list(range(1, done + 1)):
+            extra["q_order"] = done_q
         return float(sum(walls)), ph, {"n_q_irr": int(n_q), **extra, "q_wall_s": walls}
+
+    def _q_order(self, q_2pi_alat: np.ndarray) -> list[int]:
+        """The order of ph.x's irreducible points 2..n after Γ: ph.x's own (``QEConfig.ph_q_order="qe"``)
+        or the longest q first (``"boundary_first"``: zone-boundary points, where unstable modes usually
+        sit, come before the points near Γ, so that ``ph_stop_at_imaginary`` stops a doomed run early)."""
+        rest = list(range(2, len(q_2pi_alat) + 1))
+        if self.cfg.ph_q_order == "boundary_first":
+            norms = np.linalg.norm(np.asarray(q_2pi_alat, dtype=float), axis=1)
+            rest.sort(key=lambda i: -round(float(norms[i - 1]), 6))
+        return rest
 
     def _run_ph_q(self, name: str, text: str, cwd: Path, *, label: str) -> float:
         if self.progress:
@@ -1194,6 +1218,7 @@ def build_record(
     pos = float(np.trapezoid(np.clip(a2f_raw, 0, None), omega))
     fine = parse_phdos(d / "phdos_fine.dos.gz")
     coarse = parse_phdos(d / "phdos_coarse.dos.gz")
+    check_elph_tables(omega, fine, coarse, len(structure), d)  # a truncated table must not pass silently
     _, edos = _read_table(d / "edos.dat.gz")
     m = physics.moments(omega, a2f_raw)
     tc = physics.allen_dynes_tc_K(m.lambda_, m.omega_log_K, m.omega_2_K)
