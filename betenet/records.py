@@ -3,8 +3,22 @@
 On disk: one JSON file per material (``data/records/<material_id>.json``) with
 ``{"schema": "betenet.record", "schema_version": SCHEMA_VERSION, ...}``.  Structures are stored as
 pymatgen ``Structure.as_dict()``; arrays as lists of floats.  :func:`validate_record` raises
-:class:`RecordError` naming the material and the field for NaN, negative α²F beyond tolerance,
-non-increasing grids, unknown elements and missing fields.
+:class:`RecordError` naming the material and the field for NaN, negative α²F weight beyond tolerance,
+non-increasing grids, unknown elements, unknown flags, missing fields, and (records of this project's
+QE workflow) moments that disagree with QE's own mode sum.
+
+Schema versions
+---------------
+* **2** (written now): ``a2f`` is α²F exactly as QE wrote it (negative interpolation lobes kept) and
+  ``lambda_``, ``omega_log_K``, ``omega_2_K``, ``tc_ad_K`` are its moments, so they equal QE's mode
+  sum (``provenance["lambda_qe"]``, ``provenance["omega_log_K_qe"]``).  New fields:
+  ``moments_by_broadening`` (the moments at every el-ph broadening QE computed), the label
+  uncertainties ``*_uncertainty`` and ``flags`` (vocabulary :data:`FLAGS`).  Negative values are
+  clipped only in the learning target, after smoothing (:func:`betenet.spectra.smooth_and_bin`).
+* **1** (still read): records of this project's QE workflow stored α²F clipped at zero and its
+  moments (λ biased high where α²F had a negative lobe: +17 % for fcc Al).  They are read unchanged
+  and get the flag ``clipped_moments``; the QE mode-sum check is not applied to them.  Rebuild them
+  with ``betenet qe parse --write --overwrite ID ...``.
 
 Units are in the field names: frequencies in meV, energies relative to E_F in meV, eDOS in
 states/eV/cell (per spin summed), ω_log and ω₂ in K.
@@ -30,13 +44,48 @@ __all__ = [
     "save_record",
     "load_record",
     "load_records",
-    "A2F_NEGATIVE_TOLERANCE",
+    "A2F_NEGATIVE_WEIGHT_TOLERANCE",
+    "FLAGS",
+    "LAMBDA_QE_RTOL",
+    "OMEGA_LOG_QE_RTOL",
+    "READABLE_SCHEMA_VERSIONS",
+    "check_qe_mode_sum",
 ]
 
 SCHEMA = "betenet.record"
-SCHEMA_VERSION = 1
-#: Negative α²F values smaller in magnitude than this fraction of max(α²F) are numerical noise.
-A2F_NEGATIVE_TOLERANCE = 1e-3
+SCHEMA_VERSION = 2
+#: Schema versions :func:`load_record` reads (see the module docstring).
+READABLE_SCHEMA_VERSIONS = (1, 2)
+#: Largest accepted ∫max(-α²F, 0)dω / ∫max(α²F, 0)dω.  QE's tetrahedron α²F has small negative lobes
+#: where Fourier-interpolated linewidths go negative (up to 0.044 in data/records); a larger negative
+#: weight is not interpolation noise.
+A2F_NEGATIVE_WEIGHT_TOLERANCE = 0.10
+#: λ from the record's α²F must equal QE's own mode sum (``provenance["lambda_qe"]``, matdyn's
+#: ``lambda`` file) to this relative tolerance (largest deviation in data/records: 2.3 %, hcp Pd).
+LAMBDA_QE_RTOL = 0.03
+#: ω_log from the record's α²F against QE's mode-sum ω_log (``provenance["omega_log_K_qe"]``).  Looser
+#: than λ because ω_log weights the low-frequency tail, where matdyn's tetrahedron α²F and its mode sum
+#: on the same mesh differ (fcc Pt −10.6 %, hcp Pd +8.3 %, fcc Al −4.9 %; the rest ≤ 2.5 %); a record
+#: beyond 3 % carries the flag ``omega_log_qe_mismatch``.
+OMEGA_LOG_QE_RTOL = 0.12
+
+#: The record flags (``MaterialRecord.flags``): name -> meaning.  Set by
+#: :func:`betenet.qe.labels.record_flags` (QE records) or when reading an old schema.
+FLAGS: dict[str, str] = {
+    "soft_modes": "the lowest ph.x frequency off Γ is below betenet.qe.labels.SOFT_MODE_THRESHOLD_MEV (5 meV): "
+    "a soft or nearly unstable spectrum whose low-frequency part (which dominates λ) rests on few modes",
+    "not_ground_state": "an element in a prototype that is not its experimental ground-state structure "
+    "(betenet.qe.prototypes.GROUND_STATE), e.g. hcp Ir, fcc Cd",
+    "structure_unverified": "whether this structure is the material's experimental one is not decided by the "
+    "project's data: a compound decoration outside the curated list of observed structures "
+    "(betenet.qe.prototypes.CURATED_PRIORITY) or an element without a GROUND_STATE entry",
+    "broadening_sensitive": "the λ label uncertainty (half the range of λ over the selected and neighbouring el-ph "
+    "broadenings) exceeds betenet.qe.labels.BROADENING_SENSITIVE_RTOL (10 %) of λ: λ is not converged in σ",
+    "omega_log_qe_mismatch": "ω_log of the α²F differs from QE's mode-sum ω_log by more than 3 % "
+    "(low-frequency tail; λ agrees within LAMBDA_QE_RTOL)",
+    "clipped_moments": "a schema-1 record of the QE workflow: α²F was clipped at zero before its moments "
+    "were taken (biased λ, ω_log); rebuild it from data/qe",
+}
 
 
 class RecordError(ValueError):
@@ -74,8 +123,21 @@ class MaterialRecord:
     edos_energy_meV, edos_total, edos_site: electronic DOS around E_F (energy relative to E_F, meV;
         states/eV/cell), total and site-projected (``(n_sites, n_energy)``); optional.
     edos_ef_per_eV: total eDOS at the Fermi level (states/eV/cell, both spins).
-    lambda_, omega_log_K, omega_2_K, tc_ad_K: moments and Allen-Dynes T_c (μ* = 0.1) of the raw α²F,
-        as computed by the source (recomputed by :mod:`betenet.physics` where needed).
+    lambda_, omega_log_K, omega_2_K, tc_ad_K: moments and Allen-Dynes T_c (μ* = 0.1) of the raw,
+        *unclipped* α²F on its own grid (QE records: equal to QE's mode sum, checked by
+        :func:`check_qe_mode_sum`), as computed by the source.
+    moments_by_broadening: QE records: the same moments at every el-ph broadening σ that ph.x computed,
+        ``{"broadening_Ry": [...], "lambda": [...], "omega_log_K": [...], "omega_2_K": [...],
+        "tc_ad_K": [...], "lambda_qe": [...], "omega_log_K_qe": [...], "selected_index": i}`` (lists in
+        σ order; ``selected_index`` is the 0-based index of the record's σ; ``*_qe`` from matdyn's
+        ``lambda`` file; undefined moments as ``None``).  The α²F of every σ is in
+        ``data/qe/<id>/a2f.dat.gz`` (not copied: it would double the size of the records).
+    lambda_uncertainty, omega_log_K_uncertainty, omega_2_K_uncertainty, tc_ad_K_uncertainty: the label
+        uncertainty from the el-ph broadening: **half the range** (max − min)/2 of the quantity over the
+        selected σ and its immediate neighbours in ``moments_by_broadening`` (σ_{i−1}, σ_i, σ_{i+1}; one
+        neighbour at the ends of the list).  It measures how unconverged the label is in σ (the k mesh's
+        Fermi-surface sampling), not the DFT error.
+    flags: warnings about the label, names from :data:`FLAGS` (a list of strings, possibly empty).
     source: ``"betenet-qe"`` (this project's QE workflow) or ``"upstream-bete-net"`` (database.json).
     provenance: code, version, accuracy level, settings, pseudopotentials, timings.
     """
@@ -100,6 +162,12 @@ class MaterialRecord:
     tc_ad_K: float | None = None
     source: str = "betenet-qe"
     provenance: dict[str, Any] = field(default_factory=dict)
+    moments_by_broadening: dict[str, Any] | None = None
+    lambda_uncertainty: float | None = None
+    omega_log_K_uncertainty: float | None = None
+    omega_2_K_uncertainty: float | None = None
+    tc_ad_K_uncertainty: float | None = None
+    flags: list[str] = field(default_factory=list)
 
     @property
     def formula(self) -> str:
@@ -120,9 +188,11 @@ class MaterialRecord:
         for name in _ARRAY_FIELDS:
             value = getattr(self, name)
             out[name] = None if value is None else np.asarray(value, dtype=float).tolist()
-        for name in ("edos_ef_per_eV", "lambda_", "omega_log_K", "omega_2_K", "tc_ad_K"):
+        for name in _SCALAR_FIELDS:
             value = getattr(self, name)
             out[name] = None if value is None else float(value)
+        out["moments_by_broadening"] = self.moments_by_broadening
+        out["flags"] = list(self.flags)
         out["source"] = self.source
         out["provenance"] = self.provenance
         return out
@@ -133,9 +203,10 @@ class MaterialRecord:
         if data.get("schema") != SCHEMA:
             raise RecordError(f"{origin}: material {mid!r}: field 'schema' is {data.get('schema')!r}, expected {SCHEMA!r}")
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_SCHEMA_VERSIONS:
             raise RecordError(
-                f"{origin}: material {mid!r}: field 'schema_version' is {version!r}, this betenet reads {SCHEMA_VERSION}"
+                f"{origin}: material {mid!r}: field 'schema_version' is {version!r}, this betenet reads "
+                f"{', '.join(map(str, READABLE_SCHEMA_VERSIONS))}"
             )
         for required in ("material_id", "structure", "a2f_omega_meV", "a2f"):
             if data.get(required) is None:
@@ -148,16 +219,41 @@ class MaterialRecord:
         for name in _ARRAY_FIELDS:
             value = data.get(name)
             kwargs[name] = None if value is None else np.asarray(value, dtype=float)
-        for name in ("edos_ef_per_eV", "lambda_", "omega_log_K", "omega_2_K", "tc_ad_K"):
+        for name in _SCALAR_FIELDS:
             value = data.get(name)
             kwargs[name] = None if value is None else float(value)
+        flags = data.get("flags") or []
+        if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
+            raise RecordError(f"{origin}: material {mid!r}: field 'flags' must be a list of strings, got {flags!r}")
+        source = data.get("source", "betenet-qe")
+        if version == 1 and source == "betenet-qe" and "clipped_moments" not in flags:
+            flags = [*flags, "clipped_moments"]
+        mbb = data.get("moments_by_broadening")
+        if mbb is not None and not isinstance(mbb, dict):
+            raise RecordError(f"{origin}: material {mid!r}: field 'moments_by_broadening' must be an object, got {type(mbb).__name__}")
         return cls(
             material_id=str(data["material_id"]),
             structure=structure,
-            source=data.get("source", "betenet-qe"),
+            source=source,
             provenance=dict(data.get("provenance") or {}),
+            moments_by_broadening=mbb,
+            flags=list(flags),
             **kwargs,
         )
+
+
+_SCALAR_FIELDS = (
+    "edos_ef_per_eV",
+    "lambda_",
+    "omega_log_K",
+    "omega_2_K",
+    "tc_ad_K",
+    "lambda_uncertainty",
+    "omega_log_K_uncertainty",
+    "omega_2_K_uncertainty",
+    "tc_ad_K_uncertainty",
+)
+_BROADENING_KEYS = ("broadening_Ry", "lambda", "omega_log_K", "omega_2_K", "tc_ad_K", "lambda_qe", "omega_log_K_qe")
 
 
 def _fail(rec: MaterialRecord, fieldname: str, msg: str, origin: str | None) -> RecordError:
@@ -209,16 +305,77 @@ def validate_record(rec: MaterialRecord, *, origin: str | None = None) -> Materi
     peak = float(np.max(np.abs(rec.a2f))) if rec.a2f.size else 0.0
     if peak == 0.0:
         raise _fail(rec, "a2f", "α²F is identically zero", origin)
-    most_negative = float(np.min(rec.a2f))
-    if most_negative < -A2F_NEGATIVE_TOLERANCE * peak:
+    pos = float(np.trapezoid(np.clip(rec.a2f, 0.0, None), rec.a2f_omega_meV))
+    neg = float(np.trapezoid(np.clip(-rec.a2f, 0.0, None), rec.a2f_omega_meV))
+    if pos <= 0.0 or neg > A2F_NEGATIVE_WEIGHT_TOLERANCE * pos:
         raise _fail(
-            rec, "a2f", f"negative α²F {most_negative:.3g} beyond tolerance {A2F_NEGATIVE_TOLERANCE} x max ({peak:.3g})", origin
+            rec, "a2f", f"negative α²F weight {neg:.3g} is more than {A2F_NEGATIVE_WEIGHT_TOLERANCE} x the positive "
+            f"weight {pos:.3g} (∫α²F dω over each sign)", origin
         )
-    for name in ("edos_ef_per_eV", "lambda_", "omega_log_K", "omega_2_K", "tc_ad_K"):
+    for name in _SCALAR_FIELDS:
         v = getattr(rec, name)
         if v is not None and not math.isfinite(v):
             raise _fail(rec, name, f"not finite ({v})", origin)
+        if v is not None and name.endswith("_uncertainty") and v < 0:
+            raise _fail(rec, name, f"negative uncertainty ({v})", origin)
+    unknown = [f for f in rec.flags if f not in FLAGS]
+    if unknown:
+        raise _fail(rec, "flags", f"unknown flag(s) {unknown}; known: {', '.join(FLAGS)}", origin)
+    _check_broadenings(rec, origin)
+    check_qe_mode_sum(rec, origin=origin)
     return rec
+
+
+def _check_broadenings(rec: MaterialRecord, origin: str | None) -> None:
+    mbb = rec.moments_by_broadening
+    if mbb is None:
+        return
+    name = "moments_by_broadening"
+    missing = [k for k in (*_BROADENING_KEYS, "selected_index") if k not in mbb]
+    if missing:
+        raise _fail(rec, name, f"missing key(s) {missing}", origin)
+    n = len(mbb["broadening_Ry"])
+    bad = [k for k in _BROADENING_KEYS if not isinstance(mbb[k], list) or len(mbb[k]) != n]
+    if n < 1 or bad:
+        raise _fail(rec, name, f"expected lists as long as 'broadening_Ry' ({n}) under {bad}", origin)
+    sig = np.asarray(mbb["broadening_Ry"], dtype=float)
+    if not np.all(np.isfinite(sig)) or not np.all(np.diff(sig) > 0):
+        raise _fail(rec, name, f"'broadening_Ry' must increase strictly, got {mbb['broadening_Ry']}", origin)
+    i = mbb["selected_index"]
+    if not isinstance(i, int) or not 0 <= i < n:
+        raise _fail(rec, name, f"'selected_index' {i!r} outside 0..{n - 1}", origin)
+    lam_i = mbb["lambda"][i]
+    if rec.lambda_ is not None and (lam_i is None or not math.isclose(lam_i, rec.lambda_, rel_tol=1e-9, abs_tol=1e-12)):
+        raise _fail(rec, name, f"λ at the selected broadening ({lam_i}) is not the record's lambda_ ({rec.lambda_})", origin)
+
+
+def check_qe_mode_sum(rec: MaterialRecord, *, origin: str | None = None) -> None:
+    """λ and ω_log of the record's α²F against QE's own mode sum; raise :class:`RecordError` if they differ.
+
+    Applies to records with ``provenance["lambda_qe"]`` (this project's QE workflow), except those flagged
+    ``clipped_moments`` (schema 1).  The moments are recomputed from the stored ``a2f`` (so a truncated
+    or edited α²F fails) and must also equal the stored ``lambda_`` / ``omega_log_K``.  Tolerances:
+    :data:`LAMBDA_QE_RTOL` (λ), :data:`OMEGA_LOG_QE_RTOL` (ω_log).
+    """
+    prov = rec.provenance or {}
+    lam_qe, wlog_qe = prov.get("lambda_qe"), prov.get("omega_log_K_qe")
+    if lam_qe is None or "clipped_moments" in rec.flags:
+        return
+    from .physics import moments
+
+    m = moments(rec.a2f_omega_meV, rec.a2f)
+    checks = [("lambda_", float(m.lambda_), rec.lambda_, float(lam_qe), "lambda_qe", LAMBDA_QE_RTOL)]
+    if wlog_qe is not None:
+        checks.append(("omega_log_K", float(m.omega_log_K), rec.omega_log_K, float(wlog_qe), "omega_log_K_qe", OMEGA_LOG_QE_RTOL))
+    for fieldname, from_a2f, stored, qe, qe_name, rtol in checks:
+        if stored is None or not math.isclose(from_a2f, stored, rel_tol=1e-6):
+            raise _fail(rec, fieldname, f"stored value {stored} is not the moment of the stored a2f ({from_a2f:.6g})", origin)
+        if not qe > 0 or not math.isfinite(from_a2f) or abs(from_a2f / qe - 1.0) > rtol:
+            raise _fail(
+                rec, fieldname, f"{from_a2f:.4g} from the stored α²F differs from QE's mode sum "
+                f"(provenance.{qe_name} = {qe:.4g}) by {from_a2f / qe - 1.0:+.1%}, more than {rtol:.0%} "
+                "(truncated or edited α²F, or a wrong broadening?)", origin
+            )
 
 
 def save_record(rec: MaterialRecord, directory: Path, *, overwrite: bool = False) -> Path:

@@ -15,7 +15,9 @@ Savitzky-Golay filter of window length 101 and polynomial order 3 and interpolat
    cubic to the first/last 101 points, SciPy's ``interp`` mode).
 3. **Interpolate** the smoothed curve linearly onto :data:`betenet.constants.TARGET_GRID_MEV`
    (51 bin centres 0.25 ... 100.25 meV, 2 meV apart; they coincide with fine-grid nodes).
-4. **Clip** negative values (Savitzky-Golay ringing) to 0.
+4. **Clip** negative values (Savitzky-Golay ringing, and the negative interpolation lobes of QE's α²F
+   that the records keep) to 0.  This is the only place α²F is clipped: record moments (λ, ω_log, ω₂)
+   are those of the unclipped α²F, which equal QE's own mode sum (:mod:`betenet.qe.labels`).
 
 Caveat (a property of the paper's procedure, kept here on purpose): with ``mode="interp"`` the first
 and last 50 fine points are taken from one cubic fitted to the first/last 101 points.  A sharp peak below

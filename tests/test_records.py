@@ -11,7 +11,7 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from betenet.records import (
-    A2F_NEGATIVE_TOLERANCE,
+    A2F_NEGATIVE_WEIGHT_TOLERANCE,
     SCHEMA_VERSION,
     MaterialRecord,
     RecordError,
@@ -123,10 +123,13 @@ def test_validation_names_material_and_field():
     _expect(rec, "a2f", "NaN")
 
     rec = make_record()
-    rec.a2f[5] = -0.01 * rec.a2f.max()
-    _expect(rec, "a2f", "negative")
-    rec.a2f[5] = -0.5 * A2F_NEGATIVE_TOLERANCE * rec.a2f.max()  # numerical noise is tolerated
+    w, pos = rec.a2f_omega_meV, np.trapezoid(rec.a2f, rec.a2f_omega_meV)
+    lobe = np.exp(-0.5 * ((w - 3.0) / 0.5) ** 2)
+    lobe /= np.trapezoid(lobe, w)
+    rec.a2f = rec.a2f - 0.5 * A2F_NEGATIVE_WEIGHT_TOLERANCE * pos * lobe  # an interpolation lobe is kept
     validate_record(rec)
+    rec.a2f = make_record().a2f - 2.0 * A2F_NEGATIVE_WEIGHT_TOLERANCE * pos * lobe
+    _expect(rec, "a2f", "negative α²F weight")
 
     rec = make_record()
     rec.a2f_omega_meV[20] = rec.a2f_omega_meV[19]
