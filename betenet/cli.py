@@ -1,13 +1,20 @@
 """``betenet`` command line.  Each subcommand lives in its own module as ``cli_main(argv) -> int``;
-this dispatcher only lists them, so ``betenet --help`` stays fast (no torch import)."""
+this dispatcher only lists them, so ``betenet --help`` stays fast (no torch import).
+
+One error path for every command: an ordinary mistake (missing, corrupt or read-only file, bad value,
+stale split, busy run) ends with exit status 2 and one line ``betenet CMD: error: FILE: what`` on
+stderr; anything else is a bug and keeps its traceback.  ``BETENET_TRACEBACK=1`` shows the traceback
+of ordinary mistakes too."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import zlib
 
-__all__ = ["main", "COMMANDS"]
+__all__ = ["main", "COMMANDS", "USER_ERROR_EXIT", "is_user_error", "error_line"]
 
 #: name -> (module implementing ``cli_main(argv)``, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -49,7 +56,39 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         parser.error(f"unknown command {name!r}; choose from {', '.join(COMMANDS)}")
     module = importlib.import_module(COMMANDS[name][0])
-    return int(module.cli_main(rest) or 0)
+    try:
+        return int(module.cli_main(rest) or 0)
+    except KeyboardInterrupt:
+        print(f"betenet {name}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if not is_user_error(exc) or os.environ.get("BETENET_TRACEBACK"):
+            raise
+        print(f"betenet {name}: error: {error_line(exc)}", file=sys.stderr)
+        return USER_ERROR_EXIT
+
+
+#: Exit status of every command for an ordinary mistake (bad file, bad option value, busy resource),
+#: as argparse's own usage errors.
+USER_ERROR_EXIT = 2
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """An ordinary mistake the user can fix (a missing/corrupt/read-only file, a bad value, a stale split,
+    a busy lock), as opposed to a bug: those keep their traceback."""
+    return isinstance(exc, (OSError, ValueError, EOFError, zlib.error)) or type(exc).__module__.startswith("betenet.")
+
+
+def error_line(exc: BaseException) -> str:
+    """One line naming the file (OSError's ``filename``) and what went wrong."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        what = exc.strerror or str(exc)
+        msg = f"{exc.filename}: {what}" + (f" -> {exc.filename2}" if exc.filename2 else "")
+    else:
+        msg = str(exc) or type(exc).__name__
+        if isinstance(exc, (KeyError,)) and msg.startswith("'"):
+            msg = f"unknown key {msg}"
+    return " ".join(msg.split())
 
 
 if __name__ == "__main__":  # pragma: no cover

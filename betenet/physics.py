@@ -155,17 +155,24 @@ def _ad_exponent(lam: np.ndarray, mu_star) -> tuple[np.ndarray, np.ndarray]:
     return np.where(ok, -1.04 * (1.0 + lam) / safe, -np.inf), ok
 
 
+def _not_superconducting(lam: np.ndarray, mu_star: np.ndarray) -> np.ndarray:
+    """T_c where the exponent's denominator is not positive: 0, but NaN where λ or μ* is NaN — a NaN
+    α²F (or option) must show as an undefined T_c, never as a material that does not superconduct."""
+    return np.where(np.isnan(lam) | np.isnan(mu_star), np.nan, 0.0)
+
+
 def mcmillan_tc_K(lambda_, omega_log_K, mu_star: float = MU_STAR_DEFAULT):
     """McMillan T_c (K) in the Allen–Dynes form, ω_log/1.2 · exp[-1.04(1+λ)/(λ-μ*(1+0.62λ))].
 
-    Vectorised over broadcastable ``lambda_``, ``omega_log_K``, ``mu_star``; 0 where λ ≤ μ*(1+0.62λ).
+    Vectorised over broadcastable ``lambda_``, ``omega_log_K``, ``mu_star``; 0 where λ ≤ μ*(1+0.62λ), NaN
+    where λ or μ* is NaN.
     """
     lam = np.asarray(lambda_, dtype=float)
     wlog = np.asarray(omega_log_K, dtype=float)
     mu = np.asarray(mu_star, dtype=float)
     expo, ok = _ad_exponent(lam, mu)
     with np.errstate(invalid="ignore", over="ignore"):
-        tc = np.where(ok, wlog / 1.2 * np.exp(expo), 0.0)
+        tc = np.where(ok, wlog / 1.2 * np.exp(expo), _not_superconducting(lam, mu))
     return _scalar_or_array(tc)
 
 
@@ -189,14 +196,16 @@ def allen_dynes_f2(lambda_, omega_log_K, omega_2_K, mu_star: float = MU_STAR_DEF
 def allen_dynes_tc_K(lambda_, omega_log_K, omega_2_K, mu_star: float = MU_STAR_DEFAULT):
     """Allen–Dynes T_c (K) = f₁ f₂ ω_log/1.2 exp[-1.04(1+λ)/(λ - μ*(1+0.62λ))] (Allen & Dynes 1975).
 
-    Vectorised; 0 where λ ≤ μ*(1+0.62λ) (including λ = 0 with NaN ω_log/ω₂ from :func:`moments`).
+    Vectorised; 0 where λ ≤ μ*(1+0.62λ) (including λ = 0 with NaN ω_log/ω₂ from :func:`moments`); NaN
+    where λ or μ* is NaN (e.g. from a NaN α²F).
     """
     lam = np.asarray(lambda_, dtype=float)
     expo, ok = _ad_exponent(lam, np.asarray(mu_star, dtype=float))
     f1 = np.asarray(allen_dynes_f1(np.where(ok, lam, 0.0), mu_star))
     f2 = np.asarray(allen_dynes_f2(lam, omega_log_K, omega_2_K, mu_star))
     with np.errstate(invalid="ignore", over="ignore"):
-        tc = np.where(ok, f1 * f2 * np.asarray(omega_log_K, dtype=float) / 1.2 * np.exp(expo), 0.0)
+        tc = np.where(ok, f1 * f2 * np.asarray(omega_log_K, dtype=float) / 1.2 * np.exp(expo),
+                      _not_superconducting(lam, np.asarray(mu_star, dtype=float)))
     return _scalar_or_array(tc)
 
 

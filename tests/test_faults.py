@@ -245,3 +245,99 @@ def test_two_concurrent_runs_of_one_member_train_it_once(tmp_path, monkeypatch):
     assert len((d / "attempts.jsonl").read_text().splitlines()) == 1  # trained once
     assert out[0]["timings"]["attempts"] == 1
     assert ens.member_status(d, fp) == "complete" and not ens.member_lock_path(d).exists()
+
+
+# ============================================================================ truncated and garbled QE files
+
+QE_AL = REPO_ROOT / "data" / "qe" / "Al1-fcc"  # a real, kept fcc-Al run of this project (457 α²F rows)
+
+
+def _betenet(*argv: str) -> subprocess.CompletedProcess:
+    """The real command line in a child process (exit status and stderr as a user sees them)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO_ROOT))
+    return subprocess.run([PY, "-m", "betenet.cli", *argv], capture_output=True, text=True, env=env, timeout=300)
+
+
+def _cut_table(path: Path, n_rows: int) -> None:
+    """Rewrite a gzipped table with its header and only the first ``n_rows`` rows (a cut at a row boundary)."""
+    with gzip.open(path, "rt") as fh:
+        lines = fh.read().splitlines(keepends=True)
+    head = [ln for ln in lines if ln.lstrip().startswith("#")]
+    rows = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    with gzip.open(path, "wt") as fh:
+        fh.writelines(head + rows[:n_rows])
+
+
+@pytest.fixture
+def al_run(tmp_path):
+    runs = tmp_path / "qe"
+    shutil.copytree(QE_AL, runs / "Al1-fcc")
+    return runs
+
+
+def test_intact_run_parses_with_the_stored_lambda(al_run):
+    from betenet.config import get_profile
+    from betenet.qe.workflow import build_record
+
+    rec = build_record("Al1-fcc", get_profile("smoke").qe, runs_dir=al_run)
+    assert rec.lambda_ == pytest.approx(rec.provenance["lambda_qe"], rel=0.03)
+    assert 0.3 < rec.lambda_ < 0.5
+
+
+def test_a2f_cut_at_a_row_boundary_is_an_error_not_a_small_lambda(al_run):
+    """200 of 457 α²F rows: λ would come out 0.046 instead of ~0.39; the grid check stops it at parse time."""
+    from betenet.config import get_profile
+    from betenet.qe.parsers import QEParseError
+    from betenet.qe.workflow import build_record
+
+    _cut_table(al_run / "Al1-fcc" / "a2f.dat.gz", 200)
+    with pytest.raises(QEParseError, match=r"a2f\.dat\.gz: 200 rows up to 19\.95 meV, expected 456 rows up to 45\.60 meV"):
+        build_record("Al1-fcc", get_profile("smoke").qe, runs_dir=al_run)
+    r = _betenet("qe", "parse", "Al1-fcc", "--runs-dir", str(al_run))
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "a2f.dat.gz: 200 rows" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_phdos_and_a2f_cut_together_fail_the_3n_normalisation(al_run):
+    from betenet.config import get_profile
+    from betenet.qe.parsers import QEParseError
+    from betenet.qe.workflow import build_record
+
+    for name in ("a2f.dat.gz", "phdos_fine.dos.gz"):
+        _cut_table(al_run / "Al1-fcc" / name, 200)
+    with pytest.raises(QEParseError, match=r"phdos_fine\.dos\.gz: ∫PhDOS dω = .* expected 3N = 3 for 1 atom"):
+        build_record("Al1-fcc", get_profile("smoke").qe, runs_dir=al_run)
+
+
+@pytest.mark.parametrize("name", ["a2f.dat.gz", "phdos_fine.dos.gz"])
+def test_a_gzip_cut_mid_stream_names_the_file(al_run, name):
+    from betenet.config import get_profile
+    from betenet.qe.parsers import QEParseError
+    from betenet.qe.workflow import build_record
+
+    p = al_run / "Al1-fcc" / name
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    with pytest.raises(QEParseError, match=rf"{name}: corrupt, truncated or malformed|{name}: corrupt or truncated gzip"):
+        build_record("Al1-fcc", get_profile("smoke").qe, runs_dir=al_run)
+
+
+def test_empty_or_garbled_status_json_is_a_one_line_error(al_run):
+    (al_run / "Al1-fcc" / "status.json").write_text("")
+    r = _betenet("qe", "status", "--runs-dir", str(al_run))
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"betenet qe: error: {al_run / 'Al1-fcc' / 'status.json'}: not valid JSON (empty file)"
+    (al_run / "Al1-fcc" / "status.json").write_text('{"state": "kept", ')
+    r = _betenet("qe", "parse", "Al1-fcc", "--runs-dir", str(al_run))
+    assert r.returncode == 2 and "status.json: not valid JSON" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_nan_a2f_gives_an_undefined_tc_not_zero():
+    from betenet import physics
+
+    w = np.linspace(0.1, 50.0, 200)
+    a = np.exp(-0.5 * ((w - 20.0) / 3.0) ** 2)
+    assert physics.tc_allen_dynes_from_a2f(w, a) > 1.0
+    a[50] = np.nan
+    assert np.isnan(physics.tc_allen_dynes_from_a2f(w, a))
+    assert np.isnan(physics.allen_dynes_tc_K(1.0, 200.0, 250.0, mu_star=float("nan")))
+    assert physics.allen_dynes_tc_K(0.05, 200.0, 250.0) == 0.0  # a real non-superconductor stays 0

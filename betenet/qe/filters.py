@@ -74,8 +74,10 @@ def a2f_checks(omega_meV: np.ndarray, a2f: np.ndarray) -> dict[str, Any]:
 
 
 def _status(run_dir: Path) -> dict[str, Any]:
+    from .parsers import read_json
+
     p = Path(run_dir) / "status.json"
-    return json.loads(p.read_text()) if p.exists() else {}
+    return read_json(p) if p.exists() else {}
 
 
 def quality_report(run_dir: Path, cfg: QEConfig, *, stage: str) -> QualityReport:
@@ -136,7 +138,9 @@ def funnel(runs_dir: Path) -> dict[str, Any]:
     """Counts from every ``<runs_dir>/*/status.json``: submitted, converged, dynamically stable,
     kept, per-reason rejections, still running/pending, and per-material wall times (s)."""
     runs_dir = Path(runs_dir)
-    statuses = [json.loads(p.read_text()) for p in status_files(runs_dir)]
+    from .parsers import read_json
+
+    statuses = [read_json(p) for p in status_files(runs_dir)]
     reasons: dict[str, int] = {}
     n = {"submitted": len(statuses), "finished": 0, "converged": 0, "metallic": 0, "dynamically_stable": 0, "kept": 0}
     in_progress = 0

@@ -14,13 +14,16 @@ matdyn ``elph.gamma.N`` :func:`parse_matdyn_freq` (same plotband format) — lin
 projwfc ``*.pdos_*``   :func:`parse_projwfc` — energies eV -> meV relative to E_F; states/eV/cell (total + per site)
 =====================  =============================================================================
 
-Every parser raises :class:`QEParseError` naming the file and the line number of the problem.
+Every parser raises :class:`QEParseError` naming the file and the line number of the problem (a
+corrupt or cut ``.gz`` included).  :func:`check_elph_tables` makes a truncated table impossible to
+miss: each PhDOS must integrate to 3N and α²F must span the fine PhDOS's frequency grid.
 """
 
 from __future__ import annotations
 
 import gzip
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -50,6 +53,11 @@ __all__ = [
     "parse_a2fmatdyn_header",
     "parse_projwfc",
     "read_text",
+    "read_json",
+    "PHDOS_NORM_RTOL",
+    "check_phdos_normalised",
+    "check_same_grid",
+    "check_elph_tables",
 ]
 
 
@@ -63,9 +71,23 @@ def read_text(path: Path) -> str:
     if not path.is_file():
         raise QEParseError(f"{path}: file not found")
     if path.suffix == ".gz":
-        with gzip.open(path, "rt", errors="replace") as fh:
-            return fh.read()
+        try:
+            with gzip.open(path, "rt", errors="replace") as fh:
+                return fh.read()
+        except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError; a cut stream gives EOFError
+            raise QEParseError(f"{path}: corrupt or truncated gzip file ({type(exc).__name__}: {exc})") from None
     return path.read_text(errors="replace")
+
+
+def read_json(path: Path) -> Any:
+    """JSON content of ``path``; :class:`QEParseError` naming the file if it is missing, empty or garbled."""
+    import json
+
+    text = read_text(path)
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise QEParseError(f"{path}: not valid JSON ({'empty file' if not text.strip() else exc})") from None
 
 
 def _floats(tokens: list[str], path: Path, lineno: int) -> list[float]:
@@ -410,6 +432,54 @@ def parse_phdos(path: Path) -> PhononDOS:
     total = data[:, 1] / CMM1_IN_MEV
     site = data[:, 2:].T / CMM1_IN_MEV if ncol > 2 else None
     return PhononDOS(omega, total, site)
+
+
+#: ∫PhDOS dω must equal 3 N_atoms to this relative tolerance.  Measured on the 64 kept materials of
+#: data/qe (matdyn's tetrahedron DOS and the Gaussian fallback, fine and coarse meshes): 0.9605
+#: (coarse bcc Sr) to 1.0149 (coarse fcc Na).  A file cut at a row boundary loses far more.
+PHDOS_NORM_RTOL = 0.06
+
+
+def check_phdos_normalised(dos: PhononDOS, n_atoms: int, path: Path | str, *, rtol: float = PHDOS_NORM_RTOL) -> float:
+    """Raise :class:`QEParseError` unless ∫PhDOS dω = 3·``n_atoms`` within ``rtol``; returns the ratio."""
+    expected = 3 * int(n_atoms)
+    ratio = dos.integral() / expected if expected > 0 else float("nan")
+    if not (abs(ratio - 1.0) <= rtol):
+        raise QEParseError(
+            f"{path}: ∫PhDOS dω = {dos.integral():.4g}, expected 3N = {expected} for {n_atoms} atom(s) within "
+            f"{rtol:.0%} (ratio {ratio:.3f}): truncated file or not the total DOS of this cell")
+    return ratio
+
+
+def check_same_grid(omega_meV: Any, reference_omega_meV: Any, path: Path | str, reference: Path | str) -> None:
+    """Raise :class:`QEParseError` unless ``omega_meV`` (ω > 0 part) spans the same frequency grid as
+    ``reference_omega_meV``: the same step, the same number of rows (±1) and the same upper end (±1.5 steps).
+
+    matdyn writes α²F (``a2F.dosN``) and the PhDOS (``fldos``) of one run on one grid, so a shorter
+    α²F than PhDOS means a truncated file — whose λ would otherwise be silently wrong."""
+    w = np.asarray(omega_meV, dtype=float)
+    r = np.asarray(reference_omega_meV, dtype=float)
+    w, r = w[w > 0], r[r > 0]
+    if r.size < 2 or w.size < 2:
+        raise QEParseError(f"{path}: {w.size} positive-frequency rows; expected the {r.size} of {reference}")
+    step = float(np.median(np.diff(r)))
+    w_step = float(np.median(np.diff(w)))
+    if not np.isclose(w_step, step, rtol=1e-3):
+        raise QEParseError(f"{path}: frequency step {w_step:.5g} meV, expected {step:.5g} meV (the grid of {reference})")
+    if abs(w.size - r.size) > 1 or abs(w[-1] - r[-1]) > 1.5 * step:
+        raise QEParseError(
+            f"{path}: {w.size} rows up to {w[-1]:.2f} meV, expected {r.size} rows up to {r[-1]:.2f} meV "
+            f"(the frequency grid of {reference}): truncated file?")
+
+
+def check_elph_tables(a2f_omega_meV: Any, fine: PhononDOS, coarse: PhononDOS | None, n_atoms: int, directory: Path | str,
+                      *, names: tuple[str, str, str] = ("a2f.dat.gz", "phdos_fine.dos.gz", "phdos_coarse.dos.gz")) -> None:
+    """The truncation checks of one finished run: both PhDOS normalised to 3N, α²F on the fine PhDOS grid."""
+    d = Path(directory)
+    check_phdos_normalised(fine, n_atoms, d / names[1])
+    if coarse is not None:
+        check_phdos_normalised(coarse, n_atoms, d / names[2])
+    check_same_grid(a2f_omega_meV, fine.omega_meV, d / names[0], d / names[1])
 
 
 @dataclass

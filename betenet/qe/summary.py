@@ -40,7 +40,9 @@ __all__ = [
 
 
 def _statuses(runs_dir: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in status_files(runs_dir)]
+    from .parsers import read_json
+
+    return [read_json(p) for p in status_files(runs_dir)]
 
 
 def material_table(runs_dir: Path = QE_RUNS_DIR):
