@@ -5,6 +5,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PROFILE ?= default
+# DATA=ours: this project's QE records; DATA=upstream: the authors' database.json (data/upstream/database.json),
+# the paper's split and bootstrap resamples, artifacts in artifacts/upstream/<profile>
+DATA ?= ours
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.betenet-installed
 PYTEST_ARGS ?= -m "not slow"
@@ -60,10 +63,10 @@ qe-deps:
 	fi
 
 notebooks: setup
-	$(VENV)/bin/betenet notebooks run --profile $(PROFILE)
+	$(VENV)/bin/betenet notebooks run --profile $(PROFILE) --data $(DATA)
 
 book: setup
-	$(VENV)/bin/betenet notebooks run --profile $(PROFILE) --build-book
+	$(VENV)/bin/betenet notebooks run --profile $(PROFILE) --data $(DATA) --build-book
 
 # Grow the project's QE dataset (data/qe, data/records) in priority order; resumes unfinished materials.
 dataset: setup

@@ -358,6 +358,10 @@ def recipe_fingerprint(profile: Any, variant: str, train_records: Sequence[Any])
         "train": train_cfg,
         "ensemble_seed": prof.ensemble.seed,
     }
+    from .datasource import source_of
+
+    if source_of(prof) == "upstream":  # member k = the paper's resample k (absent for ours: fingerprints unchanged)
+        recipe["bootstrap"] = "paper: data/upstream/indices/idx_{train,valid}_V2_<k>.txt"
     payload = json.dumps(recipe, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest(), recipe
 
@@ -659,7 +663,10 @@ def _plan_variant(records: Sequence[Any], prof: Any, variant: str, train_ids: Se
     backend.check_records_for_variant(train_records, variant)
     fingerprint, recipe = recipe_fingerprint(prof, variant, train_records)
     edir = ensemble_directory(prof.name, variant)
-    boots = bootstrap_samples(recipe["train_ids"], n, prof.ensemble.seed)
+    from .datasource import bootstraps as source_bootstraps
+
+    # the published data: the paper's resamples; ours: seeded resamples of the training ids
+    boots = source_bootstraps(prof, recipe["train_ids"], n) or bootstrap_samples(recipe["train_ids"], n, prof.ensemble.seed)
     todo, reused, archived = [], [], []
     for b in boots:
         d = edir / f"member-{b.index:03d}"

@@ -20,6 +20,7 @@ __all__ = [
     "BOOK_DIR",
     "CHAPTERS_DIR",
     "artifacts_dir",
+    "DATA_SOURCE_ENV",
 ]
 
 REPO_ROOT: Path = Path(__file__).resolve().parent.parent
@@ -38,9 +39,17 @@ BOOK_DIR: Path = REPO_ROOT / "book"
 CHAPTERS_DIR: Path = BOOK_DIR / "chapters"
 
 
+#: Environment variable naming the data source of this process (``betenet.datasource.activate``):
+#: ``upstream`` puts every artifact under ``artifacts/upstream/<profile>/``, apart from our data's.
+DATA_SOURCE_ENV = "BETENET_DATA_SOURCE"
+
+
 def artifacts_dir(profile: str, *parts: str, create: bool = True) -> Path:
-    """Directory for generated outputs of ``profile`` (``artifacts/<profile>/<parts...>``)."""
+    """Directory for generated outputs of ``profile`` (``artifacts/<profile>/<parts...>``; with the
+    published data, ``$BETENET_DATA_SOURCE=upstream``: ``artifacts/upstream/<profile>/<parts...>``)."""
     root = Path(os.environ.get("BETENET_ARTIFACTS", REPO_ROOT / "artifacts")).resolve()
+    if os.environ.get(DATA_SOURCE_ENV, "ours") == "upstream":
+        root = root / "upstream"
     path = root.joinpath(profile, *parts)
     if create:
         path.mkdir(parents=True, exist_ok=True)

@@ -27,8 +27,10 @@ the file and the column(s).
 are not stated upstream; :data:`UPSTREAM_UNITS`: ``w_log`` = ω_log in meV, ``w_sq`` = ⟨ω²⟩ in meV², so
 ω₂ = √``w_sq``; inferred from the five rows the authors printed, see ``tests/test_upstream.py``, and
 checked on every converted row against the moments recomputed from its α²F: :func:`scalar_comparison`).
-The eDOS is copied as given; ``edos_ef_per_eV`` stays ``None`` because the upstream eDOS units are not
-documented (its value at E_F is stored as ``provenance["upstream"]["edos_at_ef"]``).
+The eDOS is copied as given; ``edos_ef_per_eV`` is its total at E_F **in the upstream's own unit**, which
+the authors do not state (states/eV/cell assumed; ``provenance["upstream"]["edos_ef_unit"]`` says so).  Its
+one consumer, the linear baseline of Table 1 (:mod:`betenet.baseline`, ordinary least squares), gives the
+same predictions for any scale of a feature, so the unknown unit does not change "Base".
 
 Before any number is computed, every grid is checked to be strictly increasing and as long as its
 values (``Freq_meV``/``a2F``, the PhDOS grids and their site arrays, the eDOS grid): a row that fails is
@@ -381,6 +383,7 @@ def row_to_record(
         **dict(zip(("omega_log_K", "omega_2_K"),
                    (None if math.isnan(v) else v for v in upstream_moments_K(*(_scalar(row, n) for n in _SCALARS))[1:]))),
         "edos_at_ef": edos_at_ef,
+        "edos_ef_unit": "as published, not stated upstream (states/eV/cell assumed)",
         "fine_phdos_grid_column": fine_grid_col,
     }
     rec = MaterialRecord(
@@ -397,7 +400,7 @@ def row_to_record(
         edos_energy_meV=e_w,
         edos_total=e_tot,
         edos_site=e_site,
-        edos_ef_per_eV=None,
+        edos_ef_per_eV=edos_at_ef,
         lambda_=float(m.lambda_),
         omega_log_K=None if math.isnan(m.omega_log_K) else float(m.omega_log_K),
         omega_2_K=None if math.isnan(m.omega_2_K) else float(m.omega_2_K),

@@ -112,7 +112,8 @@ def test_reads_the_column_layout(tmp_path):
     np.testing.assert_allclose(mgb2.phdos_coarse_total, np.sum(row["Ph_2x2x2_interpolated_Site_Proj_DOS"], axis=0))
     assert mgb2.phdos_coarse_site.shape == (3, 900)
     np.testing.assert_allclose(mgb2.edos_total, 0.06)  # Σ of site eDOS 0.01 + 0.02 + 0.03
-    assert mgb2.edos_ef_per_eV is None and mgb2.provenance["upstream"]["edos_at_ef"] == pytest.approx(0.06)
+    assert mgb2.edos_ef_per_eV == pytest.approx(0.06) and mgb2.provenance["upstream"]["edos_at_ef"] == pytest.approx(0.06)
+    assert "not stated" in mgb2.provenance["upstream"]["edos_ef_unit"]
 
 
 def test_moments_are_recomputed_and_upstream_scalars_kept(tmp_path):

@@ -1,0 +1,165 @@
+"""Which materials the notebooks use: this project's QE records or the authors' published data.
+
+The choice is the profile's :class:`betenet.config.DataConfig` (``source``), set by the papermill
+parameter ``data`` of every notebook (``make book DATA=upstream``)::
+
+    cfg = get_profile(profile, data={"source": data})
+    datasource.activate(cfg)            # artifacts of an upstream run: artifacts/upstream/<profile>/
+    records, split = datasource.load(cfg)
+
+``"ours"``    ``data/records`` (source ``betenet-qe``) and the element-balanced split of :mod:`betenet.splits`.
+``"upstream"`` ``data/upstream/records``, converted once from ``data/upstream/database.json`` (rows the
+              converter refuses are reported, not fatal), with **the paper's** split
+              (:func:`betenet.upstream_split.paper_split`); ensembles then train member k on the paper's
+              resample k (:func:`bootstraps`, used by :func:`betenet.ensemble.run_ensembles`).
+
+The two never mix: different record directories, and with ``upstream`` every artifact (tables, figures,
+checkpoints, ensembles) lives under ``artifacts/upstream/<profile>/`` (:func:`activate`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import paths
+
+__all__ = [
+    "SOURCES",
+    "DataSourceError",
+    "source_of",
+    "activate",
+    "records_dir",
+    "database_json",
+    "ensure_upstream_records",
+    "load",
+    "bootstraps",
+    "describe",
+]
+
+SOURCES = ("ours", "upstream")
+
+
+class DataSourceError(FileNotFoundError):
+    """The data of the chosen source are not there (e.g. no ``database.json`` for ``DATA=upstream``)."""
+
+
+def source_of(profile: Any) -> str:
+    """``"ours"`` or ``"upstream"``: the profile's ``data.source`` (a profile name means ``"ours"``)."""
+    data = getattr(profile, "data", None)
+    source = getattr(data, "source", "ours")
+    if source not in SOURCES:
+        raise ValueError(f"data source must be one of {SOURCES}, got {source!r}")
+    return source
+
+
+def activate(profile: Any) -> str:
+    """Route this process's artifacts (and those of the workers it starts) by the profile's data source:
+    ``artifacts/upstream/<profile>/`` for the published data, ``artifacts/<profile>/`` for ours.
+
+    Sets ``$BETENET_DATA_SOURCE`` (:data:`betenet.paths.DATA_SOURCE_ENV`); returns the source.
+    """
+    source = source_of(profile)
+    if source == "ours":
+        os.environ.pop(paths.DATA_SOURCE_ENV, None)
+    else:
+        os.environ[paths.DATA_SOURCE_ENV] = source
+    return source
+
+
+def records_dir(profile: Any) -> Path:
+    """Where the records of the profile's data source are: ``data/records`` or ``data/upstream/records``."""
+    if source_of(profile) == "ours":
+        return paths.RECORDS_DIR
+    from .upstream import default_records_dir
+
+    return default_records_dir()
+
+
+def database_json() -> Path:
+    """``data/upstream/database.json`` (or under ``$BETENET_UPSTREAM_DIR``): where a user puts the authors' file."""
+    from .upstream_split import upstream_dir
+
+    return upstream_dir() / "database.json"
+
+
+def ensure_upstream_records(db_json: Path | str | None = None, out_dir: Path | str | None = None, *,
+                            progress: bool = False) -> Path:
+    """Convert ``database.json`` into ``data/upstream/records`` unless that was done from this very file.
+
+    Skipped when the conversion summary (:func:`betenet.upstream.conversion_summary_path`) names a source of
+    the same size (the 85 MB file is not re-hashed on every notebook); rows already converted are kept
+    either way.  Invalid rows are left out and listed in the summary.  Without ``database.json`` and
+    without converted records, raises :class:`DataSourceError` saying what to do.
+    """
+    from . import upstream
+
+    db = Path(db_json) if db_json is not None else database_json()
+    out = Path(out_dir) if out_dir is not None else upstream.default_records_dir()
+    summary_path = upstream.conversion_summary_path(out)
+    has_records = out.is_dir() and any(out.glob("upstream-*.json"))
+    if not db.exists():
+        if has_records:
+            return out
+        raise DataSourceError(
+            f"DATA=upstream needs the authors' database.json at {db} (or records already converted into {out}); "
+            f"get it from https://github.com/{upstream.UPSTREAM_REPO} (`betenet data download --allow-unverified`, "
+            f"then copy data/upstream/download/database.json there), or run with DATA=ours"
+        )
+    if has_records and summary_path.exists():
+        try:
+            summary = json.loads(summary_path.read_text())
+        except json.JSONDecodeError:
+            summary = {}
+        if summary.get("source_bytes") == db.stat().st_size and summary.get("n_records") == len(list(out.glob("upstream-*.json"))):
+            return out
+    report = upstream.convert_upstream(db, out, skip_invalid=True, progress=progress)
+    print(f"[betenet] {db} -> {out}: {report.summary()}", flush=True)
+    return out
+
+
+def load(profile: Any, *, directory: Path | str | None = None):
+    """``(records, split)`` of the profile's data source (see the module docstring).
+
+    ``ours``: every record of ``data/records`` and the saved (or extended) element-balanced split.
+    ``upstream``: the converted published records and the paper's split over them.
+    """
+    from . import splits
+    from .records import load_records
+
+    source = activate(profile)
+    if source == "ours":
+        records = load_records(Path(directory) if directory is not None else paths.RECORDS_DIR)
+        return records, splits.load_or_make_split(records, return_split=True)
+    from .upstream_split import paper_split
+
+    rdir = Path(directory) if directory is not None else ensure_upstream_records()
+    records = [r for r in load_records(rdir) if r.source == "upstream-bete-net"]
+    if not records:
+        raise DataSourceError(f"{rdir}: no records converted from the authors' database.json")
+    return records, paper_split(records)
+
+
+def bootstraps(profile: Any, train_ids: Sequence[str], n_members: int) -> list | None:
+    """The bootstrap resamples the ensembles train on: the paper's (member k = ``idx_train_V2_k`` /
+    ``idx_valid_V2_k``) for the published data, ``None`` (the seeded resamples of
+    :func:`betenet.ensemble.bootstrap_samples`) for ours."""
+    if source_of(profile) == "ours":
+        return None
+    from .upstream_split import paper_bootstraps
+
+    return paper_bootstraps(train_ids, n_members, profile.ensemble.seed)
+
+
+def describe(profile: Any, split: Any) -> str:
+    """One line on where the data and the split come from (for notebooks and the results page)."""
+    if source_of(profile) == "ours":
+        return f"this project's QE records, element-balanced split ({len(split.train_ids)} train / {len(split.test_ids)} test)"
+    info = (split.history or [{}])[0]
+    return (
+        f"the authors' published database.json, the paper's split: {len(split.train_ids)} of "
+        f"{info.get('n_train_paper', '?')} training and {len(split.test_ids)} of {info.get('n_test_paper', '?')} "
+        f"test rows ({len(info.get('missing_train', []))} + {len(info.get('missing_test', []))} rows without a record)"
+    )

@@ -1,0 +1,90 @@
+"""The data source setting (ours / upstream): records, split, bootstrap resamples, artifacts, results page."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import pytest
+
+from betenet import datasource, ensemble, paths, pipeline
+from betenet import upstream_split as us
+from betenet.config import get_profile
+
+from upstream_standin import TEST_ROWS, TRAIN_ROWS, write_standin
+
+
+@pytest.fixture
+def upstream_env(tmp_path, monkeypatch):
+    root = tmp_path / "upstream"
+    write_standin(root, rows=TRAIN_ROWS[:6] + TEST_ROWS[:3])
+    monkeypatch.setenv("BETENET_UPSTREAM_DIR", str(root))
+    monkeypatch.setenv("BETENET_ARTIFACTS", str(tmp_path / "artifacts"))
+    monkeypatch.delenv(paths.DATA_SOURCE_ENV, raising=False)
+    yield root
+    os.environ.pop(paths.DATA_SOURCE_ENV, None)
+
+
+def test_profile_carries_the_data_source():
+    assert get_profile("smoke").data.source == "ours"
+    assert get_profile("paper", data={"source": "upstream"}).data.source == "upstream"
+    with pytest.raises(ValueError, match="DataConfig.source must be 'ours' or 'upstream', got 'theirs'"):
+        get_profile("smoke", data={"source": "theirs"})
+
+
+def test_upstream_load_converts_once_and_uses_the_papers_split(upstream_env, tmp_path):
+    cfg = get_profile("smoke", data={"source": "upstream"})
+    records, split = datasource.load(cfg)
+    assert os.environ[paths.DATA_SOURCE_ENV] == "upstream"
+    assert paths.artifacts_dir("smoke", create=False) == (tmp_path / "artifacts" / "upstream" / "smoke").resolve()
+    assert split.name == "paper"
+    assert split.train_ids == tuple(sorted(us.material_id(i) for i in TRAIN_ROWS[:6]))
+    assert split.test_ids == tuple(sorted(us.material_id(i) for i in TEST_ROWS[:3]))
+    assert {r.source for r in records} == {"upstream-bete-net"} and len(records) == 9
+    assert "6 of 651 training and 3 of 173 test rows" in datasource.describe(cfg, split)
+    # a second load does not convert again (the records' files are untouched)
+    mtimes = {p: p.stat().st_mtime_ns for p in (upstream_env / "records").glob("*.json")}
+    datasource.load(cfg)
+    assert {p: p.stat().st_mtime_ns for p in (upstream_env / "records").glob("*.json")} == mtimes
+    # back to ours: artifacts where they always were
+    datasource.activate(get_profile("smoke"))
+    assert paths.DATA_SOURCE_ENV not in os.environ
+    assert paths.artifacts_dir("smoke", create=False) == (tmp_path / "artifacts" / "smoke").resolve()
+
+
+def test_upstream_without_database_json_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("BETENET_UPSTREAM_DIR", str(tmp_path / "empty"))
+    with pytest.raises(datasource.DataSourceError, match=r"needs the authors' database.json at .*empty/database.json"):
+        datasource.load(get_profile("smoke", data={"source": "upstream"}))
+    os.environ.pop(paths.DATA_SOURCE_ENV, None)
+    with pytest.raises(datasource.DataSourceError, match="database.json"):
+        pipeline.run_notebooks("smoke", data="upstream", output_dir=tmp_path / "out")
+
+
+def test_ensembles_use_the_papers_resamples_and_a_distinct_fingerprint(upstream_env):
+    ours, theirs = get_profile("smoke"), get_profile("smoke", data={"source": "upstream"})
+    records, split = datasource.load(theirs)
+    assert datasource.bootstraps(ours, split.train_ids, 2) is None
+    boots = datasource.bootstraps(theirs, split.train_ids, 2)
+    draws, valid = us.paper_bootstrap_indices(1)
+    assert boots[1].sample_ids == tuple(us.material_id(i) for i in draws if i in TRAIN_ROWS[:6])
+    assert boots[1].oob_ids == tuple(us.material_id(i) for i in valid if i in TRAIN_ROWS[:6])
+    train = [r for r in records if r.material_id in split.train_ids]
+    fp_ours, recipe_ours = ensemble.recipe_fingerprint(ours, "CSO", train)
+    fp_theirs, recipe_theirs = ensemble.recipe_fingerprint(theirs, "CSO", train)
+    assert "bootstrap" not in recipe_ours and recipe_theirs["bootstrap"].startswith("paper")
+    assert fp_ours != fp_theirs  # members of one recipe are never reused for the other
+
+
+def test_results_page_for_upstream_shows_the_difference(tmp_path, monkeypatch):
+    monkeypatch.setenv("BETENET_ARTIFACTS", str(tmp_path / "artifacts"))
+    monkeypatch.setenv(paths.DATA_SOURCE_ENV, "upstream")
+    tables = paths.artifacts_dir("smoke", "tables")
+    monkeypatch.delenv(paths.DATA_SOURCE_ENV)
+    pd.DataFrame([{"model": "CPD", "metric": "MAE", "lambda": 0.20, "omega_log_K": 40.0, "omega_2_K": 29.0}]
+                 ).to_csv(tables / "table1_ensembles.csv", index=False)
+    page = pipeline.write_results_page("smoke", book_dir=tmp_path / "book", data="upstream").read_text()
+    assert "| CPD | MAE | 0.20 | 0.18 | 0.02 | 40 | 32 | 8 | 29 | 30 | -1 |" in page
+    assert "artifacts/upstream/smoke/tables/" in page and "not* reproduced" not in page
+    ours_page = pipeline.write_results_page("smoke", book_dir=tmp_path / "book2").read_text()
+    assert "No Table 1 CSVs found" in ours_page  # ours and theirs never read each other's tables
