@@ -65,6 +65,7 @@ __all__ = [
     "save_split",
     "load_split",
     "load_or_make_split",
+    "split_for_run",
     "element_counts",
     "plot_element_counts",
 ]
@@ -436,6 +437,53 @@ def load_or_make_split(
     if return_split:
         return split
     return list(split.train_ids), list(split.test_ids)
+
+
+def split_for_run(
+    records: Sequence[Any],
+    profile_name: str,
+    *,
+    split_dir: Path | str | None = None,
+    name: str = "default",
+    committed_dir: Path | None = None,
+) -> tuple[Split, Path]:
+    """The split a command-line run (``betenet train``, ``betenet ensemble run``) uses, and where it lives.
+
+    A run never writes under ``data/`` unless told to:
+
+    * ``split_dir`` given: :func:`load_or_make_split` there (made, extended and saved there: asked for);
+    * otherwise the committed split (``data/splits``, ``committed_dir``) when it covers exactly these
+      records — read only, nothing is written;
+    * records that contain every committed material and more (e.g. ``--records DIR`` with new
+      materials): the committed assignments extended with the new materials, in
+      ``artifacts/<profile>/splits/`` (the committed files are copied there first);
+    * any other set of records: a fresh element-balanced split ``records-<data hash>`` in
+      ``artifacts/<profile>/splits/`` (deterministic for that set of materials).
+    """
+    from .paths import artifacts_dir
+
+    records = list(records)
+    if split_dir is not None:
+        return load_or_make_split(records, name, directory=Path(split_dir), return_split=True), Path(split_dir)
+    committed_dir = Path(SPLITS_DIR if committed_dir is None else committed_dir)
+    saved = load_split(name, committed_dir)
+    ids = set(element_sets(records))
+    covered = set(saved.train_ids) | set(saved.test_ids) if saved is not None else set()
+    if saved is not None and covered == ids:
+        return load_or_make_split(records, name, on_new="error", directory=committed_dir, return_split=True), committed_dir
+    derived = artifacts_dir(profile_name, "splits")
+    if saved is not None and covered <= ids:
+        if load_split(name, derived) is None:
+            for src, dest in zip(_paths(name, committed_dir), _paths(name, derived)):
+                _write_atomic(dest, src.read_text())
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SplitExtendedWarning)
+                return load_or_make_split(records, name, directory=derived, return_split=True), derived
+        except StaleSplitError:  # an older extension in artifacts/ covers materials these records lack
+            pass
+    fresh = f"records-{data_hash(element_sets(records))[:12]}"
+    return load_or_make_split(records, fresh, directory=derived, return_split=True), derived
 
 
 # ----------------------------------------------------------------------------- reporting

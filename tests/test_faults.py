@@ -341,3 +341,41 @@ def test_nan_a2f_gives_an_undefined_tc_not_zero():
     assert np.isnan(physics.tc_allen_dynes_from_a2f(w, a))
     assert np.isnan(physics.allen_dynes_tc_K(1.0, 200.0, 250.0, mu_star=float("nan")))
     assert physics.allen_dynes_tc_K(0.05, 200.0, 250.0) == 0.0  # a real non-superconductor stays 0
+
+
+# ============================================================================ runs never write under data/
+
+
+def _tree_bytes(d: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(Path(d).iterdir()) if p.is_file()}
+
+
+def test_runs_use_the_committed_split_read_only_and_derive_others_in_artifacts(tmp_path, monkeypatch):
+    """`train`/`ensemble run --records DIR` used to add DIR's ids to data/splits/default*; now the
+    committed split is only read, and other record sets get a split in artifacts/<profile>/splits/."""
+    import dataclasses
+
+    from betenet.paths import RECORDS_DIR, SPLITS_DIR
+    from betenet.records import load_records
+    from betenet.splits import load_split, split_for_run
+
+    monkeypatch.setenv("BETENET_ARTIFACTS", str(tmp_path / "artifacts"))
+    before = _tree_bytes(SPLITS_DIR)
+    committed = load_split("default", SPLITS_DIR)
+    covered = set(committed.train_ids) | set(committed.test_ids)
+    records = [r for r in load_records(RECORDS_DIR) if r.material_id in covered]
+    assert {r.material_id for r in records} == covered
+
+    split, where = split_for_run(records, "smoke")  # exactly the committed materials: read only
+    assert where == SPLITS_DIR and split.train_ids == committed.train_ids
+    extra = dataclasses.replace(records[0], material_id="ZZ-new-material")
+    split2, where2 = split_for_run(records + [extra], "smoke")  # one more: extended in artifacts
+    assert where2 == tmp_path / "artifacts" / "smoke" / "splits"
+    assert set(committed.train_ids) <= set(split2.train_ids) and set(committed.test_ids) <= set(split2.test_ids)
+    assert "ZZ-new-material" in split2.train_ids + split2.test_ids
+    split3, where3 = split_for_run(records[:10], "smoke")  # a different set: a fresh split of its own
+    assert where3 == where2 and split3.name.startswith("records-") and len(split3.train_ids + split3.test_ids) == 10
+    assert _tree_bytes(SPLITS_DIR) == before  # nothing under data/ was written
+    # told to: --split-dir writes there
+    split4, where4 = split_for_run(records + [extra], "smoke", split_dir=tmp_path / "mine")
+    assert where4 == tmp_path / "mine" and (tmp_path / "mine" / "default.json").exists()
