@@ -1358,6 +1358,9 @@ def cli_main(argv: list[str]) -> int:
     r.add_argument("--variant", nargs="*", choices=VARIANTS, help="default: the profile's EnsembleConfig.variants")
     r.add_argument("--n-members", type=int, default=None, help="override EnsembleConfig.n_members")
     r.add_argument("--records", default=None, help="record directory (default: data/records)")
+    r.add_argument("--split-dir", default=None,
+                   help="directory of the train/test split files, made or extended there if needed (default: the "
+                   "committed data/splits, read only; for other records a split derived in artifacts/<profile>/splits/)")
     r.add_argument("--no-predict", action="store_true", help="do not write test-set predictions afterwards")
     r.add_argument("--no-progress", action="store_true")
     r.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the profile's TrainConfig.device)")
@@ -1379,12 +1382,15 @@ def cli_main(argv: list[str]) -> int:
         return 0
     from .paths import RECORDS_DIR
     from .records import load_records
-    from .splits import load_or_make_split
+    from .splits import split_for_run
 
     if args.device:
         prof = prof.with_overrides(train={"device": args.device})
     records = load_records(Path(args.records) if args.records else RECORDS_DIR)
-    train_ids, test_ids = load_or_make_split(records)
+    split, split_where = split_for_run(records, prof.name, split_dir=args.split_dir)
+    print(f"# split {split.name!r} from {split_where}: {len(split.train_ids)} train / {len(split.test_ids)} test",
+          file=sys.stderr)
+    train_ids, test_ids = list(split.train_ids), list(split.test_ids)
     runs = run_ensembles(records, prof, train_ids, variants, n_members=args.n_members, progress=not args.no_progress)
     for v, run in runs.items():
         print(f"{prof.name}/{v}: {run.n_members} members ({len(run.trained)} trained, {len(run.reused)} reused) "

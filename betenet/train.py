@@ -1021,7 +1021,10 @@ def cli_main(argv: list[str]) -> int:
                    help="default: artifacts/<profile>/train/main-<variant>-<key>, the run notebook 03 uses")
     p.add_argument("--epochs", type=int, default=None, help="override max_epochs (extends a finished run)")
     p.add_argument("--records", default=str(RECORDS_DIR), help="directory of record JSON files")
-    p.add_argument("--split-dir", default=str(SPLITS_DIR), help="directory of the train/test split files")
+    p.add_argument("--split-dir", default=None,
+                   help=f"directory of the train/test split files, made or extended there if needed (default: the "
+                   f"committed split in {SPLITS_DIR}, read only; for other records a split derived in "
+                   f"artifacts/<profile>/splits/)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the profile's TrainConfig.device)")
     p.add_argument("--benchmark", nargs=2, type=int, metavar=("N_TRAIN", "N_VAL"), default=None,
@@ -1034,15 +1037,20 @@ def cli_main(argv: list[str]) -> int:
                    help="Gaussian displacement (Å) that makes every drawn sample a distinct crystal (0: exact copies)")
     args = p.parse_args(argv)
 
+    import sys
+
     from .records import load_records
-    from .splits import load_or_make_split
+    from .splits import split_for_run
 
     prof = _resolve_profile(args.profile)
     if args.device:
         prof = prof.with_overrides(train={"device": args.device})
     variant = args.variant or prof.model.variant
     records = load_records(Path(args.records))
-    train_ids, _ = load_or_make_split(records, directory=Path(args.split_dir))
+    split, split_where = split_for_run(records, prof.name, split_dir=args.split_dir)
+    print(f"# split {split.name!r} from {split_where}: {len(split.train_ids)} train / {len(split.test_ids)} test",
+          file=sys.stderr)
+    train_ids = list(split.train_ids)
     by_id = {r.material_id: r for r in records}
     if args.benchmark:
         root = Path(args.run_dir) if args.run_dir else artifacts_dir(prof.name, "benchmarks")
