@@ -1,0 +1,232 @@
+"""DFT validation: this project's QE records of the reference set against published DFT and experiment.
+
+:func:`compare` joins :data:`betenet.reference.REFERENCE_SET` with the records of one or more
+accuracy levels (``validated``: ``data/records-validated``, the labels the book trains on;
+``screening``: ``data/records``, the first, coarse records, shown for comparison) and computes, per
+material and level:
+
+* ``lambda_ratio`` = our λ / published DFT λ (where a verified published value exists);
+* ``tc_ad_K`` = Allen–Dynes T_c of our record's moments (λ, ω_log, ω₂) with the profile's μ*
+  (:class:`betenet.config.ScreeningConfig`), and ``tc_error_K`` = ``tc_ad_K`` − experimental T_c.
+
+:func:`summarize` evaluates the three goals of issue 15 as named checks (:class:`ValidationGoals`):
+
+``lambda_vs_dft``
+    every elemental metal with a published DFT λ has |λ/λ_DFT − 1| ≤ 25 %;
+``tc_mae``
+    the mean |T_c(Allen–Dynes) − T_c(experiment)| over the superconductors is ≤ 3.5 K;
+``non_superconductors``
+    no metal without an ambient-pressure superconducting transition is predicted above 5 K.
+
+A check with no material to evaluate is reported as not evaluable (``passed = None``), never as
+passed.  Every miss carries the reference entry's ``known_issue`` (spin–orbit coupling for Pb/Tl,
+anisotropy for MgB2, spin fluctuations for Pd/V, ...).  A material whose record does not exist yet
+(the validated batch is still running) is listed with ``has_record = False`` by
+:func:`coverage`, not silently dropped.
+
+Which published values exist, and which could not be verified, is in :mod:`betenet.reference`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import paths
+from .config import ScreeningConfig
+from .physics import allen_dynes_tc_K
+from .records import MaterialRecord, load_record
+from .reference import REFERENCE_SET, ReferenceMaterial
+
+__all__ = [
+    "VALIDATED_RECORDS_DIR",
+    "LEVEL_DIRS",
+    "ValidationGoals",
+    "load_level",
+    "load_levels",
+    "compare",
+    "coverage",
+    "summarize",
+    "checks_table",
+]
+
+#: Records of the ``validated`` accuracy level (PseudoDojo, converged grids; :data:`betenet.config.QE_VALIDATED`).
+VALIDATED_RECORDS_DIR: Path = getattr(paths, "RECORDS_VALIDATED_DIR", paths.DATA_DIR / "records-validated")
+#: Accuracy level -> its records directory, in the order the chapter shows them.
+LEVEL_DIRS: dict[str, Path] = {"validated": VALIDATED_RECORDS_DIR, "screening": paths.RECORDS_DIR}
+
+
+@dataclass(frozen=True)
+class ValidationGoals:
+    """The goals of the DFT validation (issue 15, part 4)."""
+
+    #: Largest accepted |λ/λ_DFT − 1| for the elemental metals.
+    lambda_rel_tol: float = 0.25
+    #: Largest accepted mean |T_c(Allen–Dynes) − T_c(experiment)| over the superconductors (K).
+    tc_mae_max_K: float = 3.5
+    #: No non-superconductor may be predicted at or above this T_c (K): the screening threshold.
+    non_sc_tc_max_K: float = ScreeningConfig().tc_threshold_K
+
+
+def load_level(directory: Path | str, ids: Iterable[str] | None = None) -> dict[str, MaterialRecord]:
+    """Records of ``directory`` by material id, restricted to ``ids`` (default: the reference set).
+
+    A missing directory gives ``{}`` (the validated batch may not have written any record yet); a
+    malformed record raises :class:`betenet.records.RecordError` naming its file and field.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return {}
+    wanted = set(ids) if ids is not None else {e.material_id for e in REFERENCE_SET}
+    return {p.stem: load_record(p) for p in sorted(directory.glob("*.json")) if p.stem in wanted}
+
+
+def load_levels(levels: Mapping[str, Path | str] | None = None) -> dict[str, dict[str, MaterialRecord]]:
+    """:func:`load_level` for each ``{level: directory}`` (default :data:`LEVEL_DIRS`)."""
+    return {level: load_level(d) for level, d in (LEVEL_DIRS if levels is None else levels).items()}
+
+
+def _f(x: Any) -> float:
+    return float("nan") if x is None else float(x)
+
+
+def _row(ref: ReferenceMaterial, level: str, rec: MaterialRecord, mu_star: float) -> dict[str, Any]:
+    lam, wlog, w2 = _f(rec.lambda_), _f(rec.omega_log_K), _f(rec.omega_2_K)
+    for name, value in (("lambda_", lam), ("omega_log_K", wlog), ("omega_2_K", w2)):
+        if not math.isfinite(value):
+            raise ValueError(f"record {rec.material_id} ({level}): field {name!r} is {value}; the validation needs "
+                             "λ, ω_log and ω₂")
+    tc = float(allen_dynes_tc_K(lam, wlog, w2, mu_star))
+    lam_dft = _f(ref.lambda_dft.value if ref.lambda_dft else None)
+    wlog_dft = _f(ref.omega_log_dft_K.value if ref.omega_log_dft_K else None)
+    tc_exp = _f(ref.tc_exp_K.value if ref.tc_exp_K else None)
+    return {
+        "material_id": ref.material_id, "label": ref.label, "level": level,
+        "accuracy": str(rec.provenance.get("accuracy", "")), "kind": ref.kind,
+        "superconductor": ref.superconductor,
+        "lambda": lam, "lambda_uncertainty": _f(rec.lambda_uncertainty), "omega_log_K": wlog, "omega_2_K": w2,
+        "lambda_dft": lam_dft, "lambda_ratio": lam / lam_dft if math.isfinite(lam_dft) else float("nan"),
+        "omega_log_dft_K": wlog_dft,
+        "omega_log_ratio": wlog / wlog_dft if math.isfinite(wlog_dft) else float("nan"),
+        "lambda_exp": _f(ref.lambda_exp.value if ref.lambda_exp else None),
+        "tc_ad_K": tc, "tc_exp_K": tc_exp, "tc_error_K": tc - tc_exp if math.isfinite(tc_exp) else float("nan"),
+        "mu_star": mu_star,
+        "flags": ",".join(rec.flags),
+        "dft_source": ref.lambda_dft.source if ref.lambda_dft else "",
+        "tc_exp_source": ref.tc_exp_K.source if ref.tc_exp_K else ref.status_source,
+        "known_issue": ref.known_issue,
+    }
+
+
+_COLUMNS = ["material_id", "label", "level", "accuracy", "kind", "superconductor", "lambda", "lambda_uncertainty",
+            "omega_log_K", "omega_2_K", "lambda_dft", "lambda_ratio", "omega_log_dft_K", "omega_log_ratio",
+            "lambda_exp", "tc_ad_K", "tc_exp_K", "tc_error_K", "mu_star", "flags", "dft_source", "tc_exp_source",
+            "known_issue"]
+
+
+def compare(records_by_level: Mapping[str, Mapping[str, MaterialRecord]], *, mu_star: float = ScreeningConfig().mu_star,
+            references: Iterable[ReferenceMaterial] = REFERENCE_SET) -> pd.DataFrame:
+    """One row per (reference material, level) that has a record; columns as described in the module docstring.
+
+    ``records_by_level``: ``{level: {material_id: record}}`` (:func:`load_levels`).  A record whose
+    ``provenance["accuracy"]`` names another level than its key raises ``ValueError`` naming both, so
+    that a screening record placed among the validated ones cannot pass as validated.
+    """
+    rows = []
+    for level, records in records_by_level.items():
+        for ref in references:
+            rec = records.get(ref.material_id)
+            if rec is None:
+                continue
+            acc = rec.provenance.get("accuracy")
+            if acc is not None and acc != level:
+                raise ValueError(f"record {rec.material_id}: provenance['accuracy'] is {acc!r} but it was given as "
+                                 f"level {level!r}")
+            rows.append(_row(ref, level, rec, mu_star))
+    return pd.DataFrame(rows, columns=_COLUMNS)
+
+
+def coverage(records_by_level: Mapping[str, Mapping[str, MaterialRecord]],
+             references: Iterable[ReferenceMaterial] = REFERENCE_SET) -> pd.DataFrame:
+    """Which reference materials have a record at each level: one row per material, one bool column per level."""
+    refs = list(references)
+    data = {"material_id": [r.material_id for r in refs], "label": [r.label for r in refs]}
+    for level, records in records_by_level.items():
+        data[level] = [r.material_id in records for r in refs]
+    return pd.DataFrame(data)
+
+
+def _miss(row: pd.Series, value: float, what: str) -> dict[str, Any]:
+    return {"material_id": row["material_id"], "value": float(value), "what": what,
+            "known_issue": row["known_issue"] or "no known reason: unexplained", "flags": row["flags"]}
+
+
+def summarize(df: pd.DataFrame, level: str, goals: ValidationGoals = ValidationGoals()) -> dict[str, Any]:
+    """The named checks of one level of :func:`compare`'s table.
+
+    Returns ``{"level", "n_materials", "checks": {name: check}}``; each check is
+    ``{"goal", "n", "value", "passed", "misses"}`` where ``value`` is the checked statistic (largest
+    |λ/λ_DFT − 1|, T_c MAE in K, largest predicted T_c of a non-superconductor in K; NaN when
+    ``n == 0``), ``passed`` is ``None`` when nothing could be evaluated, and ``misses`` lists every
+    material outside its goal with its reference note.
+    """
+    d = df[df["level"] == level]
+    checks: dict[str, dict[str, Any]] = {}
+
+    lam = d[(d["kind"] == "element") & d["lambda_ratio"].notna()]
+    dev = (lam["lambda_ratio"] - 1.0).abs()
+    checks["lambda_vs_dft"] = {
+        "goal": f"|λ/λ_DFT − 1| ≤ {goals.lambda_rel_tol:.0%} for every elemental metal with a published DFT λ",
+        "n": int(len(lam)), "value": float(dev.max()) if len(lam) else float("nan"),
+        "passed": None if lam.empty else bool((dev <= goals.lambda_rel_tol).all()),
+        "misses": [_miss(r, r["lambda_ratio"], "λ/λ_DFT") for _, r in lam[dev > goals.lambda_rel_tol].iterrows()],
+    }
+
+    sc = d[(d["superconductor"] == True) & d["tc_exp_K"].notna()]  # noqa: E712 (object column with None)
+    err = sc["tc_error_K"].abs()
+    mae = float(err.mean()) if len(sc) else float("nan")
+    checks["tc_mae"] = {
+        "goal": f"mean |T_c(Allen–Dynes) − T_c(exp)| ≤ {goals.tc_mae_max_K} K over the superconductors",
+        "n": int(len(sc)), "value": mae,
+        "passed": None if sc.empty else bool(mae <= goals.tc_mae_max_K),
+        # the materials that carry the error: those off by more than the allowed mean
+        "misses": [_miss(r, r["tc_error_K"], "T_c(AD) − T_c(exp), K")
+                   for _, r in sc[err > goals.tc_mae_max_K].iterrows()],
+    }
+
+    ns = d[d["superconductor"] == False]  # noqa: E712
+    checks["non_superconductors"] = {
+        "goal": f"no non-superconductor predicted at or above {goals.non_sc_tc_max_K:g} K",
+        "n": int(len(ns)), "value": float(ns["tc_ad_K"].max()) if len(ns) else float("nan"),
+        "passed": None if ns.empty else bool((ns["tc_ad_K"] < goals.non_sc_tc_max_K).all()),
+        "misses": [_miss(r, r["tc_ad_K"], "T_c(AD), K") for _, r in ns[ns["tc_ad_K"] >= goals.non_sc_tc_max_K].iterrows()],
+    }
+
+    # not a goal of the issue, reported beside it: the compounds against their published DFT λ
+    comp = d[(d["kind"] == "compound") & d["lambda_ratio"].notna()]
+    cdev = (comp["lambda_ratio"] - 1.0).abs()
+    checks["lambda_vs_dft_compounds"] = {
+        "goal": f"(reported, not a goal) |λ/λ_DFT − 1| ≤ {goals.lambda_rel_tol:.0%} for the compounds",
+        "n": int(len(comp)), "value": float(cdev.max()) if len(comp) else float("nan"),
+        "passed": None if comp.empty else bool((cdev <= goals.lambda_rel_tol).all()),
+        "misses": [_miss(r, r["lambda_ratio"], "λ/λ_DFT") for _, r in comp[cdev > goals.lambda_rel_tol].iterrows()],
+    }
+    return {"level": level, "n_materials": int(len(d)), "checks": checks}
+
+
+def checks_table(summaries: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """The checks of several :func:`summarize` results as one table (one row per level and check)."""
+    rows = []
+    for s in summaries:
+        for name, c in s["checks"].items():
+            status = "not evaluable (no material)" if c["passed"] is None else ("met" if c["passed"] else "missed")
+            rows.append({"level": s["level"], "check": name, "goal": c["goal"], "n": c["n"],
+                         "value": c["value"], "status": status,
+                         "misses": "; ".join(f"{m['material_id']} ({m['value']:.2f}): {m['known_issue']}" for m in c["misses"])})
+    return pd.DataFrame(rows, columns=["level", "check", "goal", "n", "value", "status", "misses"])
+
