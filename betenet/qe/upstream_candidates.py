@@ -1,0 +1,191 @@
+"""The paper's 806 structures as a Quantum ESPRESSO candidate source (issue 16, part 4).
+
+Our own prototype candidates (fcc Cd, B2 RhZr, ...) are decorations, many off the convex hull; the paper
+computed Materials Project structures within 50 meV/atom of the hull.  :func:`upstream_candidates` turns the
+vendored ``data/upstream/structures/<row>.cif`` into candidates for :mod:`betenet.qe.dataset`, each
+carrying its upstream row (``upstream_index``), its place in the paper's split (``train``/``test``) and,
+where known, its Materials Project id, so that our α²F of a material can be set beside the paper's.
+
+Order (cheapest usable first): candidates whose every element has a usable pseudopotential in the given
+library (:class:`betenet.qe.pseudo.PseudoLibrary`: ``elements``, ``in``) come first; then fewer atoms,
+then more symmetry operations (fewer irreducible k and q points for pw.x and ph.x), then smaller volume
+per atom, then the row index.  The cost proxy is reported as ``cost_rank``.
+
+Materials Project ids: the CIFs' data blocks are all ``data_image0`` (written by ASE), so the CIFs do not
+carry them.  They are in ``database.json``'s ``comp_name`` (``Y1In1Pd1Au1_mp_1215995``), which this
+project does not have; pass ``comp_names`` (row -> comp_name, e.g. from
+:func:`betenet.upstream.read_database_json`) to fill ``mp_id``, else it is ``None``.
+
+Candidate ids are ``up<row:04d>-<reduced formula>`` (``up0259-AuY``): distinct from ``upstream-0259``, the
+id of the authors' own record converted from ``database.json``, so our calculation and theirs of one
+structure never share a record id; :func:`upstream_index_of` maps back.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "UpstreamCandidate",
+    "candidate_id",
+    "upstream_index_of",
+    "mp_id_from_comp_name",
+    "upstream_candidates",
+    "as_dataset_candidates",
+    "candidate_table",
+]
+
+_ID_RE = re.compile(r"^up(\d{4,})-")
+_MP_RE = re.compile(r"_mp_(\d+)$")
+PROTOTYPE = "upstream"
+
+
+@dataclass(frozen=True)
+class UpstreamCandidate:
+    """One of the paper's structures as a QE candidate."""
+
+    material_id: str
+    upstream_index: int
+    formula: str  #: reduced formula
+    n_atoms: int
+    volume_per_atom_A3: float
+    n_symmetry_ops: int
+    spacegroup: str
+    elements: tuple[str, ...]
+    missing_elements: tuple[str, ...]  #: elements without a usable pseudopotential in the library
+    split: str | None  #: "train" / "test" in the paper's split, None if in neither
+    mp_id: str | None  #: "mp-1215995" from comp_name when given, else None (the CIFs do not carry it)
+    cif: Path
+    cost_rank: int = -1  #: position in the cost order among all candidates (0 = cheapest usable)
+
+    @property
+    def covered(self) -> bool:
+        """Every element has a usable pseudopotential."""
+        return not self.missing_elements
+
+    def structure(self):
+        """The structure of the CIF (pymatgen), as read by :mod:`betenet.upstream` (ASE, site order kept)."""
+        from ase.io import read as ase_read
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        return AseAtomsAdaptor.get_structure(ase_read(self.cif))
+
+    def provenance(self) -> dict[str, Any]:
+        """What a record computed from this candidate should carry about its origin."""
+        from ..upstream_split import VENDORED_COMMIT
+
+        return {"upstream_index": self.upstream_index, "mp_id": self.mp_id, "paper_split": self.split,
+                "structure_source": f"henniggroup/BETE-NET@{VENDORED_COMMIT[:7]} structures/{self.upstream_index}.cif"}
+
+
+def candidate_id(index: int, formula: str) -> str:
+    """``up0259-AuY``: our candidate id of upstream row ``index``."""
+    return f"up{int(index):04d}-{formula}"
+
+
+def upstream_index_of(material_id: str) -> int | None:
+    """Upstream row of a candidate id ``upNNNN-...``; ``None`` for other ids."""
+    m = _ID_RE.match(str(material_id))
+    return int(m.group(1)) if m else None
+
+
+def mp_id_from_comp_name(comp_name: str | None) -> str | None:
+    """``"Y1In1Pd1Au1_mp_1215995"`` -> ``"mp-1215995"``; ``None`` when there is no ``_mp_<n>`` suffix."""
+    if not comp_name:
+        return None
+    m = _MP_RE.search(str(comp_name))
+    return f"mp-{m.group(1)}" if m else None
+
+
+def _read_cif(path: Path):
+    from ase.io import read as ase_read
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    return AseAtomsAdaptor.get_structure(ase_read(path))
+
+
+def upstream_candidates(
+    library: Any = None,
+    *,
+    structures_dir: Path | str | None = None,
+    comp_names: Mapping[int | str, str] | None = None,
+    max_atoms: int | None = None,
+    only_covered: bool = False,
+) -> list[UpstreamCandidate]:
+    """The paper's structures as candidates, cheapest usable first (see the module docstring).
+
+    ``library``: anything with ``elements`` and ``in`` (a :class:`~betenet.qe.pseudo.PseudoLibrary`, e.g.
+    ``PseudoLibrary.pseudodojo()`` for the validated level); ``None`` = the project's default set.
+    ``max_atoms`` drops larger cells; ``only_covered`` drops candidates with a missing element.
+    """
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    from ..upstream_split import paper_split_indices, upstream_dir
+
+    if library is None:
+        from .pseudo import PseudoLibrary
+
+        library = PseudoLibrary.default()
+    sdir = Path(structures_dir) if structures_dir is not None else upstream_dir() / "structures"
+    cifs = sorted(sdir.glob("*.cif"), key=lambda p: int(p.stem) if p.stem.isdigit() else -1)
+    if not cifs:
+        raise FileNotFoundError(f"{sdir}: no <row>.cif structures (vendored in data/upstream/structures)")
+    train, test = (set(x) for x in paper_split_indices())
+    names = {str(k): v for k, v in (comp_names or {}).items()}
+    out = []
+    for cif in cifs:
+        if not cif.stem.isdigit():
+            raise ValueError(f"{cif}: expected <row index>.cif")
+        row = int(cif.stem)
+        s = _read_cif(cif)
+        if max_atoms is not None and len(s) > max_atoms:
+            continue
+        els = tuple(sorted({sp.symbol for sp in s.composition.elements}))
+        missing = tuple(e for e in els if e not in library)
+        if only_covered and missing:
+            continue
+        try:
+            sga = SpacegroupAnalyzer(s, symprec=1e-3)
+            n_ops, sg = len(sga.get_symmetry_operations()), sga.get_space_group_symbol()
+        except Exception:  # spglib gives up on a few odd cells: count only the identity
+            n_ops, sg = 1, "?"
+        formula = s.composition.reduced_formula
+        out.append(UpstreamCandidate(
+            material_id=candidate_id(row, formula), upstream_index=row, formula=formula, n_atoms=len(s),
+            volume_per_atom_A3=round(s.volume / len(s), 3), n_symmetry_ops=n_ops, spacegroup=sg, elements=els,
+            missing_elements=missing, split="train" if row in train else "test" if row in test else None,
+            mp_id=mp_id_from_comp_name(names.get(str(row))), cif=cif,
+        ))
+    out.sort(key=lambda c: (not c.covered, c.n_atoms, -c.n_symmetry_ops, c.volume_per_atom_A3, c.upstream_index))
+    return [_with_rank(c, i) for i, c in enumerate(out)]
+
+
+def _with_rank(c: UpstreamCandidate, rank: int) -> UpstreamCandidate:
+    from dataclasses import replace
+
+    return replace(c, cost_rank=rank)
+
+
+def as_dataset_candidates(candidates: Iterable[UpstreamCandidate]) -> list[tuple[str, Any, str]]:
+    """``(material_id, structure, "upstream")`` tuples, the candidate format of :mod:`betenet.qe.dataset`
+    (structures read now; pass a slice of the cheapest ones)."""
+    return [(c.material_id, c.structure(), PROTOTYPE) for c in candidates]
+
+
+def candidate_table(candidates: Sequence[UpstreamCandidate]):
+    """A DataFrame of the candidates (one row each, in order; ``cif`` as a string)."""
+    import pandas as pd
+
+    rows = []
+    for c in candidates:
+        d = asdict(c)
+        d["cif"] = str(c.cif)
+        d["elements"] = " ".join(c.elements)
+        d["missing_elements"] = " ".join(c.missing_elements)
+        d["covered"] = c.covered
+        rows.append(d)
+    return pd.DataFrame(rows)

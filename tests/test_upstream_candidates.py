@@ -1,0 +1,57 @@
+"""The paper's structures as QE candidates: order, pseudopotential coverage, upstream row, split, MP id."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from betenet import upstream_split as us
+from betenet.qe import upstream_candidates as uc
+from betenet.qe.pseudo import PseudoLibrary
+
+# rows: 15 Ba (1 atom, bcc), 0 Cs (1 atom; no Cs in the project set), 7 AgSe (2 atoms), 1 AuInPdY (4 atoms), 596 HRh
+ROWS = (15, 0, 7, 1, 596)
+
+
+@pytest.fixture(scope="module")
+def structures(tmp_path_factory):
+    d = tmp_path_factory.mktemp("structures")
+    for row in ROWS:
+        shutil.copy(us.upstream_dir() / "structures" / f"{row}.cif", d / f"{row}.cif")
+    return d
+
+
+def test_order_coverage_and_origin(structures):
+    lib = PseudoLibrary.default()
+    assert "Cs" not in lib and "Se" not in lib and {"Ba", "Au", "In", "Pd", "Y", "H", "Rh"} <= set(lib.elements)
+    cands = uc.upstream_candidates(lib, structures_dir=structures)
+    assert [c.upstream_index for c in cands] == [15, 596, 1, 0, 7]  # covered by atoms, then the uncovered
+    assert [c.cost_rank for c in cands] == [0, 1, 2, 3, 4]
+    ba, cs, agse = cands[0], cands[3], cands[4]
+    assert (ba.material_id, ba.formula, ba.n_atoms, ba.n_symmetry_ops, ba.split) == ("up0015-Ba", "Ba", 1, 48, "train")
+    assert ba.covered and not cs.covered and cs.missing_elements == ("Cs",) and agse.missing_elements == ("Se",)
+    assert cs.split == "test" and cands[2].n_atoms == 4
+    assert all(c.mp_id is None for c in cands)  # the CIFs do not carry it (data_image0)
+    assert uc.upstream_index_of(ba.material_id) == 15 and uc.upstream_index_of("upstream-0015") is None
+    assert ba.provenance()["upstream_index"] == 15 and "structures/15.cif" in ba.provenance()["structure_source"]
+
+
+def test_filters_mp_ids_and_dataset_format(structures):
+    names = {1: "Y1In1Pd1Au1_mp_1215995", "0": "Cs_mp_1"}
+    cands = uc.upstream_candidates(PseudoLibrary.default(), structures_dir=structures, comp_names=names,
+                                   max_atoms=2, only_covered=True)
+    assert [c.upstream_index for c in cands] == [15, 596]
+    allc = {c.upstream_index: c for c in uc.upstream_candidates(PseudoLibrary.default(), structures_dir=structures,
+                                                                 comp_names=names)}
+    assert allc[1].mp_id == "mp-1215995" and allc[0].mp_id == "mp-1" and allc[7].mp_id is None
+    mid, structure, proto = uc.as_dataset_candidates(cands[:1])[0]
+    assert (mid, len(structure), proto) == ("up0015-Ba", 1, "upstream")
+    table = uc.candidate_table(cands)
+    assert list(table["material_id"]) == ["up0015-Ba", "up0596-HRh"] and table["covered"].all()
+    assert uc.mp_id_from_comp_name("Cs") is None
+
+
+def test_missing_directory_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no <row>.cif structures"):
+        uc.upstream_candidates(PseudoLibrary.default(), structures_dir=tmp_path)
