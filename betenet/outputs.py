@@ -50,6 +50,11 @@ class NotebookOutputs:
 
 MANIFEST: tuple[NotebookOutputs, ...] = (
     NotebookOutputs(
+        "00-dft-validation", "— (not in the paper: our labels against published DFT and experiment)",
+        ("00-dft-validation-parity.png",),
+        ("00-reference-set.csv", "00-dft-validation.csv", "00-validation-checks.csv"),
+    ),
+    NotebookOutputs(
         "01-generate-dataset-qe", "Methods IV.1 funnel, Fig. 2",
         ("01-a2f-gallery.png", "01-fig2-correlations.png", "01-timings.png"),
         ("01-funnel.csv", "01-timings.csv", "01-cpu-times.csv", "01-materials.csv", "01-moments.csv",

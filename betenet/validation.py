@@ -53,6 +53,9 @@ __all__ = [
     "coverage",
     "summarize",
     "checks_table",
+    "chapter_facts",
+    "describe_levels",
+    "DISPLAY_COLUMNS",
 ]
 
 #: Records of the ``validated`` accuracy level (PseudoDojo, converged grids; :data:`betenet.config.QE_VALIDATED`).
@@ -230,3 +233,73 @@ def checks_table(summaries: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
                          "misses": "; ".join(f"{m['material_id']} ({m['value']:.2f}): {m['known_issue']}" for m in c["misses"])})
     return pd.DataFrame(rows, columns=["level", "check", "goal", "n", "value", "status", "misses"])
 
+
+
+#: The columns the chapter shows of :func:`compare`'s table (the CSV keeps them all).
+DISPLAY_COLUMNS = ["label", "level", "lambda", "lambda_uncertainty", "lambda_dft", "lambda_ratio", "omega_log_K",
+                   "omega_log_dft_K", "tc_ad_K", "tc_exp_K", "tc_error_K", "flags", "dft_source", "tc_exp_source"]
+
+
+def _rel(path: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(paths.REPO_ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def describe_levels(records_by_level: Mapping[str, Mapping[str, MaterialRecord]],
+                    dirs: Mapping[str, Path | str] | None = None,
+                    references: Iterable[ReferenceMaterial] = REFERENCE_SET) -> str:
+    """Markdown: for each level, how many reference materials have a record, from which directory,
+    and that the chapter is incomplete while records are missing (an absent directory said as such)."""
+    dirs = LEVEL_DIRS if dirs is None else dirs
+    n_ref = len(list(references))
+    lines = []
+    for level, records in records_by_level.items():
+        d = Path(dirs[level]) if level in dirs else None
+        where = f"`{_rel(d)}/`" if d is not None else "(no directory)"
+        n = len(records)
+        if d is not None and not d.is_dir():
+            lines.append(f"- **{level}**: {where} does not exist yet: no record of this level has been written, "
+                         "so its checks are not evaluable.")
+        elif n < n_ref:
+            missing = n_ref - n
+            lines.append(f"- **{level}**: {n} of the {n_ref} reference materials have a record in {where}; "
+                         f"{missing} have none yet, so this level's comparison is incomplete"
+                         + (" while the QE batch runs." if level == "validated" else "."))
+        else:
+            lines.append(f"- **{level}**: all {n_ref} reference materials have a record in {where}.")
+    return "\n".join(lines)
+
+
+def _fmt(check: Mapping[str, Any], template: str) -> str:
+    if check["passed"] is None:
+        return "not evaluable (no material)"
+    verdict = "met" if check["passed"] else "missed"
+    return f"{template.format(v=check['value'])} over {check['n']} materials ({verdict})"
+
+
+def chapter_facts(summaries: Iterable[Mapping[str, Any]],
+                  references: Iterable[ReferenceMaterial] = REFERENCE_SET) -> dict[str, Any]:
+    """Numbers and short phrases the chapter's prose quotes (to be glued), from the reference set and
+    :func:`summarize` results: ``n_reference``, ``n_superconductors``, ``n_non_superconductors``,
+    ``n_dft_lambda`` (of which ``n_dft_lambda_elements``), and per level ``<level>_n``,
+    ``<level>_lambda_vs_dft``, ``<level>_tc_mae``, ``<level>_non_superconductors``,
+    ``<level>_lambda_vs_dft_compounds`` as e.g. "MAE = 4.02 K over 13 materials (missed)" or "not
+    evaluable (no material)"."""
+    refs = list(references)
+    facts: dict[str, Any] = {
+        "n_reference": len(refs),
+        "n_superconductors": sum(r.superconductor is True for r in refs),
+        "n_non_superconductors": sum(r.superconductor is False for r in refs),
+        "n_dft_lambda": sum(r.lambda_dft is not None for r in refs),
+        "n_dft_lambda_elements": sum(r.lambda_dft is not None and r.kind == "element" for r in refs),
+    }
+    templates = {"lambda_vs_dft": "largest |λ/λ_DFT − 1| = {v:.2f}", "lambda_vs_dft_compounds":
+                 "largest |λ/λ_DFT − 1| = {v:.2f}", "tc_mae": "MAE = {v:.2f} K",
+                 "non_superconductors": "highest predicted T_c = {v:.2f} K"}
+    for s in summaries:
+        facts[f"{s['level']}_n"] = s["n_materials"]
+        for name, c in s["checks"].items():
+            facts[f"{s['level']}_{name}"] = _fmt(c, templates.get(name, "{v:.2f}"))
+    return facts

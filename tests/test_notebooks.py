@@ -12,6 +12,7 @@ from betenet import paths
 from betenet.pipeline import discover_notebooks
 
 EXPECTED = [
+    "00-dft-validation",
     "01-generate-dataset-qe",
     "02-linear-baseline",
     "03-double-descent-training",

@@ -144,3 +144,27 @@ def test_load_level_reads_reference_records_and_names_a_broken_file(tmp_path):
                                                         "material_id": "Nb1-bcc"}))
     with pytest.raises(RecordError, match=r"Nb1-bcc\.json: material 'Nb1-bcc': missing required field 'structure'"):
         val.load_level(tmp_path)
+
+
+def test_parity_figure_draws_each_level_and_says_when_a_panel_is_empty():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from betenet.plots_validation import plot_validation_parity
+
+    recs = {"validated": {"NbC-B1": _record("NbC-B1", 1.2, 299.0), "Cu1-fcc": _record("Cu1-fcc", 0.1, 250.0)},
+            "screening": {"NbC-B1": _record("NbC-B1", 0.6, 280.0, level="screening")}}
+    fig = plot_validation_parity(val.compare(recs))
+    ax_l, ax_t = fig.axes
+    assert [t.get_text() for t in ax_l.get_legend().get_texts()] == ["±25%", "validated (1)", "screening (1)"]
+    labels = [t.get_text() for t in ax_t.get_legend().get_texts()]
+    assert labels == ["5 K threshold", "validated: superconductors (1)", "validated: not superconducting (1)",
+                      "screening: superconductors (1)"]
+    plt.close(fig)
+    empty = plot_validation_parity(val.compare({"validated": {}}))
+    texts = [t.get_text() for ax in empty.axes for t in ax.texts]
+    assert texts == ["no material has both a record\nand a verified published DFT λ yet",
+                     "no reference material has a record yet"]
+    plt.close(empty)
