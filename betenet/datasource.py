@@ -37,6 +37,7 @@ __all__ = [
     "load",
     "bootstraps",
     "describe",
+    "scalar_check",
 ]
 
 SOURCES = ("ours", "upstream")
@@ -79,10 +80,12 @@ def records_dir(profile: Any) -> Path:
 
 
 def database_json() -> Path:
-    """``data/upstream/database.json`` (or under ``$BETENET_UPSTREAM_DIR``): where a user puts the authors' file."""
+    """``data/upstream/database.json`` (or under ``$BETENET_UPSTREAM_DIR``): where a user puts the authors' file;
+    when only ``betenet data download`` fetched it, ``data/upstream/download/database.json``."""
     from .upstream_split import upstream_dir
 
-    return upstream_dir() / "database.json"
+    put, downloaded = upstream_dir() / "database.json", upstream_dir() / "download" / "database.json"
+    return downloaded if not put.exists() and downloaded.exists() else put
 
 
 def ensure_upstream_records(db_json: Path | str | None = None, out_dir: Path | str | None = None, *,
@@ -163,3 +166,23 @@ def describe(profile: Any, split: Any) -> str:
         f"{info.get('n_train_paper', '?')} training and {len(split.test_ids)} of {info.get('n_test_paper', '?')} "
         f"test rows ({len(info.get('missing_train', []))} + {len(info.get('missing_test', []))} rows without a record)"
     )
+
+
+def scalar_check(records: Sequence[Any]):
+    """Summary of :func:`betenet.upstream.scalar_comparison` over the records converted from the published
+    data: per property, how many rows, the median and the largest |relative difference| between the moment
+    recomputed from the α²F and the published scalar in :data:`betenet.upstream.UPSTREAM_UNITS`.  Near zero
+    confirms the units; an empty table for records of ours (no published scalars)."""
+    import pandas as pd
+
+    from .upstream import scalar_comparison
+
+    published = [r for r in records if r.source == "upstream-bete-net"]
+    cmp = scalar_comparison(published)
+    rows = []
+    for prop, col in (("lambda", "rel_diff_lambda"), ("omega_log", "rel_diff_omega_log"), ("omega_2", "rel_diff_omega_2")):
+        d = cmp[col].abs().dropna() if len(cmp) else pd.Series(dtype=float)
+        if len(d):
+            rows.append({"property": prop, "n": len(d), "median_abs_rel_diff": float(d.median()),
+                         "max_abs_rel_diff": float(d.max()), "worst": cmp.loc[d.idxmax(), "material_id"]})
+    return pd.DataFrame(rows, columns=["property", "n", "median_abs_rel_diff", "max_abs_rel_diff", "worst"])

@@ -88,3 +88,24 @@ def test_results_page_for_upstream_shows_the_difference(tmp_path, monkeypatch):
     assert "artifacts/upstream/smoke/tables/" in page and "not* reproduced" not in page
     ours_page = pipeline.write_results_page("smoke", book_dir=tmp_path / "book2").read_text()
     assert "No Table 1 CSVs found" in ours_page  # ours and theirs never read each other's tables
+
+
+def test_scalar_check_confirms_the_standin_units_and_is_empty_for_ours(upstream_env):
+    records, _ = datasource.load(get_profile("smoke", data={"source": "upstream"}))
+    check = datasource.scalar_check(records)
+    assert list(check["property"]) == ["lambda", "omega_log", "omega_2"] and (check["n"] == 9).all()
+    assert check["max_abs_rel_diff"].max() < 1e-6
+    from betenet.records import load_records
+
+    ours = load_records(paths.RECORDS_DIR)[:3]
+    assert datasource.scalar_check(ours).empty
+
+
+def test_downloaded_database_json_is_found(tmp_path, monkeypatch):
+    monkeypatch.setenv("BETENET_UPSTREAM_DIR", str(tmp_path))
+    assert datasource.database_json() == tmp_path / "database.json"
+    (tmp_path / "download").mkdir()
+    (tmp_path / "download" / "database.json").write_text("{}")
+    assert datasource.database_json() == tmp_path / "download" / "database.json"
+    (tmp_path / "database.json").write_text("{}")
+    assert datasource.database_json() == tmp_path / "database.json"
