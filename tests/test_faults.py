@@ -379,3 +379,133 @@ def test_runs_use_the_committed_split_read_only_and_derive_others_in_artifacts(t
     # told to: --split-dir writes there
     split4, where4 = split_for_run(records + [extra], "smoke", split_dir=tmp_path / "mine")
     assert where4 == tmp_path / "mine" and (tmp_path / "mine" / "default.json").exists()
+
+
+# ============================================================================ `betenet screen` under hostile input
+
+
+@pytest.fixture(scope="module")
+def tiny_cso(tmp_path_factory):
+    """A real 3-member CSO ensemble (tiny e3nn, 3 epochs) on 6 records saved in a records directory."""
+    from test_ensemble import _tiny_profile, make_records
+
+    from betenet import ensemble as ens
+    from betenet.records import save_record
+
+    root = tmp_path_factory.mktemp("screen")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("BETENET_ARTIFACTS", str(root / "artifacts"))
+    records = make_records()
+    rec_dir = root / "records"
+    for r in records[:6]:
+        save_record(r, rec_dir)
+    prof = _tiny_profile().with_overrides(train={"max_epochs": 3}, ensemble={"n_members": 3, "variants": ("CSO",)})
+    run = ens.run_ensemble(records, prof, "CSO", [r.material_id for r in records[:6]], progress=False)
+    yield run.directory, rec_dir, root
+    mp.undo()
+
+
+def _hostile_structures(d: Path) -> dict[str, str]:
+    """name -> file of structures a hostile tester feeds to `betenet screen` (POSCAR: no site merging)."""
+    from pymatgen.core import Lattice, Structure
+
+    fcc = lambda a: Lattice([[0, a / 2, a / 2], [a / 2, 0, a / 2], [a / 2, a / 2, 0]])  # noqa: E731
+    s = {
+        "nb_ok": Structure(Lattice.cubic(3.35), ["Nb", "Nb"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
+        "v_ok": Structure(Lattice.cubic(3.03), ["V", "V"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
+        "al_0.3A": Structure(fcc(0.3), ["Al"], [[0, 0, 0]]),
+        "on_top": Structure(Lattice.cubic(3.3), ["Nb", "Nb"], [[0, 0, 0], [0, 0, 0]]),
+        "0.08A_apart": Structure(Lattice.cubic(3.3), ["Nb", "Nb"], [[0, 0, 0], [0.08 / 3.3, 0, 0]]),
+        "lone_1000A": Structure(Lattice.cubic(1000.0), ["Nb"], [[0, 0, 0]]),
+        "U_fcc": Structure(fcc(4.3), ["U"], [[0, 0, 0]]),
+        "Og_fcc": Structure(fcc(5.0), ["Og"], [[0, 0, 0]]),
+        "big_cell": Structure(Lattice.cubic(3.3), ["Nb", "Nb"], [[0, 0, 0], [0.5, 0.5, 0.5]]).make_supercell([6, 6, 5], in_place=False),
+    }
+    out = {}
+    for name, st in s.items():
+        path = d / f"{name}.vasp"
+        st.to(filename=str(path), fmt="poscar")
+        out[name] = str(path)
+    return out
+
+
+def test_screen_guards_refuse_unphysical_structures_with_reasons(tmp_path):
+    from betenet.screening import guard_structure, read_structures
+
+    files = _hostile_structures(tmp_path)
+    ok, bad = read_structures(list(files.values()))
+    assert not bad
+    why = {Path(f).stem: guard_structure(s) for f, s in ok}
+    assert why["nb_ok"] is None and why["v_ok"] is None and why["U_fcc"] is None and why["Og_fcc"] is None
+    assert "volume per atom 0.00675 Å^3 < 2 Å^3: atoms overlap" in why["al_0.3A"]
+    assert "are 0.000 Å apart" in why["on_top"] and "overlapping atoms" in why["on_top"]
+    assert "0.080 Å apart" in why["0.08A_apart"] and "overlapping atoms" in why["0.08A_apart"]
+    assert "mostly vacuum" in why["lone_1000A"]
+    assert why["big_cell"].startswith("360 atoms in the cell; at most 256")
+
+
+def test_screen_ranks_flagged_structures_last_and_refuses_bad_options(tiny_cso, tmp_path, capsys):
+    """The real command line on the hostile set: unphysical cells are refused by name, unknown elements
+    are flagged and ranked below every in-domain structure, the spread calibration is reported; NaN μ*,
+    negative z and --top -2 are usage errors (exit 2)."""
+    import pandas as pd
+
+    from betenet.cli import main
+
+    run_dir, rec_dir, root = tiny_cso
+    files = _hostile_structures(tmp_path)
+    csv = tmp_path / "out" / "ranked.csv"
+    rc = main(["screen", *files.values(), "--run-dir", str(run_dir), "--records", str(rec_dir), "--profile", "smoke",
+               "--csv", str(csv)])
+    out, err = capsys.readouterr()
+    assert rc == 0
+    for name in ("al_0.3A", "on_top", "0.08A_apart", "lone_1000A", "big_cell"):
+        assert f"skipped {files[name]}: refused: " in err
+    t = pd.read_csv(csv)
+    assert set(t["file"]) == {files[n] for n in ("nb_ok", "v_ok", "U_fcc", "Og_fcc")}
+    flagged = t[~t["in_domain"]]
+    assert set(flagged["file"]) == {files["U_fcc"], files["Og_fcc"]}
+    assert flagged["flags"].str.contains("not in the 6 training materials").all()
+    assert t.loc[t["in_domain"], "rank"].max() < flagged["rank"].min()  # never above an unflagged one
+    assert "OUTSIDE THE TRAINING DOMAIN" in out and "2 outside the training domain" in out
+    assert "spread" in out and not list(tmp_path.joinpath("out").glob("*.tmp"))
+    for bad, msg in ((["--mu-star", "nan"], "--mu-star: expected a finite number in [0, 1), got nan"),
+                     (["--z", "-3"], "--z: expected a finite number in [0, inf], got -3"),
+                     (["--top", "-2"], "--top: expected an integer >= 1, got -2")):
+        with pytest.raises(SystemExit) as exc:
+            main(["screen", files["nb_ok"], "--run-dir", str(run_dir), *bad])
+        assert exc.value.code == 2 and msg in capsys.readouterr().err
+
+
+def test_oob_spread_calibration_on_known_errors(tmp_path):
+    """Members' oob.npz with Einstein spectra whose member spread is half the error: raw ±1σ covers
+    nothing, the calibration factor brings 68 % within ±scale·σ."""
+    from betenet.constants import TARGET_BIN_WIDTH_MEV, TARGET_GRID_MEV
+    from betenet.physics import tc_allen_dynes_from_a2f
+    from betenet.screening import oob_spread_calibration
+
+    w = np.asarray(TARGET_GRID_MEV, dtype=float)
+    ids = [f"m{i}" for i in range(10)]
+
+    def spike(k, area):
+        a = np.zeros(w.size)
+        a[k] = area / TARGET_BIN_WIDTH_MEV
+        return a
+
+    target = np.stack([spike(10, 10.0) for _ in ids])
+    dirs = []
+    for m, f in enumerate((1.10, 1.20)):  # two members, both over-predicting; spread << error
+        d = tmp_path / f"member-{m:03d}"
+        d.mkdir()
+        pred = np.stack([spike(10, 10.0 * (f + 0.01 * i)) for i in range(len(ids))])
+        np.savez_compressed(d / "oob.npz", ids=np.array(ids), pred_a2f=pred, target_a2f=target, omega_meV=w)
+        dirs.append(d)
+    cal = oob_spread_calibration(dirs)
+    assert cal is not None and cal.n == 10
+    tc_true = float(tc_allen_dynes_from_a2f(w, target[0]))
+    p = [np.array([float(tc_allen_dynes_from_a2f(w, spike(10, 10.0 * (f + 0.01 * i)))) for f in (1.10, 1.20)]) for i in range(10)]
+    z = np.array([abs(q.mean() - tc_true) / q.std() for q in p])
+    assert cal.coverage_1sigma_raw == pytest.approx(np.mean(z <= 1)) and cal.coverage_1sigma_raw < 0.5
+    assert cal.scale == pytest.approx(np.quantile(z, 0.683)) and cal.scale > 1
+    assert cal.coverage_1sigma_cal >= 0.683 - 1e-9
+    assert oob_spread_calibration(dirs[:1]) is None  # one member: no spread to calibrate
