@@ -124,8 +124,15 @@ SOURCES: dict[str, Source] = {s.key: s for s in [
     Source(
         "bristol-cu-ag-au-pt",
         "University of Bristol School of Chemistry web project 2006, 'Which elements are low-temperature "
-        "superconductors?' (www.chm.bris.ac.uk/webprojects2006/Truscott/pagec_r.html), after superconductors.org",
+        "superconductors?' (www.chm.bris.ac.uk/webprojects2006/Truscott/pagec_r.html), after superconductors.org; "
+        "used for Pt, whose CRC entry (pymatgen) is also empty",
         f"page text ({_READ}): copper, silver, platinum and gold do not become superconductors at low temperature",
+    ),
+    Source(
+        "ummarino2024",
+        "G. A. Ummarino, A. Zaccone, 'Can the noble metals (Au, Ag and Cu) be superconductors?', arXiv:2406.16621 (2024)",
+        f"abstract and first paragraph (ar5iv copy, {_READ}): Au, Ag and Cu are not superconductors, even under high "
+        "pressure (citing Khan & Raub 1975; Buzea & Robbie 2004)",
     ),
     Source(
         "kong2001",
@@ -246,9 +253,9 @@ REFERENCE_SET: tuple[ReferenceMaterial, ...] = (
     _el("Ir1-fcc", "Ir (fcc)", 0.11, issue="5d metal: spin-orbit coupling omitted"),
     _el("Be1-hcp", "Be (hcp)", 0.026, issue="T_c = 0.026 K: a λ error matters only if it lifts T_c above the 5 K threshold (the screening records did, issue 15)"),
     # --- elemental non-superconductors at ambient pressure ---
-    _el("Cu1-fcc", "Cu (fcc)", None, status="bristol-cu-ag-au-pt"),
-    _el("Ag1-fcc", "Ag (fcc)", None, status="bristol-cu-ag-au-pt"),
-    _el("Au1-fcc", "Au (fcc)", None, status="bristol-cu-ag-au-pt"),
+    _el("Cu1-fcc", "Cu (fcc)", None, status="ummarino2024"),
+    _el("Ag1-fcc", "Ag (fcc)", None, status="ummarino2024"),
+    _el("Au1-fcc", "Au (fcc)", None, status="ummarino2024"),
     _el("Pt1-fcc", "Pt (fcc)", None, status="bristol-cu-ag-au-pt",
         issue="5d metal: spin-orbit coupling omitted; spin fluctuations (knapp1974) suppress pairing, ignored by Allen–Dynes"),
     _el("Pd1-fcc", "Pd (fcc)", None, status="crc-pymatgen-none", issue=_SF.replace("suppress T_c in this nearly magnetic d metal", "suppress pairing in Pd")
