@@ -94,8 +94,16 @@ class ReferenceMaterial:
     lambda_exp: LiteratureValue | None = None
     #: Why isotropic DFT + Allen–Dynes may miss here (empty: no known reason).
     known_issue: str = ""
+    #: Which way ``known_issue`` pushes our answer, where the cited physics says so: ``"low"`` (we expect
+    #: too small a λ / T_c), ``"high"``, or ``None`` (no direction established).  A miss the other way is
+    #: not explained by the note (:func:`betenet.validation.summarize`).
+    lambda_bias: Literal["low", "high"] | None = None
+    tc_bias: Literal["low", "high"] | None = None
 
     def __post_init__(self) -> None:
+        for name in ("lambda_bias", "tc_bias"):
+            if getattr(self, name) not in (None, "low", "high"):
+                raise ValueError(f"{self.material_id}: {name} must be 'low', 'high' or None, got {getattr(self, name)!r}")
         if self.status_source not in SOURCES:
             raise ReferenceError(f"{self.material_id}: unknown status_source {self.status_source!r}; known: {sorted(SOURCES)}")
         if self.superconductor and self.tc_exp_K is None:
@@ -219,10 +227,11 @@ _SF = ("spin fluctuations (paramagnons) suppress T_c in this nearly magnetic d m
 
 
 def _el(mid: str, label: str, tc: float | None, *, issue: str = "", lam_exp: LiteratureValue | None = None,
-        status: str = _CRC) -> ReferenceMaterial:
+        status: str = _CRC, lambda_bias: str | None = None, tc_bias: str | None = None) -> ReferenceMaterial:
     return ReferenceMaterial(
         mid, label, "element", superconductor=tc is not None, status_source=status,
         tc_exp_K=None if tc is None else LiteratureValue(tc, _CRC), lambda_exp=lam_exp, known_issue=issue,
+        lambda_bias=lambda_bias, tc_bias=tc_bias,  # type: ignore[arg-type]
     )
 
 
@@ -235,10 +244,11 @@ REFERENCE_SET: tuple[ReferenceMaterial, ...] = (
         tc_exp_K=LiteratureValue(9.25, _CRC), lambda_dft=LiteratureValue(1.057, "zarea2023"),
         known_issue="Zarea et al. reproduce T_c = 9.33 K from their DFT λ = 1.057 only with μ* = 0.218 (Eliashberg): "
                     "with μ* = 0.1, a λ as large as published DFT over-predicts Nb's T_c",
+        tc_bias="high",
     ),
-    _el("Pb1-fcc", "Pb (fcc)", 7.2, issue=_SO),
+    _el("Pb1-fcc", "Pb (fcc)", 7.2, issue=_SO, lambda_bias="low", tc_bias="low"),
     _el("Ta1-bcc", "Ta (bcc)", 4.47, lam_exp=LiteratureValue(0.73, "wolf1981", "proximity tunnelling, μ* = 0.10")),
-    _el("V1-bcc", "V (bcc)", 5.4, issue=_SF.replace("this nearly magnetic d metal", "V")),
+    _el("V1-bcc", "V (bcc)", 5.4, issue=_SF.replace("this nearly magnetic d metal", "V"), tc_bias="high"),
     _el("Mo1-bcc", "Mo (bcc)", 0.915),
     _el("W1-bcc", "W (bcc)", 0.015, issue="T_c far below 1 K: only the sign of the error (predicted ≪ 5 K) is meaningful"),
     _el("Ti1-hcp", "Ti (hcp)", 0.4),
@@ -257,10 +267,11 @@ REFERENCE_SET: tuple[ReferenceMaterial, ...] = (
     _el("Ag1-fcc", "Ag (fcc)", None, status="ummarino2024"),
     _el("Au1-fcc", "Au (fcc)", None, status="ummarino2024"),
     _el("Pt1-fcc", "Pt (fcc)", None, status="bristol-cu-ag-au-pt",
-        issue="5d metal: spin-orbit coupling omitted; spin fluctuations (knapp1974) suppress pairing, ignored by Allen–Dynes"),
+        issue="5d metal: spin-orbit coupling omitted; spin fluctuations (knapp1974) suppress pairing, ignored by Allen–Dynes",
+        tc_bias="high"),
     _el("Pd1-fcc", "Pd (fcc)", None, status="crc-pymatgen-none", issue=_SF.replace("suppress T_c in this nearly magnetic d metal", "suppress pairing in Pd")
         + " (knapp1974; Savrasov & Savrasov 1996: λ agrees with specific heat without paramagnons in every metal "
-          "they studied except Pd)"),
+          "they studied except Pd)", tc_bias="high"),
     _el("Na1-bcc", "Na (bcc)", None, status="crc-pymatgen-none"),
     _el("K1-bcc", "K (bcc)", None, status="crc-pymatgen-none"),
     _el("Mg1-hcp", "Mg (hcp)", None, status="crc-pymatgen-none"),
@@ -272,13 +283,15 @@ REFERENCE_SET: tuple[ReferenceMaterial, ...] = (
         known_issue="two-gap (σ/π) anisotropic superconductor: conventional isotropic models fail to predict its T_c "
                     "(choi2002); one isotropic α²F with the Allen–Dynes formula is expected to fall short of 39 K "
                     "(Kong et al. reach 40 K by solving the Eliashberg equations, μ* = 0.10)",
+        tc_bias="low",
     ),
     ReferenceMaterial(
         "NbC-B1", "NbC", "compound", superconductor=True, status_source="dicataldo2025",
         tc_exp_K=LiteratureValue(11.5, "dicataldo2025", "upper end of the reported range 0–11.5 K (carbon vacancies lower it)"),
         lambda_dft=LiteratureValue(1.0, "dicataldo2025", "one decimal"),
         omega_log_dft_K=LiteratureValue(299.0, "dicataldo2025"),
-        known_issue="real samples are carbon-deficient (NbC_x); T_c depends on x",
+        known_issue="real samples are carbon-deficient (NbC_x): the measured T_c spans 0–11.5 K with composition "
+                    "(dicataldo2025), and the stoichiometric crystal computed here need not match its upper end",
     ),
     ReferenceMaterial(
         "TaC-B1", "TaC", "compound", superconductor=True, status_source="dicataldo2025",

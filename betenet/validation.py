@@ -14,13 +14,16 @@ material and level:
 ``lambda_vs_dft``
     every elemental metal with a published DFT λ has |λ/λ_DFT − 1| ≤ 25 %;
 ``tc_mae``
-    the mean |T_c(Allen–Dynes) − T_c(experiment)| over the superconductors is ≤ 3.5 K;
+    the mean |T_c(Allen–Dynes) − T_c(experiment)| over the superconductors is ≤ 3.5 K (its "misses"
+    are the materials off by more than 3.5 K);
 ``non_superconductors``
     no metal without an ambient-pressure superconducting transition is predicted above 5 K.
 
 A check with no material to evaluate is reported as not evaluable (``passed = None``), never as
 passed.  Every miss carries the reference entry's ``known_issue`` (spin–orbit coupling for Pb/Tl,
-anisotropy for MgB2, spin fluctuations for Pd/V, ...).  A material whose record does not exist yet
+anisotropy for MgB2, spin fluctuations for Pd/V, ...) and whether that note explains it: a note
+explains a miss only in the direction it predicts (``lambda_bias``/``tc_bias`` of
+:class:`betenet.reference.ReferenceMaterial`); a miss the other way is "unexplained".  A material whose record does not exist yet
 (the validated batch is still running) is listed with ``has_record = False`` by
 :func:`coverage`, not silently dropped.
 
@@ -122,14 +125,14 @@ def _row(ref: ReferenceMaterial, level: str, rec: MaterialRecord, mu_star: float
         "flags": ",".join(rec.flags),
         "dft_source": ref.lambda_dft.source if ref.lambda_dft else "",
         "tc_exp_source": ref.tc_exp_K.source if ref.tc_exp_K else ref.status_source,
-        "known_issue": ref.known_issue,
+        "known_issue": ref.known_issue, "lambda_bias": ref.lambda_bias, "tc_bias": ref.tc_bias,
     }
 
 
 _COLUMNS = ["material_id", "label", "level", "accuracy", "kind", "superconductor", "lambda", "lambda_uncertainty",
             "omega_log_K", "omega_2_K", "lambda_dft", "lambda_ratio", "omega_log_dft_K", "omega_log_ratio",
             "lambda_exp", "tc_ad_K", "tc_exp_K", "tc_error_K", "mu_star", "flags", "dft_source", "tc_exp_source",
-            "known_issue"]
+            "known_issue", "lambda_bias", "tc_bias"]
 
 
 def compare(records_by_level: Mapping[str, Mapping[str, MaterialRecord]], *, mu_star: float = ScreeningConfig().mu_star,
@@ -164,9 +167,24 @@ def coverage(records_by_level: Mapping[str, Mapping[str, MaterialRecord]],
     return pd.DataFrame(data)
 
 
-def _miss(row: pd.Series, value: float, what: str) -> dict[str, Any]:
-    return {"material_id": row["material_id"], "value": float(value), "what": what,
-            "known_issue": row["known_issue"] or "no known reason: unexplained", "flags": row["flags"]}
+def _miss(row: pd.Series, value: float, what: str, direction: str, bias_column: str) -> dict[str, Any]:
+    """A material outside its goal, with what the reference set says about it.
+
+    ``explanation``: ``"expected"`` when the reference's known issue predicts a miss in this direction
+    (``bias_column`` = ``direction``), ``"possible"`` when it names a reason without a direction,
+    ``"unexplained"`` when there is no known issue or it predicts the opposite direction.
+    """
+    note, bias = row["known_issue"], row[bias_column]
+    if note and bias == direction:
+        explanation, text = "expected", note
+    elif note and bias is None:
+        explanation, text = "possible", note
+    elif note:
+        explanation, text = "unexplained", f"too {direction}, while the known issue predicts too {bias}: {note}"
+    else:
+        explanation, text = "unexplained", "no known reason"
+    return {"material_id": row["material_id"], "value": float(value), "what": what, "direction": direction,
+            "explanation": explanation, "known_issue": text, "flags": row["flags"]}
 
 
 def summarize(df: pd.DataFrame, level: str, goals: ValidationGoals = ValidationGoals()) -> dict[str, Any]:
@@ -187,7 +205,8 @@ def summarize(df: pd.DataFrame, level: str, goals: ValidationGoals = ValidationG
         "goal": f"|λ/λ_DFT − 1| ≤ {goals.lambda_rel_tol:.0%} for every elemental metal with a published DFT λ",
         "n": int(len(lam)), "value": float(dev.max()) if len(lam) else float("nan"),
         "passed": None if lam.empty else bool((dev <= goals.lambda_rel_tol).all()),
-        "misses": [_miss(r, r["lambda_ratio"], "λ/λ_DFT") for _, r in lam[dev > goals.lambda_rel_tol].iterrows()],
+        "misses": [_miss(r, r["lambda_ratio"], "λ/λ_DFT", "low" if r["lambda_ratio"] < 1 else "high", "lambda_bias")
+                   for _, r in lam[dev > goals.lambda_rel_tol].iterrows()],
     }
 
     sc = d[(d["superconductor"] == True) & d["tc_exp_K"].notna()]  # noqa: E712 (object column with None)
@@ -198,8 +217,8 @@ def summarize(df: pd.DataFrame, level: str, goals: ValidationGoals = ValidationG
         "n": int(len(sc)), "value": mae,
         "passed": None if sc.empty else bool(mae <= goals.tc_mae_max_K),
         # the materials that carry the error: those off by more than the allowed mean
-        "misses": [_miss(r, r["tc_error_K"], "T_c(AD) − T_c(exp), K")
-                   for _, r in sc[err > goals.tc_mae_max_K].iterrows()],
+        "misses": [_miss(r, r["tc_error_K"], "T_c(AD) − T_c(exp), K", "low" if r["tc_error_K"] < 0 else "high",
+                         "tc_bias") for _, r in sc[err > goals.tc_mae_max_K].iterrows()],
     }
 
     ns = d[d["superconductor"] == False]  # noqa: E712
@@ -207,7 +226,8 @@ def summarize(df: pd.DataFrame, level: str, goals: ValidationGoals = ValidationG
         "goal": f"no non-superconductor predicted at or above {goals.non_sc_tc_max_K:g} K",
         "n": int(len(ns)), "value": float(ns["tc_ad_K"].max()) if len(ns) else float("nan"),
         "passed": None if ns.empty else bool((ns["tc_ad_K"] < goals.non_sc_tc_max_K).all()),
-        "misses": [_miss(r, r["tc_ad_K"], "T_c(AD), K") for _, r in ns[ns["tc_ad_K"] >= goals.non_sc_tc_max_K].iterrows()],
+        "misses": [_miss(r, r["tc_ad_K"], "T_c(AD), K", "high", "tc_bias")
+                   for _, r in ns[ns["tc_ad_K"] >= goals.non_sc_tc_max_K].iterrows()],
     }
 
     # not a goal of the issue, reported beside it: the compounds against their published DFT λ
@@ -217,7 +237,8 @@ def summarize(df: pd.DataFrame, level: str, goals: ValidationGoals = ValidationG
         "goal": f"(reported, not a goal) |λ/λ_DFT − 1| ≤ {goals.lambda_rel_tol:.0%} for the compounds",
         "n": int(len(comp)), "value": float(cdev.max()) if len(comp) else float("nan"),
         "passed": None if comp.empty else bool((cdev <= goals.lambda_rel_tol).all()),
-        "misses": [_miss(r, r["lambda_ratio"], "λ/λ_DFT") for _, r in comp[cdev > goals.lambda_rel_tol].iterrows()],
+        "misses": [_miss(r, r["lambda_ratio"], "λ/λ_DFT", "low" if r["lambda_ratio"] < 1 else "high", "lambda_bias")
+                   for _, r in comp[cdev > goals.lambda_rel_tol].iterrows()],
     }
     return {"level": level, "n_materials": int(len(d)), "checks": checks}
 
@@ -230,7 +251,8 @@ def checks_table(summaries: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             status = "not evaluable (no material)" if c["passed"] is None else ("met" if c["passed"] else "missed")
             rows.append({"level": s["level"], "check": name, "goal": c["goal"], "n": c["n"],
                          "value": c["value"], "status": status,
-                         "misses": "; ".join(f"{m['material_id']} ({m['value']:.2f}): {m['known_issue']}" for m in c["misses"])})
+                         "misses": "; ".join(f"{m['material_id']} ({m['value']:.2f}, {m['explanation']}): {m['known_issue']}"
+                                             for m in c["misses"])})
     return pd.DataFrame(rows, columns=["level", "check", "goal", "n", "value", "status", "misses"])
 
 

@@ -89,6 +89,12 @@ def test_known_issues_name_the_physics_of_the_expected_misses():
     for mid in ("Pd1-fcc", "V1-bcc"):
         assert "spin fluctuations" in ref.reference(mid).known_issue, mid
     assert "dynamically unstable" in ref.reference("NbN-B1").known_issue
+    # the direction each note predicts: spin-orbit coupling → λ and T_c too low; spin fluctuations → T_c too high
+    biases = {e.material_id: (e.lambda_bias, e.tc_bias) for e in ref.REFERENCE_SET if e.lambda_bias or e.tc_bias}
+    assert biases == {"Pb1-fcc": ("low", "low"), "V1-bcc": (None, "high"), "Pd1-fcc": (None, "high"),
+                      "Pt1-fcc": (None, "high"), "Nb1-bcc": (None, "high"), "MgB2-AlB2": (None, "low")}
+    with pytest.raises(ValueError, match="X1-fcc: tc_bias must be 'low', 'high' or None, got 'up'"):
+        ref.ReferenceMaterial("X1-fcc", "X", "element", superconductor=False, status_source="crc-pymatgen", tc_bias="up")
 
 
 def test_unknown_ids_and_sources_raise_naming_them():
