@@ -1351,12 +1351,14 @@ def oob_ensemble_properties(directory: Path | str, records: Sequence[Any], *, mu
 
 def cli_main(argv: list[str]) -> int:
     """``betenet ensemble run --profile P --variant V`` / ``betenet ensemble status --profile P``."""
+    from .cli_types import positive_int
+
     p = argparse.ArgumentParser(prog="betenet ensemble", description="Train / resume / inspect bootstrap ensembles (Dask).")
     sub = p.add_subparsers(dest="action", required=True)
     r = sub.add_parser("run", help="train or resume ensembles on the saved train split (records in data/records)")
     r.add_argument("--profile", default="default", help="smoke | default | paper")
     r.add_argument("--variant", nargs="*", choices=VARIANTS, help="default: the profile's EnsembleConfig.variants")
-    r.add_argument("--n-members", type=int, default=None, help="override EnsembleConfig.n_members")
+    r.add_argument("--n-members", type=positive_int, default=None, help="override EnsembleConfig.n_members")
     r.add_argument("--records", default=None, help="record directory (default: data/records)")
     r.add_argument("--split-dir", default=None,
                    help="directory of the train/test split files, made or extended there if needed (default: the "
@@ -1387,6 +1389,8 @@ def cli_main(argv: list[str]) -> int:
     if args.device:
         prof = prof.with_overrides(train={"device": args.device})
     records = load_records(Path(args.records) if args.records else RECORDS_DIR)
+    if not records:
+        raise FileNotFoundError(f"{args.records or RECORDS_DIR}: no record files (*.json) in this directory")
     split, split_where = split_for_run(records, prof.name, split_dir=args.split_dir)
     print(f"# split {split.name!r} from {split_where}: {len(split.train_ids)} train / {len(split.test_ids)} test",
           file=sys.stderr)

@@ -1008,6 +1008,7 @@ def cli_main(argv: list[str]) -> int:
     """``betenet train``: train one model on the training split of the project's records."""
     import argparse
 
+    from .cli_types import positive_int
     from .paths import RECORDS_DIR, SPLITS_DIR, artifacts_dir
 
     p = argparse.ArgumentParser(
@@ -1019,7 +1020,7 @@ def cli_main(argv: list[str]) -> int:
     p.add_argument("--variant", default=None, choices=["CSO", "CPD", "FPD"], help="default: the profile's")
     p.add_argument("--run-dir", default=None,
                    help="default: artifacts/<profile>/train/main-<variant>-<key>, the run notebook 03 uses")
-    p.add_argument("--epochs", type=int, default=None, help="override max_epochs (extends a finished run)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="override max_epochs (extends a finished run)")
     p.add_argument("--records", default=str(RECORDS_DIR), help="directory of record JSON files")
     p.add_argument("--split-dir", default=None,
                    help=f"directory of the train/test split files, made or extended there if needed (default: the "
@@ -1030,7 +1031,7 @@ def cli_main(argv: list[str]) -> int:
     p.add_argument("--benchmark", nargs=2, type=int, metavar=("N_TRAIN", "N_VAL"), default=None,
                    help="time epochs of a bootstrap member of N_TRAIN samples validated on N_VAL (drawn with "
                    "replacement from the training split; the paper: 654 238) instead of training; prints JSON")
-    p.add_argument("--bench-epochs", type=int, default=10, help="timed epochs (after 2 warm-up epochs)")
+    p.add_argument("--bench-epochs", type=positive_int, default=10, help="timed epochs (after 2 warm-up epochs)")
     p.add_argument("--bench-supercell", type=int, nargs=3, default=(1, 1, 1), metavar=("NA", "NB", "NC"),
                    help="time on supercells of the records (more atoms per crystal, as the paper's cells)")
     p.add_argument("--bench-rattle", type=float, default=0.03,
@@ -1047,6 +1048,8 @@ def cli_main(argv: list[str]) -> int:
         prof = prof.with_overrides(train={"device": args.device})
     variant = args.variant or prof.model.variant
     records = load_records(Path(args.records))
+    if not records:
+        raise FileNotFoundError(f"{args.records}: no record files (*.json) in this directory")
     split, split_where = split_for_run(records, prof.name, split_dir=args.split_dir)
     print(f"# split {split.name!r} from {split_where}: {len(split.train_ids)} train / {len(split.test_ids)} test",
           file=sys.stderr)
