@@ -509,3 +509,49 @@ def test_oob_spread_calibration_on_known_errors(tmp_path):
     assert cal.scale == pytest.approx(np.quantile(z, 0.683)) and cal.scale > 1
     assert cal.coverage_1sigma_cal >= 0.683 - 1e-9
     assert oob_spread_calibration(dirs[:1]) is None  # one member: no spread to calibrate
+
+
+# ============================================================================ one error path for the command line
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--profile", "nope"], "betenet train: error: unknown profile 'nope'; expected one of"),
+    (["ensemble", "run", "--profile", "nope"], "betenet ensemble: error: unknown profile 'nope'"),
+    (["train", "--profile", "smoke", "--records", "{tmp}/missing"], "betenet train: error: record directory {tmp}/missing does not exist"),
+    (["ensemble", "run", "--profile", "smoke", "--records", "{tmp}/empty"],
+     "betenet ensemble: error: {tmp}/empty: no record files (*.json) in this directory"),
+    (["train", "--profile", "smoke", "--run-dir", "{tmp}/a_file/run"], "betenet train: error: {tmp}/a_file/run: Not a directory"),
+    (["qe", "status", "--runs-dir", "{tmp}/runs"], "betenet qe: error: {tmp}/runs/X1-fcc/status.json: not valid JSON (empty file)"),
+])
+def test_ordinary_mistakes_exit_2_with_one_line_naming_the_file(tmp_path, capsys, argv, message):
+    from betenet.cli import main
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "a_file").write_text("not a directory")
+    (tmp_path / "runs" / "X1-fcc").mkdir(parents=True)
+    (tmp_path / "runs" / "X1-fcc" / "status.json").write_text("")
+    rc = main([a.format(tmp=tmp_path) for a in argv])
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if not ln.startswith("#")]
+    assert rc == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert message.format(tmp=tmp_path) in lines[0]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--epochs", "0"], "argument --epochs: expected an integer >= 1, got 0"),
+    (["ensemble", "run", "--n-members", "0"], "argument --n-members: expected an integer >= 1, got 0"),
+])
+def test_unchecked_options_are_usage_errors(capsys, argv, message):
+    from betenet.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_bug_keeps_its_traceback():
+    """Only ordinary mistakes are turned into one line; a programming error is not hidden."""
+    from betenet.cli import is_user_error
+
+    assert is_user_error(FileNotFoundError(2, "No such file", "x.json")) and is_user_error(ValueError("bad"))
+    assert not is_user_error(TypeError("unsupported operand")) and not is_user_error(AttributeError("x"))
