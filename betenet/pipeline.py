@@ -232,8 +232,9 @@ def tidy_executed_notebook(path: Path) -> dict[str, int]:
 
     * cells tagged ``parameters`` or ``injected-parameters`` get the ``remove-cell`` tag (the page
       states the profile itself; the cells stay in the file);
-    * progress-bar outputs are dropped: tqdm's stderr redraws and ``tqdm.auto`` widget views (with the
-      notebook's widget state, which only they used). Every other output is kept as it is.
+    * progress-bar outputs are dropped: tqdm's stderr redraws, the bare newline it writes when it
+      closes, and ``tqdm.auto`` widget views (with the notebook's widget state, which only they
+      used). Every other output is kept as it is.
 
     Returns counts ``{"hidden_cells": n, "progress_outputs": m}``.  Idempotent.
     """
@@ -252,6 +253,9 @@ def tidy_executed_notebook(path: Path) -> dict[str, int]:
             continue
         outputs = []
         for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr" and not out.get("text", "").strip():
+                removed += 1  # what tqdm leaves when it closes: a bare newline, shown as an empty box
+                continue
             if out.get("output_type") == "stream" and _is_progress_text(out.get("text", "")):
                 text = _strip_progress_stream(out["text"])
                 if not text.strip():
