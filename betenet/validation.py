@@ -170,15 +170,23 @@ def coverage(records_by_level: Mapping[str, Mapping[str, MaterialRecord]],
 def _miss(row: pd.Series, value: float, what: str, direction: str, bias_column: str) -> dict[str, Any]:
     """A material outside its goal, with what the reference set says about it.
 
-    ``explanation``: ``"expected"`` when the reference's known issue predicts a miss in this direction
-    (``bias_column`` = ``direction``), ``"possible"`` when it names a reason without a direction,
-    ``"unexplained"`` when there is no known issue or it predicts the opposite direction.
+    ``explanation``: ``"expected"`` when the reference's known issue predicts a miss of this quantity in
+    this direction (``bias_column`` = ``direction``); ``"possible"`` when the note names a reason but no
+    direction for either quantity; ``"unexplained"`` when there is no note, when it predicts the
+    opposite direction, or when it concerns only the other quantity (a T_c note for a λ miss).
     """
-    note, bias = row["known_issue"], row[bias_column]
+    other = "tc_bias" if bias_column == "lambda_bias" else "lambda_bias"
+    def _bias(x: Any) -> str | None:  # pandas may hold a missing direction as None or NaN
+        return x if x in ("low", "high") else None
+
+    note, bias, other_bias = row["known_issue"], _bias(row[bias_column]), _bias(row[other])
+    quantity = "λ" if bias_column == "lambda_bias" else "T_c"
     if note and bias == direction:
         explanation, text = "expected", note
-    elif note and bias is None:
+    elif note and bias is None and other_bias is None:
         explanation, text = "possible", note
+    elif note and bias is None:
+        explanation, text = "unexplained", f"no known reason for {quantity} (the note concerns the other quantity: {note})"
     elif note:
         explanation, text = "unexplained", f"too {direction}, while the known issue predicts too {bias}: {note}"
     else:

@@ -106,6 +106,13 @@ def test_summarize_evaluates_the_three_goals_and_explains_each_miss():
     assert [(m["material_id"], m["explanation"], m["known_issue"]) for m in ns["misses"]] == [
         ("Cu1-fcc", "unexplained", "no known reason")]
 
+    # a T_c note does not explain a λ miss: Nb's λ at 0.6 is 'unexplained' although Nb has a (T_c) note
+    recs["validated"]["Nb1-bcc"] = _record("Nb1-bcc", 0.6, 200.0)
+    s1 = val.summarize(val.compare(recs, mu_star=0.1, references=_refs()), "validated")
+    nb_lam = [m for m in s1["checks"]["lambda_vs_dft"]["misses"] if m["material_id"] == "Nb1-bcc"][0]
+    assert nb_lam["explanation"] == "unexplained" and nb_lam["known_issue"].startswith("no known reason for λ")
+    recs["validated"]["Nb1-bcc"] = _record("Nb1-bcc", 1.24, 200.0)
+
     # the same set with Cu's λ at 0.2 and Pb's at 1.4 meets the λ and non-superconductor goals
     recs["validated"]["Cu1-fcc"] = _record("Cu1-fcc", 0.2, 250.0)
     recs["validated"]["Pb1-fcc"] = _record("Pb1-fcc", 1.4, 60.0)
