@@ -81,6 +81,8 @@ FLAGS: dict[str, str] = {
     "(betenet.qe.prototypes.CURATED_PRIORITY) or an element without a GROUND_STATE entry",
     "broadening_sensitive": "the λ label uncertainty (half the range of λ over the selected and neighbouring el-ph "
     "broadenings) exceeds betenet.qe.labels.BROADENING_SENSITIVE_RTOL (10 %) of λ: λ is not converged in σ",
+    "broadening_unconverged": "no plateau of λ(σ) was found (betenet.qe.broadening.select_plateau): the label "
+    "uses the level's fallback broadening and λ is still drifting with σ for this k mesh",
     "omega_log_qe_mismatch": "ω_log of the α²F differs from QE's mode-sum ω_log by more than 3 % "
     "(low-frequency tail; λ agrees within LAMBDA_QE_RTOL)",
     "clipped_moments": "a schema-1 record of the QE workflow: α²F was clipped at zero before its moments "

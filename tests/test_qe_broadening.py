@@ -89,3 +89,23 @@ def test_boundary_first_q_order_puts_the_longest_points_first():
     order = _Run._q_order(SimpleNamespace(cfg=QE_VALIDATED), qs)
     assert order == [8, 5, 7, 3, 6, 4, 2]
     assert _Run._q_order(SimpleNamespace(cfg=QEConfig()), qs) == [2, 3, 4, 5, 6, 7, 8]
+
+
+def test_build_record_records_the_plateau_choice_on_the_real_al_run():
+    """The screening Al run rebuilt with plateau selection: the record's σ is the plateau's, its provenance
+    says how it was chosen, and the labels equal QE's mode sum at that σ."""
+    from betenet.paths import QE_RUNS_DIR
+    from betenet.qe.parsers import parse_lambda_file
+    from betenet.qe.workflow import build_record
+
+    run = QE_RUNS_DIR / "Al1-fcc"
+    if not (run / "lambda").exists():
+        pytest.skip("needs data/qe/Al1-fcc")
+    cfg = dataclasses.replace(QEConfig(), elph_sigma_selection="plateau")
+    rows = parse_lambda_file(run / "lambda")
+    want = select_plateau([r.broadening_Ry for r in rows], [r.lambda_ for r in rows], fallback_index=cfg.elph_smearing_index)
+    rec = build_record("Al1-fcc", cfg, runs_dir=QE_RUNS_DIR)
+    assert rec.provenance["elph_broadening"] == want.as_dict()
+    assert rec.provenance["elph_smearing_Ry"] == pytest.approx(want.sigma_Ry)
+    assert rec.provenance["lambda_qe"] == rows[want.index - 1].lambda_
+    assert ("broadening_unconverged" in rec.flags) == (want.method == "plateau-fallback")

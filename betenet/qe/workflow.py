@@ -54,7 +54,7 @@ from pymatgen.core import Structure
 from ..config import QEConfig
 from ..constants import CMM1_IN_MEV, GHZ_IN_MEV, IMAGINARY_MODE_THRESHOLD_MEV, RY_IN_MEV
 from ..paths import QE_RUNS_DIR, RECORDS_DIR
-from .broadening import choose_for_run
+from .broadening import BroadeningChoice, choose_for_run
 from .filters import QualityReport, quality_report
 from .inputs import (
     Namelist,
@@ -1181,13 +1181,19 @@ def refilter(material_id: str, cfg: QEConfig, *, runs_dir: Path | None = None) -
 # --------------------------------------------------------------------------------------------
 
 
-def _a2f_selected(run_dir: Path, cfg: QEConfig) -> tuple[np.ndarray, np.ndarray, float]:
+def _a2f_selected(run_dir: Path, cfg: QEConfig) -> tuple[np.ndarray, np.ndarray, BroadeningChoice]:
+    """ω (meV), α²F of the broadening ``cfg`` selects (:func:`betenet.qe.broadening.select_broadening`) and the choice."""
     header, data = _read_table(run_dir / "a2f.dat.gz")
-    idx = choose_for_run(run_dir, cfg).index if cfg.elph_sigma_selection != "index" else cfg.elph_smearing_index
+    if cfg.elph_sigma_selection == "index":
+        idx = cfg.elph_smearing_index
+        choice = None
+    else:
+        choice = choose_for_run(run_dir, cfg)
+        idx = choice.index
     if not 1 <= idx <= data.shape[1] - 1:
         raise QEParseError(f"{run_dir / 'a2f.dat.gz'}: broadening index {idx} but {data.shape[1] - 1} broadenings stored")
     sigmas = [float(x) for x in header.split(":")[-1].split()]
-    return data[:, 0], data[:, idx], sigmas[idx - 1]
+    return data[:, 0], data[:, idx], choice or BroadeningChoice(idx, sigmas[idx - 1], "index", 0.0)
 
 
 def build_record(
@@ -1205,13 +1211,14 @@ def build_record(
     uncertainty and the flags come from :func:`betenet.qe.labels.record_labels`.
     """
     from .. import physics
-    from ..records import MaterialRecord
+    from ..records import FLAGS, MaterialRecord
     from .labels import record_labels
 
     d = material_dir(material_id, runs_dir)
     status = status or load_status(material_id, runs_dir)
     structure = Structure.from_dict(json.loads((d / "relaxed.json").read_text()))
-    omega, a2f_raw, sigma = _a2f_selected(d, cfg)
+    omega, a2f_raw, choice = _a2f_selected(d, cfg)
+    sigma = choice.sigma_Ry
     keep = omega > 0
     omega, a2f_raw = omega[keep], a2f_raw[keep]
     neg = float(np.trapezoid(np.clip(-a2f_raw, 0, None), omega))
@@ -1223,6 +1230,8 @@ def build_record(
     m = physics.moments(omega, a2f_raw)
     tc = physics.allen_dynes_tc_K(m.lambda_, m.omega_log_K, m.omega_2_K)
     labels = record_labels(d, material_id, sigma, prototype=status.prototype)
+    if choice.method == "plateau-fallback":  # λ(σ) never flat: the fixed fallback index is not converged
+        labels["flags"] = [f for f in FLAGS if f in {*labels["flags"], "broadening_unconverged"}]
     lam_rows = parse_lambda_file(d / "lambda")
     row = min(lam_rows, key=lambda r: abs(r.broadening_Ry - sigma))
     grids = json.loads((d / "grids.json").read_text())
@@ -1237,6 +1246,7 @@ def build_record(
         "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
         "grids": grids,
         "elph_smearing_Ry": sigma,
+        "elph_broadening": choice.as_dict(),
         "pseudopotentials": ps_info,
         "timings_s": {k: v.get("wall_s") for k, v in steps.items()},
         "wall_s_total": round(sum(float(v.get("wall_s", 0.0)) for v in steps.values()), 1),
