@@ -193,7 +193,7 @@ def cli_main(argv: list[str] | None = None) -> int:
             print(c.to_string())
         return 0
     if args.cmd == "parse":
-        from ..records import save_record
+        from ..records import save_record, validate_record
         from .labels import rebuild_record
         from .workflow import build_record, load_status
 
@@ -204,6 +204,8 @@ def cli_main(argv: list[str] | None = None) -> int:
             rebuild = args.write and args.overwrite and (RECORDS_DIR / f"{mid}.json").exists()
             rec = (rebuild_record(mid, profile.qe, runs_dir=runs_dir, records_dir=RECORDS_DIR) if rebuild
                    else build_record(mid, profile.qe, runs_dir=runs_dir, status=st))
+            # NaN, negative weight, QE's mode sum: an error naming the field, never a printed number
+            validate_record(rec, origin=str(Path(runs_dir) / mid))
             print(
                 json.dumps(
                     {
