@@ -331,6 +331,19 @@ def test_empty_or_garbled_status_json_is_a_one_line_error(al_run):
     assert r.returncode == 2 and "status.json: not valid JSON" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_qe_parse_of_a_nan_a2f_is_an_error_not_tc_zero(al_run):
+    path = al_run / "Al1-fcc" / "a2f.dat.gz"
+    with gzip.open(path, "rt") as fh:
+        lines = fh.read().splitlines(keepends=True)
+    row = lines[100].split()
+    lines[100] = " ".join(row[:1] + ["nan"] * (len(row) - 1)) + "\n"  # every broadening of one row
+    with gzip.open(path, "wt") as fh:
+        fh.writelines(lines)
+    r = _betenet("qe", "parse", "Al1-fcc", "--runs-dir", str(al_run))
+    assert r.returncode == 2 and r.stdout == "" and "Traceback" not in r.stderr
+    assert r.stderr.count("\n") == 1 and "Al1-fcc" in r.stderr and "a2f" in r.stderr.lower(), r.stderr
+
+
 def test_nan_a2f_gives_an_undefined_tc_not_zero():
     from betenet import physics
 
