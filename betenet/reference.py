@@ -99,6 +99,8 @@ class ReferenceMaterial:
     #: not explained by the note (:func:`betenet.validation.summarize`).
     lambda_bias: Literal["low", "high"] | None = None
     tc_bias: Literal["low", "high"] | None = None
+    #: A remark for the reader that is not a reason for a miss (shown in the reference table only).
+    comment: str = ""
 
     def __post_init__(self) -> None:
         for name in ("lambda_bias", "tc_bias"):
@@ -227,11 +229,12 @@ _SF = ("spin fluctuations (paramagnons) suppress T_c in this nearly magnetic d m
 
 
 def _el(mid: str, label: str, tc: float | None, *, issue: str = "", lam_exp: LiteratureValue | None = None,
-        status: str = _CRC, lambda_bias: str | None = None, tc_bias: str | None = None) -> ReferenceMaterial:
+        status: str = _CRC, lambda_bias: str | None = None, tc_bias: str | None = None,
+        comment: str = "") -> ReferenceMaterial:
     return ReferenceMaterial(
         mid, label, "element", superconductor=tc is not None, status_source=status,
         tc_exp_K=None if tc is None else LiteratureValue(tc, _CRC), lambda_exp=lam_exp, known_issue=issue,
-        lambda_bias=lambda_bias, tc_bias=tc_bias,  # type: ignore[arg-type]
+        lambda_bias=lambda_bias, tc_bias=tc_bias, comment=comment,  # type: ignore[arg-type]
     )
 
 
@@ -250,7 +253,7 @@ REFERENCE_SET: tuple[ReferenceMaterial, ...] = (
     _el("Ta1-bcc", "Ta (bcc)", 4.47, lam_exp=LiteratureValue(0.73, "wolf1981", "proximity tunnelling, μ* = 0.10")),
     _el("V1-bcc", "V (bcc)", 5.4, issue=_SF.replace("this nearly magnetic d metal", "V"), tc_bias="high"),
     _el("Mo1-bcc", "Mo (bcc)", 0.915),
-    _el("W1-bcc", "W (bcc)", 0.015, issue="T_c far below 1 K: only the sign of the error (predicted ≪ 5 K) is meaningful"),
+    _el("W1-bcc", "W (bcc)", 0.015, comment="T_c far below 1 K: only the sign of the error (predicted ≪ 5 K) is meaningful"),
     _el("Ti1-hcp", "Ti (hcp)", 0.4),
     _el("Zr1-hcp", "Zr (hcp)", 0.61),
     _el("Hf1-hcp", "Hf (hcp)", 0.128),
@@ -261,7 +264,7 @@ REFERENCE_SET: tuple[ReferenceMaterial, ...] = (
     _el("Ru1-hcp", "Ru (hcp)", 0.49),
     _el("Os1-hcp", "Os (hcp)", 0.66, issue="5d metal: spin-orbit coupling omitted"),
     _el("Ir1-fcc", "Ir (fcc)", 0.11, issue="5d metal: spin-orbit coupling omitted"),
-    _el("Be1-hcp", "Be (hcp)", 0.026, issue="T_c = 0.026 K: a λ error matters only if it lifts T_c above the 5 K threshold (the screening records did, issue 15)"),
+    _el("Be1-hcp", "Be (hcp)", 0.026, comment="T_c = 0.026 K: a λ error matters only if it lifts T_c above the 5 K threshold (the screening records did, issue 15)"),
     # --- elemental non-superconductors at ambient pressure ---
     _el("Cu1-fcc", "Cu (fcc)", None, status="ummarino2024"),
     _el("Ag1-fcc", "Ag (fcc)", None, status="ummarino2024"),
@@ -304,13 +307,13 @@ REFERENCE_SET: tuple[ReferenceMaterial, ...] = (
         "ZrC-B1", "ZrC", "compound", superconductor=None, status_source="dicataldo2025",
         lambda_dft=LiteratureValue(0.2, "dicataldo2025", "one decimal"),
         omega_log_dft_K=LiteratureValue(473.0, "dicataldo2025"),
-        known_issue="experimental status not verified here: a λ comparison only",
+        comment="experimental status not verified here: a λ comparison only",
     ),
     ReferenceMaterial(
         "HfC-B1", "HfC", "compound", superconductor=None, status_source="dicataldo2025",
         lambda_dft=LiteratureValue(0.2, "dicataldo2025", "one decimal"),
         omega_log_dft_K=LiteratureValue(427.0, "dicataldo2025"),
-        known_issue="experimental status not verified here: a λ comparison only",
+        comment="experimental status not verified here: a λ comparison only",
     ),
     ReferenceMaterial(
         "ZrN-B1", "ZrN", "compound", superconductor=True, status_source="zou2016",
@@ -371,5 +374,6 @@ def reference_table() -> pd.DataFrame:
         "tc_exp_K": _v(e.tc_exp_K), "tc_exp_source": _s(e.tc_exp_K) or e.status_source,
         "lambda_dft": _v(e.lambda_dft), "omega_log_dft_K": _v(e.omega_log_dft_K), "dft_source": _s(e.lambda_dft),
         "lambda_exp": _v(e.lambda_exp), "lambda_exp_source": _s(e.lambda_exp), "known_issue": e.known_issue,
+        "comment": e.comment,
     } for e in REFERENCE_SET]
     return pd.DataFrame(rows)
