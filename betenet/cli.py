@@ -20,7 +20,7 @@ __all__ = ["main", "COMMANDS", "USER_ERROR_EXIT", "is_user_error", "error_line"]
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("betenet.upstream", "download the published BETE-NET data; validate/convert record files"),
     "qe": ("betenet.qe.cli", "run / resume / inspect the Quantum ESPRESSO el-ph dataset workflow"),
-    "pseudo": ("betenet.qe.pseudo", "generate and validate PBEsol pseudopotentials with ld1.x"),
+    "pseudo": ("betenet.qe.pseudo_cli", "PBEsol pseudopotentials: the ld1.x set (generate, validate) and the PseudoDojo set (dojo validate)"),
     "train": ("betenet.train", "train one BETE-NET model with the double-descent policy"),
     "ensemble": ("betenet.ensemble", "train / resume a bootstrap ensemble (Dask)"),
     "screen": ("betenet.screening", "rank CIF/POSCAR structures by predicted T_c with a saved ensemble"),
