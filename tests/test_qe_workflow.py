@@ -500,6 +500,16 @@ def test_cpu_times_from_qe_clock_lines(tmp_path):
     assert c.loc["total per material", "median_cpu_s"] == 3662.5
     assert c.loc["cpu_over_wall (median)", "median_cpu_s"] == pytest.approx(3662.5 / 3910.0, abs=0.01)
     assert summary.findings(tmp_path)["median_cpu_min"] == pytest.approx(61.0, abs=0.1)
+    # where the CPU went: one rejected material (ph.x stopped early) and one still running (not counted)
+    r = tmp_path / "Nb1-bcc"
+    _status(r, "rejected", steps={"relax": {"done": True, "wall_s": 50.0}})
+    with gzip.open(r / "relax.out.gz", "wt") as fh:
+        fh.write("     PWSCF        :   1m 0.00s CPU   1m 5.00s WALL\n")
+    _status(tmp_path / "Pb1-fcc", "running", steps={})
+    o = summary.cpu_by_outcome(tmp_path)
+    assert o.loc["kept", "cpu_s"] == 3662.5 and o.loc["rejected", "cpu_s"] == 60.0
+    assert o.loc["rejected", "share"] == pytest.approx(60.0 / 3722.5, abs=1e-3) and o.loc["all", "materials"] == 2
+    assert o.attrs["cpu_per_kept_label_s"] == 3722.5 and o.attrs["cpu_per_kept_run_s"] == 3662.5
 
 
 def test_cli_run_selects_lazily_and_names_unknown_ids(tmp_path, capsys):

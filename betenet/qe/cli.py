@@ -191,6 +191,13 @@ def cli_main(argv: list[str] | None = None) -> int:
         if len(c):
             print("\nCPU seconds from QE's own clocks (last row: median share of a core the runs got):")
             print(c.to_string())
+        from .summary import cpu_by_outcome
+
+        o = cpu_by_outcome(runs_dir)
+        if len(o) > 1:
+            print(f"\nWhere the CPU went (QE's clocks): {o.attrs['cpu_per_kept_label_s']:.0f} CPU-s per kept label, "
+                  f"{o.attrs['cpu_per_kept_run_s']:.0f} for the kept runs alone")
+            print(o.to_string())
         return 0
     if args.cmd == "parse":
         from ..records import save_record, validate_record

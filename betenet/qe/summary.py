@@ -514,3 +514,43 @@ def cpu_table(runs_dir: Path = QE_RUNS_DIR, *, states: Sequence[str] = ("kept",)
     if ratios:
         rows["cpu_over_wall (median)"] = {"n": len(ratios), "median_cpu_s": float(np.median(ratios)), "max_cpu_s": float(np.max(ratios))}
     return pd.DataFrame.from_dict(rows, orient="index").round(2)
+
+
+def material_cpu_seconds(run_dir: Path) -> float:
+    """CPU seconds of every QE step of one material that left a log (QE's own clocks; 0.0 if none)."""
+    from .workflow import STEPS
+
+    total = 0.0
+    for step in STEPS:
+        t = qe_cpu_seconds(Path(run_dir) / f"{step}.out.gz")
+        if t is not None:
+            total += t[0]
+    return total
+
+
+def cpu_by_outcome(runs_dir: Path = QE_RUNS_DIR):
+    """Where the CPU went: total QE CPU seconds of the kept, rejected and failed materials of ``runs_dir``,
+    their share of all CPU spent, and the CPU per kept label (all CPU / kept materials).
+
+    Materials still running are left out (their cost is not final).  The issue's goal for the validated
+    level is a share of at most 20 % on rejected + failed materials.
+    """
+    import pandas as pd
+
+    spent: dict[str, list[float]] = {}
+    for s in _statuses(runs_dir):
+        state = s.get("state")
+        if state not in ("kept", "rejected", "failed"):
+            continue
+        spent.setdefault(state, []).append(material_cpu_seconds(Path(runs_dir) / s["material_id"]))
+    total = sum(sum(v) for v in spent.values())
+    rows = {
+        state: {"materials": len(v), "cpu_s": round(sum(v), 1), "share": round(sum(v) / total, 3) if total else float("nan")}
+        for state, v in sorted(spent.items())
+    }
+    n_kept = len(spent.get("kept", []))
+    rows["all"] = {"materials": sum(len(v) for v in spent.values()), "cpu_s": round(total, 1), "share": 1.0 if total else float("nan")}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.attrs["cpu_per_kept_label_s"] = round(total / n_kept, 1) if n_kept else float("nan")
+    table.attrs["cpu_per_kept_run_s"] = round(sum(spent.get("kept", [])) / n_kept, 1) if n_kept else float("nan")
+    return table
