@@ -306,7 +306,8 @@ def _fmt(check: Mapping[str, Any], template: str) -> str:
     if check["passed"] is None:
         return "not evaluable (no material)"
     verdict = "met" if check["passed"] else "missed"
-    return f"{template.format(v=check['value'])} over {check['n']} materials ({verdict})"
+    noun = "material" if check["n"] == 1 else "materials"
+    return f"{template.format(v=check['value'])} over {check['n']} {noun} ({verdict})"
 
 
 def chapter_facts(summaries: Iterable[Mapping[str, Any]],

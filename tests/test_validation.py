@@ -181,3 +181,24 @@ def test_parity_figure_draws_each_level_and_says_when_a_panel_is_empty():
     assert texts == ["no material has both a record\nand a verified published DFT λ yet",
                      "no reference material has a record yet"]
     plt.close(empty)
+
+
+def test_describe_levels_and_chapter_facts_say_what_is_missing(tmp_path):
+    present = tmp_path / "records-validated"
+    present.mkdir()
+    recs = {"validated": {"Al1-fcc": _record("Al1-fcc", 0.40, 300.0)}, "screening": {}}
+    text = val.describe_levels(recs, {"validated": present, "screening": tmp_path / "absent"})
+    lines = text.splitlines()
+    assert lines[0].startswith("- **validated**: 1 of the 34 reference materials have a record in")
+    assert lines[0].endswith("33 have none yet, so this level's comparison is incomplete while the QE batch runs.")
+    assert "absent/` does not exist yet" in lines[1] and "not evaluable" in lines[1]
+
+    df = val.compare(recs, mu_star=0.1)
+    facts = val.chapter_facts([val.summarize(df, "validated"), val.summarize(df, "screening")])
+    assert facts["n_reference"] == 34 and facts["n_superconductors"] == 24 and facts["n_non_superconductors"] == 8
+    assert facts["n_dft_lambda"] == 6 and facts["n_dft_lambda_elements"] == 1
+    assert facts["validated_n"] == 1 and facts["screening_n"] == 0
+    err = abs(_ad_tc(0.40, 300.0, 300.0, 0.1) - 1.175)
+    assert facts["validated_tc_mae"] == f"MAE = {err:.2f} K over 1 material (met)"
+    assert facts["validated_lambda_vs_dft"] == "not evaluable (no material)"
+    assert facts["screening_tc_mae"] == "not evaluable (no material)"
