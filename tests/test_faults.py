@@ -160,6 +160,32 @@ def test_killing_the_driver_ends_the_qe_process(tmp_path, fake_qe):
     assert _heartbeat_stops(work)
 
 
+def test_killing_a_dask_driven_qe_run_ends_workers_and_qe_processes(tmp_path, fake_qe):
+    """As `betenet qe run`: the driver runs QE through a local Dask cluster of worker processes.
+    SIGKILL of the driver ends the worker and the QE process it started (nothing left writing)."""
+    work = tmp_path / "run"
+    driver = _child(f"""
+        from betenet.cluster import dask_client
+        from betenet.config import DaskConfig
+        from betenet.qe.workflow import run_qe
+        if __name__ == "__main__":
+            with dask_client(DaskConfig(n_workers=1, threads_per_worker=1, processes=True)) as c:
+                c.submit(run_qe, "fake_ph.x", "&inputph /", {str(work)!r}, "ph", timeout_s=120).result()
+    """, env={"PATH": f"{fake_qe}:{os.environ['PATH']}"})
+    try:
+        assert _wait_for(lambda: (work / "fake.pid").exists() and (work / "heartbeat").exists(), 60)
+        pid = int((work / "fake.pid").read_text())
+        worker = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])  # the QE process's parent
+        assert worker != driver.pid and _alive(worker)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(10)
+    finally:
+        driver.kill()
+        driver.stdout.close()
+    assert _wait_for(lambda: not _alive(pid) and not _alive(worker), 30), "a worker or the QE process survived"
+    assert _heartbeat_stops(work)
+
+
 def test_a_qe_timeout_kills_the_process_group(tmp_path, fake_qe, monkeypatch):
     from betenet.qe.workflow import QEError, run_qe
 
