@@ -766,7 +766,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("db_json", type=Path)
     c.add_argument("--out", type=Path, default=None,
                    help="output directory (default data/upstream/records: never this project's data/records)")
-    c.add_argument("--structures", type=Path, help="directory of <index>.cif (default: next to database.json)")
+    c.add_argument("--structures", type=Path,
+                   help="directory of <index>.cif (default: next to database.json, else the vendored data/upstream/structures)")
     c.add_argument("--overwrite", action="store_true", help="replace existing record files")
     c.add_argument("--skip-invalid", action="store_true", help="report and skip rows that fail validation")
     return p

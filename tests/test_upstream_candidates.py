@@ -55,3 +55,24 @@ def test_filters_mp_ids_and_dataset_format(structures):
 def test_missing_directory_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="no <row>.cif structures"):
         uc.upstream_candidates(PseudoLibrary.default(), structures_dir=tmp_path)
+
+
+def test_compare_with_published_pairs_our_record_with_the_authors_row(tmp_path):
+    import dataclasses
+
+    from betenet import upstream as up
+    from upstream_standin import write_standin
+
+    db = write_standin(tmp_path / "up", rows=(10, 0))
+    published = up.read_upstream(db, skip_invalid=True)
+    assert [r.material_id for r in published] == ["upstream-0000", "upstream-0010"]
+    theirs = published[1]
+    ours = dataclasses.replace(theirs, material_id="up0010-NaBi", source="betenet-qe", lambda_=theirs.lambda_ + 0.1,
+                               provenance={"upstream_index": 10})
+    unrelated = dataclasses.replace(theirs, material_id="Al1-fcc", source="betenet-qe", provenance={})
+    table = uc.compare_with_published([ours, unrelated], published)
+    assert list(table["material_id"]) == ["up0010-NaBi"]
+    row = table.iloc[0]
+    assert (row["upstream_index"], row["paper_split"]) == (10, "train")
+    assert row["lambda_diff"] == pytest.approx(0.1) and row["omega_log_K_diff"] == pytest.approx(0.0)
+    assert uc.compare_with_published([unrelated], published).empty

@@ -37,6 +37,7 @@ __all__ = [
     "upstream_candidates",
     "as_dataset_candidates",
     "candidate_table",
+    "compare_with_published",
 ]
 
 _ID_RE = re.compile(r"^up(\d{4,})-")
@@ -189,3 +190,36 @@ def candidate_table(candidates: Sequence[UpstreamCandidate]):
         d["covered"] = c.covered
         rows.append(d)
     return pd.DataFrame(rows)
+
+
+def compare_with_published(ours: Sequence[Any], published: Sequence[Any]):
+    """Our records of the paper's structures beside the authors' records of the same rows.
+
+    ``ours``: records whose ``provenance["upstream_index"]`` (or id ``upNNNN-...``) names an upstream row;
+    ``published``: records converted from ``database.json`` (ids ``upstream-NNNN``).  One row per shared
+    material: ``material_id, upstream_index, formula, paper_split`` and ``<prop>_ours``, ``<prop>_paper``,
+    ``<prop>_diff`` (ours − paper) for λ, ω_log (K), ω₂ (K) and Allen–Dynes T_c (K).  Empty when none is shared.
+    """
+    import pandas as pd
+
+    from ..upstream_split import paper_split_indices, row_index
+
+    theirs = {row_index(r.material_id): r for r in published if row_index(r.material_id) is not None}
+    train, test = (set(x) for x in paper_split_indices())
+    props = (("lambda", "lambda_"), ("omega_log_K", "omega_log_K"), ("omega_2_K", "omega_2_K"), ("tc_ad_K", "tc_ad_K"))
+    rows = []
+    for rec in ours:
+        idx = (rec.provenance or {}).get("upstream_index")
+        idx = upstream_index_of(rec.material_id) if idx is None else int(idx)
+        if idx is None or idx not in theirs:
+            continue
+        row = {"material_id": rec.material_id, "upstream_index": idx, "formula": rec.formula,
+               "paper_split": "train" if idx in train else "test" if idx in test else None}
+        for name, attr in props:
+            a, b = getattr(rec, attr), getattr(theirs[idx], attr)
+            row[f"{name}_ours"], row[f"{name}_paper"] = a, b
+            row[f"{name}_diff"] = None if a is None or b is None else a - b
+        rows.append(row)
+    cols = ["material_id", "upstream_index", "formula", "paper_split"] + [
+        f"{n}_{w}" for n, _ in props for w in ("ours", "paper", "diff")]
+    return pd.DataFrame(rows, columns=cols)
