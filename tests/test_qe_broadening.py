@@ -109,3 +109,31 @@ def test_build_record_records_the_plateau_choice_on_the_real_al_run():
     assert rec.provenance["elph_smearing_Ry"] == pytest.approx(want.sigma_Ry)
     assert rec.provenance["lambda_qe"] == rows[want.index - 1].lambda_
     assert ("broadening_unconverged" in rec.flags) == (want.method == "plateau-fallback")
+
+
+def test_rebuild_keeps_sigma_and_reports_the_plateau_rule(tmp_path):
+    """Rebuilding a record whose σ is the plateau's (validated level) says so; a record whose σ is not
+    the plateau's keeps its σ and reports the fixed index it was rebuilt at."""
+    import json
+    import shutil
+
+    from betenet.paths import QE_RUNS_DIR, RECORDS_DIR
+    from betenet.qe.labels import rebuild_record
+    from betenet.qe.parsers import parse_lambda_file
+
+    if not (QE_RUNS_DIR / "Al1-fcc" / "lambda").exists():
+        pytest.skip("needs data/qe/Al1-fcc")
+    runs, recs = tmp_path / "qe", tmp_path / "rec"
+    shutil.copytree(QE_RUNS_DIR / "Al1-fcc", runs / "Al1-fcc")
+    recs.mkdir()
+    cfg = dataclasses.replace(QEConfig(), elph_sigma_selection="plateau")
+    rows = parse_lambda_file(runs / "Al1-fcc" / "lambda")
+    plateau = select_plateau([r.broadening_Ry for r in rows], [r.lambda_ for r in rows], fallback_index=cfg.elph_smearing_index)
+    for sigma, method in ((plateau.sigma_Ry, "plateau"), (rows[-1].broadening_Ry, "index")):
+        old = json.loads((RECORDS_DIR / "Al1-fcc.json").read_text())
+        old["provenance"]["elph_smearing_Ry"] = sigma
+        old["provenance"].pop("elph_broadening", None)
+        (recs / "Al1-fcc.json").write_text(json.dumps(old))
+        rec = rebuild_record("Al1-fcc", cfg, runs_dir=runs, records_dir=recs)
+        assert rec.provenance["elph_smearing_Ry"] == pytest.approx(sigma)
+        assert rec.provenance["elph_broadening"]["method"] == method

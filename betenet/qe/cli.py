@@ -55,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     q = sub.add_parser("parse", help="rebuild the record of finished materials from data/qe/<ID> and print a summary")
     q.add_argument("material_id", nargs="+", help="material ids; 'all' = every record in data/records")
     q.add_argument("--profile", default="default")
+    q.add_argument("--accuracy", default=None, choices=("screening", "validated", "paper"),
+                   help="accuracy level: its data/qe-<level> runs and data/records-<level> records (default: the profile's)")
     q.add_argument("--runs-dir", default=None)
     q.add_argument("--write", action="store_true", help="also write data/records/<ID>.json (refuses to overwrite)")
     q.add_argument("--overwrite", action="store_true",
@@ -204,13 +206,19 @@ def cli_main(argv: list[str] | None = None) -> int:
         from .labels import rebuild_record
         from .workflow import build_record, load_status
 
-        profile = get_profile(args.profile)
-        ids = sorted(p.stem for p in RECORDS_DIR.glob("*.json")) if args.material_id == ["all"] else args.material_id
+        from .dataset import dataset_dirs
+
+        qe = _level(get_profile(args.profile).qe, args.accuracy)
+        records_dir = RECORDS_DIR
+        if args.accuracy:
+            level_runs, records_dir = dataset_dirs(qe)
+            runs_dir = runs_dir if args.runs_dir else level_runs
+        ids = sorted(p.stem for p in records_dir.glob("*.json")) if args.material_id == ["all"] else args.material_id
         for mid in ids:
             st = load_status(mid, runs_dir)
-            rebuild = args.write and args.overwrite and (RECORDS_DIR / f"{mid}.json").exists()
-            rec = (rebuild_record(mid, profile.qe, runs_dir=runs_dir, records_dir=RECORDS_DIR) if rebuild
-                   else build_record(mid, profile.qe, runs_dir=runs_dir, status=st))
+            rebuild = args.write and args.overwrite and (records_dir / f"{mid}.json").exists()
+            rec = (rebuild_record(mid, qe, runs_dir=runs_dir, records_dir=records_dir) if rebuild
+                   else build_record(mid, qe, runs_dir=runs_dir, status=st))
             # NaN, negative weight, QE's mode sum: an error naming the field, never a printed number
             validate_record(rec, origin=str(Path(runs_dir) / mid))
             print(
@@ -226,7 +234,7 @@ def cli_main(argv: list[str] | None = None) -> int:
                 )
             )
             if args.write:
-                print(save_record(rec, RECORDS_DIR, overwrite=rebuild))
+                print(save_record(rec, records_dir, overwrite=rebuild))
         return 0
     # run
     import dataclasses

@@ -170,7 +170,7 @@ def record_labels(run_dir: Path, material_id: str, selected_sigma_Ry: float, *, 
 #: settings, pseudopotentials, host and date of the QE run are not recoverable from the run directory
 #: alone, and the current profile's settings may differ from those the run used).
 REBUILD_KEEPS = (
-    "code", "workflow", "accuracy", "settings", "grids", "elph_smearing_Ry", "pseudopotentials", "timings_s",
+    "code", "workflow", "accuracy", "settings", "grids", "elph_smearing_Ry", "elph_broadening", "pseudopotentials", "timings_s",
     "wall_s_total", "host", "blas", "date", "prototype", "fermi_energy_eV", "quality",
 )
 
@@ -192,6 +192,7 @@ def rebuild_record(material_id: str, cfg, *, runs_dir: Path | None = None, recor
     old = json.loads(path.read_text())
     old_prov = old.get("provenance") or {}
     sigma = old_prov.get("elph_smearing_Ry")
+    level_cfg = cfg  # before σ is pinned below: its own rule (plateau or index) is what the record reports
     st = load_status(material_id, runs_dir)
     if sigma is not None:
         _, _, sigmas = read_a2f_table(material_dir(material_id, runs_dir) / "a2f.dat.gz")
@@ -211,6 +212,12 @@ def rebuild_record(material_id: str, cfg, *, runs_dir: Path | None = None, recor
                 or not np.allclose(prev.cart_coords, rec.structure.cart_coords, atol=1e-8)):
             raise ValueError(f"{path}: the structure differs from relaxed.json of the run; not rebuilding it")
     kept = {k: old_prov[k] for k in REBUILD_KEEPS if k in old_prov}
+    if "elph_broadening" not in kept and getattr(level_cfg, "elph_sigma_selection", "index") == "plateau" and sigma is not None:
+        from .broadening import choose_for_run
+
+        choice = choose_for_run(material_dir(material_id, runs_dir), level_cfg)
+        if abs(choice.sigma_Ry - float(sigma)) < 1e-9:  # the level's rule gives the record's σ: say so
+            kept["elph_broadening"] = choice.as_dict()
     rec.provenance = {**rec.provenance, **kept,
                       "record_rebuilt": {"from_schema_version": old.get("schema_version"), "date": _now()}}
     return rec
