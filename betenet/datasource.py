@@ -108,8 +108,8 @@ def ensure_upstream_records(db_json: Path | str | None = None, out_dir: Path | s
             return out
         raise DataSourceError(
             f"DATA=upstream needs the authors' database.json at {db} (or records already converted into {out}); "
-            f"get it from https://github.com/{upstream.UPSTREAM_REPO} (`betenet data download --allow-unverified`, "
-            f"then copy data/upstream/download/database.json there), or run with DATA=ours"
+            f"get it from https://github.com/{upstream.UPSTREAM_REPO} (`betenet data download --allow-unverified` "
+            f"puts it into {db.parent / 'download'}, which is looked in too), or run with DATA=ours"
         )
     if has_records and summary_path.exists():
         try:
