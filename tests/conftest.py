@@ -23,8 +23,9 @@ def _seed_everything():
 
 
 #: Written by long background batches while tests run, never by the tests: the QE runs of every
-#: accuracy level and the pseudopotential generation/validation.
-_BATCH_OUTPUTS = (":(exclude,glob)data/qe/**", ":(exclude,glob)data/qe-*/**", ":(exclude,glob)data/pseudo/**")
+#: accuracy level, the pseudopotential generation/validation and the convergence studies.
+_BATCH_OUTPUTS = (":(exclude,glob)data/qe/**", ":(exclude,glob)data/qe-*/**", ":(exclude,glob)data/pseudo/**",
+                  ":(exclude,glob)data/studies/**")
 
 
 def _git(*args: str) -> subprocess.CompletedProcess:
