@@ -682,7 +682,7 @@ SCREEN_MIN_DISTANCE_FRACTION = 0.6
 #: widened by this factor, its nearest-neighbour distance ratio outside the range widened by
 #: ``DOMAIN_DISTANCE_FACTOR``, its cell has more than ``DOMAIN_ATOMS_FACTOR`` × the largest training
 #: cell's atoms, it contains an element absent from the training set, or an atom has no neighbour within
-#: the model's r_max (no message passing: the prediction is the untrained bias of an isolated atom).
+#: the model's r_max while every training structure had neighbours (no message passing for that atom).
 DOMAIN_VOLUME_FACTOR = 1.25
 DOMAIN_DISTANCE_FACTOR = 1.15
 DOMAIN_ATOMS_FACTOR = 2
@@ -754,6 +754,7 @@ class TrainingDomain:
     d_min_ratio: tuple[float, float]
     max_atoms: int
     n_materials: int
+    isolated_in_training: bool = False  #: some training structure had an atom without a neighbour within r_max
 
     @classmethod
     def from_structures(cls, structures: Sequence[Any], r_max_A: float = 4.0) -> "TrainingDomain":
@@ -763,7 +764,8 @@ class TrainingDomain:
         v = [d["volume_per_atom_A3"] for d in ds]
         r = [d["d_min_ratio"] for d in ds if "d_min_ratio" in d]
         return cls(frozenset(e for d in ds for e in d["elements"]), (min(v), max(v)),
-                   (min(r), max(r)) if r else (0.0, float("inf")), max(d["n_atoms"] for d in ds), len(ds))
+                   (min(r), max(r)) if r else (0.0, float("inf")), max(d["n_atoms"] for d in ds), len(ds),
+                   any(d.get("isolated_sites") for d in ds))
 
     def flags(self, structure: Any, r_max_A: float = 4.0) -> list[str]:
         """Reasons the structure is outside the training domain (empty: inside)."""
@@ -780,7 +782,7 @@ class TrainingDomain:
             out.append(f"nearest-neighbour distance {d['d_min_ratio']:.2f}× the atomic radii, training {rlo:.2f}–{rhi:.2f}×")
         if d["n_atoms"] > DOMAIN_ATOMS_FACTOR * self.max_atoms:
             out.append(f"{d['n_atoms']} atoms per cell, training cells have at most {self.max_atoms}")
-        if d.get("isolated_sites"):
+        if d.get("isolated_sites") and not self.isolated_in_training:
             out.append(f"{d['isolated_sites']} atom(s) without a neighbour within r_max {r_max_A:g} Å")
         return out
 
