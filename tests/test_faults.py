@@ -483,6 +483,18 @@ def test_screen_guards_refuse_unphysical_structures_with_reasons(tmp_path):
     assert why["big_cell"].startswith("360 atoms in the cell; at most 256")
 
 
+def test_no_committed_material_is_refused_or_flagged_by_a_domain_of_all_of_them():
+    """The guards and the domain flag on the real records: a structure of the training set is inside."""
+    from betenet.paths import RECORDS_DIR
+    from betenet.records import load_records
+    from betenet.screening import TrainingDomain, guard_structure
+
+    structures = {r.material_id: r.structure for r in load_records(RECORDS_DIR)}
+    domain = TrainingDomain.from_structures(list(structures.values()))
+    assert {m: guard_structure(s) for m, s in structures.items() if guard_structure(s)} == {}
+    assert {m: domain.flags(s) for m, s in structures.items() if domain.flags(s)} == {}
+
+
 def test_screen_ranks_flagged_structures_last_and_refuses_bad_options(tiny_cso, tmp_path, capsys):
     """The real command line on the hostile set: unphysical cells are refused by name, unknown elements
     are flagged and ranked below every in-domain structure, the spread calibration is reported; NaN μ*,
