@@ -161,14 +161,14 @@ def test_cli_list_and_errors(tmp_path, capsys):
 
 @needs_pw
 def test_real_pw_and_ph_on_al_at_tiny_k(tmp_path):
-    s = D.DojoSettings(ecut_list_Ry=(15.0, 30.0), ecut_reference_Ry=40.0, kspacing_invA=0.6, phonon_kspacing_invA=0.6)
+    s = D.DojoSettings(ecut_list_Ry=(15.0, 40.0), ecut_reference_Ry=50.0, kspacing_invA=0.6, phonon_kspacing_invA=0.6)
     scan = D.cutoff_scan("Al", s)
     e = [r["energy_Ry_per_atom"] for r in scan["rows"]]
-    # variational: the energy falls with the cutoff; 30 Ry is converged against 40 Ry, 15 Ry is not
+    # variational: the energy falls with the cutoff; 40 Ry is converged against 50 Ry (1 mRy/atom, 1 kbar), 15 Ry is not
     assert e[0] > e[1] > e[2] and -4.7 < e[2] < -4.6
-    assert scan["converged_ecutwfc_Ry"] == 30.0 and scan["rows"][0]["dE_mRy_per_atom"] > 1.0
+    assert scan["converged_ecutwfc_Ry"] == 40.0 and scan["rows"][0]["dE_mRy_per_atom"] > 1.0
     assert all(r["cpu_s"] > 0 for r in scan["rows"])
-    ph = D._phonon_at("Al", 30.0, s, tmp_path / "ph")
+    ph = D._phonon_at("Al", 40.0, s, tmp_path / "ph")
     w = sorted(ph["freqs_meV"])
     # fcc Al at X: two degenerate TA modes below the LA mode (experiment ~ 24 and 40 meV)
     assert ph["q_label"] == "X" and len(w) == 3

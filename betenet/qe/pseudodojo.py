@@ -462,7 +462,7 @@ def _judge(rec: dict[str, Any], s: DojoSettings) -> None:
         return
     if ph is not None and not ph["passed"]:
         rec.update(status="failed", note=f"ph.x at {ph['at']['q_label']} not converged below {s.ecut_reference_Ry:g} Ry "
-                   f"(max |Δω| {ph['max_abs_dfreq_meV']:.2f} meV)")
+                   f"(max Δω {ph['max_abs_dfreq_meV']:.2f} meV)")
         return
     if eos is None or ph is None:
         rec.update(status="provisional", note="cutoff from the E/P scan; " + ("phonon and E(V) pending" if ph is None else "E(V) pending"))
@@ -478,7 +478,7 @@ def _judge(rec: dict[str, Any], s: DojoSettings) -> None:
     else:
         rec.update(status="validated", note=f"a0 {eos['a0_error_pct']:+.2f} %"
                    + (f", B0 {eos['b0_error_pct']:+.0f} %" if eos.get("b0_error_pct") is not None else "")
-                   + f", ph.x max |Δω| {ph['max_abs_dfreq_meV']:.3f} meV")
+                   + f", ph.x max Δω {ph['max_abs_dfreq_meV']:.3f} meV")
 
 
 def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSettings = DojoSettings(), *,
