@@ -573,6 +573,7 @@ def test_oob_spread_calibration_on_known_errors(tmp_path):
      "betenet ensemble: error: {tmp}/empty: no record files (*.json) in this directory"),
     (["train", "--profile", "smoke", "--run-dir", "{tmp}/a_file/run"], "betenet train: error: {tmp}/a_file/run: Not a directory"),
     (["qe", "status", "--runs-dir", "{tmp}/runs"], "betenet qe: error: {tmp}/runs/X1-fcc/status.json: not valid JSON (empty file)"),
+    (["train", "--profile", "smoke", "--run-dir", "{tmp}/ro/run"], "betenet train: error: {tmp}/ro"),
 ])
 def test_ordinary_mistakes_exit_2_with_one_line_naming_the_file(tmp_path, capsys, argv, message):
     from betenet.cli import main
@@ -581,6 +582,16 @@ def test_ordinary_mistakes_exit_2_with_one_line_naming_the_file(tmp_path, capsys
     (tmp_path / "a_file").write_text("not a directory")
     (tmp_path / "runs" / "X1-fcc").mkdir(parents=True)
     (tmp_path / "runs" / "X1-fcc" / "status.json").write_text("")
+    ro = tmp_path / "ro"
+    if os.geteuid() == 0:  # root writes through permissions: point at a read-only filesystem instead
+        if not Path("/sys").is_dir():
+            pytest.skip("no read-only location for root")
+        ro = Path("/sys/betenet-test")
+    else:
+        ro.mkdir()
+        ro.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    argv = [a.replace("{tmp}/ro", str(ro)) for a in argv]
+    message = message.replace("{tmp}/ro", str(ro))
     rc = main([a.format(tmp=tmp_path) for a in argv])
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if not ln.startswith("#")]
