@@ -38,6 +38,10 @@ __all__ = [
     "bootstraps",
     "describe",
     "scalar_check",
+    "level_records_dir",
+    "labels_of",
+    "load_our_records",
+    "label_counts",
 ]
 
 SOURCES = ("ours", "upstream")
@@ -70,10 +74,51 @@ def activate(profile: Any) -> str:
     return source
 
 
+def level_records_dir(level: str) -> Path:
+    """``data/records`` for the ``screening`` level, ``data/records-<level>`` for any other
+    (the directories :func:`betenet.qe.dataset.dataset_dirs` writes)."""
+    return paths.RECORDS_DIR if level == "screening" else paths.RECORDS_DIR.parent / f"records-{level}"
+
+
+def labels_of(profile: Any) -> str:
+    """The profile's label level for our data (``data.labels``; ``"screening"`` for a profile name)."""
+    return getattr(getattr(profile, "data", None), "labels", "screening")
+
+
+def load_our_records(profile: Any) -> list:
+    """Our QE records at the profile's label level: one level's directory, or for ``"mixed"`` the validated
+    record of each material that has one and the screening record of the others."""
+    from .records import load_records
+
+    level = labels_of(profile)
+    if level != "mixed":
+        d = level_records_dir(level)
+        if not d.is_dir() or not any(d.glob("*.json")):
+            raise DataSourceError(f"{d}: no {level}-level records (DataConfig.labels={level!r}); "
+                                  "compute some with `betenet qe run --accuracy validated`, or choose labels='mixed'")
+        return load_records(d)
+    by_id = {r.material_id: r for r in load_records(level_records_dir("screening"))}
+    vdir = level_records_dir("validated")
+    if vdir.is_dir():
+        by_id.update({r.material_id: r for r in load_records(vdir)})
+    return [by_id[k] for k in sorted(by_id)]
+
+
+def label_counts(records: Sequence[Any]) -> dict[str, int]:
+    """How many records of each accuracy level (``provenance.accuracy``; ``"published"`` for upstream rows)."""
+    counts: dict[str, int] = {}
+    for r in records:
+        level = (r.provenance or {}).get("accuracy") or ("published" if r.source == "upstream-bete-net" else "unknown")
+        counts[level] = counts.get(level, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def records_dir(profile: Any) -> Path:
-    """Where the records of the profile's data source are: ``data/records`` or ``data/upstream/records``."""
+    """Where the records of the profile's data source are: ``data/records`` (or the label level's
+    directory; the screening one for ``"mixed"``) or ``data/upstream/records``."""
     if source_of(profile) == "ours":
-        return paths.RECORDS_DIR
+        level = labels_of(profile)
+        return level_records_dir("screening" if level == "mixed" else level)
     from .upstream import default_records_dir
 
     return default_records_dir()
@@ -134,7 +179,7 @@ def load(profile: Any, *, directory: Path | str | None = None):
 
     source = activate(profile)
     if source == "ours":
-        records = load_records(Path(directory) if directory is not None else paths.RECORDS_DIR)
+        records = load_records(Path(directory)) if directory is not None else load_our_records(profile)
         return records, splits.load_or_make_split(records, return_split=True)
     from .upstream_split import paper_split
 
@@ -159,7 +204,10 @@ def bootstraps(profile: Any, train_ids: Sequence[str], n_members: int) -> list |
 def describe(profile: Any, split: Any) -> str:
     """One line on where the data and the split come from (for notebooks and the results page)."""
     if source_of(profile) == "ours":
-        return f"this project's QE records, element-balanced split ({len(split.train_ids)} train / {len(split.test_ids)} test)"
+        vdir = level_records_dir("validated")
+        n_valid = len(list(vdir.glob("*.json"))) if vdir.is_dir() else 0
+        return (f"this project's QE records ({labels_of(profile)} labels; {n_valid} validated-level records exist), "
+                f"element-balanced split ({len(split.train_ids)} train / {len(split.test_ids)} test)")
     info = (split.history or [{}])[0]
     return (
         f"the authors' published database.json, the paper's split: {len(split.train_ids)} of "

@@ -109,3 +109,34 @@ def test_downloaded_database_json_is_found(tmp_path, monkeypatch):
     assert datasource.database_json() == tmp_path / "download" / "database.json"
     (tmp_path / "database.json").write_text("{}")
     assert datasource.database_json() == tmp_path / "database.json"
+
+
+def test_label_levels_choose_our_records(tmp_path, monkeypatch):
+    """DataConfig.labels: one level's directory, or validated labels overriding screening ones ('mixed')."""
+    import json
+    import shutil
+
+    from betenet import paths
+    from betenet.config import get_profile
+    from betenet.records import load_record
+
+    screening, validated = tmp_path / "records", tmp_path / "records-validated"
+    screening.mkdir()
+    for mid in ("Al1-fcc", "Cu1-fcc"):
+        shutil.copy(paths.RECORDS_DIR / f"{mid}.json", screening)
+    monkeypatch.setattr(paths, "RECORDS_DIR", screening)
+    with pytest.raises(datasource.DataSourceError, match="records-validated: no validated-level records"):
+        datasource.load_our_records(get_profile("smoke", data={"labels": "validated"}))
+    validated.mkdir()
+    rec = json.loads((screening / "Al1-fcc.json").read_text())
+    rec["provenance"]["accuracy"] = "validated"
+    (validated / "Al1-fcc.json").write_text(json.dumps(rec))
+    load_record(validated / "Al1-fcc.json")  # still a valid record
+    mixed = datasource.load_our_records(get_profile("smoke", data={"labels": "mixed"}))
+    assert [r.material_id for r in mixed] == ["Al1-fcc", "Cu1-fcc"]
+    assert datasource.label_counts(mixed) == {"screening": 1, "validated": 1}
+    only = datasource.load_our_records(get_profile("smoke", data={"labels": "validated"}))
+    assert datasource.label_counts(only) == {"validated": 1}
+    assert datasource.records_dir(get_profile("smoke", data={"labels": "validated"})) == validated
+    with pytest.raises(ValueError, match="DataConfig.labels"):
+        get_profile("smoke", data={"labels": "best"})
