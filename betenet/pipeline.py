@@ -6,7 +6,9 @@
    into its ``parameters`` cell, and written to ``book/chapters/``; the executed copy is then tidied
    for reading (:func:`tidy_executed_notebook`: the two parameter cells are tagged ``remove-cell``,
    progress-bar outputs are dropped), and the files each notebook wrote under
-   ``artifacts/<profile>/{figures,tables}`` are recorded in ``pipeline.json``;
+   ``artifacts/<profile>/{figures,tables}`` are recorded in ``pipeline.json``, with a snapshot of the
+   record files the run read (:func:`data_snapshot`), so the results page can say whether the data
+   have moved on since;
 2. ``book/chapters/results.md`` is generated from the tables the notebooks saved under
    ``artifacts/<profile>/tables`` (our Table 1 beside the paper's, labelled);
 3. ``jupyter-book build book`` renders the executed notebooks with execution off.
@@ -39,6 +41,8 @@ __all__ = [
     "run_notebooks",
     "tidy_executed_notebook",
     "format_metric",
+    "data_snapshot",
+    "describe_data_snapshot",
     "write_results_page",
     "build_book",
     "cli_main",
@@ -102,7 +106,62 @@ def run_notebooks(
         if datasource.source_of(cfg) == "upstream":
             datasource.ensure_upstream_records(progress=progress)  # once, before any kernel starts
         return _run_notebooks(profile, output_dir=output_dir, only=only, notebooks_dir=notebooks_dir,
-                              parameters={"data": data, **(parameters or {})}, progress=progress)
+                              parameters={"data": data, **(parameters or {})}, progress=progress,
+                              snapshot_dirs=_records_dirs(cfg))
+
+
+def _records_dirs(cfg) -> list[Path]:
+    """The record directories a run of ``cfg`` reads (both levels for ``labels="mixed"``)."""
+    from . import datasource
+
+    dirs = [datasource.records_dir(cfg)]
+    if datasource.source_of(cfg) == "ours" and datasource.labels_of(cfg) == "mixed":
+        dirs.append(datasource.level_records_dir("validated"))
+    return dirs
+
+
+def data_snapshot(directories) -> dict:
+    """Identity of the record files in ``directories``: count, one digest over names and contents, and
+    a digest per file (so a later snapshot can say what was added, removed or changed)."""
+    import hashlib
+
+    files = {}
+    for d in map(Path, directories):
+        for p in sorted(d.glob("*.json")) if d.is_dir() else []:
+            files[f"{d.name}/{p.name}"] = hashlib.sha256(p.read_bytes()).hexdigest()[:16]
+    total = hashlib.sha256("".join(f"{k}={v};" for k, v in sorted(files.items())).encode()).hexdigest()[:16]
+    return {"directories": [_display_path(d) for d in directories], "n_records": len(files), "digest": total,
+            "files": files}
+
+
+def _display_path(d) -> str:
+    d = Path(d).resolve()
+    return d.relative_to(paths.REPO_ROOT).as_posix() if d.is_relative_to(paths.REPO_ROOT) else str(d)
+
+
+def _snapshot_dirs(snapshot: dict) -> list[Path]:
+    return [p if p.is_absolute() else paths.REPO_ROOT / p for p in map(Path, snapshot["directories"])]
+
+
+def describe_data_snapshot(recorded: dict, current: dict | None = None) -> list[str]:
+    """Markdown lines: the records a run read, and whether the directories have moved on since."""
+    where = ", ".join(f"`{d}`" for d in recorded["directories"])
+    lines = [f"This run read **{recorded['n_records']} records** from {where} (data digest `{recorded['digest']}`)."]
+    if recorded.get("digest_at_end") not in (None, recorded["digest"]):
+        lines.append("The records changed **while the notebooks ran**, so chapters may disagree with each other.")
+    if current is None:
+        return lines
+    if current["digest"] == recorded["digest"]:
+        lines.append("The record directories are unchanged since: the book is up to date with the data.")
+    else:
+        old, new = recorded["files"], current["files"]
+        added = sorted(set(new) - set(old))
+        removed = sorted(set(old) - set(new))
+        changed = sorted(k for k in set(old) & set(new) if old[k] != new[k])
+        lines.append(f"**The data have moved on since this run**: they now hold {current['n_records']} records "
+                     f"(digest `{current['digest']}`; {len(added)} added, {len(removed)} removed, {len(changed)} "
+                     f"changed). Run `make book` again to bring the book up to date.")
+    return lines
 
 
 @contextlib.contextmanager
@@ -130,6 +189,7 @@ def _run_notebooks(
     notebooks_dir: Path = paths.NOTEBOOKS_DIR,
     parameters: dict | None = None,
     progress: bool = True,
+    snapshot_dirs: list[Path] | None = None,
 ) -> list[NotebookRun]:
     """Execute the notebooks in order with papermill (``profile`` injected); stop at the first failure.
 
@@ -149,6 +209,7 @@ def _run_notebooks(
         if not sources:
             raise ValueError(f"no notebook matches {only}")
     runs: list[NotebookRun] = []
+    snapshot = data_snapshot(snapshot_dirs) if snapshot_dirs else None
     env_backup = os.environ.get("BETENET_PROFILE")
     os.environ["BETENET_PROFILE"] = profile
     try:
@@ -168,7 +229,7 @@ def _run_notebooks(
                 )
             except Exception as exc:  # papermill raises PapermillExecutionError with the cell traceback
                 runs.append(NotebookRun(src.stem, src, dst, time.perf_counter() - t0, False, str(exc)[-4000:]))
-                _write_summary(profile, runs)
+                _write_summary(profile, runs, snapshot)
                 raise RuntimeError(f"notebook {src.name} failed (executed copy with traceback: {dst}):\n{exc}") from exc
             seconds = time.perf_counter() - t0
             tidy_executed_notebook(dst)
@@ -179,14 +240,17 @@ def _run_notebooks(
             os.environ.pop("BETENET_PROFILE", None)
         else:
             os.environ["BETENET_PROFILE"] = env_backup
-    _write_summary(profile, runs)
+    if snapshot is not None:
+        snapshot["digest_at_end"] = data_snapshot(snapshot_dirs)["digest"]
+    _write_summary(profile, runs, snapshot)
     return runs
 
 
-def _write_summary(profile: str, runs: list[NotebookRun]) -> Path:
+def _write_summary(profile: str, runs: list[NotebookRun], snapshot: dict | None = None) -> Path:
     path = paths.artifacts_dir(profile) / "pipeline.json"
     data = {
         "profile": profile,
+        "data": snapshot,
         "total_seconds": sum(r.seconds for r in runs),
         "notebooks": [
             {"name": r.name, "seconds": round(r.seconds, 2), "ok": r.ok, "output": str(r.output), "error": r.error,
@@ -386,6 +450,9 @@ def _write_results_page(profile: str, book_dir: Path, *, upstream: bool) -> Path
     summary = paths.artifacts_dir(profile) / "pipeline.json"
     if summary.exists():
         info = json.loads(summary.read_text())
+        if info.get("data"):
+            recorded = info["data"]
+            lines += ["", "## Data snapshot", "", *describe_data_snapshot(recorded, data_snapshot(_snapshot_dirs(recorded)))]
         lines += ["", "## Wall time of this run", "", "| notebook | seconds |", "|---|---|"]
         lines += [f"| {n['name']} | {n['seconds']:.0f} |" for n in info["notebooks"]]
         lines += [f"| **total** | **{info['total_seconds']:.0f}** |"]

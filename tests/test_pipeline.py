@@ -117,6 +117,7 @@ def test_smoke_pipeline_executes_every_notebook_and_builds_the_book(tmp_path, mo
     check = outputs.check_outputs(tmp_path / "artifacts" / "smoke", {r.name: r.outputs for r in runs})
     assert check == {"missing": [], "undeclared": []}, check
     assert [n["outputs"] for n in summary["notebooks"]] == [list(r.outputs) for r in runs]
+    assert summary["data"]["directories"] == ["data/records"] and summary["data"]["n_records"] > 0
     for run in runs:
         nb = nbformat.read(run.output, as_version=4)
         hidden = [c for c in nb.cells if {"parameters", "injected-parameters"} & set(c.metadata.get("tags", []))]
@@ -133,7 +134,7 @@ def test_smoke_pipeline_executes_every_notebook_and_builds_the_book(tmp_path, mo
         assert "tag_parameters" not in text and "tag_injected-parameters" not in text, f"{page.name} shows a parameter cell"
         assert "it/s]" not in text, f"{page.name} shows a progress bar"
     results = (html / "chapters" / "results.html").read_text()
-    assert "CSO" in results and "Base" in results
+    assert "CSO" in results and "Base" in results and "Data snapshot" in results
     assert (html / "intro.html").exists()
 
 
@@ -187,3 +188,28 @@ def test_notebook_06_reads_saved_predictions_and_never_trains(tmp_path, monkeypa
     os.utime(member, (path.stat().st_mtime + 10, path.stat().st_mtime + 10))  # a member finished after notebook 05 predicted
     with pytest.raises(screening.PredictionsNotReadyError, match="member-000 finished after they were written"):
         screening.ensemble_predictions("smoke", "CSO", [], [], ids)
+
+
+def test_results_page_states_the_data_snapshot_and_whether_it_moved_on(tmp_path, monkeypatch):
+    monkeypatch.setenv("BETENET_ARTIFACTS", str(tmp_path / "artifacts"))
+    records = tmp_path / "records"
+    records.mkdir()
+    for name in ("Al1-fcc", "Nb1-bcc", "MgB2-AlB2"):
+        (records / f"{name}.json").write_text(json.dumps({"material_id": name, "lambda": len(name)}))
+    snap = pipeline.data_snapshot([records])
+    assert snap["n_records"] == 3 and len(snap["digest"]) == 16
+    assert pipeline.data_snapshot([records]) == snap  # deterministic
+    snap["digest_at_end"] = snap["digest"]
+    pipeline._write_summary("smoke", [], snap)
+    page = pipeline.write_results_page("smoke", book_dir=tmp_path / "book").read_text()
+    assert f"read **3 records** from `{records}` (data digest `{snap['digest']}`)" in page
+    assert "unchanged since: the book is up to date" in page and "while the notebooks ran" not in page
+    # the data move on: one record changed, one added -> shown, with the counts
+    (records / "Nb1-bcc.json").write_text(json.dumps({"material_id": "Nb1-bcc", "lambda": 1.0}))
+    (records / "Pd1-fcc.json").write_text("{}")
+    page = pipeline.write_results_page("smoke", book_dir=tmp_path / "book").read_text()
+    assert "moved on since this run**: they now hold 4 records" in page
+    assert "1 added, 0 removed, 1 changed" in page and "Run `make book` again" in page
+    # records that changed during the run are flagged
+    snap["digest_at_end"] = "0" * 16
+    assert any("while the notebooks ran" in line for line in pipeline.describe_data_snapshot(snap))
