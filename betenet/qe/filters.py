@@ -17,7 +17,6 @@ files, with the reasons, as in §IV.1.
 
 from __future__ import annotations
 
-import gzip
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,12 +81,13 @@ def _status(run_dir: Path) -> dict[str, Any]:
 
 def quality_report(run_dir: Path, cfg: QEConfig, *, stage: str) -> QualityReport:
     """Apply the filters available after ``stage`` (``"edos"`` or ``"phonons"``) to ``data/qe/<id>/``."""
+    from .parsers import read_table
+
     run_dir = Path(run_dir)
     steps = _status(run_dir).get("steps", {})
     checks: dict[str, Any] = {}
     if stage == "edos":
-        with gzip.open(run_dir / "edos.dat.gz", "rt") as fh:
-            data = np.loadtxt(fh, ndmin=2)
+        _, data = read_table(run_dir / "edos.dat.gz")  # QEParseError naming the file if corrupt or cut
         dos_ef = float(np.interp(0.0, data[:, 0], data[:, 1]))
         checks["dos_ef_per_eV"] = dos_ef
         if dos_ef < cfg.gap_dos_threshold_per_eV:
@@ -105,9 +105,7 @@ def quality_report(run_dir: Path, cfg: QEConfig, *, stage: str) -> QualityReport
         return QualityReport(
             False, "imaginary_modes", f"lowest frequency {worst:.2f} meV < -{IMAGINARY_MODE_THRESHOLD_MEV} meV", checks
         )
-    with gzip.open(run_dir / "a2f.dat.gz", "rt") as fh:
-        fh.readline()
-        data = np.loadtxt(fh, ndmin=2)
+    _, data = read_table(run_dir / "a2f.dat.gz")
     idx = choose_for_run(run_dir, cfg).index if cfg.elph_sigma_selection != "index" else cfg.elph_smearing_index
     omega, a2f = data[:, 0], data[:, idx]
     a = a2f_checks(omega, a2f)
