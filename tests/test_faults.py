@@ -345,6 +345,11 @@ def test_a_gzip_cut_mid_stream_names_the_file(al_run, name):
     p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
     with pytest.raises(QEParseError, match=rf"{name}: corrupt, truncated or malformed|{name}: corrupt or truncated gzip"):
         build_record("Al1-fcc", get_profile("smoke").qe, runs_dir=al_run)
+    if name == "a2f.dat.gz":  # the quality filters (run time, `qe refilter`) read it too
+        from betenet.qe.filters import quality_report
+
+        with pytest.raises(QEParseError, match=rf"{name}: corrupt or truncated gzip"):
+            quality_report(al_run / "Al1-fcc", get_profile("smoke").qe, stage="phonons")
 
 
 def test_empty_or_garbled_status_json_is_a_one_line_error(al_run):

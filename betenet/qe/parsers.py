@@ -54,6 +54,7 @@ __all__ = [
     "parse_projwfc",
     "read_text",
     "read_json",
+    "read_table",
     "PHDOS_NORM_RTOL",
     "check_phdos_normalised",
     "check_same_grid",
@@ -77,6 +78,24 @@ def read_text(path: Path) -> str:
         except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError; a cut stream gives EOFError
             raise QEParseError(f"{path}: corrupt or truncated gzip file ({type(exc).__name__}: {exc})") from None
     return path.read_text(errors="replace")
+
+
+def read_table(path: Path) -> tuple[str, np.ndarray]:
+    """A numeric table written by the workflow (``# header`` line, then rows; gzipped for ``*.gz``):
+    ``(header without '#', 2-D array)``; :class:`QEParseError` naming the file if it is missing,
+    corrupt, cut or has a malformed row."""
+    import io
+
+    text = read_text(path)
+    lines = text.splitlines()
+    header = lines[0].lstrip("#").strip() if lines and lines[0].startswith("#") else ""
+    try:
+        data = np.loadtxt(io.StringIO(text), ndmin=2)
+    except ValueError as exc:
+        raise QEParseError(f"{path}: malformed table ({exc})") from None
+    if data.size == 0:
+        raise QEParseError(f"{path}: no data rows")
+    return header, data
 
 
 def read_json(path: Path) -> Any:
