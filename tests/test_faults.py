@@ -8,7 +8,6 @@ well under two minutes on two busy cores (the only model training is two 2-epoch
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import shutil
 import signal
