@@ -13,7 +13,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from betenet import pipeline
+from betenet import outputs, pipeline
 from betenet import upstream as up
 from betenet import upstream_split as us
 from betenet.records import load_records
@@ -38,6 +38,11 @@ def test_data_upstream_runs_the_notebooks_the_papers_way(tmp_path, monkeypatch):
         nb = nbformat.read(run.output, as_version=4)
         errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
         assert not errors, f"{run.name}: {errors[0].get('ename')}: {errors[0].get('evalue')}"
+
+    # each notebook's files were found where the published data's artifacts go, and all are declared
+    assert all(r.outputs for r in runs)
+    art = tmp_path / "artifacts" / "upstream" / "smoke"
+    assert not outputs.check_outputs(art, {r.name: r.outputs for r in runs})["undeclared"]
 
     # conversion: every stand-in row with a structure, the row without one refused and reported
     recs = load_records(up_dir / "records")
