@@ -241,35 +241,32 @@ def test_a_second_qe_run_of_one_material_is_refused_then_allowed_after_a_crash(t
 # ============================================================================ ensembles
 
 
-def test_two_concurrent_runs_of_one_member_train_it_once(tmp_path, monkeypatch):
-    """Two runs into one ensemble directory at the same time (two threads here; the lock is the same
-    between processes, tested above): the member is trained once, the second run waits and reuses it."""
-    from test_ensemble import _tiny_profile, make_records
-
+def test_two_ensemble_run_processes_into_one_directory_train_each_member_once(tmp_path):
+    """The issue's case: two processes run the same ensemble into one artifacts directory at once.
+    Every member is trained by exactly one of them; both finish with the complete ensemble."""
+    code = f"""
+        import sys
+        sys.path.insert(0, {str(REPO_ROOT / "tests")!r})
+        from test_ensemble import _tiny_profile, make_records
+        from betenet import ensemble as ens
+        records = make_records()
+        prof = _tiny_profile().with_overrides(train={{"max_epochs": 2, "min_epochs": 1}},
+                                              ensemble={{"n_members": 2, "variants": ("CSO",)}})
+        ens.run_ensemble(records, prof, "CSO", [r.material_id for r in records[:6]], progress=False)
+    """
+    env = {"BETENET_ARTIFACTS": str(tmp_path / "artifacts")}
+    runs = [_child(code, env=env) for _ in range(2)]
+    for p in runs:
+        out, _ = p.communicate(timeout=300)
+        assert p.returncode == 0, out
+    edir = tmp_path / "artifacts" / "smoke" / "ensembles" / "CSO"
+    for k in (0, 1):
+        attempts = (edir / f"member-{k:03d}" / "attempts.jsonl").read_text().splitlines()
+        assert len(attempts) == 1, f"member {k} trained {len(attempts)} times"
+        assert not (edir / f".member-{k:03d}.lock").exists()
     from betenet import ensemble as ens
 
-    monkeypatch.setenv("BETENET_ARTIFACTS", str(tmp_path))
-    records = make_records()
-    prof = _tiny_profile().with_overrides(train={"max_epochs": 2, "min_epochs": 1})
-    train = records[:6]
-    fp, _ = ens.recipe_fingerprint(prof, "CSO", train)
-    boot = ens.bootstrap_sample([r.material_id for r in train], 0, prof.ensemble.seed)
-    d = tmp_path / "ens" / "member-000"
-    spec = ens.MemberSpec(prof, "CSO", boot, str(d), fp, 1)
-    out: list = [None, None]
-
-    def run(i):
-        out[i] = ens.train_member(spec, records)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(300)
-    assert out[0] is not None and out[0] == out[1]
-    assert len((d / "attempts.jsonl").read_text().splitlines()) == 1  # trained once
-    assert out[0]["timings"]["attempts"] == 1
-    assert ens.member_status(d, fp) == "complete" and not ens.member_lock_path(d).exists()
+    assert [m.index for m in ens.load_ensemble(edir)] == [0, 1]
 
 
 # ============================================================================ truncated and garbled QE files
