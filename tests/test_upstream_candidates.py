@@ -76,3 +76,22 @@ def test_compare_with_published_pairs_our_record_with_the_authors_row(tmp_path):
     assert (row["upstream_index"], row["paper_split"]) == (10, "train")
     assert row["lambda_diff"] == pytest.approx(0.1) and row["omega_log_K_diff"] == pytest.approx(0.0)
     assert uc.compare_with_published([unrelated], published).empty
+
+
+def test_lazy_candidate_list_feeds_the_dataset_selection(structures, tmp_path):
+    """The upstream candidates as qe.dataset consumes them (ids without reading structures, explicit ids
+    in the user's order), and a record's upstream provenance from its id."""
+    from betenet.qe.dataset import select_candidates
+    from betenet.qe.workflow import _upstream_provenance
+
+    cands = uc.UpstreamCandidateList(uc.upstream_candidates(PseudoLibrary.default(), structures_dir=structures, only_covered=True))
+    assert cands.ids == ["up0015-Ba", "up0596-HRh", "up0001-YInPdAu"]
+    picked = select_candidates(cands, ids=["up0596-HRh", "up0015-Ba"], runs_dir=tmp_path)
+    assert [mid for mid, _, _ in picked] == ["up0596-HRh", "up0015-Ba"]
+    mid, s, proto = picked[0]
+    assert proto == uc.PROTOTYPE and s.composition.reduced_formula == "HRh" and len(s) == 2
+    train, test = us.paper_split_indices()
+    assert 596 in test and 15 in train
+    assert _upstream_provenance("up0596-HRh") == {"upstream_index": 596, "upstream_split": "test"}
+    assert _upstream_provenance("up0015-Ba") == {"upstream_index": 15, "upstream_split": "train"}
+    assert _upstream_provenance("Ba1-bcc") == {}

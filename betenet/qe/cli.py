@@ -26,6 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run/resume the workflow over the candidate structures (Dask)")
     r.add_argument("--profile", default="default")
+    r.add_argument("--candidates", default="prototypes", choices=("prototypes", "upstream"),
+                   help="candidate source: prototype decorations (default) or the paper's own structures (data/upstream)")
     r.add_argument("--accuracy", default=None, choices=("screening", "validated", "paper"),
                    help="QE accuracy level (default: the profile's; each level has its own data/qe-<level>, data/records-<level>)")
     r.add_argument("--limit", type=int, default=None, help="at most N unfinished materials (default: profile's n_new_materials; -1 = all)")
@@ -41,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     n = sub.add_parser("plan", help="the next unfinished candidates `qe run` would take: grids, irreducible q "
                        "points, scf k density, and which are skipped as too coarse")
     n.add_argument("--profile", default="default")
+    n.add_argument("--candidates", default="prototypes", choices=("prototypes", "upstream"),
+                   help="candidate source: prototype decorations (default) or the paper's own structures (data/upstream)")
     n.add_argument("--accuracy", default=None, choices=("screening", "validated", "paper"))
     n.add_argument("--limit", type=int, default=10, help="rows to run (skipped ones are listed too)")
     n.add_argument("--ids", nargs="*", default=None, help="these material ids instead (never skipped)")
@@ -141,12 +145,12 @@ def cli_main(argv: list[str] | None = None) -> int:
     if args.cmd == "plan":
         import pandas as pd
 
-        from .dataset import dataset_dirs, default_candidates, plan_candidates
+        from .dataset import candidate_source, dataset_dirs, plan_candidates
 
         qe = _level(get_profile(args.profile).qe, args.accuracy)
         if not args.runs_dir:
             runs_dir = dataset_dirs(qe)[0]
-        candidates = default_candidates(qe.max_atoms, qe)
+        candidates = candidate_source(args.candidates, qe)
         if _unknown_ids(args.ids, candidates.ids, qe):
             return 2
         table = plan_candidates(candidates, qe, ids=args.ids, limit=args.limit, runs_dir=runs_dir)
@@ -239,7 +243,7 @@ def cli_main(argv: list[str] | None = None) -> int:
     # run
     import dataclasses
 
-    from .dataset import dataset_dirs, default_candidates, run_dataset, select_candidates
+    from .dataset import candidate_source, dataset_dirs, run_dataset, select_candidates
 
     profile = get_profile(args.profile)
     qe = _level(profile.qe, args.accuracy)
@@ -256,7 +260,7 @@ def cli_main(argv: list[str] | None = None) -> int:
         dask = dataclasses.replace(dask, n_workers=args.workers, threads_per_worker=1)
     profile = dataclasses.replace(profile, qe=qe, dask=dask)
     limit = args.limit if args.limit is not None else qe.n_new_materials
-    candidates = default_candidates(qe.max_atoms, qe)
+    candidates = candidate_source(args.candidates, qe)
     if _unknown_ids(args.ids, candidates.ids, qe):
         return 2
     cands = select_candidates(candidates, ids=args.ids, limit=limit, runs_dir=runs_dir, qe=qe)

@@ -26,7 +26,7 @@ WINDOW_POLL_S = 30.0
 
 __all__ = [
     "Candidate", "CandidateList", "dataset_dirs", "run_dataset", "run_one", "default_candidates", "select_candidates",
-    "scf_mesh_estimate", "plan_candidates", "explain_unknown_id",
+    "scf_mesh_estimate", "plan_candidates", "explain_unknown_id", "candidate_source", "CANDIDATE_SOURCES",
 ]
 
 #: ``(material_id, structure, prototype)`` as produced by :func:`betenet.qe.prototypes.candidate_structures`.
@@ -88,6 +88,25 @@ def default_candidates(max_atoms: int = 8, cfg: QEConfig | None = None) -> Candi
     return CandidateList(prototypes.candidate_ids(elements=lib.elements, max_atoms=max_atoms))
 
 
+#: Where ``qe run`` / ``qe plan`` take candidates from (``--candidates``).
+CANDIDATE_SOURCES = ("prototypes", "upstream")
+
+
+def candidate_source(name: str, cfg: QEConfig):
+    """The candidates of a source for ``cfg``'s accuracy level: ``"prototypes"`` (:func:`default_candidates`:
+    decorations of fcc/bcc/hcp/B2/B1/L1_2/... prototypes) or ``"upstream"`` (the paper's own 806 structures,
+    :mod:`betenet.qe.upstream_candidates`, those whose every element the level's library covers, cheapest
+    first).  Both are lazy lists of ``(material_id, structure, prototype)`` with ``.ids``."""
+    if name == "prototypes":
+        return default_candidates(cfg.max_atoms, cfg)
+    if name == "upstream":
+        from .upstream_candidates import UpstreamCandidateList, upstream_candidates
+        from .workflow import library_for
+
+        return UpstreamCandidateList(upstream_candidates(library_for(cfg), max_atoms=cfg.max_atoms, only_covered=True))
+    raise ValueError(f"unknown candidate source {name!r}; expected one of {CANDIDATE_SOURCES}")
+
+
 def scf_mesh_estimate(structure: Structure, cfg: QEConfig) -> dict[str, Any]:
     """The grids :func:`betenet.qe.kgrid.grids_for_config` gives ``structure`` (an *unrelaxed*
     candidate: the workflow recomputes them on the relaxed cell), the number of irreducible q points
@@ -139,7 +158,8 @@ def plan_candidates(
 
 def _candidate_ids(candidates: Sequence[Candidate]) -> list[str]:
     """The ids of ``candidates`` without building a :class:`CandidateList`'s structures."""
-    return candidates.ids if isinstance(candidates, CandidateList) else [c[0] for c in candidates]
+    ids = getattr(candidates, "ids", None)  # a lazy candidate list (CandidateList, UpstreamCandidateList)
+    return list(ids) if ids is not None else [c[0] for c in candidates]
 
 
 def _unfinished(candidates: Sequence[Candidate], runs_dir: Path | None) -> Iterable[Candidate]:

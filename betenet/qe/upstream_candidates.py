@@ -31,6 +31,7 @@ from typing import Any
 
 __all__ = [
     "UpstreamCandidate",
+    "UpstreamCandidateList",
     "candidate_id",
     "upstream_index_of",
     "mp_id_from_comp_name",
@@ -175,6 +176,27 @@ def as_dataset_candidates(candidates: Iterable[UpstreamCandidate]) -> list[tuple
     """``(material_id, structure, "upstream")`` tuples, the candidate format of :mod:`betenet.qe.dataset`
     (structures read now; pass a slice of the cheapest ones)."""
     return [(c.material_id, c.structure(), PROTOTYPE) for c in candidates]
+
+
+class UpstreamCandidateList(Sequence):
+    """``(material_id, structure, "upstream")`` tuples of :mod:`betenet.qe.dataset` over upstream candidates,
+    reading a structure only when it is accessed; :attr:`ids` and :attr:`candidates` cost nothing."""
+
+    def __init__(self, candidates: Iterable[UpstreamCandidate]):
+        self.candidates = list(candidates)
+
+    @property
+    def ids(self) -> list[str]:
+        return [c.material_id for c in self.candidates]
+
+    def __len__(self) -> int:
+        return len(self.candidates)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return UpstreamCandidateList(self.candidates[i])
+        c = self.candidates[i]
+        return (c.material_id, c.structure(), PROTOTYPE)
 
 
 def candidate_table(candidates: Sequence[UpstreamCandidate]):

@@ -1196,6 +1196,20 @@ def _a2f_selected(run_dir: Path, cfg: QEConfig) -> tuple[np.ndarray, np.ndarray,
     return data[:, 0], data[:, idx], choice or BroadeningChoice(idx, sigmas[idx - 1], "index", 0.0)
 
 
+def _upstream_provenance(material_id: str) -> dict[str, Any]:
+    """For a candidate taken from the paper's own structures (``upNNNN-...``): its upstream row and the side of
+    the paper's train/test split it is on; empty for our prototype candidates."""
+    from .upstream_candidates import upstream_index_of
+
+    row = upstream_index_of(material_id)
+    if row is None:
+        return {}
+    from ..upstream_split import paper_split_indices
+
+    train, test = paper_split_indices()
+    return {"upstream_index": row, "upstream_split": "train" if row in train else "test" if row in test else None}
+
+
 def build_record(
     material_id: str,
     cfg: QEConfig,
@@ -1261,6 +1275,7 @@ def build_record(
         "a2f_all_broadenings": f"{material_id}/a2f.dat.gz in the QE runs directory (data/qe)",
         "quality": status.quality,
         "fermi_energy_eV": steps.get("nscf_edos", {}).get("fermi_energy_eV"),
+        **_upstream_provenance(material_id),
     }
     return MaterialRecord(
         material_id=material_id,
