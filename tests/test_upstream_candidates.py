@@ -95,3 +95,16 @@ def test_lazy_candidate_list_feeds_the_dataset_selection(structures, tmp_path):
     assert _upstream_provenance("up0596-HRh") == {"upstream_index": 596, "upstream_split": "test"}
     assert _upstream_provenance("up0015-Ba") == {"upstream_index": 15, "upstream_split": "train"}
     assert _upstream_provenance("Ba1-bcc") == {}
+
+
+def test_a_prototype_candidate_that_is_a_paper_structure_says_so(structures):
+    """bcc Ba of another volume (a prototype candidate after relaxation) is the paper's row 15 up to scale;
+    fcc Ba is not, and a formula without a paper row never matches."""
+    from pymatgen.core import Lattice, Structure
+
+    ba = Structure(Lattice.cubic(5.1), ["Ba", "Ba"], [[0, 0, 0], [0.5, 0.5, 0.5]])  # bcc, conventional cell
+    assert uc.matching_upstream_row(ba, structures) == 15
+    fcc_ba = Structure.from_spacegroup("Fm-3m", Lattice.cubic(6.0), ["Ba"], [[0, 0, 0]])
+    assert uc.matching_upstream_row(fcc_ba, structures) is None
+    sr = Structure(Lattice.cubic(4.4), ["Sr", "Sr"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    assert uc.matching_upstream_row(sr, structures) is None

@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ __all__ = [
     "UpstreamCandidateList",
     "candidate_id",
     "upstream_index_of",
+    "matching_upstream_row",
     "mp_id_from_comp_name",
     "upstream_candidates",
     "as_dataset_candidates",
@@ -93,6 +95,33 @@ def upstream_index_of(material_id: str) -> int | None:
     """Upstream row of a candidate id ``upNNNN-...``; ``None`` for other ids."""
     m = _ID_RE.match(str(material_id))
     return int(m.group(1)) if m else None
+
+
+@lru_cache(maxsize=1)
+def _rows_by_formula(structures_dir: str) -> dict[str, tuple[int, ...]]:
+    """Reduced formula -> upstream rows with that formula (all vendored CIFs read once per process)."""
+    rows: dict[str, list[int]] = {}
+    for cif in Path(structures_dir).glob("*.cif"):
+        if cif.stem.isdigit():
+            rows.setdefault(_read_cif(cif).composition.reduced_formula, []).append(int(cif.stem))
+    return {k: tuple(sorted(v)) for k, v in rows.items()}
+
+
+def matching_upstream_row(structure, structures_dir: Path | str | None = None) -> int | None:
+    """The upstream row whose structure is ``structure`` up to a uniform scale (pymatgen ``StructureMatcher``
+    with default tolerances, volumes free: our relaxed cell against the paper's), or ``None``.  So that a
+    prototype candidate (``Nb1-bcc``) that is one of the paper's materials says so in its record."""
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+
+    from ..upstream_split import upstream_dir
+
+    sdir = Path(structures_dir) if structures_dir is not None else upstream_dir() / "structures"
+    rows = _rows_by_formula(str(sdir)).get(structure.composition.reduced_formula, ())
+    matcher = StructureMatcher(scale=True, attempt_supercell=True)
+    for row in rows:
+        if matcher.fit(structure, _read_cif(sdir / f"{row}.cif")):
+            return row
+    return None
 
 
 def mp_id_from_comp_name(comp_name: str | None) -> str | None:

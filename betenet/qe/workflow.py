@@ -1196,12 +1196,18 @@ def _a2f_selected(run_dir: Path, cfg: QEConfig) -> tuple[np.ndarray, np.ndarray,
     return data[:, 0], data[:, idx], choice or BroadeningChoice(idx, sigmas[idx - 1], "index", 0.0)
 
 
-def _upstream_provenance(material_id: str) -> dict[str, Any]:
-    """For a candidate taken from the paper's own structures (``upNNNN-...``): its upstream row and the side of
-    the paper's train/test split it is on; empty for our prototype candidates."""
-    from .upstream_candidates import upstream_index_of
+def _upstream_provenance(material_id: str, structure: Structure | None = None) -> dict[str, Any]:
+    """For a candidate taken from the paper's own structures (``upNNNN-...``), or one whose ``structure`` is
+    one of them up to scale (:func:`~betenet.qe.upstream_candidates.matching_upstream_row`): the upstream row
+    and the side of the paper's train/test split it is on; empty otherwise."""
+    from .upstream_candidates import matching_upstream_row, upstream_index_of
 
     row = upstream_index_of(material_id)
+    if row is None and structure is not None:
+        try:
+            row = matching_upstream_row(structure)
+        except FileNotFoundError:  # no vendored structures (a trimmed checkout): nothing to match against
+            row = None
     if row is None:
         return {}
     from ..upstream_split import paper_split_indices
@@ -1275,7 +1281,7 @@ def build_record(
         "a2f_all_broadenings": f"{material_id}/a2f.dat.gz in the QE runs directory (data/qe)",
         "quality": status.quality,
         "fermi_energy_eV": steps.get("nscf_edos", {}).get("fermi_energy_eV"),
-        **_upstream_provenance(material_id),
+        **_upstream_provenance(material_id, structure),
     }
     return MaterialRecord(
         material_id=material_id,
