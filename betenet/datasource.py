@@ -180,7 +180,9 @@ def load(profile: Any, *, directory: Path | str | None = None):
     source = activate(profile)
     if source == "ours":
         records = load_records(Path(directory)) if directory is not None else load_our_records(profile)
-        return records, splits.load_or_make_split(records, return_split=True)
+        # the validated labels cover other materials than the screening ones: their own saved split
+        name = "validated" if labels_of(profile) == "validated" and directory is None else "default"
+        return records, splits.load_or_make_split(records, name, return_split=True)
     from .upstream_split import paper_split
 
     rdir = Path(directory) if directory is not None else ensure_upstream_records()

@@ -226,23 +226,44 @@ def _n_test_bounds_fix(fold: np.ndarray, fixed: np.ndarray, rng: np.random.Gener
     return fold
 
 
+def paper_sides(records: Iterable[Any]) -> dict[str, int]:
+    """Materials whose record says they are one of the paper's structures (``provenance.upstream_split``,
+    :func:`betenet.qe.workflow.build_record`): id -> 0 (the paper's train side) or 1 (its test side).
+    Such a material keeps the paper's side in our split, so that our labels and the paper's can be compared
+    on the same test materials."""
+    sides = {}
+    for r in records:
+        side = (getattr(r, "provenance", None) or {}).get("upstream_split")
+        if side in ("train", "test"):
+            sides[r.material_id] = 0 if side == "train" else 1
+    return sides
+
+
 def make_split(
     records: Iterable[Any], test_fraction: float = 0.2, seed: int = 0, *, name: str = "default"
 ) -> Split:
     """Element-balanced split of ``records`` (``MaterialRecord`` s or ``(id, elements)`` pairs).
 
-    Deterministic in (set of ids and their elements, ``test_fraction``, ``seed``).
+    Deterministic in (set of ids and their elements, ``test_fraction``, ``seed``).  Materials that are
+    among the paper's structures (:func:`paper_sides`) are placed on the paper's side first.
     """
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    records = list(records)
     elements = element_sets(records)
     if len(elements) < 2:
         raise ValueError(f"need at least 2 materials to split, got {len(elements)}")
     ids = sorted(elements)
     labels, _ = _label_matrix(ids, elements)
     rng = np.random.default_rng([int(seed), 0])
-    fold = iterative_stratification(labels, (1.0 - test_fraction, test_fraction), rng)
-    fold = _n_test_bounds_fix(fold, np.zeros(len(ids), dtype=bool), rng)
+    sides = paper_sides(records)
+    if sides:
+        assigned = np.array([sides.get(m, -1) for m in ids])
+        fold = iterative_stratification(labels, (1.0 - test_fraction, test_fraction), rng, assigned=assigned)
+        fold = _n_test_bounds_fix(fold, assigned >= 0, rng)
+    else:
+        fold = iterative_stratification(labels, (1.0 - test_fraction, test_fraction), rng)
+        fold = _n_test_bounds_fix(fold, np.zeros(len(ids), dtype=bool), rng)
     train = tuple(m for m, f in zip(ids, fold) if f == 0)
     test = tuple(m for m, f in zip(ids, fold) if f == 1)
     dh = data_hash(elements)
@@ -257,6 +278,7 @@ def extend_split(split: Split, records: Iterable[Any]) -> Split:
     counts (seeded by the split's seed and its revision number).  ``records`` must contain every
     material of ``split`` (else :class:`StaleSplitError`).
     """
+    records = list(records)
     elements = element_sets(records)
     old = set(split.train_ids) | set(split.test_ids)
     missing = sorted(old - set(elements))
@@ -271,12 +293,14 @@ def extend_split(split: Split, records: Iterable[Any]) -> Split:
     ids = sorted(elements)
     labels, _ = _label_matrix(ids, elements)
     where = split.assignment()
-    assigned = np.array([{"train": 0, "test": 1}[where[m]] if m in where else -1 for m in ids])
+    sides = paper_sides(records)  # a new material that is one of the paper's structures: the paper's side
+    assigned = np.array([{"train": 0, "test": 1}[where[m]] if m in where else sides.get(m, -1) for m in ids])
+    kept = np.array([m in where for m in ids])
     revision = len(split.history)
     rng = np.random.default_rng([split.seed, revision])
     fold = iterative_stratification(labels, (1.0 - split.test_fraction, split.test_fraction), rng, assigned=assigned)
     fold = _n_test_bounds_fix(fold, assigned >= 0, rng)
-    if not np.array_equal(fold[assigned >= 0], assigned[assigned >= 0]):  # pragma: no cover - invariant
+    if not np.array_equal(fold[kept], assigned[kept]):  # pragma: no cover - invariant
         raise AssertionError("extend_split changed an existing assignment")
     train = tuple(m for m, f in zip(ids, fold) if f == 0)
     test = tuple(m for m, f in zip(ids, fold) if f == 1)

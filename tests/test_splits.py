@@ -185,3 +185,26 @@ def records():
     from analysis_records import make_records
 
     return make_records(24)
+
+
+def test_a_paper_structure_keeps_the_papers_side():
+    """Records that are among the paper's structures (provenance.upstream_split) land on the paper's side of
+    a new split and of an extension; the other materials are still balanced by element."""
+    from types import SimpleNamespace
+
+    from betenet.splits import extend_split, make_split, paper_sides
+
+    def rec(mid, els, side=None):
+        return SimpleNamespace(material_id=mid, elements=tuple(els), provenance={"upstream_split": side} if side else {})
+
+    base = [rec(f"m{i}", [e1, e2]) for i, (e1, e2) in enumerate(
+        [("Al", "Cu"), ("Al", "Nb"), ("Cu", "Nb"), ("Al", "Pd"), ("Pd", "Nb"), ("Cu", "Pd"), ("Al", "Zr"), ("Zr", "Nb"),
+         ("Cu", "Zr"), ("Pd", "Zr")])]
+    paper = [rec("p_train", ["Al"], "train"), rec("p_test", ["Nb"], "test"), rec("p_test2", ["Cu"], "test")]
+    assert paper_sides(base + paper) == {"p_train": 0, "p_test": 1, "p_test2": 1}
+    s = make_split(base + paper, 0.2, 0)
+    assert "p_train" in s.train_ids and {"p_test", "p_test2"} <= set(s.test_ids)
+    s0 = make_split(base, 0.2, 0)
+    s1 = extend_split(s0, base + paper)
+    assert set(s0.train_ids) <= set(s1.train_ids) and set(s0.test_ids) <= set(s1.test_ids)
+    assert "p_train" in s1.train_ids and {"p_test", "p_test2"} <= set(s1.test_ids)
