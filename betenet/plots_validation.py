@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["LEVEL_STYLE", "plot_validation_parity"]
+__all__ = ["LEVEL_STYLE", "plot_validation_parity", "plot_ours_vs_paper"]
 
 #: Marker style per accuracy level: the validated labels filled, the screening records open and grey.
 LEVEL_STYLE: dict[str, dict[str, object]] = {
@@ -90,4 +90,29 @@ def plot_validation_parity(df: pd.DataFrame, *, lambda_rel_tol: float = 0.25, tc
     ax_t.set(xlim=(0, top_t), ylim=(0, top_t), xlabel="experimental $T_c$ (K; linear below 1 K)",
              ylabel="Allen–Dynes $T_c$ of our α²F (K)", title="(b) $T_c$ against experiment (labels above 1 K)")
     ax_t.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+def plot_ours_vs_paper(df: pd.DataFrame, *, levels: tuple[str, ...] = ("validated", "screening")):
+    """Our λ, ω_log and ω₂ against the paper's for the materials both computed
+    (:func:`betenet.validation.ours_vs_paper`), one marker per accuracy level; says so when none is shared."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.0), constrained_layout=True)
+    for ax, (name, label) in zip(axes, (("lambda", "λ"), ("omega_log_K", "ω_log (K)"), ("omega_2_K", "ω₂ (K)"))):
+        x, y = f"{name}_paper", f"{name}_ours"
+        d_all = df.dropna(subset=[x, y]) if len(df) else df
+        if d_all.empty:
+            ax.text(0.5, 0.5, "no material computed by both\n(needs the paper's database.json)", ha="center",
+                    va="center", transform=ax.transAxes, fontsize=9)
+        else:
+            top = float(np.nanmax(d_all[[x, y]].to_numpy())) * 1.1
+            ax.plot([0, top], [0, top], color="k", lw=0.8)
+            for level in levels:
+                d = d_all[d_all["level"] == level]
+                if len(d):
+                    _scatter(ax, d[x], d[y], level, f"{level} ({len(d)})")
+            ax.legend(fontsize=8)
+        ax.set_xlabel(f"paper's {label}")
+        ax.set_ylabel(f"ours {label}")
     return fig

@@ -58,6 +58,7 @@ __all__ = [
     "checks_table",
     "chapter_facts",
     "describe_levels",
+    "ours_vs_paper",
     "DISPLAY_COLUMNS",
 ]
 
@@ -334,3 +335,25 @@ def chapter_facts(summaries: Iterable[Mapping[str, Any]],
         for name, c in s["checks"].items():
             facts[f"{s['level']}_{name}"] = _fmt(c, templates.get(name, "{v:.2f}"))
     return facts
+
+
+def ours_vs_paper(levels: Mapping[str, Path | str] | None = None, published_dir: Path | str | None = None) -> pd.DataFrame:
+    """Our records of the paper's own materials (``provenance.upstream_index``) beside the authors' records of
+    the same rows (converted from ``database.json`` into ``data/upstream/records``), one row per material and
+    accuracy level (:func:`betenet.qe.upstream_candidates.compare_with_published` plus a ``level`` column).
+    Empty when either side is missing (the published file is not shipped with the project)."""
+    from .qe.upstream_candidates import compare_with_published
+    from .upstream import default_records_dir
+
+    pdir = Path(published_dir) if published_dir is not None else default_records_dir()
+    published = [load_record(p) for p in sorted(pdir.glob("upstream-*.json"))] if pdir.is_dir() else []
+    frames = []
+    for level, d in (LEVEL_DIRS if levels is None else levels).items():
+        d = Path(d)
+        ours = [load_record(p) for p in sorted(d.glob("*.json"))] if d.is_dir() else []
+        df = compare_with_published(ours, published)
+        if len(df):
+            frames.append(df.assign(level=level))
+    if not frames:
+        return compare_with_published([], []).assign(level=pd.Series(dtype=str))
+    return pd.concat(frames, ignore_index=True)

@@ -202,3 +202,30 @@ def test_describe_levels_and_chapter_facts_say_what_is_missing(tmp_path):
     assert facts["validated_tc_mae"] == f"MAE = {err:.2f} K over 1 material (met)"
     assert facts["validated_lambda_vs_dft"] == "not evaluable (no material)"
     assert facts["screening_tc_mae"] == "not evaluable (no material)"
+
+
+def test_ours_vs_paper_pairs_our_record_of_a_paper_row_with_theirs(tmp_path):
+    """A validated record of row 305 (bcc Nb) beside the authors' converted record upstream-0305; a record
+    without an upstream row and a missing published directory give nothing to compare."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from betenet.plots_validation import plot_ours_vs_paper
+
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    ours.mkdir()
+    theirs.mkdir()
+    nb = _record("Nb1-bcc", 1.00, 200.0, 230.0)
+    nb.provenance.update(upstream_index=305, upstream_split="train")
+    save_record(nb, ours)
+    save_record(_record("Cu1-fcc", 0.10, 250.0), ours)  # not one of the paper's rows here
+    paper = _record("Nb1-bcc", 1.25, 180.0, 210.0)
+    paper.material_id, paper.source = "upstream-0305", "upstream-bete-net"
+    save_record(paper, theirs)
+    df = val.ours_vs_paper({"validated": ours}, theirs)
+    assert list(df["material_id"]) == ["Nb1-bcc"] and list(df["level"]) == ["validated"]
+    assert df.loc[0, "upstream_index"] == 305 and df.loc[0, "paper_split"] == "train"
+    assert df.loc[0, "lambda_diff"] == pytest.approx(-0.25) and df.loc[0, "omega_log_K_diff"] == pytest.approx(20.0)
+    assert val.ours_vs_paper({"validated": ours}, tmp_path / "missing").empty
+    fig = plot_ours_vs_paper(df)
+    assert len(fig.axes) == 3 and fig.axes[0].get_legend() is not None
