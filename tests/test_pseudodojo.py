@@ -96,13 +96,13 @@ def test_committed_index_matches_the_installed_package_and_its_rules():
         if rec["status"] == "failed":
             assert el not in lib.elements and rec["note"]
             continue
-        assert rec["ecutrho_Ry"] == 4 * rec["ecutwfc_Ry"]  # norm-conserving
+        assert rec["ecutrho_Ry"] in (4 * rec["ecutwfc_Ry"], 8 * rec["ecutwfc_Ry"])  # norm-conserving; 8x when ph.x needs it
         row = next(r for r in rec["cutoff"]["rows"] if r["ecutwfc_Ry"] == rec["cutoff"]["converged_ecutwfc_Ry"])
         assert abs(row["dE_mRy_per_atom"]) <= 1.0 and abs(row["dP_kbar"]) <= 1.0
         assert rec["ecutwfc_Ry"] >= rec["cutoff"]["converged_ecutwfc_Ry"]
         if rec["status"] == "validated":
             ph, eos = rec["phonon"], rec["eos"]
-            assert ph["passed"] and ph["at"]["ecutwfc_Ry"] == rec["ecutwfc_Ry"]
+            assert ph["passed"] and (ph["at"]["ecutwfc_Ry"], ph["at"]["ecutrho_Ry"]) == (rec["ecutwfc_Ry"], rec["ecutrho_Ry"])
             assert all(abs(dw) <= max(0.01 * abs(w), 0.1) for dw, w in zip(ph["dfreq_meV"], ph["reference"]["freqs_meV"]))
             assert abs(eos["a0_error_pct"]) <= s.a0_tol_pct and eos["ecutwfc_Ry"] >= rec["ecutwfc_Ry"]
     assert "Al" in lib.elements and lib.cutoffs_Ry(["Al"])[0] <= 40.0
