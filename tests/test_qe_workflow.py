@@ -437,32 +437,6 @@ def test_status_markdown_snapshot(tmp_path, capsys):
     assert 30.0 < float(cells[-1]) < 50.0  # fcc Al's highest phonon ~ 40 meV
 
 
-def test_status_update_splices_between_the_markers(tmp_path, capsys):
-    from betenet.qe.cli import cli_main
-
-    runs = tmp_path / "qe"
-    _funnel_dir(runs)
-    readme = tmp_path / "README.md"
-    before = "# data\n\nintro\n\n" + summary.SNAPSHOT_BEGIN + "\n\nold | kept | 1 |\n\n"
-    after = summary.SNAPSHOT_END + "\n\nNotes written by hand.\n"
-    readme.write_text(before + after)
-    assert cli_main(["status", "--runs-dir", str(runs), "--update", str(readme)]) == 0
-    text = readme.read_text()
-    assert text.startswith("# data\n\nintro\n\n" + summary.SNAPSHOT_BEGIN + "\n\nSnapshot of `qe/`")
-    assert text.endswith(after) and "old | kept | 1 |" not in text
-    assert "| kept | 2 |" in text and "snapshot written into" in capsys.readouterr().out
-    summary.splice_snapshot(readme, summary.status_markdown(runs))  # idempotent up to the time stamp
-    assert readme.read_text().count("| kept | 2 |") == 1
-    # a README without (or with doubled) markers is refused and left untouched
-    readme.write_text("no markers\n")
-    with pytest.raises(ValueError, match="README.md: expected each snapshot marker exactly once"):
-        summary.splice_snapshot(readme, "x")
-    assert readme.read_text() == "no markers\n"
-    readme.write_text(summary.SNAPSHOT_END + summary.SNAPSHOT_BEGIN)
-    with pytest.raises(ValueError, match="comes before"):
-        summary.splice_snapshot(readme, "x")
-
-
 def test_summary_plots_and_findings_on_empty_data(tmp_path):
     import matplotlib
 

@@ -4,7 +4,7 @@
                    [--force] [--retry-failed] [--log FILE]
     betenet qe plan [--profile P] [--limit N | --ids ID ...]
     betenet qe refilter [--ids ID ...]
-    betenet qe status [--runs-dir DIR] [--json | --markdown [--update data/README.md]]
+    betenet qe status [--runs-dir DIR] [--json | --markdown]
     betenet qe parse ID [--profile P] [--write]
     betenet qe reject ID --reason R --detail TEXT
     betenet qe check-q ID --k 6 8 12 [--q QX QY QZ] [--ecutwfc E --ecutrho R] [--degauss D]
@@ -54,8 +54,6 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.add_argument("--markdown", action="store_true", help="markdown snapshot for data/README.md")
     s.add_argument("--records-dir", default=None, help="records of the kept materials (default: data/records with the default runs dir)")
-    s.add_argument("--update", default=None, metavar="FILE",
-                   help="write the markdown snapshot between the snapshot markers of FILE (e.g. data/README.md)")
     q = sub.add_parser("parse", help="rebuild the record of finished materials from data/qe/<ID> and print a summary")
     q.add_argument("material_id", nargs="+", help="material ids; 'all' = every record in data/records")
     q.add_argument("--profile", default="default")
@@ -173,18 +171,11 @@ def cli_main(argv: list[str] | None = None) -> int:
         if args.json:
             print(json.dumps(funnel(runs_dir), indent=1))
             return 0
-        if args.markdown or args.update:  # --update implies --markdown
+        if args.markdown:
             from .summary import status_markdown
 
             rec_dir = Path(args.records_dir) if args.records_dir else (RECORDS_DIR if not args.runs_dir else None)
-            md = status_markdown(runs_dir, rec_dir)
-            if args.update:
-                from .summary import splice_snapshot
-
-                splice_snapshot(Path(args.update), md)
-                print(f"snapshot written into {args.update}")
-            else:
-                print(md, end="")
+            print(status_markdown(runs_dir, rec_dir), end="")
             return 0
         print(funnel_table(runs_dir).to_string(index=False))
         t = timing_table(runs_dir)

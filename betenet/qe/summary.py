@@ -33,7 +33,6 @@ __all__ = [
     "grid_demo",
     "findings",
     "status_markdown",
-    "splice_snapshot",
     "qe_cpu_seconds",
     "cpu_table",
 ]
@@ -420,28 +419,6 @@ def status_markdown(runs_dir: Path = QE_RUNS_DIR, records_dir: Path | None = Non
             out += ["", "Kept materials (records; Allen–Dynes T_c with μ* = 0.1; highest frequency with α²F > 0):", "",
                     _md(kept[cols].sort_values("material_id").round(3))]
     return "\n".join(out) + "\n"
-
-
-SNAPSHOT_BEGIN = "<!-- snapshot: output of `betenet qe status --markdown` -->"
-SNAPSHOT_END = "<!-- end of snapshot -->"
-
-
-def splice_snapshot(path: Path, snapshot: str) -> None:
-    """Replace the text between the snapshot markers of ``path`` (``data/README.md``) by ``snapshot``.
-
-    Raises ``ValueError`` naming the file when a marker is missing, repeated or out of order; the text
-    outside the markers is kept byte for byte.
-    """
-    path = Path(path)
-    text = path.read_text()
-    counts = {m: text.count(m) for m in (SNAPSHOT_BEGIN, SNAPSHOT_END)}
-    if any(n != 1 for n in counts.values()):
-        raise ValueError(f"{path}: expected each snapshot marker exactly once, found {counts}")
-    i = text.index(SNAPSHOT_BEGIN) + len(SNAPSHOT_BEGIN)
-    j = text.index(SNAPSHOT_END)
-    if j < i:
-        raise ValueError(f"{path}: {SNAPSHOT_END!r} comes before {SNAPSHOT_BEGIN!r}")
-    path.write_text(text[:i] + "\n\n" + snapshot.strip("\n") + "\n\n" + text[j:])
 
 
 _PROGRAM_START = re.compile(r"^\s*Program \S+ v\.\S+ starts", re.MULTILINE)
