@@ -82,7 +82,6 @@ Typical use (notebook 05)::
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import datetime as _dt
@@ -91,7 +90,6 @@ import json
 import os
 import shutil
 import socket
-import sys
 import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -141,7 +139,6 @@ __all__ = [
     "findings_markdown",
     "oob_summary",
     "oob_ensemble_properties",
-    "cli_main",
 ]
 
 ENSEMBLE_SCHEMA = "betenet.ensemble"
@@ -1344,66 +1341,3 @@ def oob_ensemble_properties(directory: Path | str, records: Sequence[Any], *, mu
     pred = pd.DataFrame(derived_properties(mean, mu_star=mu_star), index=pd.Index(ids, name="material_id"))
     ref = reference_properties([by_id[m] for m in ids], "raw", mu_star=mu_star)
     return ref, pred, pd.Series({m: counts[m] for m in ids}, name="n_members_oob")
-
-
-# ============================================================================ CLI
-
-
-def cli_main(argv: list[str]) -> int:
-    """``betenet ensemble run --profile P --variant V`` / ``betenet ensemble status --profile P``."""
-    from .cli_types import positive_int
-
-    p = argparse.ArgumentParser(prog="betenet ensemble", description="Train / resume / inspect bootstrap ensembles (Dask).")
-    sub = p.add_subparsers(dest="action", required=True)
-    r = sub.add_parser("run", help="train or resume ensembles on the saved train split (records in data/records)")
-    r.add_argument("--profile", default="default", help="smoke | default | paper")
-    r.add_argument("--variant", nargs="*", choices=VARIANTS, help="default: the profile's EnsembleConfig.variants")
-    r.add_argument("--n-members", type=positive_int, default=None, help="override EnsembleConfig.n_members")
-    r.add_argument("--records", default=None, help="record directory (default: data/records)")
-    r.add_argument("--split-dir", default=None,
-                   help="directory of the train/test split files, made or extended there if needed (default: the "
-                   "committed data/splits, read only; for other records a split derived in artifacts/<profile>/splits/)")
-    r.add_argument("--no-predict", action="store_true", help="do not write test-set predictions afterwards")
-    r.add_argument("--no-progress", action="store_true")
-    r.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the profile's TrainConfig.device)")
-    s = sub.add_parser("status", help="state of every member (complete/partial/missing/stale)")
-    s.add_argument("--profile", default="default")
-    s.add_argument("--variant", nargs="*", choices=VARIANTS)
-    args = p.parse_args(argv)
-    prof = _profile(args.profile)
-    variants = tuple(args.variant or prof.ensemble.variants)
-    if args.action == "status":
-        for v in variants:
-            rows = ensemble_status(prof, v)
-            done = sum(row["state"] == "complete" for row in rows)
-            print(f"{prof.name}/{v}: {done}/{len(rows)} members complete  ({ensemble_directory(prof.name, v, create=False)})")
-            for row in rows:
-                extra = (f"  {row['checkpoint']:8s} epochs={row['epochs']}  {row['wall_s']:.0f}s  OOB={row['oob_fraction']:.2f}"
-                         if row["state"] == "complete" else "")
-                print(f"  member-{row['member']:03d}  {row['state']:8s}{extra}")
-        return 0
-    from .paths import RECORDS_DIR
-    from .records import load_records
-    from .splits import split_for_run
-
-    if args.device:
-        prof = prof.with_overrides(train={"device": args.device})
-    records = load_records(Path(args.records) if args.records else RECORDS_DIR)
-    if not records:
-        raise FileNotFoundError(f"{args.records or RECORDS_DIR}: no record files (*.json) in this directory")
-    split, split_where = split_for_run(records, prof.name, split_dir=args.split_dir)
-    print(f"# split {split.name!r} from {split_where}: {len(split.train_ids)} train / {len(split.test_ids)} test",
-          file=sys.stderr)
-    train_ids, test_ids = list(split.train_ids), list(split.test_ids)
-    runs = run_ensembles(records, prof, train_ids, variants, n_members=args.n_members, progress=not args.no_progress)
-    for v, run in runs.items():
-        print(f"{prof.name}/{v}: {run.n_members} members ({len(run.trained)} trained, {len(run.reused)} reused) "
-              f"in {run.wall_s:.0f} s -> {run.directory}")
-    if not args.no_predict:
-        for v, ps in predict_runs(runs, records, test_ids, profile=prof, mu_star=prof.screening.mu_star).items():
-            print(f"  {v} test predictions ({len(ps.ids)} materials) -> {predictions_path(prof.name, v)}")
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(cli_main(sys.argv[1:]))

@@ -80,7 +80,6 @@ __all__ = [
     "make_loss_fn",
     "benchmark_training",
     "supercell_record",
-    "cli_main",
 ]
 
 #: The three regimes of the double-descent curve, in the order they occur.
@@ -1002,74 +1001,3 @@ def benchmark_training(
         "s_per_epoch": float(np.median(sec)), "s_per_epoch_min": float(np.min(sec)), "s_per_epoch_max": float(np.max(sec)),
         "run_dir": str(run_dir),
     }
-
-
-def cli_main(argv: list[str]) -> int:
-    """``betenet train``: train one model on the training split of the project's records."""
-    import argparse
-
-    from .cli_types import positive_int
-    from .paths import RECORDS_DIR, SPLITS_DIR, artifacts_dir
-
-    p = argparse.ArgumentParser(
-        prog="betenet train",
-        description="Train one BETE-NET model with the double-descent policy on the training split of "
-        "data/records (validation: an element-balanced part of it). Resumes from RUN_DIR/last.pt.",
-    )
-    p.add_argument("--profile", default="default", help="smoke | default | paper (default: default)")
-    p.add_argument("--variant", default=None, choices=["CSO", "CPD", "FPD"], help="default: the profile's")
-    p.add_argument("--run-dir", default=None,
-                   help="default: artifacts/<profile>/train/main-<variant>-<key>, the run notebook 03 uses")
-    p.add_argument("--epochs", type=positive_int, default=None, help="override max_epochs (extends a finished run)")
-    p.add_argument("--records", default=str(RECORDS_DIR), help="directory of record JSON files")
-    p.add_argument("--split-dir", default=None,
-                   help=f"directory of the train/test split files, made or extended there if needed (default: the "
-                   f"committed split in {SPLITS_DIR}, read only; for other records a split derived in "
-                   f"artifacts/<profile>/splits/)")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the profile's TrainConfig.device)")
-    p.add_argument("--benchmark", nargs=2, type=int, metavar=("N_TRAIN", "N_VAL"), default=None,
-                   help="time epochs of a bootstrap member of N_TRAIN samples validated on N_VAL (drawn with "
-                   "replacement from the training split; the paper: 654 238) instead of training; prints JSON")
-    p.add_argument("--bench-epochs", type=positive_int, default=10, help="timed epochs (after 2 warm-up epochs)")
-    p.add_argument("--bench-supercell", type=int, nargs=3, default=(1, 1, 1), metavar=("NA", "NB", "NC"),
-                   help="time on supercells of the records (more atoms per crystal, as the paper's cells)")
-    p.add_argument("--bench-rattle", type=float, default=0.03,
-                   help="Gaussian displacement (Å) that makes every drawn sample a distinct crystal (0: exact copies)")
-    args = p.parse_args(argv)
-
-    import sys
-
-    from .records import load_records
-    from .splits import split_for_run
-
-    prof = _resolve_profile(args.profile)
-    if args.device:
-        prof = prof.with_overrides(train={"device": args.device})
-    variant = args.variant or prof.model.variant
-    records = load_records(Path(args.records))
-    if not records:
-        raise FileNotFoundError(f"{args.records}: no record files (*.json) in this directory")
-    split, split_where = split_for_run(records, prof.name, split_dir=args.split_dir)
-    print(f"# split {split.name!r} from {split_where}: {len(split.train_ids)} train / {len(split.test_ids)} test",
-          file=sys.stderr)
-    train_ids = list(split.train_ids)
-    by_id = {r.material_id: r for r in records}
-    if args.benchmark:
-        root = Path(args.run_dir) if args.run_dir else artifacts_dir(prof.name, "benchmarks")
-        row = benchmark_training([by_id[m] for m in train_ids], prof, root, n_train=args.benchmark[0],
-                                 n_val=args.benchmark[1], epochs=args.bench_epochs, variant=variant,
-                                 supercell=args.bench_supercell, rattle_A=args.bench_rattle)
-        print(json.dumps(row))
-        return 0
-    if args.run_dir:
-        res = train_model([by_id[m] for m in train_ids], prof, Path(args.run_dir), variant=variant,
-                          max_epochs=args.epochs, progress=not args.no_progress)
-    else:
-        from .double_descent import regime_run
-
-        res = regime_run(records, train_ids, prof, variant=variant, progress=not args.no_progress,
-                         root=artifacts_dir(prof.name, "train"), max_epochs=args.epochs)
-    print(json.dumps(res.to_dict(), indent=2, default=str))
-    print(res.regimes.summary())
-    return 0

@@ -301,7 +301,9 @@ def test_real_ensembles_train_every_member_with_self_describing_files(trained):
 
 
 def test_cli_status_lists_finished_members(trained, capsys):
-    assert ens.cli_main(["status", "--profile", "smoke", "--variant", "CPD"]) == 0
+    from betenet.cli.ensemble import cli_main
+
+    assert cli_main(["status", "--profile", "smoke", "--variant", "CPD"]) == 0
     out = capsys.readouterr().out
     assert "smoke/CPD: 2/2 members complete" in out and "member-001  complete" in out
 
@@ -477,8 +479,10 @@ def test_screen_cli_spreads_members_over_workers_with_the_same_ranking(trained, 
         r.structure.to(filename=str(path), fmt="poscar")
         files.append(str(path))
     run_dir = str(runs["CSO"].directory)
-    assert screening.cli_main([*files, "--run-dir", run_dir, "--csv", str(tmp_path / "serial.csv")]) == 0
-    assert screening.cli_main([*files, "--run-dir", run_dir, "--workers", "2", "--csv", str(tmp_path / "dask.csv")]) == 0
+    from betenet.cli.screen import cli_main as screen_cli
+
+    assert screen_cli([*files, "--run-dir", run_dir, "--csv", str(tmp_path / "serial.csv")]) == 0
+    assert screen_cli([*files, "--run-dir", run_dir, "--workers", "2", "--csv", str(tmp_path / "dask.csv")]) == 0
     a, b = pd.read_csv(tmp_path / "serial.csv"), pd.read_csv(tmp_path / "dask.csv")
     assert len(a) == len(files) and list(a["file"]) == list(b["file"])
     np.testing.assert_allclose(a[["tc_K", "lambda", "omega_log_K"]], b[["tc_K", "lambda", "omega_log_K"]], rtol=1e-5, atol=1e-8)

@@ -150,7 +150,7 @@ def test_zone_boundary_points():
 
 
 def test_cli_list_and_errors(tmp_path, capsys):
-    from betenet.qe.pseudo_cli import cli_main
+    from betenet.cli.pseudo import cli_main
 
     d = _index(tmp_path, {"Al": {"status": "validated", "ecutwfc_Ry": 35.0, "ecutrho_Ry": 140.0}})
     assert cli_main(["dojo", "list", "--dir", str(d)]) == 0

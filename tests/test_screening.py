@@ -218,7 +218,7 @@ def test_screen_structures_ranks_and_isolates_failures(structure_files):
 
 
 def test_cli_skips_bad_files_and_fails_only_when_nothing_screened(structure_files, tmp_path, capsys):
-    from betenet.screening import cli_main
+    from betenet.cli.screen import cli_main
 
     assert cli_main([str(structure_files / "broken.cif")]) == 1
     err = capsys.readouterr().err

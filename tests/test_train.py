@@ -272,7 +272,7 @@ def test_minibatch_and_pair_input_with_bootstrap_repeats(records, tmp_path):
 
 def test_cli(records, tmp_path, monkeypatch):
     from betenet.records import save_record
-    from betenet.train import cli_main
+    from betenet.cli.train import cli_main
 
     rec_dir = tmp_path / "records"
     for r in records:

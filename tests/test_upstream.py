@@ -16,6 +16,7 @@ from pymatgen.io.cif import CifWriter
 
 from betenet import cli
 from betenet import upstream as up
+from betenet.cli.data import cli_main as data_cli
 from betenet.physics import moments
 from betenet.records import load_records
 
@@ -199,13 +200,13 @@ def test_record_validation_errors_are_reported_per_row(tmp_path):
 def test_convert_and_validate_cli(tmp_path, capsys):
     db = write_upstream(tmp_path / "up")
     out = tmp_path / "records"
-    assert up.cli_main(["convert-upstream", str(db), "--out", str(out)]) == 0
+    assert data_cli(["convert-upstream", str(db), "--out", str(out)]) == 0
     assert "3 written, 0 already present" in capsys.readouterr().out
     loaded = load_records(out)
     assert [r.formula for r in loaded] == ["Al", "NaCl", "MgB2"]
     before = (out / "upstream-0002.json").read_text()
     # Second run keeps what is there (nothing silently overwritten).
-    assert up.cli_main(["convert-upstream", str(db), "--out", str(out)]) == 0
+    assert data_cli(["convert-upstream", str(db), "--out", str(out)]) == 0
     assert "0 written, 3 already present (kept)" in capsys.readouterr().out
     assert (out / "upstream-0002.json").read_text() == before
 
@@ -216,7 +217,7 @@ def test_convert_and_validate_cli(tmp_path, capsys):
     data = json.loads(before)
     data["a2f_omega_meV"][3] = data["a2f_omega_meV"][2]
     (out / "upstream-0002.json").write_text(json.dumps(data))
-    assert up.cli_main(["validate", str(out), str(tmp_path / "missing.json")]) == 1
+    assert data_cli(["validate", str(out), str(tmp_path / "missing.json")]) == 1
     report = capsys.readouterr().out
     assert "FAIL" in report and "upstream-0002.json" in report and "'a2f_omega_meV'" in report
     assert "missing.json: no such file" in report and "2 valid, 2 failed" in report
@@ -226,9 +227,9 @@ def test_convert_cli_reports_bad_input(tmp_path, capsys):
     rows = {idx: make_row(idx, s) for idx, s in _structures().items()}
     rows["2"]["a2F"] = None
     db = write_upstream(tmp_path / "up", rows=rows)
-    assert up.cli_main(["convert-upstream", str(db), "--out", str(tmp_path / "r")]) == 1
+    assert data_cli(["convert-upstream", str(db), "--out", str(tmp_path / "r")]) == 1
     assert "row 2: column 'a2F'" in capsys.readouterr().err
-    assert up.cli_main(["convert-upstream", str(db), "--out", str(tmp_path / "r2"), "--skip-invalid"]) == 0
+    assert data_cli(["convert-upstream", str(db), "--out", str(tmp_path / "r2"), "--skip-invalid"]) == 0
     captured = capsys.readouterr()
     assert "2 written" in captured.out and "invalid:" in captured.err
 
@@ -269,7 +270,7 @@ def test_refuses_unverified_download_before_any_network_access(tmp_path):
     with pytest.raises(up.DownloadError, match="--allow-unverified"):
         up.download_upstream(tmp_path / "dest", COMMIT, fetch=no_network)
     assert not (tmp_path / "dest").exists()
-    assert up.cli_main(["download", "--dest", str(tmp_path / "dest"), "--commit", COMMIT]) == 1
+    assert data_cli(["download", "--dest", str(tmp_path / "dest"), "--commit", COMMIT]) == 1
 
 
 def test_unverified_download_records_checksums(tmp_path, mirror, capsys):
@@ -321,7 +322,7 @@ def test_download_cli_with_conversion(tmp_path, mirror, capsys):
     _checksums(mirror, sums)
     dest, out = tmp_path / "dest", tmp_path / "records"
     argv = ["download", "--dest", str(dest), "--commit", COMMIT, "--checksums", str(sums), "--base-url", mirror.as_uri()]
-    assert up.cli_main([*argv, "--convert", str(out)]) == 0
+    assert data_cli([*argv, "--convert", str(out)]) == 0
     assert "3 written" in capsys.readouterr().out
     assert len(load_records(out)) == 3
 
@@ -409,7 +410,7 @@ def test_bad_grids_are_refused_with_a_message(tmp_path, capsys, column, change, 
     with pytest.raises(up.UpstreamError, match=message):
         up.read_upstream(db, indices=["2"])
     out = tmp_path / "records"
-    assert up.cli_main(["convert-upstream", str(db), "--out", str(out), "--skip-invalid"]) == 0
+    assert data_cli(["convert-upstream", str(db), "--out", str(out), "--skip-invalid"]) == 0
     captured = capsys.readouterr()
     assert "2 written" in captured.out and "1 invalid rows" in captured.out
     assert "invalid:" in captured.err and "row 2" in captured.err
@@ -424,7 +425,7 @@ def test_convert_defaults_to_its_own_directory_and_the_vendored_structures(tmp_p
     db = write_upstream(tmp_path / "src")
     vendored = tmp_path / "upstream" / "structures"
     (tmp_path / "src" / "structures").rename(vendored.parent.mkdir(parents=True) or vendored)
-    assert up.cli_main(["convert-upstream", str(db)]) == 0
+    assert data_cli(["convert-upstream", str(db)]) == 0
     assert "3 written" in capsys.readouterr().out
     assert [r.material_id for r in load_records(tmp_path / "upstream" / "records")] == [
         "upstream-0000", "upstream-0002", "upstream-0005"]

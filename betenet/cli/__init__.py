@@ -1,5 +1,7 @@
-"""``betenet`` command line.  Each subcommand lives in its own module as ``cli_main(argv) -> int``;
-this dispatcher only lists them, so ``betenet --help`` stays fast (no torch import).
+"""``betenet`` command line.  Each subcommand lives in its own module of this package as
+``cli_main(argv) -> int`` (``betenet.cli.<command>``; options shared by several commands, and the one place a
+profile name is resolved, in :mod:`betenet.cli.options`); this dispatcher only lists them, so
+``betenet --help`` stays fast (no torch import).  The library modules never import argparse.
 
 One error path for every command: an ordinary mistake (missing, corrupt or read-only file, bad value,
 stale split, busy run) ends with exit status 2 and one line ``betenet CMD: error: FILE: what`` on
@@ -18,14 +20,14 @@ __all__ = ["main", "COMMANDS", "USER_ERROR_EXIT", "is_user_error", "error_line"]
 
 #: name -> (module implementing ``cli_main(argv)``, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("betenet.upstream", "download the published BETE-NET data; validate/convert record files"),
+    "data": ("betenet.cli.data", "download the published BETE-NET data; validate/convert record files"),
     "qe": ("betenet.qe.cli", "run / resume / inspect the Quantum ESPRESSO el-ph dataset workflow"),
-    "pseudo": ("betenet.qe.pseudo_cli", "PBEsol pseudopotentials: the ld1.x set (generate, validate) and the PseudoDojo set (dojo validate)"),
-    "train": ("betenet.train", "train one BETE-NET model with the double-descent policy"),
-    "ensemble": ("betenet.ensemble", "train / resume a bootstrap ensemble (Dask)"),
-    "screen": ("betenet.screening", "rank CIF/POSCAR structures by predicted T_c with a saved ensemble"),
-    "notebooks": ("betenet.pipeline", "execute the notebooks with papermill for a profile and build the book"),
-    "profiles": ("betenet.config", "print the named profiles"),
+    "pseudo": ("betenet.cli.pseudo", "PBEsol pseudopotentials: the ld1.x set (generate, validate) and the PseudoDojo set (dojo validate)"),
+    "train": ("betenet.cli.train", "train one BETE-NET model with the double-descent policy"),
+    "ensemble": ("betenet.cli.ensemble", "train / resume a bootstrap ensemble (Dask)"),
+    "screen": ("betenet.cli.screen", "rank CIF/POSCAR structures by predicted T_c with a saved ensemble"),
+    "notebooks": ("betenet.cli.notebooks", "execute the notebooks with papermill for a profile and build the book"),
+    "profiles": ("betenet.cli.profiles", "print the named profiles"),
 }
 
 
@@ -90,6 +92,3 @@ def error_line(exc: BaseException) -> str:
             msg = f"unknown key {msg}"
     return " ".join(msg.split())
 
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
