@@ -469,7 +469,8 @@ def _judge(rec: dict[str, Any], s: DojoSettings) -> None:
                    f"(max Δω {ph['max_abs_dfreq_meV']:.2f} meV)")
         return
     if eos is None or ph is None:
-        rec.update(status="provisional", note="cutoff from the E/P scan; " + ("phonon and E(V) pending" if ph is None else "E(V) pending"))
+        rec.update(status="provisional", note=("cutoffs from the E/P scan; phonon and E(V) pending" if ph is None
+                                               else "cutoffs from the E/P scan and the phonon check; E(V) pending"))
         return
     bad = []
     if abs(eos["a0_error_pct"]) > s.a0_tol_pct:
