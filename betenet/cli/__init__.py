@@ -21,7 +21,7 @@ __all__ = ["main", "COMMANDS", "USER_ERROR_EXIT", "is_user_error", "error_line"]
 #: name -> (module implementing ``cli_main(argv)``, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("betenet.cli.data", "download the published BETE-NET data; validate/convert record files"),
-    "qe": ("betenet.qe.cli", "run / resume / inspect the Quantum ESPRESSO el-ph dataset workflow"),
+    "qe": ("betenet.cli.qe", "run / resume / inspect the Quantum ESPRESSO el-ph dataset workflow"),
     "pseudo": ("betenet.cli.pseudo", "PBEsol pseudopotentials: the ld1.x set (generate, validate) and the PseudoDojo set (dojo validate)"),
     "train": ("betenet.cli.train", "train one BETE-NET model with the double-descent policy"),
     "ensemble": ("betenet.cli.ensemble", "train / resume a bootstrap ensemble (Dask)"),

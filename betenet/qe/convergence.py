@@ -31,7 +31,7 @@ from .inputs import Namelist, NamelistInput, PWInput, QEInputError
 from .parsers import gamma_mask, parse_ph_output
 from .workflow import run_qe
 
-__all__ = ["SingleQResult", "single_q_phonons", "lowest_q", "RelaxResult", "relaxed_volume", "cli_main", "relax_cli_main"]
+__all__ = ["SingleQResult", "single_q_phonons", "lowest_q", "RelaxResult", "relaxed_volume"]
 
 
 @dataclass
@@ -195,60 +195,3 @@ def relaxed_volume(
     )
     (workdir / "result.json").write_text(json.dumps(out.to_dict(), indent=2) + "\n")
     return out
-
-
-def _check_parser(command: str, description: str):
-    """The options ``betenet qe check-q`` and ``check-relax`` share: cutoffs, runs dir, work dir, OpenMP."""
-    import argparse
-
-    from ..paths import QE_RUNS_DIR
-
-    p = argparse.ArgumentParser(prog=f"betenet qe {command}", description=description)
-    p.add_argument("--ecutwfc", type=float, default=None)
-    p.add_argument("--ecutrho", type=float, default=None)
-    p.add_argument("--runs-dir", default=str(QE_RUNS_DIR))
-    p.add_argument("--workdir", default=None, help=f"default: artifacts/{command}/<ID>")
-    p.add_argument("--omp", type=int, default=1)
-    return p
-
-
-def relax_cli_main(argv: list[str]) -> int:
-    """``betenet qe check-relax ID [ID ...] --ecutwfc E --ecutrho R``."""
-    from ..paths import artifacts_dir
-
-    p = _check_parser("check-relax", "rerun materials' vc-relax with other cutoffs; relaxed volume vs the dataset's")
-    p.add_argument("material_ids", nargs="+")
-    args = p.parse_args(argv)
-    if args.ecutwfc is None and args.ecutrho is None:
-        p.error("give --ecutwfc and/or --ecutrho (what to change)")
-    tag = "".join(f"-{n}{v:g}" for n, v in (("e", args.ecutwfc), ("r", args.ecutrho)) if v is not None).lstrip("-")
-    for mid in args.material_ids:
-        root = Path(args.workdir) / mid if args.workdir else artifacts_dir("check-relax", mid, create=False)
-        r = relaxed_volume(Path(args.runs_dir) / mid, workdir=root / tag, ecutwfc_Ry=args.ecutwfc,
-                           ecutrho_Ry=args.ecutrho, omp_threads=args.omp)
-        print(f"{mid} ecut={r.ecutwfc_Ry:g}/{r.ecutrho_Ry:g} Ry: V={r.volume_A3_per_atom:.3f} Å^3/atom vs dataset "
-              f"{r.dataset_volume_A3_per_atom:.3f}: Δa = {r.delta_a_pct:+.2f} %  ({r.wall_s:.0f} s)", flush=True)
-    return 0
-
-
-def cli_main(argv: list[str]) -> int:
-    """``betenet qe check-q``."""
-    from ..paths import artifacts_dir
-
-    p = _check_parser("check-q", __doc__.split("\n\n")[0])
-    p.add_argument("material_id")
-    p.add_argument("--k", type=int, nargs="+", required=True, help="scf k meshes to try (cubic n x n x n each)")
-    p.add_argument("--q", type=float, nargs=3, default=None, help="q (2π/alat); default: the lowest-frequency q of ph_freqs.json")
-    p.add_argument("--degauss", type=float, default=None)
-    args = p.parse_args(argv)
-    mdir = Path(args.runs_dir) / args.material_id
-    q = tuple(args.q) if args.q else lowest_q(mdir)
-    root = Path(args.workdir) if args.workdir else artifacts_dir("check-q", args.material_id, create=False)
-    tag = "".join(f"-{n}{v}" for n, v in (("e", args.ecutwfc), ("r", args.ecutrho), ("d", args.degauss)) if v is not None)
-    for k in args.k:
-        res = single_q_phonons(mdir, q, k_scf=k, workdir=root / f"k{k}{tag}", ecutwfc_Ry=args.ecutwfc,
-                               ecutrho_Ry=args.ecutrho, degauss_Ry=args.degauss, omp_threads=args.omp)
-        print(f"{res.material_id} k={k}^3 ecut={res.ecutwfc_Ry:g}/{res.ecutrho_Ry:g} Ry degauss={res.degauss_Ry:g} Ry "
-              f"q=({' '.join(f'{x:.3f}' for x in q)}): " + " ".join(f"{f:.2f}" for f in res.freq_meV)
-              + f" meV  (scf {res.wall_s['scf']:.0f} s, ph {res.wall_s['ph']:.0f} s)")
-    return 0
