@@ -42,6 +42,7 @@ from typing import Any, Literal
 import numpy as np
 
 from . import physics
+from ._moved import moved
 from .constants import MU_STAR_DEFAULT, TARGET_GRID_MEV
 
 __all__ = [
@@ -57,7 +58,6 @@ __all__ = [
     "table1_rows",
     "table1_frame",
     "smoothing_floor_rows",
-    "plot_parity",
     "describe_data",
     "glue_values",
     "glue_table1",
@@ -171,7 +171,8 @@ def reference_properties(
     return pd.DataFrame(rows, columns=["material_id", *ALL_PROPERTIES]).set_index("material_id")
 
 
-def _column(table: Any, key: str) -> np.ndarray:
+def property_column(table: Any, key: str) -> np.ndarray:
+    """Column ``key`` of a table or mapping as floats; ``KeyError`` naming the known properties."""
     try:
         return np.asarray(table[key], dtype=float)
     except KeyError:
@@ -196,7 +197,7 @@ def table1_rows(
         if list(y_true.index) != list(y_pred.index):
             raise ValueError(f"{model}: y_true and y_pred are not aligned on the same materials")
     props = list(PROPERTIES) + (["tc_K"] if "tc_K" in y_true and "tc_K" in y_pred else [])
-    scores = {p: property_metrics(_column(y_true, p), _column(y_pred, p), name=f"{model} {p}") for p in props}
+    scores = {p: property_metrics(property_column(y_true, p), property_column(y_pred, p), name=f"{model} {p}") for p in props}
     n_test = next(iter(scores.values()))["n"]
     tc_mae = scores["tc_K"]["MAE"] if "tc_K" in scores else float("nan")
     rows = []
@@ -224,50 +225,6 @@ def smoothing_floor_rows(records: Sequence[Any], *, mu_star: float = MU_STAR_DEF
     raw = reference_properties(records, "raw", mu_star=mu_star)
     binned = reference_properties(records, "binned", mu_star=mu_star)
     return table1_rows("DFT 51-bin", raw, binned, data=data)
-
-
-def plot_parity(
-    y_true: Mapping[str, Any],
-    y_pred: Mapping[str, Any],
-    *,
-    properties: Sequence[str] = PROPERTIES,
-    y_err: Mapping[str, Any] | None = None,
-    title: str | None = None,
-    axes=None,
-    color: str = "tab:blue",
-):
-    """Parity plots (DFT vs predicted) for ``properties`` with R²/MAE/RMSE in each panel (Fig. 4a–i style).
-
-    ``y_err`` (optional): error bars (e.g. ensemble std) per property.  Returns the figure.
-    """
-    import matplotlib.pyplot as plt
-
-    if axes is None:
-        fig, axes = plt.subplots(1, len(properties), figsize=(3.3 * len(properties), 3.3), constrained_layout=True)
-    else:
-        fig = np.ravel(axes)[0].figure
-    axes = np.ravel(axes)
-    for ax, p in zip(axes, properties):
-        t, q = _column(y_true, p), _column(y_pred, p)
-        s = property_metrics(t, q, name=p)
-        err = None if y_err is None or p not in y_err else _column(y_err, p)
-        ax.errorbar(t, q, yerr=err, fmt="o", ms=3.5, color=color, alpha=0.75, elinewidth=0.7, capsize=0)
-        lo = float(min(t.min(), q.min(), 0.0))
-        hi = float(max(t.max(), q.max())) * 1.05 or 1.0
-        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-        ax.set_xlim(lo, hi)
-        ax.set_ylim(lo, hi)
-        ax.set_aspect("equal")
-        ax.set_xlabel(f"DFT {PROPERTY_LABELS[p]}")
-        ax.set_ylabel(f"predicted {PROPERTY_LABELS[p]}")
-        fmt = ".2f" if p == "lambda" else ".1f"
-        ax.text(
-            0.04, 0.96, f"R² = {s['R2']:.2f}\nMAE = {s['MAE']:{fmt}}\nRMSE = {s['RMSE']:{fmt}}",
-            transform=ax.transAxes, va="top", fontsize=8,
-        )
-    if title:
-        fig.suptitle(title)
-    return fig
 
 
 def describe_data(records: Sequence[Any], split: Any | None = None) -> str:
@@ -315,3 +272,7 @@ def glue_table1(rows: Iterable[Mapping[str, Any]], glue) -> dict[str, Any]:
         for p in ALL_PROPERTIES:
             values[_key(r["model"], r["metric"], p)] = float(r[p])
     return glue_values(values, glue)
+
+
+#: the figure moved to :mod:`betenet.plots.metrics`; its old name still answers here (temporary)
+__getattr__ = moved(__name__, "betenet.plots.metrics", ("plot_parity",))

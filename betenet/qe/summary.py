@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .._moved import moved
 from ..constants import MU_STAR_DEFAULT
 from ..paths import QE_RUNS_DIR
 from .filters import status_files
@@ -26,9 +27,6 @@ __all__ = [
     "record_moments",
     "correlation_data",
     "r_squared",
-    "plot_gallery",
-    "plot_correlations",
-    "plot_timings",
     "lattice_check",
     "grid_demo",
     "findings",
@@ -147,94 +145,6 @@ def r_squared(x: Sequence[float], y: Sequence[float]) -> float:
     if ok.sum() < 3 or np.std(x[ok]) == 0 or np.std(y[ok]) == 0:
         return float("nan")
     return float(np.corrcoef(x[ok], y[ok])[0, 1] ** 2)
-
-
-def plot_gallery(records: Sequence, *, n: int = 12, ncols: int = 4, path: Path | None = None):
-    """α²F(ω) of up to ``n`` records (highest λ first), annotated with λ, ω_log, ω₂, T_c."""
-    import matplotlib.pyplot as plt
-
-    recs = sorted(records, key=lambda r: -record_moments(r)["lambda"])[:n]
-    nrows = max(1, int(np.ceil(len(recs) / ncols)))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.4 * nrows), squeeze=False, sharex=True)
-    for ax in axes.flat[len(recs):]:
-        ax.set_visible(False)
-    for ax, rec in zip(axes.flat, recs):
-        m = record_moments(rec)
-        ax.plot(rec.a2f_omega_meV, rec.a2f, lw=1.0, color="C0")
-        ax.fill_between(rec.a2f_omega_meV, rec.a2f, alpha=0.25, color="C0")
-        ax.set_title(f"{rec.formula} ({rec.material_id})", fontsize=8)
-        ax.text(
-            0.97, 0.95,
-            f"λ={m['lambda']:.2f}\nω_log={m['omega_log_K']:.0f} K\nω₂={m['omega_2_K']:.0f} K\nT_c={m['tc_ad_K']:.1f} K",
-            transform=ax.transAxes, ha="right", va="top", fontsize=7,
-        )
-    for ax in axes[-1]:
-        ax.set_xlabel("ω (meV)")
-    for ax in axes[:, 0]:
-        ax.set_ylabel("α²F(ω)")
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=150)
-    return fig
-
-
-def plot_correlations(data, *, path: Path | None = None):
-    """Fig. 2 on our data: (a) λ vs eDOS(E_F); (b) ω_log and (c) ω₂ of α²F vs the coarse PhDOS, with R²."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
-    panels = [
-        ("edos_ef_per_eV", "lambda", "eDOS(E_F) (states/eV/cell)", "λ"),
-        ("phdos_coarse_omega_log_K", "omega_log_K", "ω_log of coarse PhDOS (K)", "ω_log of α²F (K)"),
-        ("phdos_coarse_omega_2_K", "omega_2_K", "ω₂ of coarse PhDOS (K)", "ω₂ of α²F (K)"),
-    ]
-    for ax, (x, y, xl, yl) in zip(axes, panels):
-        ax.scatter(data[x], data[y], s=14, alpha=0.8)
-        ax.set_xlabel(xl)
-        ax.set_ylabel(yl)
-        ax.set_title(f"R² = {r_squared(data[x], data[y]):.2f}  (n = {int(np.isfinite(data[x]).sum())})", fontsize=9)
-        if x != "edos_ef_per_eV" and len(data):
-            lo = np.nanmin([data[x].min(), data[y].min()])
-            hi = np.nanmax([data[x].max(), data[y].max()])
-            ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=150)
-    return fig
-
-
-def plot_timings(runs_dir: Path = QE_RUNS_DIR, *, path: Path | None = None):
-    """Wall time per kept material (histogram, minutes) and per step (box plot, seconds)."""
-    import matplotlib.pyplot as plt
-
-    from .workflow import STEPS
-
-    per_step: dict[str, list[float]] = {s: [] for s in STEPS}
-    totals = []
-    for s in _statuses(runs_dir):
-        if s.get("state") != "kept":
-            continue
-        steps = s.get("steps") or {}
-        totals.append(sum(float(v.get("wall_s", 0.0)) for v in steps.values()) / 60)
-        for k, v in steps.items():
-            if k in per_step:
-                per_step[k].append(float(v.get("wall_s", 0.0)))
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 2]})
-    a.hist(totals, bins=20, color="C2")
-    a.set_xlabel("wall time per kept material (min)")
-    a.set_ylabel("materials")
-    per_step = {k: [x for x in v if x > 0] for k, v in per_step.items()}  # reused steps take 0 s
-    names = [k for k, v in per_step.items() if v]
-    if names:
-        b.boxplot([per_step[k] for k in names], showfliers=True)
-        b.set_xticks(range(1, len(names) + 1), names)
-        b.set_yscale("log")
-        b.tick_params(axis="x", rotation=45)
-    b.set_ylabel("wall time per step (s)")
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=150)
-    return fig
 
 
 #: Dataset prototypes that match a reference solid of :data:`betenet.qe.pseudo.EXPERIMENTAL_LATTICE`.
@@ -531,3 +441,7 @@ def cpu_by_outcome(runs_dir: Path = QE_RUNS_DIR):
     table.attrs["cpu_per_kept_label_s"] = round(total / n_kept, 1) if n_kept else float("nan")
     table.attrs["cpu_per_kept_run_s"] = round(sum(spent.get("kept", [])) / n_kept, 1) if n_kept else float("nan")
     return table
+
+
+#: the figures moved to :mod:`betenet.plots.dataset`; their old names still answer here (temporary)
+__getattr__ = moved(__name__, "betenet.plots.dataset", ("plot_gallery", "plot_correlations", "plot_timings"))
