@@ -83,6 +83,9 @@ FLAGS: dict[str, str] = {
     "broadenings) exceeds betenet.qe.labels.BROADENING_SENSITIVE_RTOL (10 %) of λ: λ is not converged in σ",
     "broadening_unconverged": "no plateau of λ(σ) was found (betenet.qe.broadening.select_plateau): the label "
     "uses the level's fallback broadening and λ is still drifting with σ for this k mesh",
+    "cutoff_below_library": "the run's plane-wave cutoffs (scf.in) are below those its level's pseudopotential "
+    "library now gives for its elements (the library's convergence study moved after the run started): the "
+    "phonons, and so λ, are not converged in the cutoff to the library's tolerance",
     "omega_log_qe_mismatch": "ω_log of the α²F differs from QE's mode-sum ω_log by more than 3 % "
     "(low-frequency tail; λ agrees within LAMBDA_QE_RTOL)",
     "clipped_moments": "a schema-1 record of the QE workflow: α²F was clipped at zero before its moments "

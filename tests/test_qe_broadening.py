@@ -137,3 +137,24 @@ def test_rebuild_keeps_sigma_and_reports_the_plateau_rule(tmp_path):
         rec = rebuild_record("Al1-fcc", cfg, runs_dir=runs, records_dir=recs)
         assert rec.provenance["elph_smearing_Ry"] == pytest.approx(sigma)
         assert rec.provenance["elph_broadening"]["method"] == method
+
+
+def test_a_run_below_the_librarys_current_cutoffs_is_flagged(tmp_path, monkeypatch):
+    """The validated Al run used 40/160 Ry: a library that now asks for more (ecutwfc or ecutrho) makes its
+    record say cutoff_below_library; the same or lower cutoffs do not."""
+    import json
+    from pymatgen.core import Structure
+
+    from betenet.paths import DATA_DIR
+    from betenet.qe import workflow
+    from betenet.qe.inputs import PseudoSpec
+
+    scf = DATA_DIR / "qe-validated" / "Al1-fcc" / "scf.in"
+    if not scf.exists():
+        pytest.skip("needs data/qe-validated/Al1-fcc")
+    s = Structure.from_dict(json.loads((scf.parent / "relaxed.json").read_text()))
+    upf = tmp_path / "Al.UPF"
+    upf.write_text("<UPF/>")
+    for (wfc, rho), below in (((40.0, 160.0), False), ((35.0, 140.0), False), ((40.0, 320.0), True), ((45.0, 180.0), True)):
+        monkeypatch.setattr(workflow, "library_for", lambda cfg, w=wfc, r=rho: {"Al": PseudoSpec("Al", upf, w, r)})
+        assert workflow._cutoffs_below_library(scf, s, QE_VALIDATED) is below, (wfc, rho)

@@ -59,6 +59,7 @@ from .filters import QualityReport, quality_report
 from .inputs import (
     Namelist,
     NamelistInput,
+    PWInput,
     PseudoSpec,
     QEInputError,
     _amass,
@@ -1196,6 +1197,20 @@ def _a2f_selected(run_dir: Path, cfg: QEConfig) -> tuple[np.ndarray, np.ndarray,
     return data[:, 0], data[:, idx], choice or BroadeningChoice(idx, sigmas[idx - 1], "index", 0.0)
 
 
+def _cutoffs_below_library(scf_in: Path, structure: Structure, cfg: QEConfig) -> bool:
+    """Whether the run's ``ecutwfc``/``ecutrho`` (its ``scf.in``) are below what the level's library now gives
+    for these elements (the rule a new run applies: :func:`~betenet.qe.inputs.cutoffs_Ry`)."""
+    if not scf_in.exists():
+        return False
+    run = PWInput.from_str(scf_in.read_text(), origin=str(scf_in)).system
+    try:
+        specs = pseudo_specs(library_for(cfg), sorted({sp.symbol for sp in structure.composition.elements}))
+    except QEInputError:  # an element the library no longer offers: nothing to compare against
+        return False
+    want_wfc, want_rho = cutoffs_Ry(specs, cfg.ecutwfc_Ry, cfg.ecutrho_Ry)
+    return float(run.get("ecutwfc", 0.0)) < want_wfc - 1e-9 or float(run.get("ecutrho", 0.0)) < want_rho - 1e-9
+
+
 def _upstream_provenance(material_id: str, structure: Structure | None = None) -> dict[str, Any]:
     """For a candidate taken from the paper's own structures (``upNNNN-...``), or one whose ``structure`` is
     one of them up to scale (:func:`~betenet.qe.upstream_candidates.matching_upstream_row`): the upstream row
@@ -1250,8 +1265,11 @@ def build_record(
     m = physics.moments(omega, a2f_raw)
     tc = physics.allen_dynes_tc_K(m.lambda_, m.omega_log_K, m.omega_2_K)
     labels = record_labels(d, material_id, sigma, prototype=status.prototype)
-    if choice.method == "plateau-fallback":  # λ(σ) never flat: the fixed fallback index is not converged
-        labels["flags"] = [f for f in FLAGS if f in {*labels["flags"], "broadening_unconverged"}]
+    extra = {"broadening_unconverged"} if choice.method == "plateau-fallback" else set()  # λ(σ) never flat
+    if cfg.pseudo_set != "project" and _cutoffs_below_library(d / "scf.in", structure, cfg):
+        extra.add("cutoff_below_library")
+    if extra:
+        labels["flags"] = [f for f in FLAGS if f in {*labels["flags"], *extra}]
     lam_rows = parse_lambda_file(d / "lambda")
     row = min(lam_rows, key=lambda r: abs(r.broadening_Ry - sigma))
     grids = json.loads((d / "grids.json").read_text())
