@@ -29,7 +29,9 @@ from typing import Any
 import numpy as np
 
 from ._moved import moved
-from .train import REGIMES, TrainResult, _resolve_profile
+from .config import resolve_profile
+from .regimes import REGIMES
+from .train import TrainResult
 
 __all__ = [
     "MIN_TRAIN_RECORDS",
@@ -54,7 +56,7 @@ def run_key(profile: Any, train_ids: Sequence[str], variant: str | None = None) 
     """Short hash of what defines a run: model config, train config (without resumable limits) and ids."""
     from .train import RESUMABLE_FIELDS
 
-    prof = _resolve_profile(profile)
+    prof = resolve_profile(profile)
     model_cfg = prof.model if variant is None else dataclasses.replace(prof.model, variant=variant)
     tc = {k: v for k, v in dataclasses.asdict(prof.train).items() if k not in RESUMABLE_FIELDS}
     blob = json.dumps({"model": dataclasses.asdict(model_cfg), "train": tc, "ids": sorted(train_ids)},
@@ -88,7 +90,7 @@ def regime_run(records: Sequence[Any], train_ids: Sequence[str], profile: Any, *
     from .paths import artifacts_dir
     from .train import train_model
 
-    prof = _resolve_profile(profile)
+    prof = resolve_profile(profile)
     var = variant or prof.model.variant
     recs = _train_records(records, train_ids)
     base = Path(root) if root is not None else artifacts_dir(prof.name, "train")
@@ -102,7 +104,7 @@ def apply_overrides(profile: Any, overrides: Sequence[tuple[str, Any]]) -> tuple
     ``"data.fraction"`` is not a config field: it is the share of the training split used (first
     ``ceil(fraction * n)`` ids of a seeded permutation, see :func:`sweep`).
     """
-    prof = _resolve_profile(profile)
+    prof = resolve_profile(profile)
     sections: dict[str, dict[str, Any]] = {}
     fraction = 1.0
     for key, value in overrides:
@@ -130,7 +132,7 @@ def sweep(records: Sequence[Any], train_ids: Sequence[str], profile: Any, main: 
 
     from .model import load_checkpoint, n_parameters
 
-    prof = _resolve_profile(profile)
+    prof = resolve_profile(profile)
     ids = [r.material_id for r in _train_records(records, train_ids)]
     runs: list[tuple[str, str, TrainResult]] = []
     if main is not None:

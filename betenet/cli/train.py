@@ -13,7 +13,8 @@ from betenet.double_descent import regime_run
 from betenet.paths import RECORDS_DIR, SPLITS_DIR, artifacts_dir
 from betenet.records import load_records
 from betenet.splits import split_for_run
-from betenet.train import benchmark_training, train_model
+from betenet.train import train_model
+from betenet.train_benchmark import benchmark_training
 
 __all__ = ["cli_main"]
 

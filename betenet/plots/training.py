@@ -12,7 +12,8 @@ from betenet.constants import TARGET_GRID_MEV
 from betenet.dataset import target_a2f
 from betenet.metrics import PROPERTIES, derived_properties
 from betenet.plots.metrics import plot_parity
-from betenet.train import REGIMES, TrainResult
+from betenet.regimes import REGIMES
+from betenet.train import TrainResult
 
 __all__ = ["REGIME_COLORS", "plot_training_curves", "plot_regime_a2f", "plot_regime_parity"]
 
