@@ -124,6 +124,8 @@ class DojoSettings:
     #: k spacing (Å^-1, 2π included) of the cutoff and phonon checks, and of the E(V) scan.
     kspacing_invA: float = 0.35
     phonon_kspacing_invA: float = 0.5
+    #: denser k meshes for the phonon check when the reference mode is imaginary at the first one
+    phonon_kspacing_fallback_invA: tuple[float, ...] = (0.35, 0.25)
     #: fcc Al's B0 at 35 Ry: 92.7 GPa at 0.25 Å^-1 (11^3), 77.8 GPa at 0.15 Å^-1 (18^3): B0 needs the denser mesh.
     eos_kspacing_invA: float = 0.15
     degauss_Ry: float = 0.02
@@ -534,11 +536,24 @@ def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSett
         # cheapest first: at each ecutwfc from the E/P-converged one up, ecutrho = 4x then 8x ecutwfc.
         # GGA + nonlinear core correction: the density grid, not the wavefunctions, limits the phonon
         # (bcc Nb at H: 80/320 Ry 0.52 meV off, 110/440 Ry 0.27 meV, 80/640 Ry 0.0002 meV against 140/560 Ry).
+        # the reference first, on a k mesh where the zone-boundary phonon is real: an undersampled Fermi
+        # surface can make it imaginary (fcc Pb at X, 5^3 k: -14, -11, -11 meV at 140/1120 Ry), and an
+        # unstable mode's frequency is no measure of cutoff convergence
         cuts = [c for c in s.ecut_list_Ry if c >= rec["ecutwfc_Ry"]]
-        ref, tried = None, []
+        for k in (s.phonon_kspacing_invA, *s.phonon_kspacing_fallback_invA):
+            sk = dataclasses.replace(s, phonon_kspacing_invA=k)
+            with tempfile.TemporaryDirectory(prefix=f"dojo-phref-{element}-") as tmp:
+                ref = _phonon_at(element, s.ecut_reference_Ry, sk, Path(tmp))
+            log(f"{element}: ph.x reference at {s.ecut_reference_Ry:g} Ry, k spacing {k:g}: "
+                + " ".join(f"{w:.2f}" for w in ref["freqs_meV"]) + " meV")
+            if min(ref["freqs_meV"]) > 0:
+                break
+        else:
+            raise PseudoError(f"{element}: the reference phonon at {zone_boundary_q(element)[0]} is imaginary at every k spacing tried")
+        s_ph, tried = sk, []
         for c in cuts:
             for dual in (s.dual, 2 * s.dual):
-                ph = phonon_check(element, c, s, reference=ref, dual=dual)
+                ph = phonon_check(element, c, s_ph, reference=ref, dual=dual)
                 ref = ph["reference"]
                 tried.append({"ecutwfc_Ry": c, "ecutrho_Ry": dual * c, "max_abs_dfreq_meV": ph["max_abs_dfreq_meV"],
                               "passed": ph["passed"], "ph_cpu_s": ph["at"]["ph_cpu_s"]})
