@@ -56,10 +56,12 @@ def test_index_selection_is_the_screening_rule():
 
 
 def test_choose_for_run_reads_the_lambda_file(tmp_path):
-    lam = [0.9, 0.61, 0.50, 0.44, 0.43, 0.425, 0.42, 0.41, 0.40, 0.39]
+    """The validated level's 2 % rule on a lambda file: flat from σ_5 (0.025 Ry) within 2 %, not from σ_4."""
+    lam = [0.9, 0.61, 0.50, 0.45, 0.435, 0.432, 0.43, 0.425, 0.42, 0.41]
     lines = [f" Broadening {s:8.4f} lambda {x:12.4f} dos(Ef) {2.0:8.4f} omega_ln [K] {300.0:12.4f}" for s, x in zip(SIGMAS, lam)]
     (tmp_path / "lambda").write_text("\n".join(lines) + "\n")
-    assert choose_for_run(tmp_path, QE_VALIDATED).index == 4
+    c = choose_for_run(tmp_path, QE_VALIDATED)
+    assert (c.index, c.method) == (5, "plateau") and c.spread == pytest.approx(0.005 / 0.435)
 
 
 def test_validated_level_meshes_on_reference_metals():

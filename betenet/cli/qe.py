@@ -73,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--overwrite", action="store_true",
                    help="with --write: rebuild an existing record in the current format, keeping its σ and the "
                    "provenance of its QE run (betenet.qe.labels.rebuild_record); git keeps the old file")
+    q.add_argument("--reselect-sigma", action="store_true",
+                   help="with --overwrite: choose the el-ph broadening by the level's current rule instead of keeping the record's")
     f = sub.add_parser("refilter", help="re-apply the current phonon filters to finished materials (a rejected one that "
                        "now passes becomes pending; `qe run` then completes it)")
     f.add_argument("--ids", nargs="*", default=None, help="only these material ids (default: all in the runs dir)")
@@ -216,7 +218,7 @@ def cli_main(argv: list[str] | None = None) -> int:
         for mid in ids:
             st = load_status(mid, runs_dir)
             rebuild = args.write and args.overwrite and (records_dir / f"{mid}.json").exists()
-            rec = (rebuild_record(mid, qe, runs_dir=runs_dir, records_dir=records_dir) if rebuild
+            rec = (rebuild_record(mid, qe, runs_dir=runs_dir, records_dir=records_dir, reselect_sigma=args.reselect_sigma) if rebuild
                    else build_record(mid, qe, runs_dir=runs_dir, status=st))
             # NaN, negative weight, QE's mode sum: an error naming the field, never a printed number
             validate_record(rec, origin=str(Path(runs_dir) / mid))

@@ -175,11 +175,13 @@ REBUILD_KEEPS = (
 )
 
 
-def rebuild_record(material_id: str, cfg, *, runs_dir: Path | None = None, records_dir: Path | None = None):
+def rebuild_record(material_id: str, cfg, *, runs_dir: Path | None = None, records_dir: Path | None = None,
+                   reselect_sigma: bool = False):
     """Rebuild an existing record from its QE run directory with the current record format.
 
-    The broadening is the one the existing record used (its ``provenance["elph_smearing_Ry"]``) and the
-    provenance keys in :data:`REBUILD_KEEPS` are copied from it; ``provenance["record_rebuilt"]`` says
+    The broadening is the one the existing record used (its ``provenance["elph_smearing_Ry"]``), or, with
+    ``reselect_sigma``, the one ``cfg``'s rule selects now (:mod:`betenet.qe.broadening`: after the rule
+    itself changed); the other provenance keys in :data:`REBUILD_KEEPS` are copied from it; ``provenance["record_rebuilt"]`` says
     from which schema version and when.  The existing file is read as raw JSON, so any schema version
     (and a record that no longer validates) can be rebuilt.  Returns the new record (not written).
     """
@@ -191,7 +193,7 @@ def rebuild_record(material_id: str, cfg, *, runs_dir: Path | None = None, recor
     path = Path(records_dir or RECORDS_DIR) / f"{material_id}.json"
     old = json.loads(path.read_text())
     old_prov = old.get("provenance") or {}
-    sigma = old_prov.get("elph_smearing_Ry")
+    sigma = None if reselect_sigma else old_prov.get("elph_smearing_Ry")
     level_cfg = cfg  # before σ is pinned below: its own rule (plateau or index) is what the record reports
     st = load_status(material_id, runs_dir)
     if sigma is not None:
@@ -211,7 +213,8 @@ def rebuild_record(material_id: str, cfg, *, runs_dir: Path | None = None, recor
         if (len(prev) != len(rec.structure) or not np.allclose(prev.lattice.matrix, rec.structure.lattice.matrix, atol=1e-8)
                 or not np.allclose(prev.cart_coords, rec.structure.cart_coords, atol=1e-8)):
             raise ValueError(f"{path}: the structure differs from relaxed.json of the run; not rebuilding it")
-    kept = {k: old_prov[k] for k in REBUILD_KEEPS if k in old_prov}
+    kept = {k: old_prov[k] for k in REBUILD_KEEPS if k in old_prov
+            and not (reselect_sigma and k in ("elph_smearing_Ry", "elph_broadening"))}
     if "elph_broadening" not in kept and getattr(level_cfg, "elph_sigma_selection", "index") == "plateau" and sigma is not None:
         from .broadening import choose_for_run
 

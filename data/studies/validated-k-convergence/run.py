@@ -1,6 +1,7 @@
-"""Is the validated level's λ(σ) converged in the dense k mesh?  fcc Al at the validated level (scf 12^3,
-q 4^3) with the dense la2F mesh at 24^3 (the level's own run, data/qe-validated/Al1-fcc) and at 36^3
-(this study, in runs/).  Run (resumable; ~ one Al el-ph run of CPU):
+"""Is the validated level's λ(σ) converged in the k meshes?  fcc Al at the validated level (dense la2F mesh
+24^3, scf mesh of ph.x 12^3, q 4^3: the level's own run, data/qe-validated/Al1-fcc) against the same with
+1.5x the dense density (k_density 72 per Å^-1; the commensuration then gives dense 32^3 with scf 16^3, so
+both meshes are denser), in runs/.  Run (resumable; ~2.5 Al el-ph runs of CPU):
 
     OMP_NUM_THREADS=1 .venv/bin/python data/studies/validated-k-convergence/run.py [--table]
 
@@ -8,6 +9,7 @@ With ``--table`` it only prints λ(σ) of both meshes and the plateau each gives
 (:func:`betenet.qe.broadening.select_plateau`).
 """
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from betenet.qe.broadening import select_plateau
 from betenet.qe.parsers import parse_lambda_file
 
 here = Path(__file__).resolve().parent
-MESHES = {"24^3 (level)": (DATA_DIR / "qe-validated", 48.0), "36^3": (here / "runs", 72.0)}
+MESHES = {"level": DATA_DIR / "qe-validated", "denser": here / "runs"}
 
 
 def run() -> None:
@@ -32,21 +34,29 @@ def run() -> None:
     print(st.state, st.reason or "")
 
 
+def _mesh(d: Path) -> str:
+    g = json.loads((d / "Al1-fcc" / "grids.json").read_text())
+    return f"dense {g['k'][0]}^3 / scf {g['k_scf'][0]}^3 / q {g['q'][0]}^3"
+
+
 def table() -> None:
-    print("| σ (Ry) | " + " | ".join(f"λ, dense {m}" for m in MESHES) + " |")
-    print("|---|" + "---|" * len(MESHES))
-    rows = {m: parse_lambda_file(d / "Al1-fcc" / "lambda") for m, (d, _) in MESHES.items() if (d / "Al1-fcc" / "lambda").exists()}
+    rows = {f"{m} ({_mesh(d)})": parse_lambda_file(d / "Al1-fcc" / "lambda")
+            for m, d in MESHES.items() if (d / "Al1-fcc" / "lambda").exists()}
+    print("| σ (Ry) | " + " | ".join(f"λ, {m}" for m in rows) + " |")
+    print("|---|" + "---|" * len(rows))
     if not rows:
         print("(no finished run yet)")
         return
     first = next(iter(rows.values()))
     for i, r in enumerate(first):
-        print(f"| {r.broadening_Ry:.3f} | " + " | ".join(f"{rows[m][i].lambda_:.4f}" if m in rows else "–" for m in MESHES) + " |")
+        print(f"| {r.broadening_Ry:.3f} | " + " | ".join(f"{rows[m][i].lambda_:.4f}" for m in rows) + " |")
     print()
-    for m, rr in rows.items():
-        c = select_plateau([r.broadening_Ry for r in rr], [r.lambda_ for r in rr], fallback_index=QE_VALIDATED.elph_smearing_index)
-        print(f"- dense {m}: plateau at σ = {c.sigma_Ry:.3f} Ry ({c.method}), λ = {rr[c.index - 1].lambda_:.4f}, "
-              f"flatness {100 * c.spread:.1f} %")
+    for tol in (0.05, QE_VALIDATED.elph_plateau_rel_tol):
+        for m, rr in rows.items():
+            c = select_plateau([r.broadening_Ry for r in rr], [r.lambda_ for r in rr], rel_tol=tol,
+                               window=QE_VALIDATED.elph_plateau_window, fallback_index=QE_VALIDATED.elph_smearing_index)
+            print(f"- plateau tolerance {100 * tol:.0f} %, {m}: σ = {c.sigma_Ry:.3f} Ry ({c.method}), "
+                  f"λ = {rr[c.index - 1].lambda_:.4f}, flatness {100 * c.spread:.1f} %")
 
 
 if __name__ == "__main__":
