@@ -14,7 +14,7 @@ from betenet import ensemble
 from betenet.cli.options import add_profile_arg, add_workers_arg, finite_float, positive_int, profile_from_args
 from betenet.cluster import dask_client
 from betenet.datasource import records_dir as source_records_dir
-from betenet.screening import oob_spread_calibration, read_structures, screen_structures, training_domain
+from betenet.structure_screening import oob_spread_calibration, read_structures, screen_structures, training_domain
 
 __all__ = ["cli_main", "format_table"]
 
