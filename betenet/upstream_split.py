@@ -218,7 +218,7 @@ def paper_bootstraps(train_ids: Iterable[str], n_members: int, ensemble_seed: in
     ``seed`` of each member (weight initialisation) is :func:`betenet.ensemble.member_seed` of
     ``(ensemble_seed, k)``, as for the project's own resamples.
     """
-    from .ensemble import Bootstrap, member_seed
+    from .ensemble.bootstrap import Bootstrap, member_seed
 
     ids = sorted({str(m) for m in train_ids})
     have = set(ids)
