@@ -13,6 +13,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from betenet.dataset import (
+    DatasetError, _PHDOS_FIELDS, default_graph_cache, graphs_for_structures, site_phdos_attributes, target_a2f,
+)
+from betenet.graphs import collate
+
 __all__: list[str] = []
 
 
@@ -31,8 +36,6 @@ class TrainOutcome:
 
 def check_records_for_variant(records: Sequence[Any], variant: str) -> None:
     """``DatasetError`` naming the first material that lacks what ``variant`` needs (fast: no graphs)."""
-    from .dataset import DatasetError, _PHDOS_FIELDS
-
     for rec in records:
         for name in ("a2f_omega_meV", "a2f"):
             if getattr(rec, name, None) is None:
@@ -117,15 +120,11 @@ def r_max_of(ck: Any, model: Any) -> float:
 
 def targets(records: Sequence[Any]) -> np.ndarray:
     """(n, 51) smoothed/binned DFT α²F of ``records``."""
-    from .dataset import target_a2f
-
     return np.stack([target_a2f(r) for r in records]) if records else np.zeros((0, 51))
 
 
 def graphs_for(items: Sequence[Any], variant: str, r_max_A: float) -> list[Any]:
     """Graphs (with the variant's node attributes) for records and/or pymatgen structures."""
-    from .dataset import graphs_for_structures, site_phdos_attributes, default_graph_cache
-
     cache = default_graph_cache()
     out = []
     for i, item in enumerate(items):
@@ -150,7 +149,6 @@ def predict_graphs(model: Any, graphs: Sequence[Any], *, batch_size: int = 256) 
     """(n, 51) predictions of one model for ``graphs`` (no gradients, batches of ``batch_size`` crystals)."""
     import torch
 
-    from .graphs import collate
 
     if not graphs:
         return np.zeros((0, model.cfg.n_out_bins))

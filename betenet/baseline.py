@@ -38,7 +38,7 @@ import numpy as np
 from . import physics
 from ._moved import moved
 from .constants import MU_STAR_DEFAULT
-from .metrics import PROPERTIES, PROPERTY_LABELS, reference_properties, table1_rows
+from .metrics import PROPERTIES, PROPERTY_LABELS, reference_properties, table1_frame, table1_rows
 from .records import RecordError
 
 __all__ = [
@@ -216,8 +216,6 @@ class BaselineResult:
     skipped: dict[str, str]
 
     def table(self):
-        from .metrics import table1_frame
-
         return table1_frame(self.rows)
 
 

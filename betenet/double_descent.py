@@ -30,8 +30,12 @@ import numpy as np
 
 from ._moved import moved
 from .config import resolve_profile
+from .dataset import MaterialDataset
+from .landscape import loss_landscape
+from .metrics import ALL_PROPERTIES, derived_properties, reference_properties, table1_rows
+from .paths import artifacts_dir
 from .regimes import REGIMES
-from .train import TrainResult
+from .train import RESUMABLE_FIELDS, TrainResult, make_loss_fn, prepare_data, train_model
 
 __all__ = [
     "MIN_TRAIN_RECORDS",
@@ -54,8 +58,6 @@ MIN_TRAIN_RECORDS = 2
 
 def run_key(profile: Any, train_ids: Sequence[str], variant: str | None = None) -> str:
     """Short hash of what defines a run: model config, train config (without resumable limits) and ids."""
-    from .train import RESUMABLE_FIELDS
-
     prof = resolve_profile(profile)
     model_cfg = prof.model if variant is None else dataclasses.replace(prof.model, variant=variant)
     tc = {k: v for k, v in dataclasses.asdict(prof.train).items() if k not in RESUMABLE_FIELDS}
@@ -87,9 +89,6 @@ def regime_run(records: Sequence[Any], train_ids: Sequence[str], profile: Any, *
     ``artifacts/<profile>/train`` (``betenet train`` without ``--run-dir`` uses the same directory, so a
     run started from the command line is the one notebook 03 reloads).  ``max_epochs`` extends a run.
     """
-    from .paths import artifacts_dir
-    from .train import train_model
-
     prof = resolve_profile(profile)
     var = variant or prof.model.variant
     recs = _train_records(records, train_ids)
@@ -182,8 +181,6 @@ def sweep(records: Sequence[Any], train_ids: Sequence[str], profile: Any, main: 
 
 
 def _only_limits(overrides: Sequence[tuple[str, Any]]) -> bool:
-    from .train import RESUMABLE_FIELDS
-
     return bool(overrides) and all(str(k).startswith("train.") and str(k)[6:] in RESUMABLE_FIELDS for k, _ in overrides)
 
 
@@ -208,8 +205,6 @@ def regime_predictions(checkpoints: Mapping[str, Path], records: Sequence[Any], 
     "epoch": int}`` on the materials ``ids`` (in that order)."""
     import pandas as pd
 
-    from .dataset import MaterialDataset
-    from .metrics import ALL_PROPERTIES, derived_properties
     from .model import load_checkpoint, predict
 
     by_id = {r.material_id: r for r in records}
@@ -234,8 +229,6 @@ def regime_predictions(checkpoints: Mapping[str, Path], records: Sequence[Any], 
 
 def reference(records: Sequence[Any], ids: Sequence[str], *, mu_star: float = 0.1):
     """DFT reference properties (moments of the raw α²F, :func:`betenet.metrics.reference_properties`) of ``ids``."""
-    from .metrics import reference_properties
-
     by_id = {r.material_id: r for r in records}
     return reference_properties([by_id[m] for m in ids], "raw", mu_star=mu_star)
 
@@ -243,8 +236,6 @@ def reference(records: Sequence[Any], ids: Sequence[str], *, mu_star: float = 0.
 def regime_rows(predictions: Mapping[str, Mapping[str, Any]], reference: Any, *, variant: str,
                 n_train: int | None = None, data: str | None = None) -> list[dict[str, Any]]:
     """Table 1 rows (R², MAE, RMSE of λ, ω_log, ω₂; T_c MAE) per checkpoint, model ``"<variant> <name>"``."""
-    from .metrics import table1_rows
-
     rows = []
     for name, pred in predictions.items():
         ref = reference.loc[list(pred["properties"].index)]
@@ -256,7 +247,6 @@ def loss_fn_for(result: TrainResult, records: Sequence[Any], *, which: str = "tr
     """``loss_fn(model) -> float``: the MSE on the run's training (or validation) materials, as trained."""
     import torch
 
-    from .train import make_loss_fn, prepare_data
 
     cfg = _checkpoint_config(result)
     by_id = {r.material_id: r for r in records}
@@ -275,7 +265,6 @@ def regime_landscapes(checkpoints: Mapping[str, Path], loss_fn: Any, landscape_c
     (directions are filter-normalised to each checkpoint's own weights).  With ``out_dir`` each grid
     is also saved as ``landscape-<name>.npz``.
     """
-    from .landscape import loss_landscape
     from .model import load_checkpoint
 
     out = {}

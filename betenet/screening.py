@@ -33,7 +33,9 @@ from typing import Any
 
 import numpy as np
 
+from . import ensemble
 from ._moved import moved
+from .config import resolve_profile
 from .constants import HIGH_TC_THRESHOLD_K, MU_STAR_DEFAULT, TARGET_GRID_MEV
 from .metrics import derived_properties
 
@@ -287,9 +289,6 @@ def ensemble_predictions(profile: Any, variant: str, records: Sequence[Any], tra
     :class:`PredictionsNotReadyError` says which of these fails and to run notebook 05 first.
     ``records``, ``train_ids`` and ``progress`` are accepted for the notebook's call and not used.
     """
-    from . import ensemble
-    from .config import resolve_profile
-
     prof = resolve_profile(profile)
     path = ensemble.predictions_path(prof.name, variant)
     rerun = f"run notebook 05 (or `betenet ensemble run --profile {prof.name} --variant {variant}`) first"

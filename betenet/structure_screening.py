@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 
 from betenet.constants import MU_STAR_DEFAULT
+from betenet.physics import tc_allen_dynes_from_a2f
+from betenet.records import load_record
 from betenet.screening import ensemble_tc
 
 __all__ = [
@@ -199,8 +201,6 @@ def training_domain(members: Sequence[Any], records_dir: Path | str) -> Training
     """The :class:`TrainingDomain` of an ensemble: the structures of every training material of its members
     (bootstrap sample ∪ out-of-bag), read from ``records_dir``.  ``FileNotFoundError`` naming the first
     missing record if the directory does not hold them."""
-    from .records import load_record
-
     ids = sorted({m for mem in members for key in ("sample_ids", "oob_ids") for m in mem.metadata["bootstrap"][key]})
     d = Path(records_dir)
     missing = [m for m in ids if not (d / f"{m}.json").is_file()]
@@ -239,8 +239,6 @@ def oob_spread_calibration(member_dirs: Sequence[Path | str], *, mu_star: float 
     """:class:`SpreadCalibration` from the members' ``oob.npz`` (their predictions of the materials left out
     of their bootstrap, with the targets); ``None`` when fewer than 3 materials are out of bag in
     ≥ ``min_members`` members (a small ensemble: the spread cannot be calibrated)."""
-    from .physics import tc_allen_dynes_from_a2f
-
     preds: dict[str, list[float]] = {}
     truth: dict[str, float] = {}
     for d in member_dirs:

@@ -40,7 +40,11 @@ from typing import Any
 import numpy as np
 
 from ._moved import moved
-from .regimes import REGIMES, DoubleDescentPolicy, PolicyStep, Regimes, detect_regimes, smooth_val_curve
+from .config import resolve_profile
+from .dataset import MaterialDataset
+from .graphs import collate
+from .regimes import DoubleDescentPolicy, PolicyStep, REGIMES, Regimes, detect_regimes, smooth_val_curve
+from .seeding import seed_everything, torch_device, torch_dtype
 
 __all__ = [
     # re-exported from betenet.regimes (their home since the split of this module)
@@ -103,8 +107,6 @@ def _dataset_parts(ds: Any, what: str) -> tuple[list[Any], np.ndarray, list[str]
 
 def _as_dataset(part: Any, variant: str, r_max_A: float, what: str):
     """A MaterialDataset of ``part`` (a dataset, or records that may repeat: bootstrap resamples use ``subset``)."""
-    from .dataset import MaterialDataset
-
     if isinstance(part, MaterialDataset):
         if part.variant != variant:
             raise ValueError(f"{what}: dataset built for variant {part.variant!r}, training variant {variant!r}")
@@ -228,8 +230,6 @@ REGIME_FILES: dict[str, str] = {"classical": "classical.pt", "critical": "critic
 
 
 def _resolve_profile(profile: Any):
-    from .config import resolve_profile
-
     return resolve_profile(profile)
 
 
@@ -283,8 +283,6 @@ class _Batches:
     """Collated batches of a graph list: one full batch (cached) or shuffled mini-batches."""
 
     def __init__(self, graphs, targets, batch_size: int, dtype, device=None) -> None:
-        from .graphs import collate
-
         self._collate = collate
         self.graphs, self.targets, self.dtype, self.device = graphs, np.asarray(targets), dtype, device
         self.batch_size = int(batch_size) if batch_size and batch_size < len(graphs) else 0
@@ -409,7 +407,6 @@ def train_model(
     import torch
 
     from .model import build_model, save_checkpoint
-    from .seeding import seed_everything, torch_device, torch_dtype
 
     prof = _resolve_profile(profile)
     model_cfg = prof.model if variant is None else dataclasses.replace(prof.model, variant=variant)

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 
 from betenet.config import resolve_profile
+from betenet.dataset import MaterialDataset
+from betenet.seeding import torch_device
 from betenet.train import train_model
 
 __all__ = ["supercell_record", "benchmark_training"]
@@ -66,8 +68,6 @@ def benchmark_training(
 
     import torch
 
-    from .dataset import MaterialDataset
-    from .seeding import torch_device
 
     prof = resolve_profile(profile)
     if device is not None:

