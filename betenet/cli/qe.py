@@ -20,9 +20,18 @@ import sys
 from pathlib import Path
 
 from betenet.cli.options import add_profile_arg, add_workers_arg, profile_from_args
-from betenet.paths import QE_RUNS_DIR, artifacts_dir
+from betenet.config import QEConfig, qe_level
+from betenet.paths import QE_RUNS_DIR, RECORDS_DIR, artifacts_dir
 from betenet.qe import convergence
 from betenet.qe.convergence import lowest_q, relaxed_volume, single_q_phonons
+from betenet.qe.dataset import (
+    candidate_source, dataset_dirs, explain_unknown_id, plan_candidates, run_dataset, select_candidates,
+)
+from betenet.qe.filters import funnel, funnel_table, status_files
+from betenet.qe.labels import rebuild_record
+from betenet.qe.summary import cpu_by_outcome, cpu_table, status_markdown, timing_table
+from betenet.qe.workflow import build_record, library_for, load_status, refilter, reject_after_review
+from betenet.records import save_record, validate_record
 
 __all__ = ["cli_main", "check_q_main", "check_relax_main"]
 
@@ -96,10 +105,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def _unknown_ids(ids: list[str] | None, candidate_ids: list[str], qe=None) -> bool:
     """Print, for each of ``ids`` that is not among ``candidate_ids``, why; True when there was one."""
-    from betenet.config import QEConfig
-    from betenet.qe.dataset import explain_unknown_id
-    from betenet.qe.workflow import library_for
-
     known = set(candidate_ids)
     unknown = [mid for mid in dict.fromkeys(ids or []) if mid not in known]
     if not unknown:
@@ -117,8 +122,6 @@ def _level(qe, accuracy: str | None):
         return qe
     import dataclasses
 
-    from betenet.config import qe_level
-
     return dataclasses.replace(qe_level(accuracy), n_new_materials=qe.n_new_materials, omp_threads=qe.omp_threads)
 
 
@@ -129,13 +132,9 @@ def cli_main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["check-relax"]:
         return check_relax_main(argv[1:])
     args = _parser().parse_args(argv)
-    from betenet.paths import QE_RUNS_DIR, RECORDS_DIR
 
     runs_dir = Path(args.runs_dir) if getattr(args, "runs_dir", None) else QE_RUNS_DIR
     if args.cmd == "refilter":
-        from betenet.qe.filters import status_files
-        from betenet.qe.workflow import refilter
-
         ids = args.ids if args.ids else [p.parent.name for p in status_files(runs_dir)]
         cfg = profile_from_args(args).qe
         n = 0
@@ -148,8 +147,6 @@ def cli_main(argv: list[str] | None = None) -> int:
         return 0
     if args.cmd == "plan":
         import pandas as pd
-
-        from betenet.qe.dataset import candidate_source, dataset_dirs, plan_candidates
 
         qe = _level(profile_from_args(args).qe, args.accuracy)
         if not args.runs_dir:
@@ -164,22 +161,15 @@ def cli_main(argv: list[str] | None = None) -> int:
               f"{qe.scf_k_density_per_invA} per Å^-1)")
         return 0
     if args.cmd == "reject":
-        from betenet.qe.workflow import reject_after_review
-
         st = reject_after_review(args.material_id, args.reason, args.detail, runs_dir=runs_dir,
                                  records_dir=Path(args.records_dir) if args.records_dir else RECORDS_DIR)
         print(f"{st.material_id}: rejected ({st.reason}): {st.detail}")
         return 0
     if args.cmd == "status":
-        from betenet.qe.filters import funnel, funnel_table
-        from betenet.qe.summary import timing_table
-
         if args.json:
             print(json.dumps(funnel(runs_dir), indent=1))
             return 0
         if args.markdown:
-            from betenet.qe.summary import status_markdown
-
             rec_dir = Path(args.records_dir) if args.records_dir else (RECORDS_DIR if not args.runs_dir else None)
             print(status_markdown(runs_dir, rec_dir), end="")
             return 0
@@ -188,13 +178,11 @@ def cli_main(argv: list[str] | None = None) -> int:
         if len(t):
             print()
             print(t.to_string())
-        from betenet.qe.summary import cpu_table
 
         c = cpu_table(runs_dir)
         if len(c):
             print("\nCPU seconds from QE's own clocks (last row: median share of a core the runs got):")
             print(c.to_string())
-        from betenet.qe.summary import cpu_by_outcome
 
         o = cpu_by_outcome(runs_dir)
         if len(o) > 1:
@@ -203,12 +191,6 @@ def cli_main(argv: list[str] | None = None) -> int:
             print(o.to_string())
         return 0
     if args.cmd == "parse":
-        from betenet.records import save_record, validate_record
-        from betenet.qe.labels import rebuild_record
-        from betenet.qe.workflow import build_record, load_status
-
-        from betenet.qe.dataset import dataset_dirs
-
         qe = _level(profile_from_args(args).qe, args.accuracy)
         records_dir = RECORDS_DIR
         if args.accuracy:
@@ -239,8 +221,6 @@ def cli_main(argv: list[str] | None = None) -> int:
         return 0
     # run
     import dataclasses
-
-    from betenet.qe.dataset import candidate_source, dataset_dirs, run_dataset, select_candidates
 
     profile = profile_from_args(args)
     qe = _level(profile.qe, args.accuracy)
