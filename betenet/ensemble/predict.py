@@ -13,13 +13,14 @@ from typing import Any, Literal
 import numpy as np
 
 from .. import _ensemble_backend as backend
+from ..config import resolve_profile
 from ..constants import MU_STAR_DEFAULT, TARGET_GRID_MEV
 from ..metrics import derived_properties, reference_properties
 from ..paths import artifacts_dir
 from ..physics import Moments
 from .store import (
-    EnsembleError, EnsembleMember, EnsembleRun, PREDICTIONS_SCHEMA, SCHEMA_VERSION, _check_variant, _profile,
-    load_ensemble, member_status,
+    EnsembleError, EnsembleMember, EnsembleRun, PREDICTIONS_SCHEMA, SCHEMA_VERSION, check_variant, load_ensemble,
+    member_status,
 )
 
 __all__ = ["predict_ensemble", "EnsemblePrediction", "summarise", "predict_split", "predict_runs", "oob_ensemble_properties", "PredictionSet", "predictions_path", "save_predictions", "load_predictions"]
@@ -174,8 +175,8 @@ class PredictionSet:
 
 
 def predictions_path(profile: Any, variant: str) -> Path:
-    name = profile if isinstance(profile, str) else _profile(profile).name
-    return artifacts_dir(name, "predictions") / f"{_check_variant(variant)}.npz"
+    name = profile if isinstance(profile, str) else resolve_profile(profile).name
+    return artifacts_dir(name, "predictions") / f"{check_variant(variant)}.npz"
 
 
 def save_predictions(path: Path, ps: PredictionSet) -> Path:
@@ -243,11 +244,11 @@ def predict_split(
     recs = [by_id[m] for m in ids]
     pred = predict_ensemble(members, recs)
     ps = PredictionSet(
-        variant=members[0].variant, profile=profile if isinstance(profile, str) else _profile(profile).name,
+        variant=members[0].variant, profile=profile if isinstance(profile, str) else resolve_profile(profile).name,
         split=split, ids=list(ids), omega_meV=np.asarray(TARGET_GRID_MEV, dtype=float),
         member_index=np.array([m.index for m in members]), pred_a2f=pred, target_a2f=backend.targets(recs),
         reference=reference_properties(recs, "raw", mu_star=mu_star), mu_star=mu_star,
-        ddof=int(_profile(profile).ensemble.ddof),
+        ddof=int(resolve_profile(profile).ensemble.ddof),
     )
     if save:
         save_predictions(predictions_path(ps.profile, ps.variant), ps)

@@ -19,15 +19,16 @@ import numpy as np
 
 from .. import __version__, _ensemble_backend as backend
 from ..cluster import dask_client
+from ..config import resolve_profile
 from ..constants import MU_STAR_DEFAULT, TARGET_GRID_MEV
 from ..datasource import bootstraps as source_bootstraps
 from ..locks import exclusive
 from ..metrics import derived_properties, reference_properties
 from .bootstrap import Bootstrap, bootstrap_samples
 from .store import (
-    ENSEMBLE_SCHEMA, EnsembleError, EnsembleRun, MEMBER_SCHEMA, SCHEMA_VERSION, StaleMemberError, _archive,
-    _check_variant, _now, _profile, _read_json, _sha256_file, _write_json_atomic, ensemble_directory,
-    member_lock_path, member_status, member_train_config, recipe_fingerprint,
+    ENSEMBLE_SCHEMA, EnsembleError, EnsembleRun, MEMBER_SCHEMA, SCHEMA_VERSION, StaleMemberError, archive_member,
+    check_variant, ensemble_directory, member_lock_path, member_status, member_train_config, read_json,
+    recipe_fingerprint, sha256_file, utc_now, write_json_atomic,
 )
 
 __all__ = ["MemberSpec", "train_member", "run_ensembles", "run_ensemble", "ensemble_status"]
@@ -54,7 +55,7 @@ def _set_threads(n: int) -> None:
 
 def _append_attempt(directory: Path) -> list[dict[str, Any]]:
     path = directory / "attempts.jsonl"
-    entry = {"started": _now(), "host": socket.gethostname(), "pid": os.getpid()}
+    entry = {"started": utc_now(), "host": socket.gethostname(), "pid": os.getpid()}
     with open(path, "a") as fh:
         fh.write(json.dumps(entry) + "\n")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -86,9 +87,9 @@ def _train_member_locked(spec: MemberSpec, records: Sequence[Any]) -> dict[str, 
     _set_threads(spec.torch_threads)
     boot = spec.bootstrap
     boot_file = d / "bootstrap.json"
-    saved = _read_json(boot_file)
+    saved = read_json(boot_file)
     if saved is None:
-        _write_json_atomic(boot_file, {"schema": "betenet.ensemble.bootstrap", "fingerprint": spec.fingerprint,
+        write_json_atomic(boot_file, {"schema": "betenet.ensemble.bootstrap", "fingerprint": spec.fingerprint,
                                        "variant": spec.variant, **boot.to_dict()})
     elif saved.get("sample_ids") != list(boot.sample_ids) or saved.get("fingerprint") != spec.fingerprint:
         raise StaleMemberError(f"{boot_file}: saved bootstrap differs from the requested one (member {boot.index})")
@@ -98,7 +99,7 @@ def _train_member_locked(spec: MemberSpec, records: Sequence[Any]) -> dict[str, 
     missing = sorted((set(boot.sample_ids) | set(boot.oob_ids)) - set(by_id))
     if missing:
         raise EnsembleError(f"member {boot.index} ({d}): {len(missing)} bootstrap material(s) not in records, e.g. {missing[:5]}")
-    prof = _profile(spec.profile)
+    prof = resolve_profile(spec.profile)
     model_cfg = dataclasses.replace(prof.model, variant=spec.variant)
     train_cfg = member_train_config(prof, seed=boot.seed)
 
@@ -144,7 +145,7 @@ def _train_member_locked(spec: MemberSpec, records: Sequence[Any]) -> dict[str, 
         "regimes": outcome.regimes,
         "checkpoint": {"used": outcome.used, "epoch": outcome.epoch, "reason": outcome.reason,
                        "source": str(Path(outcome.checkpoint_path).relative_to(d)) if Path(outcome.checkpoint_path).is_relative_to(d) else str(outcome.checkpoint_path),
-                       "path": model_path.name, "sha256": _sha256_file(model_path)},
+                       "path": model_path.name, "sha256": sha256_file(model_path)},
         "oob": {"n": len(boot.oob_ids), **oob_stats},
         "timings": {
             "wall_s": time.perf_counter() - t_start,
@@ -152,7 +153,7 @@ def _train_member_locked(spec: MemberSpec, records: Sequence[Any]) -> dict[str, 
             "train_s_all_attempts": outcome.train_seconds_total,
             "oob_s": oob_s,
             "started": attempts[-1]["started"],
-            "finished": _now(),
+            "finished": utc_now(),
             "attempts": len(attempts),
             "resumed_from_epoch": outcome.resumed_from_epoch,
             "host": socket.gethostname(),
@@ -160,7 +161,7 @@ def _train_member_locked(spec: MemberSpec, records: Sequence[Any]) -> dict[str, 
             "torch_threads": _torch_threads(),
         },
     }
-    _write_json_atomic(d / "member.json", meta)
+    write_json_atomic(d / "member.json", meta)
     if not prof.ensemble.keep_resume_checkpoint:
         # the member is complete (member.json written first): its resume point is no longer needed
         (d / "train" / "last.pt").unlink(missing_ok=True)
@@ -204,7 +205,7 @@ class _Plan:
 
 def _plan_variant(records: Sequence[Any], prof: Any, variant: str, train_ids: Sequence[str], n: int,
                   on_stale: str) -> _Plan:
-    _check_variant(variant)
+    check_variant(variant)
     if n < 1:
         raise ValueError(f"n_members must be >= 1, got {n}")
     if on_stale not in ("archive", "error"):
@@ -234,9 +235,9 @@ def _plan_variant(records: Sequence[Any], prof: Any, variant: str, train_ids: Se
                     f"{d}: member {b.index} is {state} (trained with another recipe or its checkpoint changed); "
                     f"move it away or call with on_stale='archive'"
                 )
-            old_fp = ((_read_json(d / "member.json") or {}).get("fingerprint")
-                      or (_read_json(d / "bootstrap.json") or {}).get("fingerprint"))
-            dest = _archive(d, old_fp)
+            old_fp = ((read_json(d / "member.json") or {}).get("fingerprint")
+                      or (read_json(d / "bootstrap.json") or {}).get("fingerprint"))
+            dest = archive_member(d, old_fp)
             warnings.warn(f"ensemble {variant}: member {b.index} was {state}; moved to {dest} and retrained", stacklevel=3)
             archived.append(str(dest))
         todo.append(b)
@@ -274,7 +275,7 @@ def run_ensembles(
     :class:`EnsembleError` after the others have finished (finished members' files are kept).
     """
     t0 = time.perf_counter()
-    prof = _profile(profile)
+    prof = resolve_profile(profile)
     variants = tuple(prof.ensemble.variants if variants is None else variants)
     if not variants:
         raise ValueError("no variants to train (EnsembleConfig.variants is empty)")
@@ -332,9 +333,9 @@ def _write_ensemble_json(edir: Path, prof: Any, variant: str, fingerprint: str, 
         "ensemble": dataclasses.asdict(prof.ensemble),
         "dask": dataclasses.asdict(prof.dask),
         "betenet_version": __version__,
-        "updated": _now(),
+        "updated": utc_now(),
     }
-    _write_json_atomic(edir / "ensemble.json", data)
+    write_json_atomic(edir / "ensemble.json", data)
 
 
 @contextlib.contextmanager
@@ -401,16 +402,16 @@ def _submit_and_collect(cl: Any, specs: list[MemberSpec], spec_records: list[lis
 
 def ensemble_status(profile: Any, variant: str, n_members: int | None = None) -> list[dict[str, Any]]:
     """Per member: index, state (complete/partial/missing/stale/corrupt w.r.t. the saved recipe), epochs, wall time."""
-    prof = _profile(profile)
+    prof = resolve_profile(profile)
     edir = ensemble_directory(prof.name, variant, create=False)
-    info = _read_json(edir / "ensemble.json") or {}
+    info = read_json(edir / "ensemble.json") or {}
     fp = info.get("fingerprint")
     n = n_members or max(prof.ensemble.n_members, info.get("n_members_requested", 0))
     rows = []
     for k in range(n):
         d = edir / f"member-{k:03d}"
         state = member_status(d, fp)
-        meta = _read_json(d / "member.json") if state == "complete" else None
+        meta = read_json(d / "member.json") if state == "complete" else None
         rows.append({
             "member": k, "state": state,
             "checkpoint": meta["checkpoint"]["used"] if meta else None,

@@ -56,11 +56,7 @@ class StaleMemberError(EnsembleError):
     """A member on disk was trained with another recipe (training data or config) than the one asked for."""
 
 
-def _profile(profile: Any):
-    return resolve_profile(profile)
-
-
-def _check_variant(variant: str) -> str:
+def check_variant(variant: str) -> str:
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     return variant
@@ -68,8 +64,8 @@ def _check_variant(variant: str) -> str:
 
 def ensemble_directory(profile: Any, variant: str, *, create: bool = True) -> Path:
     """``artifacts/<profile>/ensembles/<variant>``."""
-    name = profile if isinstance(profile, str) else _profile(profile).name
-    return artifacts_dir(name, "ensembles", _check_variant(variant), create=create)
+    name = profile if isinstance(profile, str) else resolve_profile(profile).name
+    return artifacts_dir(name, "ensembles", check_variant(variant), create=create)
 
 
 def member_directory(profile: Any, variant: str, index: int, *, create: bool = False) -> Path:
@@ -80,11 +76,11 @@ def member_directory(profile: Any, variant: str, index: int, *, create: bool = F
     return d
 
 
-def _now() -> str:
+def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _write_json_atomic(path: Path, data: Any) -> None:
+def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=1, default=_json_default) + "\n")
     tmp.replace(path)
@@ -104,7 +100,7 @@ def _json_default(obj: Any):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -138,7 +134,7 @@ def recipe_fingerprint(profile: Any, variant: str, train_records: Sequence[Any])
 
     Returns ``(hex digest, the recipe dict it hashes)``.
     """
-    prof = _profile(profile)
+    prof = resolve_profile(profile)
     train_cfg = {k: v for k, v in dataclasses.asdict(member_train_config(prof)).items() if k not in _FINGERPRINT_IGNORED_TRAIN_FIELDS}
     model_cfg = dataclasses.asdict(dataclasses.replace(prof.model, variant=variant))
     recipe = {
@@ -159,7 +155,7 @@ def recipe_fingerprint(profile: Any, variant: str, train_records: Sequence[Any])
 def member_train_config(profile: Any, seed: int | None = None):
     """The :class:`betenet.config.TrainConfig` of ensemble members: ``profile.train`` with
     ``profile.ensemble.train_overrides`` applied (and ``seed`` set, when given)."""
-    prof = _profile(profile)
+    prof = resolve_profile(profile)
     overrides = dict(prof.ensemble.train_overrides)
     known = {f.name for f in dataclasses.fields(prof.train)}
     unknown = sorted(set(overrides) - known)
@@ -175,7 +171,7 @@ def member_train_config(profile: Any, seed: int | None = None):
     return dataclasses.replace(prof.train, **overrides)
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def read_json(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError):
@@ -196,23 +192,23 @@ def member_status(directory: Path, fingerprint: str | None = None, *, verify_che
     d = Path(directory)
     if not d.exists() or not any(d.iterdir()):
         return "missing"
-    meta = _read_json(d / "member.json")
+    meta = read_json(d / "member.json")
     if meta is not None and meta.get("schema") == MEMBER_SCHEMA and meta.get("status") == "complete":
         if fingerprint is not None and meta.get("fingerprint") != fingerprint:
             return "stale"
         ckpt = d / meta.get("checkpoint", {}).get("path", "model.pt")
         if not ckpt.exists():
             return "corrupt"
-        if verify_checksum and _sha256_file(ckpt) != meta["checkpoint"].get("sha256"):
+        if verify_checksum and sha256_file(ckpt) != meta["checkpoint"].get("sha256"):
             return "corrupt"
         return "complete"
-    boot = _read_json(d / "bootstrap.json")
+    boot = read_json(d / "bootstrap.json")
     if fingerprint is not None and boot is not None and boot.get("fingerprint") != fingerprint:
         return "stale"
     return "partial"
 
 
-def _archive(directory: Path, fingerprint: str | None) -> Path:
+def archive_member(directory: Path, fingerprint: str | None) -> Path:
     """Move a stale/corrupt member directory to ``<ensemble>/stale/<fp>/`` (never delete)."""
     d = Path(directory)
     tag = (fingerprint or "unknown")[:12]
@@ -286,7 +282,7 @@ def load_ensemble(directory: Path | str, *, n_members: int | None = None, verify
     d = Path(directory)
     if not d.is_dir():
         raise FileNotFoundError(f"ensemble directory {d} does not exist")
-    info = _read_json(d / "ensemble.json") or {}
+    info = read_json(d / "ensemble.json") or {}
     fp = info.get("fingerprint")
     members = []
     for md in sorted(d.glob("member-[0-9][0-9][0-9]")):
