@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from betenet.dataset import (
-    DatasetError, _PHDOS_FIELDS, default_graph_cache, graphs_for_structures, site_phdos_attributes, target_a2f,
+    DatasetError, PHDOS_FIELDS, default_graph_cache, graphs_for_structures, site_phdos_attributes, target_a2f,
 )
 from betenet.graphs import collate
 
@@ -40,8 +40,8 @@ def check_records_for_variant(records: Sequence[Any], variant: str) -> None:
         for name in ("a2f_omega_meV", "a2f"):
             if getattr(rec, name, None) is None:
                 raise DatasetError(f"material {rec.material_id!r}: field {name!r} is missing (needed for the α²F target)")
-        if variant in _PHDOS_FIELDS:
-            for name in _PHDOS_FIELDS[variant]:
+        if variant in PHDOS_FIELDS:
+            for name in PHDOS_FIELDS[variant]:
                 if getattr(rec, name, None) is None:
                     raise DatasetError(
                         f"material {rec.material_id!r}: field {name!r} is missing; variant {variant} needs the "

@@ -45,7 +45,7 @@ __all__ = [
 
 VARIANTS = ("CSO", "CPD", "FPD")
 #: Record fields holding the site-projected PhDOS used as node attributes, per variant.
-_PHDOS_FIELDS = {
+PHDOS_FIELDS = {
     "CPD": ("phdos_coarse_omega_meV", "phdos_coarse_site"),
     "FPD": ("phdos_omega_meV", "phdos_site"),
 }
@@ -140,10 +140,10 @@ def site_phdos_attributes(record: Any, variant: str) -> np.ndarray:
     """(n_sites, 51) node attributes of a CPD/FPD record: binned site PhDOS / its maximum over sites and bins."""
     from .spectra import smooth_and_bin
 
-    if variant not in _PHDOS_FIELDS:
-        raise ValueError(f"variant {variant!r} has no PhDOS node attributes; expected one of {sorted(_PHDOS_FIELDS)}")
+    if variant not in PHDOS_FIELDS:
+        raise ValueError(f"variant {variant!r} has no PhDOS node attributes; expected one of {sorted(PHDOS_FIELDS)}")
     mid = getattr(record, "material_id", "<unknown>")
-    f_omega, f_site = _PHDOS_FIELDS[variant]
+    f_omega, f_site = PHDOS_FIELDS[variant]
     omega, site = getattr(record, f_omega, None), getattr(record, f_site, None)
     for name, value in ((f_omega, omega), (f_site, site)):
         if value is None:
