@@ -470,6 +470,15 @@ def _judge(rec: dict[str, Any], s: DojoSettings) -> None:
         rec.update(status="failed", note=f"ph.x at {ph['at']['q_label']} not converged below {s.ecut_reference_Ry:g} Ry "
                    f"(max Δω {ph['max_abs_dfreq_meV']:.2f} meV)")
         return
+    if ph is None and rec.get("phonon_attempt"):
+        ph_note = "phonon check inconclusive (see phonon_attempt)"
+        if eos is None:
+            rec.update(status="provisional", note=f"cutoffs from the E/P scan; {ph_note}; E(V) pending")
+            return
+        e = eos
+        rec.update(status="provisional", note=f"a0 {e['a0_error_pct']:+.2f} %"
+                   + (f", B0 {e['b0_error_pct']:+.0f} %" if e.get("b0_error_pct") is not None else "") + f"; {ph_note}")
+        return
     if eos is None or ph is None:
         rec.update(status="provisional", note=("cutoffs from the E/P scan; phonon and E(V) pending" if ph is None
                                                else "cutoffs from the E/P scan and the phonon check; E(V) pending"))
