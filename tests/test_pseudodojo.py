@@ -128,6 +128,10 @@ def test_status_rules():
     rec = {"cutoff": cut, "phonon": {**ph, "passed": False, "max_abs_dfreq_meV": 1.3}}
     D._judge(rec, s)
     assert rec["status"] == "failed" and "ph.x at H" in rec["note"]
+    # an inconclusive phonon check (fcc Pb: soft TA at X on affordable k) keeps the element provisional, never validated
+    rec = {"cutoff": cut, "phonon_attempt": {"conclusion": "inconclusive"}, "eos": good}
+    D._judge(rec, s)
+    assert rec["status"] == "provisional" and "phonon check inconclusive" in rec["note"] and "a0 -0.50 %" in rec["note"]
     rec = {"cutoff": {"converged_ecutwfc_Ry": None}}
     D._judge(rec, s)
     assert rec["status"] == "failed" and "1 mRy/atom" in rec["note"]
