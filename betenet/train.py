@@ -229,10 +229,6 @@ FINAL_FILE = "final.pt"
 REGIME_FILES: dict[str, str] = {"classical": "classical.pt", "critical": "critical.pt", "modern": "modern.pt", "best": "best.pt"}
 
 
-def _resolve_profile(profile: Any):
-    return resolve_profile(profile)
-
-
 def _write_json_atomic(path: Path, obj: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
@@ -408,7 +404,7 @@ def train_model(
 
     from .model import build_model, save_checkpoint
 
-    prof = _resolve_profile(profile)
+    prof = resolve_profile(profile)
     model_cfg = prof.model if variant is None else dataclasses.replace(prof.model, variant=variant)
     train_cfg = prof.train if max_epochs is None else dataclasses.replace(prof.train, max_epochs=int(max_epochs))
     if train_cfg.lr <= 0:
