@@ -50,6 +50,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ._moved import moved
 from .paths import SPLITS_DIR
 
 __all__ = [
@@ -539,30 +540,5 @@ def element_counts(records: Iterable[Any], train_ids: Iterable[str], test_ids: I
     return df.sort_values("Z").reset_index(drop=True)
 
 
-def plot_element_counts(counts, ax=None, test_fraction: float | None = 0.2):
-    """Bar chart of train/test materials per element (Supplementary Fig. 4 style), with the test share.
-
-    ``counts`` is the frame of :func:`element_counts`.  Returns the figure.
-    """
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(max(6.0, 0.28 * len(counts) + 2), 3.6), constrained_layout=True)
-    else:
-        fig = ax.figure
-    x = np.arange(len(counts))
-    ax.bar(x, counts["n_train"], color="tab:blue", label="train")
-    ax.bar(x, counts["n_test"], bottom=counts["n_train"], color="tab:orange", label="test")
-    ax.set_xticks(x, counts["element"], rotation=90, fontsize=8)
-    ax.set_ylabel("materials containing element")
-    ax.set_xlim(-0.7, len(counts) - 0.3)
-    ax2 = ax.twinx()
-    ax2.plot(x, counts["test_share"], "k.", ms=5, label="test share")
-    if test_fraction is not None:
-        ax2.axhline(test_fraction, color="k", lw=0.8, ls="--")
-    ax2.set_ylim(0, 1)
-    ax2.set_ylabel("test share")
-    h1, l1 = ax.get_legend_handles_labels()
-    h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, loc="upper right", fontsize=8)
-    return fig
+#: ``plot_element_counts`` moved to :mod:`betenet.plots.baseline` (the library draws nothing).
+__getattr__ = moved(__name__, "betenet.plots.baseline", ("plot_element_counts",))
