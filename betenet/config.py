@@ -472,16 +472,3 @@ def resolve_profile(profile: "Profile | str") -> Profile:
     if isinstance(profile, str):
         return get_profile(profile)
     raise TypeError(f"profile must be a betenet.config.Profile or a profile name, got {type(profile).__name__}")
-
-
-def cli_main(argv: list[str]) -> int:
-    """``betenet profiles [NAME]``: print profiles as JSON."""
-    import argparse
-    import json
-
-    p = argparse.ArgumentParser(prog="betenet profiles", description="Print the named profiles as JSON.")
-    p.add_argument("name", nargs="?", choices=sorted(PROFILES))
-    args = p.parse_args(argv)
-    names = [args.name] if args.name else sorted(PROFILES)
-    print(json.dumps({n: PROFILES[n].to_dict() for n in names}, indent=2, default=str))
-    return 0
