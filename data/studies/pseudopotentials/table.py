@@ -58,9 +58,26 @@ def comparison() -> str:
     return "\n".join(rows + summary) + "\n"
 
 
+def status_counts() -> str:
+    """Status of the reference-set elements in each set (ld1.x: data/pseudo/validation.json)."""
+    from betenet.qe.pseudo import load_validation
+
+    ld1 = load_validation()["elements"]
+    dojo = D.load_index()["elements"]
+    rows = ["| El | ld1.x set: status | ld1.x note | PseudoDojo: status | PseudoDojo ecutwfc / ecutrho (Ry) |", "|---|---|---|---|---|"]
+    for el in D.VALIDATION_ORDER:
+        lib = (ld1.get(el) or {}).get("library") or {}
+        dj = dojo.get(el) or {}
+        rows.append(f"| {el} | {lib.get('status', '–')} | {(lib.get('note') or '')[:90]} | {dj.get('status', 'not run')} | "
+                    f"{f(dj.get('ecutwfc_Ry'), '.0f')} / {f(dj.get('ecutrho_Ry'), '.0f')} |")
+    n_ld1 = sum(1 for el in D.VALIDATION_ORDER if ((ld1.get(el) or {}).get("library") or {}).get("status") == "validated")
+    n_dj = sum(1 for el in D.VALIDATION_ORDER if (dojo.get(el) or {}).get("status") == "validated")
+    return "\n".join(rows) + f"\n\npw.x-validated among these {len(D.VALIDATION_ORDER)}: ld1.x {n_ld1}, PseudoDojo {n_dj}.\n"
+
+
 def main() -> None:
-    text = ("## Side by side (`runs/<El>.json`)\n\n" + comparison() + "\n## The PseudoDojo index "
-            "(`data/pseudo/pseudodojo/validation.json`)\n\n" + D.readme_table())
+    text = ("## Side by side (`runs/<El>.json`)\n\n" + comparison() + "\n## Reference-set elements in each set\n\n"
+            + status_counts() + "\n## The PseudoDojo index (`data/pseudo/pseudodojo/validation.json`)\n\n" + D.readme_table())
     print(text)
     readme = here / "README.md"
     head = readme.read_text().split(MARKER)[0].rstrip() + "\n\n"
