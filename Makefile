@@ -15,6 +15,11 @@ PYTEST_ARGS ?= -m "not slow"
 LIMIT ?= 10
 WORKERS ?= 2
 OMP ?= 1
+# ... at which QE accuracy level (validated: data/qe-validated, data/records-validated) and from which
+# candidates (prototypes, or upstream: the paper's own structures); IDS="A B" computes these, in order
+ACCURACY ?= validated
+CANDIDATES ?= prototypes
+IDS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Bytecode caches: some machines export PYTHONDONTWRITEBYTECODE=1, which makes every notebook kernel
 # and Dask worker re-compile torch/scipy/e3nn on import (~20 s each); the venv is byte-compiled once
@@ -27,7 +32,7 @@ help:
 	@echo "make book      # setup + run all notebooks (PROFILE=$(PROFILE)) + jupyter-book build"
 	@echo "make test      # setup + pytest ($(PYTEST_ARGS))"
 	@echo "make test-all  # setup + every test, slow ones included"
-	@echo "make dataset   # grow the QE dataset in data/ (resumable; LIMIT=$(LIMIT) materials, WORKERS=$(WORKERS))"
+	@echo "make dataset   # grow the QE dataset in data/ (resumable; ACCURACY=$(ACCURACY), LIMIT=$(LIMIT) materials, WORKERS=$(WORKERS), IDS=...)"
 	@echo "make bench     # performance benchmarks (benchmarks/)"
 
 # Python environment.  torch==2.13.0 is installed in the same command as everything else so
@@ -68,9 +73,10 @@ notebooks: setup
 book: setup
 	$(VENV)/bin/betenet notebooks run --profile $(PROFILE) --data $(DATA) --build-book
 
-# Grow the project's QE dataset (data/qe, data/records) in priority order; resumes unfinished materials.
+# Grow the project's QE dataset at ACCURACY in priority order (or IDS); resumes unfinished materials.
 dataset: setup
-	$(VENV)/bin/betenet qe run --profile $(PROFILE) --limit $(LIMIT) --workers $(WORKERS) --omp $(OMP) --log artifacts/qe-run.jsonl
+	$(VENV)/bin/betenet qe run --profile $(PROFILE) --accuracy $(ACCURACY) --candidates $(CANDIDATES) --limit $(LIMIT) \
+	  --workers $(WORKERS) --omp $(OMP) $(if $(IDS),--ids $(IDS)) --log artifacts/qe-$(ACCURACY).jsonl
 
 test: setup
 	OMP_NUM_THREADS=1 $(VENV)/bin/pytest $(PYTEST_ARGS)
