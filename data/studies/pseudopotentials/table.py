@@ -24,15 +24,15 @@ def comparison() -> str:
     runs = [json.loads(p.read_text()) for p in sorted(here.glob("runs/*.json"))]
     order = {el: i for i, el in enumerate(D.VALIDATION_ORDER)}
     runs.sort(key=lambda r: order.get(r["element"], 99))
-    rows = ["| El | set | ecutwfc / ecutrho (Ry) | pw.x scf CPU (s) | ph.x at q CPU (s) | q | a0 (Å) | Δa0 vs exp (%) | B0 (GPa) | ΔB0 vs exp (%) |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| El | set | ecutwfc / ecutrho (Ry) | pw.x scf CPU (s) | ph.x at q CPU (s) | q | ω at q (meV) | a0 (Å) | Δa0 vs exp (%) | B0 (GPa) | ΔB0 vs exp (%) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     ratio_scf, ratio_ph, err = [], [], {"ld1": [], "pseudodojo": []}
     for r in runs:
         for name, label in (("ld1", "ld1.x US"), ("pseudodojo", "PseudoDojo NC")):
             s = r["sets"][name]
             e = s["eos"]
             rows.append(f"| {r['element']} | {label} | {s['ecutwfc_Ry']:g} / {s['ecutrho_Ry']:g} | {s['scf_cpu_s']:.1f} | "
-                        f"{s['ph_cpu_s']:.1f} | {s['q_label']} | {e['a_calc_A']:.3f} | {e['a0_error_pct']:+.2f} | "
+                        f"{s['ph_cpu_s']:.1f} | {s['q_label']} | {' '.join(f'{w:.2f}' for w in s['freqs_meV'])} | {e['a_calc_A']:.3f} | {e['a0_error_pct']:+.2f} | "
                         f"{e['b0_GPa']:.0f} | {f(e.get('b0_error_pct'), '+.0f')} |")
             err[name].append((abs(e["a0_error_pct"]), abs(e["b0_error_pct"]) if e.get("b0_error_pct") is not None else None))
         ratio_scf.append(r["sets"]["pseudodojo"]["scf_cpu_s"] / r["sets"]["ld1"]["scf_cpu_s"])
@@ -78,10 +78,10 @@ def status_counts() -> str:
 def main() -> None:
     text = ("## Side by side (`runs/<El>.json`)\n\n" + comparison() + "\n## Reference-set elements in each set\n\n"
             + status_counts() + "\n## The PseudoDojo index (`data/pseudo/pseudodojo/validation.json`)\n\n" + D.readme_table())
-    print(text)
     readme = here / "README.md"
     head = readme.read_text().split(MARKER)[0].rstrip() + "\n\n"
     readme.write_text(head + MARKER + "\n\n" + text)
+    print(text)
 
 
 if __name__ == "__main__":
