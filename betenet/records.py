@@ -86,6 +86,9 @@ FLAGS: dict[str, str] = {
     "cutoff_below_library": "the run's plane-wave cutoffs (scf.in) are below those its level's pseudopotential "
     "library now gives for its elements (the library's convergence study moved after the run started): the "
     "phonons, and so λ, are not converged in the cutoff to the library's tolerance",
+    "pseudopotential_provisional": "an element's pseudopotential had not passed every check of its level's "
+    "library (status 'provisional': cutoffs from the energy/pressure scan, phonon or E(V) check pending) "
+    "when the record was built",
     "omega_log_qe_mismatch": "ω_log of the α²F differs from QE's mode-sum ω_log by more than 3 % "
     "(low-frequency tail; λ agrees within LAMBDA_QE_RTOL)",
     "clipped_moments": "a schema-1 record of the QE workflow: α²F was clipped at zero before its moments "

@@ -160,3 +160,19 @@ def test_a_run_below_the_librarys_current_cutoffs_is_flagged(tmp_path, monkeypat
     for (wfc, rho), below in (((40.0, 160.0), False), ((35.0, 140.0), False), ((40.0, 320.0), True), ((45.0, 180.0), True)):
         monkeypatch.setattr(workflow, "library_for", lambda cfg, w=wfc, r=rho: {"Al": PseudoSpec("Al", upf, w, r)})
         assert workflow._cutoffs_below_library(scf, s, QE_VALIDATED) is below, (wfc, rho)
+
+
+def test_a_provisional_pseudopotential_is_named(monkeypatch):
+    """Elements whose library entry is not 'validated' (cutoff scan only) are listed for the record's flag."""
+    from types import SimpleNamespace
+
+    from pymatgen.core import Lattice, Structure
+
+    from betenet.qe import workflow
+
+    lib = {"Nb": SimpleNamespace(status="validated"), "C": SimpleNamespace(status="provisional")}
+    monkeypatch.setattr(workflow, "library_for", lambda cfg: lib)
+    nbc = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.47), ["Nb", "C"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    nb = Structure.from_spacegroup("Im-3m", Lattice.cubic(3.3), ["Nb"], [[0, 0, 0]])
+    assert workflow._provisional_pseudos(nbc, QE_VALIDATED) == ["C"]
+    assert workflow._provisional_pseudos(nb, QE_VALIDATED) == []

@@ -1211,6 +1211,13 @@ def _cutoffs_below_library(scf_in: Path, structure: Structure, cfg: QEConfig) ->
     return float(run.get("ecutwfc", 0.0)) < want_wfc - 1e-9 or float(run.get("ecutrho", 0.0)) < want_rho - 1e-9
 
 
+def _provisional_pseudos(structure: Structure, cfg: QEConfig) -> list[str]:
+    """Elements of ``structure`` whose pseudopotential in the level's library is not (yet) ``validated``."""
+    lib = library_for(cfg)
+    els = sorted({sp.symbol for sp in structure.composition.elements})
+    return [el for el in els if getattr(lib[el], "status", "validated") != "validated"] if all(el in lib for el in els) else []
+
+
 def _upstream_provenance(material_id: str, structure: Structure | None = None) -> dict[str, Any]:
     """For a candidate taken from the paper's own structures (``upNNNN-...``), or one whose ``structure`` is
     one of them up to scale (:func:`~betenet.qe.upstream_candidates.matching_upstream_row`): the upstream row
@@ -1266,8 +1273,11 @@ def build_record(
     tc = physics.allen_dynes_tc_K(m.lambda_, m.omega_log_K, m.omega_2_K)
     labels = record_labels(d, material_id, sigma, prototype=status.prototype)
     extra = {"broadening_unconverged"} if choice.method == "plateau-fallback" else set()  # λ(σ) never flat
-    if cfg.pseudo_set != "project" and _cutoffs_below_library(d / "scf.in", structure, cfg):
-        extra.add("cutoff_below_library")
+    if cfg.pseudo_set != "project":
+        if _cutoffs_below_library(d / "scf.in", structure, cfg):
+            extra.add("cutoff_below_library")
+        if _provisional_pseudos(structure, cfg):
+            extra.add("pseudopotential_provisional")
     if extra:
         labels["flags"] = [f for f in FLAGS if f in {*labels["flags"], *extra}]
     lam_rows = parse_lambda_file(d / "lambda")
