@@ -68,7 +68,6 @@ __all__ = [
     "load_or_make_split",
     "split_for_run",
     "element_counts",
-    "plot_element_counts",
 ]
 
 SPLIT_SCHEMA = "betenet.split"

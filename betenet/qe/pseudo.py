@@ -1438,12 +1438,13 @@ def save_validation(data: dict[str, Any], directory: Path | str = PSEUDO_DIR) ->
     data = dict(data)
     data["elements"] = dict(sorted(data.get("elements", {}).items()))
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=False, default=_json_default) + "\n")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=False, default=json_default) + "\n")
     tmp.replace(path)
     return path
 
 
-def _json_default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
+    """``json.dumps`` ``default`` of the pseudopotential indices: numpy scalars, paths and dataclasses."""
     if isinstance(o, (np.floating, np.integer)):
         return o.item()
     if isinstance(o, Path):

@@ -56,6 +56,8 @@ from .pseudo import (
     _pw_input,
     read_upf_header,
     reference_structure,
+    json_default,
+    save_validation,
     upf_digest,
 )
 
@@ -181,24 +183,9 @@ def load_index(directory: Path | str = DOJO_DIR) -> dict[str, Any]:
 
 
 def save_index(data: dict[str, Any], directory: Path | str = DOJO_DIR) -> Path:
-    path = Path(directory) / INDEX_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = dict(data)
-    data["elements"] = dict(sorted(data["elements"].items()))
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=_json_default) + "\n")
-    tmp.replace(path)
-    return path
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, Path):
-        return str(o)
-    if dataclasses.is_dataclass(o):
-        return dataclasses.asdict(o)
-    raise TypeError(type(o))
+    """Write the index atomically, elements sorted (the project set's writer, :func:`betenet.qe.pseudo.save_validation`:
+    the same ``validation.json`` format)."""
+    return save_validation(data, directory)
 
 
 _REQUIRED = ("file", "sha256", "status")
@@ -721,5 +708,5 @@ def compare_cost(element: str, *, redo: bool = False, study_dir: Path | str = ST
         log(f"{element}: {name} at {cut:g} Ry: scf {ph['scf_cpu_s']:.1f} s CPU, ph.x {ph['ph_cpu_s']:.1f} s CPU")
     res["date"] = time.strftime("%Y-%m-%d")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(res, indent=1, default=_json_default) + "\n")
+    out_path.write_text(json.dumps(res, indent=1, default=json_default) + "\n")
     return res

@@ -88,7 +88,6 @@ from .parsers import (
     parse_projwfc,
     parse_pw_output,
     read_json,
-    read_text,
 )
 
 __all__ = [
