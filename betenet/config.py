@@ -156,7 +156,8 @@ QE_CI = QEConfig(
 )
 
 
-#: The ``validated`` accuracy level: the labels the book trains on by default (issue: trustworthy labels).
+#: The ``validated`` accuracy level (issue: trustworthy labels); the notebooks train on it with
+#: ``DataConfig(labels="validated")`` (default ``"screening"`` while the validated set is too small to split).
 #: PseudoDojo ONCV PBEsol pseudopotentials with per-element cutoffs converged in pw.x
 #: (``data/pseudo/pseudodojo``); an scf mesh for ph.x never coarser than asked (``scf_k_min_ratio=1``) at
 #: 24 per Å^-1 (12^3 for fcc Al / bcc Nb, where data/studies/2026-11-25-scf-k-convergence found 6^3

@@ -1196,23 +1196,25 @@ def _a2f_selected(run_dir: Path, cfg: QEConfig) -> tuple[np.ndarray, np.ndarray,
     return data[:, 0], data[:, idx], choice or BroadeningChoice(idx, sigmas[idx - 1], "index", 0.0)
 
 
-def _cutoffs_below_library(scf_in: Path, structure: Structure, cfg: QEConfig) -> bool:
-    """Whether the run's ``ecutwfc``/``ecutrho`` (its ``scf.in``) are below what the level's library now gives
-    for these elements (the rule a new run applies: :func:`~betenet.qe.inputs.cutoffs_Ry`)."""
+def _cutoffs_below_library(scf_in: Path, structure: Structure, cfg: QEConfig, lib: Any = None) -> bool:
+    """Whether the run's ``ecutwfc``/``ecutrho`` (its ``scf.in``) are below what the level's library (``lib``,
+    default :func:`library_for`) now gives for these elements (the rule a new run applies:
+    :func:`~betenet.qe.inputs.cutoffs_Ry`)."""
     if not scf_in.exists():
         return False
     run = PWInput.from_str(scf_in.read_text(), origin=str(scf_in)).system
     try:
-        specs = pseudo_specs(library_for(cfg), sorted({sp.symbol for sp in structure.composition.elements}))
+        specs = pseudo_specs(library_for(cfg) if lib is None else lib, sorted({sp.symbol for sp in structure.composition.elements}))
     except QEInputError:  # an element the library no longer offers: nothing to compare against
         return False
     want_wfc, want_rho = cutoffs_Ry(specs, cfg.ecutwfc_Ry, cfg.ecutrho_Ry)
     return float(run.get("ecutwfc", 0.0)) < want_wfc - 1e-9 or float(run.get("ecutrho", 0.0)) < want_rho - 1e-9
 
 
-def _provisional_pseudos(structure: Structure, cfg: QEConfig) -> list[str]:
-    """Elements of ``structure`` whose pseudopotential in the level's library is not (yet) ``validated``."""
-    lib = library_for(cfg)
+def _provisional_pseudos(structure: Structure, cfg: QEConfig, lib: Any = None) -> list[str]:
+    """Elements of ``structure`` whose pseudopotential in the level's library (``lib``, default
+    :func:`library_for`) is not (yet) ``validated``."""
+    lib = library_for(cfg) if lib is None else lib
     els = sorted({sp.symbol for sp in structure.composition.elements})
     return [el for el in els if getattr(lib[el], "status", "validated") != "validated"] if all(el in lib for el in els) else []
 
@@ -1273,9 +1275,10 @@ def build_record(
     labels = record_labels(d, material_id, sigma, prototype=status.prototype)
     extra = {"broadening_unconverged"} if choice.method == "plateau-fallback" else set()  # λ(σ) never flat
     if cfg.pseudo_set != "project":
-        if _cutoffs_below_library(d / "scf.in", structure, cfg):
+        lib = library_for(cfg)  # loaded once: it checks every UPF's digest
+        if _cutoffs_below_library(d / "scf.in", structure, cfg, lib):
             extra.add("cutoff_below_library")
-        if _provisional_pseudos(structure, cfg):
+        if _provisional_pseudos(structure, cfg, lib):
             extra.add("pseudopotential_provisional")
     if extra:
         labels["flags"] = [f for f in FLAGS if f in {*labels["flags"], *extra}]
