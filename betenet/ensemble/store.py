@@ -7,7 +7,6 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import json
-import os
 import shutil
 import warnings
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ import numpy as np
 from .. import _ensemble_backend as backend
 from ..config import resolve_profile
 from ..datasource import source_of
+from ..jsonio import read_json, sha256_file
 from ..paths import artifacts_dir
 
 __all__ = ["ENSEMBLE_SCHEMA", "MEMBER_SCHEMA", "PREDICTIONS_SCHEMA", "SCHEMA_VERSION", "VARIANTS", "EnsembleError", "StaleMemberError", "ensemble_directory", "member_directory", "recipe_fingerprint", "member_train_config", "MemberState", "member_status", "member_lock_path", "EnsembleMember", "load_ensemble", "EnsembleRun", "oob_summary"]
@@ -74,38 +74,6 @@ def member_directory(profile: Any, variant: str, index: int, *, create: bool = F
     if create:
         d.mkdir(parents=True, exist_ok=True)
     return d
-
-
-def utc_now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=_json_default) + "\n")
-    tmp.replace(path)
-
-
-def _json_default(obj: Any):
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    if dataclasses.is_dataclass(obj):
-        return dataclasses.asdict(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _variant_arrays(rec: Any, variant: str) -> list[Any]:
@@ -170,12 +138,6 @@ def member_train_config(profile: Any, seed: int | None = None):
             overrides[name] = type(getattr(prof.train, name))()
     return dataclasses.replace(prof.train, **overrides)
 
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 MemberState = Literal["complete", "partial", "missing", "stale", "corrupt"]
