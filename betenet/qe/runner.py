@@ -10,6 +10,7 @@ directory, and fails with one error type, :class:`QEError`.  Also here: whether 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import shutil
@@ -103,7 +104,7 @@ def _pdeathsig_hook() -> Callable[[], None] | None:
     return lambda: prctl(1, sig, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
 
 
-def _run_own_group(argv: list[str], fin, fout, cwd: Path, env: dict[str, str], timeout_s: float):
+def _run_own_group(argv: list[str], fin, fout, cwd: Path, env: dict[str, str], timeout_s: float, ferr=subprocess.STDOUT):
     """Run a QE executable in its own process group (a new session) that is ended with the driver.
 
     The whole group (an ``mpirun`` and its ranks too) is killed on a timeout, on an exception or
@@ -111,7 +112,7 @@ def _run_own_group(argv: list[str], fin, fout, cwd: Path, env: dict[str, str], t
     killed, so no ``ph.x`` keeps writing into the scratch directory of an abandoned run.  Returns the
     finished ``CompletedProcess``-like Popen, or ``None`` on a timeout.
     """
-    proc = subprocess.Popen(argv, stdin=fin, stdout=fout, stderr=subprocess.STDOUT, cwd=cwd, env=env,
+    proc = subprocess.Popen(argv, stdin=fin, stdout=fout, stderr=ferr, cwd=cwd, env=env,
                             start_new_session=True, preexec_fn=_pdeathsig_hook())
     try:
         proc.wait(timeout=timeout_s)
@@ -139,6 +140,7 @@ def run_qe(
     stdin: bool = True,
     output: str | None = None,
     env: Mapping[str, str] | None = None,
+    stderr: str | None = None,
 ) -> float:
     """Run ``executable < name.in > name.out`` in ``cwd``; return the wall time (s).
 
@@ -157,6 +159,8 @@ def run_qe(
     * ``output``: the output file's name in ``cwd`` (default ``<name>.out``).
     * ``env``: variables set on top of the caller's environment and the OpenMP ones (e.g.
       ``LD_LIBRARY_PATH`` to pin a BLAS); they win over ``omp_threads``.
+    * ``stderr``: a file name in ``cwd`` for standard error alone (default: merged into the output; ld1.x's
+      output is kept free of the compiler's floating-point notes this way).
 
     Raises :class:`QEError` (executable, directory, output tail) on a non-zero exit code, a timeout,
     a missing executable or (``check_done``) an output without ``JOB DONE``.
@@ -171,9 +175,10 @@ def run_qe(
     full_env = dict(os.environ, OMP_NUM_THREADS=str(omp_threads), OMP_STACKSIZE=os.environ.get("OMP_STACKSIZE", "64M"))
     full_env.update(env or {})
     t0 = time.perf_counter()
-    with (inp.open() if stdin else open(os.devnull)) as fin, out.open("w") as fout:
+    with (inp.open() if stdin else open(os.devnull)) as fin, out.open("w") as fout, \
+            (open(cwd / stderr, "w") if stderr else contextlib.nullcontext(subprocess.STDOUT)) as ferr:
         argv = [exe] if stdin else [exe, "-in", inp.name]
-        proc = _run_own_group(argv, fin, fout, cwd, full_env, timeout_s)
+        proc = _run_own_group(argv, fin, fout, cwd, full_env, timeout_s, ferr)
     if proc is None:
         raise QEError(executable, cwd, output_tail(out), reason=f"timed out after {timeout_s:.0f} s")
     wall = time.perf_counter() - t0
