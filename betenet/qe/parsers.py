@@ -137,6 +137,10 @@ class PWResult:
     n_relax_steps: int | None
     wall_time_s: float | None
     errors: list[str] = field(default_factory=list)
+    #: last printed pressure (kbar, ``tstress``), lattice parameter alat (bohr) and CPU time (s)
+    pressure_kbar: float | None = None
+    alat_bohr: float | None = None
+    cpu_time_s: float | None = None
 
     @property
     def band_gap_eV(self) -> float | None:
@@ -146,6 +150,17 @@ class PWResult:
 
 
 _WALL = re.compile(r"PWSCF\s*:.*?CPU\s+(.*?)WALL")
+_CPU = {prog: re.compile(rf"{prog}\s*:\s*(.+?)CPU") for prog in ("PWSCF", "PHONON")}
+
+
+def _last_float(pattern: str, text: str) -> float | None:
+    found = re.findall(pattern, text)
+    return float(found[-1]) if found else None
+
+
+def _last_time(prog: str, text: str) -> float | None:
+    found = _CPU[prog].findall(text)
+    return _qe_time_to_s(found[-1]) if found else None
 
 
 def _qe_time_to_s(text: str) -> float | None:
@@ -203,7 +218,10 @@ def parse_pw_output(path: Path, *, require_done: bool = True) -> PWResult:
     wall = None
     for m in _WALL.finditer(text):
         wall = _qe_time_to_s(m.group(1))
-    return PWResult(path, job_done, converged, energy, fermi, homo, lumo, structure, n_relax, wall, errors)
+    return PWResult(path, job_done, converged, energy, fermi, homo, lumo, structure, n_relax, wall, errors,
+                    pressure_kbar=_last_float(r"P=\s*([-\d.]+)", text),
+                    alat_bohr=_last_float(r"lattice parameter \(alat\)\s*=\s*([\d.]+)", text),
+                    cpu_time_s=_last_time("PWSCF", text))
 
 
 def _calculation(text: str) -> str:
@@ -285,6 +303,7 @@ class PhononResult:
     freq_cm1: np.ndarray
     job_done: bool
     wall_time_s: float | None = None
+    cpu_time_s: float | None = None
 
     @property
     def freq_meV(self) -> np.ndarray:
@@ -369,7 +388,7 @@ def parse_ph_output(path: Path, *, require_done: bool = True) -> PhononResult:
     wall = None
     for m in re.finditer(r"PHONON\s*:.*?CPU\s+(.*?)WALL", text):
         wall = _qe_time_to_s(m.group(1))
-    return PhononResult(path, np.array(qs), np.array(thz), np.array(cm1), done, wall)
+    return PhononResult(path, np.array(qs), np.array(thz), np.array(cm1), done, wall, _last_time("PHONON", text))
 
 
 def parse_dyn0(path: Path) -> tuple[tuple[int, int, int], np.ndarray]:
