@@ -115,6 +115,8 @@ class ReferenceMaterial:
 
 
 _READ = "read 2026-12-03"
+#: A second, independent reading of the same source (a later session, looking for the numbers again).
+_REREAD = "re-read 2026-12-03 by a second reader"
 
 #: The sources, by key.
 SOURCES: dict[str, Source] = {s.key: s for s in [
@@ -148,7 +150,8 @@ SOURCES: dict[str, Source] = {s.key: s for s in [
         "kong2001",
         "Y. Kong, O. V. Dolgov, O. Jepsen, O. K. Andersen, 'Electron-phonon interaction in the normal and "
         "superconducting states of MgB2', Phys. Rev. B 64, 020501(R) (2001), arXiv:cond-mat/0102499",
-        f"abstract ({_READ}): λ = 0.87, λ_tr = 0.60; T_c = 40 K reproduced with μ* = 0.10",
+        f"abstract ({_READ}): λ = 0.87, λ_tr = 0.60; T_c = 40 K reproduced with μ* = 0.10; {_REREAD} in the "
+        "arXiv abstract as shown on pith.science/paper/cond-mat/0102499 and shamra-academia.com: same numbers",
     ),
     Source(
         "kortus2001",
@@ -162,13 +165,18 @@ SOURCES: dict[str, Source] = {s.key: s for s in [
         "S. Di Cataldo, W. Cursio, L. Boeri, 'Vacancy-controlled superconductivity in rock-salt carbides: towards "
         "predictive modelling of real-world superconductors', arXiv:2506.07768 (2025)",
         f"Table I ({_READ}), stoichiometric rock-salt columns: experimental T_c range, McMillan T_c, λ and ω_log "
-        "(K) of DFPT; λ is given to one decimal",
+        f"(K) of DFPT; λ is given to one decimal. {_REREAD} (arxiv.org/html/2506.07768v1, Table I, printed before "
+        "the introduction; columns Comp., Exp. T_c, Dyn. st., ΔH, N(E_F), T_c^McM, λ, ω_log): NbC exp. 0–11.5 K, "
+        "λ 1.0, ω_log 299 K; TaC exp. 0–10.3 K, λ 0.7, ω_log 259 K; ZrC λ 0.2, ω_log 473 K; HfC λ 0.2, ω_log 427 K. "
+        "The Exp. T_c column also shows 0.3 K (ZrC) and 1.2 K (HfC), but without a reference marker in that "
+        "rendering (the NbC, TaC, TiC entries carry one): not used (see UNVERIFIED)",
     ),
     Source(
         "zou2016",
         "Y. Zou et al., 'Discovery of superconductivity in hard hexagonal ε-NbN', Sci. Rep. 6, 22330 (2016), "
         "doi:10.1038/srep22330",
-        f"introduction ({_READ}): experimental T_c 10 K for ZrN, 8.8 K for HfN, 17.3 K for δ-NbN (their refs.)",
+        f"introduction ({_READ}): experimental T_c 10 K for ZrN, 8.8 K for HfN, 17.3 K for δ-NbN (their refs.); "
+        f"{_REREAD} (doi.org/10.1038/srep22330 page, first paragraph of the introduction): same numbers",
     ),
     Source(
         "kogler2025",
@@ -195,7 +203,7 @@ SOURCES: dict[str, Source] = {s.key: s for s in [
         "M. Zarea, H. Ueki, J. A. Sauls, 'Effects of anisotropy and disorder on the superconducting properties of "
         "niobium', Front. Phys. (2023), doi:10.3389/fphy.2023.1269872, arXiv:2201.07403",
         f"abstract (frontiersin.org and ar5iv copies, {_READ}): DFT α²F of Nb with λ = 1.057; Eliashberg T_c = 9.33 K "
-        "needs μ* = 0.218",
+        f"needs μ* = 0.218; {_REREAD} (frontiersin.org full-text page, abstract): same numbers",
     ),
     Source(
         "choi2002",
@@ -217,7 +225,9 @@ SOURCES: dict[str, Source] = {s.key: s for s in [
         "from linear-response theory', Phys. Rev. B 54, 16487 (1996)",
         f"abstract only ({_READ}): LDA linear-response α²F of Al, Cu, Mo, Nb, Pb, Pd, Ta, V; λ agrees with "
         "specific heat without a paramagnon contribution except in Pd. Its tables were not accessible: no "
-        "number is taken from it (see UNVERIFIED)",
+        f"number is taken from it (see UNVERIFIED). {_REREAD}: the stored scribd copy "
+        "(de.scribd.com/document/360824907) yields page 1 of 15 only (abstract and the first lines of the "
+        "introduction), whatever the query; same conclusion",
     ),
 ]}
 
@@ -336,7 +346,30 @@ REFERENCE_SET: tuple[ReferenceMaterial, ...] = (
 #: Values asked for but not verified in this session (left out of :data:`REFERENCE_SET`): what and why.
 UNVERIFIED: tuple[tuple[str, str], ...] = (
     ("Savrasov & Savrasov 1996 λ, ω_log for Al, Cu, Mo, Nb, Pb, Pd, Ta, V (Nb's DFT λ is Zarea et al. 2023's instead)",
-     "only the abstract was readable in the stored copies; the tables (λ, ω_log per metal) were not"),
+     "only the abstract was readable in the stored copies; the tables (λ, ω_log per metal) were not. A second "
+     "search (same day) tried the scribd copy with table-caption and per-metal queries (page 1 of 15 only), the "
+     "authors' review E. G. Maksimov, D. Yu. Savrasov, S. Yu. Savrasov, Phys. Usp. 40, 337 (1997) (abstract "
+     "only), ABINIT/QE documentation that cites the paper (no numbers), and public code: one repository file "
+     "attributes a λ and ω_log for Re to 'Savrasov & Savrasov, PRB 54, 16487', a metal the paper does not treat, "
+     "so numbers quoted in code were not trusted"),
+    ("published DFT λ, ω_log of the other elements (Al, Pb with and without spin–orbit, Ta, V, Mo, Cu, Pd)",
+     "looked for in abstracts and openings of later work: Kawamura, Hizume, Ozaki, Phys. Rev. B 101, 134511 (2020) "
+     "(arXiv:1911.06481, SCDFT benchmark of the elements with λ and ω_ln tables: abstract and introduction only; "
+     "its data are linked off-site), Goudreault, Poncé, Giustino, Côté (arXiv:2410.20157, Pb with SOC: abstract "
+     "only, no number), Heid et al. 2010 (Pb, Tl with SOC: not found), Bauer et al. (Al, Au, Na, Nb: not found), Wierzbowska et al. (cond-mat/0504077, Nb: no λ in the readable part), B. Acharya (AIP Advances, "
+     "doi:10.1063/5.0204055, Nb and V under pressure: abstract without a number). None gave a number in a readable part"),
+    ("Ta: λ = 0.88 from 'Electron-phonon interaction effects in tantalum' (abstract on scilit.com)",
+     "read, but not entered as lambda_dft: KKR bands, Born–von Kármán phonons fitted to experiment and "
+     "rigid-muffin-tin matrix elements, not a linear-response DFT calculation like ours; authors and journal were "
+     "not visible in the excerpt"),
+    ("ZrN, HfN: transport coupling λ_tr = 1.11 (ZrN), 0.82 (HfN) from resistivity inversion of epitaxial films "
+     "('Electron/phonon coupling in group-IV transition-metal and rare-earth nitrides', abstract on "
+     "discovery.researcher.life)",
+     "read, but λ_tr is not λ (lambda_exp here means a tunnelling λ), and authors, journal and year were not "
+     "visible in the excerpt"),
+    ("experimental T_c of ZrC (0.3 K) and HfC (1.2 K) in Di Cataldo et al. 2025, Table I",
+     "read, but printed without a reference marker where the other carbides carry one; ZrC and HfC stay "
+     "'status not verified' (λ comparison only)"),
     ("P. B. Allen's table of experimental λ (Handbook of Superconductivity, ed. C. P. Poole, 2000)",
      "only the introduction of the stored copy was readable; no table row could be checked"),
     ("DFT λ for Al, Pb, Ta, V, Mo, Cu, Pd, Na, Mg, Zr, Ti, NbN, ZrN, HfN, TiN",
