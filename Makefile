@@ -88,4 +88,4 @@ bench: setup
 	$(PY) benchmarks/run_benchmarks.py
 
 clean-book:
-	rm -rf book/_build book/chapters
+	rm -rf book/_build   # book/chapters is committed (the default run's); `make book` replaces it

@@ -3,15 +3,25 @@
 ``betenet notebooks run --profile default --build-book`` is what ``make book`` runs:
 
 1. every ``notebooks/NN-*.ipynb`` is executed in order by papermill with ``profile`` injected
-   into its ``parameters`` cell, and written to ``book/chapters/``; the executed copy is then tidied
+   into its ``parameters`` cell, and written to the book's ``chapters/``; the executed copy is then tidied
    for reading (:func:`tidy_executed_notebook`: the two parameter cells are tagged ``remove-cell``,
-   progress-bar outputs are dropped), and the files each notebook wrote under
-   ``artifacts/<profile>/{figures,tables}`` are recorded in ``pipeline.json``, with a snapshot of the
-   record files the run read (:func:`data_snapshot`), so the results page can say whether the data
-   have moved on since;
-2. ``book/chapters/results.md`` is generated from the tables the notebooks saved under
+   progress-bar outputs, widget state and duplicate figure formats are dropped, PNGs are re-compressed)
+   and stamped with the run's identity (:func:`run_identity`: run id, profile, data source, the
+   :func:`data_snapshot` of the record files the run read, commit) in ``metadata.betenet``; the same
+   identity, with the per-file digests, is ``chapters/run.json``, and the files each notebook wrote
+   under ``artifacts/<profile>/{figures,tables}`` are recorded in ``pipeline.json``;
+2. ``chapters/results.md`` is generated from the tables the notebooks saved under
    ``artifacts/<profile>/tables`` (our Table 1 beside the paper's, labelled);
-3. ``jupyter-book build book`` renders the executed notebooks with execution off.
+3. ``jupyter-book build`` renders the executed notebooks with execution off; the book's
+   ``data-snapshot`` directive (``book/_ext/betenet_book.py``, :func:`snapshot_report`) compares, at
+   build time, the snapshot in ``run.json`` with the records in the tree and says whether the data
+   have moved on since the chapters were executed.
+
+Where: the **committed** book is ``book/`` and only a complete run of the ``default`` profile on our data
+(:data:`COMMITTED_RUN`) writes its chapters; any other run (``smoke``, ``paper``, ``data="upstream"``, or
+``only`` a few notebooks) writes a book of its own under ``artifacts[/upstream]/<profile>/book/``
+(:func:`book_dir_for`), so the committed chapters always come from one default run
+(:func:`check_one_run`).
 
 A failed notebook stops the run with its name and the papermill error; the executed copy (with
 the traceback) is kept for inspection.  Stages cache their own expensive outputs, so a re-run
@@ -20,7 +30,6 @@ resumes instead of recomputing.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -45,7 +54,14 @@ __all__ = [
     "describe_data_snapshot",
     "write_results_page",
     "build_book",
-    "cli_main",
+    "copy_book_sources",
+    "COMMITTED_RUN",
+    "book_dir_for",
+    "run_identity",
+    "read_run_identity",
+    "check_one_run",
+    "snapshot_report",
+    "chapters_size_bytes",
 ]
 
 #: Table 1 of the paper (Gibson, Hire et al., arXiv 2401.16611; 818 materials, 164 in the test set),
@@ -84,7 +100,7 @@ def run_notebooks(
     profile: str,
     *,
     data: str = "ours",
-    output_dir: Path = paths.CHAPTERS_DIR,
+    output_dir: Path | None = None,
     only: list[str] | None = None,
     notebooks_dir: Path = paths.NOTEBOOKS_DIR,
     parameters: dict | None = None,
@@ -96,18 +112,41 @@ def run_notebooks(
     ``database.json``, converted first into ``data/upstream/records``; the paper's split and bootstrap
     resamples; artifacts under ``artifacts/upstream/<profile>/``): :mod:`betenet.datasource`.
     ``only`` restricts to notebooks whose name starts with one of the given prefixes (e.g. ``["01", "03"]``).
-    A summary with wall times is written to ``artifacts[/upstream]/<profile>/pipeline.json``.
+    ``output_dir``: where the executed notebooks go; by default the ``chapters/`` of :func:`book_dir_for`
+    (the committed ``book/chapters`` only for a complete default run on our data).
+    A summary with wall times is written to ``artifacts[/upstream]/<profile>/pipeline.json``, the run's
+    identity to ``<output_dir>/run.json`` and to every executed notebook's ``metadata.betenet``.
     """
     from . import datasource
     from .config import get_profile
 
     cfg = get_profile(profile, data={"source": data})  # fail early on an unknown profile or data source
+    if output_dir is None:
+        output_dir = book_dir_for(profile, data, only=only) / "chapters"
     with _data_source_env(data):
         if datasource.source_of(cfg) == "upstream":
             datasource.ensure_upstream_records(progress=progress)  # once, before any kernel starts
         return _run_notebooks(profile, output_dir=output_dir, only=only, notebooks_dir=notebooks_dir,
                               parameters={"data": data, **(parameters or {})}, progress=progress,
-                              snapshot_dirs=_records_dirs(cfg))
+                              snapshot_dirs=_records_dirs(cfg), data=data)
+
+
+#: The one run whose chapters are committed (``book/chapters``): a complete run of this profile on this data.
+COMMITTED_RUN: tuple[str, str] = ("default", "ours")
+
+
+def book_dir_for(profile: str, data: str = "ours", *, only: list[str] | None = None, prepare: bool = True) -> Path:
+    """The book a run writes: ``book/`` (committed chapters) for a complete run of :data:`COMMITTED_RUN`;
+    otherwise a book of its own, ``artifacts[/upstream]/<profile>/book/``, whose sources are refreshed
+    from ``book/`` (``prepare``), so that smoke, paper, upstream or partial runs never overwrite the
+    committed chapters."""
+    if (profile, data) == COMMITTED_RUN and not only:
+        return paths.BOOK_DIR
+    with _data_source_env(data):
+        dest = paths.artifacts_dir(profile, "book", create=prepare)
+    if prepare:
+        copy_book_sources(dest)
+    return dest
 
 
 def _records_dirs(cfg) -> list[Path]:
@@ -184,12 +223,13 @@ def _data_source_env(data: str):
 def _run_notebooks(
     profile: str,
     *,
-    output_dir: Path = paths.CHAPTERS_DIR,
+    output_dir: Path,
     only: list[str] | None = None,
     notebooks_dir: Path = paths.NOTEBOOKS_DIR,
     parameters: dict | None = None,
     progress: bool = True,
     snapshot_dirs: list[Path] | None = None,
+    data: str = "ours",
 ) -> list[NotebookRun]:
     """Execute the notebooks in order with papermill (``profile`` injected); stop at the first failure.
 
@@ -210,6 +250,11 @@ def _run_notebooks(
             raise ValueError(f"no notebook matches {only}")
     runs: list[NotebookRun] = []
     snapshot = data_snapshot(snapshot_dirs) if snapshot_dirs else None
+    identity = run_identity(profile, data, snapshot)
+    # this run's chapters replace the directory's: executed notebooks of an earlier run are removed
+    for old in [*output_dir.glob("[0-9][0-9]-*.ipynb"), output_dir / RESULTS_PAGE]:
+        old.unlink(missing_ok=True)
+    _write_run_record(output_dir, identity, snapshot, [], complete=False)
     env_backup = os.environ.get("BETENET_PROFILE")
     os.environ["BETENET_PROFILE"] = profile
     try:
@@ -230,10 +275,12 @@ def _run_notebooks(
             except Exception as exc:  # papermill raises PapermillExecutionError with the cell traceback
                 runs.append(NotebookRun(src.stem, src, dst, time.perf_counter() - t0, False, str(exc)[-4000:]))
                 _write_summary(profile, runs, snapshot)
+                _write_run_record(output_dir, identity, snapshot, runs, complete=False)
                 raise RuntimeError(f"notebook {src.name} failed (executed copy with traceback: {dst}):\n{exc}") from exc
             seconds = time.perf_counter() - t0
-            tidy_executed_notebook(dst)
+            tidy_executed_notebook(dst, run=identity)
             runs.append(NotebookRun(src.stem, src, dst, seconds, True, outputs=_written_since(profile, wall0)))
+            _write_run_record(output_dir, identity, snapshot, runs, complete=False)
             print(f"[betenet] {src.name} done in {runs[-1].seconds:.1f} s", flush=True)
     finally:
         if env_backup is None:
@@ -243,7 +290,141 @@ def _run_notebooks(
     if snapshot is not None:
         snapshot["digest_at_end"] = data_snapshot(snapshot_dirs)["digest"]
     _write_summary(profile, runs, snapshot)
+    _write_run_record(output_dir, identity, snapshot, runs, complete=True)
     return runs
+
+
+#: The run record of a book's chapters (``<book>/chapters/run.json``) and the generated results page.
+RUN_RECORD = "run.json"
+RESULTS_PAGE = "results.md"
+
+
+def _git_commit() -> dict | None:
+    """``{"commit": sha, "dirty": bool}`` of the repository's checkout (dirty: tracked files modified), or None."""
+    try:
+        sha = subprocess.run(["git", "-C", str(paths.REPO_ROOT), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=30).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(paths.REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=60).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": sha, "dirty": bool(dirty)} if sha else None
+
+
+def run_identity(profile: str, data: str, snapshot: dict | None) -> dict:
+    """The identity every chapter of one run carries (``metadata.betenet`` of each executed notebook, the
+    results page's front matter, ``chapters/run.json``): a fresh run id, profile, data source, the data
+    snapshot's digest and record count, and the package's commit."""
+    import datetime
+    import uuid
+
+    started = datetime.datetime.now(datetime.timezone.utc)
+    return {
+        "run_id": f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
+        "profile": profile,
+        "data_source": data,
+        "data_snapshot": ({k: snapshot[k] for k in ("digest", "n_records", "directories")} if snapshot else None),
+        "git": _git_commit(),
+    }
+
+
+def _write_run_record(output_dir: Path, identity: dict, snapshot: dict | None, runs: list[NotebookRun], *,
+                      complete: bool) -> Path:
+    record = {**identity, "complete": complete, "notebooks": [r.name for r in runs if r.ok],
+              "data_snapshot": snapshot}
+    path = Path(output_dir) / RUN_RECORD
+    path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def read_run_identity(path: Path) -> dict | None:
+    """The run identity of one chapter: ``metadata.betenet`` of a notebook, the ``betenet`` key of a
+    Markdown page's front matter, or ``run.json``; None when it carries none."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    if path.suffix == ".json":
+        return json.loads(path.read_text())
+    if path.suffix == ".ipynb":
+        return json.loads(path.read_text()).get("metadata", {}).get("betenet")
+    text = path.read_text()
+    if text.startswith("---\n") and "\n---\n" in text[4:]:
+        front = yaml.safe_load(text[4:text.index("\n---\n", 4)]) or {}
+        return front.get("betenet") if isinstance(front, dict) else None
+    return None
+
+
+def check_one_run(chapters_dir: Path, *, profile: str | None = None) -> list[str]:
+    """Problems that keep the chapters in ``chapters_dir`` from being one complete run (of ``profile``): a
+    missing or unfinished run record, an executed notebook or results page from another run (or with no
+    identity), one the run did not list, or one it listed that is missing.  ``[]``: one run."""
+    chapters_dir = Path(chapters_dir)
+    record = read_run_identity(chapters_dir / RUN_RECORD)
+    if record is None:
+        return [f"{chapters_dir / RUN_RECORD}: no run record"]
+    problems = []
+    run_id = record.get("run_id")
+    if not record.get("complete"):
+        problems.append(f"{RUN_RECORD}: run {run_id} did not finish")
+    if profile is not None and record.get("profile") != profile:
+        problems.append(f"{RUN_RECORD}: run {run_id} is of profile {record.get('profile')!r}, not {profile!r}")
+    notebooks = sorted(p.stem for p in chapters_dir.glob("[0-9][0-9]-*.ipynb"))
+    listed = sorted(record.get("notebooks", []))
+    problems += [f"{n}.ipynb: not written by run {run_id}" for n in sorted(set(notebooks) - set(listed))]
+    problems += [f"{n}.ipynb: written by run {run_id} but missing" for n in sorted(set(listed) - set(notebooks))]
+    for page in [*(chapters_dir / f"{n}.ipynb" for n in notebooks), chapters_dir / RESULTS_PAGE]:
+        if not page.exists():
+            problems.append(f"{page.name}: missing")
+            continue
+        ident = read_run_identity(page) or {}
+        if ident.get("run_id") != run_id:
+            problems.append(f"{page.name}: from run {ident.get('run_id')}, not {run_id}")
+        elif ident.get("profile") != record.get("profile") or ident.get("data_source") != record.get("data_source"):
+            problems.append(f"{page.name}: profile/data {ident.get('profile')}/{ident.get('data_source')} differ from the run's")
+    return problems
+
+
+def chapters_size_bytes(chapters_dir: Path) -> int:
+    """Total size of the files in ``chapters_dir`` (the committed chapters' size budget)."""
+    return sum(p.stat().st_size for p in Path(chapters_dir).rglob("*") if p.is_file())
+
+
+def snapshot_report(chapters_dir: Path) -> tuple[str, str, list[str]]:
+    """What the book says, at build time, about the data its chapters were executed on: ``(kind, title,
+    markdown lines)`` with ``kind`` ``"note"`` (the records in the tree are the ones the run read) or
+    ``"warning"`` (no run record, an unfinished run, records changed during the run, or data that have
+    moved on since: each said, never hidden)."""
+    record = read_run_identity(Path(chapters_dir) / RUN_RECORD)
+    if record is None:
+        return ("warning", "These chapters carry no run record",
+                [f"`{RUN_RECORD}` is missing beside the chapters, so the data they were executed on is unknown. "
+                 "`make book` executes them again and records it."])
+    git = record.get("git") or {}
+    commit = f", commit `{git['commit'][:10]}`" + (" with uncommitted changes" if git.get("dirty") else "") if git else ""
+    source = {"ours": "this project's QE records", "upstream": "the authors' published data"}.get(
+        record.get("data_source"), str(record.get("data_source")))
+    lines = [f"The chapters were executed by run `{record.get('run_id')}` (profile `{record.get('profile')}`, "
+             f"{source}{commit})."]
+    ok = True
+    if not record.get("complete"):
+        ok = False
+        lines.append("**That run did not finish**: some chapters are missing or come from an earlier run.")
+    snap = record.get("data_snapshot")
+    if not snap:
+        ok = False
+        lines.append("The run recorded no data snapshot.")
+    else:
+        current = data_snapshot(_snapshot_dirs(snap))
+        lines += describe_data_snapshot(snap, current)
+        ok = ok and current["digest"] == snap["digest"] and snap.get("digest_at_end") in (None, snap["digest"])
+    if ok:
+        return "note", "Data snapshot: the book is up to date with the data", lines
+    moved = snap and data_snapshot(_snapshot_dirs(snap))["digest"] != snap["digest"]
+    title = ("The data have moved on since these chapters were executed" if moved
+             else "These chapters may not describe the current data")
+    return "warning", title, lines
 
 
 def _write_summary(profile: str, runs: list[NotebookRun], snapshot: dict | None = None) -> Path:
@@ -291,23 +472,48 @@ def _strip_progress_stream(text: str) -> str:
     return "".join(kept)
 
 
-def tidy_executed_notebook(path: Path) -> dict[str, int]:
-    """Make a papermill-executed notebook read as a book page; rewrite ``path`` in place.
+#: Figure formats dropped when the same output also carries a PNG (the page shows the PNG).
+_DUPLICATE_FIGURE_MIME: tuple[str, ...] = ("image/svg+xml", "application/pdf", "image/jpeg")
+
+
+def _compress_png(b64: str) -> str:
+    """``b64`` (a base64 PNG) re-encoded losslessly at maximum zlib effort, if that is smaller."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    raw = base64.b64decode(b64)
+    try:
+        with Image.open(io.BytesIO(raw)) as im:
+            buf = io.BytesIO()
+            im.save(buf, format="PNG", optimize=True, compress_level=9)
+    except Exception:  # not a PNG Pillow can read: keep it as it is
+        return b64
+    out = buf.getvalue()
+    return base64.b64encode(out).decode() + "\n" if len(out) < len(raw) else b64
+
+
+def tidy_executed_notebook(path: Path, *, run: dict | None = None) -> dict[str, int]:
+    """Make a papermill-executed notebook read as a book page, and keep it small; rewrite ``path`` in place.
 
     * cells tagged ``parameters`` or ``injected-parameters`` get the ``remove-cell`` tag (the page
       states the profile itself; the cells stay in the file);
     * progress-bar outputs are dropped: tqdm's stderr redraws, the bare newline it writes when it
-      closes, and ``tqdm.auto`` widget views (with the notebook's widget state, which only they
-      used). Every other output is kept as it is.
+      closes, and ``tqdm.auto`` widget views; any other widget output keeps only its text, and the
+      notebook's widget state (``metadata.widgets``) goes;
+    * a figure shown as PNG loses its SVG/PDF/JPEG copies, and PNGs are re-compressed (lossless);
+    * papermill's absolute input/output paths become repository-relative;
+    * ``run`` (:func:`run_identity`), when given, is stored as ``metadata.betenet``.
+    Every other output is kept as it is.
 
-    Returns counts ``{"hidden_cells": n, "progress_outputs": m}``.  Idempotent.
+    Returns counts ``{"hidden_cells", "progress_outputs", "dropped_mime", "png_bytes_saved"}``.  Idempotent.
     """
     import nbformat
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    hidden = removed = 0
-    widget_views_left = 0
+    hidden = removed = dropped = saved = 0
     for cell in nb.cells:
         tags = list(cell.get("metadata", {}).get("tags", []))
         if any(t in HIDDEN_CELL_TAGS for t in tags) and "remove-cell" not in tags:
@@ -326,19 +532,41 @@ def tidy_executed_notebook(path: Path) -> dict[str, int]:
                     removed += 1
                     continue
                 out["text"] = text
-            elif out.get("output_type") == "display_data" and _WIDGET_VIEW in out.get("data", {}):
-                plain = out["data"].get("text/plain", "")
-                plain = "".join(plain) if isinstance(plain, list) else plain
-                if _is_progress_text(plain) or not plain.strip():
-                    removed += 1
+            data = out.get("data")
+            if data is not None:
+                if _WIDGET_VIEW in data:
+                    plain = data.get("text/plain", "")
+                    plain = "".join(plain) if isinstance(plain, list) else plain
+                    if _is_progress_text(plain) or not plain.strip():
+                        removed += 1
+                        continue
+                for mime in [m for m in data if m.startswith("application/vnd.jupyter.widget")]:
+                    del data[mime]
+                    dropped += 1
+                if "image/png" in data:
+                    for mime in [m for m in _DUPLICATE_FIGURE_MIME if m in data]:
+                        del data[mime]
+                        dropped += 1
+                    png = data["image/png"]
+                    png = "".join(png) if isinstance(png, list) else png
+                    small = _compress_png(png)
+                    saved += len(png) - len(small)
+                    data["image/png"] = small
+                if not data:
                     continue
-                widget_views_left += 1
             outputs.append(out)
         cell.outputs = outputs
-    if removed and not widget_views_left:
-        nb.metadata.pop("widgets", None)
+    if "widgets" in nb.metadata:
+        del nb.metadata["widgets"]
+        dropped += 1
+    pm_meta = nb.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if isinstance(pm_meta.get(key), str) and Path(pm_meta[key]).is_absolute():
+            pm_meta[key] = _display_path(pm_meta[key])
+    if run is not None:
+        nb.metadata["betenet"] = run
     nbformat.write(nb, path)
-    return {"hidden_cells": hidden, "progress_outputs": removed}
+    return {"hidden_cells": hidden, "progress_outputs": removed, "dropped_mime": dropped, "png_bytes_saved": saved}
 
 
 #: Decimals shown on the results page: R² is dimensionless (2 decimals for every property);
@@ -358,7 +586,7 @@ def format_metric(x: float | None, metric: str, prop_index: int) -> str:
     return "0" + text[2:] if text.startswith("-0") and float(text) == 0 else text
 
 
-def write_results_page(profile: str, book_dir: Path = paths.BOOK_DIR, *, data: str = "ours") -> Path:
+def write_results_page(profile: str, book_dir: Path | None = None, *, data: str = "ours") -> Path:
     """Generate ``<book_dir>/chapters/results.md``: our Table 1 (from the run) beside the paper's.
 
     Reads every ``artifacts/<profile>/tables/table1_*.csv`` (columns ``model, metric, lambda,
@@ -367,6 +595,8 @@ def write_results_page(profile: str, book_dir: Path = paths.BOOK_DIR, *, data: s
     tables of the run on the authors' published data (``artifacts/upstream/<profile>/``), computed the
     paper's way, each metric shown beside the paper's with the difference (ours − paper).
     """
+    if book_dir is None:
+        book_dir = book_dir_for(profile, data)
     with _data_source_env(data):
         return _write_results_page(profile, book_dir, upstream=data == "upstream")
 
@@ -447,17 +677,21 @@ def _write_results_page(profile: str, book_dir: Path, *, upstream: bool) -> Path
                 )
         if "data" in ours.columns:
             lines += ["", "Data behind our rows: " + "; ".join(sorted({str(d) for d in ours["data"].dropna()})) + "."]
+    lines += ["", "## Data snapshot", "",
+              "Checked when the book is built: the records the run read, and whether the data have moved on since.",
+              "", "```{data-snapshot}", "```"]
     summary = paths.artifacts_dir(profile) / "pipeline.json"
     if summary.exists():
         info = json.loads(summary.read_text())
-        if info.get("data"):
-            recorded = info["data"]
-            lines += ["", "## Data snapshot", "", *describe_data_snapshot(recorded, data_snapshot(_snapshot_dirs(recorded)))]
         lines += ["", "## Wall time of this run", "", "| notebook | seconds |", "|---|---|"]
         lines += [f"| {n['name']} | {n['seconds']:.0f} |" for n in info["notebooks"]]
         lines += [f"| **total** | **{info['total_seconds']:.0f}** |"]
-    out = Path(book_dir) / "chapters" / "results.md"
+    out = Path(book_dir) / "chapters" / RESULTS_PAGE
     out.parent.mkdir(parents=True, exist_ok=True)
+    identity = read_run_identity(out.parent / RUN_RECORD)
+    if identity is not None:  # the page belongs to the run whose chapters it sits beside
+        identity = {k: identity[k] for k in ("run_id", "profile", "data_source", "git") if k in identity}
+        lines = ["---", "betenet: " + json.dumps(identity, sort_keys=True), "---", ""] + lines
     out.write_text("\n".join(lines) + "\n")
     return out
 
@@ -475,38 +709,9 @@ def build_book(book_dir: Path = paths.BOOK_DIR, *, strict: bool = False) -> Path
 
 
 def copy_book_sources(dest: Path, book_dir: Path = paths.BOOK_DIR) -> Path:
-    """Copy the book's sources (not builds/chapters) to ``dest`` (used to build a book elsewhere, e.g. in tests)."""
+    """Copy the book's sources (not builds/chapters) to ``dest``, replacing older copies there (used to
+    build a book elsewhere: a non-committed run's own book, tests)."""
     dest = Path(dest)
-    shutil.copytree(book_dir, dest, ignore=shutil.ignore_patterns("_build", "chapters"), symlinks=False)
+    shutil.copytree(book_dir, dest, ignore=shutil.ignore_patterns("_build", "chapters", "__pycache__"),
+                    symlinks=False, dirs_exist_ok=True)
     return dest
-
-
-def cli_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="betenet notebooks", description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="action", required=True)
-    r = sub.add_parser("run", help="execute notebooks with papermill (and optionally build the book)")
-    r.add_argument("--profile", default="default", help="smoke | default | paper")
-    r.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 03")
-    r.add_argument("--build-book", action="store_true", help="then write the results page and run jupyter-book build")
-    r.add_argument("--no-progress", action="store_true")
-    b = sub.add_parser("book", help="write the results page and build the book from already executed notebooks")
-    b.add_argument("--profile", default="default")
-    for sp in (r, b):
-        sp.add_argument("--data", default="ours", choices=("ours", "upstream"),
-                        help="ours: this project's QE records; upstream: the authors' database.json "
-                             "(data/upstream/database.json) with the paper's split and bootstrap resamples")
-    sub.add_parser("list", help="list the notebooks in execution order")
-    args = p.parse_args(argv)
-    if args.action == "list":
-        for nb in discover_notebooks():
-            print(nb.name)
-        return 0
-    if args.action == "run":
-        t0 = time.perf_counter()
-        run_notebooks(args.profile, data=args.data, only=args.only, progress=not args.no_progress)
-        print(f"[betenet] notebooks done in {time.perf_counter() - t0:.0f} s", flush=True)
-    if args.action == "book" or getattr(args, "build_book", False):
-        write_results_page(args.profile, data=args.data)
-        html = build_book()
-        print(f"[betenet] book: {html / 'index.html'}")
-    return 0

@@ -13,7 +13,7 @@ from betenet import paths
 
 PACKAGE = paths.REPO_ROOT / "betenet"
 #: still importing argparse outside betenet/cli/ (their commands move into the cli package later)
-ARGPARSE_LEFT = {"pipeline.py", "qe/pseudo.py"}
+ARGPARSE_LEFT = {"qe/pseudo.py"}
 #: still importing matplotlib outside betenet/plots/
 MATPLOTLIB_LEFT: set[str] = set()
 

@@ -72,7 +72,8 @@ def test_tidy_hides_parameter_cells_and_drops_progress_bars(tmp_path):
     assert not any("it/s]" in t or "%|" in t for t in texts)
     assert not [o for c in out.cells for o in c.get("outputs", []) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert "widgets" not in out.metadata
-    assert pipeline.tidy_executed_notebook(dst) == {"hidden_cells": 0, "progress_outputs": 0}  # idempotent
+    again = pipeline.tidy_executed_notebook(dst)  # idempotent
+    assert again == {"hidden_cells": 0, "progress_outputs": 0, "dropped_mime": 0, "png_bytes_saved": 0}
 
 
 def test_results_page_without_tables_says_so(tmp_path, monkeypatch):
@@ -126,6 +127,7 @@ def test_smoke_pipeline_executes_every_notebook_and_builds_the_book(tmp_path, mo
     tables = {p.name for p in (tmp_path / "artifacts" / "smoke" / "tables").glob("table1_*.csv")}
     assert {"table1_base.csv", "table1_ensembles.csv"} <= tables
     pipeline.write_results_page("smoke", book_dir=book)
+    assert pipeline.check_one_run(book / "chapters", profile="smoke") == []
     html = pipeline.build_book(book)
     for run in runs:
         page = html / "chapters" / f"{run.name}.html"
@@ -139,6 +141,7 @@ def test_smoke_pipeline_executes_every_notebook_and_builds_the_book(tmp_path, mo
     intro = re.sub(r"<[^>]+>", "", (html / "intro.html").read_text())
     assert re.search(r"held\s+\d+ kept materials out of\s+\d+ submitted", intro), "intro's glued counts are missing"
     assert re.search(r"split of \d+ training and\s+\d+ test materials", intro)
+    assert "Data snapshot: the book is up to date with the data" in intro  # the build-time check
 
 
 def _saved_predictions(ids, n_members=2, mu_star=0.1):
@@ -193,7 +196,9 @@ def test_notebook_06_reads_saved_predictions_and_never_trains(tmp_path, monkeypa
         screening.ensemble_predictions("smoke", "CSO", [], [], ids)
 
 
-def test_results_page_states_the_data_snapshot_and_whether_it_moved_on(tmp_path, monkeypatch):
+def test_the_book_states_the_data_snapshot_and_whether_it_moved_on(tmp_path, monkeypatch):
+    """The comparison is made when the book is built (betenet_book's ``data-snapshot`` directive calls
+    ``snapshot_report``), from ``chapters/run.json``: a committed book that has gone stale says so."""
     monkeypatch.setenv("BETENET_ARTIFACTS", str(tmp_path / "artifacts"))
     records = tmp_path / "records"
     records.mkdir()
@@ -203,16 +208,38 @@ def test_results_page_states_the_data_snapshot_and_whether_it_moved_on(tmp_path,
     assert snap["n_records"] == 3 and len(snap["digest"]) == 16
     assert pipeline.data_snapshot([records]) == snap  # deterministic
     snap["digest_at_end"] = snap["digest"]
-    pipeline._write_summary("smoke", [], snap)
-    page = pipeline.write_results_page("smoke", book_dir=tmp_path / "book").read_text()
+    chapters = tmp_path / "book" / "chapters"
+    chapters.mkdir(parents=True)
+    kind, title, lines = pipeline.snapshot_report(chapters)  # no run record: said, never hidden
+    assert kind == "warning" and "no run record" in title
+    identity = pipeline.run_identity("default", "ours", snap)
+    pipeline._write_run_record(chapters, identity, snap, [], complete=True)
+    kind, title, lines = pipeline.snapshot_report(chapters)
+    page = "\n".join(lines)
+    assert kind == "note" and "up to date" in title
     assert f"read **3 records** from `{records}` (data digest `{snap['digest']}`)" in page
+    assert identity["run_id"] in page and "profile `default`" in page
     assert "unchanged since: the book is up to date" in page and "while the notebooks ran" not in page
+    # the results page defers to the directive (no comparison frozen at run time) and carries the run's id
+    results = pipeline.write_results_page("smoke", book_dir=tmp_path / "book")
+    assert "```{data-snapshot}" in results.read_text() and "unchanged since" not in results.read_text()
+    assert pipeline.read_run_identity(results)["run_id"] == identity["run_id"]
     # the data move on: one record changed, one added -> shown, with the counts
     (records / "Nb1-bcc.json").write_text(json.dumps({"material_id": "Nb1-bcc", "lambda": 1.0}))
     (records / "Pd1-fcc.json").write_text("{}")
-    page = pipeline.write_results_page("smoke", book_dir=tmp_path / "book").read_text()
+    kind, title, lines = pipeline.snapshot_report(chapters)
+    page = "\n".join(lines)
+    assert kind == "warning" and title == "The data have moved on since these chapters were executed"
     assert "moved on since this run**: they now hold 4 records" in page
     assert "1 added, 0 removed, 1 changed" in page and "Run `make book` again" in page
-    # records that changed during the run are flagged
+    # records that changed during the run, or a run that did not finish, are flagged
     snap["digest_at_end"] = "0" * 16
     assert any("while the notebooks ran" in line for line in pipeline.describe_data_snapshot(snap))
+    (records / "Pd1-fcc.json").unlink()
+    (records / "Nb1-bcc.json").write_text(json.dumps({"material_id": "Nb1-bcc", "lambda": 7}))
+    pipeline._write_run_record(chapters, identity, snap, [], complete=True)
+    assert pipeline.snapshot_report(chapters)[0] == "warning"
+    snap["digest_at_end"] = snap["digest"]
+    pipeline._write_run_record(chapters, identity, snap, [], complete=False)
+    kind, _, lines = pipeline.snapshot_report(chapters)
+    assert kind == "warning" and any("did not finish" in line for line in lines)
