@@ -46,12 +46,25 @@ def write_json_atomic(path: Path | str, data: Any, *, indent: int = 1) -> None:
     tmp.replace(path)
 
 
-def read_json(path: Path | str) -> Any | None:
-    """The JSON in ``path``, or ``None`` when it is missing or not valid JSON."""
+def read_json(path: Path | str, *, error: type[Exception] | None = None) -> Any | None:
+    """The JSON in ``path``, or ``None`` when it is missing or not valid JSON.
+
+    With ``error`` (an exception class, e.g. :class:`betenet.qe.parsers.QEParseError`) a missing, empty or
+    garbled file raises it instead, with a message naming the file (``<path>: file not found``,
+    ``<path>: not valid JSON (empty file)``)."""
+    if error is None:
+        try:
+            return json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: file not found")
+    text = path.read_text(errors="replace")
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
+        return json.loads(text)
+    except ValueError as exc:
+        raise error(f"{path}: not valid JSON ({'empty file' if not text.strip() else exc})") from None
 
 
 def sha256_file(path: Path | str) -> str:
