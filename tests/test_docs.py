@@ -62,3 +62,22 @@ def test_licence_and_citation_match_the_package():
     assert {"type": "other", "value": "arXiv:2401.16611", "description": "arXiv preprint"} in paper["identifiers"]
     # the vendored data keep their own licence beside them
     assert "Apache License" in (ROOT / "data" / "upstream" / "LICENSE").read_text()
+
+
+def test_readme_documents_the_path_variables():
+    text = (ROOT / "README.md").read_text()
+    for var in ("BETENET_DATA", "BETENET_ARTIFACTS"):
+        assert re.search(rf"^\| `{var}` \|", text, re.M), f"README's environment table lacks {var}"
+
+
+def test_the_intro_glues_its_numbers_and_states_the_snapshot():
+    """No hand-typed results on the book's first page: counts are glued from the run's chapters, and the
+    data snapshot (and whether the data moved on) is computed when the book is built."""
+    text = (ROOT / "book" / "intro.md").read_text()
+    assert "```{data-snapshot}" in text
+    for key in ("01-generate-dataset-qe.ipynb::qe_kept", "02-linear-baseline.ipynb::n_train",
+                "02-linear-baseline.ipynb::n_test"):
+        assert f"{{glue:text}}`chapters/{key}" in text
+    prose = re.sub(r"\{glue:text\}`[^`]*`|arXiv:\d+\.\d+|\{doc\}`[^`]*`", "", text)
+    counts = re.findall(r"\b\d+ (?:kept|materials|records|training|test)\b", prose)
+    assert not counts, f"hand-typed counts in book/intro.md: {counts}"
