@@ -35,6 +35,7 @@ __all__ = [
     "per_element_error",
     "per_element_errors",
     "best_worst",
+    "best_worst_table",
 ]
 
 
@@ -142,6 +143,14 @@ def best_worst(errors, k: int = 6, column: str = "mean_error") -> tuple[list[str
     best = [m for m, _ in items[:k]]
     worst = [m for m, _ in sorted(series.items(), key=lambda kv: (-float(kv[1]), str(kv[0])))[:k]]
     return best, worst
+
+
+def best_worst_table(errors_by_model: Mapping[str, Any], k: int = 6, column: str = "mean_error"):
+    """:func:`best_worst` of each model as one table: columns ``(model, "best")`` and ``(model, "worst")``."""
+    import pandas as pd
+
+    return pd.DataFrame({(m, w): ids for m, err in errors_by_model.items()
+                         for w, ids in zip(("best", "worst"), best_worst(err, k=k, column=column))})
 
 
 #: the figures moved to :mod:`betenet.plots.analysis`; their old names still answer here (temporary)

@@ -12,10 +12,8 @@ from betenet.analysis import (
     normalisation_bounds,
     normalised_errors,
     per_element_error,
-    plot_error_inset,
-    plot_per_element_error,
-    plot_periodic_table,
 )
+from betenet.plots.analysis import plot_error_inset, plot_per_element_error, plot_periodic_table
 
 
 @pytest.fixture()
@@ -99,7 +97,8 @@ def test_model_errors_share_one_scale(frames):
 def test_per_element_errors_long_table_and_panels(frames):
     import matplotlib.pyplot as plt
 
-    from betenet.analysis import model_errors, per_element_errors, plot_per_element_models
+    from betenet.analysis import model_errors, per_element_errors
+    from betenet.plots.analysis import plot_per_element_models
 
     true, pred = frames
     errs = model_errors({"CSO": (true, pred), "CPD": (true, true + 0.5 * (pred - true))})

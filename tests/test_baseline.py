@@ -13,12 +13,12 @@ from betenet.baseline import (
     baseline_features,
     one_metric_comparison,
     phdos_moments,
-    plot_feature_correlations,
     run_baseline,
     tc_from_moments,
 )
 from betenet.constants import K_PER_MEV
 from betenet.metrics import r2_score
+from betenet.plots.baseline import plot_feature_correlations
 from betenet.records import RecordError
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from betenet import double_descent as dd
+from betenet.plots.training import plot_regime_a2f, plot_training_curves
 
 
 @pytest.fixture(scope="module")
@@ -117,5 +118,5 @@ def test_landscapes_and_plots(records, study):
     assert np.isfinite(ls["final"].center_curvature)
     text = dd.landscape_findings(ls)
     assert "**final** (epoch 5)" in text and "Flattest" in text
-    assert dd.plot_training_curves(res).axes
-    assert len(dd.plot_regime_a2f(dd.regime_predictions(ckpts, records, ids[:4]), records, ids[:4]).axes) == 3
+    assert plot_training_curves(res).axes
+    assert len(plot_regime_a2f(dd.regime_predictions(ckpts, records, ids[:4]), records, ids[:4]).axes) == 3

@@ -374,7 +374,7 @@ def test_saved_test_predictions_are_reused_by_notebook_06(trained, records, monk
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from betenet import plots_ensemble as pe
+    from betenet.plots import ensemble as pe
 
     best, worst, errors = pe.select_best_worst(list(sets.values()), k=6)
     assert len(best) == len(worst) == 1 and set(best) | set(worst) == set(test_ids)

@@ -470,7 +470,7 @@ def _hostile_structures(d: Path) -> dict[str, str]:
 
 
 def test_screen_guards_refuse_unphysical_structures_with_reasons(tmp_path):
-    from betenet.screening import guard_structure, read_structures
+    from betenet.structure_screening import guard_structure, read_structures
 
     files = _hostile_structures(tmp_path)
     ok, bad = read_structures(list(files.values()))
@@ -488,7 +488,7 @@ def test_no_committed_material_is_refused_or_flagged_by_a_domain_of_all_of_them(
     """The guards and the domain flag on the real records: a structure of the training set is inside."""
     from betenet.paths import RECORDS_DIR
     from betenet.records import load_records
-    from betenet.screening import TrainingDomain, guard_structure
+    from betenet.structure_screening import TrainingDomain, guard_structure
 
     structures = {r.material_id: r.structure for r in load_records(RECORDS_DIR)}
     domain = TrainingDomain.from_structures(list(structures.values()))
@@ -534,7 +534,7 @@ def test_oob_spread_calibration_on_known_errors(tmp_path):
     nothing, the calibration factor brings 68 % within ±scale·σ."""
     from betenet.constants import TARGET_BIN_WIDTH_MEV, TARGET_GRID_MEV
     from betenet.physics import tc_allen_dynes_from_a2f
-    from betenet.screening import oob_spread_calibration
+    from betenet.structure_screening import oob_spread_calibration
 
     w = np.asarray(TARGET_GRID_MEV, dtype=float)
     ids = [f"m{i}" for i in range(10)]

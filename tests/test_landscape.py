@@ -11,10 +11,10 @@ from betenet.landscape import (
     filter_normalize,
     landscape_table,
     loss_landscape,
-    plot_landscapes,
     quadratic_fit,
     random_directions,
 )
+from betenet.plots.landscape import plot_landscapes
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,6 @@ from betenet.constants import K_PER_MEV, TARGET_BIN_WIDTH_MEV, TARGET_GRID_MEV
 from betenet.metrics import (
     TABLE1_COLUMNS,
     derived_properties,
-    plot_parity,
     property_metrics,
     r2_score,
     reference_properties,
@@ -17,6 +16,7 @@ from betenet.metrics import (
     table1_frame,
     table1_rows,
 )
+from betenet.plots.metrics import plot_parity
 
 
 def test_property_metrics_known_values():

@@ -409,7 +409,7 @@ def test_cutoff_check_table_lists_the_elements_of_kept_materials(tmp_path):
 
 
 def test_status_markdown_snapshot(tmp_path, capsys):
-    from betenet.qe.cli import cli_main
+    from betenet.cli.qe import cli_main
 
     _funnel_dir(tmp_path)
     text = summary.status_markdown(tmp_path)
@@ -443,9 +443,12 @@ def test_summary_plots_and_findings_on_empty_data(tmp_path):
     matplotlib.use("Agg")
     data = summary.correlation_data([])
     assert len(data) == 0 and data["lambda"].dtype == float
-    summary.plot_correlations(data, path=tmp_path / "fig2.png")
-    summary.plot_gallery([], path=tmp_path / "gallery.png")
-    summary.plot_timings(tmp_path, path=tmp_path / "timings.png")
+    from betenet.plots.dataset import plot_correlations, plot_gallery, plot_timings
+    from betenet.plots.style import save_figure
+
+    save_figure(plot_correlations(data), tmp_path / "fig2.png")
+    save_figure(plot_gallery([]), tmp_path / "gallery.png")
+    save_figure(plot_timings(tmp_path), tmp_path / "timings.png")
     assert (tmp_path / "fig2.png").exists() and (tmp_path / "timings.png").exists()
     f = summary.findings(tmp_path, [])
     assert f["submitted"] == 0 and f["n_records"] == 0 and np.isnan(f["r2_wlog"])
@@ -487,7 +490,7 @@ def test_cpu_times_from_qe_clock_lines(tmp_path):
 
 
 def test_cli_run_selects_lazily_and_names_unknown_ids(tmp_path, capsys):
-    from betenet.qe.cli import cli_main
+    from betenet.cli.qe import cli_main
 
     args = ["run", "--profile", "smoke", "--runs-dir", str(tmp_path / "qe"), "--records-dir", str(tmp_path / "rec")]
     assert cli_main(args + ["--limit", "0"]) == 0
@@ -539,7 +542,7 @@ def test_refilter_reopens_a_material_rejected_for_gamma_asr_violation(tmp_path, 
 
     from betenet.config import get_profile
     from betenet.paths import QE_RUNS_DIR
-    from betenet.qe.cli import cli_main
+    from betenet.cli.qe import cli_main
     from betenet.qe.workflow import load_status, refilter
 
     runs = tmp_path / "qe"

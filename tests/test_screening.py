@@ -6,14 +6,12 @@ import numpy as np
 import pytest
 
 from betenet.constants import TARGET_BIN_WIDTH_MEV, TARGET_GRID_MEV
+from betenet.plots.screening import plot_confusion, plot_pr_curves, plot_precision_recall_vs_threshold
 from betenet.screening import (
     average_precision,
     choose_threshold,
     confusion_matrix,
     ensemble_tc,
-    plot_confusion,
-    plot_pr_curves,
-    plot_precision_recall_vs_threshold,
     positive_threshold,
     precision_recall,
     precision_recall_at,
@@ -137,7 +135,8 @@ def test_plots_run():
 def test_screening_report_summary_and_two_step():
     import pandas as pd
 
-    from betenet.screening import plot_screening, screening_report
+    from betenet.plots.screening import plot_screening
+    from betenet.screening import screening_report
 
     ids = [f"m{i}" for i in range(8)]
     tc = pd.Series([10.0, 8.0, 6.0, 1.0, 0.5, 0.2, 7.0, 3.0], index=ids)
@@ -198,7 +197,7 @@ def _einstein_predictor(members, structures):
 
 
 def test_read_structures_reports_bad_files_by_name(structure_files):
-    from betenet.screening import read_structures
+    from betenet.structure_screening import read_structures
 
     ok, bad = read_structures([structure_files, structure_files / "missing.cif"])
     assert sorted(p.name for p, _ in ok) == ["Nb.cif", "POSCAR_Al"]
@@ -208,7 +207,7 @@ def test_read_structures_reports_bad_files_by_name(structure_files):
 
 
 def test_screen_structures_ranks_and_isolates_failures(structure_files):
-    from betenet.screening import read_structures, screen_structures
+    from betenet.structure_screening import read_structures, screen_structures
 
     ok, _ = read_structures([structure_files])
     table, failures = screen_structures([0, 1, 2], ok, predict=_einstein_predictor)

@@ -17,8 +17,8 @@ from betenet.splits import (
     load_or_make_split,
     load_split,
     make_split,
-    plot_element_counts,
 )
+from betenet.plots.baseline import plot_element_counts
 
 METALS = ["Al", "Nb", "V", "Ta", "Mo", "W", "Ti", "Zr", "Hf", "Sc", "Y", "Mg", "Cu", "Pd", "Pt", "Ru", "Os", "Ir"]
 LIGHT = ["C", "N", "B", "O"]

@@ -7,13 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from betenet.train import (
-    REGIMES,
-    DoubleDescentPolicy,
-    RunMismatchError,
-    detect_regimes,
-    smooth_val_curve,
-)
+from betenet.regimes import REGIMES, DoubleDescentPolicy, detect_regimes, smooth_val_curve
+from betenet.train import RunMismatchError
 
 # ----------------------------------------------------------------------------- synthetic curves
 
@@ -384,7 +379,7 @@ def test_cuda_training_matches_cpu(records, tmp_path):
 
 
 def test_supercell_record_and_training_benchmark(records, tmp_path):
-    from betenet.train import benchmark_training, supercell_record
+    from betenet.train_benchmark import benchmark_training, supercell_record
 
     r = records[0]
     sc = supercell_record(r, (2, 1, 2))

@@ -165,7 +165,7 @@ def test_parity_figure_draws_each_level_and_says_when_a_panel_is_empty():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from betenet.plots_validation import plot_validation_parity
+    from betenet.plots.validation import plot_validation_parity
 
     recs = {"validated": {"NbC-B1": _record("NbC-B1", 1.2, 299.0), "Cu1-fcc": _record("Cu1-fcc", 0.1, 250.0)},
             "screening": {"NbC-B1": _record("NbC-B1", 0.6, 280.0, level="screening")}}
@@ -210,7 +210,7 @@ def test_ours_vs_paper_pairs_our_record_of_a_paper_row_with_theirs(tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
-    from betenet.plots_validation import plot_ours_vs_paper
+    from betenet.plots.validation import plot_ours_vs_paper
 
     ours, theirs = tmp_path / "ours", tmp_path / "theirs"
     ours.mkdir()

@@ -7,4 +7,4 @@
 
 Every function returns a matplotlib ``Figure`` and changes no global state; matplotlib is imported inside the
 functions, so importing these modules stays cheap.  The library modules (:mod:`betenet.analysis`, …) never
-import matplotlib; for now they still answer their old ``plot_*`` names by a lazy re-export from here."""
+import matplotlib and have no ``plot_*`` of their own: figures are drawn only from here."""

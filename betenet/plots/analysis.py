@@ -4,12 +4,14 @@ periodic table) and the distribution of per-material errors.  Inputs are :mod:`b
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from betenet.metrics import PROPERTIES, PROPERTY_LABELS
 
-__all__ = ["plot_per_element_models", "plot_per_element_error", "plot_periodic_table", "plot_error_inset"]
+__all__ = ["plot_per_element_models", "plot_per_element_error", "plot_periodic_table", "plot_error_inset",
+           "plot_error_insets"]
 
 
 def plot_per_element_models(per_element, models: Sequence[str], *, min_count: int = 3, kind: str = "periodic"):
@@ -147,4 +149,15 @@ def plot_error_inset(errors, *, properties: Sequence[str] = PROPERTIES, ax=None,
     ax.legend(fontsize=7)
     if title:
         ax.set_title(title, fontsize=9)
+    return fig
+
+
+def plot_error_insets(errors: Mapping[str, Any], *, properties: Sequence[str] = PROPERTIES, bins: int = 20):
+    """:func:`plot_error_inset` of each model side by side (``errors``: model → per-material error frame, as
+    :func:`betenet.analysis.model_errors` returns)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(errors), figsize=(3.6 * len(errors), 3.0), constrained_layout=True, squeeze=False)
+    for ax, (name, err) in zip(axes[0], errors.items()):
+        plot_error_inset(err, properties=properties, ax=ax, bins=bins, title=name)
     return fig

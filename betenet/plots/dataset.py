@@ -17,7 +17,7 @@ from betenet.qe.workflow import STEPS
 __all__ = ["plot_gallery", "plot_correlations", "plot_timings"]
 
 
-def plot_gallery(records: Sequence, *, n: int = 12, ncols: int = 4, path: Path | None = None):
+def plot_gallery(records: Sequence, *, n: int = 12, ncols: int = 4):
     """α²F(ω) of up to ``n`` records (highest λ first), annotated with λ, ω_log, ω₂, T_c."""
     import matplotlib.pyplot as plt
 
@@ -41,12 +41,10 @@ def plot_gallery(records: Sequence, *, n: int = 12, ncols: int = 4, path: Path |
     for ax in axes[:, 0]:
         ax.set_ylabel("α²F(ω)")
     fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=150)
     return fig
 
 
-def plot_correlations(data, *, path: Path | None = None):
+def plot_correlations(data):
     """Fig. 2 on our data: (a) λ vs eDOS(E_F); (b) ω_log and (c) ω₂ of α²F vs the coarse PhDOS, with R²."""
     import matplotlib.pyplot as plt
 
@@ -66,12 +64,10 @@ def plot_correlations(data, *, path: Path | None = None):
             hi = np.nanmax([data[x].max(), data[y].max()])
             ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
     fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=150)
     return fig
 
 
-def plot_timings(runs_dir: Path = QE_RUNS_DIR, *, path: Path | None = None):
+def plot_timings(runs_dir: Path = QE_RUNS_DIR):
     """Wall time per kept material (histogram, minutes) and per step (box plot, seconds)."""
     import matplotlib.pyplot as plt
 
@@ -98,6 +94,4 @@ def plot_timings(runs_dir: Path = QE_RUNS_DIR, *, path: Path | None = None):
         b.tick_params(axis="x", rotation=45)
     b.set_ylabel("wall time per step (s)")
     fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=150)
     return fig

@@ -16,16 +16,9 @@ import numpy as np
 from betenet.analysis import absolute_errors, best_worst, normalisation_bounds, normalised_errors
 from betenet.metrics import PROPERTIES, PROPERTY_LABELS
 from betenet.plots.metrics import plot_parity
-from betenet.plots.style import VARIANT_COLORS, save_figure
+from betenet.plots.style import VARIANT_COLORS
 
-__all__ = [
-    "VARIANT_COLORS",
-    "plot_parity_grid",
-    "select_best_worst",
-    "plot_best_worst",
-    "plot_oob_summary",
-    "save_figure",
-]
+__all__ = ["plot_parity_grid", "select_best_worst", "plot_best_worst", "plot_oob_summary"]
 
 
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["VARIANT_COLORS", "save_figure"]
+__all__ = ["VARIANT_COLORS", "FIGURE_DPI", "save_figure"]
 
 VARIANT_COLORS: dict[str, str] = {"CSO": "tab:blue", "CPD": "tab:orange", "FPD": "tab:green"}
+#: resolution of every saved figure
+FIGURE_DPI = 150
 
 
-def save_figure(fig, directory: Path | str, name: str, *, dpi: int = 130) -> Path:
-    """Save ``fig`` as ``<directory>/<name>.png`` and return the path."""
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    path = d / f"{name}.png"
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+def save_figure(fig, path: Path | str, *, dpi: int = FIGURE_DPI) -> Path:
+    """Save ``fig`` to ``path`` (its suffix names the format: ``FIGURES / "02-parity-base.png"``), creating the
+    directory, and return the path.  The notebooks write every figure through this."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
     return path
