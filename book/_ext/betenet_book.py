@@ -12,6 +12,7 @@ or when it left no record.  A fresh clone therefore shows a stale book as stale,
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from docutils import nodes
@@ -25,7 +26,11 @@ class DataSnapshotDirective(SphinxDirective):
     has_content = False
 
     def run(self) -> list[nodes.Node]:
-        from betenet.pipeline import RUN_RECORD, snapshot_report
+        try:
+            from betenet.pipeline import RUN_RECORD, snapshot_report
+        except ImportError:  # a jupyter-book outside the project's environment: the checkout beside book/
+            sys.path.insert(0, str(Path(self.env.srcdir).resolve().parent))
+            from betenet.pipeline import RUN_RECORD, snapshot_report
 
         chapters = Path(self.env.srcdir) / "chapters"
         # rebuild the page when the run record changes (the data themselves are re-read on every build)
