@@ -24,7 +24,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 import numpy as np
 
-from ._moved import moved
 from .metrics import PROPERTIES
 
 __all__ = [
@@ -151,8 +150,3 @@ def best_worst_table(errors_by_model: Mapping[str, Any], k: int = 6, column: str
 
     return pd.DataFrame({(m, w): ids for m, err in errors_by_model.items()
                          for w, ids in zip(("best", "worst"), best_worst(err, k=k, column=column))})
-
-
-#: the figures moved to :mod:`betenet.plots.analysis`; their old names still answer here (temporary)
-__getattr__ = moved(__name__, "betenet.plots.analysis",
-                    ("plot_per_element_models", "plot_per_element_error", "plot_periodic_table", "plot_error_inset"))

@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 
 from . import physics
-from ._moved import moved
 from .constants import MU_STAR_DEFAULT
 from .metrics import PROPERTIES, PROPERTY_LABELS, reference_properties, table1_frame, table1_rows
 from .records import RecordError
@@ -319,7 +318,3 @@ def one_metric_findings(comparison, model: str = "Base", reference: str = "Mean"
             f"{row[f'RMSE_{reference}']:{fmt}} — {verdict}."
         )
     return "\n".join(lines)
-
-
-#: the figure moved to :mod:`betenet.plots.baseline`; its old name still answers here (temporary)
-__getattr__ = moved(__name__, "betenet.plots.baseline", ("plot_feature_correlations",))

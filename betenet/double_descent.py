@@ -12,9 +12,8 @@
   ``best`` (lowest raw validation loss, i.e. early stopping) and ``final`` (last epoch).
 * :func:`regime_predictions` / :func:`regime_rows` score them on the test split with
   :mod:`betenet.metrics` (moments of the predicted 51-bin α²F vs the raw DFT α²F).
-* :func:`plot_training_curves` (paper Fig. 3a), :func:`plot_regime_a2f` (Fig. 3b–d style),
-  :func:`plot_regime_parity` (Fig. 3e–g style) and :func:`findings` (Markdown generated from the
-  measured numbers: nothing in it is a hard-coded claim).
+* :func:`findings` (Markdown generated from the measured numbers: nothing in it is a hard-coded claim);
+  the figures (Fig. 3a, 3b–d, 3e–g) are drawn by :mod:`betenet.plots.training`.
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ from typing import Any
 
 import numpy as np
 
-from ._moved import moved
 from .config import resolve_profile
 from .dataset import MaterialDataset
 from .landscape import loss_landscape
@@ -350,8 +348,3 @@ def findings(result: TrainResult, rows: Sequence[Mapping[str, Any]], sweep_table
         lines += ["", f"**What else was tried:** {tried}. Double descent (by the rule above) appeared in {n_dd} of "
                   f"{len(sweep_table)} runs."]
     return "\n".join(lines)
-
-
-#: the figures moved to :mod:`betenet.plots.training`; their old names still answer here (temporary)
-__getattr__ = moved(__name__, "betenet.plots.training",
-                    ("REGIME_COLORS", "plot_training_curves", "plot_regime_a2f", "plot_regime_parity"))

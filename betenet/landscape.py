@@ -57,7 +57,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ._moved import moved
 
 __all__ = [
     "Landscape",
@@ -357,7 +356,3 @@ def landscape_table(landscapes: Mapping[str, Landscape]):
     import pandas as pd
 
     return pd.DataFrame([{"regime": k, **v.summary()} for k, v in landscapes.items()]).set_index("regime")
-
-
-#: the figure moved to :mod:`betenet.plots.landscape`; its old name still answers here (temporary)
-__getattr__ = moved(__name__, "betenet.plots.landscape", ("plot_landscapes",))

@@ -42,7 +42,6 @@ from typing import Any, Literal
 import numpy as np
 
 from . import physics
-from ._moved import moved
 from .constants import MU_STAR_DEFAULT, TARGET_GRID_MEV
 
 __all__ = [
@@ -272,7 +271,3 @@ def glue_table1(rows: Iterable[Mapping[str, Any]], glue) -> dict[str, Any]:
         for p in ALL_PROPERTIES:
             values[_key(r["model"], r["metric"], p)] = float(r[p])
     return glue_values(values, glue)
-
-
-#: the figure moved to :mod:`betenet.plots.metrics`; its old name still answers here (temporary)
-__getattr__ = moved(__name__, "betenet.plots.metrics", ("plot_parity",))

@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 
 from . import ensemble
-from ._moved import moved
 from .config import resolve_profile
 from .constants import HIGH_TC_THRESHOLD_K, MU_STAR_DEFAULT, TARGET_GRID_MEV
 from .metrics import derived_properties
@@ -491,17 +490,3 @@ def save_reports(reports: Sequence[ScreeningReport], tables_dir: Path) -> tuple[
         frames.append(df)
     pd.concat(frames, ignore_index=True).to_csv(pc, index=False)
     return pj, pc
-
-
-#: moved names that still answer here (temporary): the figures (:mod:`betenet.plots.screening`) and the screening
-#: of structure files (:mod:`betenet.structure_screening`)
-__getattr__ = moved(__name__, {
-    "betenet.plots.screening": ("plot_pr_curves", "plot_precision_recall_vs_threshold", "plot_confusion",
-                                "plot_screening"),
-    "betenet.structure_screening": (
-        "read_structures", "screen_structures", "guard_structure", "structure_descriptors", "TrainingDomain",
-        "training_domain", "SpreadCalibration", "oob_spread_calibration", "SCREEN_VOLUME_PER_ATOM_A3",
-        "SCREEN_MAX_ATOMS", "SCREEN_MAX_EDGES", "SCREEN_MIN_DISTANCE_FRACTION", "DOMAIN_VOLUME_FACTOR",
-        "DOMAIN_DISTANCE_FACTOR", "DOMAIN_ATOMS_FACTOR",
-    ),
-})

@@ -50,7 +50,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ._moved import moved
 from .paths import SPLITS_DIR
 
 __all__ = [
@@ -537,7 +536,3 @@ def element_counts(records: Iterable[Any], train_ids: Iterable[str], test_ids: I
     df["n_total"] = df["n_train"] + df["n_test"]
     df["test_share"] = df["n_test"] / df["n_total"]
     return df.sort_values("Z").reset_index(drop=True)
-
-
-#: ``plot_element_counts`` moved to :mod:`betenet.plots.baseline` (the library draws nothing).
-__getattr__ = moved(__name__, "betenet.plots.baseline", ("plot_element_counts",))

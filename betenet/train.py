@@ -39,21 +39,13 @@ from typing import Any
 
 import numpy as np
 
-from ._moved import moved
 from .config import resolve_profile
 from .dataset import MaterialDataset
 from .graphs import collate
-from .regimes import DoubleDescentPolicy, PolicyStep, REGIMES, Regimes, detect_regimes, smooth_val_curve
+from .regimes import DoubleDescentPolicy, Regimes
 from .seeding import seed_everything, torch_device, torch_dtype
 
 __all__ = [
-    # re-exported from betenet.regimes (their home since the split of this module)
-    "REGIMES",
-    "Regimes",
-    "PolicyStep",
-    "DoubleDescentPolicy",
-    "smooth_val_curve",
-    "detect_regimes",
     "RunMismatchError",
     "TrainData",
     "prepare_data",
@@ -561,7 +553,3 @@ def train_model(
         _write_json_atomic(run_dir / "result.json", {"schema": "betenet.train.result", "status": "complete",
                                                      **result.to_dict(), "saved": saved_meta})
     return result
-
-
-#: the paper-size timing moved to :mod:`betenet.train_benchmark`; its old names still answer here (temporary)
-__getattr__ = moved(__name__, "betenet.train_benchmark", ("benchmark_training", "supercell_record"))

@@ -1,5 +1,4 @@
-"""``betenet qe``: run / resume the QE dataset, show the funnel, rebuild one record (moved here from
-``betenet/qe/cli.py``, which re-exports :func:`cli_main`).
+"""``betenet qe``: run / resume the QE dataset, show the funnel, rebuild one record.
 
     betenet qe run [--profile P] [--limit N] [--ids ID ...] [--scheduler ADDR] [--workers W --omp T]
                    [--force] [--retry-failed] [--log FILE]

@@ -15,7 +15,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .._moved import moved
 from ..constants import MU_STAR_DEFAULT
 from ..paths import QE_RUNS_DIR
 from .filters import status_files
@@ -441,7 +440,3 @@ def cpu_by_outcome(runs_dir: Path = QE_RUNS_DIR):
     table.attrs["cpu_per_kept_label_s"] = round(total / n_kept, 1) if n_kept else float("nan")
     table.attrs["cpu_per_kept_run_s"] = round(sum(spent.get("kept", [])) / n_kept, 1) if n_kept else float("nan")
     return table
-
-
-#: the figures moved to :mod:`betenet.plots.dataset`; their old names still answer here (temporary)
-__getattr__ = moved(__name__, "betenet.plots.dataset", ("plot_gallery", "plot_correlations", "plot_timings"))
