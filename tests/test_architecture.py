@@ -82,6 +82,11 @@ def test_only_the_command_line_parses_arguments():
     assert users <= ARGPARSE_LEFT, f"argparse outside betenet/cli/: {sorted(users - ARGPARSE_LEFT)}"
 
 
+def test_only_the_runner_launches_quantum_espresso():
+    users = {u for u in _users("subprocess") if u.startswith("qe/") and u != "qe/runner.py"}
+    assert not users, f"QE launched outside betenet/qe/runner.py (use runner.run_qe): {sorted(users)}"
+
+
 def test_only_the_plotting_package_draws():
     users = {u for u in _users("matplotlib") if not u.startswith("plots/")}
     assert users <= MATPLOTLIB_LEFT, f"matplotlib outside betenet/plots/: {sorted(users - MATPLOTLIB_LEFT)}"
