@@ -29,6 +29,7 @@ they are kept as predicted for the moment metrics, and clipped at 0 only inside 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -150,8 +151,6 @@ class LinearBaseline:
             raise ValueError(f"need at least 2 training materials for the linear baseline, got {len(X)}")
         self.underdetermined = len(X) <= len(self.features)
         if self.underdetermined:
-            import warnings
-
             warnings.warn(
                 f"linear baseline fitted on {len(X)} training materials for {len(self.features)} features + intercept: "
                 "underdetermined, scikit-learn returns the minimum-norm least-squares solution; its coefficients "

@@ -24,7 +24,8 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import paths
+from . import paths, splits
+from .records import load_records
 
 __all__ = [
     "SOURCES",
@@ -88,8 +89,6 @@ def labels_of(profile: Any) -> str:
 def load_our_records(profile: Any) -> list:
     """Our QE records at the profile's label level: one level's directory, or for ``"mixed"`` the validated
     record of each material that has one and the screening record of the others."""
-    from .records import load_records
-
     level = labels_of(profile)
     if level != "mixed":
         d = level_records_dir(level)
@@ -174,9 +173,6 @@ def load(profile: Any, *, directory: Path | str | None = None):
     ``ours``: every record of ``data/records`` and the saved (or extended) element-balanced split.
     ``upstream``: the converted published records and the paper's split over them.
     """
-    from . import splits
-    from .records import load_records
-
     source = activate(profile)
     if source == "ours":
         records = load_records(Path(directory)) if directory is not None else load_our_records(profile)

@@ -35,6 +35,8 @@ from typing import Any, Iterable
 import numpy as np
 from pymatgen.core import Element, Structure
 
+from .physics import moments
+
 __all__ = [
     "SCHEMA",
     "SCHEMA_VERSION",
@@ -369,8 +371,6 @@ def check_qe_mode_sum(rec: MaterialRecord, *, origin: str | None = None) -> None
     lam_qe, wlog_qe = prov.get("lambda_qe"), prov.get("omega_log_K_qe")
     if lam_qe is None or "clipped_moments" in rec.flags:
         return
-    from .physics import moments
-
     m = moments(rec.a2f_omega_meV, rec.a2f)
     checks = [("lambda_", float(m.lambda_), rec.lambda_, float(lam_qe), "lambda_qe", LAMBDA_QE_RTOL)]
     if wlog_qe is not None:

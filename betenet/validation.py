@@ -43,8 +43,10 @@ import pandas as pd
 from . import paths
 from .config import ScreeningConfig
 from .physics import allen_dynes_tc_K
+from .qe.upstream_candidates import compare_with_published
 from .records import MaterialRecord, load_record
 from .reference import REFERENCE_SET, ReferenceMaterial
+from .upstream import default_records_dir
 
 __all__ = [
     "VALIDATED_RECORDS_DIR",
@@ -342,9 +344,6 @@ def ours_vs_paper(levels: Mapping[str, Path | str] | None = None, published_dir:
     the same rows (converted from ``database.json`` into ``data/upstream/records``), one row per material and
     accuracy level (:func:`betenet.qe.upstream_candidates.compare_with_published` plus a ``level`` column).
     Empty when either side is missing (the published file is not shipped with the project)."""
-    from .qe.upstream_candidates import compare_with_published
-    from .upstream import default_records_dir
-
     pdir = Path(published_dir) if published_dir is not None else default_records_dir()
     published = [load_record(p) for p in sorted(pdir.glob("upstream-*.json"))] if pdir.is_dir() else []
     frames = []

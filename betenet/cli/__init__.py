@@ -16,6 +16,8 @@ import os
 import sys
 import zlib
 
+from betenet import __version__
+
 __all__ = ["main", "COMMANDS", "USER_ERROR_EXIT", "is_user_error", "error_line"]
 
 #: name -> (module implementing ``cli_main(argv)``, one-line help)
@@ -50,8 +52,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     if argv[0] == "--version":
-        from betenet import __version__
-
         print(__version__)
         return 0
     name, rest = argv[0], argv[1:]
