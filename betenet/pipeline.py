@@ -5,7 +5,7 @@
 1. every ``notebooks/NN-*.ipynb`` is executed in order by papermill with ``profile`` injected
    into its ``parameters`` cell, and written to the book's ``chapters/``; the executed copy is then tidied
    for reading (:func:`tidy_executed_notebook`: the two parameter cells are tagged ``remove-cell``,
-   progress-bar outputs, widget state and duplicate figure formats are dropped, PNGs are re-compressed)
+   progress-bar outputs, widget state and duplicate figure formats are dropped, PNGs get a 256-colour palette)
    and stamped with the run's identity (:func:`run_identity`: run id, profile, data source, the
    :func:`data_snapshot` of the record files the run read, commit) in ``metadata.betenet``; the same
    identity, with the per-file digests, is ``chapters/run.json``, and the files each notebook wrote
@@ -477,7 +477,11 @@ _DUPLICATE_FIGURE_MIME: tuple[str, ...] = ("image/svg+xml", "application/pdf", "
 
 
 def _compress_png(b64: str) -> str:
-    """``b64`` (a base64 PNG) re-encoded losslessly at maximum zlib effort, if that is smaller."""
+    """``b64`` (a base64 PNG) as a 256-colour palette PNG (no dithering; alpha kept), if that is smaller.
+
+    Matplotlib's figures (lines, markers, text, colour maps of ≤ 256 entries) look the same with a
+    256-colour palette and shrink 2–4×; an image that already has a palette is left as it is, so
+    tidying twice changes nothing."""
     import base64
     import io
 
@@ -486,8 +490,11 @@ def _compress_png(b64: str) -> str:
     raw = base64.b64decode(b64)
     try:
         with Image.open(io.BytesIO(raw)) as im:
+            if im.format != "PNG" or im.mode in ("P", "PA", "1", "L", "LA"):
+                return b64
+            small = im.convert("RGBA").quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
             buf = io.BytesIO()
-            im.save(buf, format="PNG", optimize=True, compress_level=9)
+            small.save(buf, format="PNG", optimize=True)
     except Exception:  # not a PNG Pillow can read: keep it as it is
         return b64
     out = buf.getvalue()
@@ -502,7 +509,8 @@ def tidy_executed_notebook(path: Path, *, run: dict | None = None) -> dict[str, 
     * progress-bar outputs are dropped: tqdm's stderr redraws, the bare newline it writes when it
       closes, and ``tqdm.auto`` widget views; any other widget output keeps only its text, and the
       notebook's widget state (``metadata.widgets``) goes;
-    * a figure shown as PNG loses its SVG/PDF/JPEG copies, and PNGs are re-compressed (lossless);
+    * a figure shown as PNG loses its SVG/PDF/JPEG copies, and PNGs become 256-colour palette PNGs
+      (:func:`_compress_png`);
     * papermill's absolute input/output paths become repository-relative;
     * ``run`` (:func:`run_identity`), when given, is stored as ``metadata.betenet``.
     Every other output is kept as it is.
