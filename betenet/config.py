@@ -15,15 +15,21 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, get_args
+
+from .constants import HIGH_TC_THRESHOLD_K, MU_STAR_DEFAULT
 
 __all__ = [
+    "Variant",
+    "VARIANTS",
     "QEConfig",
     "QE_CI",
     "QE_VALIDATED",
     "qe_level",
     "ModelConfig",
     "TrainConfig",
+    "ExecutionConfig",
+    "StudyConfig",
     "EnsembleConfig",
     "LandscapeConfig",
     "ScreeningConfig",
@@ -32,9 +38,13 @@ __all__ = [
     "Profile",
     "PROFILES",
     "get_profile",
+    "resolve_profile",
 ]
 
+#: The three BETE-NET variants (crystal structure only; + coarse / + fine site-projected PhDOS).
 Variant = Literal["CSO", "CPD", "FPD"]
+#: :data:`Variant` as a tuple: the one list of variants (datasets, ensembles, command-line choices).
+VARIANTS: tuple[str, ...] = get_args(Variant)
 
 
 @dataclass(frozen=True)
@@ -211,7 +221,13 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training with the double-descent (tempered) policy."""
+    """What a training run computes, with the double-descent (tempered) policy: every field is part of a
+    run's identity (``train.run_identity``, the ensemble recipe fingerprint), except the stopping
+    :attr:`LIMITS`, under which a run may be continued (e.g. with a larger epoch budget).  How a run
+    executes is :class:`ExecutionConfig`; notebook 03's extra runs are :class:`StudyConfig`."""
+
+    #: The stopping limits: a run resumes under other values of these (not part of its identity).
+    LIMITS: ClassVar[tuple[str, ...]] = ("max_epochs", "patience", "min_epochs")
 
     lr: float = 0.005
     weight_decay: float = 0.0
@@ -223,22 +239,40 @@ class TrainConfig:
     #: 0 = full batch.
     batch_size: int = 0
     dtype: Literal["float32", "float64"] = "float32"
-    compile: bool = False
     seed: int = 0
     #: Fraction of the training split held out for validation in single-model training.
     val_fraction: float = 0.2
-    checkpoint_every: int = 50
-    #: Where training runs: "auto" (CUDA when torch sees a GPU, else CPU), "cpu", "cuda" or "cuda:N".
-    #: Not part of a run's identity: a run started on a GPU resumes on a CPU and vice versa.
-    device: str = "auto"
-    #: Double-descent policy (betenet.train): centred running-median window (odd, epochs) of log10(val loss) ...
+    #: Double-descent policy (betenet.regimes): centred running-median window (odd, epochs) of log10(val loss) ...
     smoothing_window: int = 21
     #: ... and the relative rise/fall (0.05 = 5 %) of the smoothed loss that makes a minimum/maximum count.
     regime_prominence: float = 0.05
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that define a run (all but :attr:`LIMITS`), as a dict."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.LIMITS}
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    """How training runs execute, not what they compute: never part of a run's identity or an ensemble's
+    recipe fingerprint (a run started on a GPU resumes on a CPU, with another checkpoint cadence, ...)."""
+
+    #: Where training runs: "auto" (CUDA when torch sees a GPU, else CPU), "cpu", "cuda" or "cuda:N".
+    device: str = "auto"
+    #: ``torch.compile`` the model for the optimisation steps.
+    compile: bool = False
+    #: Write the resume point (``last.pt``) every this many epochs (and at the end).
+    checkpoint_every: int = 50
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Studies around the main runs (not part of any run's identity)."""
+
     #: Notebook 03's "what else was tried" runs (:func:`betenet.double_descent.sweep`): ``(label, overrides)``
     #: with overrides ``("section.field", value)`` on this profile (e.g. ``("model.irreps_multiplicity", 16)``)
-    #: or ``("data.fraction", 0.5)`` (share of the training split).  A run that only raises limits
-    #: (``train.max_epochs``/``train.patience``) continues a copy of the main run.  Not part of a run's identity.
+    #: or ``("data.fraction", 0.5)`` (share of the training split).  A run that only changes
+    #: :attr:`TrainConfig.LIMITS` (or ``execution``) continues a copy of the main run.
     dd_sweep: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
 
 
@@ -253,7 +287,7 @@ class EnsembleConfig:
     """
 
     n_members: int = 10
-    variants: tuple[Variant, ...] = ("CSO", "CPD", "FPD")
+    variants: tuple[Variant, ...] = VARIANTS
     seed: int = 1234
     train_overrides: tuple[tuple[str, Any], ...] = ()
     #: Std over members with this delta degrees of freedom (0: population std of the ensemble).
@@ -277,13 +311,15 @@ class LandscapeConfig:
 
 @dataclass(frozen=True)
 class ScreeningConfig:
-    """Error analysis and high-T_c screening (Sec. II.3, Fig. 4l, Fig. 5; ``betenet.screening``)."""
+    """Error analysis and high-T_c screening (Sec. II.3, Fig. 4l, Fig. 5; ``betenet.screening``).
 
-    mu_star: float = 0.1
-    tc_threshold_K: float = 5.0
+    μ* and the paper's high-T_c threshold are physics of the whole study, named once in
+    :mod:`betenet.constants` (``MU_STAR_DEFAULT``, ``HIGH_TC_THRESHOLD_K``); :attr:`mu_star` and
+    :attr:`tc_threshold_K` read them (kept for the notebooks' ``cfg.screening.mu_star``)."""
+
     #: Ensemble lower-confidence-bound score: mean - z * std.
     lcb_z: float = 1.0
-    #: If fewer DFT high-T_c materials (>= tc_threshold_K) than this are in the test set, the notebook
+    #: If fewer DFT high-T_c materials (>= HIGH_TC_THRESHOLD_K) than this are in the test set, the notebook
     #: also reports ``adapted_tc_threshold_K`` -- labelled as our adaptation, not the paper's.
     min_positives: int = 3
     adapted_tc_threshold_K: float = 1.0
@@ -293,6 +329,16 @@ class ScreeningConfig:
     cpd_min_precision: float = 0.8
     #: Per-element error plots mark elements present in fewer test materials than this.
     min_element_count: int = 3
+
+    @property
+    def mu_star(self) -> float:
+        """:data:`betenet.constants.MU_STAR_DEFAULT` (read-only)."""
+        return MU_STAR_DEFAULT
+
+    @property
+    def tc_threshold_K(self) -> float:
+        """:data:`betenet.constants.HIGH_TC_THRESHOLD_K` (read-only)."""
+        return HIGH_TC_THRESHOLD_K
 
 
 @dataclass(frozen=True)
@@ -355,6 +401,8 @@ class Profile:
     qe: QEConfig = field(default_factory=QEConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    study: StudyConfig = field(default_factory=StudyConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     landscape: LandscapeConfig = field(default_factory=LandscapeConfig)
     screening: ScreeningConfig = field(default_factory=ScreeningConfig)
@@ -387,8 +435,10 @@ PROFILES: dict[str, Profile] = {
         name="smoke",
         qe=QEConfig(n_new_materials=0),
         model=ModelConfig(embedding_dim=16, irreps_multiplicity=8, radial_neurons=32),
+        train=TrainConfig(max_epochs=60, patience=20, min_epochs=10),
         # smoke: CPU always, so that its fixed-seed numbers (tests, CI) do not depend on the machine having a GPU
-        train=TrainConfig(max_epochs=60, patience=20, min_epochs=10, checkpoint_every=20, device="cpu", dd_sweep=(
+        execution=ExecutionConfig(checkpoint_every=20, device="cpu"),
+        study=StudyConfig(dd_sweep=(
             ("longer", (("train.max_epochs", 90),)),
             ("narrower", (("model.embedding_dim", 8), ("model.irreps_multiplicity", 4), ("model.radial_neurons", 16))),
             ("half data", (("data.fraction", 0.5),)),
@@ -404,7 +454,8 @@ PROFILES: dict[str, Profile] = {
         # `ci` level (about a minute); growing the dataset is `make dataset` (hours, resumable), not the book
         qe=QEConfig(n_new_materials=0),
         model=ModelConfig(),
-        train=TrainConfig(max_epochs=600, patience=150, min_epochs=50, dd_sweep=(
+        train=TrainConfig(max_epochs=600, patience=150, min_epochs=50),
+        study=StudyConfig(dd_sweep=(
             ("longer", (("train.max_epochs", 1000), ("train.patience", 250))),
             ("narrower", (("model.embedding_dim", 16), ("model.irreps_multiplicity", 8), ("model.radial_neurons", 32))),
             ("half data", (("data.fraction", 0.5),)),
@@ -435,7 +486,8 @@ PROFILES: dict[str, Profile] = {
             n_new_materials=-1,
         ),
         model=ModelConfig(),
-        train=TrainConfig(max_epochs=10000, patience=1000, min_epochs=100, dtype="float32", dd_sweep=(
+        train=TrainConfig(max_epochs=10000, patience=1000, min_epochs=100, dtype="float32"),
+        study=StudyConfig(dd_sweep=(
             ("longer", (("train.max_epochs", 20000), ("train.patience", 2000))),
             ("wider", (("model.embedding_dim", 128), ("model.irreps_multiplicity", 64), ("model.radial_neurons", 200))),
             ("half data", (("data.fraction", 0.5),)),

@@ -28,8 +28,10 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from .config import VARIANTS
 from .constants import N_TARGET_BINS
 from .graphs import CrystalGraph, GraphBatch, build_graph, collate, structure_hash
+from .spectra import smooth_and_bin
 
 __all__ = [
     "VARIANTS",
@@ -37,13 +39,15 @@ __all__ = [
     "GraphCache",
     "default_graph_cache",
     "target_a2f",
+    "stack_targets",
     "site_phdos_attributes",
+    "check_records_for_variant",
+    "graphs_for",
     "MaterialDataset",
     "graphs_for_structures",
     "mean_num_neighbors",
 ]
 
-VARIANTS = ("CSO", "CPD", "FPD")
 #: Record fields holding the site-projected PhDOS used as node attributes, per variant.
 PHDOS_FIELDS = {
     "CPD": ("phdos_coarse_omega_meV", "phdos_coarse_site"),
@@ -121,8 +125,6 @@ def default_graph_cache() -> GraphCache:
 
 def target_a2f(record: Any) -> np.ndarray:
     """The learning target of a record: its α²F smoothed and binned to 51 points (dimensionless)."""
-    from .spectra import smooth_and_bin
-
     mid = getattr(record, "material_id", "<unknown>")
     for name in ("a2f_omega_meV", "a2f"):
         if getattr(record, name, None) is None:
@@ -138,8 +140,6 @@ def target_a2f(record: Any) -> np.ndarray:
 
 def site_phdos_attributes(record: Any, variant: str) -> np.ndarray:
     """(n_sites, 51) node attributes of a CPD/FPD record: binned site PhDOS / its maximum over sites and bins."""
-    from .spectra import smooth_and_bin
-
     if variant not in PHDOS_FIELDS:
         raise ValueError(f"variant {variant!r} has no PhDOS node attributes; expected one of {sorted(PHDOS_FIELDS)}")
     mid = getattr(record, "material_id", "<unknown>")
@@ -162,6 +162,48 @@ def site_phdos_attributes(record: Any, variant: str) -> np.ndarray:
     if not peak > 0:
         raise DatasetError(f"material {mid!r}: field {f_site!r} is zero on the 0.25-100.25 meV grid after binning")
     return binned / peak
+
+
+def stack_targets(records: Sequence[Any]) -> np.ndarray:
+    """(n, 51) learning targets (:func:`target_a2f`) of ``records``; (0, 51) for none."""
+    return np.stack([target_a2f(r) for r in records]) if records else np.zeros((0, N_TARGET_BINS))
+
+
+def check_records_for_variant(records: Sequence[Any], variant: str) -> None:
+    """:class:`DatasetError` naming the first material that lacks what ``variant`` needs (fast: no graphs)."""
+    for rec in records:
+        for name in ("a2f_omega_meV", "a2f"):
+            if getattr(rec, name, None) is None:
+                raise DatasetError(f"material {rec.material_id!r}: field {name!r} is missing (needed for the α²F target)")
+        for name in PHDOS_FIELDS.get(variant, ()):
+            if getattr(rec, name, None) is None:
+                raise DatasetError(
+                    f"material {rec.material_id!r}: field {name!r} is missing; variant {variant} needs the "
+                    f"site-projected {'coarse' if variant == 'CPD' else 'fine'} PhDOS"
+                )
+
+
+def graphs_for(items: Sequence[Any], variant: str, r_max_A: float) -> list[CrystalGraph]:
+    """Graphs (with the variant's node attributes) for records and/or pymatgen structures (bare structures
+    only for CSO), from the process-wide :class:`GraphCache`."""
+    cache = default_graph_cache()
+    out = []
+    for i, item in enumerate(items):
+        if hasattr(item, "material_id") and hasattr(item, "structure"):
+            g = cache.get(item.structure, r_max_A, item.material_id)
+            if variant != "CSO":
+                g = g.with_node_attr(site_phdos_attributes(item, variant))
+        elif hasattr(item, "lattice") and hasattr(item, "species"):
+            if variant != "CSO":
+                raise ValueError(
+                    f"item {i} ({item.composition.reduced_formula}) is a bare structure, but {variant} members need "
+                    f"records with the site-projected {'coarse' if variant == 'CPD' else 'fine'} PhDOS"
+                )
+            [g] = graphs_for_structures([item], r_max_A, [f"s{i:06d}-{item.composition.reduced_formula}"], cache=cache)
+        else:
+            raise TypeError(f"item {i}: expected a MaterialRecord or a pymatgen Structure, got {type(item).__name__}")
+        out.append(g)
+    return out
 
 
 def mean_num_neighbors(graphs: Sequence[CrystalGraph]) -> float:

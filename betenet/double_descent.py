@@ -6,7 +6,7 @@
   a notebook therefore resumes or reloads the same run; more data or another config starts a new one.
   Notebook 04 calls it with the same arguments to get the regime checkpoints of notebook 03 (training
   them if they are missing).
-* :func:`sweep` runs the "what we tried" variations of :attr:`betenet.config.TrainConfig.dd_sweep`
+* :func:`sweep` runs the "what we tried" variations of :attr:`betenet.config.StudyConfig.dd_sweep`
   (longer training, other width, less data) and tabulates what each curve showed.
 * :func:`regime_checkpoints` lists the models compared: the three regimes that were *found* plus
   ``best`` (lowest raw validation loss, i.e. early stopping) and ``final`` (last epoch).
@@ -21,19 +21,22 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .config import resolve_profile
+from .config import TrainConfig, resolve_profile
 from .dataset import MaterialDataset
 from .landscape import loss_landscape
 from .metrics import ALL_PROPERTIES, derived_properties, reference_properties, table1_rows
 from .paths import artifacts_dir
+from .model import load_checkpoint, n_parameters, predict
 from .regimes import REGIMES
-from .train import RESUMABLE_FIELDS, TrainResult, make_loss_fn, prepare_data, train_model
+from .train import TrainResult, make_loss_fn, prepare_data, train_model
 
 __all__ = [
     "MIN_TRAIN_RECORDS",
@@ -58,8 +61,7 @@ def run_key(profile: Any, train_ids: Sequence[str], variant: str | None = None) 
     """Short hash of what defines a run: model config, train config (without resumable limits) and ids."""
     prof = resolve_profile(profile)
     model_cfg = prof.model if variant is None else dataclasses.replace(prof.model, variant=variant)
-    tc = {k: v for k, v in dataclasses.asdict(prof.train).items() if k not in RESUMABLE_FIELDS}
-    blob = json.dumps({"model": dataclasses.asdict(model_cfg), "train": tc, "ids": sorted(train_ids)},
+    blob = json.dumps({"model": dataclasses.asdict(model_cfg), "train": prof.train.identity(), "ids": sorted(train_ids)},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
@@ -119,7 +121,7 @@ def apply_overrides(profile: Any, overrides: Sequence[tuple[str, Any]]) -> tuple
 
 def sweep(records: Sequence[Any], train_ids: Sequence[str], profile: Any, main: TrainResult | None = None, *,
           progress: bool = True):
-    """Run the profile's :attr:`~betenet.config.TrainConfig.dd_sweep` variations; one table row per run.
+    """Run the profile's :attr:`~betenet.config.StudyConfig.dd_sweep` variations; one table row per run.
 
     ``main`` (the result of :func:`regime_run`) is listed first as ``"main"``.  Columns: ``run, changes,
     n_train, n_val, n_params, epochs, stop_reason, classical_epoch, critical_epoch, modern_epoch,
@@ -127,32 +129,26 @@ def sweep(records: Sequence[Any], train_ids: Sequence[str], profile: Any, main: 
     """
     import pandas as pd
 
-    from .model import load_checkpoint, n_parameters
-
     prof = resolve_profile(profile)
     ids = [r.material_id for r in _train_records(records, train_ids)]
     runs: list[tuple[str, str, TrainResult]] = []
     if main is not None:
         runs.append(("main", "profile as is", main))
-    for label, overrides in prof.train.dd_sweep:
+    for label, overrides in prof.study.dd_sweep:
         sub, fraction = apply_overrides(prof, overrides)
         sub_ids = ids
         if fraction < 1.0:
             order = np.random.default_rng(prof.train.seed).permutation(len(ids))
             sub_ids = [ids[i] for i in sorted(order[: max(MIN_TRAIN_RECORDS, int(np.ceil(fraction * len(ids))))])]
         if main is not None and fraction == 1.0 and _only_limits(overrides):
-            # continue a copy of the main run (same identity: limits are resumable fields)
+            # continue a copy of the main run (same identity: only limits or execution settings change)
             target = main.run_dir.parent / main.run_dir.name.replace("main-", f"{_slug(label)}-", 1)
             if not target.exists():
-                import shutil
-
                 tmp = target.with_name(target.name + ".copying")
                 shutil.rmtree(tmp, ignore_errors=True)
                 shutil.copytree(main.run_dir, tmp)
                 (tmp / "result.json").unlink(missing_ok=True)
                 tmp.rename(target)
-            from .train import train_model
-
             res = train_model(_train_records(records, ids), sub, target, variant=main.variant, progress=progress)
         else:
             res = regime_run(records, sub_ids, sub, label=_slug(label), progress=progress,
@@ -179,12 +175,15 @@ def sweep(records: Sequence[Any], train_ids: Sequence[str], profile: Any, main: 
 
 
 def _only_limits(overrides: Sequence[tuple[str, Any]]) -> bool:
-    return bool(overrides) and all(str(k).startswith("train.") and str(k)[6:] in RESUMABLE_FIELDS for k, _ in overrides)
+    """True when ``overrides`` leave a run's identity alone: stopping limits and execution settings only."""
+    def keeps_identity(key: str) -> bool:
+        section, _, name = key.partition(".")
+        return (section == "train" and name in TrainConfig.LIMITS) or section == "execution"
+
+    return bool(overrides) and all(keeps_identity(str(k)) for k, _ in overrides)
 
 
 def _slug(text: str) -> str:
-    import re
-
     return re.sub(r"[^0-9A-Za-z]+", "-", text).strip("-").lower() or "run"
 
 
@@ -202,8 +201,6 @@ def regime_predictions(checkpoints: Mapping[str, Path], records: Sequence[Any], 
     """For each checkpoint: ``{"a2f": (n, 51) predicted α²F, "properties": DataFrame (λ, ω_log, ω₂, T_c) by id,
     "epoch": int}`` on the materials ``ids`` (in that order)."""
     import pandas as pd
-
-    from .model import load_checkpoint, predict
 
     by_id = {r.material_id: r for r in records}
     missing = [m for m in ids if m not in by_id]
@@ -263,8 +260,6 @@ def regime_landscapes(checkpoints: Mapping[str, Path], loss_fn: Any, landscape_c
     (directions are filter-normalised to each checkpoint's own weights).  With ``out_dir`` each grid
     is also saved as ``landscape-<name>.npz``.
     """
-    from .model import load_checkpoint
-
     out = {}
     for name, path in checkpoints.items():
         model = load_checkpoint(path)[0]
@@ -300,8 +295,6 @@ def landscape_findings(landscapes: Mapping[str, Any]) -> str:
 
 
 def _checkpoint_config(result: TrainResult):
-    from .model import load_checkpoint
-
     return load_checkpoint(result.checkpoint("best"))[1]
 
 

@@ -2,10 +2,10 @@
 
 Definitions
 -----------
-* T_c of a material: Allen–Dynes T_c (μ* = ``ScreeningConfig.mu_star``, 0.1 as the paper) of the
+* T_c of a material: Allen–Dynes T_c (μ* = ``constants.MU_STAR_DEFAULT``, 0.1 as the paper) of the
   DFT α²F (truth) or of the predicted α²F.  For an ensemble the prediction is the **mean α²F** over
   members (the paper's BETE-NET prediction); its T_c is the screening score.
-* A material is *high-T_c* if its DFT T_c ≥ ``tc_threshold_K`` (5 K, the paper).  With a small
+* A material is *high-T_c* if its DFT T_c ≥ ``constants.HIGH_TC_THRESHOLD_K`` (5 K, the paper).  With a small
   test set there may be almost no such materials: :func:`positive_threshold` then also returns the
   lower ``adapted_tc_threshold_K`` — reported as **our adaptation**, never as the paper's.
 * Precision–recall as a function of the threshold on the *predicted* T_c (select every material
@@ -417,7 +417,7 @@ def screening_scores(prediction_sets: Mapping[str, Any], *, base=None, z: float 
 def screening_reports(tc_true_K, scores, cfg: Any) -> list[ScreeningReport]:
     """Reports at the paper's threshold and — if it leaves fewer than ``cfg.min_positives`` DFT
     positives — at ``cfg.adapted_tc_threshold_K``, labelled as our adaptation (``cfg``: ScreeningConfig)."""
-    thr = positive_threshold(tc_true_K, tc_threshold_K=cfg.tc_threshold_K, min_positives=cfg.min_positives,
+    thr = positive_threshold(tc_true_K, tc_threshold_K=HIGH_TC_THRESHOLD_K, min_positives=cfg.min_positives,
                              adapted_tc_threshold_K=cfg.adapted_tc_threshold_K)
     kw = {"min_precision_step1": cfg.cso_min_precision, "min_precision_step2": cfg.cpd_min_precision}
     reports = [screening_report(tc_true_K, scores, thr["paper_K"], label="(paper's definition)", **kw)]

@@ -47,11 +47,11 @@ def torch_device(spec: str):
     except (RuntimeError, ValueError):
         dev = None
     if dev is None or dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"TrainConfig.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {spec!r}")
+        raise ValueError(f"ExecutionConfig.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {spec!r}")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"TrainConfig.device={spec!r} but torch {torch.__version__} sees no CUDA GPU; "
+            raise ValueError(f"ExecutionConfig.device={spec!r} but torch {torch.__version__} sees no CUDA GPU; "
                              "use 'auto' or 'cpu'")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"TrainConfig.device={spec!r} but only {torch.cuda.device_count()} CUDA device(s) exist")
+            raise ValueError(f"ExecutionConfig.device={spec!r} but only {torch.cuda.device_count()} CUDA device(s) exist")
     return dev

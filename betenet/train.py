@@ -21,8 +21,8 @@ in any case at ``max_epochs``.
 Files in ``run_dir``
 --------------------
 ``run.json`` (what is being trained: configs, variant, material ids), ``last.pt`` (resume point:
-model, optimizer, policy, history, RNG states, snapshot buffer; written every ``checkpoint_every``
-epochs and at the end), ``classical.pt`` / ``critical.pt`` / ``modern.pt`` / ``best.pt``
+model, optimizer, policy, history, RNG states, snapshot buffer; written every
+``ExecutionConfig.checkpoint_every`` epochs and at the end), ``classical.pt`` / ``critical.pt`` / ``modern.pt`` / ``best.pt``
 (self-describing model checkpoints via :func:`betenet.model.save_checkpoint`, with the regime, epoch
 and losses in their metadata), ``final.pt`` (the model after the last epoch, once the run completes), ``history.csv`` (epoch, train_loss, val_loss, val_smoothed, seconds)
 and ``result.json`` (the detected regimes and stop reason).
@@ -33,6 +33,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,11 +44,15 @@ import numpy as np
 from .config import resolve_profile
 from .dataset import MaterialDataset
 from .graphs import collate
+from .jsonio import write_json_atomic
+from .model import build_model, save_checkpoint
 from .regimes import DoubleDescentPolicy, Regimes
 from .seeding import seed_everything, torch_device, torch_dtype
+from .splits import make_split
 
 __all__ = [
     "RunMismatchError",
+    "run_identity",
     "TrainData",
     "prepare_data",
     "TrainResult",
@@ -138,8 +144,6 @@ def prepare_data(data: Any, variant: str, r_max_A: float, *, val_fraction: float
         records = list(data)
         if not records or not all(_is_record(r) for r in records):
             raise TypeError("train_model data: expected a sequence of MaterialRecords or a (train, val) pair")
-        from .splits import make_split
-
         split = make_split(records, val_fraction, seed, name="validation")
         by_id = {r.material_id: r for r in records}
         train_part = [by_id[m] for m in split.train_ids]
@@ -212,26 +216,17 @@ class TrainResult:
         }
 
 
-#: TrainConfig fields that may change between a run and its resumption (limits, bookkeeping, and the
-#: notebook-level ``dd_sweep`` that does not affect a single run).
-RESUMABLE_FIELDS: tuple[str, ...] = ("max_epochs", "patience", "min_epochs", "checkpoint_every", "compile", "dd_sweep",
-                                     "device")
 #: The model after the last epoch of a finished run (written when the run completes).
 FINAL_FILE = "final.pt"
 REGIME_FILES: dict[str, str] = {"classical": "classical.pt", "critical": "critical.pt", "modern": "modern.pt", "best": "best.pt"}
 
 
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    tmp.replace(path)
-
-
-def _run_identity(model_cfg, train_cfg, data: TrainData) -> dict[str, Any]:
-    tc = {k: v for k, v in dataclasses.asdict(train_cfg).items() if k not in RESUMABLE_FIELDS}
+def run_identity(model_cfg, train_cfg, data: TrainData) -> dict[str, Any]:
+    """What defines a run (saved in ``run.json``; a resumption must match it): the model config, the train
+    config without its stopping limits (:meth:`betenet.config.TrainConfig.identity`) and the data."""
     return {
         "model_config": dataclasses.asdict(model_cfg),
-        "train_config": tc,
+        "train_config": train_cfg.identity(),
         "n_node_attr": data.n_node_attr,
         "n_train": len(data.train_ids),
         "n_val": len(data.val_ids),
@@ -242,8 +237,8 @@ def _run_identity(model_cfg, train_cfg, data: TrainData) -> dict[str, Any]:
 def _check_identity(run_dir: Path, identity: dict[str, Any], data: TrainData) -> None:
     path = run_dir / "run.json"
     if not path.exists():
-        _write_json_atomic(path, {"schema": "betenet.train.run", **identity,
-                                  "train_ids": data.train_ids, "val_ids": data.val_ids})
+        write_json_atomic(path, {"schema": "betenet.train.run", **identity,
+                                 "train_ids": data.train_ids, "val_ids": data.val_ids}, indent=2)
         return
     saved = json.loads(path.read_text())
     saved_identity = {k: saved.get(k) for k in identity}
@@ -338,8 +333,6 @@ def _to_cpu(state: Any) -> Any:
 
 
 def _rng_state(gen) -> dict[str, Any]:
-    import random
-
     import torch
 
     return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
@@ -347,8 +340,6 @@ def _rng_state(gen) -> dict[str, Any]:
 
 
 def _set_rng_state(state: dict[str, Any], gen) -> None:
-    import random
-
     import torch
 
     torch.set_rng_state(state["torch"])
@@ -381,7 +372,7 @@ def train_model(
     ----------
     data: MaterialRecords of the training split (validation held out inside, see :func:`prepare_data`)
         or a ``(train, val)`` pair of MaterialDatasets / record sequences.
-    profile: profile name or :class:`betenet.config.Profile` (sections ``model`` and ``train``).
+    profile: profile name or :class:`betenet.config.Profile` (sections ``model``, ``train`` and ``execution``).
     run_dir: where the run lives (module docstring).  If it holds ``last.pt`` of the same configuration
         and data, training continues from it; a finished run whose stopping rule is still satisfied
         returns at once.  Another configuration/data raises :class:`RunMismatchError`.
@@ -390,11 +381,7 @@ def train_model(
     stop_after: stop (as if interrupted, without finishing the run) after this many epochs *of this
         call* — for tests and time-boxed sessions; ``last.pt`` is written so the next call resumes.
     """
-    import time
-
     import torch
-
-    from .model import build_model, save_checkpoint
 
     prof = resolve_profile(profile)
     model_cfg = prof.model if variant is None else dataclasses.replace(prof.model, variant=variant)
@@ -407,9 +394,10 @@ def train_model(
     run_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(train_cfg.seed)
     dtype = torch_dtype(train_cfg.dtype)
-    device = torch_device(train_cfg.device)
+    execution = prof.execution
+    device = torch_device(execution.device)
     td = prepare_data(data, model_cfg.variant, model_cfg.r_max_A, val_fraction=train_cfg.val_fraction, seed=train_cfg.seed)
-    _check_identity(run_dir, _run_identity(model_cfg, train_cfg, td), td)
+    _check_identity(run_dir, run_identity(model_cfg, train_cfg, td), td)
 
     # built on the CPU (same initial weights for a seed on every machine), then moved
     model = build_model(model_cfg, td.n_node_attr, dtype=dtype, seed=train_cfg.seed).to(device)
@@ -420,7 +408,7 @@ def train_model(
     train_batches = _Batches(td.train_graphs, td.train_targets, train_cfg.batch_size, dtype, device)
     val_batches = _Batches(td.val_graphs, td.val_targets, train_cfg.batch_size, dtype, device)
     step_fn = model
-    if train_cfg.compile:
+    if execution.compile:
         step_fn = torch.compile(model)
 
     history: dict[str, list] = {"epoch": [], "train_loss": [], "val_loss": [], "seconds": []}
@@ -522,7 +510,7 @@ def train_model(
         if stop_after is not None and epochs_this_call >= stop_after and not stop:
             interrupted = True
             break
-        if stop or (epoch + 1) % max(1, train_cfg.checkpoint_every) == 0:
+        if stop or (epoch + 1) % max(1, execution.checkpoint_every) == 0:
             flush(final=stop)
     if bar is not None:
         bar.close()
@@ -550,6 +538,6 @@ def train_model(
                             stop_reason=reason)
         if final.exists():
             result.checkpoints["final"] = final
-        _write_json_atomic(run_dir / "result.json", {"schema": "betenet.train.result", "status": "complete",
-                                                     **result.to_dict(), "saved": saved_meta})
+        write_json_atomic(run_dir / "result.json", {"schema": "betenet.train.result", "status": "complete",
+                                                    **result.to_dict(), "saved": saved_meta}, indent=2)
     return result

@@ -71,11 +71,11 @@ def benchmark_training(
 
     prof = resolve_profile(profile)
     if device is not None:
-        prof = prof.with_overrides(train={"device": device})
+        prof = prof.with_overrides(execution={"device": device})
     if epochs < 1 or warmup < 0 or n_train < 1 or n_val < 1:
         raise ValueError(f"benchmark_training: need epochs >= 1, warmup >= 0, n_train, n_val >= 1 "
                          f"(got {epochs}, {warmup}, {n_train}, {n_val})")
-    dev = torch_device(prof.train.device)  # before the graphs are built: a missing GPU fails at once
+    dev = torch_device(prof.execution.device)  # before the graphs are built: a missing GPU fails at once
     records = [supercell_record(r, supercell) for r in records]
     var = variant or prof.model.variant
     rng = np.random.default_rng(seed)

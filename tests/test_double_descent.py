@@ -19,11 +19,11 @@ def records():
 def _profile(**train):
     from betenet.config import get_profile
 
-    base = {"max_epochs": 6, "patience": 3, "min_epochs": 1, "checkpoint_every": 3, "smoothing_window": 3, "seed": 2,
-            "dd_sweep": (("longer", (("train.max_epochs", 9),)), ("half data", (("data.fraction", 0.5),)))}
+    base = {"max_epochs": 6, "patience": 3, "min_epochs": 1, "smoothing_window": 3, "seed": 2}
     base.update(train)
     return get_profile("smoke", model={"embedding_dim": 8, "irreps_multiplicity": 4, "radial_neurons": 8, "n_layers": 1},
-                       train=base)
+                       train=base, execution={"checkpoint_every": 3},
+                       study={"dd_sweep": (("longer", (("train.max_epochs", 9),)), ("half data", (("data.fraction", 0.5),)))})
 
 
 @pytest.fixture(scope="module")

@@ -238,7 +238,8 @@ def test_spread_calibration_and_findings_on_known_numbers(records):
 def _tiny_profile():
     return get_profile("smoke").with_overrides(
         model={"embedding_dim": 8, "irreps_multiplicity": 4, "radial_neurons": 16, "n_layers": 1},
-        train={"max_epochs": 6, "min_epochs": 1, "patience": 2, "smoothing_window": 3, "checkpoint_every": 2},
+        train={"max_epochs": 6, "min_epochs": 1, "patience": 2, "smoothing_window": 3},
+        execution={"checkpoint_every": 2},
         ensemble={"n_members": 2, "seed": 7, "variants": ("CSO", "CPD"), "train_overrides": ()},
         dask={"n_workers": 1, "threads_per_worker": 1, "processes": False},
     )
@@ -308,16 +309,21 @@ def test_cli_status_lists_finished_members(trained, capsys):
     assert "smoke/CPD: 2/2 members complete" in out and "member-001  complete" in out
 
 
-def test_member_config_ignores_single_model_study_settings(records):
+def test_member_config_ignores_single_model_study_and_execution_settings(records):
     p = get_profile("smoke")
-    assert ens.member_train_config(p).dd_sweep == () and ens.member_train_config(p).max_epochs == 40
-    swept = p.with_overrides(train={"dd_sweep": (("longer", (("train.max_epochs", 9),)),)})
-    assert ens.recipe_fingerprint(swept, "CSO", records[:4])[0] == ens.recipe_fingerprint(p, "CSO", records[:4])[0]
+    assert ens.member_train_config(p).max_epochs == 40
+    fp = ens.recipe_fingerprint(p, "CSO", records[:4])[0]
+    swept = p.with_overrides(study={"dd_sweep": (("longer", (("train.max_epochs", 9),)),)})
+    assert ens.recipe_fingerprint(swept, "CSO", records[:4])[0] == fp
+    moved = p.with_overrides(execution={"device": "cuda", "compile": True, "checkpoint_every": 7})
+    assert ens.recipe_fingerprint(moved, "CSO", records[:4])[0] == fp
+    assert ens.recipe_fingerprint(p.with_overrides(train={"lr": 0.004}), "CSO", records[:4])[0] != fp
 
 
 def test_ensemble_mean_and_std_match_a_manual_computation(trained, records):
-    from betenet import _ensemble_backend as backend
     from betenet import physics
+    from betenet.dataset import graphs_for
+    from betenet.model import load_model, predict
 
     prof, train_ids, runs, root = trained
     members = ens.load_ensemble(runs["CPD"].directory)
@@ -329,8 +335,8 @@ def test_ensemble_mean_and_std_match_a_manual_computation(trained, records):
     # member by member, by hand, each model built from its own checkpoint (load_ensemble copies member 0's
     # architecture for the others and loads their weights into it: same numbers)
     for k, m in enumerate(members):
-        own, _ = backend.load_model(m.directory / "model.pt")
-        np.testing.assert_allclose(pred[k], backend.predict(own, test, variant="CPD", r_max_A=4.0), rtol=1e-6)
+        own, _, _ = load_model(m.directory / "model.pt")
+        np.testing.assert_allclose(pred[k], predict(own, graphs_for(test, "CPD", 4.0)), rtol=1e-6)
     s = ens.summarise(pred, mu_star=prof.screening.mu_star)
     w = TARGET_GRID_MEV
     mean = (pred[0] + pred[1]) / 2
@@ -487,3 +493,28 @@ def test_screen_cli_spreads_members_over_workers_with_the_same_ranking(trained, 
     assert len(a) == len(files) and list(a["file"]) == list(b["file"])
     np.testing.assert_allclose(a[["tc_K", "lambda", "omega_log_K"]], b[["tc_K", "lambda", "omega_log_K"]], rtol=1e-5, atol=1e-8)
     assert "2 CSO member(s)" in capsys.readouterr().out
+
+
+def test_ensemble_prediction_is_model_predict_of_each_member_with_fixed_seeds():
+    """The one inference path: every member's row is :func:`betenet.model.predict` (float64); with fixed seeds
+    the numbers are those of the former ensemble-only inference loop (recorded when it was removed)."""
+    import dataclasses
+
+    from model_structures import make_records as model_records
+
+    from betenet.dataset import graphs_for
+    from betenet.model import build_model, predict
+
+    recs = model_records()
+    golden = {"CSO": (0.006175796984656756, [4.689060131113365e-05, 0.00018221931350126397]),
+              "CPD": (0.08068832543418125, [0.000893465868102794, 0.0002873485491363681])}
+    for variant, (total, bin1) in golden.items():
+        cfg = dataclasses.replace(get_profile("smoke").model, variant=variant)
+        members = [ens.EnsembleMember(k, build_model(cfg, seed=3 + k), {"variant": variant, "r_max_A": 4.0}, None)
+                   for k in range(2)]
+        pred = ens.predict_ensemble(members, recs)
+        assert pred.dtype == np.float64 and pred.shape == (2, len(recs), 51)
+        for k, m in enumerate(members):
+            np.testing.assert_array_equal(pred[k], predict(m.model, graphs_for(recs, variant, 4.0), batch_size=256))
+        np.testing.assert_allclose(pred.sum(), total, rtol=1e-5)
+        np.testing.assert_allclose(pred[:, :, 1].sum(axis=1), bin1, rtol=1e-5)

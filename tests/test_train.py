@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -169,14 +170,17 @@ def records():
 
 
 def _tiny_profile(**train):
-    from betenet.config import get_profile
+    from betenet.config import ExecutionConfig, get_profile
 
-    base = {"max_epochs": 12, "patience": 5, "min_epochs": 2, "checkpoint_every": 4, "smoothing_window": 3, "seed": 11}
+    base = {"max_epochs": 12, "patience": 5, "min_epochs": 2, "smoothing_window": 3, "seed": 11}
     base.update(train)
+    execution = {"checkpoint_every": 4}
+    execution.update({k: base.pop(k) for k in list(base) if k in {f.name for f in dataclasses.fields(ExecutionConfig)}})
     return get_profile(
         "smoke",
         model={"embedding_dim": 8, "irreps_multiplicity": 4, "radial_neurons": 8, "n_layers": 1},
         train=base,
+        execution=execution,
     )
 
 
@@ -328,7 +332,7 @@ def test_torch_device_resolution_and_errors():
     assert torch_device("cpu") == torch.device("cpu")
     assert torch_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     for bad in ("tpu", "gpu0", "mps"):
-        with pytest.raises(ValueError, match="TrainConfig.device"):
+        with pytest.raises(ValueError, match="ExecutionConfig.device"):
             torch_device(bad)
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="sees no CUDA GPU"):
@@ -337,7 +341,7 @@ def test_torch_device_resolution_and_errors():
         with pytest.raises(ValueError, match="CUDA device"):
             torch_device(f"cuda:{torch.cuda.device_count()}")
     # smoke (CI, golden numbers) never depends on the machine having a GPU
-    assert PROFILES["smoke"].train.device == "cpu" and PROFILES["paper"].train.device == "auto"
+    assert PROFILES["smoke"].execution.device == "cpu" and PROFILES["paper"].execution.device == "auto"
 
 
 def test_device_is_not_part_of_a_runs_identity_and_resume_files_are_cpu(records, tmp_path):

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from betenet.cli.options import add_device_arg, add_profile_arg, positive_int, profile_from_args
-from betenet.ensemble import VARIANTS, ensemble_directory, ensemble_status, predict_runs, predictions_path, run_ensembles
+from betenet.config import VARIANTS
+from betenet.ensemble import ensemble_directory, ensemble_status, predict_runs, predictions_path, run_ensembles
 from betenet.paths import RECORDS_DIR
 from betenet.records import load_records
 from betenet.splits import split_for_run
@@ -59,6 +60,6 @@ def cli_main(argv: list[str]) -> int:
         print(f"{prof.name}/{v}: {run.n_members} members ({len(run.trained)} trained, {len(run.reused)} reused) "
               f"in {run.wall_s:.0f} s -> {run.directory}")
     if not args.no_predict:
-        for v, ps in predict_runs(runs, records, test_ids, profile=prof, mu_star=prof.screening.mu_star).items():
+        for v, ps in predict_runs(runs, records, test_ids, profile=prof).items():
             print(f"  {v} test predictions ({len(ps.ids)} materials) -> {predictions_path(prof.name, v)}")
     return 0

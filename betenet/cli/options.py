@@ -61,7 +61,7 @@ def finite_float(lo: float | None = None, hi: float | None = None, *, hi_open: b
 # ---------------------------------------------------------------------------------------------- shared options
 
 #: ``--device`` help, the same for every command that trains or predicts
-DEVICE_HELP = "auto | cpu | cuda | cuda:N (default: the profile's TrainConfig.device)"
+DEVICE_HELP = "auto | cpu | cuda | cuda:N (default: the profile's ExecutionConfig.device)"
 
 
 def add_profile_arg(p: argparse.ArgumentParser, help: str | None = None, default: str = "default") -> None:
@@ -71,7 +71,7 @@ def add_profile_arg(p: argparse.ArgumentParser, help: str | None = None, default
 
 
 def add_device_arg(p: argparse.ArgumentParser) -> None:
-    """``--device``: overrides the profile's ``TrainConfig.device`` (:func:`profile_from_args`)."""
+    """``--device``: overrides the profile's ``ExecutionConfig.device`` (:func:`profile_from_args`)."""
     p.add_argument("--device", default=None, help=DEVICE_HELP)
 
 
@@ -87,5 +87,5 @@ def profile_from_args(args: argparse.Namespace):
     prof = get_profile(args.profile)
     device = getattr(args, "device", None)
     if device:
-        prof = prof.with_overrides(train={"device": device})
+        prof = prof.with_overrides(execution={"device": device})
     return prof

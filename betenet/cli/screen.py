@@ -13,6 +13,7 @@ from pathlib import Path
 from betenet import ensemble
 from betenet.cli.options import add_profile_arg, add_workers_arg, finite_float, positive_int, profile_from_args
 from betenet.cluster import dask_client
+from betenet.constants import MU_STAR_DEFAULT
 from betenet.datasource import records_dir as source_records_dir
 from betenet.structure_screening import oob_spread_calibration, read_structures, screen_structures, training_domain
 
@@ -48,7 +49,7 @@ def cli_main(argv: list[str]) -> int:
     p.add_argument("--records", default=None,
                    help="records the ensemble was trained on, for the training domain (default: the profile's data source)")
     p.add_argument("--mu-star", type=finite_float(0.0, 1.0, hi_open=True), default=None,
-                   help="Coulomb pseudopotential in [0, 1) (default: the profile's, 0.1)")
+                   help=f"Coulomb pseudopotential in [0, 1) (default: {MU_STAR_DEFAULT}, the paper's)")
     p.add_argument("--z", type=finite_float(0.0), default=None, help="LCB = mean - z * std, z >= 0 (default: the profile's lcb_z)")
     p.add_argument("--top", type=positive_int, default=None, help="print only the N best")
     p.add_argument("--csv", default=None, help="also write the full ranked table to this CSV file")
@@ -57,7 +58,7 @@ def cli_main(argv: list[str]) -> int:
     args = p.parse_args(argv)
 
     prof = profile_from_args(args)
-    mu_star = prof.screening.mu_star if args.mu_star is None else args.mu_star
+    mu_star = MU_STAR_DEFAULT if args.mu_star is None else args.mu_star
     z = prof.screening.lcb_z if args.z is None else args.z
     structures, failures = read_structures(args.paths)
     for f, why in failures:

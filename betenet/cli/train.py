@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from betenet.cli.options import add_device_arg, add_profile_arg, positive_int, profile_from_args
+from betenet.config import VARIANTS
 from betenet.double_descent import regime_run
 from betenet.paths import RECORDS_DIR, SPLITS_DIR, artifacts_dir
 from betenet.records import load_records
@@ -27,7 +28,7 @@ def cli_main(argv: list[str]) -> int:
         "data/records (validation: an element-balanced part of it). Resumes from RUN_DIR/last.pt.",
     )
     add_profile_arg(p, "smoke | default | paper (default: default)")
-    p.add_argument("--variant", default=None, choices=["CSO", "CPD", "FPD"], help="default: the profile's")
+    p.add_argument("--variant", default=None, choices=VARIANTS, help="default: the profile's")
     p.add_argument("--run-dir", default=None,
                    help="default: artifacts/<profile>/train/main-<variant>-<key>, the run notebook 03 uses")
     p.add_argument("--epochs", type=positive_int, default=None, help="override max_epochs (extends a finished run)")

@@ -12,9 +12,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .. import _ensemble_backend as backend
 from ..config import resolve_profile
 from ..constants import MU_STAR_DEFAULT, TARGET_GRID_MEV
+from ..dataset import graphs_for, stack_targets
 from ..metrics import derived_properties, reference_properties
 from ..paths import artifacts_dir
 from ..physics import Moments
@@ -26,13 +26,23 @@ from .store import (
 __all__ = ["predict_ensemble", "EnsemblePrediction", "summarise", "predict_split", "predict_runs", "oob_ensemble_properties", "PredictionSet", "predictions_path", "save_predictions", "load_predictions"]
 
 
+def _predict(model: Any, graphs: Sequence[Any], batch_size: int) -> np.ndarray:
+    """(n, 51) float64 predictions of one member (:func:`betenet.model.predict`)."""
+    # torch is imported only when members predict: readers of saved predictions (notebook 06) stay light
+    from ..model import predict
+
+    return predict(model, graphs, batch_size=batch_size).astype(np.float64)
+
+
 def _predict_member_files(paths: Sequence[str], graphs: Sequence[Any], batch_size: int) -> np.ndarray:
     """Dask task: load each member's ``model.pt`` (into one template model) and predict ``graphs``."""
+    from ..model import load_model
+
     out, template = [], None
     for path in paths:
-        model, _ = backend.load_model(Path(path), template=template)
+        model, _, _ = load_model(Path(path), template=template)
         template = template if template is not None else model
-        out.append(backend.predict_graphs(model, graphs, batch_size=batch_size))
+        out.append(_predict(model, graphs, batch_size))
     return np.stack(out)
 
 
@@ -58,7 +68,7 @@ def predict_ensemble(members: Sequence[EnsembleMember], records_or_structures: S
     r_max = {m.r_max_A for m in members}
     if len(r_max) != 1:
         raise ValueError(f"members with different r_max_A {sorted(r_max)}")
-    graphs = backend.graphs_for(list(records_or_structures), variant, r_max.pop())
+    graphs = graphs_for(list(records_or_structures), variant, r_max.pop())
     n_workers = len(client.scheduler_info().get("workers", {})) if client is not None else 0
     if n_workers >= 2 and len(members) >= 2 and graphs:
         paths = [str(m.checkpoint_path) for m in members]
@@ -66,7 +76,7 @@ def predict_ensemble(members: Sequence[EnsembleMember], records_or_structures: S
         shared = client.scatter(list(graphs), broadcast=True)
         futures = [client.submit(_predict_member_files, [paths[i] for i in c], shared, batch_size, pure=False) for c in chunks]
         return np.concatenate([f.result() for f in futures])
-    return np.stack([backend.predict_graphs(m.model, graphs, batch_size=batch_size) for m in members])
+    return np.stack([_predict(m.model, graphs, batch_size) for m in members])
 
 
 @dataclass(frozen=True)
@@ -174,9 +184,9 @@ class PredictionSet:
         return pd.DataFrame(self.summary().properties(which), index=pd.Index(self.ids, name="material_id"))
 
 
-def predictions_path(profile: Any, variant: str) -> Path:
-    name = profile if isinstance(profile, str) else resolve_profile(profile).name
-    return artifacts_dir(name, "predictions") / f"{check_variant(variant)}.npz"
+def predictions_path(profile: str, variant: str) -> Path:
+    """``artifacts/<profile>/predictions/<variant>.npz`` (``profile``: the profile's name)."""
+    return artifacts_dir(profile, "predictions") / f"{check_variant(variant)}.npz"
 
 
 def save_predictions(path: Path, ps: PredictionSet) -> Path:
@@ -242,13 +252,14 @@ def predict_split(
     if missing:
         raise KeyError(f"{len(missing)} id(s) to predict are not among the records, e.g. {missing[:5]}")
     recs = [by_id[m] for m in ids]
+    prof = resolve_profile(profile)
     pred = predict_ensemble(members, recs)
     ps = PredictionSet(
-        variant=members[0].variant, profile=profile if isinstance(profile, str) else resolve_profile(profile).name,
+        variant=members[0].variant, profile=prof.name,
         split=split, ids=list(ids), omega_meV=np.asarray(TARGET_GRID_MEV, dtype=float),
-        member_index=np.array([m.index for m in members]), pred_a2f=pred, target_a2f=backend.targets(recs),
+        member_index=np.array([m.index for m in members]), pred_a2f=pred, target_a2f=stack_targets(recs),
         reference=reference_properties(recs, "raw", mu_star=mu_star), mu_star=mu_star,
-        ddof=int(resolve_profile(profile).ensemble.ddof),
+        ddof=int(prof.ensemble.ddof),
     )
     if save:
         save_predictions(predictions_path(ps.profile, ps.variant), ps)

@@ -17,10 +17,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .. import __version__, _ensemble_backend as backend
+from .. import __version__
 from ..cluster import dask_client
 from ..config import resolve_profile
 from ..constants import MU_STAR_DEFAULT, TARGET_GRID_MEV
+from ..dataset import check_records_for_variant, graphs_for, stack_targets
 from ..datasource import bootstraps as source_bootstraps
 from ..jsonio import read_json, sha256_file, utc_now, write_json_atomic
 from ..locks import exclusive
@@ -31,7 +32,10 @@ from .store import (
     check_variant, ensemble_directory, member_lock_path, member_status, member_train_config, recipe_fingerprint,
 )
 
-__all__ = ["MemberSpec", "train_member", "run_ensembles", "run_ensemble", "ensemble_status"]
+__all__ = ["MemberSpec", "TrainOutcome", "train_member", "run_ensembles", "run_ensemble", "ensemble_status"]
+
+#: Prediction batch size (crystals) of the out-of-bag predictions, as :func:`betenet.ensemble.predict_ensemble`'s.
+_OOB_BATCH_SIZE = 256
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,52 @@ class MemberSpec:
     directory: str
     fingerprint: str
     torch_threads: int = 1
+
+
+@dataclass
+class TrainOutcome:
+    """What the ensemble records about one member's training run."""
+
+    checkpoint_path: Path
+    used: str  # "modern" | "best_val"
+    epoch: int
+    reason: str
+    regimes: dict[str, Any]
+    train_seconds_total: float
+    resumed_from_epoch: int | None
+
+
+def _train(sample: Sequence[Any], validation: Sequence[Any], prof: Any, out_dir: Path) -> TrainOutcome:
+    """Train/resume one member with :func:`betenet.train.train_model` on ``(sample, validation)``; which
+    checkpoint it uses (modern regime, else lowest validation loss) and why."""
+    # torch is imported only when a member trains: ``import betenet.ensemble`` stays light
+    from ..train import train_model
+
+    res = train_model((list(sample), list(validation)), prof, out_dir, variant=prof.model.variant, progress=False)
+    reg = res.regimes
+    regimes = {
+        "classical_epoch": reg.classical_epoch,
+        "critical_epoch": reg.critical_epoch,
+        "modern_epoch": reg.modern_epoch,
+        "modern_detected": reg.modern_epoch is not None,
+        "double_descent": bool(reg.double_descent),
+        "second_descent_ratio": reg.second_descent_ratio,
+        "best_val_epoch": res.best_epoch,
+        "epochs_trained": res.epochs_trained,
+        "stopped_reason": res.stop_reason,
+        "summary": reg.summary(),
+    }
+    if res.preferred == "modern":
+        used, epoch = "modern", int(reg.modern_epoch)
+        reason = "double descent found: modern-regime (second-descent) minimum"
+    else:
+        used, epoch = "best_val", int(res.best_epoch)
+        reason = ("no modern regime detected within the epoch budget; fell back to the lowest validation loss"
+                  if reg.modern_epoch is None else
+                  "second descent stayed above the classical minimum (no double descent); fell back to the lowest "
+                  "validation loss")
+    return TrainOutcome(res.checkpoint("modern" if used == "modern" else "best"), used, epoch, reason, regimes,
+                        float(res.train_seconds_total), res.resumed_from_epoch)
 
 
 def _set_threads(n: int) -> None:
@@ -104,30 +154,29 @@ def _train_member_locked(spec: MemberSpec, records: Sequence[Any]) -> dict[str, 
     train_cfg = member_train_config(prof, seed=boot.seed)
 
     t0 = time.perf_counter()
-    outcome = backend.train(
-        sample=[by_id[m] for m in boot.sample_ids],
-        validation=[by_id[m] for m in boot.oob_ids],
-        model_cfg=model_cfg,
-        train_cfg=train_cfg,
-        out_dir=d / "train",
-        seed=boot.seed,
-        profile=prof,
-    )
+    outcome = _train([by_id[m] for m in boot.sample_ids], [by_id[m] for m in boot.oob_ids],
+                     dataclasses.replace(prof, model=model_cfg, train=train_cfg), d / "train")
     train_s = time.perf_counter() - t0
 
     ckpt_meta = {"ensemble_member": boot.index, "ensemble_variant": spec.variant, "ensemble_fingerprint": spec.fingerprint,
                  "bootstrap_seed": boot.seed, "checkpoint_used": outcome.used, "checkpoint_epoch": outcome.epoch}
     model_path = d / "model.pt"
-    backend.export_checkpoint(outcome.checkpoint_path, model_path, **ckpt_meta)
+    # the trainer's checkpoint, copied as a self-describing model file with the member's metadata added (torch is
+    # imported only here and in _train: ``import betenet.ensemble`` stays light)
+    from ..model import load_checkpoint, load_model, predict, save_checkpoint
+
+    model, cfg, old = load_checkpoint(outcome.checkpoint_path)
+    save_checkpoint(model_path, model, cfg, **{**old, **ckpt_meta, "source_checkpoint": Path(outcome.checkpoint_path).name})
 
     t1 = time.perf_counter()
-    model, _ = backend.load_model(model_path)
+    model, _, _ = load_model(model_path)
     oob_records = [by_id[m] for m in boot.oob_ids]
-    oob_pred = backend.predict(model, oob_records, variant=spec.variant, r_max_A=model_cfg.r_max_A)
-    oob_target = backend.targets(oob_records)
+    oob_graphs = graphs_for(oob_records, spec.variant, model_cfg.r_max_A)
+    oob_pred = predict(model, oob_graphs, batch_size=_OOB_BATCH_SIZE).astype(np.float64)
+    oob_target = stack_targets(oob_records)
     np.savez_compressed(d / "oob.npz", ids=np.array(boot.oob_ids), pred_a2f=oob_pred, target_a2f=oob_target,
                         omega_meV=np.asarray(TARGET_GRID_MEV))
-    oob_stats = _oob_stats(oob_pred, oob_records, mu_star=prof.screening.mu_star)
+    oob_stats = _oob_stats(oob_pred, oob_records)
     oob_s = time.perf_counter() - t1
 
 
@@ -176,7 +225,7 @@ def _torch_threads() -> int:
 
 def _oob_stats(pred: np.ndarray, records: Sequence[Any], *, mu_star: float = MU_STAR_DEFAULT) -> dict[str, float]:
     """OOB MSE on the 51-bin α²F target and MAE of the derived properties against the raw-DFT ones."""
-    target = backend.targets(records)
+    target = stack_targets(records)
     ref = reference_properties(records, "raw", mu_star=mu_star)
     got = derived_properties(pred, mu_star=mu_star)
     out = {"mse": float(np.mean((pred - target) ** 2))}
@@ -216,7 +265,7 @@ def _plan_variant(records: Sequence[Any], prof: Any, variant: str, train_ids: Se
         raise KeyError(f"{len(missing)} training id(s) are not among the records, e.g. {missing[:5]}")
     train_records = [by_id[m] for m in sorted(set(train_ids))]
 
-    backend.check_records_for_variant(train_records, variant)
+    check_records_for_variant(train_records, variant)
     fingerprint, recipe = recipe_fingerprint(prof, variant, train_records)
     edir = ensemble_directory(prof.name, variant)
 
@@ -330,6 +379,7 @@ def _write_ensemble_json(edir: Path, prof: Any, variant: str, fingerprint: str, 
         "records_hash": recipe["records_hash"],
         "model": recipe["model"],
         "train": dataclasses.asdict(member_train_config(prof)),
+        "execution": dataclasses.asdict(prof.execution),
         "ensemble": dataclasses.asdict(prof.ensemble),
         "dask": dataclasses.asdict(prof.dask),
         "betenet_version": __version__,

@@ -16,8 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .. import _ensemble_backend as backend
-from ..config import resolve_profile
+from ..config import VARIANTS, resolve_profile
 from ..datasource import source_of
 from ..jsonio import read_json, sha256_file
 from ..paths import artifacts_dir
@@ -37,17 +36,6 @@ PREDICTIONS_SCHEMA = "betenet.ensemble.predictions"
 SCHEMA_VERSION = 1
 
 
-VARIANTS = ("CSO", "CPD", "FPD")
-
-
-#: Train-config fields that do not change what a member learns (excluded from the fingerprint).
-_FINGERPRINT_IGNORED_TRAIN_FIELDS = ("checkpoint_every", "compile", "seed", "val_fraction", "device")
-
-
-#: Train-config fields that belong to single-model studies (notebook 03), reset to empty for members.
-_MEMBER_CLEARED_TRAIN_FIELDS = ("dd_sweep",)
-
-
 class EnsembleError(RuntimeError):
     """An ensemble could not be trained or loaded; the message names the member and its directory."""
 
@@ -62,14 +50,13 @@ def check_variant(variant: str) -> str:
     return variant
 
 
-def ensemble_directory(profile: Any, variant: str, *, create: bool = True) -> Path:
-    """``artifacts/<profile>/ensembles/<variant>``."""
-    name = profile if isinstance(profile, str) else resolve_profile(profile).name
-    return artifacts_dir(name, "ensembles", check_variant(variant), create=create)
+def ensemble_directory(profile: str, variant: str, *, create: bool = True) -> Path:
+    """``artifacts/<profile>/ensembles/<variant>`` (``profile``: the profile's name)."""
+    return artifacts_dir(profile, "ensembles", check_variant(variant), create=create)
 
 
-def member_directory(profile: Any, variant: str, index: int, *, create: bool = False) -> Path:
-    """``artifacts/<profile>/ensembles/<variant>/member-XXX``."""
+def member_directory(profile: str, variant: str, index: int, *, create: bool = False) -> Path:
+    """``artifacts/<profile>/ensembles/<variant>/member-XXX`` (``profile``: the profile's name)."""
     d = ensemble_directory(profile, variant, create=create) / f"member-{int(index):03d}"
     if create:
         d.mkdir(parents=True, exist_ok=True)
@@ -98,12 +85,19 @@ def _records_hash(records: Sequence[Any], variant: str) -> str:
 
 def recipe_fingerprint(profile: Any, variant: str, train_records: Sequence[Any]) -> tuple[str, dict[str, Any]]:
     """Fingerprint of what determines every member: variant, training materials and their data,
-    model config, train config (minus bookkeeping fields) and ensemble seed.  Not ``n_members``.
+    model config, the members' train config and ensemble seed.  Not ``n_members``, not how members
+    execute (``profile.execution``, ``profile.dask``).
 
     Returns ``(hex digest, the recipe dict it hashes)``.
     """
     prof = resolve_profile(profile)
-    train_cfg = {k: v for k, v in dataclasses.asdict(member_train_config(prof)).items() if k not in _FINGERPRINT_IGNORED_TRAIN_FIELDS}
+    train_cfg = dataclasses.asdict(member_train_config(prof))
+    # members draw their seeds from the bootstrap (``ensemble_seed`` below) and validate out of bag: the
+    # single model's ``seed`` and ``val_fraction`` do not apply to them
+    del train_cfg["seed"], train_cfg["val_fraction"]
+    # ``dd_sweep`` (now StudyConfig) was a TrainConfig field, always empty for members: kept in the recipe so
+    # that the fingerprints of existing ensembles do not change
+    train_cfg["dd_sweep"] = ()
     model_cfg = dataclasses.asdict(dataclasses.replace(prof.model, variant=variant))
     recipe = {
         "variant": variant,
@@ -131,11 +125,6 @@ def member_train_config(profile: Any, seed: int | None = None):
         raise ValueError(f"EnsembleConfig.train_overrides: unknown TrainConfig field(s) {unknown}; known: {sorted(known)}")
     if seed is not None:
         overrides["seed"] = int(seed)
-    # notebook-03 study settings (e.g. ``dd_sweep``) do not concern members: cleared, so editing them
-    # neither makes finished members stale nor blocks the trainer's resume check
-    for name in _MEMBER_CLEARED_TRAIN_FIELDS:
-        if name in known and name not in overrides:
-            overrides[name] = type(getattr(prof.train, name))()
     return dataclasses.replace(prof.train, **overrides)
 
 
@@ -256,8 +245,12 @@ def load_ensemble(directory: Path | str, *, n_members: int | None = None, verify
                 warnings.warn(f"{md}: member is {state}; skipped", stacklevel=2)
             continue
         meta = json.loads((md / "member.json").read_text())
-        model, ck = backend.load_model(md / meta["checkpoint"]["path"], template=members[0].model if members else None)
-        meta = {**meta, "r_max_A": backend.r_max_of(ck, model)}
+        # torch is imported only when members are loaded: ``betenet ensemble status`` and the readers of saved
+        # predictions stay light
+        from ..model import load_model
+
+        model, cfg, _ = load_model(md / meta["checkpoint"]["path"], template=members[0].model if members else None)
+        meta = {**meta, "r_max_A": float(cfg.r_max_A)}
         members.append(EnsembleMember(int(meta["member"]), model, meta, md))
     if not members:
         raise EnsembleError(f"no finished members in {d} (expected member-XXX/member.json with status 'complete')")
