@@ -32,8 +32,8 @@ largest eigenvalue comes from a dense symmetric solver for N ≤ ``DENSE_MAX`` a
 (``scipy.sparse.linalg.eigsh``) with FFT Toeplitz + Hankel matrix-vector products, so low temperatures
 (N ~ 10⁴ frequencies) stay cheap.  One α²F takes well under a second.
 
-Validation (``tests/test_eliashberg.py``; table re-measured by ``python -m betenet.eliashberg``)
---------------------------------------------------------------------------------------------------
+Validation (``tests/test_eliashberg.py``)
+-----------------------------------------
 * μ* = 0, single-peak spectra, λ = 0.4-0.6: T_c(Eliashberg)/T_c(Allen–Dynes) = 1.03-1.04 (1.01 at λ = 1.5).
 * μ* = 0.1 at ω_c = 10 ω_max, λ = 0.4 / 0.5 / 0.6: ratio ≈ 1.54 / 1.30 / 1.21 (1.10 at λ = 1, 1.07 at 1.5).
   The whole gap is the μ* convention: a μ* at a Matsubara cutoff of 10 ω_max is a weaker repulsion than
@@ -264,27 +264,3 @@ def eliashberg_tc_K(
         [eliashberg_tc(omega_meV, row, mu_star, cutoff_factor=cutoff_factor, t_floor_K=t_floor_K).tc_K for row in flat]
     )
     return out.reshape(y.shape[:-1])
-
-
-def _report() -> None:  # pragma: no cover - documentation helper, ``python -m betenet.eliashberg``
-    import time
-
-    from .physics import moments, tc_allen_dynes_from_a2f
-
-    w = np.arange(0.05, 60.0, 0.05)
-    print(f"{'α²F shape':<20}{'λ':>6}{'ω_log K':>9}{'μ*':>6}{'T_AD K':>9}{'T_El K':>9}{'El/AD':>7}{'s':>7}")
-    for label, centre, width in (("Gaussian 20±3 meV", 20.0, 3.0), ("Gaussian 35±8 meV", 35.0, 8.0)):
-        base = np.exp(-0.5 * ((w - centre) / width) ** 2)
-        for mu in (0.0, 0.1):
-            for lam in (0.4, 0.5, 0.6, 1.0, 1.5):
-                y = base * lam / (2 * np.trapezoid(base / w, w))
-                t0 = time.perf_counter()
-                tc = eliashberg_tc_K(w, y, mu)
-                dt = time.perf_counter() - t0
-                m = moments(w, y)
-                ad = tc_allen_dynes_from_a2f(w, y, mu)
-                print(f"{label:<20}{m.lambda_:6.2f}{m.omega_log_K:9.1f}{mu:6.2f}{ad:9.3f}{tc:9.3f}{tc / ad:7.3f}{dt:7.2f}")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    _report()

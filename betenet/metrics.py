@@ -1,5 +1,10 @@
 """Regression metrics of the paper's Table 1: R², MAE and RMSE of λ, ω_log, ω₂ (and T_c).
 
+Two different numbers are easily both called "R²": :func:`r2_score` is the **coefficient of determination**
+of predictions against the truth (Table 1's R², can be negative); :func:`pearson_r2` is the **squared
+Pearson correlation** of two quantities (how well *some* straight line relates them, Fig. 2's
+correlations), always in [0, 1] and labelled "Pearson r²".
+
 Every model in this project — the linear baseline, the mean model, the CSO/CPD/FPD ensembles —
 is scored the same way: derived properties of its prediction against the **reference DFT
 properties**, on the test split.
@@ -43,6 +48,7 @@ import numpy as np
 
 from . import physics
 from .constants import MU_STAR_DEFAULT, TARGET_GRID_MEV
+from .spectra import smooth_and_bin
 
 __all__ = [
     "PROPERTIES",
@@ -51,6 +57,7 @@ __all__ = [
     "METRICS",
     "TABLE1_COLUMNS",
     "r2_score",
+    "pearson_r2",
     "property_metrics",
     "derived_properties",
     "reference_properties",
@@ -98,6 +105,16 @@ def r2_score(y_true, y_pred) -> float:
     if ss_tot == 0.0:
         return 1.0 if ss_res == 0.0 else 0.0
     return 1.0 - ss_res / ss_tot
+
+
+def pearson_r2(x, y) -> float:
+    """Squared Pearson correlation of the finite pairs of ``x`` and ``y`` (the R² of the least-squares line of
+    one on the other, not :func:`r2_score` of predictions); NaN for fewer than 3 pairs or a constant one."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3 or np.std(x[ok]) == 0 or np.std(y[ok]) == 0:
+        return float("nan")
+    return float(np.corrcoef(x[ok], y[ok])[0, 1] ** 2)
 
 
 def property_metrics(y_true, y_pred, *, name: str = "property") -> dict[str, float]:
@@ -158,8 +175,6 @@ def reference_properties(
         if source == "raw":
             omega, a2f = rec.a2f_omega_meV, rec.a2f
         elif source == "binned":
-            from .spectra import smooth_and_bin
-
             omega, a2f = TARGET_GRID_MEV, smooth_and_bin(rec.a2f_omega_meV, rec.a2f)
         else:
             raise ValueError(f"source must be 'raw' or 'binned', got {source!r}")

@@ -39,7 +39,6 @@ Downstream caches (ensembles, baseline tables) should key on ``data_hash`` of th
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import json
 import warnings
@@ -50,7 +49,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .paths import SPLITS_DIR
+from .jsonio import utc_now
+from .paths import SPLITS_DIR, artifacts_dir
 
 __all__ = [
     "Split",
@@ -266,7 +266,7 @@ def make_split(
     train = tuple(m for m, f in zip(ids, fold) if f == 0)
     test = tuple(m for m, f in zip(ids, fold) if f == 1)
     dh = data_hash(elements)
-    hist = ({"revision": 0, "data_hash": dh, "n_train": len(train), "n_test": len(test), "n_added": len(ids), "created": _now()},)
+    hist = ({"revision": 0, "data_hash": dh, "n_train": len(train), "n_test": len(test), "n_added": len(ids), "created": utc_now()},)
     return Split(name, train, test, int(seed), float(test_fraction), dh, hist)
 
 
@@ -304,12 +304,8 @@ def extend_split(split: Split, records: Iterable[Any]) -> Split:
     train = tuple(m for m, f in zip(ids, fold) if f == 0)
     test = tuple(m for m, f in zip(ids, fold) if f == 1)
     dh = data_hash(elements)
-    entry = {"revision": revision, "data_hash": dh, "n_train": len(train), "n_test": len(test), "n_added": len(new), "created": _now()}
+    entry = {"revision": revision, "data_hash": dh, "n_train": len(train), "n_test": len(test), "n_added": len(new), "created": utc_now()}
     return Split(split.name, train, test, split.seed, split.test_fraction, dh, split.history + (entry,))
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 # ----------------------------------------------------------------------------- files
@@ -483,7 +479,6 @@ def split_for_run(
     * any other set of records: a fresh element-balanced split ``records-<data hash>`` in
       ``artifacts/<profile>/splits/`` (deterministic for that set of materials).
     """
-    from .paths import artifacts_dir
 
     records = list(records)
     if split_dir is not None:

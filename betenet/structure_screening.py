@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from betenet.constants import MU_STAR_DEFAULT
+from betenet.ensemble import predict_ensemble
 from betenet.physics import tc_allen_dynes_from_a2f
 from betenet.records import load_record
 from betenet.screening import ensemble_tc
@@ -286,7 +287,7 @@ def screen_structures(members: Sequence[Any], structures: Sequence[tuple[Path, A
     if not (np.isfinite(spread_scale) and spread_scale > 0):
         raise ValueError(f"spread_scale must be a finite number > 0, got {spread_scale!r}")
     if predict is None:
-        from .ensemble import predict_ensemble as predict
+        predict = predict_ensemble
     if r_max_A is None:
         r_max_A = float(getattr(members[0], "r_max_A", 4.0)) if len(members) else 4.0
     failures: list[tuple[Path, str]] = []

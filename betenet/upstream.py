@@ -79,6 +79,7 @@ import numpy as np
 
 from .constants import K_PER_MEV
 from .constants import MU_STAR_DEFAULT
+from .jsonio import sha256_file
 from .paths import DATA_DIR
 from .physics import allen_dynes_tc_K, moments
 from .records import MaterialRecord, RecordError, load_record, save_record, validate_record
@@ -106,7 +107,6 @@ __all__ = [
     "row_to_record",
     "convert_upstream",
     "raw_url",
-    "sha256_file",
     "download_upstream",
     "validate_paths",
 ]
@@ -584,14 +584,6 @@ def raw_url(path: str, commit: str = PINNED_COMMIT, *, repo: str = UPSTREAM_REPO
     if not commit or any(c not in "0123456789abcdef" for c in commit.lower()):
         raise DownloadError(f"commit must be a hexadecimal Git SHA, got {commit!r}")
     return f"{base_url.rstrip('/')}/{repo}/{commit}/{path.lstrip('/')}"
-
-
-def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _fetch(url: str, target: Path, expected_sha256: str | None, timeout_s: float = 120.0) -> str:

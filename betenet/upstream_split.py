@@ -30,6 +30,7 @@ from typing import Any
 
 from betenet import splits
 from betenet.ensemble.bootstrap import Bootstrap, member_seed
+from betenet.paths import DATA_DIR
 
 __all__ = [
     "VENDORED_COMMIT",
@@ -66,8 +67,6 @@ def upstream_dir() -> Path:
     env = os.environ.get("BETENET_UPSTREAM_DIR")
     if env:
         return Path(env).resolve()
-    from .paths import DATA_DIR
-
     return DATA_DIR / "upstream"
 
 

@@ -144,12 +144,14 @@ def test_material_and_timing_tables(tmp_path):
     assert s["n"] == 2 and s["median_min"] == pytest.approx(200 / 60)
 
 
-def test_r_squared():
+def test_pearson_r2():
+    from betenet.metrics import pearson_r2
+
     x = np.arange(10.0)
-    assert summary.r_squared(x, 2 * x + 1) == pytest.approx(1.0)
-    assert np.isnan(summary.r_squared([1, 2], [1, 2]))
-    assert np.isnan(summary.r_squared([1, 1, 1, 1], [1, 2, 3, 4]))
-    assert summary.r_squared(np.r_[x, np.nan], np.r_[x, 5.0]) == pytest.approx(1.0)
+    assert pearson_r2(x, 2 * x + 1) == pytest.approx(1.0)
+    assert np.isnan(pearson_r2([1, 2], [1, 2]))
+    assert np.isnan(pearson_r2([1, 1, 1, 1], [1, 2, 3, 4]))
+    assert pearson_r2(np.r_[x, np.nan], np.r_[x, 5.0]) == pytest.approx(1.0)
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ import numpy as np
 from betenet.paths import QE_RUNS_DIR
 from betenet.qe.filters import status_files
 from betenet.qe.parsers import read_json
-from betenet.qe.summary import r_squared, record_moments
+from betenet.metrics import pearson_r2
+from betenet.qe.summary import record_moments
 from betenet.qe.workflow import STEPS
 
 __all__ = ["plot_gallery", "plot_correlations", "plot_timings"]
@@ -45,7 +46,7 @@ def plot_gallery(records: Sequence, *, n: int = 12, ncols: int = 4):
 
 
 def plot_correlations(data):
-    """Fig. 2 on our data: (a) λ vs eDOS(E_F); (b) ω_log and (c) ω₂ of α²F vs the coarse PhDOS, with R²."""
+    """Fig. 2 on our data: (a) λ vs eDOS(E_F); (b) ω_log and (c) ω₂ of α²F vs the coarse PhDOS, with the Pearson r²."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
@@ -58,7 +59,7 @@ def plot_correlations(data):
         ax.scatter(data[x], data[y], s=14, alpha=0.8)
         ax.set_xlabel(xl)
         ax.set_ylabel(yl)
-        ax.set_title(f"R² = {r_squared(data[x], data[y]):.2f}  (n = {int(np.isfinite(data[x]).sum())})", fontsize=9)
+        ax.set_title(f"Pearson r² = {pearson_r2(data[x], data[y]):.2f}  (n = {int(np.isfinite(data[x]).sum())})", fontsize=9)
         if x != "edos_ef_per_eV" and len(data):
             lo = np.nanmin([data[x].min(), data[y].min()])
             hi = np.nanmax([data[x].max(), data[y].max()])

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..constants import MU_STAR_DEFAULT
+from ..metrics import pearson_r2
 from ..paths import QE_RUNS_DIR
 from .filters import status_files
 
@@ -25,7 +26,6 @@ __all__ = [
     "timing_summary",
     "record_moments",
     "correlation_data",
-    "r_squared",
     "lattice_check",
     "grid_demo",
     "findings",
@@ -137,15 +137,6 @@ def correlation_data(records: Sequence):
     return pd.DataFrame(rows, columns=cols).astype({c: float for c in cols[2:]})
 
 
-def r_squared(x: Sequence[float], y: Sequence[float]) -> float:
-    """Squared Pearson correlation of finite pairs (the R² of a least-squares line); NaN if < 3 pairs."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 3 or np.std(x[ok]) == 0 or np.std(y[ok]) == 0:
-        return float("nan")
-    return float(np.corrcoef(x[ok], y[ok])[0, 1] ** 2)
-
-
 #: Dataset prototypes that match a reference solid of :data:`betenet.qe.pseudo.EXPERIMENTAL_LATTICE`.
 _REFERENCE_PROTOTYPE = {"fcc": "fcc", "bcc": "bcc", "hcp": "hcp", "B1": "rocksalt", "AlB2": "AlB2"}
 
@@ -255,7 +246,7 @@ def grid_demo(material_ids: Sequence[str], cfg) -> "Any":
 
 
 def findings(runs_dir: Path = QE_RUNS_DIR, records: Sequence = ()) -> dict[str, Any]:
-    """Numbers for notebook 01's prose (glue): funnel counts, rejection reasons, timings, R² of Fig. 2."""
+    """Numbers for notebook 01's prose (glue): funnel counts, rejection reasons, timings, Pearson r² of Fig. 2."""
     from .filters import funnel
 
     f = funnel(runs_dir)
@@ -271,9 +262,9 @@ def findings(runs_dir: Path = QE_RUNS_DIR, records: Sequence = ()) -> dict[str, 
     out["cpu_share"] = round(float(c.loc["cpu_over_wall (median)", "median_cpu_s"]), 2) if "cpu_over_wall (median)" in c.index else float("nan")
     data = correlation_data(records)
     out["n_records"] = len(data)
-    out["r2_lambda_edos"] = round(r_squared(data["edos_ef_per_eV"], data["lambda"]), 2)
-    out["r2_wlog"] = round(r_squared(data["phdos_coarse_omega_log_K"], data["omega_log_K"]), 2)
-    out["r2_w2"] = round(r_squared(data["phdos_coarse_omega_2_K"], data["omega_2_K"]), 2)
+    out["r2_lambda_edos"] = round(pearson_r2(data["edos_ef_per_eV"], data["lambda"]), 2)
+    out["r2_wlog"] = round(pearson_r2(data["phdos_coarse_omega_log_K"], data["omega_log_K"]), 2)
+    out["r2_w2"] = round(pearson_r2(data["phdos_coarse_omega_2_K"], data["omega_2_K"]), 2)
     return out
 
 
