@@ -1,11 +1,20 @@
 """betenet: a reproducible implementation of BETE-NET (Gibson, Hire et al., arXiv 2401.16611).
 
-Importing the package does nothing global (no default dtype, no rcParams changes).
-Subpackages/modules: ``physics`` (α²F moments, T_c), ``spectra`` (smoothing/binning),
-``eliashberg`` (linearised Migdal-Eliashberg T_c), ``records`` (data schema), ``upstream``
-(BETE-NET database.json), ``qe`` (Quantum ESPRESSO workflow), ``graphs``/``model``/``train``
-(e3nn network, double-descent training), ``landscape``, ``baseline``, ``splits``, ``ensemble``,
-``analysis``, ``screening``, ``pipeline`` (papermill + book).
+The package's face is the typed configuration: :class:`Profile`, :data:`PROFILES` and :func:`get_profile`
+(what every notebook starts from).  Everything else is imported from its own module; importing ``betenet``
+imports only :mod:`betenet.config` (and NumPy through :mod:`betenet.constants`) and changes no global state
+(no default dtype, no rcParams).
+
+The modules, in pipeline order:
+
+- configuration and files: ``config``, ``constants``, ``paths``, ``seeding``, ``jsonio``, ``locks``, ``cluster``;
+- physics and data: ``physics``, ``eliashberg``, ``spectra``, ``records``, ``reference``, ``validation``,
+  ``upstream``, ``upstream_split``, ``datasource``, ``qe`` (the Quantum ESPRESSO workflow);
+- learning: ``graphs``, ``dataset``, ``model``, ``regimes``, ``train``, ``double_descent``, ``landscape``,
+  ``splits``, ``metrics``, ``baseline``, ``ensemble``;
+- analysis: ``analysis``, ``screening``, ``structure_screening``;
+- presentation and entry points: ``plots`` (every figure), ``outputs``, ``pipeline`` (papermill + book),
+  ``cli`` (the ``betenet`` command).
 """
 
 from __future__ import annotations

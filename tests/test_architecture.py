@@ -9,6 +9,8 @@ Each rule's checker is also run on a small bad example, so a rule that could nev
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -221,7 +223,6 @@ def _private_uses(source: str, module: str, *, is_pkg: bool = False, modules: se
     import the names of its own submodules."""
     tree = ast.parse(source)
     base = module.split(".") if is_pkg else module.split(".")[:-1]
-    own_package = ".".join(base)
     found: list[str] = []
     aliases: dict[str, str] = {}  # local name -> betenet module it is bound to
 
@@ -310,3 +311,20 @@ def test_long_modules_checker_on_a_bad_example(tmp_path):
 def test_no_module_is_over_800_lines():
     new = {k: n for k, n in _long_modules(PACKAGE).items() if k not in LONG_LEFT}
     assert not new, f"modules over {MAX_LINES} lines (split them along their concepts): {new}"
+
+
+# ----------------------------------------------------------------------------- a light package face
+
+
+def _heavy_loaded_by(statement: str) -> list[str]:
+    code = f"import sys\n{statement}\nprint(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    return sorted(loaded & LAZY_OK)
+
+
+def test_heavy_checker_on_a_bad_example():
+    assert "pandas" in _heavy_loaded_by("import pandas")
+
+
+def test_importing_the_package_imports_nothing_heavy():
+    assert _heavy_loaded_by("import betenet") == []
