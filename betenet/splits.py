@@ -227,7 +227,7 @@ def _n_test_bounds_fix(fold: np.ndarray, fixed: np.ndarray, rng: np.random.Gener
 
 def paper_sides(records: Iterable[Any]) -> dict[str, int]:
     """Materials whose record says they are one of the paper's structures (``provenance.upstream_split``,
-    :func:`betenet.qe.workflow.build_record`): id -> 0 (the paper's train side) or 1 (its test side).
+    :func:`betenet.qe.record.build_record`): id -> 0 (the paper's train side) or 1 (its test side).
     Such a material keeps the paper's side in our split, so that our labels and the paper's can be compared
     on the same test materials."""
     sides = {}

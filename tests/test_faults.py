@@ -142,7 +142,7 @@ def test_killing_the_driver_ends_the_qe_process(tmp_path, fake_qe):
     parent-death signal) is gone within seconds and stops writing into the run directory."""
     work = tmp_path / "run"
     driver = _child(f"""
-        from betenet.qe.workflow import run_qe
+        from betenet.qe.runner import run_qe
         run_qe("fake_ph.x", "&inputph /", {str(work)!r}, "ph", timeout_s=120)
     """, env={"PATH": f"{fake_qe}:{os.environ['PATH']}"})
     try:
@@ -166,7 +166,7 @@ def test_killing_a_dask_driven_qe_run_ends_workers_and_qe_processes(tmp_path, fa
     driver = _child(f"""
         from betenet.cluster import dask_client
         from betenet.config import DaskConfig
-        from betenet.qe.workflow import run_qe
+        from betenet.qe.runner import run_qe
         if __name__ == "__main__":
             with dask_client(DaskConfig(n_workers=1, threads_per_worker=1, processes=True)) as c:
                 c.submit(run_qe, "fake_ph.x", "&inputph /", {str(work)!r}, "ph", timeout_s=120).result()
@@ -186,7 +186,7 @@ def test_killing_a_dask_driven_qe_run_ends_workers_and_qe_processes(tmp_path, fa
 
 
 def test_a_qe_timeout_kills_the_process_group(tmp_path, fake_qe, monkeypatch):
-    from betenet.qe.workflow import QEError, run_qe
+    from betenet.qe.runner import QEError, run_qe
 
     monkeypatch.setenv("PATH", f"{fake_qe}:{os.environ['PATH']}")
     work = tmp_path / "run"
@@ -205,7 +205,8 @@ def test_a_second_qe_run_of_one_material_is_refused_then_allowed_after_a_crash(t
     from betenet.config import get_profile
     from betenet.qe.dataset import run_one
     from betenet.qe.inputs import QEInputError
-    from betenet.qe.workflow import material_lock_path, run_material
+    from betenet.qe.status import material_lock_path
+    from betenet.qe.workflow import run_material
 
     runs = tmp_path / "qe"
     lock = material_lock_path("Al1-fcc", runs)
@@ -299,7 +300,7 @@ def al_run(tmp_path):
 
 def test_intact_run_parses_with_the_stored_lambda(al_run):
     from betenet.config import get_profile
-    from betenet.qe.workflow import build_record
+    from betenet.qe.record import build_record
 
     rec = build_record("Al1-fcc", get_profile("smoke").qe, runs_dir=al_run)
     assert rec.lambda_ == pytest.approx(rec.provenance["lambda_qe"], rel=0.03)
@@ -310,7 +311,7 @@ def test_a2f_cut_at_a_row_boundary_is_an_error_not_a_small_lambda(al_run):
     """200 of 457 α²F rows: λ would come out 0.046 instead of ~0.39; the grid check stops it at parse time."""
     from betenet.config import get_profile
     from betenet.qe.parsers import QEParseError
-    from betenet.qe.workflow import build_record
+    from betenet.qe.record import build_record
 
     _cut_table(al_run / "Al1-fcc" / "a2f.dat.gz", 200)
     with pytest.raises(QEParseError, match=r"a2f\.dat\.gz: 200 rows up to 19\.95 meV, expected 456 rows up to 45\.60 meV"):
@@ -323,7 +324,7 @@ def test_a2f_cut_at_a_row_boundary_is_an_error_not_a_small_lambda(al_run):
 def test_phdos_and_a2f_cut_together_fail_the_3n_normalisation(al_run):
     from betenet.config import get_profile
     from betenet.qe.parsers import QEParseError
-    from betenet.qe.workflow import build_record
+    from betenet.qe.record import build_record
 
     for name in ("a2f.dat.gz", "phdos_fine.dos.gz"):
         _cut_table(al_run / "Al1-fcc" / name, 200)
@@ -335,7 +336,7 @@ def test_phdos_and_a2f_cut_together_fail_the_3n_normalisation(al_run):
 def test_a_gzip_cut_mid_stream_names_the_file(al_run, name):
     from betenet.config import get_profile
     from betenet.qe.parsers import QEParseError
-    from betenet.qe.workflow import build_record
+    from betenet.qe.record import build_record
 
     p = al_run / "Al1-fcc" / name
     p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])

@@ -84,13 +84,13 @@ def test_boundary_first_q_order_puts_the_longest_points_first():
     validated level then takes X and the other zone-boundary points before the short ones."""
     from types import SimpleNamespace
 
-    from betenet.qe.workflow import _Run
+    from betenet.qe.workflow import MaterialRun
 
     qs = np.array([[0, 0, 0], [-0.25, 0.25, -0.25], [0.5, -0.5, 0.5], [0, 0.5, 0], [0.75, -0.25, 0.75],
                    [0.5, 0, 0.5], [0, -1, 0], [-0.5, -1, 0]])
-    order = _Run._q_order(SimpleNamespace(cfg=QE_VALIDATED), qs)
+    order = MaterialRun._q_order(SimpleNamespace(cfg=QE_VALIDATED), qs)
     assert order == [8, 5, 7, 3, 6, 4, 2]
-    assert _Run._q_order(SimpleNamespace(cfg=QEConfig()), qs) == [2, 3, 4, 5, 6, 7, 8]
+    assert MaterialRun._q_order(SimpleNamespace(cfg=QEConfig()), qs) == [2, 3, 4, 5, 6, 7, 8]
 
 
 def test_build_record_records_the_plateau_choice_on_the_real_al_run():
@@ -98,7 +98,7 @@ def test_build_record_records_the_plateau_choice_on_the_real_al_run():
     says how it was chosen, and the labels equal QE's mode sum at that σ."""
     from betenet.paths import QE_RUNS_DIR
     from betenet.qe.parsers import parse_lambda_file
-    from betenet.qe.workflow import build_record
+    from betenet.qe.record import build_record
 
     run = QE_RUNS_DIR / "Al1-fcc"
     if not (run / "lambda").exists():
@@ -120,7 +120,7 @@ def test_rebuild_keeps_sigma_and_reports_the_plateau_rule(tmp_path):
     import shutil
 
     from betenet.paths import QE_RUNS_DIR, RECORDS_DIR
-    from betenet.qe.labels import rebuild_record
+    from betenet.qe.record import rebuild_record
     from betenet.qe.parsers import parse_lambda_file
 
     if not (QE_RUNS_DIR / "Al1-fcc" / "lambda").exists():
@@ -148,7 +148,7 @@ def test_a_run_below_the_librarys_current_cutoffs_is_flagged(tmp_path, monkeypat
     from pymatgen.core import Structure
 
     from betenet.paths import DATA_DIR
-    from betenet.qe import workflow
+    from betenet.qe import record
     from betenet.qe.inputs import PseudoSpec
 
     scf = DATA_DIR / "qe-validated" / "Al1-fcc" / "scf.in"
@@ -158,8 +158,8 @@ def test_a_run_below_the_librarys_current_cutoffs_is_flagged(tmp_path, monkeypat
     upf = tmp_path / "Al.UPF"
     upf.write_text("<UPF/>")
     for (wfc, rho), below in (((40.0, 160.0), False), ((35.0, 140.0), False), ((40.0, 320.0), True), ((45.0, 180.0), True)):
-        monkeypatch.setattr(workflow, "library_for", lambda cfg, w=wfc, r=rho: {"Al": PseudoSpec("Al", upf, w, r)})
-        assert workflow._cutoffs_below_library(scf, s, QE_VALIDATED) is below, (wfc, rho)
+        monkeypatch.setattr(record, "library_for", lambda cfg, w=wfc, r=rho: {"Al": PseudoSpec("Al", upf, w, r)})
+        assert record.cutoffs_below_library(scf, s, QE_VALIDATED) is below, (wfc, rho)
 
 
 def test_a_provisional_pseudopotential_is_named(monkeypatch):
@@ -168,11 +168,11 @@ def test_a_provisional_pseudopotential_is_named(monkeypatch):
 
     from pymatgen.core import Lattice, Structure
 
-    from betenet.qe import workflow
+    from betenet.qe import record
 
     lib = {"Nb": SimpleNamespace(status="validated"), "C": SimpleNamespace(status="provisional")}
-    monkeypatch.setattr(workflow, "library_for", lambda cfg: lib)
+    monkeypatch.setattr(record, "library_for", lambda cfg: lib)
     nbc = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.47), ["Nb", "C"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     nb = Structure.from_spacegroup("Im-3m", Lattice.cubic(3.3), ["Nb"], [[0, 0, 0]])
-    assert workflow._provisional_pseudos(nbc, QE_VALIDATED) == ["C"]
-    assert workflow._provisional_pseudos(nb, QE_VALIDATED) == []
+    assert record.provisional_pseudos(nbc, QE_VALIDATED) == ["C"]
+    assert record.provisional_pseudos(nb, QE_VALIDATED) == []

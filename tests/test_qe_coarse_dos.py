@@ -16,7 +16,8 @@ import pytest
 
 from betenet.constants import CMM1_IN_MEV
 from betenet.qe.parsers import QEParseError, parse_phdos
-from betenet.qe.workflow import COARSE_DOS_SIGMA_MEV, _dos_file_finite, gaussian_site_dos, parse_matdyn_eig
+from betenet.qe.parsers import parse_matdyn_eig
+from betenet.qe.phonon_dos import COARSE_DOS_SIGMA_MEV, dos_file_finite, gaussian_site_dos
 
 FC = Path(__file__).parent / "data" / "Al1-fcc.fc"
 AL_MASS = 26.9815385
@@ -42,8 +43,8 @@ def test_dos_file_finite(tmp_path):
     good.write_text("# Frequency[cm^-1] DOS PDOS\n 0.0 0.0 0.0\n 1.0 0.5 0.5\n")
     bad = tmp_path / "bad.dos"
     bad.write_text("# Frequency[cm^-1] DOS PDOS\n 0.0 NaN NaN\n 1.0 NaN NaN\n")
-    assert _dos_file_finite(good)
-    assert not _dos_file_finite(bad)
+    assert dos_file_finite(good)
+    assert not dos_file_finite(bad)
 
 
 def test_parse_matdyn_eig_errors(tmp_path):
@@ -100,12 +101,12 @@ def test_workflow_fallback_replaces_a_nan_tetrahedron_dos(tmp_path):
 
     from pymatgen.core import Lattice, Structure
 
-    from betenet.qe.workflow import _Run
+    from betenet.qe.workflow import MaterialRun
 
     shutil.copyfile(FC, tmp_path / "fc")
     omega_cm1 = np.arange(0, 500) * (0.1 / CMM1_IN_MEV)
     (tmp_path / "phdos.dos").write_text("# Frequency[cm^-1] DOS PDOS\n" + "".join(f"{w:.6E} NaN NaN\n" for w in omega_cm1))
-    assert not _dos_file_finite(tmp_path / "phdos.dos")
+    assert not dos_file_finite(tmp_path / "phdos.dos")
 
     def qe(step, exe, text, cwd):
         _matdyn(cwd, text)
@@ -113,9 +114,8 @@ def test_workflow_fallback_replaces_a_nan_tetrahedron_dos(tmp_path):
 
     al = Structure(Lattice([[0, 2.02, 2.02], [2.02, 0, 2.02], [2.02, 2.02, 0]]), ["Al"], [[0, 0, 0]])
     fake = SimpleNamespace(relaxed=al, qe=qe)
-    fake._matdyn_full_mesh = MethodType(_Run._matdyn_full_mesh, fake)
-    fake._gaussian_dos_file = MethodType(_Run._gaussian_dos_file, fake)
-    wall = _Run._gaussian_coarse_dos(fake, tmp_path, (8, 8, 8))
+    fake._matdyn_full_mesh = MethodType(MaterialRun._matdyn_full_mesh, fake)
+    wall = MaterialRun._gaussian_coarse_dos(fake, tmp_path, (8, 8, 8))
     assert wall == 1.5
     dos = parse_phdos(tmp_path / "phdos.dos")
     assert dos.site is not None and dos.site.shape == (1, omega_cm1.size)
@@ -125,7 +125,7 @@ def test_workflow_fallback_replaces_a_nan_tetrahedron_dos(tmp_path):
 
 def test_gaussian_a2f_single_mode_has_the_analytic_lambda_and_drops_zero_modes():
     from betenet.constants import RY_IN_MEV
-    from betenet.qe.workflow import gaussian_a2f
+    from betenet.qe.phonon_dos import gaussian_a2f
 
     omega = np.arange(1, 2000) * 0.05  # meV
     n_ef, w0, gamma = 5.0, 20.0, 0.1  # states/Ry, meV, meV

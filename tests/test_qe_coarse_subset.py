@@ -1,7 +1,7 @@
 """Coarse 2x2x2 force constants from a subset of the el-ph run's dynamical matrices.
 
 Real QE on fcc Al (Debian's example pseudopotential ``Al.pz-vbc.UPF``, 15 Ry, 6^3 k): ph.x on a
-4x4x4 q mesh, then :func:`betenet.qe.workflow.coarse_dyn_subset` picks the stars of its 2x2x2
+4x4x4 q mesh, then :func:`betenet.qe.phonon_dos.coarse_dyn_subset` picks the stars of its 2x2x2
 sub-mesh, q2r.x turns them into force constants, and those must equal the force constants of a
 separate ph.x run on the 2x2x2 mesh (what the workflow computed before this reuse existed).
 """
@@ -18,8 +18,8 @@ import pytest
 
 from betenet.qe.inputs import PseudoSpec, ph_input, pw_input, q2r_input
 from betenet.qe.parsers import QEParseError, parse_dyn0
+from betenet.qe.phonon_dos import coarse_dyn_subset
 from betenet.qe.prototypes import build
-from betenet.qe.workflow import coarse_dyn_subset
 
 PSEUDO = Path("/usr/share/espresso/pseudo/Al.pz-vbc.UPF")
 
@@ -102,23 +102,41 @@ def test_parse_dyn0_of_a_real_run(al_dyn):
     assert np.allclose(q[0], 0.0) and np.isclose(np.linalg.norm(q, axis=1).max(), np.sqrt(0.5 + 0.125))
 
 
+def _nscf_input():
+    return pw_input(build(["Al"], "fcc"), {"Al": PseudoSpec("Al", Path("/pseudo/Al.UPF"), 30.0, 120.0)},
+                    calculation="nscf", kpoints=(4, 4, 4), ecutwfc_Ry=30.0, ecutrho_Ry=120.0, outdir="./out",
+                    conv_thr=1e-10, occupations="tetrahedra_opt")
+
+
 def test_cg_retry_input():
+    """The retry is the same PWInput with 'cg' first in &ELECTRONS: its text is the original's with one line added."""
     from betenet.qe.workflow import with_cg_diagonalization
 
-    text = "&CONTROL\n  calculation = 'nscf'\n/\n&ELECTRONS\n  conv_thr = 1d-10\n/\nK_POINTS automatic\n"
-    out = with_cg_diagonalization(text)
-    assert out.split("\n")[4] == "  diagonalization = 'cg'" and out.replace("  diagonalization = 'cg'\n", "") == text
+    pw = _nscf_input()
+    text = pw.to_str()
+    out = with_cg_diagonalization(pw)
+    lines = out.to_str().split("\n")
+    i = lines.index("&ELECTRONS")
+    assert lines[i + 1] == "  diagonalization = 'cg'" and out.to_str().replace("  diagonalization = 'cg'\n", "") == text
+    assert pw.to_str() == text  # the original is not changed
     assert with_cg_diagonalization(out) is None  # never twice
-    assert with_cg_diagonalization("&CONTROL\n/\n") is None
 
 
 def test_loose_nscf_retry_input():
-    from betenet.qe.workflow import with_loose_nscf_threshold
+    """conv_thr = 10 ethr N_el first in &ELECTRONS, written %.3e, diagonalization dropped; the rest of the
+    input as it was."""
+    from betenet.qe.inputs import PWInput
+    from betenet.qe.workflow import with_cg_diagonalization, with_loose_nscf_threshold
 
-    text = ("&CONTROL\n  calculation = 'nscf'\n/\n&SYSTEM\n  nat = 1\n/\n&ELECTRONS\n"
-            "  diagonalization = 'cg'\n  conv_thr = 1d-10\n  mixing_beta = 0.4\n/\nK_POINTS automatic\n  4 4 4 0 0 0\n")
-    out = with_loose_nscf_threshold(text, 20.0)
-    assert out.split("\n")[6:10] == ["&ELECTRONS", "  conv_thr = 2.000e-06", "  mixing_beta = 0.4", "/"]
+    pw = with_cg_diagonalization(_nscf_input())
+    out = with_loose_nscf_threshold(pw, 20.0)
+    lines = out.to_str().split("\n")
+    i = lines.index("&ELECTRONS")
+    assert lines[i : i + 4] == ["&ELECTRONS", "  conv_thr = 2.000e-06", "  mixing_beta = 0.4", "/"]
+    drop = ("  diagonalization = 'cg'", "  conv_thr = 1d-10", "  conv_thr = 2.000e-06")
+    assert [ln for ln in lines if ln not in drop] == [ln for ln in pw.to_str().split("\n") if ln not in drop]
+    assert PWInput.from_str(out.to_str()).electrons["conv_thr"] == 2e-6
     assert with_loose_nscf_threshold(out, 20.0) is None  # never twice
-    assert with_loose_nscf_threshold(text.replace("'nscf'", "'scf'"), 20.0) is None  # scf: not this retry
-    assert with_loose_nscf_threshold(text, 0.0) is None
+    scf = PWInput.from_str(pw.to_str().replace("'nscf'", "'scf'"))
+    assert with_loose_nscf_threshold(scf, 20.0) is None  # scf: not this retry
+    assert with_loose_nscf_threshold(pw, 0.0) is None

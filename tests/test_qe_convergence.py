@@ -10,7 +10,7 @@ import pytest
 from betenet.paths import REPO_ROOT
 from betenet.qe.convergence import lowest_q, single_q_phonons
 from betenet.qe.inputs import QEInputError
-from betenet.qe.workflow import qe_available
+from betenet.qe.runner import qe_available
 
 AL = REPO_ROOT / "data" / "qe" / "Al1-fcc"
 

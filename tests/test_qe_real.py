@@ -22,7 +22,9 @@ import pytest
 
 from betenet.config import QE_CI
 from betenet.qe.prototypes import build
-from betenet.qe.workflow import QEError, STEPS, load_status, qe_available, run_material, run_qe
+from betenet.qe.runner import QEError, qe_available, run_qe
+from betenet.qe.status import STEPS, load_status
+from betenet.qe.workflow import run_material
 from betenet.records import A2F_NEGATIVE_WEIGHT_TOLERANCE, LAMBDA_QE_RTOL, load_record, validate_record
 
 pytestmark = [
@@ -191,7 +193,7 @@ def test_nan_tetrahedra_fall_back_to_gaussian_fine_phdos_and_a2f(al_run, tmp_pat
     from betenet.qe import workflow
 
     cfg, runs, scratch = _copy_run(al_run, tmp_path, redo_from="matdyn")
-    monkeypatch.setattr(workflow, "_dos_file_finite", lambda path: False)
+    monkeypatch.setattr(workflow, "dos_file_finite", lambda path: False)
     st = run_material(MID, build(["Al"], "fcc"), cfg, runs_dir=runs, records_dir=tmp_path / "records")
     assert st.state == "kept", f"{st.reason}: {st.detail}"
     step = st.steps["matdyn"]
@@ -206,9 +208,9 @@ def test_nan_tetrahedra_fall_back_to_gaussian_fine_phdos_and_a2f(al_run, tmp_pat
     assert np.all(np.isfinite(rec.a2f)) and rec.a2f.max() > 0
     assert np.trapezoid(rec.phdos_total, rec.phdos_omega_meV) == pytest.approx(3.0, rel=5e-3)
     # every broadening, not only the selected one, against matdyn's tetrahedron λ of that broadening
-    from betenet.qe.parsers import parse_a2f_dos
+    from betenet.qe.parsers import parse_a2f_dos, read_table
 
-    _, data = workflow._read_table(runs / MID / "a2f.dat.gz")
+    _, data = read_table(runs / MID / "a2f.dat.gz")
     for i in range(1, cfg.n_elph_smearings + 1):
         tetra = parse_a2f_dos(Path(al_run["cfg"].scratch_dir) / MID / f"a2F.dos{i}")
         lam = 2 * np.trapezoid(data[:, i] / data[:, 0], data[:, 0])
@@ -263,11 +265,12 @@ def test_nscf_that_davidson_and_cg_leave_unconverged_gets_a_bounded_threshold(tm
     is archived."""
     from betenet.config import get_profile
     from betenet.qe.pseudo import PseudoLibrary
-    from betenet.qe.workflow import NSCF_RETRY_ETHR_RY, _Run, parse_pw_output
+    from betenet.qe.parsers import parse_pw_output
+    from betenet.qe.workflow import NSCF_RETRY_ETHR_RY, MaterialRun
 
     cfg = dataclasses.replace(get_profile("default").qe, scratch_dir=str(tmp_path / "scratch"))
     s = build(["Sc"], "fcc")
-    run = _Run("Sc1-fcc", s, cfg, PseudoLibrary.default(), tmp_path / "qe", tmp_path / "records", "fcc", None)
+    run = MaterialRun("Sc1-fcc", s, cfg, PseudoLibrary.default(), tmp_path / "qe", tmp_path / "records", "fcc", None)
     run.prepare()
     run.qe("scf", "pw.x", run.pw(s, "scf", (4, 4, 4)))
     run.qe("nscf_edos", "pw.x", run.pw(s, "nscf", (4, 4, 4), occupations="tetrahedra_opt"))

@@ -17,7 +17,9 @@ from betenet.qe import dataset, summary
 from betenet.qe.filters import a2f_checks, funnel, funnel_table, imaginary_check, quality_report
 from betenet.qe.inputs import QEInputError
 from betenet.qe.prototypes import build
-from betenet.qe.workflow import QEError, check_settings, load_status, run_material, run_qe
+from betenet.qe.runner import QEError, run_qe
+from betenet.qe.status import load_status
+from betenet.qe.workflow import check_settings, run_material
 
 CFG = QEConfig()
 
@@ -518,7 +520,7 @@ def test_each_accuracy_level_has_its_own_directories():
 
 
 def test_reject_after_review_keeps_everything_and_updates_the_funnel(tmp_path):
-    from betenet.qe.workflow import reject_after_review
+    from betenet.qe.status import reject_after_review
 
     runs, recs = tmp_path / "qe", tmp_path / "records"
     _funnel_dir(runs)
@@ -545,7 +547,7 @@ def test_refilter_reopens_a_material_rejected_for_gamma_asr_violation(tmp_path, 
     from betenet.config import get_profile
     from betenet.paths import QE_RUNS_DIR
     from betenet.cli.qe import cli_main
-    from betenet.qe.workflow import load_status, refilter
+    from betenet.qe.status import load_status, refilter
 
     runs = tmp_path / "qe"
     for mid in ("Zn1-hcp", "Pb1-fcc", "Al1-fcc"):

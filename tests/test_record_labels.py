@@ -29,11 +29,10 @@ from betenet.records import (
 from betenet.qe.labels import (
     broadening_moments,
     label_uncertainty,
-    rebuild_record,
     record_flags,
     structure_flags,
 )
-from betenet.qe.workflow import build_record
+from betenet.qe.record import build_record, rebuild_record
 
 COMMITTED = sorted(RECORDS_DIR.glob("*.json"))
 

@@ -82,7 +82,7 @@ def test_lazy_candidate_list_feeds_the_dataset_selection(structures, tmp_path):
     """The upstream candidates as qe.dataset consumes them (ids without reading structures, explicit ids
     in the user's order), and a record's upstream provenance from its id."""
     from betenet.qe.dataset import select_candidates
-    from betenet.qe.workflow import _upstream_provenance
+    from betenet.qe.record import upstream_provenance
 
     cands = uc.UpstreamCandidateList(uc.upstream_candidates(PseudoLibrary.default(), structures_dir=structures, only_covered=True))
     assert cands.ids == ["up0015-Ba", "up0596-HRh", "up0001-YInPdAu"]
@@ -92,9 +92,9 @@ def test_lazy_candidate_list_feeds_the_dataset_selection(structures, tmp_path):
     assert proto == uc.PROTOTYPE and s.composition.reduced_formula == "HRh" and len(s) == 2
     train, test = us.paper_split_indices()
     assert 596 in test and 15 in train
-    assert _upstream_provenance("up0596-HRh") == {"upstream_index": 596, "upstream_split": "test"}
-    assert _upstream_provenance("up0015-Ba") == {"upstream_index": 15, "upstream_split": "train"}
-    assert _upstream_provenance("Ba1-bcc") == {}
+    assert upstream_provenance("up0596-HRh") == {"upstream_index": 596, "upstream_split": "test"}
+    assert upstream_provenance("up0015-Ba") == {"upstream_index": 15, "upstream_split": "train"}
+    assert upstream_provenance("Ba1-bcc") == {}
 
 
 def test_a_prototype_candidate_that_is_a_paper_structure_says_so(structures):

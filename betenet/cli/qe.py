@@ -27,9 +27,9 @@ from betenet.qe.dataset import (
     candidate_source, dataset_dirs, explain_unknown_id, plan_candidates, run_dataset, select_candidates,
 )
 from betenet.qe.filters import funnel, funnel_table, status_files
-from betenet.qe.labels import rebuild_record
 from betenet.qe.summary import cpu_by_outcome, cpu_table, status_markdown, timing_table
-from betenet.qe.workflow import build_record, library_for, load_status, refilter, reject_after_review
+from betenet.qe.record import build_record, library_for, rebuild_record
+from betenet.qe.status import load_status, refilter, reject_after_review
 from betenet.records import save_record, validate_record
 
 __all__ = ["cli_main", "check_q_main", "check_relax_main"]
@@ -80,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--write", action="store_true", help="also write data/records/<ID>.json (refuses to overwrite)")
     q.add_argument("--overwrite", action="store_true",
                    help="with --write: rebuild an existing record in the current format, keeping its σ and the "
-                   "provenance of its QE run (betenet.qe.labels.rebuild_record); git keeps the old file")
+                   "provenance of its QE run (betenet.qe.record.rebuild_record); git keeps the old file")
     q.add_argument("--reselect-sigma", action="store_true",
                    help="with --overwrite: choose the el-ph broadening by the level's current rule instead of keeping the record's")
     f = sub.add_parser("refilter", help="re-apply the current phonon filters to finished materials (a rejected one that "

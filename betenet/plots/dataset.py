@@ -10,10 +10,11 @@ import numpy as np
 
 from betenet.paths import QE_RUNS_DIR
 from betenet.qe.filters import status_files
-from betenet.qe.parsers import read_json
+from betenet.jsonio import read_json
+from betenet.qe.parsers import QEParseError
 from betenet.metrics import pearson_r2
 from betenet.qe.summary import record_moments
-from betenet.qe.workflow import STEPS
+from betenet.qe.status import STEPS
 
 __all__ = ["plot_gallery", "plot_correlations", "plot_timings"]
 
@@ -74,7 +75,7 @@ def plot_timings(runs_dir: Path = QE_RUNS_DIR):
 
     per_step: dict[str, list[float]] = {s: [] for s in STEPS}
     totals = []
-    for s in (read_json(p) for p in status_files(runs_dir)):
+    for s in (read_json(p, error=QEParseError) for p in status_files(runs_dir)):
         if s.get("state") != "kept":
             continue
         steps = s.get("steps") or {}

@@ -11,11 +11,14 @@ next ``window`` values of λ stay within ``rel_tol`` of λ(σ_i).  A fixed index
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-__all__ = ["BroadeningChoice", "select_plateau", "select_broadening", "choose_for_run"]
+from .parsers import QEParseError, parse_lambda_file
+
+__all__ = ["BroadeningChoice", "select_plateau", "select_broadening", "choose_for_run", "choose_for_a2f_table"]
 
 
 @dataclass(frozen=True)
@@ -92,9 +95,21 @@ def select_broadening(sigmas_Ry: Sequence[float], lambdas: Sequence[float], cfg)
 
 def choose_for_run(run_dir, cfg) -> BroadeningChoice:
     """:func:`select_broadening` on a finished run's matdyn ``lambda`` file (λ of every broadening)."""
-    from pathlib import Path
-
-    from .parsers import parse_lambda_file
-
     rows = parse_lambda_file(Path(run_dir) / "lambda")
     return select_broadening([r.broadening_Ry for r in rows], [r.lambda_ for r in rows], cfg)
+
+
+def choose_for_a2f_table(run_dir, cfg, header: str, data: np.ndarray) -> BroadeningChoice:
+    """The broadening of a finished run's α²F table (``a2f.dat.gz``: ``header``, ``data`` with ω first)
+    that ``cfg`` asks for: its fixed ``elph_smearing_index`` (``elph_sigma_selection == "index"``; σ from
+    the table's header, the ``lambda`` file is not read) or :func:`choose_for_run`.  The one rule of the
+    quality filters and of the record.  :class:`~betenet.qe.parsers.QEParseError` naming the table when
+    the index is outside its broadenings."""
+    choice = choose_for_run(run_dir, cfg) if cfg.elph_sigma_selection != "index" else None
+    idx = choice.index if choice is not None else cfg.elph_smearing_index
+    if not 1 <= idx <= data.shape[1] - 1:
+        raise QEParseError(f"{Path(run_dir) / 'a2f.dat.gz'}: broadening index {idx} but {data.shape[1] - 1} broadenings stored")
+    if choice is not None:
+        return choice
+    sigmas = [float(x) for x in header.split(":")[-1].split()]
+    return BroadeningChoice(idx, sigmas[idx - 1], "index", 0.0)

@@ -29,7 +29,7 @@ import numpy as np
 
 from .inputs import Namelist, NamelistInput, PWInput, QEInputError
 from .parsers import gamma_mask, parse_ph_output
-from .workflow import run_qe
+from .runner import run_qe
 
 __all__ = ["SingleQResult", "single_q_phonons", "lowest_q", "RelaxResult", "relaxed_volume"]
 

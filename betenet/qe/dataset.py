@@ -19,7 +19,9 @@ from pymatgen.core import Structure
 
 from ..config import Profile, QEConfig
 from ..paths import QE_RUNS_DIR, RECORDS_DIR
-from .workflow import check_settings, load_status
+from .record import library_for
+from .status import load_status
+from .workflow import check_settings, run_material
 
 #: seconds between checks for new Dask workers while every task in flight is still running
 WINDOW_POLL_S = 30.0
@@ -79,10 +81,9 @@ class CandidateList(Sequence):
 
 def default_candidates(max_atoms: int = 8, cfg: QEConfig | None = None) -> CandidateList:
     """Priority-ordered candidates from :mod:`betenet.qe.prototypes` over the elements of the pseudopotential
-    library of ``cfg``'s accuracy level (:func:`~betenet.qe.workflow.library_for`; the project's set when
+    library of ``cfg``'s accuracy level (:func:`~betenet.qe.record.library_for`; the project's set when
     ``cfg`` is ``None``), as a lazy :class:`CandidateList` (structures are built only when accessed)."""
     from . import prototypes
-    from .workflow import library_for
 
     lib = library_for(cfg or QEConfig())
     return CandidateList(prototypes.candidate_ids(elements=lib.elements, max_atoms=max_atoms))
@@ -101,7 +102,6 @@ def candidate_source(name: str, cfg: QEConfig):
         return default_candidates(cfg.max_atoms, cfg)
     if name == "upstream":
         from .upstream_candidates import UpstreamCandidateList, upstream_candidates
-        from .workflow import library_for
 
         return UpstreamCandidateList(upstream_candidates(library_for(cfg), max_atoms=cfg.max_atoms, only_covered=True))
     raise ValueError(f"unknown candidate source {name!r}; expected one of {CANDIDATE_SOURCES}")
@@ -242,7 +242,6 @@ def run_one(
     """Dask task: run/resume one material; returns a JSON-able summary (never raises for QE failures)."""
     from ..locks import LockBusyError
     from .inputs import QEInputError
-    from .workflow import run_material
 
     s = structure if isinstance(structure, Structure) else Structure.from_dict(structure)
     library: Any = None

@@ -17,7 +17,6 @@ files, with the reasons, as in §IV.1.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -26,7 +25,9 @@ import numpy as np
 
 from ..config import QEConfig
 from ..constants import IMAGINARY_MODE_THRESHOLD_MEV
-from .broadening import choose_for_run
+from ..jsonio import read_json
+from .broadening import choose_for_a2f_table
+from .parsers import QEParseError, read_table
 
 __all__ = [
     "REASONS",
@@ -73,16 +74,12 @@ def a2f_checks(omega_meV: np.ndarray, a2f: np.ndarray) -> dict[str, Any]:
 
 
 def _status(run_dir: Path) -> dict[str, Any]:
-    from .parsers import read_json
-
     p = Path(run_dir) / "status.json"
-    return read_json(p) if p.exists() else {}
+    return read_json(p, error=QEParseError) if p.exists() else {}
 
 
 def quality_report(run_dir: Path, cfg: QEConfig, *, stage: str) -> QualityReport:
     """Apply the filters available after ``stage`` (``"edos"`` or ``"phonons"``) to ``data/qe/<id>/``."""
-    from .parsers import read_table
-
     run_dir = Path(run_dir)
     steps = _status(run_dir).get("steps", {})
     checks: dict[str, Any] = {}
@@ -105,8 +102,8 @@ def quality_report(run_dir: Path, cfg: QEConfig, *, stage: str) -> QualityReport
         return QualityReport(
             False, "imaginary_modes", f"lowest frequency {worst:.2f} meV < -{IMAGINARY_MODE_THRESHOLD_MEV} meV", checks
         )
-    _, data = read_table(run_dir / "a2f.dat.gz")
-    idx = choose_for_run(run_dir, cfg).index if cfg.elph_sigma_selection != "index" else cfg.elph_smearing_index
+    header, data = read_table(run_dir / "a2f.dat.gz")
+    idx = choose_for_a2f_table(run_dir, cfg, header, data).index
     omega, a2f = data[:, 0], data[:, idx]
     a = a2f_checks(omega, a2f)
     checks.update(a2f_negative_fraction=a["negative_fraction"], a2f_min=a["a2f_min"])
@@ -136,9 +133,7 @@ def funnel(runs_dir: Path) -> dict[str, Any]:
     """Counts from every ``<runs_dir>/*/status.json``: submitted, converged, dynamically stable,
     kept, per-reason rejections, still running/pending, and per-material wall times (s)."""
     runs_dir = Path(runs_dir)
-    from .parsers import read_json
-
-    statuses = [read_json(p) for p in status_files(runs_dir)]
+    statuses = [read_json(p, error=QEParseError) for p in status_files(runs_dir)]
     reasons: dict[str, int] = {}
     n = {"submitted": len(statuses), "finished": 0, "converged": 0, "metallic": 0, "dynamically_stable": 0, "kept": 0}
     in_progress = 0
@@ -174,7 +169,7 @@ def funnel(runs_dir: Path) -> dict[str, Any]:
 
 def funnel_table(runs_dir: Path):
     """The funnel as a two-column ``pandas.DataFrame`` (stage, count) in §IV.1 order."""
-    import pandas as pd
+    import pandas as pd  # heavy (~0.5 s): only for this table
 
     f = funnel(runs_dir)
     r = f["reasons"]

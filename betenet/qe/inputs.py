@@ -35,6 +35,7 @@ __all__ = [
     "NamelistInput",
     "PWInput",
     "PW_NAMELISTS",
+    "FormattedReal",
     "format_value",
     "parse_value",
     "check_structure",
@@ -44,6 +45,7 @@ __all__ = [
     "ph_input",
     "q2r_input",
     "matdyn_input",
+    "matdyn_full_mesh_input",
     "projwfc_input",
 ]
 
@@ -59,8 +61,26 @@ class QEInputError(ValueError):
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class FormattedReal:
+    """A namelist real written with a fixed Python format (``format(value, fmt)``: ``".3e"`` gives
+    ``1.100e-06``) instead of :func:`format_value`'s full precision, where an input's text must stay
+    as the workflow has always written it (the nscf retry's ``conv_thr``).  Parsed back as a float."""
+
+    value: float
+    fmt: str
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+
 def format_value(value: Any) -> str:
-    """Fortran literal for a namelist value (bool -> ``.true.``, str -> quoted, float -> full precision)."""
+    """Fortran literal for a namelist value (bool -> ``.true.``, str -> quoted, float -> full precision,
+    :class:`FormattedReal` -> its own format)."""
+    if isinstance(value, FormattedReal):
+        if not math.isfinite(value.value):
+            raise QEInputError(f"namelist value {value.value!r} is not finite")
+        return format(float(value.value), value.fmt)
     if isinstance(value, (bool, np.bool_)):
         return ".true." if value else ".false."
     if isinstance(value, (int, np.integer)):
@@ -707,6 +727,20 @@ def matdyn_input(
         **_amass(structure),
     }
     return NamelistInput(Namelist("input", params))
+
+
+def matdyn_full_mesh_input(structure: Structure, *, nk: Sequence[int], la2F: bool, flfrc: str = "fc",
+                           asr: str = "crystal") -> NamelistInput:
+    """matdyn.x with ``dos=.false.`` on the explicit (unreduced) ``nk`` mesh in crystal coordinates:
+    frequencies (``matdyn.freq``) and eigenvectors (``matdyn.eig``) at every mesh point, and with ``la2F``
+    the linewidths ``elph.gamma.N`` of every broadening (the Gaussian fallback of
+    :mod:`betenet.qe.phonon_dos`)."""
+    grid = np.stack(np.meshgrid(*[np.arange(n) / n for n in nk], indexing="ij"), axis=-1).reshape(-1, 3)
+    params = {"asr": asr, "flfrc": flfrc, "flfrq": "matdyn.freq", "flvec": "matdyn.modes",
+              "fleig": "matdyn.eig", "dos": False, "la2F": la2F, "q_in_cryst_coord": True,
+              **_amass(structure)}
+    trailer = f"{len(grid)}\n" + "".join(f"{a:.10f} {b:.10f} {c:.10f}\n" for a, b, c in grid)
+    return NamelistInput(Namelist("input", params), trailer=trailer)
 
 
 def projwfc_input(

@@ -1,6 +1,6 @@
 """The labels of a QE record: unclipped moments at every el-ph broadening, their uncertainty, and flags.
 
-:func:`build_record <betenet.qe.workflow.build_record>` takes λ, ω_log, ω₂ from α²F exactly as matdyn
+:func:`build_record <betenet.qe.record.build_record>` takes λ, ω_log, ω₂ from α²F exactly as matdyn
 wrote it.  matdyn's tetrahedron α²F has small negative lobes where the Fourier-interpolated linewidths
 go negative; QE's own mode sum (the ``lambda`` file) includes those negative contributions, so the
 unclipped integral equals it (λ to ≤ 2.3 % over data/records), while clipping first biased λ up to
@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from .. import physics
-from .parsers import min_freq_off_gamma, parse_lambda_file
+from ..records import FLAGS
+from .parsers import min_freq_off_gamma, parse_lambda_file, read_table
 from .prototypes import CURATED_PRIORITY, GROUND_STATE, PrototypeError, parse_material_id
 
 __all__ = [
@@ -36,8 +37,6 @@ __all__ = [
     "structure_flags",
     "record_flags",
     "record_labels",
-    "rebuild_record",
-    "REBUILD_KEEPS",
 ]
 
 #: ``soft_modes``: the lowest ph.x frequency off Γ below this (meV).
@@ -53,9 +52,7 @@ _QUANTITIES = ("lambda", "omega_log_K", "omega_2_K", "tc_ad_K")
 
 def read_a2f_table(path: Path) -> tuple[np.ndarray, np.ndarray, list[float]]:
     """``a2f.dat.gz`` -> (ω in meV (ω > 0 only), α²F of shape (n_broadenings, n_ω), broadenings in Ry)."""
-    from .workflow import _read_table
-
-    header, data = _read_table(Path(path))
+    header, data = read_table(Path(path))
     sigmas = [float(x) for x in header.split(":")[-1].split()]
     if data.ndim != 2 or data.shape[1] != len(sigmas) + 1:
         raise ValueError(f"{path}: header lists {len(sigmas)} broadenings but the table has {data.shape[1] - 1} α²F columns")
@@ -153,8 +150,6 @@ def record_flags(run_dir: Path, material_id: str, mbb: dict[str, Any], uncertain
     wlog, wlog_qe = mbb["omega_log_K"][i], mbb["omega_log_K_qe"][i]
     if wlog is not None and wlog_qe and abs(wlog / wlog_qe - 1.0) > OMEGA_LOG_MISMATCH_RTOL:
         flags.add("omega_log_qe_mismatch")
-    from ..records import FLAGS
-
     return [f for f in FLAGS if f in flags]
 
 
@@ -164,63 +159,3 @@ def record_labels(run_dir: Path, material_id: str, selected_sigma_Ry: float, *, 
     mbb = broadening_moments(run_dir, selected_sigma_Ry)
     unc = label_uncertainty(mbb)
     return {"moments_by_broadening": mbb, **unc, "flags": record_flags(run_dir, material_id, mbb, unc, prototype=prototype)}
-
-
-#: Provenance of the *computation* that a rebuild from ``data/qe`` keeps from the existing record (the
-#: settings, pseudopotentials, host and date of the QE run are not recoverable from the run directory
-#: alone, and the current profile's settings may differ from those the run used).
-REBUILD_KEEPS = (
-    "code", "workflow", "accuracy", "settings", "grids", "elph_smearing_Ry", "elph_broadening", "pseudopotentials", "timings_s",
-    "wall_s_total", "host", "blas", "date", "prototype", "fermi_energy_eV", "quality",
-)
-
-
-def rebuild_record(material_id: str, cfg, *, runs_dir: Path | None = None, records_dir: Path | None = None,
-                   reselect_sigma: bool = False):
-    """Rebuild an existing record from its QE run directory with the current record format.
-
-    The broadening is the one the existing record used (its ``provenance["elph_smearing_Ry"]``), or, with
-    ``reselect_sigma``, the one ``cfg``'s rule selects now (:mod:`betenet.qe.broadening`: after the rule
-    itself changed); the other provenance keys in :data:`REBUILD_KEEPS` are copied from it; ``provenance["record_rebuilt"]`` says
-    from which schema version and when.  The existing file is read as raw JSON, so any schema version
-    (and a record that no longer validates) can be rebuilt.  Returns the new record (not written).
-    """
-    import dataclasses
-
-    from ..paths import RECORDS_DIR
-    from .workflow import _now, build_record, load_status, material_dir
-
-    path = Path(records_dir or RECORDS_DIR) / f"{material_id}.json"
-    old = json.loads(path.read_text())
-    old_prov = old.get("provenance") or {}
-    sigma = None if reselect_sigma else old_prov.get("elph_smearing_Ry")
-    level_cfg = cfg  # before σ is pinned below: its own rule (plateau or index) is what the record reports
-    st = load_status(material_id, runs_dir)
-    if sigma is not None:
-        _, _, sigmas = read_a2f_table(material_dir(material_id, runs_dir) / "a2f.dat.gz")
-        idx = [i for i, s in enumerate(sigmas) if abs(s - float(sigma)) < 1e-9]
-        if not idx:
-            raise ValueError(f"{path}: provenance.elph_smearing_Ry = {sigma} is not among the broadenings {sigmas} of the run")
-        changes: dict[str, Any] = {"elph_smearing_index": idx[0] + 1}
-        if any(f.name == "elph_sigma_selection" for f in dataclasses.fields(cfg)):
-            changes["elph_sigma_selection"] = "index"
-        cfg = dataclasses.replace(cfg, **changes)
-    rec = build_record(material_id, cfg, runs_dir=runs_dir, status=st)
-    if "structure" in old:
-        from pymatgen.core import Structure
-
-        prev = Structure.from_dict(old["structure"])
-        if (len(prev) != len(rec.structure) or not np.allclose(prev.lattice.matrix, rec.structure.lattice.matrix, atol=1e-8)
-                or not np.allclose(prev.cart_coords, rec.structure.cart_coords, atol=1e-8)):
-            raise ValueError(f"{path}: the structure differs from relaxed.json of the run; not rebuilding it")
-    kept = {k: old_prov[k] for k in REBUILD_KEEPS if k in old_prov
-            and not (reselect_sigma and k in ("elph_smearing_Ry", "elph_broadening"))}
-    if "elph_broadening" not in kept and getattr(level_cfg, "elph_sigma_selection", "index") == "plateau" and sigma is not None:
-        from .broadening import choose_for_run
-
-        choice = choose_for_run(material_dir(material_id, runs_dir), level_cfg)
-        if abs(choice.sigma_Ry - float(sigma)) < 1e-9:  # the level's rule gives the record's σ: say so
-            kept["elph_broadening"] = choice.as_dict()
-    rec.provenance = {**rec.provenance, **kept,
-                      "record_rebuilt": {"from_schema_version": old.get("schema_version"), "date": _now()}}
-    return rec

@@ -6,6 +6,8 @@ file                   parser / units
 pw.x stdout            :func:`parse_pw_output` — energies Ry/eV, relaxed cell Å, fractional positions
 ph.x stdout            :func:`parse_ph_output` — frequencies per q (THz and cm⁻¹; ``min_freq_meV``)
 matdyn ``flfrq``       :func:`parse_matdyn_freq` — frequencies (cm⁻¹) on the interpolation mesh
+matdyn ``fleig``       :func:`parse_matdyn_eig` — frequencies (cm⁻¹) and site weights |e_s|² of every mode
+ph.x ``fildynN``       :func:`parse_dyn0` (``fildyn0``: q mesh, irreducible q), :func:`parse_dyn_basis` (lattice, alat)
 matdyn ``fldos``       :func:`parse_phdos` — ω cm⁻¹ -> meV; DOS states/cm⁻¹ -> states/meV/cell (total + per site)
 ``a2F.dosN``           :func:`parse_a2f_dos` — ω Ry -> meV; α²F dimensionless (total + per mode); QE's λ
 ``lambda``             :func:`parse_lambda_file` — λ, N(E_F) (states/spin/Ry/cell), ω_ln (K) per broadening
@@ -22,6 +24,7 @@ miss: each PhDOS must integrate to 3N and α²F must span the fine PhDOS's frequ
 from __future__ import annotations
 
 import gzip
+import io
 import re
 import zlib
 from dataclasses import dataclass, field
@@ -44,16 +47,17 @@ __all__ = [
     "parse_pw_output",
     "parse_ph_output",
     "parse_dyn0",
+    "parse_dyn_basis",
     "gamma_mask",
     "min_freq_off_gamma",
     "parse_matdyn_freq",
+    "parse_matdyn_eig",
     "parse_phdos",
     "parse_a2f_dos",
     "parse_lambda_file",
     "parse_a2fmatdyn_header",
     "parse_projwfc",
     "read_text",
-    "read_json",
     "read_table",
     "PHDOS_NORM_RTOL",
     "check_phdos_normalised",
@@ -84,8 +88,6 @@ def read_table(path: Path) -> tuple[str, np.ndarray]:
     """A numeric table written by the workflow (``# header`` line, then rows; gzipped for ``*.gz``):
     ``(header without '#', 2-D array)``; :class:`QEParseError` naming the file if it is missing,
     corrupt, cut or has a malformed row."""
-    import io
-
     text = read_text(path)
     lines = text.splitlines()
     header = lines[0].lstrip("#").strip() if lines and lines[0].startswith("#") else ""
@@ -96,17 +98,6 @@ def read_table(path: Path) -> tuple[str, np.ndarray]:
     if data.size == 0:
         raise QEParseError(f"{path}: no data rows")
     return header, data
-
-
-def read_json(path: Path) -> Any:
-    """JSON content of ``path``; :class:`QEParseError` naming the file if it is missing, empty or garbled."""
-    import json
-
-    text = read_text(path)
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise QEParseError(f"{path}: not valid JSON ({'empty file' if not text.strip() else exc})") from None
 
 
 def _floats(tokens: list[str], path: Path, lineno: int) -> list[float]:
@@ -407,6 +398,21 @@ def parse_dyn0(path: Path) -> tuple[tuple[int, int, int], np.ndarray]:
     return mesh, qs  # type: ignore[return-value]
 
 
+def parse_dyn_basis(path: Path) -> np.ndarray:
+    """Direct lattice vectors (rows, units of alat) from the header of a ph.x dynamical-matrix file."""
+    lines = path.read_text().splitlines()
+    try:
+        head = lines[2].split()
+        ibrav = int(head[2])
+        if ibrav != 0:
+            raise QEParseError(f"{path}: ibrav = {ibrav}; only ibrav = 0 (CELL_PARAMETERS) files are supported here")
+        if "basis vectors" not in lines[3].lower():
+            raise QEParseError(f"{path}: expected 'Basis vectors' on line 4, got {lines[3]!r}")
+        return np.array([[float(x) for x in lines[4 + i].split()[:3]] for i in range(3)])
+    except (IndexError, ValueError) as exc:
+        raise QEParseError(f"{path}: malformed dynamical-matrix header ({exc})") from None
+
+
 def parse_matdyn_freq(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """matdyn ``flfrq`` file -> ``(q (n_q, 3) in 2π/alat, freq_cm1 (n_q, n_modes))``."""
     path = Path(path)
@@ -428,6 +434,37 @@ def parse_matdyn_freq(path: Path) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------------------------
 # Phonon DOS, α²F, lambda
 # --------------------------------------------------------------------------------------------
+
+
+def parse_matdyn_eig(path: Path, n_sites: int) -> tuple[np.ndarray, np.ndarray]:
+    """matdyn ``fleig`` file -> (frequencies in cm^-1, shape (nq*3N,), site weights |e_s|^2, shape (nq*3N, N)).
+
+    Raises QEParseError naming the file when the mode/eigenvector blocks are inconsistent.
+    """
+    freq_re = re.compile(r"freq\s*\(\s*\d+\s*\)\s*=\s*(\S+)\s*\[THz\]\s*=\s*(\S+)\s*\[cm-1\]")
+    freqs: list[float] = []
+    weights: list[list[float]] = []
+    current: list[float] | None = None
+    with open(path) as fh:
+        for lineno, line in enumerate(fh, start=1):
+            m = freq_re.search(line)
+            if m:
+                if current is not None and len(current) != n_sites:
+                    raise QEParseError(f"{path}:{lineno}: expected {n_sites} eigenvector lines per mode, got {len(current)}")
+                freqs.append(float(m.group(2)))
+                current = []
+                weights.append(current)
+                continue
+            s = line.strip()
+            if s.startswith("(") and current is not None:
+                vals = s.strip("()").split()
+                if len(vals) != 6:
+                    raise QEParseError(f"{path}:{lineno}: expected 6 numbers in an eigenvector line, got {len(vals)}")
+                v = np.array([float(x) for x in vals])
+                current.append(float(np.sum(v * v)))
+    if not freqs or any(len(w) != n_sites for w in weights):
+        raise QEParseError(f"{path}: no complete modes with {n_sites} eigenvector lines each")
+    return np.array(freqs), np.array(weights)
 
 
 @dataclass

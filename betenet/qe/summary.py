@@ -36,9 +36,10 @@ __all__ = [
 
 
 def _statuses(runs_dir: Path) -> list[dict[str, Any]]:
-    from .parsers import read_json
+    from ..jsonio import read_json
+    from .parsers import QEParseError
 
-    return [read_json(p) for p in status_files(runs_dir)]
+    return [read_json(p, error=QEParseError) for p in status_files(runs_dir)]
 
 
 def material_table(runs_dir: Path = QE_RUNS_DIR):
@@ -75,7 +76,7 @@ def timing_table(runs_dir: Path = QE_RUNS_DIR, *, states: Sequence[str] = ("kept
     """Median / max / mean wall time (s) per step and per material over materials in ``states``."""
     import pandas as pd
 
-    from .workflow import STEPS
+    from .status import STEPS
 
     per_step: dict[str, list[float]] = {s: [] for s in STEPS}
     totals = []
@@ -365,7 +366,7 @@ def cpu_table(runs_dir: Path = QE_RUNS_DIR, *, states: Sequence[str] = ("kept",)
     """
     import pandas as pd
 
-    from .workflow import STEPS
+    from .status import STEPS
 
     per_step: dict[str, list[float]] = {s: [] for s in STEPS}
     totals, ratios = [], []
@@ -395,7 +396,7 @@ def cpu_table(runs_dir: Path = QE_RUNS_DIR, *, states: Sequence[str] = ("kept",)
 
 def material_cpu_seconds(run_dir: Path) -> float:
     """CPU seconds of every QE step of one material that left a log (QE's own clocks; 0.0 if none)."""
-    from .workflow import STEPS
+    from .status import STEPS
 
     total = 0.0
     for step in STEPS:

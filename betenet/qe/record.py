@@ -1,0 +1,249 @@
+"""The :class:`~betenet.records.MaterialRecord` of a finished QE run, assembled from ``data/qe/<id>/`` alone.
+
+:func:`build_record` (the last step of :mod:`betenet.qe.workflow`, and ``betenet qe parse``) reads the
+relaxed structure, α²F at the selected broadening (:func:`betenet.qe.broadening.choose_for_a2f_table`),
+the fine and coarse PhDOS and the eDOS that the run left there; :func:`rebuild_record` rebuilds an
+existing record with the current record format, keeping the provenance of its computation.  The
+record's library flags come from the accuracy level's pseudopotential library (:func:`library_for`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import platform
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+from pymatgen.core import Structure
+
+from .. import physics
+from ..config import QEConfig
+from ..jsonio import utc_now
+from ..paths import RECORDS_DIR
+from ..records import FLAGS, MaterialRecord
+from .broadening import BroadeningChoice, choose_for_a2f_table, choose_for_run
+from .inputs import PseudoSpec, PWInput, QEInputError, cutoffs_Ry, pseudo_specs
+from .labels import read_a2f_table, record_labels
+from .parsers import check_elph_tables, parse_lambda_file, parse_phdos, read_table
+from .pseudo import PseudoLibrary
+from .status import MaterialStatus, load_status, material_dir
+from .upstream_candidates import matching_upstream_row, upstream_index_of
+
+__all__ = [
+    "QE_VERSION",
+    "REBUILD_KEEPS",
+    "library_for",
+    "a2f_selected",
+    "cutoffs_below_library",
+    "provisional_pseudos",
+    "upstream_provenance",
+    "build_record",
+    "rebuild_record",
+]
+
+#: The Quantum ESPRESSO version of the runs (the record's ``provenance["code"]``).
+QE_VERSION = "QE 6.7"
+
+
+def library_for(cfg: QEConfig) -> PseudoLibrary:
+    """The pseudopotential library of an accuracy level (``QEConfig.pseudo_set``): the project's ld1.x
+    set (``data/pseudo``) or the pw.x-validated PseudoDojo set (``data/pseudo/pseudodojo``)."""
+    return PseudoLibrary.pseudodojo() if cfg.pseudo_set == "pseudodojo" else PseudoLibrary.default()
+
+
+def a2f_selected(run_dir: Path, cfg: QEConfig) -> tuple[np.ndarray, np.ndarray, BroadeningChoice]:
+    """ω (meV), α²F of the broadening ``cfg`` selects (:func:`betenet.qe.broadening.choose_for_a2f_table`) and the choice."""
+    header, data = read_table(Path(run_dir) / "a2f.dat.gz")
+    choice = choose_for_a2f_table(run_dir, cfg, header, data)
+    return data[:, 0], data[:, choice.index], choice
+
+
+def cutoffs_below_library(scf_in: Path, structure: Structure, cfg: QEConfig, lib: Any = None) -> bool:
+    """Whether the run's ``ecutwfc``/``ecutrho`` (its ``scf.in``) are below what the level's library (``lib``,
+    default :func:`library_for`) now gives for these elements (the rule a new run applies:
+    :func:`~betenet.qe.inputs.cutoffs_Ry`)."""
+    if not scf_in.exists():
+        return False
+    run = PWInput.from_str(scf_in.read_text(), origin=str(scf_in)).system
+    try:
+        specs = pseudo_specs(library_for(cfg) if lib is None else lib, sorted({sp.symbol for sp in structure.composition.elements}))
+    except QEInputError:  # an element the library no longer offers: nothing to compare against
+        return False
+    want_wfc, want_rho = cutoffs_Ry(specs, cfg.ecutwfc_Ry, cfg.ecutrho_Ry)
+    return float(run.get("ecutwfc", 0.0)) < want_wfc - 1e-9 or float(run.get("ecutrho", 0.0)) < want_rho - 1e-9
+
+
+def provisional_pseudos(structure: Structure, cfg: QEConfig, lib: Any = None) -> list[str]:
+    """Elements of ``structure`` whose pseudopotential in the level's library (``lib``, default
+    :func:`library_for`) is not (yet) ``validated``."""
+    lib = library_for(cfg) if lib is None else lib
+    els = sorted({sp.symbol for sp in structure.composition.elements})
+    return [el for el in els if getattr(lib[el], "status", "validated") != "validated"] if all(el in lib for el in els) else []
+
+
+def upstream_provenance(material_id: str, structure: Structure | None = None) -> dict[str, Any]:
+    """For a candidate taken from the paper's own structures (``upNNNN-...``), or one whose ``structure`` is
+    one of them up to scale (:func:`~betenet.qe.upstream_candidates.matching_upstream_row`): the upstream row
+    and the side of the paper's train/test split it is on; empty otherwise."""
+    row = upstream_index_of(material_id)
+    if row is None and structure is not None:
+        try:
+            row = matching_upstream_row(structure)
+        except FileNotFoundError:  # no vendored structures (a trimmed checkout): nothing to match against
+            row = None
+    if row is None:
+        return {}
+    from ..upstream_split import paper_split_indices  # heavy (~3 s: imports betenet.ensemble); only for upstream rows
+
+    train, test = paper_split_indices()
+    return {"upstream_index": row, "upstream_split": "train" if row in train else "test" if row in test else None}
+
+
+def build_record(
+    material_id: str,
+    cfg: QEConfig,
+    *,
+    runs_dir: Path | None = None,
+    status: MaterialStatus | None = None,
+    pseudos: Mapping[str, PseudoSpec] | None = None,
+):
+    """Assemble the :class:`~betenet.records.MaterialRecord` of a finished run from ``data/qe/<id>/``.
+
+    The moments are those of the *unclipped* α²F (equal to QE's mode sum; the learning target is clipped
+    after smoothing, :func:`betenet.spectra.smooth_and_bin`); the moments at every broadening, the label
+    uncertainty and the flags come from :func:`betenet.qe.labels.record_labels`.
+    """
+    d = material_dir(material_id, runs_dir)
+    status = status or load_status(material_id, runs_dir)
+    structure = Structure.from_dict(json.loads((d / "relaxed.json").read_text()))
+    omega, a2f_raw, choice = a2f_selected(d, cfg)
+    sigma = choice.sigma_Ry
+    keep = omega > 0
+    omega, a2f_raw = omega[keep], a2f_raw[keep]
+    neg = float(np.trapezoid(np.clip(-a2f_raw, 0, None), omega))
+    pos = float(np.trapezoid(np.clip(a2f_raw, 0, None), omega))
+    fine = parse_phdos(d / "phdos_fine.dos.gz")
+    coarse = parse_phdos(d / "phdos_coarse.dos.gz")
+    check_elph_tables(omega, fine, coarse, len(structure), d)  # a truncated table must not pass silently
+    _, edos = read_table(d / "edos.dat.gz")
+    m = physics.moments(omega, a2f_raw)
+    tc = physics.allen_dynes_tc_K(m.lambda_, m.omega_log_K, m.omega_2_K)
+    labels = record_labels(d, material_id, sigma, prototype=status.prototype)
+    extra = {"broadening_unconverged"} if choice.method == "plateau-fallback" else set()  # λ(σ) never flat
+    if cfg.pseudo_set != "project":
+        lib = library_for(cfg)  # loaded once: it checks every UPF's digest
+        if cutoffs_below_library(d / "scf.in", structure, cfg, lib):
+            extra.add("cutoff_below_library")
+        if provisional_pseudos(structure, cfg, lib):
+            extra.add("pseudopotential_provisional")
+    if extra:
+        labels["flags"] = [f for f in FLAGS if f in {*labels["flags"], *extra}]
+    lam_rows = parse_lambda_file(d / "lambda")
+    row = min(lam_rows, key=lambda r: abs(r.broadening_Ry - sigma))
+    grids = json.loads((d / "grids.json").read_text())
+    ps_info = {}
+    for el, spec in (pseudos or {}).items():
+        ps_info[el] = {"file": spec.filename, "md5": spec.md5 or hashlib.md5(Path(spec.path).read_bytes()).hexdigest()}
+    steps = status.steps or {}
+    prov = {
+        "code": QE_VERSION,
+        "workflow": "betenet.qe.workflow",
+        "accuracy": cfg.accuracy,
+        "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+        "grids": grids,
+        "elph_smearing_Ry": sigma,
+        "elph_broadening": choice.as_dict(),
+        "pseudopotentials": ps_info,
+        "timings_s": {k: v.get("wall_s") for k, v in steps.items()},
+        "wall_s_total": round(sum(float(v.get("wall_s", 0.0)) for v in steps.values()), 1),
+        "host": platform.node(),
+        "blas": sorted({str(v["blas"]) for v in steps.values() if "blas" in v}) or None,
+        "date": utc_now(),
+        "prototype": status.prototype,
+        "lambda_qe": row.lambda_,
+        "omega_log_K_qe": row.omega_log_K,
+        "a2f_negative_weight_fraction": neg / pos if pos > 0 else None,
+        "a2f_min_raw": float(a2f_raw.min()),
+        "a2f_all_broadenings": f"{material_id}/a2f.dat.gz in the QE runs directory (data/qe)",
+        "quality": status.quality,
+        "fermi_energy_eV": steps.get("nscf_edos", {}).get("fermi_energy_eV"),
+        **upstream_provenance(material_id, structure),
+    }
+    return MaterialRecord(
+        material_id=material_id,
+        structure=structure,
+        a2f_omega_meV=omega,
+        a2f=a2f_raw,
+        phdos_omega_meV=fine.omega_meV,
+        phdos_total=fine.total,
+        phdos_site=fine.site,
+        phdos_coarse_omega_meV=coarse.omega_meV,
+        phdos_coarse_total=coarse.total,
+        phdos_coarse_site=coarse.site,
+        edos_energy_meV=edos[:, 0],
+        edos_total=edos[:, 1],
+        edos_site=edos[:, 2:].T,
+        edos_ef_per_eV=float(np.interp(0.0, edos[:, 0], edos[:, 1])),
+        lambda_=float(m.lambda_),
+        omega_log_K=float(m.omega_log_K),
+        omega_2_K=float(m.omega_2_K),
+        tc_ad_K=float(tc),
+        source="betenet-qe",
+        provenance=prov,
+        **labels,
+    )
+
+
+#: Provenance of the *computation* that a rebuild from ``data/qe`` keeps from the existing record (the
+#: settings, pseudopotentials, host and date of the QE run are not recoverable from the run directory
+#: alone, and the current profile's settings may differ from those the run used).
+REBUILD_KEEPS = (
+    "code", "workflow", "accuracy", "settings", "grids", "elph_smearing_Ry", "elph_broadening", "pseudopotentials", "timings_s",
+    "wall_s_total", "host", "blas", "date", "prototype", "fermi_energy_eV", "quality",
+)
+
+
+def rebuild_record(material_id: str, cfg, *, runs_dir: Path | None = None, records_dir: Path | None = None,
+                   reselect_sigma: bool = False):
+    """Rebuild an existing record from its QE run directory with the current record format.
+
+    The broadening is the one the existing record used (its ``provenance["elph_smearing_Ry"]``), or, with
+    ``reselect_sigma``, the one ``cfg``'s rule selects now (:mod:`betenet.qe.broadening`: after the rule
+    itself changed); the other provenance keys in :data:`REBUILD_KEEPS` are copied from it; ``provenance["record_rebuilt"]`` says
+    from which schema version and when.  The existing file is read as raw JSON, so any schema version
+    (and a record that no longer validates) can be rebuilt.  Returns the new record (not written).
+    """
+    path = Path(records_dir or RECORDS_DIR) / f"{material_id}.json"
+    old = json.loads(path.read_text())
+    old_prov = old.get("provenance") or {}
+    sigma = None if reselect_sigma else old_prov.get("elph_smearing_Ry")
+    level_cfg = cfg  # before σ is pinned below: its own rule (plateau or index) is what the record reports
+    st = load_status(material_id, runs_dir)
+    if sigma is not None:
+        _, _, sigmas = read_a2f_table(material_dir(material_id, runs_dir) / "a2f.dat.gz")
+        idx = [i for i, s in enumerate(sigmas) if abs(s - float(sigma)) < 1e-9]
+        if not idx:
+            raise ValueError(f"{path}: provenance.elph_smearing_Ry = {sigma} is not among the broadenings {sigmas} of the run")
+        changes: dict[str, Any] = {"elph_smearing_index": idx[0] + 1}
+        if any(f.name == "elph_sigma_selection" for f in dataclasses.fields(cfg)):
+            changes["elph_sigma_selection"] = "index"
+        cfg = dataclasses.replace(cfg, **changes)
+    rec = build_record(material_id, cfg, runs_dir=runs_dir, status=st)
+    if "structure" in old:
+        prev = Structure.from_dict(old["structure"])
+        if (len(prev) != len(rec.structure) or not np.allclose(prev.lattice.matrix, rec.structure.lattice.matrix, atol=1e-8)
+                or not np.allclose(prev.cart_coords, rec.structure.cart_coords, atol=1e-8)):
+            raise ValueError(f"{path}: the structure differs from relaxed.json of the run; not rebuilding it")
+    kept = {k: old_prov[k] for k in REBUILD_KEEPS if k in old_prov
+            and not (reselect_sigma and k in ("elph_smearing_Ry", "elph_broadening"))}
+    if "elph_broadening" not in kept and getattr(level_cfg, "elph_sigma_selection", "index") == "plateau" and sigma is not None:
+        choice = choose_for_run(material_dir(material_id, runs_dir), level_cfg)
+        if abs(choice.sigma_Ry - float(sigma)) < 1e-9:  # the level's rule gives the record's σ: say so
+            kept["elph_broadening"] = choice.as_dict()
+    rec.provenance = {**rec.provenance, **kept,
+                      "record_rebuilt": {"from_schema_version": old.get("schema_version"), "date": utc_now()}}
+    return rec
