@@ -29,9 +29,8 @@ IMPORTS_INSIDE_LEFT = {
     "datasource.py",  # upstream/upstream_split stay lazy: upstream_split -> ensemble (package) -> store -> datasource
     "cli/qe.py", "qe/broadening.py", "qe/convergence.py", "qe/dataset.py", "qe/filters.py", "qe/labels.py",
     "qe/parsers.py", "qe/prototypes.py", "qe/record.py", "qe/upstream_candidates.py", "qe/workflow.py",
-    "dataset.py", "double_descent.py", "eliashberg.py", "ensemble/predict.py", "ensemble/run.py", "ensemble/store.py",
-    "metrics.py", "model.py", "qe/summary.py", "screening.py", "splits.py", "structure_screening.py", "train.py",
-    "train_benchmark.py", "upstream_split.py",
+    "ensemble/predict.py", "ensemble/run.py", "ensemble/store.py", "metrics.py", "model.py", "qe/summary.py",
+    "screening.py", "train_benchmark.py",
     "pipeline.py",
 }
 #: still using a private (``_name``) name of another module
