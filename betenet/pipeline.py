@@ -624,7 +624,7 @@ def _write_results_page(profile: str, book_dir: Path, *, upstream: bool) -> Path
             raise ValueError(f"{csv}: not a Table 1 CSV: missing column(s) {missing}; "
                              f"expected model, metric, lambda, omega_log_K, omega_2_K[, tc_mae_K, n_test, data]")
         frames.append(frame)
-    where = f"artifacts/upstream/{profile}/tables/" if upstream else f"artifacts/{profile}/tables/"
+    where = _display_path(tables_dir) + "/"
     lines = [
         "# Results: Table 1, ours beside the paper's",
         "",
@@ -653,7 +653,7 @@ def _write_results_page(profile: str, book_dir: Path, *, upstream: bool) -> Path
         "",
     ] if not upstream else []
     if not frames:
-        lines += ["```{warning}", f"No Table 1 CSVs found in `artifacts/{profile}/tables/`: run notebooks 02 and 05 first.", "```"]
+        lines += ["```{warning}", f"No Table 1 CSVs found in `{where}`: run notebooks 02 and 05 first.", "```"]
     else:
         ours = pd.concat(frames, ignore_index=True)
         heads = [f"{p} (ours) | {p} (paper)" + (f" | {p} Δ" if upstream else "") for p in ("λ", "ω_log K", "ω₂ K")]

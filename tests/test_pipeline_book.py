@@ -18,7 +18,7 @@ from betenet.cli import notebooks as cli_notebooks
 
 CHAPTERS = paths.CHAPTERS_DIR
 #: Size budget of the committed chapters (executed notebooks with their PNG figures, results page, run record).
-CHAPTERS_BUDGET_BYTES = 8 * 1024 * 1024
+CHAPTERS_BUDGET_BYTES = 4 * 1024 * 1024
 
 
 def _committed_chapters() -> list:

@@ -26,11 +26,7 @@ class DataSnapshotDirective(SphinxDirective):
     has_content = False
 
     def run(self) -> list[nodes.Node]:
-        try:
-            from betenet.pipeline import RUN_RECORD, snapshot_report
-        except ImportError:  # a jupyter-book outside the project's environment: the checkout beside book/
-            sys.path.insert(0, str(Path(self.env.srcdir).resolve().parent))
-            from betenet.pipeline import RUN_RECORD, snapshot_report
+        from betenet.pipeline import RUN_RECORD, snapshot_report
 
         chapters = Path(self.env.srcdir) / "chapters"
         # rebuild the page when the run record changes (the data themselves are re-read on every build)
@@ -63,6 +59,11 @@ def _merge(app, env, docnames, other) -> None:
 
 
 def setup(app):
+    # the committed book (book/ of a checkout) compares against the checkout it sits in, whichever betenet
+    # the environment has installed; a book elsewhere (artifacts/<profile>/book) uses the installed one
+    checkout = Path(app.srcdir).resolve().parent
+    if (checkout / "betenet" / "__init__.py").is_file() and str(checkout) not in sys.path:
+        sys.path.insert(0, str(checkout))
     app.add_directive("data-snapshot", DataSnapshotDirective)
     app.connect("doctree-read", _note_snapshot_docs)
     app.connect("env-get-outdated", _always_reread)
