@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -119,8 +120,6 @@ def _level(qe, accuracy: str | None):
     """The profile's QE settings, or those of the named accuracy level (its run counts kept)."""
     if not accuracy:
         return qe
-    import dataclasses
-
     return dataclasses.replace(qe_level(accuracy), n_new_materials=qe.n_new_materials, omp_threads=qe.omp_threads)
 
 
@@ -219,8 +218,6 @@ def cli_main(argv: list[str] | None = None) -> int:
                 print(save_record(rec, records_dir, overwrite=rebuild))
         return 0
     # run
-    import dataclasses
-
     profile = profile_from_args(args)
     qe = _level(profile.qe, args.accuracy)
     if not args.runs_dir:  # each accuracy level has its own runs/records directories

@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from pymatgen.core import Structure
 
+from ..paths import PSEUDO_DIR
 from .inputs import Namelist, NamelistInput, PWInput, QEInputError
-from .parsers import gamma_mask, parse_ph_output
+from .parsers import gamma_mask, parse_ph_output, parse_pw_output
 from .runner import run_qe
 
 __all__ = ["SingleQResult", "single_q_phonons", "lowest_q", "RelaxResult", "relaxed_volume"]
@@ -69,8 +71,6 @@ def _rerun_input(path: Path, workdir: Path, pseudo_dir: str | Path | None, ecutw
                  ecutrho_Ry: float | None, **control: Any) -> PWInput:
     """A material's own pw.x input ``path`` made ready to rerun in the empty ``workdir``: the project's
     pseudopotentials (or ``pseudo_dir``), a local outdir, and the cutoffs that are not ``None``."""
-    from ..paths import PSEUDO_DIR
-
     if workdir.exists() and any(workdir.iterdir()):
         raise FileExistsError(f"{workdir} is not empty; choose a new --workdir (nothing is overwritten)")
     pw = PWInput.from_str(path.read_text(), origin=str(path))
@@ -169,10 +169,6 @@ def relaxed_volume(
     """Rerun ``data/qe/<ID>/relax.in`` (same start, k mesh, smearing, thresholds) with other cutoffs;
     the relaxed volume per atom against the dataset's ``relaxed.json``.  ``None`` keeps a cutoff.
     ``workdir`` must not exist yet or be empty: nothing is overwritten."""
-    from pymatgen.core import Structure
-
-    from .parsers import parse_pw_output
-
     material_dir = Path(material_dir)
     relax_path, relaxed_path = material_dir / "relax.in", material_dir / "relaxed.json"
     for f in (relax_path, relaxed_path):

@@ -41,6 +41,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
+from .pseudo import PseudoLibrary
+
 __all__ = [
     "Prototype",
     "PROTOTYPES",
@@ -379,8 +381,6 @@ def candidate_ids(
     entry into a structure.  Arguments and order as :func:`candidate_structures`.
     """
     if elements is None:
-        from .pseudo import PseudoLibrary
-
         elements = PseudoLibrary.default().elements
     allowed = {str(e) for e in elements}
     protos = list(prototypes) if prototypes is not None else list(PROTOTYPES)

@@ -97,7 +97,7 @@ def upstream_provenance(material_id: str, structure: Structure | None = None) ->
             row = None
     if row is None:
         return {}
-    from ..upstream_split import paper_split_indices  # heavy (~3 s: imports betenet.ensemble); only for upstream rows
+    from ..upstream_split import paper_split_indices  # heavy: -> ensemble -> scipy (~4 s)
 
     train, test = paper_split_indices()
     return {"upstream_index": row, "upstream_split": "train" if row in train else "test" if row in test else None}

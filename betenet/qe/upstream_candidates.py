@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from .pseudo import PseudoLibrary
 
 __all__ = [
     "UpstreamCandidate",
@@ -80,7 +82,7 @@ class UpstreamCandidate:
 
     def provenance(self) -> dict[str, Any]:
         """What a record computed from this candidate should carry about its origin."""
-        from ..upstream_split import VENDORED_COMMIT
+        from ..upstream_split import VENDORED_COMMIT  # heavy: -> ensemble -> scipy (~4 s)
 
         return {"upstream_index": self.upstream_index, "mp_id": self.mp_id, "paper_split": self.split,
                 "structure_source": f"henniggroup/BETE-NET@{VENDORED_COMMIT[:7]} structures/{self.upstream_index}.cif"}
@@ -113,7 +115,7 @@ def matching_upstream_row(structure, structures_dir: Path | str | None = None) -
     prototype candidate (``Nb1-bcc``) that is one of the paper's materials says so in its record."""
     from pymatgen.analysis.structure_matcher import StructureMatcher
 
-    from ..upstream_split import upstream_dir
+    from ..upstream_split import upstream_dir  # heavy: -> ensemble -> scipy (~4 s)
 
     sdir = Path(structures_dir) if structures_dir is not None else upstream_dir() / "structures"
     rows = _rows_by_formula(str(sdir)).get(structure.composition.reduced_formula, ())
@@ -155,11 +157,9 @@ def upstream_candidates(
     """
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-    from ..upstream_split import paper_split_indices, upstream_dir
+    from ..upstream_split import paper_split_indices, upstream_dir  # heavy: -> ensemble -> scipy (~4 s)
 
     if library is None:
-        from .pseudo import PseudoLibrary
-
         library = PseudoLibrary.default()
     sdir = Path(structures_dir) if structures_dir is not None else upstream_dir() / "structures"
     cifs = sorted(sdir.glob("*.cif"), key=lambda p: int(p.stem) if p.stem.isdigit() else -1)
@@ -196,8 +196,6 @@ def upstream_candidates(
 
 
 def _with_rank(c: UpstreamCandidate, rank: int) -> UpstreamCandidate:
-    from dataclasses import replace
-
     return replace(c, cost_rank=rank)
 
 
@@ -253,7 +251,7 @@ def compare_with_published(ours: Sequence[Any], published: Sequence[Any]):
     """
     import pandas as pd
 
-    from ..upstream_split import paper_split_indices, row_index
+    from ..upstream_split import paper_split_indices, row_index  # heavy: -> ensemble -> scipy (~4 s)
 
     theirs = {row_index(r.material_id): r for r in published if row_index(r.material_id) is not None}
     train, test = (set(x) for x in paper_split_indices())

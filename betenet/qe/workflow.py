@@ -15,10 +15,10 @@ Steps (each a QE executable, skipped when already done)::
     q2r_coarse, matdyn_coarse                                 -> phdos_coarse.dos.gz
     record         MaterialRecord -> data/records/<id>.json (kept materials only)
 
-``data/qe/<material_id>/`` (in git) holds ``status.json`` (state, steps done, wall times, failure
-reason), every input file, the head/tail of every log (gzipped), and the small parsed outputs a
-record is rebuilt from (:func:`betenet.qe.record.build_record`; the directory's files: :mod:`betenet.qe.status`).  Wavefunctions, charge densities and dvscf files
-live in a scratch directory outside git (``QEConfig.scratch_dir``, ``$BETENET_SCRATCH`` or
+``data/qe/<material_id>/`` (in git, :mod:`betenet.qe.status`) holds ``status.json`` (state, steps done,
+wall times, failure reason), every input file, the head/tail of every log (gzipped), and the small parsed
+outputs a record is rebuilt from (:func:`betenet.qe.record.build_record`).  Wavefunctions, charge densities
+and dvscf files live in a scratch directory outside git (``QEConfig.scratch_dir``, ``$BETENET_SCRATCH`` or
 ``<tmp>/betenet-qe-scratch``), deleted when the material is finished.
 
 A finished material (``kept``/``rejected``/``failed``) is never recomputed or overwritten unless
