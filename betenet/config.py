@@ -17,7 +17,6 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, get_args
 
-from .constants import HIGH_TC_THRESHOLD_K, MU_STAR_DEFAULT
 
 __all__ = [
     "Variant",
@@ -314,8 +313,7 @@ class ScreeningConfig:
     """Error analysis and high-T_c screening (Sec. II.3, Fig. 4l, Fig. 5; ``betenet.screening``).
 
     μ* and the paper's high-T_c threshold are physics of the whole study, named once in
-    :mod:`betenet.constants` (``MU_STAR_DEFAULT``, ``HIGH_TC_THRESHOLD_K``); :attr:`mu_star` and
-    :attr:`tc_threshold_K` read them (kept for the notebooks' ``cfg.screening.mu_star``)."""
+    :mod:`betenet.constants` (``MU_STAR_DEFAULT``, ``HIGH_TC_THRESHOLD_K``), not settings of a profile."""
 
     #: Ensemble lower-confidence-bound score: mean - z * std.
     lcb_z: float = 1.0
@@ -329,16 +327,6 @@ class ScreeningConfig:
     cpd_min_precision: float = 0.8
     #: Per-element error plots mark elements present in fewer test materials than this.
     min_element_count: int = 3
-
-    @property
-    def mu_star(self) -> float:
-        """:data:`betenet.constants.MU_STAR_DEFAULT` (read-only)."""
-        return MU_STAR_DEFAULT
-
-    @property
-    def tc_threshold_K(self) -> float:
-        """:data:`betenet.constants.HIGH_TC_THRESHOLD_K` (read-only)."""
-        return HIGH_TC_THRESHOLD_K
 
 
 @dataclass(frozen=True)

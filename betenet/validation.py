@@ -6,8 +6,8 @@ accuracy levels (``validated``: ``data/records-validated``, the labels the book 
 material and level:
 
 * ``lambda_ratio`` = our λ / published DFT λ (where a verified published value exists);
-* ``tc_ad_K`` = Allen–Dynes T_c of our record's moments (λ, ω_log, ω₂) with the profile's μ*
-  (:class:`betenet.config.ScreeningConfig`), and ``tc_error_K`` = ``tc_ad_K`` − experimental T_c.
+* ``tc_ad_K`` = Allen–Dynes T_c of our record's moments (λ, ω_log, ω₂) with μ* =
+  :data:`betenet.constants.MU_STAR_DEFAULT`, and ``tc_error_K`` = ``tc_ad_K`` − experimental T_c.
 
 :func:`summarize` evaluates the three goals of issue 15 as named checks (:class:`ValidationGoals`):
 
@@ -41,7 +41,7 @@ from typing import Any
 import pandas as pd
 
 from . import paths
-from .config import ScreeningConfig
+from .constants import HIGH_TC_THRESHOLD_K, MU_STAR_DEFAULT
 from .physics import allen_dynes_tc_K
 from .qe.upstream_candidates import compare_with_published
 from .records import MaterialRecord, load_record
@@ -79,7 +79,7 @@ class ValidationGoals:
     #: Largest accepted mean |T_c(Allen–Dynes) − T_c(experiment)| over the superconductors (K).
     tc_mae_max_K: float = 3.5
     #: No non-superconductor may be predicted at or above this T_c (K): the screening threshold.
-    non_sc_tc_max_K: float = ScreeningConfig().tc_threshold_K
+    non_sc_tc_max_K: float = HIGH_TC_THRESHOLD_K
 
 
 def load_level(directory: Path | str, ids: Iterable[str] | None = None) -> dict[str, MaterialRecord]:
@@ -138,7 +138,7 @@ _COLUMNS = ["material_id", "label", "level", "accuracy", "kind", "superconductor
             "known_issue", "lambda_bias", "tc_bias"]
 
 
-def compare(records_by_level: Mapping[str, Mapping[str, MaterialRecord]], *, mu_star: float = ScreeningConfig().mu_star,
+def compare(records_by_level: Mapping[str, Mapping[str, MaterialRecord]], *, mu_star: float = MU_STAR_DEFAULT,
             references: Iterable[ReferenceMaterial] = REFERENCE_SET) -> pd.DataFrame:
     """One row per (reference material, level) that has a record; columns as described in the module docstring.
 

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from pymatgen.core import Lattice, Structure
 
+from betenet.constants import MU_STAR_DEFAULT
 from betenet import ensemble as ens
 from betenet.config import get_profile
 from betenet.constants import TARGET_GRID_MEV
@@ -337,7 +338,7 @@ def test_ensemble_mean_and_std_match_a_manual_computation(trained, records):
     for k, m in enumerate(members):
         own, _, _ = load_model(m.directory / "model.pt")
         np.testing.assert_allclose(pred[k], predict(own, graphs_for(test, "CPD", 4.0)), rtol=1e-6)
-    s = ens.summarise(pred, mu_star=prof.screening.mu_star)
+    s = ens.summarise(pred, mu_star=MU_STAR_DEFAULT)
     w = TARGET_GRID_MEV
     mean = (pred[0] + pred[1]) / 2
     std = np.abs(pred[0] - pred[1]) / 2  # population std of two numbers
@@ -367,7 +368,7 @@ def test_saved_test_predictions_are_reused_by_notebook_06(trained, records, monk
 
     prof, train_ids, runs, root = trained
     test_ids = [r.material_id for r in records[6:]]
-    sets = ens.predict_runs(runs, records, test_ids, profile=prof, mu_star=prof.screening.mu_star)
+    sets = ens.predict_runs(runs, records, test_ids, profile=prof, mu_star=MU_STAR_DEFAULT)
     assert sorted(sets) == ["CPD", "CSO"]
     back = ens.load_predictions(ens.predictions_path("smoke", "CPD"))
     np.testing.assert_allclose(back.pred_a2f, sets["CPD"].pred_a2f.astype(np.float32))
