@@ -358,7 +358,7 @@ class DataConfig:
     """Which materials the notebooks use (``make book DATA=...``; papermill parameter ``data``).
 
     ``"ours"``: this project's Quantum ESPRESSO records (``data/records``) with the element-balanced split
-    of :mod:`betenet.splits` and seeded bootstrap resamples (:func:`betenet.ensemble.bootstrap_sample`).
+    of :mod:`betenet.splits` and seeded bootstrap resamples (:func:`betenet.bootstrap.bootstrap_sample`).
     ``"upstream"``: records converted from the authors' published ``database.json``
     (``data/upstream/records``, never mixed with ours; :mod:`betenet.datasource`) with **the paper's**
     train/test split and, for ensembles, **the paper's** bootstrap resamples (member k =

@@ -24,8 +24,9 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import paths, splits
+from . import paths, splits, upstream
 from .records import load_records
+from .upstream_split import paper_bootstraps, paper_split, upstream_dir
 
 __all__ = [
     "SOURCES",
@@ -118,16 +119,12 @@ def records_dir(profile: Any) -> Path:
     if source_of(profile) == "ours":
         level = labels_of(profile)
         return level_records_dir("screening" if level == "mixed" else level)
-    from .upstream import default_records_dir
-
-    return default_records_dir()
+    return upstream.default_records_dir()
 
 
 def database_json() -> Path:
     """``data/upstream/database.json`` (or under ``$BETENET_UPSTREAM_DIR``): where a user puts the authors' file;
     when only ``betenet data download`` fetched it, ``data/upstream/download/database.json``."""
-    from .upstream_split import upstream_dir
-
     put, downloaded = upstream_dir() / "database.json", upstream_dir() / "download" / "database.json"
     return downloaded if not put.exists() and downloaded.exists() else put
 
@@ -141,8 +138,6 @@ def ensure_upstream_records(db_json: Path | str | None = None, out_dir: Path | s
     either way.  Invalid rows are left out and listed in the summary.  Without ``database.json`` and
     without converted records, raises :class:`DataSourceError` saying what to do.
     """
-    from . import upstream
-
     db = Path(db_json) if db_json is not None else database_json()
     out = Path(out_dir) if out_dir is not None else upstream.default_records_dir()
     summary_path = upstream.conversion_summary_path(out)
@@ -179,8 +174,6 @@ def load(profile: Any, *, directory: Path | str | None = None):
         # the validated labels cover other materials than the screening ones: their own saved split
         name = "validated" if labels_of(profile) == "validated" and directory is None else "default"
         return records, splits.load_or_make_split(records, name, return_split=True)
-    from .upstream_split import paper_split
-
     rdir = Path(directory) if directory is not None else ensure_upstream_records()
     records = [r for r in load_records(rdir) if r.source == "upstream-bete-net"]
     if not records:
@@ -191,11 +184,9 @@ def load(profile: Any, *, directory: Path | str | None = None):
 def bootstraps(profile: Any, train_ids: Sequence[str], n_members: int) -> list | None:
     """The bootstrap resamples the ensembles train on: the paper's (member k = ``idx_train_V2_k`` /
     ``idx_valid_V2_k``) for the published data, ``None`` (the seeded resamples of
-    :func:`betenet.ensemble.bootstrap_samples`) for ours."""
+    :func:`betenet.bootstrap.bootstrap_samples`) for ours."""
     if source_of(profile) == "ours":
         return None
-    from .upstream_split import paper_bootstraps
-
     return paper_bootstraps(train_ids, n_members, profile.ensemble.seed)
 
 
@@ -221,10 +212,8 @@ def scalar_check(records: Sequence[Any]):
     confirms the units; an empty table for records of ours (no published scalars)."""
     import pandas as pd
 
-    from .upstream import scalar_comparison
-
     published = [r for r in records if r.source == "upstream-bete-net"]
-    cmp = scalar_comparison(published)
+    cmp = upstream.scalar_comparison(published)
     rows = []
     for prop, col in (("lambda", "rel_diff_lambda"), ("omega_log", "rel_diff_omega_log"), ("omega_2", "rel_diff_omega_2")):
         d = cmp[col].abs().dropna() if len(cmp) else pd.Series(dtype=float)

@@ -13,7 +13,7 @@ Rows are written as floats (``2.590000000000000000e+02``).  Row ``i`` of ``datab
 ``upstream-<i:04d>`` (:func:`material_id`, as :mod:`betenet.upstream` names converted records).
 
 :func:`paper_split` turns the index files into a :class:`betenet.splits.Split` over the records at hand and
-:func:`paper_bootstraps` into :class:`betenet.ensemble.Bootstrap` resamples (member ``k`` =
+:func:`paper_bootstraps` into :class:`betenet.bootstrap.Bootstrap` resamples (member ``k`` =
 ``idx_train_V2_k`` / ``idx_valid_V2_k``); rows without a record (no CIF upstream, or refused by the
 converter) are left out and counted, never silently replaced.
 """
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from betenet import splits
-from betenet.ensemble.bootstrap import Bootstrap, member_seed
+from betenet.bootstrap import Bootstrap, member_seed
 from betenet.paths import DATA_DIR
 
 __all__ = [
@@ -211,11 +211,11 @@ def paper_split(records: Sequence[Any], directory: Path | str | None = None):
 
 def paper_bootstraps(train_ids: Iterable[str], n_members: int, ensemble_seed: int,
                      directory: Path | str | None = None) -> list:
-    """Members ``0 … n_members-1`` as :class:`betenet.ensemble.Bootstrap`: member ``k`` trains on the draws
+    """Members ``0 … n_members-1`` as :class:`betenet.bootstrap.Bootstrap`: member ``k`` trains on the draws
     of ``idx_train_V2_k`` and is validated on ``idx_valid_V2_k``, both restricted to ``train_ids`` (draws of
     rows without a record are dropped, so a member may have fewer than ``len(train_ids)`` draws).
 
-    ``seed`` of each member (weight initialisation) is :func:`betenet.ensemble.member_seed` of
+    ``seed`` of each member (weight initialisation) is :func:`betenet.bootstrap.member_seed` of
     ``(ensemble_seed, k)``, as for the project's own resamples.
     """
     ids = sorted({str(m) for m in train_ids})

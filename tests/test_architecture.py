@@ -27,8 +27,6 @@ MATPLOTLIB_LEFT: set[str] = set()
 #: the helpers that own them (qe/: the QE workflow's; the learning modules, ensemble/, qe/summary.py: the
 #: learning side's; pipeline.py: the book's)
 IMPORTS_INSIDE_LEFT = {
-    "datasource.py",  # upstream/upstream_split stay lazy: upstream_split -> ensemble (package) -> store -> datasource
-    "qe/record.py", "qe/upstream_candidates.py",  # upstream_split stays lazy there too (-> ensemble -> scipy, ~4 s)
     "ensemble/predict.py", "ensemble/run.py", "ensemble/store.py", "metrics.py", "model.py", "qe/summary.py",
     "screening.py", "train_benchmark.py",
     "pipeline.py",

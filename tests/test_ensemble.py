@@ -1,4 +1,4 @@
-"""Bootstrap ensembles (betenet.ensemble): resamples and OOB statistics, determinism, mean/std
+"""Bootstrap ensembles (betenet.ensemble; the resamples themselves: test_bootstrap.py): mean/std
 aggregation, saved predictions, and real tiny e3nn ensembles trained through a Dask LocalCluster
 (in-process, 1 worker thread: the test process has already paid the torch/e3nn import), with a
 kill after the first member and a resume that trains only the missing one, and stale detection."""
@@ -67,56 +67,6 @@ def make_records() -> list[MaterialRecord]:
 @pytest.fixture(scope="module")
 def records():
     return make_records()
-
-
-# ----------------------------------------------------------------------------- bootstrap
-
-
-def test_bootstrap_is_an_equal_size_resample_with_oob_complement():
-    ids = [f"m{i:03d}" for i in range(50)]
-    b = ens.bootstrap_sample(ids, 3, seed=11)
-    assert len(b.sample_ids) == len(ids) == b.n_train
-    assert set(b.sample_ids) <= set(ids)
-    assert set(b.oob_ids) == set(ids) - set(b.sample_ids)
-    assert list(b.oob_ids) == sorted(b.oob_ids)
-    assert len(set(b.sample_ids)) < len(ids)  # with replacement: repeats
-    assert b.oob_fraction + b.unique_fraction == pytest.approx(1.0)
-    d = b.to_dict()
-    assert d["n_oob"] == len(b.oob_ids) and d["n_unique"] == len(set(b.sample_ids))
-
-
-def test_bootstrap_is_deterministic_order_independent_and_differs_per_member():
-    ids = [f"m{i:03d}" for i in range(40)]
-    a = ens.bootstrap_sample(ids, 0, seed=5)
-    assert a == ens.bootstrap_sample(list(reversed(ids)), 0, seed=5)
-    assert a.sample_ids != ens.bootstrap_sample(ids, 1, seed=5).sample_ids
-    assert a.sample_ids != ens.bootstrap_sample(ids, 0, seed=6).sample_ids
-    assert a.seed == ens.member_seed(5, 0) != ens.member_seed(5, 1)
-    # growing the ensemble keeps the first members
-    assert ens.bootstrap_samples(ids, 2, 5) == ens.bootstrap_samples(ids, 5, 5)[:2]
-
-
-def test_oob_fraction_approaches_one_over_e():
-    n = 2000
-    ids = [f"m{i:05d}" for i in range(n)]
-    fr = np.array([ens.bootstrap_sample(ids, k, seed=1).oob_fraction for k in range(20)])
-    assert ens.expected_oob_fraction(n) == pytest.approx((1 - 1 / n) ** n)
-    assert ens.expected_oob_fraction(n) == pytest.approx(np.exp(-1), abs=1e-3)
-    # std of one member's OOB fraction ~ sqrt(e^-1 (1 - e^-1) ... ) / sqrt(n) ~ 0.011; mean of 20 ~ 0.0025
-    assert fr.mean() == pytest.approx(ens.expected_oob_fraction(n), abs=0.01)
-    assert np.all(np.abs(fr - np.exp(-1)) < 0.05)
-    assert ens.expected_oob_fraction(2) == 0.25
-
-
-def test_bootstrap_always_leaves_an_oob_material_and_rejects_bad_input():
-    for k in range(30):
-        b = ens.bootstrap_sample(["a", "b"], k, seed=0)
-        assert len(b.oob_ids) == 1 and len(b.sample_ids) == 2
-    assert any(ens.bootstrap_sample(["a", "b"], k, seed=0).redraws > 0 for k in range(30))
-    with pytest.raises(ValueError, match="at least 2"):
-        ens.bootstrap_sample(["a"], 0, seed=0)
-    with pytest.raises(ValueError, match="duplicates"):
-        ens.bootstrap_sample(["a", "b", "a"], 0, seed=0)
 
 
 # ----------------------------------------------------------------------------- summarise

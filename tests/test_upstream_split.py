@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from betenet import upstream_split as us
-from betenet.ensemble import Bootstrap
+from betenet.bootstrap import Bootstrap
 
 #: SHA-256 of the vendored files (structures/*.cif, indices/*.txt, LICENSE) as copied unchanged from
 #: henniggroup/BETE-NET at us.VENDORED_COMMIT: any edit of a vendored file fails this test.

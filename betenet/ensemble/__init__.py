@@ -81,15 +81,16 @@ Typical use (notebook 05)::
 
 Layout of this package
 ----------------------
-:mod:`~betenet.ensemble.bootstrap` (resamples), :mod:`~betenet.ensemble.store` (files, fingerprints, member
-states, loading), :mod:`~betenet.ensemble.run` (training members, Dask), :mod:`~betenet.ensemble.predict`
-(prediction, saved predictions), :mod:`~betenet.ensemble.report` (Table 1 rows, spread calibration, findings);
-this module re-exports their public names.
+:mod:`~betenet.ensemble.store` (files, fingerprints, member states, loading), :mod:`~betenet.ensemble.run`
+(training members, Dask), :mod:`~betenet.ensemble.predict` (prediction, saved predictions),
+:mod:`~betenet.ensemble.report` (Table 1 rows, spread calibration, findings); this module re-exports their public
+names and those of :mod:`betenet.bootstrap` (the resamples: a module of their own, outside this package, because
+the paper's split reader :mod:`betenet.upstream_split` uses them too).
 """
 
 from __future__ import annotations
 
-from .bootstrap import expected_oob_fraction, member_seed, Bootstrap, bootstrap_sample, bootstrap_samples
+from ..bootstrap import expected_oob_fraction, member_seed, Bootstrap, bootstrap_sample, bootstrap_samples
 from .store import (
     ENSEMBLE_SCHEMA, MEMBER_SCHEMA, PREDICTIONS_SCHEMA, SCHEMA_VERSION, VARIANTS, EnsembleError, StaleMemberError,
     ensemble_directory, member_directory, recipe_fingerprint, member_train_config, MemberState, member_status,

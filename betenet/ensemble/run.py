@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .. import __version__
+from ..bootstrap import Bootstrap, bootstrap_samples
 from ..cluster import dask_client
 from ..config import resolve_profile
 from ..constants import MU_STAR_DEFAULT, TARGET_GRID_MEV
@@ -26,7 +27,6 @@ from ..datasource import bootstraps as source_bootstraps
 from ..jsonio import read_json, sha256_file, utc_now, write_json_atomic
 from ..locks import exclusive
 from ..metrics import derived_properties, reference_properties
-from .bootstrap import Bootstrap, bootstrap_samples
 from .store import (
     ENSEMBLE_SCHEMA, EnsembleError, EnsembleRun, MEMBER_SCHEMA, SCHEMA_VERSION, StaleMemberError, archive_member,
     check_variant, ensemble_directory, member_lock_path, member_status, member_train_config, recipe_fingerprint,

@@ -25,6 +25,7 @@ from ..config import QEConfig
 from ..jsonio import utc_now
 from ..paths import RECORDS_DIR
 from ..records import FLAGS, MaterialRecord
+from ..upstream_split import paper_split_indices
 from .broadening import BroadeningChoice, choose_for_a2f_table, choose_for_run
 from .inputs import PseudoSpec, PWInput, QEInputError, cutoffs_Ry, pseudo_specs
 from .labels import read_a2f_table, record_labels
@@ -97,8 +98,6 @@ def upstream_provenance(material_id: str, structure: Structure | None = None) ->
             row = None
     if row is None:
         return {}
-    from ..upstream_split import paper_split_indices  # heavy: -> ensemble -> scipy (~4 s)
-
     train, test = paper_split_indices()
     return {"upstream_index": row, "upstream_split": "train" if row in train else "test" if row in test else None}
 

@@ -30,6 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ..upstream_split import VENDORED_COMMIT, paper_split_indices, row_index, upstream_dir
 from .pseudo import PseudoLibrary
 
 __all__ = [
@@ -82,8 +83,6 @@ class UpstreamCandidate:
 
     def provenance(self) -> dict[str, Any]:
         """What a record computed from this candidate should carry about its origin."""
-        from ..upstream_split import VENDORED_COMMIT  # heavy: -> ensemble -> scipy (~4 s)
-
         return {"upstream_index": self.upstream_index, "mp_id": self.mp_id, "paper_split": self.split,
                 "structure_source": f"henniggroup/BETE-NET@{VENDORED_COMMIT[:7]} structures/{self.upstream_index}.cif"}
 
@@ -114,8 +113,6 @@ def matching_upstream_row(structure, structures_dir: Path | str | None = None) -
     with default tolerances, volumes free: our relaxed cell against the paper's), or ``None``.  So that a
     prototype candidate (``Nb1-bcc``) that is one of the paper's materials says so in its record."""
     from pymatgen.analysis.structure_matcher import StructureMatcher
-
-    from ..upstream_split import upstream_dir  # heavy: -> ensemble -> scipy (~4 s)
 
     sdir = Path(structures_dir) if structures_dir is not None else upstream_dir() / "structures"
     rows = _rows_by_formula(str(sdir)).get(structure.composition.reduced_formula, ())
@@ -156,8 +153,6 @@ def upstream_candidates(
     ``max_atoms`` drops larger cells; ``only_covered`` drops candidates with a missing element.
     """
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
-
-    from ..upstream_split import paper_split_indices, upstream_dir  # heavy: -> ensemble -> scipy (~4 s)
 
     if library is None:
         library = PseudoLibrary.default()
@@ -250,8 +245,6 @@ def compare_with_published(ours: Sequence[Any], published: Sequence[Any]):
     ``<prop>_diff`` (ours − paper) for λ, ω_log (K), ω₂ (K) and Allen–Dynes T_c (K).  Empty when none is shared.
     """
     import pandas as pd
-
-    from ..upstream_split import paper_split_indices, row_index  # heavy: -> ensemble -> scipy (~4 s)
 
     theirs = {row_index(r.material_id): r for r in published if row_index(r.material_id) is not None}
     train, test = (set(x) for x in paper_split_indices())
