@@ -41,6 +41,8 @@ paper quotes only the T_c MAE); ``data`` says which data the row was measured on
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -247,8 +249,6 @@ def describe_data(records: Sequence[Any], split: Any | None = None) -> str:
     Counts records by ``source`` and by ``provenance["accuracy"]`` (the QE accuracy level); with a
     :class:`betenet.splits.Split`, adds the train/test sizes and the split's data hash prefix.
     """
-    from collections import Counter
-
     by = Counter((r.source, (r.provenance or {}).get("accuracy", "?")) for r in records)
     parts = [f"{n} {src} records (accuracy {acc})" for (src, acc), n in sorted(by.items())]
     text = "; ".join(parts) if parts else "no records"
@@ -258,8 +258,6 @@ def describe_data(records: Sequence[Any], split: Any | None = None) -> str:
 
 
 def _key(*parts: Any) -> str:
-    import re
-
     return "_".join(re.sub(r"[^0-9A-Za-z_]+", "", str(p)) for p in parts)
 
 

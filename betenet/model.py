@@ -63,6 +63,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import __version__
 from .config import VARIANTS, ModelConfig
 from .constants import N_TARGET_BINS
 from .graphs import N_ELEMENTS, GraphBatch, atomic_masses_amu, collate
@@ -625,8 +626,6 @@ class CheckpointError(RuntimeError):
 
 def _versions() -> dict[str, str]:
     import e3nn
-
-    from . import __version__
 
     return {"betenet": __version__, "torch": torch.__version__, "e3nn": e3nn.__version__}
 

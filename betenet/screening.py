@@ -26,6 +26,7 @@ nonzero only if nothing could be screened.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -474,8 +475,6 @@ def findings_markdown(reports: Sequence[ScreeningReport], *, step1: str = "CSO",
 def save_reports(reports: Sequence[ScreeningReport], tables_dir: Path) -> tuple[Path, Path]:
     """Write ``screening_summary.json`` (list of :meth:`ScreeningReport.to_dict`) and
     ``screening_summary.csv`` (the summary rows with ``threshold_K_definition`` and ``label`` columns)."""
-    import json
-
     import pandas as pd
 
     tables_dir = Path(tables_dir)

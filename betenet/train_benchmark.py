@@ -4,11 +4,14 @@ materials, optionally on supercells of the records (the paper's cells have up to
 from __future__ import annotations
 
 import dataclasses
+import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from betenet.config import resolve_profile
 from betenet.dataset import MaterialDataset
@@ -63,11 +66,6 @@ def benchmark_training(
     Runs ``warmup + epochs`` epochs in a fresh directory under ``run_root`` (never an existing one) and
     reports the median of the last ``epochs`` epoch times, with the sizes that set the cost.
     """
-    import tempfile
-    import time
-
-    import torch
-
 
     prof = resolve_profile(profile)
     if device is not None:

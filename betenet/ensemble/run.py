@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import socket
 import time
@@ -393,8 +394,6 @@ def _quiet_dask_shutdown():
     """Silence the nanny's "worker process still alive after 4 s, killing" warnings when a local cluster
     closes while its workers are still unloading torch (harmless; noise in the book).  Errors still show;
     member failures are reported by :func:`_run_specs` itself."""
-    import logging
-
     names = ("distributed.nanny", "distributed.process")
     old = {n: logging.getLogger(n).level for n in names}
     for n in names:

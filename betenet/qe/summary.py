@@ -8,6 +8,8 @@ comparison uses the *same* moment formulas on the coarse phonon DOS F(ω) in pla
 
 from __future__ import annotations
 
+import datetime as dt
+import gzip
 import json
 import re
 from pathlib import Path
@@ -15,10 +17,18 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .. import physics
 from ..constants import MU_STAR_DEFAULT
+from ..jsonio import read_json
 from ..metrics import pearson_r2
-from ..paths import QE_RUNS_DIR
-from .filters import status_files
+from ..paths import PSEUDO_DIR, QE_RUNS_DIR
+from ..records import load_records
+from .filters import funnel, funnel_table, status_files
+from .kgrid import grids_for_config, subdivisions
+from .parsers import QEParseError
+from .prototypes import build, parse_material_id
+from .pseudo import EXPERIMENTAL_LATTICE, load_validation, reference_structure
+from .status import STEPS
 
 __all__ = [
     "material_table",
@@ -36,9 +46,6 @@ __all__ = [
 
 
 def _statuses(runs_dir: Path) -> list[dict[str, Any]]:
-    from ..jsonio import read_json
-    from .parsers import QEParseError
-
     return [read_json(p, error=QEParseError) for p in status_files(runs_dir)]
 
 
@@ -76,8 +83,6 @@ def timing_table(runs_dir: Path = QE_RUNS_DIR, *, states: Sequence[str] = ("kept
     """Median / max / mean wall time (s) per step and per material over materials in ``states``."""
     import pandas as pd
 
-    from .status import STEPS
-
     per_step: dict[str, list[float]] = {s: [] for s in STEPS}
     totals = []
     for s in _statuses(runs_dir):
@@ -106,8 +111,6 @@ def timing_summary(runs_dir: Path = QE_RUNS_DIR) -> dict[str, float]:
 
 def record_moments(rec) -> dict[str, float]:
     """λ, ω_log, ω₂, T_c (Allen-Dynes, μ* = 0.1) of a record's α²F, and the same moments of its coarse PhDOS."""
-    from .. import physics
-
     m = physics.moments(rec.a2f_omega_meV, rec.a2f)
     tc = physics.allen_dynes_tc_K(m.lambda_, m.omega_log_K, m.omega_2_K, MU_STAR_DEFAULT)
     out = {
@@ -150,10 +153,6 @@ def cutoff_check(runs_dir: Path = QE_RUNS_DIR, pseudo_dir: Path | None = None):
     an element without a recorded check has NaN.  Reads validation.json only (no QE run)."""
     import pandas as pd
 
-    from ..paths import PSEUDO_DIR
-    from .prototypes import parse_material_id
-    from .pseudo import load_validation
-
     recs = load_validation(pseudo_dir or PSEUDO_DIR)["elements"]
     count: dict[str, int] = {}
     for s in _statuses(runs_dir):
@@ -186,8 +185,6 @@ def lattice_check(runs_dir: Path = QE_RUNS_DIR):
     """
     import pandas as pd
     from pymatgen.core import Structure
-
-    from .pseudo import EXPERIMENTAL_LATTICE, reference_structure
 
     rows = []
     for s in _statuses(runs_dir):
@@ -227,9 +224,6 @@ def grid_demo(material_ids: Sequence[str], cfg) -> "Any":
     """
     import pandas as pd
 
-    from .kgrid import grids_for_config, subdivisions
-    from .prototypes import build, parse_material_id
-
     rows = []
     for mid in material_ids:
         s = build(*parse_material_id(mid))
@@ -248,8 +242,6 @@ def grid_demo(material_ids: Sequence[str], cfg) -> "Any":
 
 def findings(runs_dir: Path = QE_RUNS_DIR, records: Sequence = ()) -> dict[str, Any]:
     """Numbers for notebook 01's prose (glue): funnel counts, rejection reasons, timings, Pearson r² of Fig. 2."""
-    from .filters import funnel
-
     f = funnel(runs_dir)
     t = timing_summary(runs_dir)
     out: dict[str, Any] = {k: f[k] for k in ("submitted", "finished", "converged", "metallic", "dynamically_stable", "kept", "in_progress")}
@@ -283,10 +275,6 @@ def status_markdown(runs_dir: Path = QE_RUNS_DIR, records_dir: Path | None = Non
     """Snapshot of the dataset for ``data/README.md`` (``betenet qe status --markdown``): funnel,
     materials not kept with their reasons, timings per step and per material, lattice check, and
     (with ``records_dir``) the kept materials' λ, ω_log, ω₂, T_c and highest phonon frequency."""
-    import datetime as dt
-
-    from .filters import funnel_table
-
     runs_dir = Path(runs_dir)
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     m = material_table(runs_dir)
@@ -310,8 +298,6 @@ def status_markdown(runs_dir: Path = QE_RUNS_DIR, records_dir: Path | None = Non
         out += ["", "Relaxed vs experimental lattice constants (pseudopotential check):", "",
                 _md(lat.drop(columns="source"))]
     if records_dir is not None and Path(records_dir).exists():
-        from ..records import load_records
-
         recs = [r for r in load_records(records_dir) if r.source == "betenet-qe"]
         if recs:
             kept = correlation_data(recs)
@@ -340,8 +326,6 @@ def qe_cpu_seconds(log_gz: Path) -> tuple[float, float] | None:
     A step run as several QE calls (ph.x one q point per call) has one log per call in that file, each
     starting with QE's ``Program ... starts`` banner: their final clock lines are summed.
     """
-    import gzip
-
     try:
         with gzip.open(log_gz, "rt", errors="replace") as fh:
             text = fh.read()
@@ -365,8 +349,6 @@ def cpu_table(runs_dir: Path = QE_RUNS_DIR, *, states: Sequence[str] = ("kept",)
     is what the step costs on an idle core (``cpu_over_wall`` = the share of a core it got).
     """
     import pandas as pd
-
-    from .status import STEPS
 
     per_step: dict[str, list[float]] = {s: [] for s in STEPS}
     totals, ratios = [], []
@@ -396,8 +378,6 @@ def cpu_table(runs_dir: Path = QE_RUNS_DIR, *, states: Sequence[str] = ("kept",)
 
 def material_cpu_seconds(run_dir: Path) -> float:
     """CPU seconds of every QE step of one material that left a log (QE's own clocks; 0.0 if none)."""
-    from .status import STEPS
-
     total = 0.0
     for step in STEPS:
         t = qe_cpu_seconds(Path(run_dir) / f"{step}.out.gz")
