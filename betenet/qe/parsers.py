@@ -34,7 +34,7 @@ from typing import Any, Iterator
 import numpy as np
 from pymatgen.core import Lattice, Structure
 
-from ..constants import CMM1_IN_MEV, RY_IN_MEV, THZ_IN_MEV
+from ..constants import BOHR_IN_ANGSTROM, CMM1_IN_MEV, RY_IN_MEV, THZ_IN_MEV
 
 __all__ = [
     "QEParseError",
@@ -254,9 +254,9 @@ def _final_structure(lines: list[str], path: Path) -> Structure:
                 m = re.search(r"alat\s*=\s*([\d.]+)", l)
                 if not m:
                     raise QEParseError(f"{path}:{lineno}: CELL_PARAMETERS in alat without the alat value")
-                cell = cell * float(m.group(1)) * 0.529177210903
+                cell = cell * float(m.group(1)) * BOHR_IN_ANGSTROM
             elif unit == "bohr":
-                cell = cell * 0.529177210903
+                cell = cell * BOHR_IN_ANGSTROM
             elif unit != "angstrom":
                 raise QEParseError(f"{path}:{lineno}: unsupported CELL_PARAMETERS unit {unit!r}")
             i += 4

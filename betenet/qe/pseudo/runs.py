@@ -13,16 +13,15 @@ from typing import Any, Iterable
 import numpy as np
 from pymatgen.core import Structure
 
+from ...constants import CMM1_IN_MEV
 from ..inputs import Namelist, NamelistInput, PseudoSpec, PWInput, pw_input
 from ..kgrid import subdivisions
 from ..parsers import QEParseError, parse_ph_output, parse_pw_output
 from ..runner import QEError, output_tail, run_qe
 from .errors import PseudoError
 
-__all__ = ["CM1_PER_MEV", "kpoint_grid", "scf_input", "run_pw", "run_ph"]
+__all__ = ["kpoint_grid", "scf_input", "run_pw", "run_ph"]
 
-#: cm⁻¹ per meV, as the PseudoDojo phonon checks have always converted ph.x's cm⁻¹ column.
-CM1_PER_MEV = 8.065543937
 #: Lines of output quoted when a run fails.
 _TAIL_LINES = 12
 
@@ -107,6 +106,6 @@ def run_ph(q_cart_2pi_alat: Iterable[float], workdir: Path, timeout_s: float) ->
         raise _failed("ph.x", workdir, out) from None
     shutil.rmtree(workdir / "tmp", ignore_errors=True)
     nan = float("nan")
-    return {"freqs_meV": [float(f) / CM1_PER_MEV for f in res.freq_cm1.ravel()],
+    return {"freqs_meV": [float(f) * CMM1_IN_MEV for f in res.freq_cm1.ravel()],
             "cpu_s": nan if res.cpu_time_s is None else res.cpu_time_s,
             "wall_s": nan if res.wall_time_s is None else res.wall_time_s}
