@@ -154,47 +154,33 @@ class AttrLinear(nn.Module):
         if segments is not None:
             return self._forward_segments(x, z, segments)
         n = x.shape[0]
-        outs: list[torch.Tensor] = []
-        done = 0
+        ys: list[tuple[int, int, torch.Tensor]] = []
         for start, stop, mul_out, d, paths, alpha in self._blocks:
-            if start > done:
-                outs.append(x.new_zeros(n, start - done))
-            # stacked weights of every input block feeding this output: (U, n_attr, mul_out)
-            ws = [self.weight[off : off + mul * self.n_attr * mul_out].view(mul, self.n_attr, mul_out) for _, _, off, mul in paths]
-            w = torch.cat(ws, dim=0) if len(ws) > 1 else ws[0]
+            w = self._block_weight(paths, mul_out)
             u_tot = w.shape[0]
             m = (z @ w.transpose(0, 1).reshape(self.n_attr, u_tot * mul_out)) * alpha  # (K, U*mul_out)
             if attr_index is not None:
                 m = m.index_select(0, attr_index)
             m = m.view(n, u_tot, mul_out)
-            xs = [x[:, a:b].view(n, mul, d) for a, b, _, mul in paths]
-            xin = torch.cat(xs, dim=1) if len(xs) > 1 else xs[0]  # (N, U, d)
+            xin = self._block_input(x, paths, d)
             if d == 1:
                 y = torch.bmm(xin.transpose(1, 2), m)  # (N, 1, mul_out)
             else:
                 y = torch.bmm(xin.transpose(1, 2), m).transpose(1, 2)  # (N, mul_out, d)
-            outs.append(y.reshape(n, mul_out * d))
-            done = stop
-        if done < self._dim_out:
-            outs.append(x.new_zeros(n, self._dim_out - done))
-        return torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
+            ys.append((start, stop, y.reshape(n, mul_out * d)))
+        return self._join(x, ys)
 
     def _forward_segments(self, x: torch.Tensor, z: torch.Tensor, segments: list[int]) -> torch.Tensor:
         n = x.shape[0]
         if len(segments) != z.shape[0] or sum(segments) != n:
             raise ValueError(f"AttrLinear: segments {len(segments)} groups / {sum(segments)} rows do not match "
                              f"z {tuple(z.shape)} / x {tuple(x.shape)}")
-        outs: list[torch.Tensor] = []
-        done = 0
+        ys: list[tuple[int, int, torch.Tensor]] = []
         for start, stop, mul_out, d, paths, alpha in self._blocks:
-            if start > done:
-                outs.append(x.new_zeros(n, start - done))
-            ws = [self.weight[off : off + mul * self.n_attr * mul_out].view(mul, self.n_attr, mul_out) for _, _, off, mul in paths]
-            w = torch.cat(ws, dim=0) if len(ws) > 1 else ws[0]
+            w = self._block_weight(paths, mul_out)
             u_tot = w.shape[0]
             m = ((z @ w.transpose(0, 1).reshape(self.n_attr, u_tot * mul_out)) * alpha).view(-1, u_tot, mul_out)
-            xs = [x[:, a:b].view(n, mul, d) for a, b, _, mul in paths]
-            xin = torch.cat(xs, dim=1) if len(xs) > 1 else xs[0]  # (N, U, d)
+            xin = self._block_input(x, paths, d)
             # rows (atom, component) grouped by attribute row: (N * d, U)
             rows = xin.reshape(n, u_tot) if d == 1 else xin.transpose(1, 2).reshape(n * d, u_tot)
             parts = rows.split([c * d for c in segments])
@@ -202,7 +188,30 @@ class AttrLinear(nn.Module):
             y = torch.cat([p @ ms[k] for k, p in enumerate(parts) if p.shape[0] > 0])  # (N * d, mul_out)
             if d > 1:
                 y = y.view(n, d, mul_out).transpose(1, 2)
-            outs.append(y.reshape(n, mul_out * d))
+            ys.append((start, stop, y.reshape(n, mul_out * d)))
+        return self._join(x, ys)
+
+    def _block_weight(self, paths: list[tuple[int, int, int, int]], mul_out: int) -> torch.Tensor:
+        """The stacked weights of every input block feeding one output block: (U, n_attr, mul_out)."""
+        ws = [self.weight[off : off + mul * self.n_attr * mul_out].view(mul, self.n_attr, mul_out) for _, _, off, mul in paths]
+        return torch.cat(ws, dim=0) if len(ws) > 1 else ws[0]
+
+    @staticmethod
+    def _block_input(x: torch.Tensor, paths: list[tuple[int, int, int, int]], d: int) -> torch.Tensor:
+        """The input blocks feeding one output block, side by side: (N, U, d)."""
+        xs = [x[:, a:b].view(x.shape[0], mul, d) for a, b, _, mul in paths]
+        return torch.cat(xs, dim=1) if len(xs) > 1 else xs[0]
+
+    def _join(self, x: torch.Tensor, ys: list[tuple[int, int, torch.Tensor]]) -> torch.Tensor:
+        """The output blocks ``(start, stop, (N, stop - start))`` in order, with zero columns where no input feeds
+        the output: (N, irreps_out.dim)."""
+        n = x.shape[0]
+        outs: list[torch.Tensor] = []
+        done = 0
+        for start, stop, y in ys:
+            if start > done:
+                outs.append(x.new_zeros(n, start - done))
+            outs.append(y)
             done = stop
         if done < self._dim_out:
             outs.append(x.new_zeros(n, self._dim_out - done))
