@@ -30,18 +30,25 @@ resumes instead of recomputing.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import datetime
+import hashlib
+import io
 import json
+import math
 import os
 import re
 import shutil
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import paths
+from . import datasource, paths
+from .config import get_profile
 
 __all__ = [
     "PAPER_TABLE1",
@@ -117,9 +124,6 @@ def run_notebooks(
     A summary with wall times is written to ``artifacts[/upstream]/<profile>/pipeline.json``, the run's
     identity to ``<output_dir>/run.json`` and to every executed notebook's ``metadata.betenet``.
     """
-    from . import datasource
-    from .config import get_profile
-
     cfg = get_profile(profile, data={"source": data})  # fail early on an unknown profile or data source
     if output_dir is None:
         output_dir = book_dir_for(profile, data, only=only) / "chapters"
@@ -151,8 +155,6 @@ def book_dir_for(profile: str, data: str = "ours", *, only: list[str] | None = N
 
 def _records_dirs(cfg) -> list[Path]:
     """The record directories a run of ``cfg`` reads (both levels for ``labels="mixed"``)."""
-    from . import datasource
-
     dirs = [datasource.records_dir(cfg)]
     if datasource.source_of(cfg) == "ours" and datasource.labels_of(cfg) == "mixed":
         dirs.append(datasource.level_records_dir("validated"))
@@ -162,8 +164,6 @@ def _records_dirs(cfg) -> list[Path]:
 def data_snapshot(directories) -> dict:
     """Identity of the record files in ``directories``: count, one digest over names and contents, and
     a digest per file (so a later snapshot can say what was added, removed or changed)."""
-    import hashlib
-
     files = {}
     for d in map(Path, directories):
         for p in sorted(d.glob("*.json")) if d.is_dir() else []:
@@ -237,8 +237,6 @@ def _run_notebooks(
     A summary with wall times is written to ``artifacts/<profile>/pipeline.json``.
     """
     import papermill as pm
-
-    from .config import get_profile
 
     get_profile(profile)  # fail early on an unknown profile
     output_dir = Path(output_dir)
@@ -315,9 +313,6 @@ def run_identity(profile: str, data: str, snapshot: dict | None) -> dict:
     """The identity every chapter of one run carries (``metadata.betenet`` of each executed notebook, the
     results page's front matter, ``chapters/run.json``): a fresh run id, profile, data source, the data
     snapshot's digest and record count, and the package's commit."""
-    import datetime
-    import uuid
-
     started = datetime.datetime.now(datetime.timezone.utc)
     return {
         "run_id": f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
@@ -482,9 +477,6 @@ def _compress_png(b64: str) -> str:
     Matplotlib's figures (lines, markers, text, colour maps of ≤ 256 entries) look the same with a
     256-colour palette and shrink 2–4×; an image that already has a palette is left as it is, so
     tidying twice changes nothing."""
-    import base64
-    import io
-
     from PIL import Image
 
     raw = base64.b64decode(b64)
@@ -585,8 +577,6 @@ _DECIMALS: dict[str, tuple[int, int, int]] = {"R2": (2, 2, 2), "MAE": (2, 0, 0),
 def format_metric(x: float | None, metric: str, prop_index: int) -> str:
     """One cell of the results page: ``x`` of ``metric`` (R2, MAE, RMSE) for property ``prop_index``
     (0 λ, 1 ω_log, 2 ω₂) with that metric's decimals; ``–`` for a missing or non-finite value."""
-    import math
-
     if x is None or not math.isfinite(float(x)):
         return "–"
     decimals = _DECIMALS.get(metric, (3, 1, 1))[prop_index]

@@ -25,10 +25,8 @@ ARGPARSE_LEFT: set[str] = set()
 #: still importing matplotlib outside betenet/plots/
 MATPLOTLIB_LEFT: set[str] = set()
 #: still importing inside functions what belongs at the top of the module (see :data:`LAZY_OK`,
-#: :data:`LAZY_OK_MODULES`); being fixed by the helper that owns it (pipeline.py: the book's)
-IMPORTS_INSIDE_LEFT = {
-    "pipeline.py",
-}
+#: :data:`LAZY_OK_MODULES`)
+IMPORTS_INSIDE_LEFT: set[str] = set()
 #: still using a private (``_name``) name of another module
 PRIVATE_LEFT: set[str] = set()
 #: still over :data:`MAX_LINES` lines
