@@ -1,0 +1,88 @@
+"""Is the validated level's λ converged in the q mesh for a bcc d metal?  bcc Ta at the validated level (dense
+la2F mesh 24^3, ph.x's scf mesh 12^3, q 4^3: the level's own run, data/qe-validated/Ta1-bcc) against the same
+calculation with q 6^3 (q density 12 per Å^-1 instead of 8; the k meshes and cutoffs are the level run's), in
+runs/.  bcc Nb at the level's q 4^3 was rejected for a Fourier-interpolation artefact (matdyn dips below zero
+between the q points although every ph.x point is stable) and bcc Ta's level run gives λ ≈ 1.0, above the
+tunnelling value 0.73: both point at the q mesh.  Run (resumable; ~2x the level's Ta el-ph run):
+
+    OMP_NUM_THREADS=1 .venv/bin/python data/studies/validated-q-convergence/run.py [--table]
+
+With ``--table`` it only prints λ(σ) of both q meshes, the plateau each gives
+(:func:`betenet.qe.broadening.select_plateau`), ω_log and the lowest interpolated phonon frequency.
+"""
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from betenet.config import QE_VALIDATED
+from betenet.paths import DATA_DIR
+from betenet.qe.broadening import select_plateau
+from betenet.qe.dataset import default_candidates
+from betenet.qe.parsers import parse_lambda_file
+from betenet.records import load_record
+
+MATERIAL = "Ta1-bcc"
+here = Path(__file__).resolve().parent
+RUNS = {"level": (DATA_DIR / "qe-validated", DATA_DIR / "records-validated"),
+        "denser q": (here / "runs", here / "records")}
+
+
+def config():
+    """The level run's settings (the cutoffs its scf.in ran at) with q density 12 per Å^-1."""
+    scf = (DATA_DIR / "qe-validated" / MATERIAL / "scf.in").read_text()
+    ecut = {k.strip(): float(v.strip().rstrip(",")) for k, v in (l.split("=", 1) for l in scf.splitlines()
+                                                                  if l.strip().startswith(("ecutwfc", "ecutrho")))}
+    return dataclasses.replace(QE_VALIDATED, q_density_per_invA=12.0, ecutwfc_Ry=ecut["ecutwfc"],
+                               ecutrho_Ry=ecut["ecutrho"])
+
+
+def run() -> None:
+    from betenet.qe.workflow import run_material
+
+    cfg = config()
+    cands = default_candidates(8, cfg)
+    _, structure, proto = cands[cands.ids.index(MATERIAL)]
+    st = run_material(MATERIAL, structure, cfg, runs_dir=here / "runs", records_dir=here / "records", prototype=proto)
+    print(st.state, st.reason or "")
+
+
+def _mesh(d: Path) -> str:
+    g = json.loads((d / MATERIAL / "grids.json").read_text())
+    return f"dense {g['k'][0]}^3 / scf {g['k_scf'][0]}^3 / q {g['q'][0]}^3"
+
+
+def table() -> None:
+    rows = {f"{m} ({_mesh(d)})": parse_lambda_file(d / MATERIAL / "lambda")
+            for m, (d, _) in RUNS.items() if (d / MATERIAL / "lambda").exists()}
+    print("| σ (Ry) | " + " | ".join(f"λ, {m}" for m in rows) + " |")
+    print("|---|" + "---|" * len(rows))
+    if not rows:
+        print("(no finished run yet)")
+        return
+    first = next(iter(rows.values()))
+    for i, r in enumerate(first):
+        print(f"| {r.broadening_Ry:.3f} | " + " | ".join(f"{rows[m][i].lambda_:.4f}" for m in rows) + " |")
+    print()
+    tol = QE_VALIDATED.elph_plateau_rel_tol
+    for m, rr in rows.items():
+        c = select_plateau([r.broadening_Ry for r in rr], [r.lambda_ for r in rr], rel_tol=tol,
+                           window=QE_VALIDATED.elph_plateau_window, fallback_index=QE_VALIDATED.elph_smearing_index)
+        print(f"- plateau tolerance {100 * tol:.0f} %, {m}: σ = {c.sigma_Ry:.3f} Ry ({c.method}), "
+              f"λ = {rr[c.index - 1].lambda_:.4f}, flatness {100 * c.spread:.1f} %")
+    for m, (_, rd) in RUNS.items():
+        p = rd / f"{MATERIAL}.json"
+        if p.exists():
+            rec = load_record(p)
+            w, g = np.asarray(rec.phdos_omega_meV), np.asarray(rec.phdos_total)
+            below = float(np.trapezoid(g[w < 0], w[w < 0])) / float(np.trapezoid(g, w)) if (w < 0).any() else 0.0
+            print(f"- {m} record: λ {rec.lambda_:.3f}, ω_log {rec.omega_log_K:.0f} K, ω₂ {rec.omega_2_K:.0f} K, "
+                  f"T_c(AD, μ*=0.1) {rec.tc_ad_K:.2f} K, PhDOS weight below 0: {100 * below:.2f} %, flags {rec.flags}")
+
+
+if __name__ == "__main__":
+    if "--table" not in sys.argv:
+        run()
+    table()
