@@ -154,10 +154,12 @@ def book_dir_for(profile: str, data: str = "ours", *, only: list[str] | None = N
 
 
 def _records_dirs(cfg) -> list[Path]:
-    """The record directories a run of ``cfg`` reads (both levels for ``labels="mixed"``)."""
+    """The record directories a run of ``cfg`` reads: the labels it trains on and, on our data, the
+    validated-level records that chapter 00 compares with the literature (whatever the labels)."""
     dirs = [datasource.records_dir(cfg)]
-    if datasource.source_of(cfg) == "ours" and datasource.labels_of(cfg) == "mixed":
-        dirs.append(datasource.level_records_dir("validated"))
+    validated = datasource.level_records_dir("validated")
+    if datasource.source_of(cfg) == "ours" and Path(validated).resolve() not in {Path(d).resolve() for d in dirs}:
+        dirs.append(validated)
     return dirs
 
 

@@ -176,3 +176,16 @@ def test_the_book_extension_renders_the_snapshot_at_build_time(tmp_path, monkeyp
         text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", (book / "_build" / "html" / page).read_text()))
         assert "The data have moved on since these chapters were executed" in text, page
         assert "they now hold 2 records" in text and identity["run_id"] in text, page
+
+
+def test_the_snapshot_covers_every_record_directory_a_run_reads():
+    """Chapter 00 reads the validated records whatever labels the run trains on, so the snapshot holds them."""
+    from betenet import datasource
+    from betenet.config import get_profile
+
+    validated = Path(datasource.level_records_dir("validated")).resolve()
+    screening = Path(datasource.level_records_dir("screening")).resolve()
+    dirs = {Path(d).resolve() for d in pipeline._records_dirs(get_profile("default"))}
+    assert dirs == {screening, validated}
+    only_validated = get_profile("default", data={"labels": "validated"})
+    assert [Path(d).resolve() for d in pipeline._records_dirs(only_validated)] == [validated]
