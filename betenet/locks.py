@@ -17,7 +17,6 @@ with working locks.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import errno
 import fcntl
 import json
@@ -26,6 +25,8 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from .jsonio import utc_now
 
 __all__ = ["LockBusyError", "exclusive", "holder"]
 
@@ -82,7 +83,7 @@ def exclusive(path: Path | str, what: str = "this resource", *, wait: bool = Fal
         break
     try:
         info = {"pid": os.getpid(), "host": socket.gethostname(),
-                "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+                "since": utc_now()}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
         yield path

@@ -64,7 +64,6 @@ data are never committed to this repository.
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import json
 import math
@@ -79,7 +78,7 @@ import numpy as np
 
 from .constants import K_PER_MEV
 from .constants import MU_STAR_DEFAULT
-from .jsonio import sha256_file
+from .jsonio import sha256_file, utc_now
 from .paths import DATA_DIR
 from .physics import allen_dynes_tc_K, moments
 from .records import MaterialRecord, RecordError, load_record, save_record, validate_record
@@ -568,7 +567,7 @@ def _write_conversion_summary(out: Path, table: UpstreamTable, sdir: Path, repor
         "written": len(report.written),
         "kept_existing": len(report.kept_existing),
         "invalid": report.invalid,
-        "converted_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "converted_at": utc_now(),
     }
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n")
@@ -672,7 +671,7 @@ def download_upstream(
             "repo": repo,
             "commit": commit,
             "base_url": base_url,
-            "downloaded_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "downloaded_at": utc_now(),
             "complete": complete,
             "verified": complete and all(rel in expected for rel in hashes),
             "files": dict(sorted(hashes.items())),
