@@ -176,3 +176,25 @@ def test_a_provisional_pseudopotential_is_named(monkeypatch):
     nb = Structure.from_spacegroup("Im-3m", Lattice.cubic(3.3), ["Nb"], [[0, 0, 0]])
     assert record.provisional_pseudos(nbc, QE_VALIDATED) == ["C"]
     assert record.provisional_pseudos(nb, QE_VALIDATED) == []
+
+
+def test_lambda_sigma_table_on_the_committed_al_run(tmp_path):
+    from betenet.paths import DATA_DIR
+    from betenet.qe.broadening import lambda_sigma_table
+
+    al = DATA_DIR / "qe-validated" / "Al1-fcc"
+    (tmp_path / "unfinished").mkdir()  # a run without a lambda file is left out
+    text = lambda_sigma_table({"level": al, "unfinished": tmp_path / "unfinished"}, QE_VALIDATED,
+                              tolerances=(0.05, 0.02))
+    lines = text.splitlines()
+    assert lines[0] == "| σ (Ry) | λ, level |"
+    assert "| 0.030 | 0.3871 |" in lines  # QE's own λ at σ = 0.030 Ry in the committed run
+    assert "- plateau tolerance 5 %, level: σ = 0.025 Ry (plateau), λ = 0.3976, flatness 3.9 %" in lines
+    assert "- plateau tolerance 2 %, level: σ = 0.030 Ry (plateau), λ = 0.3871, flatness 1.9 %" in lines
+    assert lambda_sigma_table({}, QE_VALIDATED).endswith("(no finished run yet)")
+    # runs on different σ lists cannot share a table
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "lambda").write_text((al / "lambda").read_text().replace("Broadening   0.0050", "Broadening   0.0060"))
+    with pytest.raises(ValueError, match="broadenings"):
+        lambda_sigma_table({"level": al, "other": other}, QE_VALIDATED)

@@ -18,7 +18,10 @@ import numpy as np
 
 from .parsers import QEParseError, parse_lambda_file
 
-__all__ = ["BroadeningChoice", "select_plateau", "select_broadening", "choose_for_run", "choose_for_a2f_table"]
+__all__ = [
+    "BroadeningChoice", "select_plateau", "select_broadening", "choose_for_run", "choose_for_a2f_table",
+    "lambda_sigma_table",
+]
 
 
 @dataclass(frozen=True)
@@ -113,3 +116,32 @@ def choose_for_a2f_table(run_dir, cfg, header: str, data: np.ndarray) -> Broaden
         return choice
     sigmas = [float(x) for x in header.split(":")[-1].split()]
     return BroadeningChoice(idx, sigmas[idx - 1], "index", 0.0)
+
+
+def lambda_sigma_table(runs: dict[str, Path], cfg, tolerances: Sequence[float] | None = None) -> str:
+    """Markdown comparison of λ(σ) between runs of one material (a convergence study's table).
+
+    ``runs`` maps a label to a run directory; runs without a matdyn ``lambda`` file are left out.  One row
+    per broadening σ, one column per run, then for each tolerance in ``tolerances`` (default: ``cfg``'s
+    ``elph_plateau_rel_tol``) the plateau :func:`select_plateau` picks in each run with ``cfg``'s window and
+    fallback, its λ and flatness.  :class:`ValueError` when the runs do not share the same σ list.
+    """
+    rows = {label: parse_lambda_file(Path(d) / "lambda") for label, d in runs.items() if (Path(d) / "lambda").exists()}
+    out = ["| σ (Ry) | " + " | ".join(f"λ, {m}" for m in rows) + " |", "|---|" + "---|" * len(rows)]
+    if not rows:
+        return "\n".join(out + ["(no finished run yet)"])
+    sigmas = {m: [r.broadening_Ry for r in rr] for m, rr in rows.items()}
+    first = next(iter(sigmas.values()))
+    for m, s in sigmas.items():
+        if not np.allclose(s, first):
+            raise ValueError(f"{Path(runs[m]) / 'lambda'}: broadenings {s} differ from the first run's {first}")
+    for i, sigma in enumerate(first):
+        out.append(f"| {sigma:.3f} | " + " | ".join(f"{rows[m][i].lambda_:.4f}" for m in rows) + " |")
+    out.append("")
+    for tol in (tolerances if tolerances is not None else (cfg.elph_plateau_rel_tol,)):
+        for m, rr in rows.items():
+            c = select_plateau(sigmas[m], [r.lambda_ for r in rr], rel_tol=tol, window=cfg.elph_plateau_window,
+                               fallback_index=cfg.elph_smearing_index)
+            out.append(f"- plateau tolerance {100 * tol:.0f} %, {m}: σ = {c.sigma_Ry:.3f} Ry ({c.method}), "
+                       f"λ = {rr[c.index - 1].lambda_:.4f}, flatness {100 * c.spread:.1f} %")
+    return "\n".join(out)

@@ -15,8 +15,7 @@ from pathlib import Path
 
 from betenet.config import QE_VALIDATED
 from betenet.paths import DATA_DIR
-from betenet.qe.broadening import select_plateau
-from betenet.qe.parsers import parse_lambda_file
+from betenet.qe.broadening import lambda_sigma_table
 
 here = Path(__file__).resolve().parent
 MESHES = {"level": DATA_DIR / "qe-validated", "denser": here / "runs"}
@@ -40,23 +39,8 @@ def _mesh(d: Path) -> str:
 
 
 def table() -> None:
-    rows = {f"{m} ({_mesh(d)})": parse_lambda_file(d / "Al1-fcc" / "lambda")
-            for m, d in MESHES.items() if (d / "Al1-fcc" / "lambda").exists()}
-    print("| σ (Ry) | " + " | ".join(f"λ, {m}" for m in rows) + " |")
-    print("|---|" + "---|" * len(rows))
-    if not rows:
-        print("(no finished run yet)")
-        return
-    first = next(iter(rows.values()))
-    for i, r in enumerate(first):
-        print(f"| {r.broadening_Ry:.3f} | " + " | ".join(f"{rows[m][i].lambda_:.4f}" for m in rows) + " |")
-    print()
-    for tol in (0.05, QE_VALIDATED.elph_plateau_rel_tol):
-        for m, rr in rows.items():
-            c = select_plateau([r.broadening_Ry for r in rr], [r.lambda_ for r in rr], rel_tol=tol,
-                               window=QE_VALIDATED.elph_plateau_window, fallback_index=QE_VALIDATED.elph_smearing_index)
-            print(f"- plateau tolerance {100 * tol:.0f} %, {m}: σ = {c.sigma_Ry:.3f} Ry ({c.method}), "
-                  f"λ = {rr[c.index - 1].lambda_:.4f}, flatness {100 * c.spread:.1f} %")
+    runs = {f"{m} ({_mesh(d)})": d / "Al1-fcc" for m, d in MESHES.items() if (d / "Al1-fcc" / "grids.json").exists()}
+    print(lambda_sigma_table(runs, QE_VALIDATED, tolerances=(0.05, QE_VALIDATED.elph_plateau_rel_tol)))
 
 
 if __name__ == "__main__":

@@ -19,9 +19,8 @@ import numpy as np
 
 from betenet.config import QE_VALIDATED
 from betenet.paths import DATA_DIR
-from betenet.qe.broadening import select_plateau
+from betenet.qe.broadening import lambda_sigma_table
 from betenet.qe.dataset import default_candidates
-from betenet.qe.parsers import parse_lambda_file
 from betenet.records import load_record
 
 MATERIAL = "Ta1-bcc"
@@ -55,23 +54,8 @@ def _mesh(d: Path) -> str:
 
 
 def table() -> None:
-    rows = {f"{m} ({_mesh(d)})": parse_lambda_file(d / MATERIAL / "lambda")
-            for m, (d, _) in RUNS.items() if (d / MATERIAL / "lambda").exists()}
-    print("| σ (Ry) | " + " | ".join(f"λ, {m}" for m in rows) + " |")
-    print("|---|" + "---|" * len(rows))
-    if not rows:
-        print("(no finished run yet)")
-        return
-    first = next(iter(rows.values()))
-    for i, r in enumerate(first):
-        print(f"| {r.broadening_Ry:.3f} | " + " | ".join(f"{rows[m][i].lambda_:.4f}" for m in rows) + " |")
-    print()
-    tol = QE_VALIDATED.elph_plateau_rel_tol
-    for m, rr in rows.items():
-        c = select_plateau([r.broadening_Ry for r in rr], [r.lambda_ for r in rr], rel_tol=tol,
-                           window=QE_VALIDATED.elph_plateau_window, fallback_index=QE_VALIDATED.elph_smearing_index)
-        print(f"- plateau tolerance {100 * tol:.0f} %, {m}: σ = {c.sigma_Ry:.3f} Ry ({c.method}), "
-              f"λ = {rr[c.index - 1].lambda_:.4f}, flatness {100 * c.spread:.1f} %")
+    runs = {f"{m} ({_mesh(d)})": d / MATERIAL for m, (d, _) in RUNS.items() if (d / MATERIAL / "grids.json").exists()}
+    print(lambda_sigma_table(runs, QE_VALIDATED))
     for m, (_, rd) in RUNS.items():
         p = rd / f"{MATERIAL}.json"
         if p.exists():
