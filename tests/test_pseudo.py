@@ -190,3 +190,27 @@ def test_check_cutoff_set_skips_checked_elements_and_writes_the_readme_table(tmp
     assert "## Cutoff check at the library cutoffs" in text and "| Cu | Cu fcc | 35 / 280 | 65 / 520 | +1.00 | +2.0 | yes |" in text
     with pytest.raises(P.PseudoError, match="Xx not in"):
         P.check_cutoff_set(["Xx"], d, progress=False)
+
+
+def test_eos_scan_is_extended_until_its_minimum_is_inside():
+    from betenet.qe.pseudo import PseudoError, eos_scan_scales, fit_lattice_constant, next_eos_scale
+
+    # a parabola in the lattice scale with its minimum at 0.966: below the default scan 0.98 … 1.02
+    calls = []
+
+    def energy_at(sc):
+        calls.append(sc)
+        return 0.5 * (sc - 0.966) ** 2
+
+    scales, ens = eos_scan_scales(energy_at, (0.98, 0.99, 1.0, 1.01, 1.02), max_points=9)
+    assert calls[5:] == pytest.approx([0.97, 0.96])  # one step down at a time until the lowest is inside
+    assert scales == pytest.approx([0.96, 0.97, 0.98, 0.99, 1.0, 1.01, 1.02])
+    assert min(ens) == ens[1]
+    # inside already: nothing to add; minimum at the top end: one step up
+    assert next_eos_scale([0.99, 1.0, 1.01], [2.0, 1.0, 2.0], 0.01, 9) is None
+    assert next_eos_scale([0.99, 1.0, 1.01], [3.0, 2.0, 1.0], 0.01, 9) == pytest.approx(1.02)
+    with pytest.raises(PseudoError, match="not bracketed by lattice scales 0.99–1.01"):
+        next_eos_scale([0.99, 1.0, 1.01], [3.0, 2.0, 1.0], 0.01, 3)
+    # a fit that pymatgen refuses names the element, the solid and the points instead of an EOSError
+    with pytest.raises(PseudoError, match=r"Al: E\(V\) of the fcc reference solid cannot be fitted.*16.000 Å³"):
+        fit_lattice_constant("Al", [16.0, 16.5, 17.0, 17.5, 18.0], [-1.0, -1.1, -1.2, -1.3, -1.4])

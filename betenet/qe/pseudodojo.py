@@ -51,6 +51,7 @@ from .pseudo import (
     PseudoEntry,
     PseudoError,
     PseudoLibrary,
+    eos_scan_scales,
     fit_lattice_constant,
     read_upf_header,
     reference_structure,
@@ -128,6 +129,8 @@ class DojoSettings:
     degauss_Ry: float = 0.02
     #: 5 points, lattice x0.98 ... x1.02 (volume -6 % ... +6 %).
     eos_scales: tuple[float, ...] = (0.98, 0.99, 1.0, 1.01, 1.02)
+    #: the scan is extended by one step beyond an end whose energy is lowest, up to this many points
+    eos_max_points: int = 9
     a0_tol_pct: float = 1.5
     #: B0 window against room-temperature experiment, asymmetric: PBEsol overbinds (static-lattice B0
     #: above room-temperature data, up to ~+25 % for the noble metals), so a B0 far *below* experiment
@@ -261,20 +264,26 @@ def eos_check(element: str, ecutwfc: float, s: DojoSettings = DojoSettings(), li
     """Birch-Murnaghan E(V) of the reference solid at ``ecutwfc``: a0, B0 and their errors vs experiment."""
     st0, x = reference_structure(element)
     lib = lib or _raw_library(sorted({a.specie.symbol for a in st0}))
-    vols, ens, cpu, wall = [], [], 0.0, 0.0
+    cost = {"cpu": 0.0, "wall": 0.0}
+
+    def energy_at(sc: float) -> float:
+        r = _scf(element, lib, ecutwfc, s, Path(tmp) / f"s{sc:g}", scale=sc, kspacing=s.eos_kspacing_invA, ecutrho=ecutrho)
+        cost["cpu"] += r["cpu_s"]
+        cost["wall"] += r["wall_s"]
+        return r["energy_Ry"] / r["natoms"]
+
     with tempfile.TemporaryDirectory(prefix=f"dojo-eos-{element}-") as tmp:
-        for sc in s.eos_scales:
-            st, _ = reference_structure(element, sc)
-            r = _scf(element, lib, ecutwfc, s, Path(tmp) / f"s{sc:g}", scale=sc, kspacing=s.eos_kspacing_invA, ecutrho=ecutrho)
-            vols.append(st.volume / len(st))
-            ens.append(r["energy_Ry"] / len(st))
-            cpu += r["cpu_s"]
-            wall += r["wall_s"]
+        try:
+            scales, ens = eos_scan_scales(energy_at, s.eos_scales, s.eos_max_points)
+        except PseudoError as exc:
+            raise PseudoError(f"{element}: {exc}") from exc
+    vols = [reference_structure(element, sc)[0].volume / len(st0) for sc in scales]
+    cpu, wall = cost["cpu"], cost["wall"]
     fit, a_calc = fit_lattice_constant(element, vols, ens)
     b_exp = EXPERIMENTAL_B0_GPA.get(element) if x.formula is None else None
     return {"structure": x.structure, "formula": x.formula or element, "ecutwfc_Ry": ecutwfc,
             "ecutrho_Ry": ecutrho or s.dual * ecutwfc,
-            "kspacing_invA": s.eos_kspacing_invA, "scales": list(s.eos_scales), "volumes_A3_per_atom": vols,
+            "kspacing_invA": s.eos_kspacing_invA, "scales": scales, "volumes_A3_per_atom": vols,
             "energies_Ry_per_atom": ens, "v0_A3_per_atom": float(fit.v0), "b0_GPa": float(fit.b0_GPa),
             "b1": float(fit.b1), "a_calc_A": float(a_calc), "a_exp_A": x.a_A,
             "a0_error_pct": float(100 * (a_calc - x.a_A) / x.a_A),

@@ -76,7 +76,14 @@ from .library import (
     save_validation,
 )
 from .runs import kpoint_grid, run_ph, run_pw, scf_input
-from .solids import EXPERIMENTAL_LATTICE, ExperimentalLattice, fit_lattice_constant, reference_structure
+from .solids import (
+    EXPERIMENTAL_LATTICE,
+    ExperimentalLattice,
+    eos_scan_scales,
+    fit_lattice_constant,
+    next_eos_scale,
+    reference_structure,
+)
 from .specs import FUNCTIONAL, PSEUDO_SUFFIX, SPECS, Channel, GenerationSpec, pseudo_filename
 from .upf import UpfHeader, normalize_functional, read_upf_header, rewrap_upf, upf_digest
 from .validation import (
@@ -142,6 +149,8 @@ __all__ = [
     "EXPERIMENTAL_LATTICE",
     "reference_structure",
     "fit_lattice_constant",
+    "eos_scan_scales",
+    "next_eos_scale",
     "kpoint_grid",
     "scf_input",
     "run_pw",

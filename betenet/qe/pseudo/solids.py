@@ -8,13 +8,16 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
-from pymatgen.analysis.eos import EOSBase, EOS
+from pymatgen.analysis.eos import EOS, EOSBase, EOSError
 from pymatgen.core import Lattice, Structure
 
 from ...constants import RY_IN_EV
 from .errors import PseudoError
 
-__all__ = ["ExperimentalLattice", "EXPERIMENTAL_LATTICE", "reference_structure", "fit_lattice_constant"]
+__all__ = [
+    "ExperimentalLattice", "EXPERIMENTAL_LATTICE", "reference_structure", "fit_lattice_constant", "eos_scan_scales",
+    "next_eos_scale",
+]
 
 _KITTEL = "Kittel, Introduction to Solid State Physics, 8th ed. (2005), ch. 1, Tables 3-4 (room temperature unless noted)"
 _WYCKOFF = "R. W. G. Wyckoff, Crystal Structures vol. 1 (1963), room temperature"
@@ -129,6 +132,40 @@ def fit_lattice_constant(element: str, volumes_A3_per_atom: Sequence[float],
     """Birch-Murnaghan fit (pymatgen, energies in eV) of an E(V) scan of the reference solid of ``element``
     and the lattice constant it gives (Å): the experimental one times ``(V0 / V_exp)^(1/3)`` (c/a kept)."""
     st0, x = reference_structure(element)
-    fit = EOS("birch_murnaghan").fit(np.array(volumes_A3_per_atom), np.array(energies_Ry_per_atom) * RY_IN_EV)
+    try:
+        fit = EOS("birch_murnaghan").fit(np.array(volumes_A3_per_atom), np.array(energies_Ry_per_atom) * RY_IN_EV)
+    except EOSError as exc:
+        pts = ", ".join(f"{v:.3f} Å³: {e:.6f} Ry" for v, e in zip(volumes_A3_per_atom, energies_Ry_per_atom))
+        raise PseudoError(f"{element}: E(V) of the {x.structure} reference solid cannot be fitted ({exc}); "
+                          f"points per atom: {pts}") from exc
     v_exp = st0.volume / len(st0)
     return fit, x.a_A * (fit.v0 / v_exp) ** (1.0 / 3.0)
+
+
+def next_eos_scale(scales: Sequence[float], energies: Sequence[float], step: float, max_points: int) -> float | None:
+    """The lattice scale to add to an E(V) scan whose lowest energy is not inside it (None: it is inside).
+
+    ``scales``/``energies``: the points so far (any order).  When the minimum is at the smallest (largest) scale,
+    the scan goes one ``step`` further down (up): a Birch–Murnaghan fit of a minimum outside the points is an
+    extrapolation.  :class:`PseudoError` once ``max_points`` points have not bracketed it (the scan is ±``step``
+    per point around experiment, so this means a lattice constant far from experiment: a bad pseudopotential)."""
+    order = np.argsort(scales)
+    sc, en = np.asarray(scales, float)[order], np.asarray(energies, float)[order]
+    i = int(np.argmin(en))
+    if 0 < i < len(sc) - 1:
+        return None
+    if len(sc) >= max_points:
+        raise PseudoError(f"E(V) minimum not bracketed by lattice scales {sc[0]:g}–{sc[-1]:g} of experiment after "
+                          f"{len(sc)} points (lowest energy at {sc[i]:g})")
+    return float(round(sc[0] - step if i == 0 else sc[-1] + step, 6))
+
+
+def eos_scan_scales(energy_at, scales: Sequence[float], max_points: int) -> tuple[list[float], list[float]]:
+    """Run ``energy_at(scale) -> E per atom`` on ``scales``, then extend them (:func:`next_eos_scale`, step the
+    scan's own spacing) until the lowest energy is inside.  Returns the scales and energies, sorted by scale."""
+    done = {float(sc): float(energy_at(sc)) for sc in scales}
+    step = float(np.min(np.diff(sorted(done)))) if len(done) > 1 else 0.01
+    while (nxt := next_eos_scale(list(done), list(done.values()), step, max_points)) is not None:
+        done[nxt] = float(energy_at(nxt))
+    sc = sorted(done)
+    return sc, [done[x] for x in sc]

@@ -25,7 +25,7 @@ from .library import (
     save_validation,
 )
 from .runs import run_pw, scf_input
-from .solids import EXPERIMENTAL_LATTICE, fit_lattice_constant, reference_structure
+from .solids import EXPERIMENTAL_LATTICE, eos_scan_scales, fit_lattice_constant, reference_structure
 
 __all__ = [
     "ValidationSettings",
@@ -151,19 +151,23 @@ def cutoff_convergence(element: str, lib: PseudoLibrary, settings: ValidationSet
 def eos_scan(element: str, lib: PseudoLibrary, ecutwfc_Ry: float, ecutrho_Ry: float,
              settings: ValidationSettings = ValidationSettings()) -> EosFit:
     """Birch-Murnaghan fit of E(V) of the reference solid (c/a fixed at experiment)."""
-    vols, ens = [], []
     with tempfile.TemporaryDirectory(prefix=f"pweos-{element}-") as tmp:
         tmpd = Path(tmp)
         st0, x = reference_structure(element)
         files = lib.stage(sorted({s.specie.symbol for s in st0}), tmpd / "pseudo")
-        for sc in settings.eos_scales:
+
+        def energy_at(sc: float) -> float:
             st, _ = reference_structure(element, sc)
-            e, _p = _scf(st, tmpd / "pseudo", files, ecutwfc_Ry, ecutrho_Ry, settings, tmpd)
-            vols.append(st.volume / len(st))
-            ens.append(e / len(st))
+            return _scf(st, tmpd / "pseudo", files, ecutwfc_Ry, ecutrho_Ry, settings, tmpd)[0] / len(st)
+
+        try:
+            scales, ens = eos_scan_scales(energy_at, settings.eos_scales, len(settings.eos_scales) + 4)
+        except PseudoError as exc:
+            raise PseudoError(f"{element}: {exc}") from exc
+    vols = [reference_structure(element, sc)[0].volume / len(st0) for sc in scales]
     fit, a_calc = fit_lattice_constant(element, vols, ens)
     return EosFit(
-        structure=x.structure, formula=x.formula or element, scales=list(settings.eos_scales),
+        structure=x.structure, formula=x.formula or element, scales=scales,
         volumes_A3_per_atom=vols, energies_Ry_per_atom=ens, v0_A3_per_atom=float(fit.v0),
         b0_GPa=float(fit.b0_GPa), a_calc_A=float(a_calc), a_exp_A=x.a_A,
         error_pct=float(100 * (a_calc - x.a_A) / x.a_A),
