@@ -132,6 +132,16 @@ def test_status_rules():
     rec = {"cutoff": cut, "phonon_attempt": {"conclusion": "inconclusive"}, "eos": good}
     D._judge(rec, s)
     assert rec["status"] == "provisional" and "phonon check inconclusive" in rec["note"] and "a0 -0.50 %" in rec["note"]
+    # E(V) out of tolerance fails the element before its phonon check has run (bcc V: a0 -2.13 %)
+    rec = {"cutoff": cut, "eos": {"a0_error_pct": -2.13, "b0_error_pct": 22.8}}
+    D._judge(rec, s)
+    assert rec["status"] == "failed" and rec["note"] == "E(V) vs experiment: a0 -2.13 % (> 1.5 %)"
+    rec = {"cutoff": cut, "eos": good}
+    D._judge(rec, s)
+    assert rec["status"] == "provisional" and rec["note"] == "a0 -0.50 %, B0 +12 %; phonon check pending"
+    rec = {"cutoff": cut, "phonon": ph}
+    D._judge(rec, s)
+    assert rec["status"] == "provisional" and rec["note"] == "cutoffs from the E/P scan; ph.x max Δω 0.050 meV; E(V) pending"
     rec = {"cutoff": {"converged_ecutwfc_Ry": None}}
     D._judge(rec, s)
     assert rec["status"] == "failed" and "1 mRy/atom" in rec["note"]

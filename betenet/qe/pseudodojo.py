@@ -306,32 +306,29 @@ def _judge(rec: dict[str, Any], s: DojoSettings) -> None:
         rec.update(status="failed", note=f"ph.x at {ph['at']['q_label']} not converged below {s.ecut_reference_Ry:g} Ry "
                    f"(max Δω {ph['max_abs_dfreq_meV']:.2f} meV)")
         return
+    eos_note = ""
+    if eos is not None:
+        bad = []
+        if abs(eos["a0_error_pct"]) > s.a0_tol_pct:
+            bad.append(f"a0 {eos['a0_error_pct']:+.2f} % (> {s.a0_tol_pct:g} %)")
+        b = eos.get("b0_error_pct")
+        if b is not None and not (-s.b0_tol_low_pct <= b <= s.b0_tol_high_pct):
+            bad.append(f"B0 {b:+.0f} % (outside -{s.b0_tol_low_pct:g} % ... +{s.b0_tol_high_pct:g} %)")
+        if bad:  # decisive whatever the phonon check says
+            rec.update(status="failed", note="E(V) vs experiment: " + "; ".join(bad))
+            return
+        eos_note = f"a0 {eos['a0_error_pct']:+.2f} %" + (f", B0 {b:+.0f} %" if b is not None else "")
+    if ph is not None and eos is not None:
+        rec.update(status="validated", note=f"{eos_note}, ph.x max Δω {ph['max_abs_dfreq_meV']:.3f} meV")
+        return
     if ph is None and rec.get("phonon_attempt"):
         ph_note = "phonon check inconclusive (see phonon_attempt)"
-        if eos is None:
-            rec.update(status="provisional", note=f"cutoffs from the E/P scan; {ph_note}; E(V) pending")
-            return
-        e = eos
-        rec.update(status="provisional", note=f"a0 {e['a0_error_pct']:+.2f} %"
-                   + (f", B0 {e['b0_error_pct']:+.0f} %" if e.get("b0_error_pct") is not None else "") + f"; {ph_note}")
-        return
-    if eos is None or ph is None:
-        rec.update(status="provisional", note=("cutoffs from the E/P scan; phonon and E(V) pending" if ph is None
-                                               else "cutoffs from the E/P scan and the phonon check; E(V) pending"))
-        return
-    bad = []
-    if abs(eos["a0_error_pct"]) > s.a0_tol_pct:
-        bad.append(f"a0 {eos['a0_error_pct']:+.2f} % (> {s.a0_tol_pct:g} %)")
-    b = eos.get("b0_error_pct")
-    if b is not None and not (-s.b0_tol_low_pct <= b <= s.b0_tol_high_pct):
-        bad.append(f"B0 {b:+.0f} % (outside -{s.b0_tol_low_pct:g} % ... +{s.b0_tol_high_pct:g} %)")
-    if bad:
-        rec.update(status="failed", note="E(V) vs experiment: " + "; ".join(bad))
+    elif ph is None:
+        ph_note = "phonon check pending"
     else:
-        rec.update(status="validated", note=f"a0 {eos['a0_error_pct']:+.2f} %"
-                   + (f", B0 {eos['b0_error_pct']:+.0f} %" if eos.get("b0_error_pct") is not None else "")
-                   + f", ph.x max Δω {ph['max_abs_dfreq_meV']:.3f} meV")
-
+        ph_note = f"ph.x max Δω {ph['max_abs_dfreq_meV']:.3f} meV"
+    rec.update(status="provisional", note=(f"{eos_note}; {ph_note}" if eos is not None
+                                           else f"cutoffs from the E/P scan; {ph_note}; E(V) pending"))
 
 def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSettings = DojoSettings(), *,
                      stages: Iterable[str] = ("cutoff", "phonon", "eos"), redo: bool = False,
