@@ -187,3 +187,34 @@ def test_real_pw_and_ph_on_al_at_tiny_k(tmp_path):
     # fcc Al at X: two degenerate TA modes below the LA mode (experiment ~ 24 and 40 meV)
     assert ph["q_label"] == "X" and len(w) == 3
     assert w[0] == pytest.approx(w[1], abs=0.05) and 15 < w[0] < 35 and 30 < w[2] < 50 and w[2] > w[0] + 5
+
+
+def test_eos_scan_keeps_one_k_mesh_for_every_volume(monkeypatch):
+    # bcc Na at 0.15 Å^-1: the spacing gives 15^3 at a x0.98 … x1.00 but 14^3 at x1.01, x1.02, a step of ~1 meV
+    # in E(V) that made B0 4.0 GPa (−41 %) and B' −22; the scan must keep the experimental cell's mesh
+    from betenet.qe.pseudo import kpoint_grid, reference_structure
+
+    s = D.DojoSettings()
+    assert kpoint_grid(reference_structure("Na", 1.02)[0], s.eos_kspacing_invA) != kpoint_grid(
+        reference_structure("Na", 1.0)[0], s.eos_kspacing_invA)
+    seen = []
+
+    def fake_scf(element, lib, ecutwfc, s_, workdir, *, scale=1.0, kspacing=None, keep=False, ecutrho=None, kpoints=None):
+        seen.append((scale, kpoints))
+        st, _ = reference_structure(element, scale)
+        v = st.volume / len(st)
+        return {"energy_Ry": len(st) * 0.001 * (v - 36.0) ** 2, "cpu_s": 1.0, "wall_s": 1.0, "natoms": len(st)}
+
+    monkeypatch.setattr(D, "_scf", fake_scf)
+    e = D.eos_check("Na", 80.0, s, lib=object())
+    mesh = kpoint_grid(reference_structure("Na")[0], s.eos_kspacing_invA)
+    assert {k for _, k in seen} == {mesh} and e["kpoints"] == list(mesh)
+    assert e["v0_A3_per_atom"] == pytest.approx(36.0, rel=1e-3)
+
+
+def test_scf_input_takes_an_explicit_mesh():
+    from betenet.qe.pseudo import reference_structure, scf_input
+
+    st, _ = reference_structure("Al")
+    inp = scf_input(st, "/tmp", {"Al": "Al.upf"}, 35.0, 140.0, kspacing_invA=0.15, degauss_Ry=0.02, kpoints=(7, 7, 7))
+    assert inp.kpoints == (7, 7, 7) and "7 7 7 0 0 0" in inp.to_str()

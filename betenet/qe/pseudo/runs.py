@@ -37,15 +37,19 @@ def _as_written(x: float, decimals: int) -> float:
 
 
 def scf_input(structure: Structure, pseudo_dir: Path | str, files: dict[str, str], ecutwfc_Ry: float, ecutrho_Ry: float,
-              *, kspacing_invA: float, degauss_Ry: float, keep: bool = False) -> PWInput:
+              *, kspacing_invA: float, degauss_Ry: float, keep: bool = False,
+              kpoints: tuple[int, int, int] | None = None) -> PWInput:
     """pw.x scf of ``structure`` with stress, Methfessel-Paxton smearing, ``conv_thr`` 1e-9 Ry per cell,
     prefix ``v`` and scratch ``./tmp``; ``files``: element -> UPF name in ``pseudo_dir``.  ``keep`` writes
     the wavefunctions (``disk_io='low'``) for a ph.x run after it; else nothing (``disk_io='none'``).
+    ``kpoints``: this Monkhorst-Pack mesh instead of the one ``kspacing_invA`` gives for ``structure`` (an E(V)
+    scan keeps one mesh for all volumes: a mesh that changes with the volume puts steps of a few meV into E(V)).
 
     Masses (4 decimals) and cell/positions (10 decimals) carry the precision these checks have always
     written, so a recorded check reruns on the same numbers."""
     pseudos = {el: PseudoSpec(el, Path(pseudo_dir) / name) for el, name in files.items()}
-    inp = pw_input(structure, pseudos, calculation="scf", kpoints=kpoint_grid(structure, kspacing_invA),
+    inp = pw_input(structure, pseudos, calculation="scf",
+                   kpoints=tuple(kpoints) if kpoints is not None else kpoint_grid(structure, kspacing_invA),
                    ecutwfc_Ry=ecutwfc_Ry, ecutrho_Ry=ecutrho_Ry, outdir="./tmp", prefix="v",
                    degauss_Ry=degauss_Ry, smearing="mp", mixing_beta=0.4)
     inp.control.update(tstress=True, tprnfor=False, disk_io="low" if keep else "none")

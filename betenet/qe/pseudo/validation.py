@@ -24,7 +24,7 @@ from .library import (
     load_validation,
     save_validation,
 )
-from .runs import run_pw, scf_input
+from .runs import kpoint_grid, run_pw, scf_input
 from .solids import EXPERIMENTAL_LATTICE, eos_scan_scales, fit_lattice_constant, reference_structure
 
 __all__ = [
@@ -106,10 +106,10 @@ class ElementValidation:
 
 
 def _scf(structure, pseudo_dir: Path, files: dict[str, str], ecutwfc: float, ecutrho: float, settings: ValidationSettings,
-         workdir: Path) -> tuple[float, float]:
-    """(total energy Ry, pressure kbar) of one pw.x scf of ``structure``."""
+         workdir: Path, kpoints: tuple[int, int, int] | None = None) -> tuple[float, float]:
+    """(total energy Ry, pressure kbar) of one pw.x scf of ``structure`` (``kpoints``: this mesh, not the spacing's)."""
     inp = scf_input(structure, pseudo_dir, files, ecutwfc, ecutrho, kspacing_invA=settings.kspacing_invA,
-                    degauss_Ry=settings.degauss_Ry)
+                    degauss_Ry=settings.degauss_Ry, kpoints=kpoints)
     r = run_pw(inp, workdir, settings.timeout_s)
     return r["energy_Ry"], r["pressure_kbar"]
 
@@ -156,9 +156,11 @@ def eos_scan(element: str, lib: PseudoLibrary, ecutwfc_Ry: float, ecutrho_Ry: fl
         st0, x = reference_structure(element)
         files = lib.stage(sorted({s.specie.symbol for s in st0}), tmpd / "pseudo")
 
+        kmesh = kpoint_grid(st0, settings.kspacing_invA)  # one mesh for every volume
+
         def energy_at(sc: float) -> float:
             st, _ = reference_structure(element, sc)
-            return _scf(st, tmpd / "pseudo", files, ecutwfc_Ry, ecutrho_Ry, settings, tmpd)[0] / len(st)
+            return _scf(st, tmpd / "pseudo", files, ecutwfc_Ry, ecutrho_Ry, settings, tmpd, kmesh)[0] / len(st)
 
         try:
             scales, ens = eos_scan_scales(energy_at, settings.eos_scales, len(settings.eos_scales) + 4)
