@@ -91,6 +91,9 @@ FLAGS: dict[str, str] = {
     "pseudopotential_provisional": "an element's pseudopotential had not passed every check of its level's "
     "library (status 'provisional': cutoffs from the energy/pressure scan, phonon or E(V) check pending) "
     "when the record was built",
+    "pseudopotential_failed": "an element's pseudopotential failed a check of its level's library (status "
+    "'failed', e.g. E(V) against experiment) after the run, and the library no longer offers it: not a "
+    "validated label until the element is rechecked or replaced",
     "omega_log_qe_mismatch": "ω_log of the α²F differs from QE's mode-sum ω_log by more than 3 % "
     "(low-frequency tail; λ agrees within LAMBDA_QE_RTOL)",
     "clipped_moments": "a schema-1 record of the QE workflow: α²F was clipped at zero before its moments "

@@ -176,6 +176,11 @@ def test_a_provisional_pseudopotential_is_named(monkeypatch):
     nb = Structure.from_spacegroup("Im-3m", Lattice.cubic(3.3), ["Nb"], [[0, 0, 0]])
     assert record.provisional_pseudos(nbc, QE_VALIDATED) == ["C"]
     assert record.provisional_pseudos(nb, QE_VALIDATED) == []
+    assert record.failed_pseudos(nbc, QE_VALIDATED) == []
+    # an element that failed a check after the run is not in the library any more: named, never silently clean
+    del lib["C"]
+    assert record.provisional_pseudos(nbc, QE_VALIDATED) == []
+    assert record.failed_pseudos(nbc, QE_VALIDATED) == ["C"]
 
 
 def test_lambda_sigma_table_on_the_committed_al_run(tmp_path):

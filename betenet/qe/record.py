@@ -41,6 +41,7 @@ __all__ = [
     "a2f_selected",
     "cutoffs_below_library",
     "provisional_pseudos",
+    "failed_pseudos",
     "upstream_provenance",
     "build_record",
     "rebuild_record",
@@ -83,7 +84,15 @@ def provisional_pseudos(structure: Structure, cfg: QEConfig, lib: Any = None) ->
     :func:`library_for`) is not (yet) ``validated``."""
     lib = library_for(cfg) if lib is None else lib
     els = sorted({sp.symbol for sp in structure.composition.elements})
-    return [el for el in els if getattr(lib[el], "status", "validated") != "validated"] if all(el in lib for el in els) else []
+    return [el for el in els if el in lib and getattr(lib[el], "status", "validated") != "validated"]
+
+
+def failed_pseudos(structure: Structure, cfg: QEConfig, lib: Any = None) -> list[str]:
+    """Elements of ``structure`` that the level's library (``lib``, default :func:`library_for`) no longer offers:
+    their pseudopotential failed a check after the run (or left the library).  A record of them is not a
+    validated label, whatever its other flags say."""
+    lib = library_for(cfg) if lib is None else lib
+    return [el for el in sorted({sp.symbol for sp in structure.composition.elements}) if el not in lib]
 
 
 def upstream_provenance(material_id: str, structure: Structure | None = None) -> dict[str, Any]:
@@ -139,6 +148,8 @@ def build_record(
             extra.add("cutoff_below_library")
         if provisional_pseudos(structure, cfg, lib):
             extra.add("pseudopotential_provisional")
+        if failed_pseudos(structure, cfg, lib):
+            extra.add("pseudopotential_failed")
     if extra:
         labels["flags"] = [f for f in FLAGS if f in {*labels["flags"], *extra}]
     lam_rows = parse_lambda_file(d / "lambda")
