@@ -491,6 +491,9 @@ def test_cpu_times_from_qe_clock_lines(tmp_path):
     assert o.loc["kept", "cpu_s"] == 3662.5 and o.loc["rejected", "cpu_s"] == 60.0
     assert o.loc["rejected", "share"] == pytest.approx(60.0 / 3722.5, abs=1e-3) and o.loc["all", "materials"] == 2
     assert o.attrs["cpu_per_kept_label_s"] == 3722.5 and o.attrs["cpu_per_kept_run_s"] == 3662.5
+    m = summary.cpu_by_material(tmp_path)  # the running one is left out; by atoms, then CPU
+    assert list(m.material_id) == ["Nb1-bcc", d.name] and list(m.cpu_s) == [60.0, 3662.5]
+    assert m.ph_elph_cpu_s.iloc[1] == 3600.0 and np.isnan(m.ph_elph_cpu_s.iloc[0])
 
 
 def test_cli_run_selects_lazily_and_names_unknown_ids(tmp_path, capsys):

@@ -28,7 +28,7 @@ from betenet.qe.dataset import (
     candidate_source, dataset_dirs, explain_unknown_id, plan_candidates, run_dataset, select_candidates,
 )
 from betenet.qe.filters import funnel, funnel_table, status_files
-from betenet.qe.summary import cpu_by_outcome, cpu_table, status_markdown, timing_table
+from betenet.qe.summary import cpu_by_material, cpu_by_outcome, cpu_table, status_markdown, timing_table
 from betenet.qe.record import build_record, library_for, rebuild_record
 from betenet.qe.status import load_status, refilter, reject_after_review
 from betenet.records import save_record, validate_record
@@ -187,6 +187,8 @@ def cli_main(argv: list[str] | None = None) -> int:
             print(f"\nWhere the CPU went (QE's clocks): {o.attrs['cpu_per_kept_label_s']:.0f} CPU-s per kept label, "
                   f"{o.attrs['cpu_per_kept_run_s']:.0f} for the kept runs alone")
             print(o.to_string())
+            print("\nCPU per material (QE's clocks), by cell size:")
+            print(cpu_by_material(runs_dir).to_string(index=False))
         return 0
     if args.cmd == "parse":
         qe = _level(profile_from_args(args).qe, args.accuracy)

@@ -386,6 +386,24 @@ def material_cpu_seconds(run_dir: Path) -> float:
     return total
 
 
+def cpu_by_material(runs_dir: Path = QE_RUNS_DIR):
+    """One row per finished material (kept, rejected, failed): atoms in the cell, state, QE CPU seconds in all
+    and in ``ph.x``'s el-ph step, sorted by atoms then CPU: the cost of a label by cell size (the validated
+    level's goal is a two-atom cell in at most 2,500 CPU-s)."""
+    import pandas as pd
+
+    rows = []
+    for s in _statuses(runs_dir):
+        if s.get("state") not in ("kept", "rejected", "failed"):
+            continue
+        d = Path(runs_dir) / s["material_id"]
+        ph = qe_cpu_seconds(d / "ph_elph.out.gz")
+        rows.append({"material_id": s["material_id"], "n_atoms": s.get("n_atoms"), "state": s["state"],
+                     "cpu_s": round(material_cpu_seconds(d), 1), "ph_elph_cpu_s": round(ph[0], 1) if ph else float("nan")})
+    cols = ["material_id", "n_atoms", "state", "cpu_s", "ph_elph_cpu_s"]
+    return pd.DataFrame(rows, columns=cols).sort_values(["n_atoms", "cpu_s"], ignore_index=True)
+
+
 def cpu_by_outcome(runs_dir: Path = QE_RUNS_DIR):
     """Where the CPU went: total QE CPU seconds of the kept, rejected and failed materials of ``runs_dir``,
     their share of all CPU spent, and the CPU per kept label (all CPU / kept materials).
