@@ -141,6 +141,19 @@ def test_rebuild_keeps_sigma_and_reports_the_plateau_rule(tmp_path):
         assert rec.provenance["elph_broadening"]["method"] == method
 
 
+def test_rebuild_keeps_the_no_plateau_flag():
+    """fcc Cu at the validated level has no 2 % plateau (σ is the fallback): a rebuild, which pins that σ by
+    index, must still flag broadening_unconverged."""
+    from betenet.paths import DATA_DIR
+    from betenet.qe.record import rebuild_record
+
+    runs, recs = DATA_DIR / "qe-validated", DATA_DIR / "records-validated"
+    rec = rebuild_record("Cu1-fcc", QE_VALIDATED, runs_dir=runs, records_dir=recs)  # not written
+    assert rec.provenance["elph_broadening"]["method"] == "plateau-fallback"
+    assert rec.provenance["elph_smearing_Ry"] == pytest.approx(0.02)
+    assert "broadening_unconverged" in rec.flags
+
+
 def test_a_run_below_the_librarys_current_cutoffs_is_flagged(tmp_path, monkeypatch):
     """The validated Al run used 40/160 Ry: a library that now asks for more (ecutwfc or ecutrho) makes its
     record say cutoff_below_library; the same or lower cutoffs do not."""

@@ -256,4 +256,7 @@ def rebuild_record(material_id: str, cfg, *, runs_dir: Path | None = None, recor
             kept["elph_broadening"] = choice.as_dict()
     rec.provenance = {**rec.provenance, **kept,
                       "record_rebuilt": {"from_schema_version": old.get("schema_version"), "date": utc_now()}}
+    if (rec.provenance.get("elph_broadening") or {}).get("method") == "plateau-fallback":
+        # σ was pinned by index above, so build_record could not see that the level's rule found no plateau
+        rec.flags = [f for f in FLAGS if f in {*rec.flags, "broadening_unconverged"}]
     return rec
