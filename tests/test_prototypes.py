@@ -98,7 +98,6 @@ def test_symmetric_prototypes_sort_their_elements():
         ("Nb3Sn2-A15", "does not match prototype A15"),
         ("NbC-A15", "does not match prototype A15"),
         ("nb-bcc", "cannot parse formula"),
-        ("up0256-AlPd", r"names a row of the paper's structures.*--candidates upstream"),
     ],
 )
 def test_parse_material_id_errors(mid, match):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import stat
 import time
 
@@ -502,9 +503,10 @@ def test_cli_run_selects_lazily_and_names_unknown_ids(tmp_path, capsys):
     args = ["run", "--profile", "smoke", "--runs-dir", str(tmp_path / "qe"), "--records-dir", str(tmp_path / "rec")]
     assert cli_main(args + ["--limit", "0"]) == 0
     assert "0 materials" in capsys.readouterr().out
-    assert cli_main(args + ["--ids", "Xx1-fcc", "AgLi-B2", "AlRu-B2", "RuAl-B2", "Nb1-B9"]) == 2
+    assert cli_main(args + ["--ids", "Xx1-fcc", "AgLi-B2", "AlRu-B2", "RuAl-B2", "Nb1-B9", "up0256-AlPd"]) == 2
     err = capsys.readouterr().err
     assert "Xx1-fcc: no usable pseudopotential for Xx" in err
+    assert re.search(r"'up0256-AlPd' names a row of the paper's structures.*--candidates upstream", err)
     assert "AgLi-B2: no usable pseudopotential for Li" in err  # Li failed review
     assert "RuAl-B2: the project writes this material 'AlRu-B2'" in err
     assert "unknown prototype 'B9'" in err

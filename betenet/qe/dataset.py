@@ -28,7 +28,7 @@ from .kgrid import grids_for_config, mesh_density
 from .pseudo import PseudoLibrary
 from .record import library_for
 from .status import load_status
-from .upstream_candidates import UpstreamCandidateList, upstream_candidates
+from .upstream_candidates import UpstreamCandidateList, upstream_candidates, upstream_index_of
 from .workflow import check_settings, run_material
 
 #: seconds between checks for new Dask workers while every task in flight is still running
@@ -172,6 +172,9 @@ def explain_unknown_id(mid: str, elements: Iterable[str]) -> str:
     """Why ``mid`` is not a candidate: a malformed id, an element without a usable pseudopotential
     (``elements``: the library's usable ones), a non-canonical spelling, or a combination the
     prototypes' role filters leave out."""
+    if upstream_index_of(mid) is not None:
+        return (f"material id {mid!r} names a row of the paper's structures, not a prototype decoration: "
+                "choose that candidate source (`--candidates upstream`)")
     try:
         els, proto = prototypes.parse_material_id(mid)
     except prototypes.PrototypeError as exc:

@@ -300,9 +300,6 @@ def parse_material_id(mid: str) -> tuple[list[str], str]:
     if "-" not in mid:
         raise PrototypeError(f"material id {mid!r}: expected '<formula>-<prototype>'")
     formula, proto = mid.rsplit("-", 1)
-    if re.match(r"up\d{4}-", mid):
-        raise PrototypeError(f"material id {mid!r} names a row of the paper's structures, not a prototype decoration: "
-                             "choose that candidate source (`--candidates upstream`)")
     if proto not in PROTOTYPES:
         raise PrototypeError(f"material id {mid!r}: unknown prototype {proto!r}; known: {', '.join(PROTOTYPES)}")
     parts = re.findall(r"([A-Z][a-z]?)(\d*)", formula)
