@@ -202,10 +202,11 @@ def test_eos_scan_is_extended_until_its_minimum_is_inside():
         calls.append(sc)
         return 0.5 * (sc - 0.966) ** 2
 
-    scales, ens = eos_scan_scales(energy_at, (0.98, 0.99, 1.0, 1.01, 1.02), max_points=9)
+    scales, vols, ens = eos_scan_scales("Al", energy_at, (0.98, 0.99, 1.0, 1.01, 1.02), max_points=9)
     assert calls[5:] == pytest.approx([0.97, 0.96])  # one step down at a time until the lowest is inside
     assert scales == pytest.approx([0.96, 0.97, 0.98, 0.99, 1.0, 1.01, 1.02])
     assert min(ens) == ens[1]
+    assert vols == pytest.approx([4.05**3 / 4 * sc**3 for sc in scales])  # fcc Al, Kittel's a = 4.05 Å
     # inside already: nothing to add; minimum at the top end: one step up
     assert next_eos_scale([0.99, 1.0, 1.01], [2.0, 1.0, 2.0], 0.01, 9) is None
     assert next_eos_scale([0.99, 1.0, 1.01], [3.0, 2.0, 1.0], 0.01, 9) == pytest.approx(1.02)

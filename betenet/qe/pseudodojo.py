@@ -276,11 +276,7 @@ def eos_check(element: str, ecutwfc: float, s: DojoSettings = DojoSettings(), li
         return r["energy_Ry"] / r["natoms"]
 
     with tempfile.TemporaryDirectory(prefix=f"dojo-eos-{element}-") as tmp:
-        try:
-            scales, ens = eos_scan_scales(energy_at, s.eos_scales, s.eos_max_points)
-        except PseudoError as exc:
-            raise PseudoError(f"{element}: {exc}") from exc
-    vols = [reference_structure(element, sc)[0].volume / len(st0) for sc in scales]
+        scales, vols, ens = eos_scan_scales(element, energy_at, s.eos_scales, s.eos_max_points)
     cpu, wall = cost["cpu"], cost["wall"]
     fit, a_calc = fit_lattice_constant(element, vols, ens)
     b_exp = EXPERIMENTAL_B0_GPA.get(element) if x.formula is None else None
@@ -332,6 +328,7 @@ def _judge(rec: dict[str, Any], s: DojoSettings) -> None:
         ph_note = f"ph.x max Δω {ph['max_abs_dfreq_meV']:.3f} meV"
     rec.update(status="provisional", note=(f"{eos_note}; {ph_note}" if eos is not None
                                            else f"cutoffs from the E/P scan; {ph_note}; E(V) pending"))
+
 
 def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSettings = DojoSettings(), *,
                      stages: Iterable[str] = ("cutoff", "phonon", "eos"), redo: bool = False,

@@ -160,12 +160,18 @@ def next_eos_scale(scales: Sequence[float], energies: Sequence[float], step: flo
     return float(round(sc[0] - step if i == 0 else sc[-1] + step, 6))
 
 
-def eos_scan_scales(energy_at, scales: Sequence[float], max_points: int) -> tuple[list[float], list[float]]:
-    """Run ``energy_at(scale) -> E per atom`` on ``scales``, then extend them (:func:`next_eos_scale`, step the
-    scan's own spacing) until the lowest energy is inside.  Returns the scales and energies, sorted by scale."""
+def eos_scan_scales(element: str, energy_at, scales: Sequence[float],
+                    max_points: int) -> tuple[list[float], list[float], list[float]]:
+    """Run ``energy_at(scale) -> E per atom`` of the reference solid of ``element`` on ``scales``, then extend them
+    (:func:`next_eos_scale`, step the scan's own spacing) until the lowest energy is inside.  Returns the scales,
+    the volumes per atom (Å³) and the energies, sorted by scale; :class:`PseudoError` naming ``element``."""
     done = {float(sc): float(energy_at(sc)) for sc in scales}
     step = float(np.min(np.diff(sorted(done)))) if len(done) > 1 else 0.01
-    while (nxt := next_eos_scale(list(done), list(done.values()), step, max_points)) is not None:
-        done[nxt] = float(energy_at(nxt))
+    try:
+        while (nxt := next_eos_scale(list(done), list(done.values()), step, max_points)) is not None:
+            done[nxt] = float(energy_at(nxt))
+    except PseudoError as exc:
+        raise PseudoError(f"{element}: {exc}") from exc
     sc = sorted(done)
-    return sc, [done[x] for x in sc]
+    vols = [(st := reference_structure(element, x)[0]).volume / len(st) for x in sc]
+    return sc, vols, [done[x] for x in sc]

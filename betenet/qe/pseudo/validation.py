@@ -162,11 +162,7 @@ def eos_scan(element: str, lib: PseudoLibrary, ecutwfc_Ry: float, ecutrho_Ry: fl
             st, _ = reference_structure(element, sc)
             return _scf(st, tmpd / "pseudo", files, ecutwfc_Ry, ecutrho_Ry, settings, tmpd, kmesh)[0] / len(st)
 
-        try:
-            scales, ens = eos_scan_scales(energy_at, settings.eos_scales, len(settings.eos_scales) + 4)
-        except PseudoError as exc:
-            raise PseudoError(f"{element}: {exc}") from exc
-    vols = [reference_structure(element, sc)[0].volume / len(st0) for sc in scales]
+        scales, vols, ens = eos_scan_scales(element, energy_at, settings.eos_scales, len(settings.eos_scales) + 4)
     fit, a_calc = fit_lattice_constant(element, vols, ens)
     return EosFit(
         structure=x.structure, formula=x.formula or element, scales=scales,
