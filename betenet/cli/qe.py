@@ -182,13 +182,14 @@ def cli_main(argv: list[str] | None = None) -> int:
             print("\nCPU seconds from QE's own clocks (last row: median share of a core the runs got):")
             print(c.to_string())
 
-        o = cpu_by_outcome(runs_dir)
+        m = cpu_by_material(runs_dir)
+        o = cpu_by_outcome(runs_dir, per_material=m)
         if len(o) > 1:
             print(f"\nWhere the CPU went (QE's clocks): {o.attrs['cpu_per_kept_label_s']:.0f} CPU-s per kept label, "
                   f"{o.attrs['cpu_per_kept_run_s']:.0f} for the kept runs alone")
             print(o.to_string())
             print("\nCPU per material (QE's clocks), by cell size:")
-            print(cpu_by_material(runs_dir).to_string(index=False))
+            print(m.round(1).to_string(index=False))
         return 0
     if args.cmd == "parse":
         qe = _level(profile_from_args(args).qe, args.accuracy)

@@ -399,26 +399,25 @@ def cpu_by_material(runs_dir: Path = QE_RUNS_DIR):
         d = Path(runs_dir) / s["material_id"]
         ph = qe_cpu_seconds(d / "ph_elph.out.gz")
         rows.append({"material_id": s["material_id"], "n_atoms": s.get("n_atoms"), "state": s["state"],
-                     "cpu_s": round(material_cpu_seconds(d), 1), "ph_elph_cpu_s": round(ph[0], 1) if ph else float("nan")})
+                     "cpu_s": material_cpu_seconds(d), "ph_elph_cpu_s": ph[0] if ph else float("nan")})
     cols = ["material_id", "n_atoms", "state", "cpu_s", "ph_elph_cpu_s"]
     return pd.DataFrame(rows, columns=cols).sort_values(["n_atoms", "cpu_s"], ignore_index=True)
 
 
-def cpu_by_outcome(runs_dir: Path = QE_RUNS_DIR):
+def cpu_by_outcome(runs_dir: Path = QE_RUNS_DIR, per_material=None):
     """Where the CPU went: total QE CPU seconds of the kept, rejected and failed materials of ``runs_dir``,
-    their share of all CPU spent, and the CPU per kept label (all CPU / kept materials).
+    their share of all CPU spent, and the CPU per kept label (all CPU / kept materials).  ``per_material``:
+    :func:`cpu_by_material` of ``runs_dir`` when the caller has it already (the logs are not read again).
 
     Materials still running are left out (their cost is not final).  The issue's goal for the validated
     level is a share of at most 20 % on rejected + failed materials.
     """
     import pandas as pd
 
+    per_material = cpu_by_material(runs_dir) if per_material is None else per_material
     spent: dict[str, list[float]] = {}
-    for s in _statuses(runs_dir):
-        state = s.get("state")
-        if state not in ("kept", "rejected", "failed"):
-            continue
-        spent.setdefault(state, []).append(material_cpu_seconds(Path(runs_dir) / s["material_id"]))
+    for state, cpu in zip(per_material.state, per_material.cpu_s):
+        spent.setdefault(state, []).append(float(cpu))
     total = sum(sum(v) for v in spent.values())
     rows = {
         state: {"materials": len(v), "cpu_s": round(sum(v), 1), "share": round(sum(v) / total, 3) if total else float("nan")}
