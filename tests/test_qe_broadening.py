@@ -154,6 +154,26 @@ def test_rebuild_keeps_the_no_plateau_flag():
     assert "broadening_unconverged" in rec.flags
 
 
+def test_build_record_takes_a_given_broadening_and_names_a_wrong_one():
+    """build_record with ``broadening=`` uses that σ (λ equal to QE's at it) and flags a fallback choice
+    itself; a σ that is not the table's at that index is an error naming the table."""
+    from betenet.paths import DATA_DIR
+    from betenet.qe.broadening import BroadeningChoice
+    from betenet.qe.parsers import QEParseError, parse_lambda_file
+    from betenet.qe.record import build_record
+
+    runs = DATA_DIR / "qe-validated"
+    rows = parse_lambda_file(runs / "Pd1-fcc" / "lambda")
+    last = BroadeningChoice(len(rows), rows[-1].broadening_Ry, "plateau-fallback", 0.1)
+    rec = build_record("Pd1-fcc", QE_VALIDATED, runs_dir=runs, broadening=last)
+    assert rec.provenance["elph_smearing_Ry"] == pytest.approx(rows[-1].broadening_Ry)
+    assert rec.lambda_ == pytest.approx(rows[-1].lambda_, rel=0.03)
+    assert "broadening_unconverged" in rec.flags
+    wrong = BroadeningChoice(1, rows[-1].broadening_Ry, "index", 0.0)
+    with pytest.raises(QEParseError, match="a2f.dat.gz"):
+        build_record("Pd1-fcc", QE_VALIDATED, runs_dir=runs, broadening=wrong)
+
+
 def test_a_run_below_the_librarys_current_cutoffs_is_flagged(tmp_path, monkeypatch):
     """The validated Al run used 40/160 Ry: a library that now asks for more (ecutwfc or ecutrho) makes its
     record say cutoff_below_library; the same or lower cutoffs do not."""

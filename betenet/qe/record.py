@@ -9,7 +9,6 @@ record's library flags come from the accuracy level's pseudopotential library (:
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import platform
@@ -29,7 +28,7 @@ from ..upstream_split import paper_split_indices
 from .broadening import BroadeningChoice, choose_for_a2f_table, choose_for_run
 from .inputs import PseudoSpec, PWInput, QEInputError, cutoffs_Ry, pseudo_specs
 from .labels import read_a2f_table, record_labels
-from .parsers import check_elph_tables, parse_lambda_file, parse_phdos, read_table
+from .parsers import QEParseError, check_elph_tables, parse_lambda_file, parse_phdos, read_table
 from .pseudo import PseudoLibrary
 from .status import MaterialStatus, load_status, material_dir
 from .upstream_candidates import matching_upstream_row, upstream_index_of
@@ -37,6 +36,7 @@ from .upstream_candidates import matching_upstream_row, upstream_index_of
 __all__ = [
     "QE_VERSION",
     "REBUILD_KEEPS",
+    "kept_broadening",
     "library_for",
     "a2f_selected",
     "cutoffs_below_library",
@@ -57,10 +57,20 @@ def library_for(cfg: QEConfig) -> PseudoLibrary:
     return PseudoLibrary.pseudodojo() if cfg.pseudo_set == "pseudodojo" else PseudoLibrary.default()
 
 
-def a2f_selected(run_dir: Path, cfg: QEConfig) -> tuple[np.ndarray, np.ndarray, BroadeningChoice]:
-    """ω (meV), α²F of the broadening ``cfg`` selects (:func:`betenet.qe.broadening.choose_for_a2f_table`) and the choice."""
-    header, data = read_table(Path(run_dir) / "a2f.dat.gz")
-    choice = choose_for_a2f_table(run_dir, cfg, header, data)
+def a2f_selected(run_dir: Path, cfg: QEConfig, choice: BroadeningChoice | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, BroadeningChoice]:
+    """ω (meV), α²F of the broadening ``cfg`` selects (:func:`betenet.qe.broadening.choose_for_a2f_table`) and the choice.
+
+    With ``choice`` given (a rebuild that keeps the record's σ) that broadening is taken instead; a
+    :class:`~betenet.qe.parsers.QEParseError` names the table when it does not hold that index and σ."""
+    path = Path(run_dir) / "a2f.dat.gz"
+    header, data = read_table(path)
+    if choice is None:
+        choice = choose_for_a2f_table(run_dir, cfg, header, data)
+    else:
+        sigmas = [float(x) for x in header.split(":")[-1].split()]
+        if not 1 <= choice.index <= len(sigmas) or abs(sigmas[choice.index - 1] - choice.sigma_Ry) > 1e-9:
+            raise QEParseError(f"{path}: broadening {choice.index} (σ = {choice.sigma_Ry} Ry) is not among the broadenings {sigmas}")
     return data[:, 0], data[:, choice.index], choice
 
 
@@ -118,17 +128,20 @@ def build_record(
     runs_dir: Path | None = None,
     status: MaterialStatus | None = None,
     pseudos: Mapping[str, PseudoSpec] | None = None,
+    broadening: BroadeningChoice | None = None,
 ):
     """Assemble the :class:`~betenet.records.MaterialRecord` of a finished run from ``data/qe/<id>/``.
 
     The moments are those of the *unclipped* α²F (equal to QE's mode sum; the learning target is clipped
     after smoothing, :func:`betenet.spectra.smooth_and_bin`); the moments at every broadening, the label
-    uncertainty and the flags come from :func:`betenet.qe.labels.record_labels`.
+    uncertainty and the flags come from :func:`betenet.qe.labels.record_labels`.  The broadening is the one
+    ``cfg``'s rule selects, or ``broadening`` where given (:func:`rebuild_record` keeping a record's σ); a
+    ``plateau-fallback`` choice flags the record ``broadening_unconverged`` either way.
     """
     d = material_dir(material_id, runs_dir)
     status = status or load_status(material_id, runs_dir)
     structure = Structure.from_dict(json.loads((d / "relaxed.json").read_text()))
-    omega, a2f_raw, choice = a2f_selected(d, cfg)
+    omega, a2f_raw, choice = a2f_selected(d, cfg, broadening)
     sigma = choice.sigma_Ry
     keep = omega > 0
     omega, a2f_raw = omega[keep], a2f_raw[keep]
@@ -210,53 +223,59 @@ def build_record(
 
 #: Provenance of the *computation* that a rebuild from ``data/qe`` keeps from the existing record (the
 #: settings, pseudopotentials, host and date of the QE run are not recoverable from the run directory
-#: alone, and the current profile's settings may differ from those the run used).
+#: alone, and the current profile's settings may differ from those the run used).  The broadening
+#: (``elph_smearing_Ry``, ``elph_broadening``) is not among them: :func:`rebuild_record` hands it to
+#: :func:`build_record`, which writes both from it.
 REBUILD_KEEPS = (
-    "code", "workflow", "accuracy", "settings", "grids", "elph_smearing_Ry", "elph_broadening", "pseudopotentials", "timings_s",
+    "code", "workflow", "accuracy", "settings", "grids", "pseudopotentials", "timings_s",
     "wall_s_total", "host", "blas", "date", "prototype", "fermi_energy_eV", "quality",
 )
+
+
+def kept_broadening(run_dir: Path, cfg, old_prov: Mapping[str, Any], path: Path) -> BroadeningChoice:
+    """The broadening a rebuild keeps: the record's ``provenance["elph_smearing_Ry"]`` with how it was found
+    (its ``elph_broadening``; for a record from before that key, the level's own rule if that rule gives
+    the same σ, else ``method="index"``).  ``ValueError`` naming ``path`` when σ is not among the run's."""
+    sigma = float(old_prov["elph_smearing_Ry"])
+    _, _, sigmas = read_a2f_table(Path(run_dir) / "a2f.dat.gz")
+    idx = [i for i, s in enumerate(sigmas) if abs(s - sigma) < 1e-9]
+    if not idx:
+        raise ValueError(f"{path}: provenance.elph_smearing_Ry = {sigma} is not among the broadenings {sigmas} of the run")
+    saved = old_prov.get("elph_broadening") or {}
+    if saved.get("method") and abs(float(saved.get("sigma_Ry", -1.0)) - sigma) < 1e-9:
+        return BroadeningChoice(idx[0] + 1, sigmas[idx[0]], str(saved["method"]), float(saved.get("spread", 0.0)))
+    if getattr(cfg, "elph_sigma_selection", "index") == "plateau":
+        choice = choose_for_run(run_dir, cfg)
+        if abs(choice.sigma_Ry - sigma) < 1e-9:  # the level's rule gives the record's σ: say so
+            return choice
+    return BroadeningChoice(idx[0] + 1, sigmas[idx[0]], "index", 0.0)
 
 
 def rebuild_record(material_id: str, cfg, *, runs_dir: Path | None = None, records_dir: Path | None = None,
                    reselect_sigma: bool = False):
     """Rebuild an existing record from its QE run directory with the current record format.
 
-    The broadening is the one the existing record used (its ``provenance["elph_smearing_Ry"]``), or, with
+    The broadening is the one the existing record used (:func:`kept_broadening`), or, with
     ``reselect_sigma``, the one ``cfg``'s rule selects now (:mod:`betenet.qe.broadening`: after the rule
-    itself changed); the other provenance keys in :data:`REBUILD_KEEPS` are copied from it; ``provenance["record_rebuilt"]`` says
-    from which schema version and when.  The existing file is read as raw JSON, so any schema version
-    (and a record that no longer validates) can be rebuilt.  Returns the new record (not written).
+    itself changed); the other provenance keys in :data:`REBUILD_KEEPS` are copied from it;
+    ``provenance["record_rebuilt"]`` says from which schema version and when.  The existing file is read as
+    raw JSON, so any schema version (and a record that no longer validates) can be rebuilt.  Returns the new
+    record (not written).
     """
     path = Path(records_dir or RECORDS_DIR) / f"{material_id}.json"
     old = json.loads(path.read_text())
     old_prov = old.get("provenance") or {}
-    sigma = None if reselect_sigma else old_prov.get("elph_smearing_Ry")
-    level_cfg = cfg  # before σ is pinned below: its own rule (plateau or index) is what the record reports
-    st = load_status(material_id, runs_dir)
-    if sigma is not None:
-        _, _, sigmas = read_a2f_table(material_dir(material_id, runs_dir) / "a2f.dat.gz")
-        idx = [i for i, s in enumerate(sigmas) if abs(s - float(sigma)) < 1e-9]
-        if not idx:
-            raise ValueError(f"{path}: provenance.elph_smearing_Ry = {sigma} is not among the broadenings {sigmas} of the run")
-        changes: dict[str, Any] = {"elph_smearing_index": idx[0] + 1}
-        if any(f.name == "elph_sigma_selection" for f in dataclasses.fields(cfg)):
-            changes["elph_sigma_selection"] = "index"
-        cfg = dataclasses.replace(cfg, **changes)
-    rec = build_record(material_id, cfg, runs_dir=runs_dir, status=st)
+    run_dir = material_dir(material_id, runs_dir)
+    choice = None
+    if not reselect_sigma and old_prov.get("elph_smearing_Ry") is not None:
+        choice = kept_broadening(run_dir, cfg, old_prov, path)
+    rec = build_record(material_id, cfg, runs_dir=runs_dir, status=load_status(material_id, runs_dir), broadening=choice)
     if "structure" in old:
         prev = Structure.from_dict(old["structure"])
         if (len(prev) != len(rec.structure) or not np.allclose(prev.lattice.matrix, rec.structure.lattice.matrix, atol=1e-8)
                 or not np.allclose(prev.cart_coords, rec.structure.cart_coords, atol=1e-8)):
             raise ValueError(f"{path}: the structure differs from relaxed.json of the run; not rebuilding it")
-    kept = {k: old_prov[k] for k in REBUILD_KEEPS if k in old_prov
-            and not (reselect_sigma and k in ("elph_smearing_Ry", "elph_broadening"))}
-    if "elph_broadening" not in kept and getattr(level_cfg, "elph_sigma_selection", "index") == "plateau" and sigma is not None:
-        choice = choose_for_run(material_dir(material_id, runs_dir), level_cfg)
-        if abs(choice.sigma_Ry - float(sigma)) < 1e-9:  # the level's rule gives the record's σ: say so
-            kept["elph_broadening"] = choice.as_dict()
+    kept = {k: old_prov[k] for k in REBUILD_KEEPS if k in old_prov}
     rec.provenance = {**rec.provenance, **kept,
                       "record_rebuilt": {"from_schema_version": old.get("schema_version"), "date": utc_now()}}
-    if (rec.provenance.get("elph_broadening") or {}).get("method") == "plateau-fallback":
-        # σ was pinned by index above, so build_record could not see that the level's rule found no plateau
-        rec.flags = [f for f in FLAGS if f in {*rec.flags, "broadening_unconverged"}]
     return rec
