@@ -513,6 +513,15 @@ def test_cli_run_selects_lazily_and_names_unknown_ids(tmp_path, capsys):
     assert "AlRu-B2" not in err.replace("'AlRu-B2'", "")  # a real candidate is not reported
     assert cli_main(["plan", "--profile", "smoke", "--runs-dir", str(tmp_path / "qe"), "--ids", "AgLi-B2"]) == 2
     assert "no usable pseudopotential for Li" in capsys.readouterr().err
+    # the upstream source explains its own ids: the element that failed, the wrong formula, the other source
+    plan_up = ["plan", "--profile", "smoke", "--accuracy", "validated", "--candidates", "upstream", "--runs-dir", str(tmp_path / "qe")]
+    assert cli_main(plan_up + ["--ids", "up0280-CuPd", "up0256-AlCu", "Nb1-bcc", "up9999-Nb"]) == 2
+    err = capsys.readouterr().err
+    assert "up0280-CuPd: no usable pseudopotential for Cu in this level's library" in err
+    assert "--candidates upstream" not in err  # already the source: not told to choose it
+    assert "row 256 of the paper's structures is AlPd, id 'up0256-AlPd'" in err
+    assert re.search(r"'Nb1-bcc' is not one of the paper's structures.*--candidates prototypes", err)
+    assert "no row 9999 among the paper's structures" in err
 
 
 def test_each_accuracy_level_has_its_own_directories():

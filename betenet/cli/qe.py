@@ -103,15 +103,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _unknown_ids(ids: list[str] | None, candidate_ids: list[str], qe=None) -> bool:
-    """Print, for each of ``ids`` that is not among ``candidate_ids``, why; True when there was one."""
+def _unknown_ids(ids: list[str] | None, candidate_ids: list[str], qe=None, source: str = "prototypes") -> bool:
+    """Print, for each of ``ids`` that is not among ``candidate_ids`` (of the candidate ``source``), why; True
+    when there was one."""
     known = set(candidate_ids)
     unknown = [mid for mid in dict.fromkeys(ids or []) if mid not in known]
     if not unknown:
         return False
     elements = library_for(qe or QEConfig()).elements
     for mid in unknown:
-        print(f"betenet qe: error: {explain_unknown_id(mid, elements)}", file=sys.stderr)
+        print(f"betenet qe: error: {explain_unknown_id(mid, elements, source, qe)}", file=sys.stderr)
     print("betenet qe: `betenet qe plan --limit N` lists the candidates in priority order", file=sys.stderr)
     return True
 
@@ -150,7 +151,7 @@ def cli_main(argv: list[str] | None = None) -> int:
         if not args.runs_dir:
             runs_dir = dataset_dirs(qe)[0]
         candidates = candidate_source(args.candidates, qe)
-        if _unknown_ids(args.ids, candidates.ids, qe):
+        if _unknown_ids(args.ids, candidates.ids, qe, args.candidates):
             return 2
         table = plan_candidates(candidates, qe, ids=args.ids, limit=args.limit, runs_dir=runs_dir)
         with pd.option_context("display.width", 200, "display.max_columns", None):
@@ -237,7 +238,7 @@ def cli_main(argv: list[str] | None = None) -> int:
     profile = dataclasses.replace(profile, qe=qe, dask=dask)
     limit = args.limit if args.limit is not None else qe.n_new_materials
     candidates = candidate_source(args.candidates, qe)
-    if _unknown_ids(args.ids, candidates.ids, qe):
+    if _unknown_ids(args.ids, candidates.ids, qe, args.candidates):
         return 2
     cands = select_candidates(candidates, ids=args.ids, limit=limit, runs_dir=runs_dir, qe=qe)
     print(f"betenet qe run: profile {profile.name}, {len(cands)} materials, "

@@ -28,7 +28,7 @@ from .kgrid import grids_for_config, mesh_density
 from .pseudo import PseudoLibrary
 from .record import library_for
 from .status import load_status
-from .upstream_candidates import UpstreamCandidateList, upstream_candidates, upstream_index_of
+from .upstream_candidates import UpstreamCandidateList, explain_unknown_upstream_id, upstream_candidates, upstream_index_of
 from .workflow import check_settings, run_material
 
 #: seconds between checks for new Dask workers while every task in flight is still running
@@ -168,10 +168,13 @@ def _unfinished(candidates: Sequence[Candidate], runs_dir: Path | None) -> Itera
             yield candidates[i]
 
 
-def explain_unknown_id(mid: str, elements: Iterable[str]) -> str:
-    """Why ``mid`` is not a candidate: a malformed id, an element without a usable pseudopotential
-    (``elements``: the library's usable ones), a non-canonical spelling, or a combination the
-    prototypes' role filters leave out."""
+def explain_unknown_id(mid: str, elements: Iterable[str], source: str = "prototypes", cfg: QEConfig | None = None) -> str:
+    """Why ``mid`` is not a candidate of the candidate ``source``: a malformed id, an element without a usable
+    pseudopotential (``elements``: the library's usable ones), a non-canonical spelling, a combination the
+    prototypes' role filters leave out, or the other source's id; for ``source="upstream"``,
+    :func:`~betenet.qe.upstream_candidates.explain_unknown_upstream_id` (``cfg``: its ``max_atoms``)."""
+    if source == "upstream":
+        return explain_unknown_upstream_id(mid, set(elements), max_atoms=getattr(cfg, "max_atoms", None))
     if upstream_index_of(mid) is not None:
         return (f"material id {mid!r} names a row of the paper's structures, not a prototype decoration: "
                 "choose that candidate source (`--candidates upstream`)")

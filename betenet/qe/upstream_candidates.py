@@ -38,6 +38,7 @@ __all__ = [
     "UpstreamCandidateList",
     "candidate_id",
     "upstream_index_of",
+    "explain_unknown_upstream_id",
     "matching_upstream_row",
     "mp_id_from_comp_name",
     "upstream_candidates",
@@ -136,6 +137,32 @@ def _read_cif(path: Path):
     from pymatgen.io.ase import AseAtomsAdaptor
 
     return AseAtomsAdaptor.get_structure(ase_read(path))
+
+
+def explain_unknown_upstream_id(material_id: str, library: Any, *, max_atoms: int | None = None,
+                                structures_dir: Path | str | None = None) -> str:
+    """Why ``material_id`` is not among :func:`upstream_candidates` (``only_covered``) for ``library``: not an
+    ``upNNNN-Formula`` id, no such row, the row has another formula, an element without a usable
+    pseudopotential, or a cell above ``max_atoms``."""
+    row = upstream_index_of(material_id)
+    if row is None:
+        return (f"material id {material_id!r} is not one of the paper's structures (ids upNNNN-Formula, e.g. "
+                "up0256-AlPd); a prototype decoration needs that candidate source (`--candidates prototypes`)")
+    sdir = Path(structures_dir) if structures_dir is not None else upstream_dir() / "structures"
+    cif = sdir / f"{row}.cif"
+    if not cif.exists():
+        return f"{material_id}: no row {row} among the paper's structures ({sdir})"
+    s = _read_cif(cif)
+    want = candidate_id(row, s.composition.reduced_formula)
+    if want != material_id:
+        return f"{material_id}: row {row} of the paper's structures is {s.composition.reduced_formula}, id {want!r}"
+    missing = [e for e in sorted({sp.symbol for sp in s.composition.elements}) if e not in library]
+    if missing:
+        return (f"{material_id}: no usable pseudopotential for {', '.join(missing)} in this level's library "
+                "(absent, or failed validation: data/pseudo/*/README.md)")
+    if max_atoms is not None and len(s) > max_atoms:
+        return f"{material_id}: {len(s)} atoms in the cell, above this level's max_atoms = {max_atoms}"
+    return f"{material_id}: not among the upstream candidates of this level"
 
 
 def upstream_candidates(
