@@ -218,3 +218,58 @@ def test_scf_input_takes_an_explicit_mesh():
     st, _ = reference_structure("Al")
     inp = scf_input(st, "/tmp", {"Al": "Al.upf"}, 35.0, 140.0, kspacing_invA=0.15, degauss_Ry=0.02, kpoints=(7, 7, 7))
     assert inp.kpoints == (7, 7, 7) and "7 7 7 0 0 0" in inp.to_str()
+
+
+def test_zone_boundary_supercells_carry_the_phase_of_q():
+    """bcc H: 2 atoms moving opposite; fcc X: the z = 0 layer against the z = a/2 layer (longitudinal);
+    the displaced cell is the reference lattice; hcp has no frozen-phonon cell."""
+    from betenet.qe.pseudo.frozen import zone_boundary_supercell
+
+    label, cell, pat = zone_boundary_supercell("Nb", 0.02)
+    assert label == "H" and len(cell) == 2 and cell.lattice.abc == pytest.approx((3.300,) * 3)
+    assert pat.tolist() == [[0, 0, 1], [0, 0, -1]]
+    assert cell.cart_coords[0] == pytest.approx([0, 0, 0.02]) and cell.cart_coords[1][2] == pytest.approx(1.65 - 0.02)
+    label, cell, pat = zone_boundary_supercell("Al", 0.02)
+    assert label == "X" and len(cell) == 4 and pat[:, 2].tolist() == [1, 1, -1, -1] and not pat[:, :2].any()
+    with pytest.raises(P.PseudoError, match="Mg: no frozen-phonon check for a hcp reference"):
+        zone_boundary_supercell("Mg", 0.02)
+
+
+def test_parse_pw_forces_takes_the_last_block(tmp_path):
+    from betenet.qe.parsers import QEParseError, parse_pw_forces
+
+    block = ("     Forces acting on atoms (cartesian axes, Ry/au):\n\n"
+             "     atom    1 type  1   force =     0.00000000    0.00000000   {f1}\n"
+             "     atom    2 type  1   force =     0.00000000    0.00000000   {f2}\n"
+             "     The non-local contrib.  to forces\n"
+             "     atom    1 type  1   force =     9.00000000    9.00000000    9.00000000\n")
+    out = tmp_path / "pw.out"
+    out.write_text(block.format(f1="-0.5", f2="0.5") + block.format(f1="-0.00140946", f2="0.00140946"))
+    assert parse_pw_forces(out).tolist() == [[0, 0, -0.00140946], [0, 0, 0.00140946]]
+    out.write_text("     !    total energy              =     -94.1 Ry\n")
+    with pytest.raises(QEParseError, match="pw.out: no 'Forces acting on atoms' block"):
+        parse_pw_forces(out)
+
+
+def test_an_imaginary_reference_is_judged_by_a_frozen_phonon(monkeypatch):
+    """Real frozen phonon: ph.x's linear response is blamed; imaginary too: the solid is; no cell: said."""
+    ref = {"freqs_meV": [-26.9, -26.9, -26.9]}
+    s = D.DojoSettings()
+    for w, want in ((15.8, "a frozen phonon at the same cutoff gives 15.8 meV: the linear response"),
+                    (-3.0, "imaginary in DFPT (-26.9, -26.9, -26.9 meV) and as a frozen phonon (-3.0 meV)")):
+        monkeypatch.setattr(D, "frozen_phonon", lambda *a, w=w, **k: {"omega_meV": w})
+        assert want in D._imaginary_reference("Na", s, ref)
+    monkeypatch.undo()
+    msg = D._imaginary_reference("Mg", s, {"freqs_meV": [-50.0]})
+    assert "imaginary at every k spacing tried (-50.0 meV); Mg: no frozen-phonon check for a hcp reference" in msg
+
+
+@needs_pw
+def test_real_frozen_phonon_of_al_at_x(tmp_path):
+    """fcc Al, longitudinal X mode from the forces of one pw.x run (30 Ry, 6^3 k on the 4-atom cell):
+    41.0 meV, as measured (LA at X ~ 40 meV) and inside the DFPT test's LA window."""
+    from betenet.qe.pseudo.frozen import frozen_phonon
+
+    r = frozen_phonon("Al", 30.0, tmp_path, lib=D._raw_library(["Al"]), kspacing_invA=0.3)
+    assert r["q_label"] == "X" and r["kpoints"] == [6, 6, 6] and r["mean_force_Ry_per_bohr"] < 0
+    assert r["omega_meV"] == pytest.approx(41.02, abs=0.1)

@@ -45,6 +45,7 @@ __all__ = [
     "LambdaRow",
     "ProjectedDOS",
     "parse_pw_output",
+    "parse_pw_forces",
     "parse_ph_output",
     "parse_dyn0",
     "parse_dyn_basis",
@@ -163,6 +164,25 @@ def _qe_time_to_s(text: str) -> float | None:
         total += float(value) * {"h": 3600, "m": 60, "s": 1}[unit]
         found = True
     return total if found else None
+
+
+_FORCE_RE = re.compile(r"^\s*atom\s+(\d+)\s+type\s+\d+\s+force\s*=\s*(\S+)\s+(\S+)\s+(\S+)\s*$")
+
+
+def parse_pw_forces(path: Path) -> np.ndarray:
+    """The last "Forces acting on atoms" block of a pw.x log (``tprnfor``): an ``(n_atoms, 3)`` array in
+    Ry/bohr.  :class:`QEParseError` naming the file when there is none."""
+    path = Path(path)
+    blocks: list[dict[int, list[float]]] = []
+    for lineno, line in enumerate(read_text(path).splitlines(), 1):
+        if "Forces acting on atoms" in line:
+            blocks.append({})
+        elif blocks and (m := _FORCE_RE.match(line)) and int(m.group(1)) not in blocks[-1]:
+            blocks[-1][int(m.group(1))] = _floats(list(m.groups()[1:]), path, lineno)
+    if not blocks or not blocks[-1]:
+        raise QEParseError(f"{path}: no 'Forces acting on atoms' block (was tprnfor set, did pw.x finish?)")
+    last = blocks[-1]
+    return np.array([last[i] for i in sorted(last)], dtype=float)
 
 
 def parse_pw_output(path: Path, *, require_done: bool = True) -> PWResult:

