@@ -260,8 +260,8 @@ def test_an_imaginary_reference_is_judged_by_a_frozen_phonon(monkeypatch):
         monkeypatch.setattr(D, "frozen_phonon", lambda *a, w=w, **k: {"omega_meV": w})
         assert want in D._imaginary_reference("Na", s, ref)
     monkeypatch.undo()
-    msg = D._imaginary_reference("Mg", s, {"freqs_meV": [-50.0]})
-    assert "imaginary at every k spacing tried (-50.0 meV); Mg: no frozen-phonon check for a hcp reference" in msg
+    msg = D._imaginary_reference("Mg", s, {"freqs_meV": [-50.0]}, tried=(0.5,))
+    assert "imaginary at every k spacing tried (-50.0 meV; k spacings 0.5 Å^-1); Mg: no frozen-phonon check for a hcp reference" in msg
 
 
 @needs_pw

@@ -335,24 +335,25 @@ def _judge(rec: dict[str, Any], s: DojoSettings) -> None:
                                            else f"cutoffs from the E/P scan; {ph_note}; E(V) pending"))
 
 
-def _imaginary_reference(element: str, s: DojoSettings, ref: dict[str, Any]) -> str:
+def _imaginary_reference(element: str, s: DojoSettings, ref: dict[str, Any], tried: tuple[float, ...] = ()) -> str:
     """The verdict on a reference DFPT phonon that is imaginary at every k spacing: with a frozen phonon at the
     same cutoff (:func:`betenet.qe.pseudo.frozen.frozen_phonon`, bcc/fcc references) that is real, ph.x's
     linear response is what fails with this UPF (the el-ph labels are DFPT, so the element cannot be used);
     else (or without that check) the solid itself is unstable at this set-up."""
     label = zone_boundary_q(element)[0]
-    dfpt = ", ".join(f"{w:.1f}" for w in ref["freqs_meV"])
+    dfpt = ", ".join(f"{w:.1f}" for w in ref["freqs_meV"]) + " meV" + (
+        f"; k spacings {', '.join(f'{k:g}' for k in tried)} Å^-1" if tried else "")
     try:
         with tempfile.TemporaryDirectory(prefix=f"dojo-frozen-{element}-") as tmp:
             fz = frozen_phonon(element, s.ecut_reference_Ry, tmp, lib=_raw_library([element]),
                                kspacing_invA=s.phonon_kspacing_fallback_invA[-1], degauss_Ry=s.degauss_Ry, timeout_s=s.timeout_s)
     except PseudoError as exc:  # no frozen-phonon cell for this reference (hcp, compounds)
-        return f"{element}: the reference phonon at {label} is imaginary at every k spacing tried ({dfpt} meV); {exc}"
+        return f"{element}: the reference phonon at {label} is imaginary at every k spacing tried ({dfpt}); {exc}"
     if fz["omega_meV"] > 0:
         return (f"{element}: ph.x (DFPT) gives an imaginary {label} phonon at {s.ecut_reference_Ry:g} Ry at every k spacing tried "
-                f"({dfpt} meV) where a frozen phonon at the same cutoff gives {fz['omega_meV']:.1f} meV: the linear "
+                f"({dfpt}) where a frozen phonon at the same cutoff gives {fz['omega_meV']:.1f} meV: the linear "
                 "response with this UPF is not trustworthy, and the el-ph labels are DFPT")
-    return (f"{element}: the reference phonon at {label} is imaginary in DFPT ({dfpt} meV) and as a frozen phonon "
+    return (f"{element}: the reference phonon at {label} is imaginary in DFPT ({dfpt}) and as a frozen phonon "
             f"({fz['omega_meV']:.1f} meV) at {s.ecut_reference_Ry:g} Ry")
 
 
@@ -420,7 +421,7 @@ def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSett
             if min(ref["freqs_meV"]) > 0:
                 break
         else:
-            raise PseudoError(_imaginary_reference(element, s, ref))
+            raise PseudoError(_imaginary_reference(element, s, ref, tried=(s.phonon_kspacing_invA, *s.phonon_kspacing_fallback_invA)))
         s_ph, tried = sk, []
         for c in cuts:
             for dual in (s.dual, 2 * s.dual):
