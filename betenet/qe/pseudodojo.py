@@ -346,7 +346,7 @@ def _imaginary_reference(element: str, s: DojoSettings, ref: dict[str, Any], tri
     try:
         with tempfile.TemporaryDirectory(prefix=f"dojo-frozen-{element}-") as tmp:
             fz = frozen_phonon(element, s.ecut_reference_Ry, tmp, lib=_raw_library([element]),
-                               kspacing_invA=s.phonon_kspacing_fallback_invA[-1], degauss_Ry=s.degauss_Ry, timeout_s=s.timeout_s)
+                               kspacing_invA=(s.phonon_kspacing_invA, *s.phonon_kspacing_fallback_invA)[-1], degauss_Ry=s.degauss_Ry, timeout_s=s.timeout_s)
     except PseudoError as exc:  # no frozen-phonon cell for this reference (hcp, compounds)
         return f"{element}: the reference phonon at {label} is imaginary at every k spacing tried ({dfpt}); {exc}"
     if fz["omega_meV"] > 0:
