@@ -594,3 +594,23 @@ def test_refilter_reopens_a_material_rejected_for_gamma_asr_violation(tmp_path, 
     for mid in ("Pb1-fcc", "Al1-fcc"):
         assert not list((runs / mid).glob("status.json.bak-*"))
         assert (runs / mid / "status.json").read_text() == (QE_RUNS_DIR / mid / "status.json").read_text()
+
+
+def test_an_upstream_row_already_run_under_a_prototype_id_is_not_run_again(tmp_path):
+    """bcc Nb kept (or rejected) as Nb1-bcc is row 305 of the paper's structures: the upstream source skips
+    up0305-Nb unless asked for by id; an unfinished run does not count."""
+    from pymatgen.core import Lattice, Structure
+
+    a = 3.27  # our relaxed cell, not the paper's: matched up to scale
+    nb = Structure(Lattice([[-a / 2, a / 2, a / 2], [a / 2, -a / 2, a / 2], [a / 2, a / 2, -a / 2]]), ["Nb"], [[0, 0, 0]])
+    _status(tmp_path / "Nb1-bcc", "rejected", reason="imaginary_modes")
+    (tmp_path / "Nb1-bcc" / "relaxed.json").write_text(json.dumps(nb.as_dict()))
+    _status(tmp_path / "up0256-AlPd", "kept")
+    _status(tmp_path / "Pb1-fcc", "running")  # not final: no row
+    assert dataset.rows_computed(tmp_path) == {305: "Nb1-bcc", 256: "up0256-AlPd"}
+    cands = [("up0305-Nb", nb, "upstream"), ("up0732-NbC", nb, "upstream")]  # structures unused here
+    picked = dataset.select_candidates(cands, runs_dir=tmp_path, include_finished=False)
+    assert [c[0] for c in picked] == ["up0732-NbC"]
+    assert [c[0] for c in dataset._unfinished(cands, tmp_path)] == ["up0732-NbC"]
+    assert [c[0] for c in dataset.select_candidates(cands, ids=["up0305-Nb"], runs_dir=tmp_path)] == ["up0305-Nb"]
+    assert dataset.rows_computed(tmp_path / "none") == {}

@@ -156,8 +156,10 @@ def cli_main(argv: list[str] | None = None) -> int:
         table = plan_candidates(candidates, qe, ids=args.ids, limit=args.limit, runs_dir=runs_dir)
         with pd.option_context("display.width", 200, "display.max_columns", None):
             print(table.to_string(index=False) if len(table) else "no unfinished candidates")
-        print(f"(grids on the unrelaxed prototype cells; skipped: scf density < {qe.candidate_min_scf_k_fraction} x "
-              f"{qe.scf_k_density_per_invA} per Å^-1)")
+        skip = ("none skipped for a coarse scf mesh" if qe.candidate_min_scf_k_fraction is None else
+                f"skipped: scf density < {qe.candidate_min_scf_k_fraction} x {qe.scf_k_density_per_invA} per Å^-1")
+        print(f"(grids on the unrelaxed candidate cells; {skip}; a paper's structure already run under another id "
+              "is left out: `betenet qe plan --ids ...` shows it)")
         return 0
     if args.cmd == "reject":
         st = reject_after_review(args.material_id, args.reason, args.detail, runs_dir=runs_dir,

@@ -27,8 +27,10 @@ from .inputs import QEInputError
 from .kgrid import grids_for_config, mesh_density
 from .pseudo import PseudoLibrary
 from .record import library_for
-from .status import load_status
-from .upstream_candidates import UpstreamCandidateList, explain_unknown_upstream_id, upstream_candidates, upstream_index_of
+from .status import load_status, material_dir
+from .upstream_candidates import (
+    UpstreamCandidateList, explain_unknown_upstream_id, matching_upstream_row, upstream_candidates, upstream_index_of,
+)
 from .workflow import check_settings, run_material
 
 #: seconds between checks for new Dask workers while every task in flight is still running
@@ -36,7 +38,7 @@ WINDOW_POLL_S = 30.0
 
 __all__ = [
     "Candidate", "CandidateList", "dataset_dirs", "run_dataset", "run_one", "default_candidates", "select_candidates",
-    "scf_mesh_estimate", "plan_candidates", "explain_unknown_id", "candidate_source", "CANDIDATE_SOURCES",
+    "scf_mesh_estimate", "plan_candidates", "rows_computed", "explain_unknown_id", "candidate_source", "CANDIDATE_SOURCES",
 ]
 
 #: ``(material_id, structure, prototype)`` as produced by :func:`betenet.qe.prototypes.candidate_structures`.
@@ -163,9 +165,34 @@ def _candidate_ids(candidates: Sequence[Candidate]) -> list[str]:
 
 
 def _unfinished(candidates: Sequence[Candidate], runs_dir: Path | None) -> Iterable[Candidate]:
-    for i, mid in enumerate(_candidate_ids(candidates)):
-        if not load_status(mid, runs_dir).final:
+    ids = _candidate_ids(candidates)
+    done_rows = rows_computed(runs_dir) if any(upstream_index_of(m) is not None for m in ids) else {}
+    for i, mid in enumerate(ids):
+        if not load_status(mid, runs_dir).final and done_rows.get(upstream_index_of(mid), mid) == mid:
             yield candidates[i]
+
+
+def rows_computed(runs_dir: Path | None = None) -> dict[int, str]:
+    """Upstream row -> id of the finished run (kept, rejected or failed) in ``runs_dir`` that computed the
+    paper's structure of that row: an ``upNNNN-`` id directly, any other id (``Nb1-bcc``) when its relaxed
+    cell matches the row's structure up to scale (:func:`~betenet.qe.upstream_candidates.matching_upstream_row`).
+    So that the upstream candidate source does not run a structure again that a prototype run already did."""
+    base = material_dir("-", runs_dir).parent
+    out: dict[int, str] = {}
+    if not base.is_dir():
+        return out
+    for d in sorted(p for p in base.iterdir() if (p / "status.json").exists()):
+        if not load_status(d.name, base).final:
+            continue
+        row = upstream_index_of(d.name)
+        if row is None and (d / "relaxed.json").exists():
+            try:
+                row = matching_upstream_row(Structure.from_dict(json.loads((d / "relaxed.json").read_text())))
+            except FileNotFoundError:  # no vendored structures: nothing to match against
+                return out
+        if row is not None:
+            out.setdefault(row, d.name)
+    return out
 
 
 def explain_unknown_id(mid: str, elements: Iterable[str], source: str = "prototypes", cfg: QEConfig | None = None) -> str:
@@ -215,12 +242,15 @@ def select_candidates(
     n_new = 0
     position = {mid: i for i, mid in enumerate(all_ids)}
     order = [position[m] for m in dict.fromkeys(ids)] if ids else range(len(all_ids))
+    done_rows = rows_computed(runs_dir) if not ids and any(upstream_index_of(m) is not None for m in all_ids) else {}
     for i in order:
         mid = all_ids[i]
         finished = load_status(mid, runs_dir).final
         if finished:
             if include_finished:
                 out.append(candidates[i])
+            continue
+        if done_rows.get(upstream_index_of(mid), mid) != mid:  # the paper's structure, already run under another id
             continue
         if limit is not None and limit >= 0 and n_new >= limit:
             continue
