@@ -43,7 +43,8 @@ import pandas as pd
 from . import paths
 from .constants import HIGH_TC_THRESHOLD_K, MU_STAR_DEFAULT
 from .physics import allen_dynes_tc_K
-from .qe.upstream_candidates import compare_with_published
+from .qe.prototypes import PrototypeError, build, parse_material_id
+from .qe.upstream_candidates import compare_with_published, upstream_index_of
 from .records import MaterialRecord, load_record
 from .reference import REFERENCE_SET, ReferenceMaterial
 from .upstream import default_records_dir
@@ -87,12 +88,42 @@ def load_level(directory: Path | str, ids: Iterable[str] | None = None) -> dict[
 
     A missing directory gives ``{}`` (the validated batch may not have written any record yet); a
     malformed record raises :class:`betenet.records.RecordError` naming its file and field.
+    A record computed on one of the paper's structures (``up0732-NbC``) stands for the reference material
+    whose prototype structure it is (:func:`reference_of`), unless a record under the reference's own id
+    exists; the table's ``record_id`` says which record it was.
     """
     directory = Path(directory)
     if not directory.is_dir():
         return {}
     wanted = set(ids) if ids is not None else {e.material_id for e in REFERENCE_SET}
-    return {p.stem: load_record(p) for p in sorted(directory.glob("*.json")) if p.stem in wanted}
+    files = sorted(directory.glob("*.json"))
+    out = {p.stem: load_record(p) for p in files if p.stem in wanted}
+    for p in files:
+        if upstream_index_of(p.stem) is None:
+            continue
+        rec = load_record(p)
+        ref_id = reference_of(rec.structure, wanted)
+        if ref_id is not None and ref_id not in out:
+            out[ref_id] = rec
+    return out
+
+
+def reference_of(structure, ids: Iterable[str]) -> str | None:
+    """The id among ``ids`` (reference ids, ``NbC-B1``) whose prototype structure
+    (:func:`betenet.qe.prototypes.build`) is ``structure`` up to a uniform scale, or ``None``."""
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+
+    formula = structure.composition.reduced_formula
+    matcher = StructureMatcher(scale=True, attempt_supercell=True)
+    for mid in sorted(ids):
+        try:
+            els, proto = parse_material_id(mid)
+            ref = build(els, proto)
+        except PrototypeError:  # a reference id that is not a prototype decoration
+            continue
+        if ref.composition.reduced_formula == formula and matcher.fit(ref, structure):
+            return mid
+    return None
 
 
 def load_levels(levels: Mapping[str, Path | str] | None = None) -> dict[str, dict[str, MaterialRecord]]:
@@ -115,7 +146,7 @@ def _row(ref: ReferenceMaterial, level: str, rec: MaterialRecord, mu_star: float
     wlog_dft = _f(ref.omega_log_dft_K.value if ref.omega_log_dft_K else None)
     tc_exp = _f(ref.tc_exp_K.value if ref.tc_exp_K else None)
     return {
-        "material_id": ref.material_id, "label": ref.label, "level": level,
+        "material_id": ref.material_id, "record_id": rec.material_id, "label": ref.label, "level": level,
         "accuracy": str(rec.provenance.get("accuracy", "")), "kind": ref.kind,
         "superconductor": ref.superconductor,
         "lambda": lam, "lambda_uncertainty": _f(rec.lambda_uncertainty), "omega_log_K": wlog, "omega_2_K": w2,
@@ -132,7 +163,7 @@ def _row(ref: ReferenceMaterial, level: str, rec: MaterialRecord, mu_star: float
     }
 
 
-_COLUMNS = ["material_id", "label", "level", "accuracy", "kind", "superconductor", "lambda", "lambda_uncertainty",
+_COLUMNS = ["material_id", "record_id", "label", "level", "accuracy", "kind", "superconductor", "lambda", "lambda_uncertainty",
             "omega_log_K", "omega_2_K", "lambda_dft", "lambda_ratio", "omega_log_dft_K", "omega_log_ratio",
             "lambda_exp", "tc_ad_K", "tc_exp_K", "tc_error_K", "mu_star", "flags", "dft_source", "tc_exp_source",
             "known_issue", "lambda_bias", "tc_bias"]

@@ -229,3 +229,23 @@ def test_ours_vs_paper_pairs_our_record_of_a_paper_row_with_theirs(tmp_path):
     assert val.ours_vs_paper({"validated": ours}, tmp_path / "missing").empty
     fig = plot_ours_vs_paper(df)
     assert len(fig.axes) == 3 and fig.axes[0].get_legend() is not None
+
+
+def test_a_record_on_a_paper_structure_stands_for_its_reference_material(tmp_path):
+    """up0732-NbC in rocksalt is the reference NbC-B1 (matched up to scale); a CsCl-like NbC is not; a record
+    under the reference's own id wins; the table says which record was used."""
+    from dataclasses import replace
+
+    from pymatgen.core import Lattice, Structure
+
+    a = 4.45
+    rocksalt = Structure(Lattice([[0, a / 2, a / 2], [a / 2, 0, a / 2], [a / 2, a / 2, 0]]), ["Nb", "C"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    save_record(replace(_record("up0732-NbC", 0.75, 300.0), structure=rocksalt), tmp_path)
+    save_record(_record("up0999-NbC", 0.10, 300.0), tmp_path)  # B2-like: no reference prototype
+    got = val.load_level(tmp_path)
+    assert list(got) == ["NbC-B1"] and got["NbC-B1"].material_id == "up0732-NbC"
+    table = val.compare({"validated": got})
+    assert table.loc[0, "material_id"] == "NbC-B1" and table.loc[0, "record_id"] == "up0732-NbC"
+    save_record(replace(_record("NbC-B1", 0.80, 300.0), structure=rocksalt), tmp_path)
+    assert val.load_level(tmp_path)["NbC-B1"].lambda_ == 0.80
+    assert val.reference_of(rocksalt, ["Al1-fcc", "TaC-B1"]) is None
