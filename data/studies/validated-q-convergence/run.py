@@ -5,9 +5,12 @@ runs/.  bcc Nb at the level's q 4^3 was rejected for a Fourier-interpolation art
 between the q points although every ph.x point is stable) and bcc Ta's level run gives λ ≈ 1.0, above the
 tunnelling value 0.73: both point at the q mesh.  Run (resumable; ~2x the level's Ta el-ph run):
 
-    OMP_NUM_THREADS=1 .venv/bin/python data/studies/validated-q-convergence/run.py [--table]
+    OMP_NUM_THREADS=1 .venv/bin/python data/studies/validated-q-convergence/run.py [--table] [--material Nb1-bcc]
+        [--k-density 74]
 
-With ``--table`` it only prints λ(σ) of both q meshes, the plateau each gives
+``--material`` (default Ta1-bcc) takes another one-atom material of the level; ``--k-density`` (per Å^-1, 2π
+included; default the level's) also makes the dense mesh denser (the scf mesh stays half of it).  With
+``--table`` it only prints λ(σ) of both q meshes, the plateau each gives
 (:func:`betenet.qe.broadening.select_plateau`), ω_log and the lowest interpolated phonon frequency.
 """
 import dataclasses
@@ -23,7 +26,12 @@ from betenet.qe.broadening import lambda_sigma_table
 from betenet.qe.dataset import default_candidates
 from betenet.records import load_record
 
-MATERIAL = "Ta1-bcc"
+def _arg(name: str, default: str) -> str:
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+
+
+MATERIAL = _arg("--material", "Ta1-bcc")
+K_DENSITY = float(_arg("--k-density", "nan"))
 here = Path(__file__).resolve().parent
 RUNS = {"level": (DATA_DIR / "qe-validated", DATA_DIR / "records-validated"),
         "denser q": (here / "runs", here / "records")}
@@ -34,8 +42,10 @@ def config():
     scf = (DATA_DIR / "qe-validated" / MATERIAL / "scf.in").read_text()
     ecut = {k.strip(): float(v.strip().rstrip(",")) for k, v in (l.split("=", 1) for l in scf.splitlines()
                                                                   if l.strip().startswith(("ecutwfc", "ecutrho")))}
-    return dataclasses.replace(QE_VALIDATED, q_density_per_invA=12.0, ecutwfc_Ry=ecut["ecutwfc"],
-                               ecutrho_Ry=ecut["ecutrho"])
+    cfg = dataclasses.replace(QE_VALIDATED, q_density_per_invA=12.0, ecutwfc_Ry=ecut["ecutwfc"], ecutrho_Ry=ecut["ecutrho"])
+    if np.isfinite(K_DENSITY):
+        cfg = dataclasses.replace(cfg, k_density_per_invA=K_DENSITY)
+    return cfg
 
 
 def run() -> None:
