@@ -108,3 +108,37 @@ def test_a_prototype_candidate_that_is_a_paper_structure_says_so(structures):
     assert uc.matching_upstream_row(fcc_ba, structures) is None
     sr = Structure(Lattice.cubic(4.4), ["Sr", "Sr"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     assert uc.matching_upstream_row(sr, structures) is None
+
+
+def _cartesian_cubic_ops(lattice) -> int:
+    """How many of the 48 signed permutation matrices (the cubic rotations about x, y, z that pw.x tries
+    with ibrav=0) map the lattice onto itself."""
+    import itertools
+
+    import numpy as np
+
+    m = lattice.matrix  # rows are the lattice vectors
+    n = 0
+    for perm in itertools.permutations(range(3)):
+        for signs in itertools.product((1, -1), repeat=3):
+            r = np.zeros((3, 3))
+            for i, (j, sg) in enumerate(zip(perm, signs)):
+                r[i, j] = sg
+            coeff = np.linalg.solve(m.T, (m @ r.T).T)  # rotated vectors in the lattice basis
+            n += bool(np.allclose(coeff, np.round(coeff), atol=1e-6))
+    return n
+
+
+def test_upstream_cells_are_turned_to_the_axes_qe_searches():
+    """Row 732 (rocksalt NbC) comes in the Materials Project's rotated primitive cell: only 4 of the cubic
+    rotations about x, y, z map it onto itself (pw.x, which also tries the hexagonal set, found 12
+    operations); the standard orientation keeps all 48, with the same crystal and number of atoms."""
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+
+    from betenet.qe.upstream_candidates import _read_cif, standard_orientation, upstream_dir
+
+    raw = _read_cif(upstream_dir() / "structures" / "732.cif")
+    std = standard_orientation(raw)
+    assert _cartesian_cubic_ops(raw.lattice) == 4 and _cartesian_cubic_ops(std.lattice) == 48
+    assert len(std) == len(raw) == 2 and StructureMatcher().fit(raw, std)
+    assert abs(std.volume - raw.volume) < 1e-6
