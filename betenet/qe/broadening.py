@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .parsers import QEParseError, parse_lambda_file
+from .parsers import QEParseError, a2f_sigmas, parse_lambda_file
 
 __all__ = [
     "BroadeningChoice", "select_plateau", "select_broadening", "choose_for_run", "choose_for_a2f_table",
@@ -114,7 +114,7 @@ def choose_for_a2f_table(run_dir, cfg, header: str, data: np.ndarray) -> Broaden
         raise QEParseError(f"{Path(run_dir) / 'a2f.dat.gz'}: broadening index {idx} but {data.shape[1] - 1} broadenings stored")
     if choice is not None:
         return choice
-    sigmas = [float(x) for x in header.split(":")[-1].split()]
+    sigmas = a2f_sigmas(header)
     return BroadeningChoice(idx, sigmas[idx - 1], "index", 0.0)
 
 

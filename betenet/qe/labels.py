@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import physics
 from ..records import FLAGS
-from .parsers import min_freq_off_gamma, parse_lambda_file, read_table
+from .parsers import a2f_sigmas, min_freq_off_gamma, parse_lambda_file, read_table
 from .prototypes import CURATED_PRIORITY, GROUND_STATE, PrototypeError, parse_material_id
 
 __all__ = [
@@ -53,7 +53,7 @@ _QUANTITIES = ("lambda", "omega_log_K", "omega_2_K", "tc_ad_K")
 def read_a2f_table(path: Path) -> tuple[np.ndarray, np.ndarray, list[float]]:
     """``a2f.dat.gz`` -> (ω in meV (ω > 0 only), α²F of shape (n_broadenings, n_ω), broadenings in Ry)."""
     header, data = read_table(Path(path))
-    sigmas = [float(x) for x in header.split(":")[-1].split()]
+    sigmas = a2f_sigmas(header)
     if data.ndim != 2 or data.shape[1] != len(sigmas) + 1:
         raise ValueError(f"{path}: header lists {len(sigmas)} broadenings but the table has {data.shape[1] - 1} α²F columns")
     keep = data[:, 0] > 0

@@ -46,6 +46,7 @@ __all__ = [
     "ProjectedDOS",
     "parse_pw_output",
     "parse_pw_forces",
+    "a2f_sigmas",
     "parse_ph_output",
     "parse_dyn0",
     "parse_dyn_basis",
@@ -83,6 +84,11 @@ def read_text(path: Path) -> str:
         except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError; a cut stream gives EOFError
             raise QEParseError(f"{path}: corrupt or truncated gzip file ({type(exc).__name__}: {exc})") from None
     return path.read_text(errors="replace")
+
+
+def a2f_sigmas(header: str) -> list[float]:
+    """The broadenings (Ry) an α²F table's header lists after its last ``:`` (``a2f.dat.gz`` of the workflow)."""
+    return [float(x) for x in header.split(":")[-1].split()]
 
 
 def read_table(path: Path) -> tuple[str, np.ndarray]:

@@ -28,7 +28,7 @@ from ..upstream_split import paper_split_indices
 from .broadening import BroadeningChoice, choose_for_a2f_table, choose_for_run
 from .inputs import PseudoSpec, PWInput, QEInputError, cutoffs_Ry, pseudo_specs
 from .labels import read_a2f_table, record_labels
-from .parsers import QEParseError, check_elph_tables, parse_lambda_file, parse_phdos, read_table
+from .parsers import QEParseError, a2f_sigmas, check_elph_tables, parse_lambda_file, parse_phdos, read_table
 from .pseudo import PseudoLibrary
 from .status import MaterialStatus, load_status, material_dir
 from .upstream_candidates import matching_upstream_row, upstream_index_of
@@ -68,7 +68,7 @@ def a2f_selected(run_dir: Path, cfg: QEConfig, choice: BroadeningChoice | None =
     if choice is None:
         choice = choose_for_a2f_table(run_dir, cfg, header, data)
     else:
-        sigmas = [float(x) for x in header.split(":")[-1].split()]
+        sigmas = a2f_sigmas(header)
         if not 1 <= choice.index <= len(sigmas) or abs(sigmas[choice.index - 1] - choice.sigma_Ry) > 1e-9:
             raise QEParseError(f"{path}: broadening {choice.index} (σ = {choice.sigma_Ry} Ry) is not among the broadenings {sigmas}")
     return data[:, 0], data[:, choice.index], choice
