@@ -145,6 +145,11 @@ class DojoSettings:
     b0_tol_high_pct: float = 30.0
     timeout_s: float = 3600.0
 
+    @property
+    def phonon_kspacings(self) -> tuple[float, ...]:
+        """The k spacings the phonon reference tries, in order (the first, then the fallbacks)."""
+        return (self.phonon_kspacing_invA, *self.phonon_kspacing_fallback_invA)
+
 
 # ---------------------------------------------------------------------------------------------
 # the index (loaded by betenet.qe.pseudo.dojo_library, written here)
@@ -336,17 +341,18 @@ def _judge(rec: dict[str, Any], s: DojoSettings) -> None:
 
 
 def _imaginary_reference(element: str, s: DojoSettings, ref: dict[str, Any], tried: tuple[float, ...] = ()) -> str:
-    """The verdict on a reference DFPT phonon that is imaginary at every k spacing: with a frozen phonon at the
-    same cutoff (:func:`betenet.qe.pseudo.frozen.frozen_phonon`, bcc/fcc references) that is real, ph.x's
-    linear response is what fails with this UPF (the el-ph labels are DFPT, so the element cannot be used);
-    else (or without that check) the solid itself is unstable at this set-up."""
+    """The verdict on a reference DFPT phonon that is imaginary at every k spacing (``tried``, named in the
+    message): with a frozen phonon at the same cutoff and the densest of ``s.phonon_kspacings``
+    (:func:`betenet.qe.pseudo.frozen.frozen_phonon`, bcc/fcc references) that is real, ph.x's linear response
+    is what fails with this UPF (the el-ph labels are DFPT, so the element cannot be used); else (or without
+    that check) the solid itself is unstable at this set-up."""
     label = zone_boundary_q(element)[0]
     dfpt = ", ".join(f"{w:.1f}" for w in ref["freqs_meV"]) + " meV" + (
         f"; k spacings {', '.join(f'{k:g}' for k in tried)} Å^-1" if tried else "")
     try:
         with tempfile.TemporaryDirectory(prefix=f"dojo-frozen-{element}-") as tmp:
             fz = frozen_phonon(element, s.ecut_reference_Ry, tmp, lib=_raw_library([element]),
-                               kspacing_invA=(s.phonon_kspacing_invA, *s.phonon_kspacing_fallback_invA)[-1], degauss_Ry=s.degauss_Ry, timeout_s=s.timeout_s)
+                               kspacing_invA=s.phonon_kspacings[-1], degauss_Ry=s.degauss_Ry, timeout_s=s.timeout_s)
     except PseudoError as exc:  # no frozen-phonon cell for this reference (hcp, compounds)
         return f"{element}: the reference phonon at {label} is imaginary at every k spacing tried ({dfpt}); {exc}"
     if fz["omega_meV"] > 0:
@@ -412,7 +418,7 @@ def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSett
         # surface can make it imaginary (fcc Pb at X, 5^3 k: -14, -11, -11 meV at 140/1120 Ry), and an
         # unstable mode's frequency is no measure of cutoff convergence
         cuts = [c for c in s.ecut_list_Ry if c >= rec["ecutwfc_Ry"]]
-        for k in (s.phonon_kspacing_invA, *s.phonon_kspacing_fallback_invA):
+        for k in s.phonon_kspacings:
             sk = dataclasses.replace(s, phonon_kspacing_invA=k)
             with tempfile.TemporaryDirectory(prefix=f"dojo-phref-{element}-") as tmp:
                 ref = _phonon_at(element, s.ecut_reference_Ry, sk, Path(tmp))
@@ -421,7 +427,7 @@ def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSett
             if min(ref["freqs_meV"]) > 0:
                 break
         else:
-            raise PseudoError(_imaginary_reference(element, s, ref, tried=(s.phonon_kspacing_invA, *s.phonon_kspacing_fallback_invA)))
+            raise PseudoError(_imaginary_reference(element, s, ref, tried=s.phonon_kspacings))
         s_ph, tried = sk, []
         for c in cuts:
             for dual in (s.dual, 2 * s.dual):

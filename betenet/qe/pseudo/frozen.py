@@ -68,11 +68,12 @@ def frozen_phonon(element: str, ecutwfc_Ry: float, workdir: Path | str, *, lib: 
     these cutoffs, from the forces of one pw.x run (same smearing as the other checks).  Also returns the
     label, the k mesh, the mean restoring force (Ry/bohr) and the run's CPU time."""
     label, cell, pattern = zone_boundary_supercell(element, u_A)
+    ecutrho_Ry = ecutrho_Ry or 4 * ecutwfc_Ry
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     files = lib.stage([element], workdir / "pseudo")
     k = kpoint_grid(cell, kspacing_invA)
-    inp = scf_input(cell, (workdir / "pseudo").resolve(), files, ecutwfc_Ry, ecutrho_Ry or 4 * ecutwfc_Ry,
+    inp = scf_input(cell, (workdir / "pseudo").resolve(), files, ecutwfc_Ry, ecutrho_Ry,
                     kspacing_invA=kspacing_invA, degauss_Ry=degauss_Ry, kpoints=k)
     inp.control["tprnfor"] = True
     r = run_pw(inp, workdir, timeout_s)
@@ -84,4 +85,4 @@ def frozen_phonon(element: str, ecutwfc_Ry: float, workdir: Path | str, *, lib: 
     w2 = -f_along / (mass * u_A / BOHR_IN_ANGSTROM)  # Ry^2
     omega = math.copysign(math.sqrt(abs(w2)), w2) * RY_IN_MEV
     return {"q_label": label, "omega_meV": omega, "u_A": u_A, "kpoints": list(k), "ecutwfc_Ry": ecutwfc_Ry,
-            "ecutrho_Ry": ecutrho_Ry or 4 * ecutwfc_Ry, "mean_force_Ry_per_bohr": f_along, "cpu_s": r["cpu_s"]}
+            "ecutrho_Ry": ecutrho_Ry, "mean_force_Ry_per_bohr": f_along, "cpu_s": r["cpu_s"]}
