@@ -166,10 +166,20 @@ def _candidate_ids(candidates: Sequence[Candidate]) -> list[str]:
 
 def _unfinished(candidates: Sequence[Candidate], runs_dir: Path | None) -> Iterable[Candidate]:
     ids = _candidate_ids(candidates)
-    done_rows = rows_computed(runs_dir) if any(upstream_index_of(m) is not None for m in ids) else {}
+    elsewhere = _run_under_another_id(ids, runs_dir)
     for i, mid in enumerate(ids):
-        if not load_status(mid, runs_dir).final and done_rows.get(upstream_index_of(mid), mid) == mid:
+        if not load_status(mid, runs_dir).final and mid not in elsewhere:
             yield candidates[i]
+
+
+def _run_under_another_id(ids: Sequence[str], runs_dir: Path | None) -> set[str]:
+    """The upstream candidates among ``ids`` whose structure a finished run in ``runs_dir`` already computed
+    under another id (:func:`rows_computed`; not read at all when no id is an upstream one)."""
+    rows = {mid: upstream_index_of(mid) for mid in ids}
+    if all(r is None for r in rows.values()):
+        return set()
+    done = rows_computed(runs_dir)
+    return {mid for mid, r in rows.items() if r is not None and done.get(r, mid) != mid}
 
 
 def rows_computed(runs_dir: Path | None = None) -> dict[int, str]:
@@ -242,7 +252,7 @@ def select_candidates(
     n_new = 0
     position = {mid: i for i, mid in enumerate(all_ids)}
     order = [position[m] for m in dict.fromkeys(ids)] if ids else range(len(all_ids))
-    done_rows = rows_computed(runs_dir) if not ids and any(upstream_index_of(m) is not None for m in all_ids) else {}
+    elsewhere = set() if ids else _run_under_another_id(all_ids, runs_dir)
     for i in order:
         mid = all_ids[i]
         finished = load_status(mid, runs_dir).final
@@ -250,7 +260,7 @@ def select_candidates(
             if include_finished:
                 out.append(candidates[i])
             continue
-        if done_rows.get(upstream_index_of(mid), mid) != mid:  # the paper's structure, already run under another id
+        if mid in elsewhere:
             continue
         if limit is not None and limit >= 0 and n_new >= limit:
             continue
