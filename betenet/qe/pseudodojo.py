@@ -253,7 +253,8 @@ def _phonon_at(element: str, ecut: float, s: DojoSettings, workdir: Path, lib: P
     label, q = _q_in_alat(element, r["alat_bohr"])
     ph = run_ph(q, workdir, s.timeout_s)
     return {"ecutwfc_Ry": ecut, "ecutrho_Ry": s.dual * ecut, "kspacing_invA": s.phonon_kspacing_invA, "q_label": label, "q_cart_2pi_alat": q, "freqs_meV": ph["freqs_meV"],
-            "ph_cpu_s": ph["cpu_s"], "ph_wall_s": ph["wall_s"], "scf_cpu_s": r["cpu_s"], "scf_wall_s": r["wall_s"]}
+            "ph_cpu_s": ph["cpu_s"], "ph_wall_s": ph["wall_s"], "scf_cpu_s": r["cpu_s"], "scf_wall_s": r["wall_s"],
+            "pressure_kbar": r["pressure_kbar"]}
 
 
 def phonon_check(element: str, ecutwfc: float, s: DojoSettings = DojoSettings(), *,

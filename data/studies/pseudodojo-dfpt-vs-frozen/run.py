@@ -11,20 +11,14 @@ from pathlib import Path
 
 from betenet.qe import pseudodojo as D
 from betenet.qe.pseudo.frozen import frozen_phonon
-from betenet.qe.pseudo.runs import run_ph, run_pw, scf_input
 
 
 def dfpt(element: str, ecut: float, kspacing: float = 0.5) -> tuple[float, list[float]]:
-    """(pressure in kbar, ph.x frequencies in meV) at the zone-boundary point at ``ecut`` / 4 ``ecut`` Ry."""
-    st, _ = D.reference_structure(element)
+    """(pressure in kbar, ph.x frequencies in meV) at the zone-boundary point at ``ecut`` / 4 ``ecut`` Ry: the
+    phonon stage's own run (:func:`betenet.qe.pseudodojo._phonon_at`) at k spacing ``kspacing``."""
     with tempfile.TemporaryDirectory(prefix=f"dfpt-{element}-") as tmp:
-        w = Path(tmp)
-        lib = D._raw_library([element])
-        files = lib.stage([element], w / "pseudo")
-        inp = scf_input(st, (w / "pseudo").resolve(), files, ecut, 4 * ecut, kspacing_invA=kspacing, degauss_Ry=0.02, keep=True)
-        r = run_pw(inp, w, 3600, keep=True)
-        _, q = D._q_in_alat(element, r["alat_bohr"])
-        return r["pressure_kbar"], run_ph(q, w, 3600)["freqs_meV"]
+        ph = D._phonon_at(element, ecut, D.DojoSettings(phonon_kspacing_invA=kspacing), Path(tmp))
+    return ph["pressure_kbar"], ph["freqs_meV"]
 
 
 if __name__ == "__main__":
