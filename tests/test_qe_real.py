@@ -283,3 +283,54 @@ def test_nscf_that_davidson_and_cg_leave_unconverged_gets_a_bounded_threshold(tm
     log = (run.scratch / "nscf_edos.out").read_text()
     assert re.search(r"ethr =\s+1\.00E-08", log) and NSCF_RETRY_ETHR_RY == 1e-8  # what pw.x used
     assert "JOB DONE" in log and parse_pw_output(run.scratch / "nscf_edos.out").fermi_energy_eV is not None
+
+
+def test_lost_scratch_resumes_from_the_archived_q_points(al_run, tmp_path):
+    """A new machine: the scratch directory is gone, the el-ph run had finished Γ and L (X was being
+    computed).  pw.x's scf_dense and scf run again, the eDOS steps do not, Γ and L come back from
+    ``ph_elph.q/`` and only X runs; the record is the uninterrupted one."""
+    from betenet.qe.qpoints import QPointArchiveError
+
+    runs = tmp_path / "qe"
+    shutil.copytree(al_run["runs_dir"], runs)
+    arch = runs / MID / "ph_elph.q"
+    man = json.loads((arch / "manifest.json").read_text())
+    assert sorted(man["q_wall_s"]) == ["1", "2", "3"] and man["n_q"] == 3
+    man["q_wall_s"].pop("3")
+    (arch / "manifest.json").write_text(json.dumps(man))
+    (arch / "q3.tar.gz").unlink()
+    status = json.loads((runs / MID / "status.json").read_text())
+    before = {k: v["finished_at"] for k, v in status["steps"].items()}
+    for step in STEPS[STEPS.index("ph_elph"):]:
+        status["steps"].pop(step)
+    status["state"] = "running"
+    (runs / MID / "status.json").write_text(json.dumps(status))
+    cfg = dataclasses.replace(al_run["cfg"], scratch_dir=str(tmp_path / "new-scratch"))
+    st = run_material(MID, build(["Al"], "fcc"), cfg, runs_dir=runs, records_dir=tmp_path / "records")
+    assert st.state == "kept", f"{st.reason}: {st.detail}"
+    for step in ("relax", "nscf_edos", "projwfc"):
+        assert st.steps[step]["finished_at"] == before[step], step
+    for step in ("scf_dense", "scf"):
+        assert st.steps[step]["finished_at"] != before[step], step
+    ph = st.steps["ph_elph"]
+    assert ph["n_q_irr"] == 3 and ph["q_wall_s"][:2] == [man["q_wall_s"]["1"], man["q_wall_s"]["2"]]
+    log = gzip.decompress((runs / MID / "ph_elph.out.gz").read_bytes()).decode()
+    assert log.count("JOB DONE") == 3
+    assert sorted(json.loads((arch / "manifest.json").read_text())["q_wall_s"]) == ["1", "2", "3"]
+    ref = load_record(al_run["records_dir"] / f"{MID}.json")
+    rec = load_record(tmp_path / "records" / f"{MID}.json")
+    assert rec.lambda_ == pytest.approx(ref.lambda_, rel=1e-4)
+    assert rec.omega_log_K == pytest.approx(ref.omega_log_K, rel=1e-4)
+    assert np.allclose(rec.a2f, ref.a2f, atol=1e-5 * ref.a2f.max())
+    # the same archive under other settings: refused, with the directory named, and left as it was
+    status = json.loads((runs / MID / "status.json").read_text())
+    for step in STEPS[STEPS.index("scf_dense"):]:
+        status["steps"].pop(step, None)
+    status["state"] = "running"
+    (runs / MID / "status.json").write_text(json.dumps(status))
+    shutil.rmtree(tmp_path / "records")
+    kept = (arch / "manifest.json").read_text()
+    other = dataclasses.replace(cfg, scratch_dir=str(tmp_path / "third-scratch"), tr2_ph=1e-13)
+    with pytest.raises(QPointArchiveError, match="ph_elph.q: its q points belong to another calculation"):
+        run_material(MID, build(["Al"], "fcc"), other, runs_dir=runs, records_dir=tmp_path / "records")
+    assert (arch / "manifest.json").read_text() == kept

@@ -23,9 +23,11 @@ and dvscf files live in a scratch directory outside git (``QEConfig.scratch_dir`
 
 A finished material (``kept``/``rejected``/``failed``) is never recomputed or overwritten unless
 ``force=True``, which first moves the old directory and record to ``*.bak-<timestamp>``.  A run
-killed at any point resumes at the first unfinished step (steps that need the scratch files are
-redone if the scratch directory was lost); inside ``ph.x`` at the first unfinished irreducible q point
-(``QEConfig.ph_split_q``: one call per point, see :meth:`MaterialRun.ph_by_q`).
+killed at any point resumes at the first unfinished step; inside ``ph.x`` at the first unfinished
+irreducible q point (``QEConfig.ph_split_q``: one call per point, see :meth:`MaterialRun.ph_by_q`).
+If the scratch directory was lost (another machine), the pw.x steps that ph.x needs (scf_dense, scf)
+are redone, and the finished el-ph q points come back from ``<id>/ph_elph.q/``, where each point's
+dynamical matrix, el-ph matrices and log are kept (:mod:`betenet.qe.qpoints`).
 
 QE is launched through :func:`betenet.qe.runner.run_qe`; pw.x inputs are :class:`~betenet.qe.inputs.PWInput`
 objects to the end (a retry changes the object, never the text: :func:`with_cg_diagonalization`,
@@ -89,6 +91,7 @@ from .phonon_dos import (
     matdyn_mesh,
     write_gaussian_phdos,
 )
+from .qpoints import QPointArchive, fingerprint
 from .record import build_record, library_for
 from .runner import QEError, qe_blas, run_qe, scratch_root
 from .status import (
@@ -108,6 +111,7 @@ from .status import (
 __all__ = [
     "PREFIX",
     "COARSE_STEPS",
+    "EDOS_STEPS",
     "QE_N_SIGMA",
     "DAVIDSON_FAILURE",
     "NSCF_RETRY_ETHR_RY",
@@ -122,6 +126,9 @@ __all__ = [
 
 #: ``prefix`` of every pw.x/ph.x run (the files in the scratch directory).
 PREFIX = "bn"
+#: The eDOS steps: once projwfc is done their product (``edos.dat.gz``, E_F in the status) is in the run
+#: directory, and a lost scratch does not make them run again (the later steps need only scf_dense and scf).
+EDOS_STEPS = ("nscf_edos", "projwfc")
 #: The steps of the coarse (2x2x2) phonon DOS; reused from the fine ones when the el-ph q mesh is 2x2x2.
 COARSE_STEPS = ("ph_coarse", "q2r_coarse", "matdyn_coarse")
 
@@ -254,8 +261,11 @@ class MaterialRun:
             # scratch lost (or first run): everything that needs it is redone.  Files left in a
             # directory without our token belong to another run (a forced rerun, other settings):
             # removed, so that no per-q progress record of that run is taken for ours.
+            keep = set(PERSISTENT_STEPS)
+            if self.status.done("projwfc"):  # the eDOS is in the run directory: nscf + projwfc need no redo
+                keep |= set(EDOS_STEPS)
             for step in STEPS:
-                if step not in PERSISTENT_STEPS and step in self.status.steps:  # type: ignore[operator]
+                if step not in keep and step in self.status.steps:  # type: ignore[operator]
                     self.status.steps.pop(step)  # type: ignore[union-attr]
             if self.scratch.exists():
                 shutil.rmtree(self.scratch)
@@ -413,6 +423,7 @@ class MaterialRun:
         cwd: Path,
         fildyn: str,
         stop_below_meV: float | None = None,
+        archive: QPointArchive | None = None,
     ) -> tuple[float, PhononResult, dict[str, Any]]:
         """Run the ph.x ``ldisp`` calculation of ``step``; returns (wall s, frequencies, status extras:
         ``n_q_irr`` and, when split, ``split_q``, ``q_wall_s``, ``stopped_at_q``).
@@ -429,6 +440,9 @@ class MaterialRun:
         ``stop_below_meV``: stop after the first point other than Γ with a frequency below it (the
         material fails the imaginary-mode filter whatever the other points give); the extras then
         hold ``stopped_at_q`` and the frequencies cover the points computed.
+        ``archive``: each finished point is also kept in the run directory
+        (:class:`~betenet.qe.qpoints.QPointArchive`); when the scratch directory was lost, the archived
+        points are restored into ``cwd`` and only the others are computed.
         Without ``ph_split_q``, one call (``make_input(None)``) and no early stop.
         """
         if not self.cfg.ph_split_q:
@@ -437,6 +451,13 @@ class MaterialRun:
             return wall, ph, {"n_q_irr": int(len(ph.q_cart_2pi_alat))}
         progress_path = cwd / f"{step}.progress.json"
         progress: dict[str, Any] = json.loads(progress_path.read_text()) if progress_path.exists() else {}
+        if archive is not None and not progress:
+            restored = archive.restore(cwd)
+            if restored:
+                progress = restored
+                progress_path.write_text(json.dumps(progress))
+                if self.progress:
+                    self.progress(f"{self.mid}: {step}: {len(progress['q_wall_s'])} q point(s) restored from {archive.directory}")
         q_wall: dict[str, float] = progress.setdefault("q_wall_s", {})
         n_q = progress.get("n_q")
         parts: list[PhononResult] = []
@@ -458,6 +479,8 @@ class MaterialRun:
                 if n_q is None:
                     n_q = int(len(parse_dyn0(cwd / f"{fildyn}0")[1]))
                     progress["n_q"] = n_q
+                if archive is not None:
+                    archive.save(cwd, iq, wall, n_q)
                 progress_path.write_text(json.dumps(progress))
             parts.append(parse_ph_output(cwd / f"{name}.out"))
             done_q.append(iq)
@@ -481,6 +504,13 @@ class MaterialRun:
         if done_q != list(range(1, done + 1)):
             extra["q_order"] = done_q
         return float(sum(walls)), ph, {"n_q_irr": int(n_q), **extra, "q_wall_s": walls}
+
+    def q_archive(self, step: str, fildyn: str, ph_input_text: str) -> QPointArchive:
+        """The run directory's archive of ``step``'s finished q points (``<dir>/<step>.q``), fingerprinted
+        by the scf and dense-scf inputs that ph.x reads, the pseudopotentials and the ph.x input."""
+        inputs = [(self.dir / f"{name}.in").read_text() for name in ("scf_dense", "scf")] + [ph_input_text]
+        fp = fingerprint(inputs, [spec.md5 or spec.filename for spec in self.pseudos_orig.values()])
+        return QPointArchive(self.dir / f"{step}.q", step, fildyn, fp)
 
     def _q_order(self, q_2pi_alat: np.ndarray) -> list[int]:
         """The order of ph.x's irreducible points 2..n after Γ: ph.x's own (``QEConfig.ph_q_order="qe"``)
@@ -513,7 +543,9 @@ class MaterialRun:
             ).to_str()
 
         stop = -IMAGINARY_MODE_THRESHOLD_MEV if self.cfg.ph_stop_at_imaginary else None
-        wall, ph, extra = self.ph_by_q("ph_elph", make_input, cwd=self.scratch, fildyn="elph.dyn", stop_below_meV=stop)
+        archive = self.q_archive("ph_elph", "elph.dyn", make_input(1)) if self.cfg.ph_split_q else None
+        wall, ph, extra = self.ph_by_q("ph_elph", make_input, cwd=self.scratch, fildyn="elph.dyn", stop_below_meV=stop,
+                                       archive=archive)
         (self.dir / "ph_freqs.json").write_text(
             json.dumps({"q_cart_2pi_alat": ph.q_cart_2pi_alat.tolist(), "freq_meV": np.round(ph.freq_meV, 4).tolist()})
         )
