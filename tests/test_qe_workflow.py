@@ -497,6 +497,25 @@ def test_cpu_times_from_qe_clock_lines(tmp_path):
     assert m.ph_elph_cpu_s.iloc[1] == 3600.0 and np.isnan(m.ph_elph_cpu_s.iloc[0])
 
 
+def test_unfinished_runs_show_their_kept_q_points(tmp_path, capsys):
+    from betenet.cli import main
+
+    _status(tmp_path / "Al1-fcc", "kept", steps={"relax": {"done": True, "wall_s": 1.0}})
+    _status(tmp_path / "Nb1-bcc", "running", steps={"relax": {"done": True}, "scf_dense": {"done": True}})
+    c = tmp_path / "up0732-NbC"
+    _status(c, "running", steps={n: {"done": True} for n in ("relax", "scf_dense", "nscf_edos", "projwfc", "scf")})
+    (c / "ph_elph.q").mkdir()
+    (c / "ph_elph.q" / "manifest.json").write_text(json.dumps({"n_q": 8, "q_wall_s": {"1": 184.0, "8": 655.25}}))
+    u = summary.unfinished_table(tmp_path).set_index("material_id")
+    assert list(u.index) == ["Nb1-bcc", "up0732-NbC"]  # the kept one is finished
+    assert u.loc["Nb1-bcc", "last_step_done"] == "scf_dense" and u.loc["Nb1-bcc", "q_points_kept"] == "0/?"
+    assert u.loc["up0732-NbC", "last_step_done"] == "scf" and u.loc["up0732-NbC", "q_points_kept"] == "2/8"
+    assert u.loc["up0732-NbC", "q_wall_s"] == pytest.approx(839.2, abs=0.1)
+    assert main(["qe", "status", "--runs-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Unfinished runs" in out and "2/8" in out
+
+
 def test_cli_run_selects_lazily_and_names_unknown_ids(tmp_path, capsys):
     from betenet.cli.qe import cli_main
 

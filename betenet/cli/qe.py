@@ -28,7 +28,14 @@ from betenet.qe.dataset import (
     candidate_source, dataset_dirs, explain_unknown_id, plan_candidates, run_dataset, select_candidates,
 )
 from betenet.qe.filters import funnel, funnel_table, status_files
-from betenet.qe.summary import cpu_by_material, cpu_by_outcome, cpu_table, status_markdown, timing_table
+from betenet.qe.summary import (
+    cpu_by_material,
+    cpu_by_outcome,
+    cpu_table,
+    status_markdown,
+    timing_table,
+    unfinished_table,
+)
 from betenet.qe.record import build_record, library_for, rebuild_record
 from betenet.qe.status import load_status, refilter, reject_after_review
 from betenet.records import save_record, validate_record
@@ -175,6 +182,11 @@ def cli_main(argv: list[str] | None = None) -> int:
             print(status_markdown(runs_dir, rec_dir), end="")
             return 0
         print(funnel_table(runs_dir).to_string(index=False))
+        u = unfinished_table(runs_dir)
+        if len(u):
+            print("\nUnfinished runs (`betenet qe run --ids ...` resumes them, on another machine too: finished el-ph "
+                  "q points are kept in <id>/ph_elph.q/):")
+            print(u.to_string(index=False))
         t = timing_table(runs_dir)
         if len(t):
             print()

@@ -28,7 +28,7 @@ from .kgrid import grids_for_config, subdivisions
 from .parsers import QEParseError
 from .prototypes import build, parse_material_id
 from .pseudo import EXPERIMENTAL_LATTICE, load_validation, reference_structure
-from .status import STEPS
+from .status import FINAL_STATES, STEPS
 
 __all__ = [
     "material_table",
@@ -42,6 +42,7 @@ __all__ = [
     "status_markdown",
     "qe_cpu_seconds",
     "cpu_table",
+    "unfinished_table",
 ]
 
 
@@ -77,6 +78,31 @@ def material_table(runs_dir: Path = QE_RUNS_DIR):
             "min_freq_ph_meV", "min_freq_matdyn_meV"]
     df = pd.DataFrame(rows, columns=cols)
     return df.astype({"min_freq_ph_meV": float, "min_freq_matdyn_meV": float}).round({"min_freq_ph_meV": 2, "min_freq_matdyn_meV": 2})
+
+
+def unfinished_table(runs_dir: Path = QE_RUNS_DIR):
+    """One row per run that is not finished (running, or stopped and resumable): its last step done and
+    the el-ph q points kept in ``<id>/ph_elph.q/`` (:mod:`betenet.qe.qpoints`) against ph.x's irreducible
+    points, with the wall seconds they took."""
+    import pandas as pd
+
+    rows = []
+    for s in _statuses(runs_dir):
+        if s.get("state") in FINAL_STATES:
+            continue
+        steps = s.get("steps") or {}
+        done = [name for name in STEPS if (steps.get(name) or {}).get("done")]
+        man_path = Path(runs_dir) / s["material_id"] / "ph_elph.q" / "manifest.json"
+        man = read_json(man_path, error=QEParseError) if man_path.exists() else {}
+        q_wall = man.get("q_wall_s") or {}
+        rows.append({
+            "material_id": s["material_id"], "formula": s.get("formula"), "n_atoms": s.get("n_atoms"),
+            "state": s.get("state"), "last_step_done": done[-1] if done else None,
+            "q_points_kept": f"{len(q_wall)}/{man['n_q']}" if man.get("n_q") else "0/?",
+            "q_wall_s": round(sum(float(v) for v in q_wall.values()), 1),
+        })
+    cols = ["material_id", "formula", "n_atoms", "state", "last_step_done", "q_points_kept", "q_wall_s"]
+    return pd.DataFrame(rows, columns=cols)
 
 
 def timing_table(runs_dir: Path = QE_RUNS_DIR, *, states: Sequence[str] = ("kept",)):
