@@ -39,11 +39,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pymatgen.core import Composition
 
 from . import paths
 from .constants import HIGH_TC_THRESHOLD_K, MU_STAR_DEFAULT
 from .physics import allen_dynes_tc_K
-from .qe.prototypes import PrototypeError, build, parse_material_id
+from .qe.prototypes import PrototypeError, build, parse_material_id, same_crystal
 from .qe.upstream_candidates import compare_with_published, upstream_index_of
 from .records import MaterialRecord, load_record
 from .reference import REFERENCE_SET, ReferenceMaterial
@@ -110,18 +111,18 @@ def load_level(directory: Path | str, ids: Iterable[str] | None = None) -> dict[
 
 def reference_of(structure, ids: Iterable[str]) -> str | None:
     """The id among ``ids`` (reference ids, ``NbC-B1``) whose prototype structure
-    (:func:`betenet.qe.prototypes.build`) is ``structure`` up to a uniform scale, or ``None``."""
-    from pymatgen.analysis.structure_matcher import StructureMatcher
-
+    (:func:`betenet.qe.prototypes.build`) is ``structure`` up to a uniform scale
+    (:func:`~betenet.qe.prototypes.same_crystal`), or ``None``.  Only the ids of ``structure``'s formula are built."""
     formula = structure.composition.reduced_formula
-    matcher = StructureMatcher(scale=True, attempt_supercell=True)
     for mid in sorted(ids):
         try:
             els, proto = parse_material_id(mid)
+            if Composition(mid.rsplit("-", 1)[0]).reduced_formula != formula:
+                continue
             ref = build(els, proto)
-        except PrototypeError:  # a reference id that is not a prototype decoration
+        except (PrototypeError, ValueError):  # a reference id that is not a prototype decoration
             continue
-        if ref.composition.reduced_formula == formula and matcher.fit(ref, structure):
+        if same_crystal(ref, structure):
             return mid
     return None
 

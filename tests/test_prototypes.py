@@ -242,3 +242,16 @@ def test_priority_selection_passes_over_too_coarse_candidates_but_explicit_ids_r
     plan = dataset.plan_candidates(cl, qe, limit=5, runs_dir=tmp_path)
     assert list(plan["action"]) == ["run", "skip: scf mesh too coarse", "run"]
     assert list(dataset.plan_candidates(cl, qe, ids=["K1-bcc"], runs_dir=tmp_path)["action"]) == ["run"]
+
+
+def test_same_crystal_is_one_crystal_up_to_scale_and_setting():
+    from betenet.qe.prototypes import same_crystal
+
+    nbc = build(["Nb", "C"], "B1")
+    scaled = nbc.copy()
+    scaled.scale_lattice(nbc.volume * 1.07)
+    conventional = scaled.to_conventional()  # 8 atoms, another cell of the same crystal
+    assert same_crystal(nbc, scaled) and same_crystal(conventional, nbc)
+    assert not same_crystal(nbc, build(["Ta", "C"], "B1"))  # another formula
+    assert not same_crystal(nbc, build(["Nb", "C"], "B2"))  # another structure
+    assert same_crystal(build(["Nb"], "bcc"), build(["Nb"], "bcc")) and not same_crystal(build(["Nb"], "bcc"), build(["Nb"], "fcc"))

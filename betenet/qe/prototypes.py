@@ -55,6 +55,7 @@ __all__ = [
     "parse_material_id",
     "candidate_ids",
     "candidate_structures",
+    "same_crystal",
 ]
 
 
@@ -441,3 +442,14 @@ def candidate_structures(
 
         it = tqdm(ids, desc="building candidate structures", unit="cell")
     return [(mid, build(els, proto), proto) for mid, els, proto in it]
+
+
+def same_crystal(a, b) -> bool:
+    """True when ``a`` and ``b`` are one crystal up to a uniform scale: same reduced formula, and pymatgen's
+    ``StructureMatcher`` with its default tolerances, the volumes free and supercells tried.  The one
+    recipe by which a relaxed cell is recognised as a paper's row or a reference material."""
+    if a.composition.reduced_formula != b.composition.reduced_formula:
+        return False
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+
+    return bool(StructureMatcher(scale=True, attempt_supercell=True).fit(a, b))

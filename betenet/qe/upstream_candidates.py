@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..upstream_split import VENDORED_COMMIT, paper_split_indices, row_index, upstream_dir
+from .prototypes import same_crystal
 from .pseudo import PseudoLibrary
 
 __all__ = [
@@ -127,13 +128,10 @@ def matching_upstream_row(structure, structures_dir: Path | str | None = None) -
     """The upstream row whose structure is ``structure`` up to a uniform scale (pymatgen ``StructureMatcher``
     with default tolerances, volumes free: our relaxed cell against the paper's), or ``None``.  So that a
     prototype candidate (``Nb1-bcc``) that is one of the paper's materials says so in its record."""
-    from pymatgen.analysis.structure_matcher import StructureMatcher
-
     sdir = Path(structures_dir) if structures_dir is not None else upstream_dir() / "structures"
     rows = _rows_by_formula(str(sdir)).get(structure.composition.reduced_formula, ())
-    matcher = StructureMatcher(scale=True, attempt_supercell=True)
     for row in rows:
-        if matcher.fit(structure, _read_cif(sdir / f"{row}.cif")):
+        if same_crystal(structure, _read_cif(sdir / f"{row}.cif")):
             return row
     return None
 
