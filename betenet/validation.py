@@ -39,12 +39,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pymatgen.core import Composition
 
 from . import paths
 from .constants import HIGH_TC_THRESHOLD_K, MU_STAR_DEFAULT
 from .physics import allen_dynes_tc_K
-from .qe.prototypes import PrototypeError, build, parse_material_id, same_crystal
+from .qe.prototypes import PrototypeError, build, id_formula, parse_material_id, same_crystal
 from .qe.upstream_candidates import compare_with_published, upstream_index_of
 from .records import MaterialRecord, load_record
 from .reference import REFERENCE_SET, ReferenceMaterial
@@ -117,10 +116,10 @@ def reference_of(structure, ids: Iterable[str]) -> str | None:
     for mid in sorted(ids):
         try:
             els, proto = parse_material_id(mid)
-            if Composition(mid.rsplit("-", 1)[0]).reduced_formula != formula:
+            if id_formula(mid) != formula:
                 continue
             ref = build(els, proto)
-        except (PrototypeError, ValueError):  # a reference id that is not a prototype decoration
+        except PrototypeError:  # a reference id that is not a prototype decoration
             continue
         if same_crystal(ref, structure):
             return mid

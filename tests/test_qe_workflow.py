@@ -633,3 +633,22 @@ def test_an_upstream_row_already_run_under_a_prototype_id_is_not_run_again(tmp_p
     assert [c[0] for c in dataset._unfinished(cands, tmp_path)] == ["up0732-NbC"]
     assert [c[0] for c in dataset.select_candidates(cands, ids=["up0305-Nb"], runs_dir=tmp_path)] == ["up0305-Nb"]
     assert dataset.rows_computed(tmp_path / "none") == {}
+
+
+def test_a_prototype_already_run_under_a_paper_id_is_not_run_again(tmp_path):
+    """CsCl AlPd kept as up0256-AlPd is the prototype candidate AlPd-B2: the prototype source skips it;
+    the other B2 decorations, and AlPd-B2 asked for by id, still run."""
+    from betenet.qe.prototypes import build
+
+    alpd = build(["Al", "Pd"], "B2")
+    alpd.scale_lattice(alpd.volume * 0.96)  # our relaxed cell, not the prototype's
+    _status(tmp_path / "up0256-AlPd", "kept")
+    (tmp_path / "up0256-AlPd" / "relaxed.json").write_text(json.dumps(alpd.as_dict()))
+    _status(tmp_path / "up0999-AlPd", "running")  # unfinished: does not count
+    (tmp_path / "up0999-AlPd" / "relaxed.json").write_text(json.dumps(alpd.as_dict()))
+    assert list(dataset.crystals_computed(tmp_path)) == ["AlPd"]
+    cands = [(m, None, m.split("-")[1]) for m in ("AlPd-B2", "AlNb-B2", "AlPd-L10")]
+    picked = dataset.select_candidates(cands, runs_dir=tmp_path, include_finished=False)
+    assert [c[0] for c in picked] == ["AlNb-B2", "AlPd-L10"]
+    assert [c[0] for c in dataset._unfinished(cands, tmp_path)] == ["AlNb-B2", "AlPd-L10"]
+    assert [c[0] for c in dataset.select_candidates(cands, ids=["AlPd-B2"], runs_dir=tmp_path)] == ["AlPd-B2"]

@@ -173,13 +173,43 @@ def _unfinished(candidates: Sequence[Candidate], runs_dir: Path | None) -> Itera
 
 
 def _run_under_another_id(ids: Sequence[str], runs_dir: Path | None) -> set[str]:
-    """The upstream candidates among ``ids`` whose structure a finished run in ``runs_dir`` already computed
-    under another id (:func:`rows_computed`; not read at all when no id is an upstream one)."""
+    """The candidates among ``ids`` whose structure a finished run in ``runs_dir`` already computed under
+    another id: an upstream row (:func:`rows_computed`), or a prototype decoration (``AlPd-B2``) that is the
+    crystal of a finished run of the same formula (``up0256-AlPd``; :func:`crystals_computed`)."""
     rows = {mid: upstream_index_of(mid) for mid in ids}
-    if all(r is None for r in rows.values()):
-        return set()
-    done = rows_computed(runs_dir)
-    return {mid for mid, r in rows.items() if r is not None and done.get(r, mid) != mid}
+    out: set[str] = set()
+    if any(r is not None for r in rows.values()):
+        done = rows_computed(runs_dir)
+        out |= {mid for mid, r in rows.items() if r is not None and done.get(r, mid) != mid}
+    protos = [mid for mid, r in rows.items() if r is None]
+    finished = crystals_computed(runs_dir) if protos else {}
+    for mid in protos:
+        formula = prototypes.id_formula(mid)
+        others = [(rid, st) for rid, st in finished.get(formula or "", ()) if rid != mid]
+        if not others:
+            continue
+        try:
+            mine = prototypes.build(*prototypes.parse_material_id(mid))
+        except prototypes.PrototypeError:
+            continue
+        if any(prototypes.same_crystal(mine, st) for _, st in others):
+            out.add(mid)
+    return out
+
+
+def crystals_computed(runs_dir: Path | None = None) -> dict[str, list[tuple[str, Structure]]]:
+    """Reduced formula -> ``(id, relaxed structure)`` of every finished run (kept, rejected or failed) in
+    ``runs_dir`` that has a relaxed cell; what a prototype candidate is compared with before it runs."""
+    base = material_dir("-", runs_dir).parent
+    out: dict[str, list[tuple[str, Structure]]] = {}
+    if not base.is_dir():
+        return out
+    for d in sorted(p for p in base.iterdir() if (p / "relaxed.json").exists() and (p / "status.json").exists()):
+        if not load_status(d.name, base).final:
+            continue
+        st = Structure.from_dict(json.loads((d / "relaxed.json").read_text()))
+        out.setdefault(st.composition.reduced_formula, []).append((d.name, st))
+    return out
 
 
 def rows_computed(runs_dir: Path | None = None) -> dict[int, str]:

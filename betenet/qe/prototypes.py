@@ -56,6 +56,7 @@ __all__ = [
     "candidate_ids",
     "candidate_structures",
     "same_crystal",
+    "id_formula",
 ]
 
 
@@ -453,3 +454,15 @@ def same_crystal(a, b) -> bool:
     from pymatgen.analysis.structure_matcher import StructureMatcher
 
     return bool(StructureMatcher(scale=True, attempt_supercell=True).fit(a, b))
+
+
+def id_formula(material_id: str) -> str | None:
+    """The reduced formula a ``<formula>-<prototype>`` id names (``"Nb3Sn-A15"`` -> ``"Nb3Sn"``,
+    ``"Nb1-bcc"`` -> ``"Nb"``), without building the structure; ``None`` when the id has no formula part."""
+    from pymatgen.core import Composition
+
+    head = material_id.rsplit("-", 1)[0] if "-" in material_id else ""
+    try:
+        return Composition(head).reduced_formula if head else None
+    except (ValueError, KeyError):
+        return None
