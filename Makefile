@@ -11,10 +11,12 @@ DATA ?= ours
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.betenet-installed
 PYTEST_ARGS ?= -m "not slow"
-# make dataset: how many unfinished candidates to compute (-1 = all), Dask workers and OpenMP threads each
+# make dataset: how many unfinished candidates to compute (-1 = all), Dask workers, OpenMP threads and MPI
+# ranks (k-point pools) of each QE process: cores used = WORKERS x OMP x MPI
 LIMIT ?= 10
 WORKERS ?= 2
 OMP ?= 1
+MPI ?= 1
 # ... at which QE accuracy level (validated: data/qe-validated, data/records-validated) and from which
 # candidates (prototypes, or upstream: the paper's own structures); IDS="A B" computes these, in order
 ACCURACY ?= validated
@@ -76,7 +78,7 @@ book: setup
 # Grow the project's QE dataset at ACCURACY in priority order (or IDS); resumes unfinished materials.
 dataset: setup
 	$(VENV)/bin/betenet qe run --profile $(PROFILE) --accuracy $(ACCURACY) --candidates $(CANDIDATES) --limit $(LIMIT) \
-	  --workers $(WORKERS) --omp $(OMP) $(if $(IDS),--ids $(IDS)) --log artifacts/qe-$(ACCURACY).jsonl
+	  --workers $(WORKERS) --omp $(OMP) --mpi $(MPI) $(if $(IDS),--ids $(IDS)) --log artifacts/qe-$(ACCURACY).jsonl
 
 test: setup
 	OMP_NUM_THREADS=1 $(VENV)/bin/pytest $(PYTEST_ARGS)

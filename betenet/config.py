@@ -125,6 +125,9 @@ class QEConfig:
     #: candidates in priority order); ``None`` = ``max_atoms``.  Keeps the default book short.
     n_new_max_atoms: int | None = None
     omp_threads: int = 1
+    #: MPI ranks (and k-point pools) of each pw.x, ph.x and projwfc.x call (``mpirun -np N … -npool N``); 1 =
+    #: serial.  Cores per material = ``mpi_procs`` x ``omp_threads``: one expensive material can use a node.
+    mpi_procs: int = 1
     #: Wall-time limit per QE executable call (s), a guard against hung runs.  3 h: one-core ph.x of a
     #: two-atom B1 carbide with 8 irreducible q at 50/320 Ry (NbC) needed more than the 1 h this was.
     step_timeout_s: float = 10800.0

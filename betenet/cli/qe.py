@@ -1,6 +1,6 @@
 """``betenet qe``: run / resume the QE dataset, show the funnel, rebuild one record.
 
-    betenet qe run [--profile P] [--limit N] [--ids ID ...] [--scheduler ADDR] [--workers W --omp T]
+    betenet qe run [--profile P] [--limit N] [--ids ID ...] [--scheduler ADDR] [--workers W --omp T --mpi R]
                    [--force] [--retry-failed] [--log FILE]
     betenet qe plan [--profile P] [--limit N | --ids ID ...]
     betenet qe refilter [--ids ID ...]
@@ -60,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--scheduler", default=None, help="address of a running dask scheduler (tcp://host:8786)")
     add_workers_arg(r, "LocalCluster workers (default: profile)", type=int, default=None)
     r.add_argument("--omp", type=int, default=None, help="OMP_NUM_THREADS per QE process (default: profile)")
+    r.add_argument("--mpi", type=int, default=None,
+                   help="MPI ranks (k-point pools) per pw.x/ph.x call, so one material uses several cores (default: profile, 1)")
     r.add_argument("--force", action="store_true", help="recompute finished materials (old results are backed up)")
     r.add_argument("--retry-failed", action="store_true", help="retry materials whose QE run failed")
     r.add_argument("--log", default=None, help="append one JSON line per finished material to this file")
@@ -128,7 +130,8 @@ def _level(qe, accuracy: str | None):
     """The profile's QE settings, or those of the named accuracy level (its run counts kept)."""
     if not accuracy:
         return qe
-    return dataclasses.replace(qe_level(accuracy), n_new_materials=qe.n_new_materials, omp_threads=qe.omp_threads)
+    return dataclasses.replace(qe_level(accuracy), n_new_materials=qe.n_new_materials, omp_threads=qe.omp_threads,
+                               mpi_procs=qe.mpi_procs)
 
 
 def cli_main(argv: list[str] | None = None) -> int:
@@ -244,6 +247,8 @@ def cli_main(argv: list[str] | None = None) -> int:
         default_records = RECORDS_DIR
     if args.omp:
         qe = dataclasses.replace(qe, omp_threads=args.omp)
+    if args.mpi:
+        qe = dataclasses.replace(qe, mpi_procs=args.mpi)
     dask = profile.dask
     if args.scheduler:
         dask = dataclasses.replace(dask, scheduler_address=args.scheduler)
@@ -256,7 +261,7 @@ def cli_main(argv: list[str] | None = None) -> int:
         return 2
     cands = select_candidates(candidates, ids=args.ids, limit=limit, runs_dir=runs_dir, qe=qe)
     print(f"betenet qe run: profile {profile.name}, {len(cands)} materials, "
-          f"{dask.n_workers} worker(s) x OMP {qe.omp_threads}", flush=True)
+          f"{dask.n_workers} worker(s) x OMP {qe.omp_threads}" + (f" x MPI {qe.mpi_procs}" if qe.mpi_procs > 1 else ""), flush=True)
     results = run_dataset(
         cands, profile, runs_dir=runs_dir,
         records_dir=Path(args.records_dir) if args.records_dir else default_records,

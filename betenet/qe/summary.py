@@ -43,6 +43,7 @@ __all__ = [
     "qe_cpu_seconds",
     "cpu_table",
     "unfinished_table",
+    "step_cpu_seconds",
 ]
 
 
@@ -368,6 +369,20 @@ def qe_cpu_seconds(log_gz: Path) -> tuple[float, float] | None:
     return (cpu, wall) if found else None
 
 
+def step_cpu_seconds(run_dir: Path, step: str, steps: dict[str, Any] | None = None) -> tuple[float, float] | None:
+    """(CPU s, wall s) of one step of a material from its log (:func:`qe_cpu_seconds`), the CPU multiplied by
+    the step's MPI ranks (``mpi_procs`` in its ``status.json`` entry: QE's clock is rank 0's).  ``steps``: the
+    status's ``steps`` when the caller has read it."""
+    t = qe_cpu_seconds(Path(run_dir) / f"{step}.out.gz")
+    if t is None:
+        return None
+    if steps is None:
+        path = Path(run_dir) / "status.json"
+        steps = (read_json(path, error=QEParseError).get("steps") or {}) if path.exists() else {}
+    ranks = int((steps.get(step) or {}).get("mpi_procs", 1))
+    return t[0] * ranks, t[1]
+
+
 def cpu_table(runs_dir: Path = QE_RUNS_DIR, *, states: Sequence[str] = ("kept",)):
     """Median / max CPU seconds per step and per material (from QE's own clocks in the logs).
 
@@ -384,7 +399,7 @@ def cpu_table(runs_dir: Path = QE_RUNS_DIR, *, states: Sequence[str] = ("kept",)
         d = Path(runs_dir) / s["material_id"]
         cpu_total = wall_total = 0.0
         for step in STEPS:
-            t = qe_cpu_seconds(d / f"{step}.out.gz")
+            t = step_cpu_seconds(d, step, s.get("steps") or {})
             if t is None:
                 continue
             per_step[step].append(t[0])
@@ -404,9 +419,11 @@ def cpu_table(runs_dir: Path = QE_RUNS_DIR, *, states: Sequence[str] = ("kept",)
 
 def material_cpu_seconds(run_dir: Path) -> float:
     """CPU seconds of every QE step of one material that left a log (QE's own clocks; 0.0 if none)."""
+    path = Path(run_dir) / "status.json"
+    steps = (read_json(path, error=QEParseError).get("steps") or {}) if path.exists() else {}
     total = 0.0
     for step in STEPS:
-        t = qe_cpu_seconds(Path(run_dir) / f"{step}.out.gz")
+        t = step_cpu_seconds(run_dir, step, steps)
         if t is not None:
             total += t[0]
     return total
@@ -423,7 +440,7 @@ def cpu_by_material(runs_dir: Path = QE_RUNS_DIR):
         if s.get("state") not in ("kept", "rejected", "failed"):
             continue
         d = Path(runs_dir) / s["material_id"]
-        ph = qe_cpu_seconds(d / "ph_elph.out.gz")
+        ph = step_cpu_seconds(d, "ph_elph", s.get("steps") or {})
         rows.append({"material_id": s["material_id"], "n_atoms": s.get("n_atoms"), "state": s["state"],
                      "cpu_s": material_cpu_seconds(d), "ph_elph_cpu_s": ph[0] if ph else float("nan")})
     cols = ["material_id", "n_atoms", "state", "cpu_s", "ph_elph_cpu_s"]

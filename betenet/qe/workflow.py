@@ -38,11 +38,10 @@ from __future__ import annotations
 
 import gzip
 import json
-import re
 import shutil
 import time
 import uuid
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -57,7 +56,6 @@ from ..paths import QE_RUNS_DIR, RECORDS_DIR
 from ..records import save_record
 from .filters import QualityReport, quality_report
 from .inputs import (
-    FormattedReal,
     PWInput,
     PseudoSpec,
     QEInputError,
@@ -92,8 +90,9 @@ from .phonon_dos import (
     write_gaussian_phdos,
 )
 from .qpoints import QPointArchive, fingerprint
+from .retries import DAVIDSON_FAILURE, NSCF_RETRY_ETHR_RY, n_electrons, with_cg_diagonalization, with_loose_nscf_threshold
 from .record import build_record, library_for
-from .runner import QEError, qe_blas, run_qe, scratch_root
+from .runner import POOLED_EXECUTABLES, QEError, qe_blas, run_qe, scratch_root
 from .status import (
     PERSISTENT_STEPS,
     STEPS,
@@ -112,6 +111,7 @@ __all__ = [
     "PREFIX",
     "COARSE_STEPS",
     "EDOS_STEPS",
+    "SERIAL_STEPS",
     "QE_N_SIGMA",
     "DAVIDSON_FAILURE",
     "NSCF_RETRY_ETHR_RY",
@@ -126,6 +126,8 @@ __all__ = [
 
 #: ``prefix`` of every pw.x/ph.x run (the files in the scratch directory).
 PREFIX = "bn"
+#: The steps that never run on MPI ranks (q2r.x, matdyn.x, the record), whatever ``QEConfig.mpi_procs``.
+SERIAL_STEPS = ("q2r", "matdyn", "q2r_coarse", "matdyn_coarse", "record")
 #: The eDOS steps: once projwfc is done their product (``edos.dat.gz``, E_F in the status) is in the run
 #: directory, and a lost scratch does not make them run again (the later steps need only scf_dense and scf).
 EDOS_STEPS = ("nscf_edos", "projwfc")
@@ -148,54 +150,12 @@ def check_settings(cfg: QEConfig) -> None:
         raise QEInputError(
             f"QEConfig.elph_smearing_index={cfg.elph_smearing_index} outside 1..n_elph_smearings={cfg.n_elph_smearings}"
         )
+    if int(cfg.mpi_procs) != cfg.mpi_procs or cfg.mpi_procs < 1:
+        raise QEInputError(f"QEConfig.mpi_procs={cfg.mpi_procs!r}: expected a positive integer (MPI ranks per pw.x/ph.x call)")
     if cfg.elph_smearing_step_Ry <= 0 or cfg.degauss_Ry <= 0:
         raise QEInputError("QEConfig.elph_smearing_step_Ry and degauss_Ry must be positive")
     if len(cfg.coarse_q_grid) != 3 or any(int(n) < 1 for n in cfg.coarse_q_grid):
         raise QEInputError(f"QEConfig.coarse_q_grid={cfg.coarse_q_grid}: expected three positive integers")
-
-
-#: pw.x's message when Davidson diagonalisation leaves bands unconverged (retried once with 'cg').
-DAVIDSON_FAILURE = "too many bands are not converged"
-
-
-def with_cg_diagonalization(pw: PWInput) -> PWInput | None:
-    """``pw`` with ``diagonalization = 'cg'`` first in ``&ELECTRONS``; ``None`` when it already sets a
-    diagonalization."""
-    if "diagonalization" in pw.electrons:
-        return None
-    return replace(pw, electrons={"diagonalization": "cg", **pw.electrons})
-
-
-#: Diagonalisation threshold (Ry) of the last retry of a non-self-consistent pw.x run whose bands Davidson
-#: and CG both left unconverged.  pw.x sets an nscf run's threshold to 0.1 min(1e-2, conv_thr / N_el),
-#: ~1e-12 Ry for the dataset's conv_thr; with the project's Sc pseudopotential neither method gets the
-#: highest bands there (fcc Sc, L1_2 Al3Sc: "too many bands are not converged", while the scf converged).
-#: At 1e-8 Ry Davidson finishes (fcc Sc, 12^3 k: 20 s; Al3Sc, 8^3 k: 32 s); an eigenvalue error of
-#: ~1e-8 Ry (1e-7 eV) is far below the meV scale of the eDOS and of E_F that the step is used for.
-NSCF_RETRY_ETHR_RY = 1e-8
-
-
-def with_loose_nscf_threshold(pw: PWInput, n_electrons: float, ethr_Ry: float = NSCF_RETRY_ETHR_RY) -> PWInput | None:
-    """The nscf ``pw`` with Davidson and ``conv_thr = 10 ethr_Ry n_electrons`` (so that pw.x's nscf
-    diagonalisation threshold is ``ethr_Ry``; first in ``&ELECTRONS``, written ``%.3e``) instead of its
-    diagonalization/conv_thr; ``None`` for a self-consistent input or one already that loose."""
-    if str(pw.control.get("calculation", "")).lower() != "nscf" or n_electrons <= 0:
-        return None
-    conv = 10.0 * ethr_Ry * n_electrons
-    old = pw.electrons.get("conv_thr")
-    if old is not None and float(old) >= conv * (1 - 1e-9):
-        return None
-    rest = {k: v for k, v in pw.electrons.items() if k not in ("diagonalization", "conv_thr")}
-    return replace(pw, electrons={"conv_thr": FormattedReal(conv, ".3e"), **rest})
-
-
-def n_electrons(out: Path) -> float | None:
-    """``number of electrons`` from a pw.x log (``None`` when absent or the log is missing)."""
-    if out.exists():
-        m = re.search(r"number of electrons\s*=\s*([0-9.]+)", out.read_text(errors="replace"))
-        if m:
-            return float(m.group(1))
-    return None
 
 
 def stage_pseudos(pseudos: Mapping[str, PseudoSpec], dest: Path) -> dict[str, PseudoSpec]:
@@ -297,7 +257,7 @@ class MaterialRun:
         try:
             while True:
                 try:
-                    wall = run_qe(executable, text, cwd, step, omp_threads=self.cfg.omp_threads,
+                    wall = run_qe(executable, text, cwd, step, omp_threads=self.cfg.omp_threads, mpi_procs=self._ranks(executable),
                                   timeout_s=self.cfg.step_timeout_s)
                     break
                 except QEError as exc:
@@ -320,6 +280,8 @@ class MaterialRun:
             compact_log(out, self.dir / f"{step}.out.gz")
 
     def mark(self, step: str, wall: float, **extra: Any) -> None:
+        if self.cfg.mpi_procs > 1 and step not in SERIAL_STEPS:  # QE's CPU clock is rank 0's: accounting multiplies
+            extra = {"mpi_procs": int(self.cfg.mpi_procs), **extra}
         self.status.steps[step] = {"done": True, "wall_s": round(wall, 2), "finished_at": utc_now(), "blas": qe_blas(), **extra}  # type: ignore[index]
         self.save()
 
@@ -525,7 +487,12 @@ class MaterialRun:
     def _run_ph_q(self, name: str, text: str, cwd: Path, *, label: str) -> float:
         if self.progress:
             self.progress(f"{self.mid}: {label}")
-        return run_qe("ph.x", text, cwd, name, omp_threads=self.cfg.omp_threads, timeout_s=self.cfg.step_timeout_s)
+        return run_qe("ph.x", text, cwd, name, omp_threads=self.cfg.omp_threads, timeout_s=self.cfg.step_timeout_s,
+                      mpi_procs=self._ranks("ph.x"))
+
+    def _ranks(self, executable: str) -> int:
+        """MPI ranks of one call: ``QEConfig.mpi_procs`` for the pooled executables, 1 for q2r.x/matdyn.x."""
+        return int(self.cfg.mpi_procs) if executable in POOLED_EXECUTABLES else 1
 
     def step_ph_elph(self) -> None:
         def make_input(only_q: int | None) -> str:
