@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from betenet.cluster import QUIET_MONITORING, dask_client
+from betenet.cluster import dask_client
 from betenet.config import DaskConfig
 
 

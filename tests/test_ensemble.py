@@ -6,7 +6,6 @@ kill after the first member and a resume that trains only the missing one, and s
 from __future__ import annotations
 
 import json
-import os
 import shutil
 
 import numpy as np
@@ -427,7 +426,6 @@ def test_screen_cli_spreads_members_over_workers_with_the_same_ranking(trained, 
     """`betenet screen --workers 2` (two 1-thread process workers) ranks exactly like the in-process run."""
     import pandas as pd
 
-    from betenet import screening
 
     prof, train_ids, runs, root = trained
     files = []
