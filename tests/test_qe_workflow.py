@@ -3,6 +3,7 @@ failure reporting (fake executables), input errors, resume detection and the Das
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import os
@@ -652,3 +653,18 @@ def test_a_prototype_already_run_under_a_paper_id_is_not_run_again(tmp_path):
     assert [c[0] for c in picked] == ["AlNb-B2", "AlPd-L10"]
     assert [c[0] for c in dataset._unfinished(cands, tmp_path)] == ["AlNb-B2", "AlPd-L10"]
     assert [c[0] for c in dataset.select_candidates(cands, ids=["AlPd-B2"], runs_dir=tmp_path)] == ["AlPd-B2"]
+
+
+def test_mpi_launch_line_and_its_refusals(tmp_path, monkeypatch):
+    from betenet.qe.runner import POOLED_EXECUTABLES, mpi_argv, run_qe
+
+    argv = mpi_argv("/usr/bin/ph.x", 4, "/usr/bin/mpirun")
+    assert argv[:5] == ["/usr/bin/mpirun", "-np", "4", "--bind-to", "none"]
+    assert argv[-3:] == ["/usr/bin/ph.x", "-npool", "4"]
+    assert ("--allow-run-as-root" in argv) == (os.geteuid() == 0)
+    assert set(POOLED_EXECUTABLES) == {"pw.x", "ph.x", "projwfc.x"}
+    monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")
+    with pytest.raises(ValueError, match=r"mpi_procs=2 for q2r\.x"):
+        run_qe("q2r.x", "&input /\n", tmp_path, "q2r", mpi_procs=2)
+    with pytest.raises(Exception, match="QEConfig.mpi_procs=0"):
+        check_settings(dataclasses.replace(CFG, mpi_procs=0))
