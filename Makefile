@@ -68,6 +68,12 @@ qe-deps:
 	    || ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libopenblas0-serial)) \
 	    || echo "warning: libopenblas0-serial not installed; QE runs with the reference BLAS (slower, same results)"; \
 	fi
+	@# mpirun for QEConfig.mpi_procs > 1 (qe run --mpi N: k-point pools); Debian's QE links Open MPI but does not pull
+	@# in its launcher.  Optional: without it, runs stay serial and the MPI test is skipped.
+	@if ! command -v mpirun >/dev/null && command -v apt-get >/dev/null; then \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq openmpi-bin \
+	    || echo "warning: openmpi-bin not installed; QE runs serially (QEConfig.mpi_procs = 1)"; \
+	fi
 
 notebooks: setup
 	$(VENV)/bin/betenet notebooks run --profile $(PROFILE) --data $(DATA)
