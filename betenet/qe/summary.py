@@ -369,16 +369,12 @@ def qe_cpu_seconds(log_gz: Path) -> tuple[float, float] | None:
     return (cpu, wall) if found else None
 
 
-def step_cpu_seconds(run_dir: Path, step: str, steps: dict[str, Any] | None = None) -> tuple[float, float] | None:
+def step_cpu_seconds(run_dir: Path, step: str, steps: dict[str, Any]) -> tuple[float, float] | None:
     """(CPU s, wall s) of one step of a material from its log (:func:`qe_cpu_seconds`), the CPU multiplied by
-    the step's MPI ranks (``mpi_procs`` in its ``status.json`` entry: QE's clock is rank 0's).  ``steps``: the
-    status's ``steps`` when the caller has read it."""
+    the step's MPI ranks (``mpi_procs`` in its entry of ``steps``, the status's: QE's clock is rank 0's)."""
     t = qe_cpu_seconds(Path(run_dir) / f"{step}.out.gz")
     if t is None:
         return None
-    if steps is None:
-        path = Path(run_dir) / "status.json"
-        steps = (read_json(path, error=QEParseError).get("steps") or {}) if path.exists() else {}
     ranks = int((steps.get(step) or {}).get("mpi_procs", 1))
     return t[0] * ranks, t[1]
 
