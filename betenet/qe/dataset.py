@@ -38,7 +38,7 @@ WINDOW_POLL_S = 30.0
 
 __all__ = [
     "Candidate", "CandidateList", "dataset_dirs", "run_dataset", "run_one", "default_candidates", "select_candidates",
-    "scf_mesh_estimate", "plan_candidates", "rows_computed", "explain_unknown_id", "candidate_source", "CANDIDATE_SOURCES",
+    "scf_mesh_estimate", "plan_candidates", "rows_computed", "crystals_computed", "finished_runs", "explain_unknown_id", "candidate_source", "CANDIDATE_SOURCES",
 ]
 
 #: ``(material_id, structure, prototype)`` as produced by :func:`betenet.qe.prototypes.candidate_structures`.
@@ -178,11 +178,12 @@ def _run_under_another_id(ids: Sequence[str], runs_dir: Path | None) -> set[str]
     crystal of a finished run of the same formula (``up0256-AlPd``; :func:`crystals_computed`)."""
     rows = {mid: upstream_index_of(mid) for mid in ids}
     out: set[str] = set()
-    if any(r is not None for r in rows.values()):
-        done = rows_computed(runs_dir)
-        out |= {mid for mid, r in rows.items() if r is not None and done.get(r, mid) != mid}
     protos = [mid for mid, r in rows.items() if r is None]
-    finished = crystals_computed(runs_dir) if protos else {}
+    runs = finished_runs(runs_dir) if ids else []
+    if any(r is not None for r in rows.values()):
+        done = rows_computed(runs_dir, runs)
+        out |= {mid for mid, r in rows.items() if r is not None and done.get(r, mid) != mid}
+    finished = crystals_computed(runs_dir, runs) if protos else {}
     for mid in protos:
         formula = prototypes.id_formula(mid)
         others = [(rid, st) for rid, st in finished.get(formula or "", ()) if rid != mid]
@@ -197,41 +198,51 @@ def _run_under_another_id(ids: Sequence[str], runs_dir: Path | None) -> set[str]
     return out
 
 
-def crystals_computed(runs_dir: Path | None = None) -> dict[str, list[tuple[str, Structure]]]:
-    """Reduced formula -> ``(id, relaxed structure)`` of every finished run (kept, rejected or failed) in
-    ``runs_dir`` that has a relaxed cell; what a prototype candidate is compared with before it runs."""
+def finished_runs(runs_dir: Path | None = None) -> list[tuple[str, Structure | None]]:
+    """``(id, relaxed structure or None)`` of every finished run (kept, rejected or failed) in ``runs_dir``,
+    in id order: the one pass over the run directories that :func:`crystals_computed` and
+    :func:`rows_computed` share (``relaxed.json`` is read once)."""
     base = material_dir("-", runs_dir).parent
-    out: dict[str, list[tuple[str, Structure]]] = {}
     if not base.is_dir():
-        return out
-    for d in sorted(p for p in base.iterdir() if (p / "relaxed.json").exists() and (p / "status.json").exists()):
-        if not load_status(d.name, base).final:
-            continue
-        st = Structure.from_dict(json.loads((d / "relaxed.json").read_text()))
-        out.setdefault(st.composition.reduced_formula, []).append((d.name, st))
-    return out
-
-
-def rows_computed(runs_dir: Path | None = None) -> dict[int, str]:
-    """Upstream row -> id of the finished run (kept, rejected or failed) in ``runs_dir`` that computed the
-    paper's structure of that row: an ``upNNNN-`` id directly, any other id (``Nb1-bcc``) when its relaxed
-    cell matches the row's structure up to scale (:func:`~betenet.qe.upstream_candidates.matching_upstream_row`).
-    So that the upstream candidate source does not run a structure again that a prototype run already did."""
-    base = material_dir("-", runs_dir).parent
-    out: dict[int, str] = {}
-    if not base.is_dir():
-        return out
+        return []
+    out: list[tuple[str, Structure | None]] = []
     for d in sorted(p for p in base.iterdir() if (p / "status.json").exists()):
         if not load_status(d.name, base).final:
             continue
-        row = upstream_index_of(d.name)
-        if row is None and (d / "relaxed.json").exists():
+        relaxed = d / "relaxed.json"
+        out.append((d.name, Structure.from_dict(json.loads(relaxed.read_text())) if relaxed.exists() else None))
+    return out
+
+
+def crystals_computed(runs_dir: Path | None = None, finished: list[tuple[str, Structure | None]] | None = None,
+                      ) -> dict[str, list[tuple[str, Structure]]]:
+    """Reduced formula -> ``(id, relaxed structure)`` of every finished run (kept, rejected or failed) in
+    ``runs_dir`` that has a relaxed cell; what a prototype candidate is compared with before it runs.
+    ``finished``: :func:`finished_runs` of ``runs_dir``, where the caller already has it."""
+    out: dict[str, list[tuple[str, Structure]]] = {}
+    for mid, st in finished_runs(runs_dir) if finished is None else finished:
+        if st is not None:
+            out.setdefault(st.composition.reduced_formula, []).append((mid, st))
+    return out
+
+
+def rows_computed(runs_dir: Path | None = None, finished: list[tuple[str, Structure | None]] | None = None,
+                  ) -> dict[int, str]:
+    """Upstream row -> id of the finished run (kept, rejected or failed) in ``runs_dir`` that computed the
+    paper's structure of that row: an ``upNNNN-`` id directly, any other id (``Nb1-bcc``) when its relaxed
+    cell matches the row's structure up to scale (:func:`~betenet.qe.upstream_candidates.matching_upstream_row`).
+    So that the upstream candidate source does not run a structure again that a prototype run already did.
+    ``finished``: :func:`finished_runs` of ``runs_dir``, where the caller already has it."""
+    out: dict[int, str] = {}
+    for mid, st in finished_runs(runs_dir) if finished is None else finished:
+        row = upstream_index_of(mid)
+        if row is None and st is not None:
             try:
-                row = matching_upstream_row(Structure.from_dict(json.loads((d / "relaxed.json").read_text())))
+                row = matching_upstream_row(st)
             except FileNotFoundError:  # no vendored structures: nothing to match against
                 return out
         if row is not None:
-            out.setdefault(row, d.name)
+            out.setdefault(row, mid)
     return out
 
 
