@@ -349,6 +349,25 @@ def test_a_gzip_cut_mid_stream_names_the_file(al_run, name):
             quality_report(al_run / "Al1-fcc", get_profile("smoke").qe, stage="phonons")
 
 
+
+def test_the_header_of_a_table_is_read_without_its_rows(al_run, tmp_path):
+    """read_header (what a rebuild's kept σ is checked against) gives read_table's header, and names the
+    file when it is missing or not gzip at all; a cut after the header does not matter to it."""
+    from betenet.qe.parsers import QEParseError, a2f_sigmas, read_header, read_table
+
+    p = al_run / "Al1-fcc" / "a2f.dat.gz"
+    header = read_header(p)
+    assert header == read_table(p)[0] and len(a2f_sigmas(header)) == 10
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    assert read_header(p) == header
+    with pytest.raises(QEParseError, match=r"nope\.dat\.gz: file not found"):
+        read_header(tmp_path / "nope.dat.gz")
+    (tmp_path / "bad.dat.gz").write_text("# not gzip\n")
+    with pytest.raises(QEParseError, match=r"bad\.dat\.gz: corrupt or truncated gzip"):
+        read_header(tmp_path / "bad.dat.gz")
+    (tmp_path / "plain.dat").write_text("1 2\n")
+    assert read_header(tmp_path / "plain.dat") == ""
+
 def test_empty_or_garbled_status_json_is_a_one_line_error(al_run):
     (al_run / "Al1-fcc" / "status.json").write_text("")
     r = _betenet("qe", "status", "--runs-dir", str(al_run))

@@ -61,6 +61,7 @@ __all__ = [
     "parse_projwfc",
     "read_text",
     "read_table",
+    "read_header",
     "PHDOS_NORM_RTOL",
     "check_phdos_normalised",
     "check_same_grid",
@@ -84,6 +85,20 @@ def read_text(path: Path) -> str:
         except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError; a cut stream gives EOFError
             raise QEParseError(f"{path}: corrupt or truncated gzip file ({type(exc).__name__}: {exc})") from None
     return path.read_text(errors="replace")
+
+
+def read_header(path: Path) -> str:
+    """The ``# header`` line of a workflow table (``read_table``'s header, without ``#``; ``""`` if the first
+    line is not one), read without the rows; :class:`QEParseError` naming the file if missing or corrupt."""
+    path = Path(path)
+    if not path.is_file():
+        raise QEParseError(f"{path}: file not found")
+    try:
+        with (gzip.open(path, "rt", errors="replace") if path.suffix == ".gz" else path.open(errors="replace")) as fh:
+            first = fh.readline()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise QEParseError(f"{path}: corrupt or truncated gzip file ({type(exc).__name__}: {exc})") from None
+    return first.lstrip("#").strip() if first.startswith("#") else ""
 
 
 def a2f_sigmas(header: str) -> list[float]:

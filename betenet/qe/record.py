@@ -27,8 +27,8 @@ from ..records import FLAGS, MaterialRecord
 from ..upstream_split import paper_split_indices
 from .broadening import BroadeningChoice, choose_for_a2f_table, choose_for_run
 from .inputs import PseudoSpec, PWInput, QEInputError, cutoffs_Ry, pseudo_specs
-from .labels import read_a2f_table, record_labels
-from .parsers import QEParseError, a2f_sigmas, check_elph_tables, parse_lambda_file, parse_phdos, read_table
+from .labels import record_labels
+from .parsers import QEParseError, a2f_sigmas, check_elph_tables, parse_lambda_file, parse_phdos, read_header, read_table
 from .pseudo import PseudoLibrary
 from .status import MaterialStatus, load_status, material_dir
 from .upstream_candidates import matching_upstream_row, upstream_index_of
@@ -237,7 +237,7 @@ def kept_broadening(run_dir: Path, cfg, old_prov: Mapping[str, Any], path: Path)
     (its ``elph_broadening``; for a record from before that key, the level's own rule if that rule gives
     the same σ, else ``method="index"``).  ``ValueError`` naming ``path`` when σ is not among the run's."""
     sigma = float(old_prov["elph_smearing_Ry"])
-    _, _, sigmas = read_a2f_table(Path(run_dir) / "a2f.dat.gz")
+    sigmas = a2f_sigmas(read_header(Path(run_dir) / "a2f.dat.gz"))  # the header only: build_record reads the rows
     idx = [i for i, s in enumerate(sigmas) if abs(s - sigma) < 1e-9]
     if not idx:
         raise ValueError(f"{path}: provenance.elph_smearing_Ry = {sigma} is not among the broadenings {sigmas} of the run")

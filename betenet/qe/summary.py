@@ -413,10 +413,12 @@ def cpu_table(runs_dir: Path = QE_RUNS_DIR, *, states: Sequence[str] = ("kept",)
     return pd.DataFrame.from_dict(rows, orient="index").round(2)
 
 
-def material_cpu_seconds(run_dir: Path) -> float:
-    """CPU seconds of every QE step of one material that left a log (QE's own clocks; 0.0 if none)."""
-    path = Path(run_dir) / "status.json"
-    steps = (read_json(path, error=QEParseError).get("steps") or {}) if path.exists() else {}
+def material_cpu_seconds(run_dir: Path, steps: dict | None = None) -> float:
+    """CPU seconds of every QE step of one material that left a log (QE's own clocks; 0.0 if none).
+    ``steps``: the material's ``status.json`` steps where the caller has them (the file is not read again)."""
+    if steps is None:
+        path = Path(run_dir) / "status.json"
+        steps = (read_json(path, error=QEParseError).get("steps") or {}) if path.exists() else {}
     total = 0.0
     for step in STEPS:
         t = step_cpu_seconds(run_dir, step, steps)
@@ -435,10 +437,10 @@ def cpu_by_material(runs_dir: Path = QE_RUNS_DIR):
     for s in _statuses(runs_dir):
         if s.get("state") not in ("kept", "rejected", "failed"):
             continue
-        d = Path(runs_dir) / s["material_id"]
-        ph = step_cpu_seconds(d, "ph_elph", s.get("steps") or {})
+        d, steps = Path(runs_dir) / s["material_id"], s.get("steps") or {}
+        ph = step_cpu_seconds(d, "ph_elph", steps)
         rows.append({"material_id": s["material_id"], "n_atoms": s.get("n_atoms"), "state": s["state"],
-                     "cpu_s": material_cpu_seconds(d), "ph_elph_cpu_s": ph[0] if ph else float("nan")})
+                     "cpu_s": material_cpu_seconds(d, steps), "ph_elph_cpu_s": ph[0] if ph else float("nan")})
     cols = ["material_id", "n_atoms", "state", "cpu_s", "ph_elph_cpu_s"]
     return pd.DataFrame(rows, columns=cols).sort_values(["n_atoms", "cpu_s"], ignore_index=True)
 
