@@ -229,6 +229,16 @@ SOURCES: dict[str, Source] = {s.key: s for s in [
         "(de.scribd.com/document/360824907) yields page 1 of 15 only (abstract and the first lines of the "
         "introduction), whatever the query; same conclusion",
     ),
+    Source(
+        "savrasov1996-abinit",
+        "S. Y. Savrasov, D. Y. Savrasov, Phys. Rev. B 54, 16487 (1996), as quoted by the ABINIT electron-phonon "
+        "tutorials for fcc Al (X. Gonze et al., ABINIT; github.com/abinit)",
+        "second-hand, read 2026-12-04: abinit/abitutorials, Al e-ph lesson (eph_al): 'our estimate for λ should be "
+        "somewhere in [0.39, 0.42] that compares much better with the value of 0.44 reported by Savrasov' (a 32³ k "
+        "mesh, as in the paper); abinit/abinit doc/tutorial/eph.md: 'the logarithmic average frequency is a bit too "
+        "high (converged value of 270 K in [Savrasov1996])'. The same eph.md calls 0.44 'experiment'; the paper's "
+        "own table was not read (see the savrasov1996 entry)",
+    ),
 ]}
 
 _CRC = "crc-pymatgen"
@@ -240,10 +250,12 @@ _SF = ("spin fluctuations (paramagnons) suppress T_c in this nearly magnetic d m
 
 def _el(mid: str, label: str, tc: float | None, *, issue: str = "", lam_exp: LiteratureValue | None = None,
         status: str = _CRC, lambda_bias: str | None = None, tc_bias: str | None = None,
-        comment: str = "") -> ReferenceMaterial:
+        comment: str = "", lam_dft: LiteratureValue | None = None,
+        wlog_dft: LiteratureValue | None = None) -> ReferenceMaterial:
     return ReferenceMaterial(
         mid, label, "element", superconductor=tc is not None, status_source=status,
         tc_exp_K=None if tc is None else LiteratureValue(tc, _CRC), lambda_exp=lam_exp, known_issue=issue,
+        lambda_dft=lam_dft, omega_log_dft_K=wlog_dft,
         lambda_bias=lambda_bias, tc_bias=tc_bias, comment=comment,  # type: ignore[arg-type]
     )
 
@@ -251,7 +263,8 @@ def _el(mid: str, label: str, tc: float | None, *, issue: str = "", lam_exp: Lit
 #: The reference set, in display order: elemental superconductors, elemental non-superconductors, compounds.
 REFERENCE_SET: tuple[ReferenceMaterial, ...] = (
     # --- elemental superconductors (experimental ground-state structure) ---
-    _el("Al1-fcc", "Al (fcc)", 1.175),
+    _el("Al1-fcc", "Al (fcc)", 1.175, lam_dft=LiteratureValue(0.44, "savrasov1996-abinit", "second-hand"),
+        wlog_dft=LiteratureValue(270.0, "savrasov1996-abinit", "second-hand")),
     ReferenceMaterial(
         "Nb1-bcc", "Nb (bcc)", "element", superconductor=True, status_source=_CRC,
         tc_exp_K=LiteratureValue(9.25, _CRC), lambda_dft=LiteratureValue(1.057, "zarea2023"),
@@ -345,14 +358,15 @@ REFERENCE_SET: tuple[ReferenceMaterial, ...] = (
 
 #: Values asked for but not verified in this session (left out of :data:`REFERENCE_SET`): what and why.
 UNVERIFIED: tuple[tuple[str, str], ...] = (
-    ("Savrasov & Savrasov 1996 λ, ω_log for Al, Cu, Mo, Nb, Pb, Pd, Ta, V (Nb's DFT λ is Zarea et al. 2023's instead)",
+    ("Savrasov & Savrasov 1996 λ, ω_log for Cu, Mo, Nb, Pb, Pd, Ta, V (Nb's DFT λ is Zarea et al. 2023's instead; "
+     "Al's 0.44 and 270 K are read second-hand in the ABINIT tutorials, source savrasov1996-abinit)",
      "only the abstract was readable in the stored copies; the tables (λ, ω_log per metal) were not. A second "
      "search (same day) tried the scribd copy with table-caption and per-metal queries (page 1 of 15 only), the "
      "authors' review E. G. Maksimov, D. Yu. Savrasov, S. Yu. Savrasov, Phys. Usp. 40, 337 (1997) (abstract "
      "only), ABINIT/QE documentation that cites the paper (no numbers), and public code: one repository file "
      "attributes a λ and ω_log for Re to 'Savrasov & Savrasov, PRB 54, 16487', a metal the paper does not treat, "
      "so numbers quoted in code were not trusted"),
-    ("published DFT λ, ω_log of the other elements (Al, Pb with and without spin–orbit, Ta, V, Mo, Cu, Pd)",
+    ("published DFT λ, ω_log of the other elements (Pb with and without spin–orbit, Ta, V, Mo, Cu, Pd, W, Pt)",
      "looked for in abstracts and openings of later work: Kawamura, Hizume, Ozaki, Phys. Rev. B 101, 134511 (2020) "
      "(arXiv:1911.06481, SCDFT benchmark of the elements with λ and ω_ln tables: abstract and introduction only; "
      "its data are linked off-site), Goudreault, Poncé, Giustino, Côté (arXiv:2410.20157, Pb with SOC: abstract "
@@ -372,7 +386,7 @@ UNVERIFIED: tuple[tuple[str, str], ...] = (
      "'status not verified' (λ comparison only)"),
     ("P. B. Allen's table of experimental λ (Handbook of Superconductivity, ed. C. P. Poole, 2000)",
      "only the introduction of the stored copy was readable; no table row could be checked"),
-    ("DFT λ for Al, Pb, Ta, V, Mo, Cu, Pd, Na, Mg, Zr, Ti, NbN, ZrN, HfN, TiN",
+    ("DFT λ for Pb, Ta, V, Mo, Cu, Pd, Na, Mg, Zr, Ti, NbN, ZrN, HfN, TiN",
      "no source with the number in a readable part (abstract, introduction) was found"),
     ("experimental T_c of TiN, VN, ZrC, HfC, TiC", "no readable source found; ZrC and HfC are kept for the λ comparison"),
     ("experimental T_c of Li (≈ 0.4 mK), Y/Sc (under pressure)", "not verified; Li, Y, Sc are not in the set"),

@@ -71,10 +71,10 @@ def test_superconductor_status_is_consistent():
     assert set(table.loc[table["superconductor"] == False, "material_id"]) == {  # noqa: E712
         "Cu1-fcc", "Ag1-fcc", "Au1-fcc", "Pt1-fcc", "Pd1-fcc", "Na1-bcc", "K1-bcc", "Mg1-hcp"}
     assert table.loc[table["material_id"] == "MgB2-AlB2", ["tc_exp_K", "lambda_dft"]].values.tolist() == [[39.0, 0.87]]
-    # published DFT λ: one element (Nb, Zarea et al. 2023) and four compounds
+    # published DFT λ: two elements (Nb, Zarea et al. 2023; Al, Savrasov 1996 via the ABINIT tutorials), five compounds
     dft = table[table["lambda_dft"].notna()]
     assert dict(zip(dft["material_id"], dft["lambda_dft"])) == {
-        "Nb1-bcc": 1.057, "MgB2-AlB2": 0.87, "NbC-B1": 1.0, "TaC-B1": 0.7, "ZrC-B1": 0.2, "HfC-B1": 0.2}
+        "Al1-fcc": 0.44, "Nb1-bcc": 1.057, "MgB2-AlB2": 0.87, "NbC-B1": 1.0, "TaC-B1": 0.7, "ZrC-B1": 0.2, "HfC-B1": 0.2}
     with pytest.raises(ValueError, match="X1-fcc: a superconductor needs tc_exp_K"):
         ref.ReferenceMaterial("X1-fcc", "X", "element", superconductor=True, status_source="crc-pymatgen")
     with pytest.raises(ValueError, match="X1-fcc: a non-superconductor has no tc_exp_K"):
@@ -126,7 +126,7 @@ def test_every_published_number_is_written_in_its_reading_note():
         forms = {f"{v.value:g}", f"{v.value}"}
         assert any(re.search(rf"(?<![\d.]){re.escape(f)}(?!\.?\d)", note) for f in forms), (mid, field, v)
         checked += 1
-    assert checked == 17  # Nb λ, Ta λ_exp, MgB2 (2), NbC, TaC (3 each), ZrC, HfC (2 each), ZrN, HfN, NbN T_c
+    assert checked == 19  # Al λ and ω_log, Nb λ, Ta λ_exp, MgB2 (2), NbC, TaC (3 each), ZrC, HfC (2 each), ZrN, HfN, NbN T_c
 
 
 def test_no_number_comes_from_a_source_whose_tables_were_not_read():

@@ -196,11 +196,11 @@ def test_describe_levels_and_chapter_facts_say_what_is_missing(tmp_path):
     df = val.compare(recs, mu_star=0.1)
     facts = val.chapter_facts([val.summarize(df, "validated"), val.summarize(df, "screening")])
     assert facts["n_reference"] == 34 and facts["n_superconductors"] == 24 and facts["n_non_superconductors"] == 8
-    assert facts["n_dft_lambda"] == 6 and facts["n_dft_lambda_elements"] == 1
+    assert facts["n_dft_lambda"] == 7 and facts["n_dft_lambda_elements"] == 2
     assert facts["validated_n"] == 1 and facts["screening_n"] == 0
     err = abs(_ad_tc(0.40, 300.0, 300.0, 0.1) - 1.175)
     assert facts["validated_tc_mae"] == f"MAE = {err:.2f} K over 1 material (met)"
-    assert facts["validated_lambda_vs_dft"] == "not evaluable (no material)"
+    assert facts["validated_lambda_vs_dft"] == "largest |λ/λ_DFT − 1| = 0.09 over 1 material (met)"  # 0.40 / 0.44
     assert facts["screening_tc_mae"] == "not evaluable (no material)"
 
 
