@@ -349,7 +349,6 @@ def test_a_gzip_cut_mid_stream_names_the_file(al_run, name):
             quality_report(al_run / "Al1-fcc", get_profile("smoke").qe, stage="phonons")
 
 
-
 def test_the_header_of_a_table_is_read_without_its_rows(al_run, tmp_path):
     """read_header (what a rebuild's kept σ is checked against) gives read_table's header, and names the
     file when it is missing or not gzip at all; a cut after the header does not matter to it."""
@@ -367,6 +366,7 @@ def test_the_header_of_a_table_is_read_without_its_rows(al_run, tmp_path):
         read_header(tmp_path / "bad.dat.gz")
     (tmp_path / "plain.dat").write_text("1 2\n")
     assert read_header(tmp_path / "plain.dat") == ""
+
 
 def test_empty_or_garbled_status_json_is_a_one_line_error(al_run):
     (al_run / "Al1-fcc" / "status.json").write_text("")

@@ -655,7 +655,6 @@ def test_a_prototype_already_run_under_a_paper_id_is_not_run_again(tmp_path):
     assert [c[0] for c in dataset.select_candidates(cands, ids=["AlPd-B2"], runs_dir=tmp_path)] == ["AlPd-B2"]
 
 
-
 def test_the_already_computed_checks_read_each_finished_run_once(tmp_path, monkeypatch):
     """rows_computed and crystals_computed share one pass (finished_runs): a candidate list with a paper row
     and a prototype reads each finished run's relaxed.json once, and unfinished runs not at all."""
@@ -677,6 +676,7 @@ def test_the_already_computed_checks_read_each_finished_run_once(tmp_path, monke
     assert dataset._run_under_another_id(["up0256-AlPd", "up0257-AlPd", "AlPd-B2", "AlNb-B2"], tmp_path) == {"AlPd-B2"}
     assert len(reads) == 1  # up0256-AlPd's relaxed.json, once for the paper row and the prototype checks
     assert dataset.finished_runs(tmp_path / "none") == []
+
 
 def test_mpi_launch_line_and_its_refusals(tmp_path, monkeypatch):
     from betenet.qe.runner import POOLED_EXECUTABLES, mpi_argv, run_qe

@@ -73,31 +73,28 @@ class QEParseError(ValueError):
     """A QE output is missing, truncated or malformed; the message names file and line."""
 
 
-def read_text(path: Path) -> str:
-    """Text of ``path`` (transparently gunzipped for ``*.gz``); :class:`QEParseError` if missing."""
-    path = Path(path)
-    if not path.is_file():
-        raise QEParseError(f"{path}: file not found")
-    if path.suffix == ".gz":
-        try:
-            with gzip.open(path, "rt", errors="replace") as fh:
-                return fh.read()
-        except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError; a cut stream gives EOFError
-            raise QEParseError(f"{path}: corrupt or truncated gzip file ({type(exc).__name__}: {exc})") from None
-    return path.read_text(errors="replace")
-
-
-def read_header(path: Path) -> str:
-    """The ``# header`` line of a workflow table (``read_table``'s header, without ``#``; ``""`` if the first
-    line is not one), read without the rows; :class:`QEParseError` naming the file if missing or corrupt."""
+def _read(path: Path, first_line: bool) -> str:
+    """The text of ``path`` (gunzipped for ``*.gz``), or only its first line; :class:`QEParseError` naming the
+    file if it is missing or a corrupt/cut gzip stream (the one place both errors are raised)."""
     path = Path(path)
     if not path.is_file():
         raise QEParseError(f"{path}: file not found")
     try:
         with (gzip.open(path, "rt", errors="replace") if path.suffix == ".gz" else path.open(errors="replace")) as fh:
-            first = fh.readline()
-    except (OSError, EOFError, zlib.error) as exc:
+            return fh.readline() if first_line else fh.read()
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError; a cut stream gives EOFError
         raise QEParseError(f"{path}: corrupt or truncated gzip file ({type(exc).__name__}: {exc})") from None
+
+
+def read_text(path: Path) -> str:
+    """Text of ``path`` (transparently gunzipped for ``*.gz``); :class:`QEParseError` if missing."""
+    return _read(path, first_line=False)
+
+
+def read_header(path: Path) -> str:
+    """The ``# header`` line of a workflow table (``read_table``'s header, without ``#``; ``""`` if the first
+    line is not one), read without the rows; :class:`QEParseError` naming the file if missing or corrupt."""
+    first = _read(path, first_line=True)
     return first.lstrip("#").strip() if first.startswith("#") else ""
 
 
