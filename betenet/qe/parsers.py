@@ -79,8 +79,11 @@ def _read(path: Path, first_line: bool) -> str:
     path = Path(path)
     if not path.is_file():
         raise QEParseError(f"{path}: file not found")
+    if path.suffix != ".gz":  # a plain file's OSError (permissions, ...) is not a gzip error: raised as it is
+        with path.open(errors="replace") as fh:
+            return fh.readline() if first_line else fh.read()
     try:
-        with (gzip.open(path, "rt", errors="replace") if path.suffix == ".gz" else path.open(errors="replace")) as fh:
+        with gzip.open(path, "rt", errors="replace") as fh:
             return fh.readline() if first_line else fh.read()
     except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError; a cut stream gives EOFError
         raise QEParseError(f"{path}: corrupt or truncated gzip file ({type(exc).__name__}: {exc})") from None
