@@ -244,6 +244,20 @@ def test_priority_selection_passes_over_too_coarse_candidates_but_explicit_ids_r
     assert list(dataset.plan_candidates(cl, qe, ids=["K1-bcc"], runs_dir=tmp_path)["action"]) == ["run"]
 
 
+def test_plan_estimates_the_ph_x_cost(tmp_path):
+    """The plan's ph.x columns: the k points summed over the irreducible q points and a CPU estimate at the
+    library's cutoffs (NaN for an element without a usable pseudopotential in the validated library)."""
+    from betenet.config import QE_VALIDATED
+    from betenet.qe.phcost import ph_kpoint_counts
+
+    cl = dataset.CandidateList([("Al1-fcc", ("Al",), "fcc"), ("V1-bcc", ("V",), "bcc")])
+    plan = dataset.plan_candidates(cl, QE_VALIDATED, limit=5, runs_dir=tmp_path).set_index("material_id")
+    al = plan.loc["Al1-fcc"]
+    assert al["ph_k_points"] == sum(p.n_k for p in ph_kpoint_counts(build(["Al"], "fcc"), al["k_scf"], al["q"]))
+    assert 0.01 < al["est_ph_cpu_h"] < 1.0  # the measured Al validated ph.x run: 299 CPU-s
+    assert plan.loc["V1-bcc", "ph_k_points"] > 0 and np.isnan(plan.loc["V1-bcc", "est_ph_cpu_h"])  # V failed validation
+
+
 def test_same_crystal_is_one_crystal_up_to_scale_and_setting():
     from betenet.qe.prototypes import same_crystal
 

@@ -8,7 +8,8 @@
   ``data/qe/<id>``: status, audit logs, review edits), :mod:`~betenet.qe.parsers`, :mod:`~betenet.qe.phonon_dos`;
 * filters and labels: :mod:`~betenet.qe.filters`, :mod:`~betenet.qe.broadening` (σ choice), :mod:`~betenet.qe.labels`,
   :mod:`~betenet.qe.record` (the ``MaterialRecord`` from a run directory);
-* many materials: :mod:`~betenet.qe.dataset` (Dask), :mod:`~betenet.qe.summary`, :mod:`~betenet.qe.convergence`.
+* many materials: :mod:`~betenet.qe.dataset` (Dask), :mod:`~betenet.qe.phcost` (what a ph.x run will cost),
+  :mod:`~betenet.qe.summary`, :mod:`~betenet.qe.convergence`.
 
 Submodules are imported explicitly (``from betenet.qe import workflow``); importing this package
 does nothing else.

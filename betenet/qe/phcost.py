@@ -1,0 +1,182 @@
+"""What an el-ph ph.x run will cost before it runs: k points per irreducible q point, and a CPU estimate.
+
+ph.x solves the linear response of each irreducible q point on the scf k mesh reduced by the *small
+group of q* only (the crystal's rotations that leave q unchanged up to a reciprocal lattice vector), and
+for q ≠ 0 it needs every k+q as well, so its log's ``number of k points=`` is twice the irreducible
+count there.  The reduction is what makes points of one mesh so unequal: on fluorite Al2Pd (the
+paper's row 501, scf 9³, q 3³) ph.x runs 35 k points at Γ and 450 at the point of lowest symmetry,
+and the second took ten times the first's wall time.  :func:`ph_kpoint_counts` gives these counts
+from spglib (``get_stabilized_reciprocal_mesh`` with q as the stabilised point);
+``tests/test_phcost.py`` checks them against the archived ph.x logs of ``data/qe-validated``.
+
+The work of one point is close to (k points) × (modes, 3 per atom) × (bands) × (plane waves): one
+Sternheimer solve per k point and mode, each a few applications of H to every occupied band.
+:func:`ph_cost_units` is that product in units of 10⁶; :data:`CPU_S_PER_UNIT` turns it into seconds.
+It was fitted on the archived q points of the validated runs (:func:`fit_cpu_per_unit` over
+``data/qe-validated``: 20 points of fcc Pt, bcc W, rocksalt NbC, fluorite Al2Pd and Al2Pt), all of which
+lie within a factor of two of it except one Γ point, where fixed costs weigh more.  It is an estimate
+for ordering candidates and planning a batch, not for accounting: the measured CPU of a run is in its
+``status.json``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import re
+import tarfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import spglib
+from pymatgen.core import Structure
+
+__all__ = [
+    "CPU_S_PER_UNIT",
+    "QPointLoad",
+    "estimate_ph_cpu_s",
+    "fit_cpu_per_unit",
+    "logged_kpoint_counts",
+    "ph_cost_units",
+    "ph_kpoint_counts",
+    "plane_wave_count",
+    "pw_band_count",
+]
+
+#: Symmetry tolerance (Å) for spglib; pw.x's own default is of the same order for relaxed cells.
+SYMPREC = 1e-3
+#: Bohr in Å.
+_BOHR_A = 0.529177210903
+#: Seconds per cost unit (:func:`ph_cost_units`): the median over the archived q points of the validated
+#: runs of their ph.x wall time divided by their units (``fit_cpu_per_unit(Path("data/qe-validated"))``,
+#: 16.8), measured with both cores of the development machine busy: a core to itself runs faster.
+CPU_S_PER_UNIT = 16.8
+
+
+@dataclass(frozen=True)
+class QPointLoad:
+    """One irreducible q point of a ph.x run: its fractional coordinates (in the reciprocal basis), the
+    number of q points in its star (its weight on the mesh) and the k points ph.x computes for it."""
+
+    q_frac: tuple[float, float, float]
+    multiplicity: int
+    n_k: int
+
+
+def _cell(structure: Structure):
+    return (structure.lattice.matrix, structure.frac_coords, [site.specie.Z for site in structure])
+
+
+def ph_kpoint_counts(structure: Structure, k_scf: Sequence[int], q: Sequence[int], *,
+                     symprec: float = SYMPREC) -> list[QPointLoad]:
+    """The irreducible q points of the Γ-centred ``q`` mesh and, for each, the number of k points ph.x
+    runs on the Γ-centred ``k_scf`` mesh: the irreducible k under the small group of q (with time
+    reversal), twice that for q ≠ 0 (k and k+q).  Raises ``ValueError`` when spglib finds no symmetry."""
+    cell = _cell(structure)
+    sym = spglib.get_symmetry(cell, symprec=symprec)
+    if sym is None:
+        raise ValueError(f"spglib found no symmetry for {structure.composition.reduced_formula} (symprec {symprec} Å)")
+    rotations = sym["rotations"]
+    q_mesh = [int(n) for n in q]
+    k_mesh = [int(n) for n in k_scf]
+    mapping, grid = spglib.get_ir_reciprocal_mesh(q_mesh, cell, is_shift=[0, 0, 0], symprec=symprec)
+    irreducible, counts = np.unique(mapping, return_counts=True)
+    out = []
+    for i, mult in zip(irreducible, counts):
+        qf = grid[i] / np.asarray(q_mesh, dtype=float)
+        k_map, _ = spglib.get_stabilized_reciprocal_mesh(k_mesh, rotations, is_shift=[0, 0, 0],
+                                                         is_time_reversal=True, qpoints=[qf])
+        n = len(np.unique(k_map))
+        gamma = not np.any(grid[i])
+        out.append(QPointLoad(tuple(float(x) for x in qf), int(mult), n if gamma else 2 * n))
+    return out
+
+
+def pw_band_count(n_electrons: float) -> int:
+    """pw.x's default number of bands for a smeared metal: max(⌈1.2 N/2⌉, N/2 + 4) (QE's ``setup``)."""
+    half = n_electrons / 2
+    return max(math.ceil(1.2 * half), math.ceil(half) + 4)
+
+
+def plane_wave_count(volume_A3: float, ecutwfc_Ry: float) -> float:
+    """Plane waves of a wavefunction: the k = 0 sphere |G|² < ecutwfc (Ry, a.u.): V k_c³ / (6π²)."""
+    volume_bohr3 = volume_A3 / _BOHR_A**3
+    return volume_bohr3 * ecutwfc_Ry**1.5 / (6 * math.pi**2)
+
+
+def ph_cost_units(structure: Structure, k_scf: Sequence[int], q: Sequence[int], *, ecutwfc_Ry: float,
+                  n_electrons: float, loads: Iterable[QPointLoad] | None = None) -> float:
+    """Σ over irreducible q of k points × 3 N_atoms modes × bands × plane waves, in units of 10⁶."""
+    if loads is None:
+        loads = ph_kpoint_counts(structure, k_scf, q)
+    n_k = sum(p.n_k for p in loads)
+    return (n_k * 3 * len(structure) * pw_band_count(n_electrons)
+            * plane_wave_count(structure.volume, ecutwfc_Ry) / 1e6)
+
+
+def estimate_ph_cpu_s(structure: Structure, k_scf: Sequence[int], q: Sequence[int], *, ecutwfc_Ry: float,
+                      n_electrons: float) -> float:
+    """Estimated CPU seconds of the el-ph ph.x run: :func:`ph_cost_units` × :data:`CPU_S_PER_UNIT`."""
+    return CPU_S_PER_UNIT * ph_cost_units(structure, k_scf, q, ecutwfc_Ry=ecutwfc_Ry, n_electrons=n_electrons)
+
+
+_NK = re.compile(r"number of k points=\s*(\d+)")
+_SCF_NUMBERS = {
+    "n_electrons": re.compile(r"number of electrons\s*=\s*([\d.]+)"),
+    "ecutwfc_Ry": re.compile(r"kinetic-energy cutoff\s*=\s*([\d.]+)\s*Ry"),
+}
+
+
+def logged_kpoint_counts(run_dir: Path | str) -> dict[int, int]:
+    """q index -> the k points ph.x reported for it, read from the logs in ``<run_dir>/ph_elph.q/q<i>.tar.gz``."""
+    out: dict[int, int] = {}
+    qdir = Path(run_dir) / "ph_elph.q"
+    for tar_path in sorted(qdir.glob("q*.tar.gz")):
+        iq = int(tar_path.name[1:].split(".")[0])
+        with tarfile.open(tar_path) as tar:
+            for member in tar.getmembers():
+                if member.name.endswith(".out") and "ph_elph" in member.name:
+                    text = tar.extractfile(member).read().decode(errors="replace")  # type: ignore[union-attr]
+                    m = _NK.search(text.split("Calculation of q", 1)[-1])
+                    if m:
+                        out[iq] = int(m.group(1))
+    return out
+
+
+def _scf_numbers(run_dir: Path) -> dict[str, float]:
+    with gzip.open(run_dir / "scf.out.gz", "rt", errors="replace") as fh:
+        text = fh.read()
+    found = {}
+    for key, pattern in _SCF_NUMBERS.items():
+        m = pattern.search(text)
+        if m is None:
+            raise ValueError(f"{run_dir / 'scf.out.gz'}: no {key.replace('_', ' ')} line")
+        found[key] = float(m.group(1))
+    return found
+
+
+def fit_cpu_per_unit(runs_dir: Path | str) -> tuple[float, list[dict]]:
+    """Seconds per cost unit over every archived q point in ``runs_dir/<id>/ph_elph.q``: each point's
+    wall time (its manifest) over its units, with the k points ph.x logged for it.  Returns the median
+    and one row per point (material, q index, k points, units, wall seconds, ratio)."""
+    rows = []
+    for manifest in sorted(Path(runs_dir).glob("*/ph_elph.q/manifest.json")):
+        run_dir = manifest.parent.parent
+        walls = json.loads(manifest.read_text())["q_wall_s"]
+        structure = Structure.from_dict(json.loads((run_dir / "relaxed.json").read_text()))
+        numbers = _scf_numbers(run_dir)
+        per_point = (3 * len(structure) * pw_band_count(numbers["n_electrons"])
+                     * plane_wave_count(structure.volume, numbers["ecutwfc_Ry"]) / 1e6)
+        for iq, n_k in sorted(logged_kpoint_counts(run_dir).items()):
+            wall = walls.get(str(iq))
+            if wall is None:
+                continue
+            units = n_k * per_point
+            rows.append({"material_id": run_dir.name, "q": iq, "n_k": n_k, "units": units, "wall_s": wall,
+                         "s_per_unit": wall / units})
+    if not rows:
+        raise ValueError(f"no archived ph.x q points under {runs_dir}")
+    return float(np.median([r["s_per_unit"] for r in rows])), rows

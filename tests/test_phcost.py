@@ -1,0 +1,106 @@
+"""ph.x cost model (betenet.qe.phcost) against what ph.x and pw.x logged in the validated runs."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from betenet.paths import DATA_DIR
+from betenet.qe.phcost import (
+    CPU_S_PER_UNIT,
+    fit_cpu_per_unit,
+    logged_kpoint_counts,
+    ph_cost_units,
+    ph_kpoint_counts,
+    plane_wave_count,
+    pw_band_count,
+)
+
+RUNS = DATA_DIR / "qe-validated"
+ARCHIVED = sorted(p.parent.parent for p in RUNS.glob("*/ph_elph.q/manifest.json"))
+
+
+def _run(run_dir):
+    structure = Structure.from_dict(json.loads((run_dir / "relaxed.json").read_text()))
+    grids = json.loads((run_dir / "grids.json").read_text())
+    n_q = json.loads((run_dir / "ph_elph.q" / "manifest.json").read_text())["n_q"]
+    return structure, grids, n_q
+
+
+def test_there_are_archived_runs_to_check():
+    assert len(ARCHIVED) >= 4, [p.name for p in ARCHIVED]
+
+
+@pytest.mark.parametrize("run_dir", ARCHIVED, ids=lambda p: p.name)
+def test_k_points_per_q_are_ph_x_own(run_dir):
+    """Every irreducible q point's k count is the one ph.x logged for it (each archived point matched
+    once), and the number of irreducible q points is ph.x's."""
+    structure, grids, n_q = _run(run_dir)
+    predicted = sorted(p.n_k for p in ph_kpoint_counts(structure, grids["k_scf"], grids["q"]))
+    assert len(predicted) == n_q
+    logged = logged_kpoint_counts(run_dir)
+    assert logged, run_dir
+    remaining = list(predicted)
+    for iq, n_k in logged.items():
+        assert n_k in remaining, (run_dir.name, iq, n_k, predicted)
+        remaining.remove(n_k)
+    if len(logged) == n_q:
+        assert sorted(logged.values()) == predicted
+
+
+def test_the_low_symmetry_points():
+    """The two numbers the module docstring and the CHANGELOG quote: fluorite Al2Pd's Γ and lowest-symmetry
+    point (35 and 450 k points) and rocksalt NbC's (1,100)."""
+    s, g, _ = _run(RUNS / "up0501-Al2Pd")
+    counts = sorted(p.n_k for p in ph_kpoint_counts(s, g["k_scf"], g["q"]))
+    assert counts[0] == 35 and counts[-1] == 450
+    s, g, _ = _run(RUNS / "up0732-NbC")
+    assert max(p.n_k for p in ph_kpoint_counts(s, g["k_scf"], g["q"])) == 1100
+
+
+def test_q_multiplicities_cover_the_mesh():
+    s = Structure(Lattice.cubic(3.3), ["Nb", "Nb"], [[0, 0, 0], [0.5, 0.5, 0.5]]).get_primitive_structure()
+    loads = ph_kpoint_counts(s, (8, 8, 8), (4, 4, 4))
+    assert sum(p.multiplicity for p in loads) == 64
+    assert len(loads) == 8  # bcc 4x4x4: Γ, H, N, P and four more (ph.x's count for bcc Nb at q 4^3)
+    gamma = [p for p in loads if not any(p.q_frac)]
+    assert len(gamma) == 1 and gamma[0].multiplicity == 1
+
+
+@pytest.mark.parametrize("run_dir", sorted(p for p in RUNS.iterdir() if (p / "scf.out.gz").exists()),
+                         ids=lambda p: p.name)
+def test_band_count_is_pw_x_default(run_dir):
+    with gzip.open(run_dir / "scf.out.gz", "rt") as fh:
+        text = fh.read()
+    n_el = float(re.search(r"number of electrons\s*=\s*([\d.]+)", text).group(1))
+    n_bands = int(re.search(r"number of Kohn-Sham states=\s*(\d+)", text).group(1))
+    assert pw_band_count(n_el) == n_bands
+
+
+def test_plane_waves_of_fcc_al():
+    """fcc Al (a = 4.04 Å, 16.49 Å^3 = 111.3 bohr^3) at 35 Ry: V k_c^3 / 6π^2 = 111.3 · 207.1 / 59.22 = 389."""
+    assert plane_wave_count(16.49, 35.0) == pytest.approx(389.2, rel=2e-3)
+    assert plane_wave_count(2 * 16.49, 35.0) == pytest.approx(2 * plane_wave_count(16.49, 35.0))
+
+
+def test_cost_units_scale_with_what_they_count():
+    s = Structure(Lattice.cubic(4.04), ["Al"] * 4, [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    prim = s.get_primitive_structure()
+    one = ph_cost_units(prim, (8, 8, 8), (4, 4, 4), ecutwfc_Ry=35, n_electrons=3)
+    loads = ph_kpoint_counts(prim, (8, 8, 8), (4, 4, 4))
+    n_k = sum(p.n_k for p in loads)
+    assert one == pytest.approx(n_k * 3 * pw_band_count(3) * plane_wave_count(prim.volume, 35) / 1e6)
+    assert ph_cost_units(prim, (8, 8, 8), (4, 4, 4), ecutwfc_Ry=35 * 4 ** (1 / 1.5), n_electrons=3) == pytest.approx(4 * one)
+
+
+def test_the_constant_is_the_fit_on_the_archived_points():
+    """CPU_S_PER_UNIT is the median of the archived points when it was set; new points may move the
+    median, but not by more than a factor of 1.5 without the constant being refitted."""
+    median, rows = fit_cpu_per_unit(RUNS)
+    assert len(rows) >= 20
+    assert CPU_S_PER_UNIT / 1.5 <= median <= CPU_S_PER_UNIT * 1.5
+    assert all(r["s_per_unit"] > 0 for r in rows)
