@@ -6,6 +6,7 @@ import gzip
 import json
 import re
 
+import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
@@ -104,3 +105,45 @@ def test_the_constant_is_the_fit_on_the_archived_points():
     assert len(rows) >= 20
     assert CPU_S_PER_UNIT / 1.5 <= median <= CPU_S_PER_UNIT * 1.5
     assert all(r["s_per_unit"] > 0 for r in rows)
+
+
+def test_qe_clock_sums_the_runs_of_a_step():
+    from betenet.qe.parsers import qe_clock
+
+    one = "     Program PHONON v.6.7MaX starts on  4Dec2026\n ...\n     PHONON       :      1h48m CPU      2h 7m WALL\n"
+    two = "     Program PHONON v.6.7MaX starts on  4Dec2026\n     PHONON       :   3m58.05s CPU   4m 8.31s WALL\n"
+    assert qe_clock(one) == pytest.approx((6480.0, 7620.0))
+    assert qe_clock(one + two) == pytest.approx((6480.0 + 238.05, 7620.0 + 248.31))
+    assert qe_clock("no clock here") is None
+
+
+def test_cost_check_against_the_finished_runs():
+    """Every finished validated run with an el-ph log is in the check; the estimate is within a factor of
+    two of the measured CPU for each with a usable pseudopotential; Cu (its PseudoDojo file has since failed
+    validation) has no estimate."""
+    from betenet.qe import summary
+
+    check = summary.ph_cost_check(RUNS).set_index("material_id")
+    assert {"Al1-fcc", "up0256-AlPd", "up0732-NbC"} <= set(check.index)
+    assert np.isnan(check.loc["Cu1-fcc", "est_ph_cpu_s"])
+    ratios = check["measured_over_estimate"].dropna()
+    assert len(ratios) >= 9 and ratios.between(0.5, 2.0).all(), ratios.to_dict()
+    per_material = summary.cpu_by_material(RUNS)
+    facts = summary.cost_facts(per_material, summary.cpu_by_outcome(RUNS, per_material), check.reset_index())
+    kept = per_material[per_material.state == "kept"]
+    assert facts["n_kept"] == len(kept)
+    two = kept[kept.n_atoms == 2]
+    assert facts["two_atom_min_cpu_s"] == round(float(two.cpu_s.min()))
+    assert facts["cost_ratio_min"] == round(float(ratios.min()), 2)
+
+
+def test_cost_facts_without_runs():
+    import pandas as pd
+
+    from betenet.qe import summary
+
+    empty = pd.DataFrame(columns=["material_id", "n_atoms", "state", "cpu_s", "ph_elph_cpu_s"])
+    outcome = pd.DataFrame(columns=["materials", "cpu_s", "share"])
+    check = pd.DataFrame(columns=["measured_over_estimate"])
+    facts = summary.cost_facts(empty, outcome, check)
+    assert facts["n_kept"] == 0 and facts["two_atom_min_cpu_s"] == "none" and facts["lost_share_pct"] == "none"

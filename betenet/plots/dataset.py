@@ -16,7 +16,7 @@ from betenet.metrics import pearson_r2
 from betenet.qe.summary import record_moments
 from betenet.qe.status import STEPS
 
-__all__ = ["plot_gallery", "plot_correlations", "plot_timings"]
+__all__ = ["plot_gallery", "plot_correlations", "plot_timings", "plot_ph_cost"]
 
 
 def plot_gallery(records: Sequence, *, n: int = 12, ncols: int = 4):
@@ -95,5 +95,60 @@ def plot_timings(runs_dir: Path = QE_RUNS_DIR):
         b.set_yscale("log")
         b.tick_params(axis="x", rotation=45)
     b.set_ylabel("wall time per step (s)")
+    fig.tight_layout()
+    return fig
+
+
+def _short_name(material_id: str) -> str:
+    """``Pd1-fcc`` -> ``Pd``, ``up0256-AlPd`` -> ``AlPd`` (a label for a crowded figure)."""
+    mid = str(material_id)
+    if mid.startswith("up") and "-" in mid:
+        return mid.split("-", 1)[1]
+    return mid.split("-")[0].rstrip("0123456789") or mid
+
+
+def plot_ph_cost(check, fit_rows: Sequence[dict] = ()):
+    """The ph.x cost model against the runs: (a) measured against estimated CPU of each material's el-ph
+    ph.x step (:func:`betenet.qe.summary.ph_cost_check`), with the 1:1 line and a factor-of-two band; (b) CPU
+    per archived q point against its k points (:func:`betenet.qe.phcost.fit_cpu_per_unit` rows), one colour per
+    material.  Log axes; a panel with nothing to show says so."""
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
+    ok = check.dropna(subset=["est_ph_cpu_s", "ph_elph_cpu_s"]) if len(check) else check
+    if len(ok):
+        lo = 0.5 * float(min(ok.est_ph_cpu_s.min(), ok.ph_elph_cpu_s.min()))
+        hi = 2.0 * float(max(ok.est_ph_cpu_s.max(), ok.ph_elph_cpu_s.max()))
+        xs = np.array([lo, hi])
+        a.plot(xs, xs, color="0.3", lw=1)
+        a.fill_between(xs, xs / 2, xs * 2, color="0.9", zorder=0, label="factor of two")
+        for n_atoms, grp in ok.groupby("n_atoms"):
+            a.scatter(grp.est_ph_cpu_s, grp.ph_elph_cpu_s, s=30, label=f"{n_atoms} atom{'s' if n_atoms > 1 else ''}")
+        for row in ok.itertuples():
+            a.annotate(_short_name(row.material_id), (row.est_ph_cpu_s, row.ph_elph_cpu_s),
+                       fontsize=7, xytext=(3, 2), textcoords="offset points")
+        a.set_xscale("log")
+        a.set_yscale("log")
+        a.set_xlim(lo, hi)
+        a.set_ylim(lo, hi)
+        a.legend(fontsize=8, loc="upper left")
+    else:
+        a.text(0.5, 0.5, "no finished run with an estimate", ha="center", va="center", transform=a.transAxes)
+    a.set_xlabel("estimated ph.x el-ph CPU (s)")
+    a.set_ylabel("measured ph.x el-ph CPU (s)")
+    a.set_title("(a) per material", fontsize=10)
+    if fit_rows:
+        for i, mid in enumerate(dict.fromkeys(r["material_id"] for r in fit_rows)):
+            pts = [r for r in fit_rows if r["material_id"] == mid]
+            b.scatter([r["n_k"] for r in pts], [r["cpu_s"] for r in pts], s=30, color=f"C{i % 10}",
+                      marker="osD^vx"[i % 6], label=_short_name(mid))
+        b.set_xscale("log")
+        b.set_yscale("log")
+        b.legend(fontsize=8)
+    else:
+        b.text(0.5, 0.5, "no archived q point", ha="center", va="center", transform=b.transAxes)
+    b.set_xlabel("k points ph.x runs at the q point")
+    b.set_ylabel("ph.x CPU at the q point (s)")
+    b.set_title("(b) per archived q point", fontsize=10)
     fig.tight_layout()
     return fig

@@ -25,8 +25,8 @@ from ..paths import QE_RUNS_DIR, RECORDS_DIR
 from . import prototypes
 from .inputs import QEInputError
 from .kgrid import grids_for_config, mesh_density
-from .phcost import CPU_S_PER_UNIT, ph_cost_units, ph_kpoint_counts
-from .pseudo import PseudoError, PseudoLibrary, read_upf_header
+from .phcost import ph_cost_estimate
+from .pseudo import PseudoLibrary
 from .record import library_for
 from .status import load_status, material_dir
 from .upstream_candidates import (
@@ -135,29 +135,12 @@ def scf_mesh_estimate(structure: Structure, cfg: QEConfig) -> dict[str, Any]:
     }
 
 
-def ph_cost_estimate(structure: Structure, grids: dict[str, Any], lib: PseudoLibrary) -> dict[str, Any]:
-    """``ph_k_points`` (Σ over irreducible q of the k points ph.x runs) and ``est_ph_cpu_h`` (the el-ph ph.x
-    run's CPU hours, :func:`betenet.qe.phcost.estimate_ph_cpu_s` at the library's cutoffs; NaN when the
-    library has no usable pseudopotential for an element) for the ``k_scf``/``q`` grids of ``grids``."""
-    loads = ph_kpoint_counts(structure, grids["k_scf"], grids["q"])
-    elements = [el.symbol for el in structure.composition.elements]
-    try:
-        entries = lib.require(elements)
-        ecutwfc, _ = lib.cutoffs_Ry(elements)
-    except PseudoError:
-        return {"ph_k_points": sum(p.n_k for p in loads), "est_ph_cpu_h": float("nan")}
-    zval = {el: read_upf_header(e.path).z_valence for el, e in entries.items()}
-    n_el = sum(zval[site.specie.symbol] for site in structure)
-    units = ph_cost_units(structure, grids["k_scf"], grids["q"], ecutwfc_Ry=ecutwfc, n_electrons=n_el, loads=loads)
-    return {"ph_k_points": sum(p.n_k for p in loads), "est_ph_cpu_h": round(units * CPU_S_PER_UNIT / 3600, 2)}
-
-
 def plan_candidates(
     candidates: Sequence[Candidate], cfg: QEConfig, *, ids: Iterable[str] | None = None, limit: int = 10,
     runs_dir: Path | None = None,
 ):
     """What ``betenet qe run`` would do next: the first ``limit`` unfinished candidates in priority
-    order (or ``ids``), one row each with :func:`scf_mesh_estimate`, :func:`ph_cost_estimate` and ``action`` (``run`` /
+    order (or ``ids``), one row each with :func:`scf_mesh_estimate`, :func:`~betenet.qe.phcost.ph_cost_estimate` and ``action`` (``run`` /
     ``skip: scf mesh too coarse``; explicit ids are never skipped).  A pandas DataFrame."""
     import pandas as pd
 

@@ -62,6 +62,7 @@ __all__ = [
     "read_text",
     "read_table",
     "read_header",
+    "qe_clock",
     "PHDOS_NORM_RTOL",
     "check_phdos_normalised",
     "check_same_grid",
@@ -185,6 +186,25 @@ def _qe_time_to_s(text: str) -> float | None:
         total += float(value) * {"h": 3600, "m": 60, "s": 1}[unit]
         found = True
     return total if found else None
+
+
+_PROGRAM_START = re.compile(r"^\s*Program \S+ v\.\S+ starts", re.MULTILINE)
+_CLOCK = re.compile(r"^\s*[A-Z0-9_]+\s*:\s*(.+?)CPU\s+(.+?)WALL\s*$", re.MULTILINE)
+
+
+def qe_clock(text: str) -> tuple[float, float] | None:
+    """(CPU s, WALL s) of a QE log from its final clock line (``PHONON : 1h48m CPU 2h 7m WALL``), None
+    if it has none.  A text holding several runs (a step run as one QE call per q point), each starting
+    with QE's ``Program ... starts`` banner, gives the sum of their final clock lines."""
+    cpu = wall = 0.0
+    found = False
+    for run in _PROGRAM_START.split(text):
+        hits = _CLOCK.findall(run)
+        if hits:
+            found = True
+            cpu += _qe_time_to_s(hits[-1][0]) or 0.0
+            wall += _qe_time_to_s(hits[-1][1]) or 0.0
+    return (cpu, wall) if found else None
 
 
 _FORCE_RE = re.compile(r"^\s*atom\s+(\d+)\s+type\s+\d+\s+force\s*=\s*(\S+)\s+(\S+)\s+(\S+)\s*$")

@@ -13,10 +13,11 @@ The work of one point is close to (k points) × (modes, 3 per atom) × (bands) �
 Sternheimer solve per k point and mode, each a few applications of H to every occupied band.
 :func:`ph_cost_units` is that product in units of 10⁶; :data:`CPU_S_PER_UNIT` turns it into seconds.
 It was fitted on the archived q points of the validated runs (:func:`fit_cpu_per_unit` over
-``data/qe-validated``: 20 points of fcc Pt, bcc W, rocksalt NbC, fluorite Al2Pd and Al2Pt), all of which
-lie within a factor of two of it except one Γ point, where fixed costs weigh more.  It is an estimate
-for ordering candidates and planning a batch, not for accounting: the measured CPU of a run is in its
-``status.json``.
+``data/qe-validated``: ph.x's CPU clock at 20 points of fcc Pt, bcc W, rocksalt NbC, fluorite Al2Pd and
+Al2Pt), all of which lie within a factor of two of it except the Γ points of Al2Pd and Al2Pt (2.5×), where
+fixed costs weigh more.  It is an estimate for ordering candidates and planning a batch, not for
+accounting: what a run cost is read from its logs (:func:`betenet.qe.summary.ph_cost_check` sets the two
+side by side).
 """
 
 from __future__ import annotations
@@ -26,13 +27,17 @@ import json
 import math
 import re
 import tarfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import spglib
 from pymatgen.core import Structure
+
+from .parsers import qe_clock
+from .pseudo import PseudoError, PseudoLibrary, read_upf_header
 
 __all__ = [
     "CPU_S_PER_UNIT",
@@ -50,10 +55,10 @@ __all__ = [
 SYMPREC = 1e-3
 #: Bohr in Å.
 _BOHR_A = 0.529177210903
-#: Seconds per cost unit (:func:`ph_cost_units`): the median over the archived q points of the validated
-#: runs of their ph.x wall time divided by their units (``fit_cpu_per_unit(Path("data/qe-validated"))``,
-#: 16.8), measured with both cores of the development machine busy: a core to itself runs faster.
-CPU_S_PER_UNIT = 16.8
+#: CPU seconds per cost unit (:func:`ph_cost_units`): the median over the archived q points of the
+#: validated runs of ph.x's CPU time divided by their units (``fit_cpu_per_unit(Path("data/qe-validated"))``:
+#: 12.0 over 20 points, the development machine's cores, QE 6.7 with OpenBLAS, one thread).
+CPU_S_PER_UNIT = 12.0
 
 
 @dataclass(frozen=True)
@@ -130,20 +135,34 @@ _SCF_NUMBERS = {
 }
 
 
-def logged_kpoint_counts(run_dir: Path | str) -> dict[int, int]:
-    """q index -> the k points ph.x reported for it, read from the logs in ``<run_dir>/ph_elph.q/q<i>.tar.gz``."""
-    out: dict[int, int] = {}
-    qdir = Path(run_dir) / "ph_elph.q"
-    for tar_path in sorted(qdir.glob("q*.tar.gz")):
+@dataclass(frozen=True)
+class LoggedPoint:
+    """What ph.x logged for one archived q point: its k points and its clock (CPU and wall seconds)."""
+
+    n_k: int
+    cpu_s: float
+    wall_s: float
+
+
+def logged_points(run_dir: Path | str) -> dict[int, LoggedPoint]:
+    """q index -> :class:`LoggedPoint`, read from the logs in ``<run_dir>/ph_elph.q/q<i>.tar.gz``."""
+    out: dict[int, LoggedPoint] = {}
+    for tar_path in sorted((Path(run_dir) / "ph_elph.q").glob("q*.tar.gz")):
         iq = int(tar_path.name[1:].split(".")[0])
         with tarfile.open(tar_path) as tar:
             for member in tar.getmembers():
                 if member.name.endswith(".out") and "ph_elph" in member.name:
                     text = tar.extractfile(member).read().decode(errors="replace")  # type: ignore[union-attr]
                     m = _NK.search(text.split("Calculation of q", 1)[-1])
-                    if m:
-                        out[iq] = int(m.group(1))
+                    clock = qe_clock(text)
+                    if m and clock:
+                        out[iq] = LoggedPoint(int(m.group(1)), *clock)
     return out
+
+
+def logged_kpoint_counts(run_dir: Path | str) -> dict[int, int]:
+    """q index -> the k points ph.x reported for it (:func:`logged_points`)."""
+    return {iq: p.n_k for iq, p in logged_points(run_dir).items()}
 
 
 def _scf_numbers(run_dir: Path) -> dict[str, float]:
@@ -159,24 +178,38 @@ def _scf_numbers(run_dir: Path) -> dict[str, float]:
 
 
 def fit_cpu_per_unit(runs_dir: Path | str) -> tuple[float, list[dict]]:
-    """Seconds per cost unit over every archived q point in ``runs_dir/<id>/ph_elph.q``: each point's
-    wall time (its manifest) over its units, with the k points ph.x logged for it.  Returns the median
-    and one row per point (material, q index, k points, units, wall seconds, ratio)."""
+    """CPU seconds per cost unit over every archived q point in ``runs_dir/<id>/ph_elph.q``: each point's
+    CPU time (ph.x's own clock in its log) over its units, with the k points ph.x logged for it.  Returns
+    the median and one row per point (material, q index, k points, units, CPU and wall seconds, ratio)."""
     rows = []
     for manifest in sorted(Path(runs_dir).glob("*/ph_elph.q/manifest.json")):
         run_dir = manifest.parent.parent
-        walls = json.loads(manifest.read_text())["q_wall_s"]
         structure = Structure.from_dict(json.loads((run_dir / "relaxed.json").read_text()))
         numbers = _scf_numbers(run_dir)
         per_point = (3 * len(structure) * pw_band_count(numbers["n_electrons"])
                      * plane_wave_count(structure.volume, numbers["ecutwfc_Ry"]) / 1e6)
-        for iq, n_k in sorted(logged_kpoint_counts(run_dir).items()):
-            wall = walls.get(str(iq))
-            if wall is None:
-                continue
-            units = n_k * per_point
-            rows.append({"material_id": run_dir.name, "q": iq, "n_k": n_k, "units": units, "wall_s": wall,
-                         "s_per_unit": wall / units})
+        for iq, point in sorted(logged_points(run_dir).items()):
+            units = point.n_k * per_point
+            rows.append({"material_id": run_dir.name, "q": iq, "n_k": point.n_k, "units": units,
+                         "cpu_s": point.cpu_s, "wall_s": point.wall_s, "s_per_unit": point.cpu_s / units})
     if not rows:
         raise ValueError(f"no archived ph.x q points under {runs_dir}")
     return float(np.median([r["s_per_unit"] for r in rows])), rows
+
+
+def ph_cost_estimate(structure: Structure, grids: Mapping[str, Any], lib: PseudoLibrary) -> dict[str, Any]:
+    """``ph_k_points`` (Σ over irreducible q of the k points ph.x runs) and ``est_ph_cpu_h`` (the el-ph ph.x
+    run's CPU hours, :func:`estimate_ph_cpu_s` at the library's cutoffs and valence charges; NaN when the
+    library has no usable pseudopotential for an element) for the ``k_scf`` / ``q`` meshes of ``grids``."""
+    loads = ph_kpoint_counts(structure, grids["k_scf"], grids["q"])
+    n_k = sum(p.n_k for p in loads)
+    elements = [el.symbol for el in structure.composition.elements]
+    try:
+        entries = lib.require(elements)
+        ecutwfc, _ = lib.cutoffs_Ry(elements)
+    except PseudoError:
+        return {"ph_k_points": n_k, "est_ph_cpu_h": float("nan")}
+    zval = {el: read_upf_header(e.path).z_valence for el, e in entries.items()}
+    n_el = sum(zval[site.specie.symbol] for site in structure)
+    units = ph_cost_units(structure, grids["k_scf"], grids["q"], ecutwfc_Ry=ecutwfc, n_electrons=n_el, loads=loads)
+    return {"ph_k_points": n_k, "est_ph_cpu_h": units * CPU_S_PER_UNIT / 3600}

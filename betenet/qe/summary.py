@@ -11,11 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
-import re
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from pymatgen.core import Structure
 
 from .. import physics
 from ..constants import MU_STAR_DEFAULT
@@ -25,9 +25,10 @@ from ..paths import PSEUDO_DIR, QE_RUNS_DIR
 from ..records import load_records
 from .filters import funnel, funnel_table, status_files
 from .kgrid import grids_for_config, subdivisions
-from .parsers import QEParseError
+from .parsers import QEParseError, qe_clock
+from .phcost import ph_cost_estimate
 from .prototypes import build, parse_material_id
-from .pseudo import EXPERIMENTAL_LATTICE, load_validation, reference_structure
+from .pseudo import EXPERIMENTAL_LATTICE, PseudoLibrary, load_validation, reference_structure
 from .status import FINAL_STATES, STEPS
 
 __all__ = [
@@ -44,6 +45,8 @@ __all__ = [
     "cpu_table",
     "unfinished_table",
     "step_cpu_seconds",
+    "ph_cost_check",
+    "cost_facts",
 ]
 
 
@@ -211,7 +214,6 @@ def lattice_check(runs_dir: Path = QE_RUNS_DIR):
     source.  Reads ``data/qe/*/relaxed.json`` only (no QE run).
     """
     import pandas as pd
-    from pymatgen.core import Structure
 
     rows = []
     for s in _statuses(runs_dir):
@@ -335,38 +337,15 @@ def status_markdown(runs_dir: Path = QE_RUNS_DIR, records_dir: Path | None = Non
     return "\n".join(out) + "\n"
 
 
-_PROGRAM_START = re.compile(r"^\s*Program \S+ v\.\S+ starts", re.MULTILINE)
-_CLOCK = re.compile(r"^\s*[A-Z0-9_]+\s*:\s*(.+?)CPU\s+(.+?)WALL\s*$", re.MULTILINE)
-
-
-def _seconds(text: str) -> float:
-    """QE clock string (``1h 2m``, ``2m21.40s``, ``1.84s``) -> seconds."""
-    total = 0.0
-    for value, unit in re.findall(r"([\d.]+)\s*([hms])", text):
-        total += float(value) * {"h": 3600.0, "m": 60.0, "s": 1.0}[unit]
-    return total
-
-
 def qe_cpu_seconds(log_gz: Path) -> tuple[float, float] | None:
-    """(CPU s, WALL s) of a step from the final clock line of its compacted log (``<step>.out.gz``).
-
-    A step run as several QE calls (ph.x one q point per call) has one log per call in that file, each
-    starting with QE's ``Program ... starts`` banner: their final clock lines are summed.
-    """
+    """(CPU s, WALL s) of a step from the final clock lines of its compacted log (``<step>.out.gz``):
+    :func:`betenet.qe.parsers.qe_clock`, which sums the calls of a step run as several QE calls."""
     try:
         with gzip.open(log_gz, "rt", errors="replace") as fh:
             text = fh.read()
     except (FileNotFoundError, OSError, EOFError):
         return None
-    cpu = wall = 0.0
-    found = False
-    for run in _PROGRAM_START.split(text):
-        hits = _CLOCK.findall(run)
-        if hits:
-            found = True
-            cpu += _seconds(hits[-1][0])
-            wall += _seconds(hits[-1][1])
-    return (cpu, wall) if found else None
+    return qe_clock(text)
 
 
 def step_cpu_seconds(run_dir: Path, step: str, steps: dict[str, Any]) -> tuple[float, float] | None:
@@ -443,6 +422,55 @@ def cpu_by_material(runs_dir: Path = QE_RUNS_DIR):
                      "cpu_s": material_cpu_seconds(d, steps), "ph_elph_cpu_s": ph[0] if ph else float("nan")})
     cols = ["material_id", "n_atoms", "state", "cpu_s", "ph_elph_cpu_s"]
     return pd.DataFrame(rows, columns=cols).sort_values(["n_atoms", "cpu_s"], ignore_index=True)
+
+
+def ph_cost_check(runs_dir: Path = QE_RUNS_DIR, lib: Any = None):
+    """The ph.x cost model against the runs: one row per finished material of ``runs_dir`` with an el-ph
+    log, its ph.x k points (:func:`~betenet.qe.phcost.ph_kpoint_counts` on the relaxed cell and the run's
+    meshes), the estimated and the measured CPU seconds of its el-ph ph.x step and their ratio.  ``lib``:
+    the pseudopotential library of the runs (default: the PseudoDojo set).  Materials whose elements the
+    library no longer offers have no estimate (NaN)."""
+    import pandas as pd
+
+    lib = PseudoLibrary.pseudodojo() if lib is None else lib
+    rows = []
+    for s in _statuses(runs_dir):
+        if s.get("state") not in FINAL_STATES:
+            continue
+        d = Path(runs_dir) / s["material_id"]
+        measured = step_cpu_seconds(d, "ph_elph", s.get("steps") or {})
+        if measured is None or not (d / "relaxed.json").exists() or not (d / "grids.json").exists():
+            continue
+        structure = Structure.from_dict(read_json(d / "relaxed.json", error=QEParseError))
+        est = ph_cost_estimate(structure, read_json(d / "grids.json", error=QEParseError), lib)
+        rows.append({"material_id": s["material_id"], "n_atoms": len(structure), "state": s["state"],
+                     "ph_k_points": est["ph_k_points"], "est_ph_cpu_s": 3600 * est["est_ph_cpu_h"],
+                     "ph_elph_cpu_s": measured[0]})
+    cols = ["material_id", "n_atoms", "state", "ph_k_points", "est_ph_cpu_s", "ph_elph_cpu_s"]
+    df = pd.DataFrame(rows, columns=cols)
+    df["measured_over_estimate"] = df["ph_elph_cpu_s"] / df["est_ph_cpu_s"]
+    return df.sort_values(["n_atoms", "ph_elph_cpu_s"], ignore_index=True)
+
+
+def cost_facts(per_material, outcome, check) -> dict[str, Any]:
+    """Numbers for the text about what a label costs, from :func:`cpu_by_material`, :func:`cpu_by_outcome`
+    and :func:`ph_cost_check` of one runs directory: kept labels and their median CPU seconds, the cheapest
+    kept two-atom label ("none" without one), the share of CPU spent on rejected and failed materials (%),
+    and the range of measured / estimated ph.x CPU over the materials with an estimate."""
+    kept = per_material[per_material.state == "kept"]
+    two = kept[kept.n_atoms == 2]
+    ratio = check["measured_over_estimate"].dropna() if len(check) else check
+    lost = sum(float(outcome.loc[k, "cpu_s"]) for k in ("rejected", "failed") if k in outcome.index)
+    total = float(outcome.loc["all", "cpu_s"]) if "all" in outcome.index else 0.0
+    return {
+        "n_kept": len(kept),
+        "kept_median_cpu_s": round(float(kept.cpu_s.median())) if len(kept) else "none",
+        "two_atom_min_cpu_s": round(float(two.cpu_s.min())) if len(two) else "none",
+        "lost_share_pct": round(100 * lost / total, 1) if total else "none",
+        "n_cost_checked": len(ratio),
+        "cost_ratio_min": round(float(ratio.min()), 2) if len(ratio) else "none",
+        "cost_ratio_max": round(float(ratio.max()), 2) if len(ratio) else "none",
+    }
 
 
 def cpu_by_outcome(runs_dir: Path = QE_RUNS_DIR, per_material=None):
