@@ -153,8 +153,9 @@ def plan_candidates(
     for mid, structure, proto in source:
         est = scf_mesh_estimate(structure, cfg)
         action = "skip: scf mesh too coarse" if est["too_coarse"] and not explicit else "run"
-        rows.append({"material_id": mid, "prototype": proto, **est, **ph_cost_estimate(structure, est, lib),
-                     "action": action})
+        cost = ph_cost_estimate(structure, est, lib)
+        rows.append({"material_id": mid, "prototype": proto, **est, "ph_k_points": cost["ph_k_points"],
+                     "est_ph_cpu_h": round(cost["est_ph_cpu_h"], 2), "action": action})
         n_run += action == "run"
         if not explicit and n_run >= limit:
             break
