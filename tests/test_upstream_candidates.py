@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 
 from betenet import upstream_split as us
@@ -35,6 +36,25 @@ def test_order_coverage_and_origin(structures):
     assert all(c.mp_id is None for c in cands)  # the CIFs do not carry it (data_image0)
     assert uc.upstream_index_of(ba.material_id) == 15 and uc.upstream_index_of("upstream-0015") is None
     assert ba.provenance()["upstream_index"] == 15 and "structures/15.cif" in ba.provenance()["structure_source"]
+
+
+def test_a_cost_estimate_orders_the_covered_candidates(structures):
+    """With ``cost`` the covered candidates come cheapest first by it (evaluated for them only), the
+    uncovered ones after in the proxy order; a NaN estimate counts as the most expensive."""
+    lib = PseudoLibrary.default()
+    seen = []
+
+    def by_volume(structure):  # larger cells "cheaper": the reverse of the proxy order's tie-break
+        seen.append(structure.composition.reduced_formula)
+        return -structure.volume
+
+    cands = uc.upstream_candidates(lib, structures_dir=structures, cost=by_volume)
+    assert [c.upstream_index for c in cands] == [1, 15, 596, 0, 7]  # YInPdAu (4 atoms), bcc Ba, HRh
+    assert len(seen) == 3 and all(c.est_cost is None for c in cands[3:])
+    assert cands[0].est_cost < cands[1].est_cost < cands[2].est_cost
+    nan_first = uc.upstream_candidates(lib, structures_dir=structures,
+                                       cost=lambda s: float("nan") if len(s) == 1 else 1.0)
+    assert [c.upstream_index for c in nan_first][:3] == [596, 1, 15]
 
 
 def test_filters_mp_ids_and_dataset_format(structures):
@@ -142,3 +162,15 @@ def test_upstream_cells_are_turned_to_the_axes_qe_searches():
     assert _cartesian_cubic_ops(raw.lattice) == 4 and _cartesian_cubic_ops(std.lattice) == 48
     assert len(std) == len(raw) == 2 and StructureMatcher().fit(raw, std)
     assert abs(std.volume - raw.volume) < 1e-6
+
+
+def test_the_validated_level_takes_the_paper_structures_cheapest_first():
+    """``qe run --accuracy validated --candidates upstream`` orders the covered structures by the estimated
+    CPU of their el-ph ph.x run (non-decreasing), every one with a finite estimate."""
+    from betenet.config import QE_VALIDATED
+    from betenet.qe import dataset
+
+    source = dataset.candidate_source("upstream", QE_VALIDATED)
+    est = [c.est_cost for c in source.candidates]
+    assert len(est) >= 10 and all(e is not None and np.isfinite(e) for e in est)
+    assert est == sorted(est)

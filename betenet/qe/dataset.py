@@ -103,12 +103,19 @@ CANDIDATE_SOURCES = ("prototypes", "upstream")
 def candidate_source(name: str, cfg: QEConfig):
     """The candidates of a source for ``cfg``'s accuracy level: ``"prototypes"`` (:func:`default_candidates`:
     decorations of fcc/bcc/hcp/B2/B1/L1_2/... prototypes) or ``"upstream"`` (the paper's own 806 structures,
-    :mod:`betenet.qe.upstream_candidates`, those whose every element the level's library covers, cheapest
-    first).  Both are lazy lists of ``(material_id, structure, prototype)`` with ``.ids``."""
+    :mod:`betenet.qe.upstream_candidates`, those whose every element the level's library covers, in the
+    order of their estimated el-ph ph.x CPU, :func:`~betenet.qe.phcost.ph_cost_estimate`).  Both are lazy lists of ``(material_id, structure, prototype)`` with ``.ids``."""
     if name == "prototypes":
         return default_candidates(cfg.max_atoms, cfg)
     if name == "upstream":
-        return UpstreamCandidateList(upstream_candidates(library_for(cfg), max_atoms=cfg.max_atoms, only_covered=True))
+        lib = library_for(cfg)
+
+        def est_ph_cpu_h(structure: Structure) -> float:
+            grids = grids_for_config(structure, cfg)
+            return ph_cost_estimate(structure, {"k_scf": grids.k_scf, "q": grids.q}, lib)["est_ph_cpu_h"]
+
+        return UpstreamCandidateList(upstream_candidates(lib, max_atoms=cfg.max_atoms, only_covered=True,
+                                                         cost=est_ph_cpu_h))
     raise ValueError(f"unknown candidate source {name!r}; expected one of {CANDIDATE_SOURCES}")
 
 

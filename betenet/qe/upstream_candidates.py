@@ -7,9 +7,12 @@ carrying its upstream row (``upstream_index``), its place in the paper's split (
 where known, its Materials Project id, so that our α²F of a material can be set beside the paper's.
 
 Order (cheapest usable first): candidates whose every element has a usable pseudopotential in the given
-library (:class:`betenet.qe.pseudo.PseudoLibrary`: ``elements``, ``in``) come first; then fewer atoms,
-then more symmetry operations (fewer irreducible k and q points for pw.x and ph.x), then smaller volume
-per atom, then the row index.  The cost proxy is reported as ``cost_rank``.
+library (:class:`betenet.qe.pseudo.PseudoLibrary`: ``elements``, ``in``) come first; among them, when a
+``cost`` estimate is given (``betenet qe run`` / ``qe plan`` give the estimated CPU hours of the el-ph ph.x
+run at the level's meshes and cutoffs, :func:`betenet.qe.phcost.ph_cost_estimate`), the cheapest first;
+then (and for the candidates with a missing element) fewer atoms, more symmetry operations (fewer
+irreducible k and q points for pw.x and ph.x), smaller volume per atom, the row index.  The position is
+reported as ``cost_rank``, the estimate as ``est_cost``.
 
 Materials Project ids: the CIFs' data blocks are all ``data_image0`` (written by ASE), so the CIFs do not
 carry them.  They are in ``database.json``'s ``comp_name`` (``Y1In1Pd1Au1_mp_1215995``), which this
@@ -23,8 +26,9 @@ structure never share a record id; :func:`upstream_index_of` maps back.
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -71,6 +75,7 @@ class UpstreamCandidate:
     mp_id: str | None  #: "mp-1215995" from comp_name when given, else None (the CIFs do not carry it)
     cif: Path
     cost_rank: int = -1  #: position in the cost order among all candidates (0 = cheapest usable)
+    est_cost: float | None = None  #: the ``cost`` estimate :func:`upstream_candidates` ordered it by, if any
 
     @property
     def covered(self) -> bool:
@@ -184,12 +189,17 @@ def upstream_candidates(
     comp_names: Mapping[int | str, str] | None = None,
     max_atoms: int | None = None,
     only_covered: bool = False,
+    cost: Callable[[Any], float] | None = None,
 ) -> list[UpstreamCandidate]:
     """The paper's structures as candidates, cheapest usable first (see the module docstring).
 
     ``library``: anything with ``elements`` and ``in`` (a :class:`~betenet.qe.pseudo.PseudoLibrary`, e.g.
     ``PseudoLibrary.pseudodojo()`` for the validated level); ``None`` = the project's default set.
     ``max_atoms`` drops larger cells; ``only_covered`` drops candidates with a missing element.
+    ``cost``: structure (:meth:`UpstreamCandidate.structure`) -> an estimate of what computing it costs
+    (e.g. the CPU hours of its el-ph ph.x run, :func:`betenet.qe.phcost.ph_cost_estimate`), evaluated for the
+    covered candidates only; they are then ordered by it (``est_cost``; NaN counts as most expensive), the
+    proxy order deciding ties.
     """
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
@@ -225,7 +235,15 @@ def upstream_candidates(
             missing_elements=missing, split="train" if row in train else "test" if row in test else None,
             mp_id=mp_id_from_comp_name(names.get(str(row))), cif=cif,
         ))
-    out.sort(key=lambda c: (not c.covered, c.n_atoms, -c.n_symmetry_ops, c.volume_per_atom_A3, c.upstream_index))
+    if cost is not None:
+        out = [replace(c, est_cost=float(cost(c.structure()))) if c.covered else c for c in out]
+
+    def key(c: UpstreamCandidate):
+        est = c.est_cost if c.est_cost is not None and math.isfinite(c.est_cost) else math.inf
+        return (not c.covered, est if cost is not None else 0.0, c.n_atoms, -c.n_symmetry_ops, c.volume_per_atom_A3,
+                c.upstream_index)
+
+    out.sort(key=key)
     return [_with_rank(c, i) for i, c in enumerate(out)]
 
 
