@@ -277,3 +277,20 @@ def test_real_frozen_phonon_of_al_at_x(tmp_path):
     r = frozen_phonon("Al", 30.0, tmp_path, lib=D._raw_library(["Al"]), kspacing_invA=0.3)
     assert r["q_label"] == "X" and r["kpoints"] == [6, 6, 6] and r["mean_force_Ry_per_bohr"] < 0
     assert r["omega_meV"] == pytest.approx(41.02, abs=0.1)
+
+
+def test_cli_validate_passes_the_phonon_k_spacing(tmp_path, monkeypatch):
+    """``--phonon-kspacing`` reaches the validation as DojoSettings.phonon_kspacing_invA (the default otherwise),
+    with the stages and --redo as given."""
+    from betenet.cli.pseudo import cli_main
+
+    d = _index(tmp_path, {"Al": {"status": "validated", "ecutwfc_Ry": 35.0, "ecutrho_Ry": 140.0}})
+    calls = []
+    monkeypatch.setattr(D, "validate_elements", lambda els, directory, s, **kw: calls.append((els, s, kw)) or {})
+    assert cli_main(["dojo", "validate", "Rh", "--dir", str(d), "--redo", "--stages", "phonon",
+                     "--phonon-kspacing", "0.25"]) == 0
+    assert cli_main(["dojo", "validate", "Rh", "--dir", str(d)]) == 0
+    (els, s, kw), (_, s_default, kw_default) = calls
+    assert els == ["Rh"] and kw["stages"] == ["phonon"] and kw["redo"] is True
+    assert s.phonon_kspacing_invA == 0.25 and s.phonon_kspacings[0] == 0.25
+    assert s_default == D.DojoSettings() and kw_default["redo"] is False

@@ -4,6 +4,7 @@ and ``betenet pseudo dojo validate|list|compare`` for the PseudoDojo set (:mod:`
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -78,6 +79,10 @@ def _dojo(argv: list[str]) -> int:
     v.add_argument("--redo", action="store_true",
                    help="run the --stages named again (with the cutoff stage, the default: start from the cutoff scan)")
     v.add_argument("--stages", nargs="+", default=["cutoff", "phonon", "eos"], choices=["cutoff", "phonon", "eos"])
+    v.add_argument("--phonon-kspacing", type=float, default=None, metavar="INV_A",
+                   help="k spacing (Å^-1, 2π included) of the phonon check instead of "
+                        f"{pd.DojoSettings().phonon_kspacing_invA:g}, e.g. 0.25 for a d metal whose check "
+                        "does not converge with the cutoff (with --redo --stages phonon)")
     c = sub.add_parser("compare", help="cost of pw.x scf and ph.x at the zone-boundary q with each set at its own cutoffs "
                        "(data/studies/pseudopotentials/runs/<El>.json)")
     c.add_argument("elements", nargs="+")
@@ -91,7 +96,11 @@ def _dojo(argv: list[str]) -> int:
 
     try:
         if args.cmd == "validate":
-            res = pd.validate_elements(args.elements or None, args.dir, stages=args.stages, redo=args.redo, log=log)
+            settings = pd.DojoSettings()
+            if args.phonon_kspacing is not None:
+                settings = dataclasses.replace(settings, phonon_kspacing_invA=args.phonon_kspacing)
+            res = pd.validate_elements(args.elements or None, args.dir, settings, stages=args.stages, redo=args.redo,
+                                       log=log)
             for el, rec in res.items():
                 print(f"{el:3s} {rec['status']:11s} {rec.get('ecutwfc_Ry') or float('nan'):5.0f} Ry  {rec.get('note', '')}")
             pd.write_readme(args.dir)
