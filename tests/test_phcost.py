@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import gzip
 import json
-import re
 
 import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
 from betenet.paths import DATA_DIR
+from betenet.qe.parsers import parse_pw_output
 from betenet.qe.phcost import (
     CPU_S_PER_UNIT,
     fit_cpu_per_unit,
@@ -75,11 +74,10 @@ def test_q_multiplicities_cover_the_mesh():
 @pytest.mark.parametrize("run_dir", sorted(p for p in RUNS.iterdir() if (p / "scf.out.gz").exists()),
                          ids=lambda p: p.name)
 def test_band_count_is_pw_x_default(run_dir):
-    with gzip.open(run_dir / "scf.out.gz", "rt") as fh:
-        text = fh.read()
-    n_el = float(re.search(r"number of electrons\s*=\s*([\d.]+)", text).group(1))
-    n_bands = int(re.search(r"number of Kohn-Sham states=\s*(\d+)", text).group(1))
-    assert pw_band_count(n_el) == n_bands
+    """pw_band_count of the logged electrons is the number of Kohn-Sham states pw.x chose (parse_pw_output)."""
+    scf = parse_pw_output(run_dir / "scf.out.gz")
+    assert scf.n_electrons and scf.n_bands and scf.ecutwfc_Ry
+    assert pw_band_count(scf.n_electrons) == scf.n_bands
 
 
 def test_plane_waves_of_fcc_al():

@@ -155,6 +155,10 @@ class PWResult:
     pressure_kbar: float | None = None
     alat_bohr: float | None = None
     cpu_time_s: float | None = None
+    #: valence electrons, Kohn-Sham states (bands) and wavefunction cutoff (Ry) of the run's header
+    n_electrons: float | None = None
+    n_bands: int | None = None
+    ecutwfc_Ry: float | None = None
 
     @property
     def band_gap_eV(self) -> float | None:
@@ -273,7 +277,14 @@ def parse_pw_output(path: Path, *, require_done: bool = True) -> PWResult:
     return PWResult(path, job_done, converged, energy, fermi, homo, lumo, structure, n_relax, wall, errors,
                     pressure_kbar=_last_float(r"P=\s*([-\d.]+)", text),
                     alat_bohr=_last_float(r"lattice parameter \(alat\)\s*=\s*([\d.]+)", text),
-                    cpu_time_s=_last_time("PWSCF", text))
+                    cpu_time_s=_last_time("PWSCF", text),
+                    n_electrons=_last_float(r"number of electrons\s*=\s*([\d.]+)", text),
+                    n_bands=_int_or_none(_last_float(r"number of Kohn-Sham states=\s*(\d+)", text)),
+                    ecutwfc_Ry=_last_float(r"kinetic-energy cutoff\s*=\s*([\d.]+)\s*Ry", text))
+
+
+def _int_or_none(x: float | None) -> int | None:
+    return None if x is None else int(x)
 
 
 def _calculation(text: str) -> str:

@@ -22,7 +22,6 @@ side by side).
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 import re
@@ -36,7 +35,7 @@ import numpy as np
 import spglib
 from pymatgen.core import Structure
 
-from .parsers import qe_clock
+from .parsers import QEParseError, parse_pw_output, qe_clock
 from .pseudo import PseudoError, PseudoLibrary, read_upf_header
 
 __all__ = [
@@ -129,12 +128,6 @@ def estimate_ph_cpu_s(structure: Structure, k_scf: Sequence[int], q: Sequence[in
 
 
 _NK = re.compile(r"number of k points=\s*(\d+)")
-_SCF_NUMBERS = {
-    "n_electrons": re.compile(r"number of electrons\s*=\s*([\d.]+)"),
-    "ecutwfc_Ry": re.compile(r"kinetic-energy cutoff\s*=\s*([\d.]+)\s*Ry"),
-}
-
-
 @dataclass(frozen=True)
 class LoggedPoint:
     """What ph.x logged for one archived q point: its k points and its clock (CPU and wall seconds)."""
@@ -165,18 +158,6 @@ def logged_kpoint_counts(run_dir: Path | str) -> dict[int, int]:
     return {iq: p.n_k for iq, p in logged_points(run_dir).items()}
 
 
-def _scf_numbers(run_dir: Path) -> dict[str, float]:
-    with gzip.open(run_dir / "scf.out.gz", "rt", errors="replace") as fh:
-        text = fh.read()
-    found = {}
-    for key, pattern in _SCF_NUMBERS.items():
-        m = pattern.search(text)
-        if m is None:
-            raise ValueError(f"{run_dir / 'scf.out.gz'}: no {key.replace('_', ' ')} line")
-        found[key] = float(m.group(1))
-    return found
-
-
 def fit_cpu_per_unit(runs_dir: Path | str) -> tuple[float, list[dict]]:
     """CPU seconds per cost unit over every archived q point in ``runs_dir/<id>/ph_elph.q``: each point's
     CPU time (ph.x's own clock in its log) over its units, with the k points ph.x logged for it.  Returns
@@ -185,9 +166,11 @@ def fit_cpu_per_unit(runs_dir: Path | str) -> tuple[float, list[dict]]:
     for manifest in sorted(Path(runs_dir).glob("*/ph_elph.q/manifest.json")):
         run_dir = manifest.parent.parent
         structure = Structure.from_dict(json.loads((run_dir / "relaxed.json").read_text()))
-        numbers = _scf_numbers(run_dir)
-        per_point = (3 * len(structure) * pw_band_count(numbers["n_electrons"])
-                     * plane_wave_count(structure.volume, numbers["ecutwfc_Ry"]) / 1e6)
+        scf = parse_pw_output(run_dir / "scf.out.gz")
+        if scf.n_electrons is None or scf.ecutwfc_Ry is None:
+            raise QEParseError(f"{scf.path}: no 'number of electrons' or 'kinetic-energy cutoff' line")
+        per_point = (3 * len(structure) * pw_band_count(scf.n_electrons)
+                     * plane_wave_count(structure.volume, scf.ecutwfc_Ry) / 1e6)
         for iq, point in sorted(logged_points(run_dir).items()):
             units = point.n_k * per_point
             rows.append({"material_id": run_dir.name, "q": iq, "n_k": point.n_k, "units": units,
