@@ -110,12 +110,12 @@ def candidate_source(name: str, cfg: QEConfig):
     if name == "upstream":
         lib = library_for(cfg)
 
-        def est_ph_cpu_h(structure: Structure) -> float:
+        def est_ph_cpu_s(structure: Structure) -> float:
             grids = grids_for_config(structure, cfg)
-            return ph_cost_estimate(structure, {"k_scf": grids.k_scf, "q": grids.q}, lib)["est_ph_cpu_h"]
+            return ph_cost_estimate(structure, {"k_scf": grids.k_scf, "q": grids.q}, lib)["est_ph_cpu_s"]
 
         return UpstreamCandidateList(upstream_candidates(lib, max_atoms=cfg.max_atoms, only_covered=True,
-                                                         cost=est_ph_cpu_h))
+                                                         cost=est_ph_cpu_s))
     raise ValueError(f"unknown candidate source {name!r}; expected one of {CANDIDATE_SOURCES}")
 
 
@@ -162,7 +162,7 @@ def plan_candidates(
         action = "skip: scf mesh too coarse" if est["too_coarse"] and not explicit else "run"
         cost = ph_cost_estimate(structure, est, lib)
         rows.append({"material_id": mid, "prototype": proto, **est, "ph_k_points": cost["ph_k_points"],
-                     "est_ph_cpu_h": round(cost["est_ph_cpu_h"], 2), "action": action})
+                     "est_ph_cpu_h": round(cost["est_ph_cpu_s"] / 3600, 2), "action": action})
         n_run += action == "run"
         if not explicit and n_run >= limit:
             break

@@ -28,6 +28,7 @@ import re
 import tarfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +36,18 @@ import numpy as np
 import spglib
 from pymatgen.core import Structure
 
+from ..constants import BOHR_IN_ANGSTROM
 from .parsers import QEParseError, parse_pw_output, qe_clock
 from .pseudo import PseudoError, PseudoLibrary, read_upf_header
 
 __all__ = [
     "CPU_S_PER_UNIT",
+    "LoggedPoint",
     "QPointLoad",
-    "estimate_ph_cpu_s",
     "fit_cpu_per_unit",
     "logged_kpoint_counts",
+    "logged_points",
+    "ph_cost_estimate",
     "ph_cost_units",
     "ph_kpoint_counts",
     "plane_wave_count",
@@ -52,8 +56,6 @@ __all__ = [
 
 #: Symmetry tolerance (Å) for spglib; pw.x's own default is of the same order for relaxed cells.
 SYMPREC = 1e-3
-#: Bohr in Å.
-_BOHR_A = 0.529177210903
 #: CPU seconds per cost unit (:func:`ph_cost_units`): the median over the archived q points of the
 #: validated runs of ph.x's CPU time divided by their units (``fit_cpu_per_unit(Path("data/qe-validated"))``:
 #: 12.0 over 20 points, the development machine's cores, QE 6.7 with OpenBLAS, one thread).
@@ -107,8 +109,13 @@ def pw_band_count(n_electrons: float) -> int:
 
 def plane_wave_count(volume_A3: float, ecutwfc_Ry: float) -> float:
     """Plane waves of a wavefunction: the k = 0 sphere |G|² < ecutwfc (Ry, a.u.): V k_c³ / (6π²)."""
-    volume_bohr3 = volume_A3 / _BOHR_A**3
+    volume_bohr3 = volume_A3 / BOHR_IN_ANGSTROM**3
     return volume_bohr3 * ecutwfc_Ry**1.5 / (6 * math.pi**2)
+
+
+def _units_per_k_point(structure: Structure, *, ecutwfc_Ry: float, n_electrons: float) -> float:
+    """3 N_atoms modes × bands × plane waves / 10⁶: the cost units of one k point of a ph.x run."""
+    return 3 * len(structure) * pw_band_count(n_electrons) * plane_wave_count(structure.volume, ecutwfc_Ry) / 1e6
 
 
 def ph_cost_units(structure: Structure, k_scf: Sequence[int], q: Sequence[int], *, ecutwfc_Ry: float,
@@ -117,17 +124,12 @@ def ph_cost_units(structure: Structure, k_scf: Sequence[int], q: Sequence[int], 
     if loads is None:
         loads = ph_kpoint_counts(structure, k_scf, q)
     n_k = sum(p.n_k for p in loads)
-    return (n_k * 3 * len(structure) * pw_band_count(n_electrons)
-            * plane_wave_count(structure.volume, ecutwfc_Ry) / 1e6)
-
-
-def estimate_ph_cpu_s(structure: Structure, k_scf: Sequence[int], q: Sequence[int], *, ecutwfc_Ry: float,
-                      n_electrons: float) -> float:
-    """Estimated CPU seconds of the el-ph ph.x run: :func:`ph_cost_units` × :data:`CPU_S_PER_UNIT`."""
-    return CPU_S_PER_UNIT * ph_cost_units(structure, k_scf, q, ecutwfc_Ry=ecutwfc_Ry, n_electrons=n_electrons)
+    return n_k * _units_per_k_point(structure, ecutwfc_Ry=ecutwfc_Ry, n_electrons=n_electrons)
 
 
 _NK = re.compile(r"number of k points=\s*(\d+)")
+
+
 @dataclass(frozen=True)
 class LoggedPoint:
     """What ph.x logged for one archived q point: its k points and its clock (CPU and wall seconds)."""
@@ -169,10 +171,9 @@ def fit_cpu_per_unit(runs_dir: Path | str) -> tuple[float, list[dict]]:
         scf = parse_pw_output(run_dir / "scf.out.gz")
         if scf.n_electrons is None or scf.ecutwfc_Ry is None:
             raise QEParseError(f"{scf.path}: no 'number of electrons' or 'kinetic-energy cutoff' line")
-        per_point = (3 * len(structure) * pw_band_count(scf.n_electrons)
-                     * plane_wave_count(structure.volume, scf.ecutwfc_Ry) / 1e6)
+        per_k = _units_per_k_point(structure, ecutwfc_Ry=scf.ecutwfc_Ry, n_electrons=scf.n_electrons)
         for iq, point in sorted(logged_points(run_dir).items()):
-            units = point.n_k * per_point
+            units = point.n_k * per_k
             rows.append({"material_id": run_dir.name, "q": iq, "n_k": point.n_k, "units": units,
                          "cpu_s": point.cpu_s, "wall_s": point.wall_s, "s_per_unit": point.cpu_s / units})
     if not rows:
@@ -180,10 +181,17 @@ def fit_cpu_per_unit(runs_dir: Path | str) -> tuple[float, list[dict]]:
     return float(np.median([r["s_per_unit"] for r in rows])), rows
 
 
+@cache
+def _z_valence(upf: Path) -> float:
+    """The valence charge of a UPF file (its header read once per process: every candidate asks again)."""
+    return read_upf_header(upf).z_valence
+
+
 def ph_cost_estimate(structure: Structure, grids: Mapping[str, Any], lib: PseudoLibrary) -> dict[str, Any]:
-    """``ph_k_points`` (Σ over irreducible q of the k points ph.x runs) and ``est_ph_cpu_h`` (the el-ph ph.x
-    run's CPU hours, :func:`estimate_ph_cpu_s` at the library's cutoffs and valence charges; NaN when the
-    library has no usable pseudopotential for an element) for the ``k_scf`` / ``q`` meshes of ``grids``."""
+    """``ph_k_points`` (Σ over irreducible q of the k points ph.x runs) and ``est_ph_cpu_s`` (the el-ph ph.x
+    run's CPU seconds: :func:`ph_cost_units` × :data:`CPU_S_PER_UNIT` at the library's cutoffs and valence
+    charges; NaN when the library has no usable pseudopotential for an element) for the ``k_scf`` / ``q``
+    meshes of ``grids``."""
     loads = ph_kpoint_counts(structure, grids["k_scf"], grids["q"])
     n_k = sum(p.n_k for p in loads)
     elements = [el.symbol for el in structure.composition.elements]
@@ -191,8 +199,8 @@ def ph_cost_estimate(structure: Structure, grids: Mapping[str, Any], lib: Pseudo
         entries = lib.require(elements)
         ecutwfc, _ = lib.cutoffs_Ry(elements)
     except PseudoError:
-        return {"ph_k_points": n_k, "est_ph_cpu_h": float("nan")}
-    zval = {el: read_upf_header(e.path).z_valence for el, e in entries.items()}
+        return {"ph_k_points": n_k, "est_ph_cpu_s": float("nan")}
+    zval = {el: _z_valence(e.path) for el, e in entries.items()}
     n_el = sum(zval[site.specie.symbol] for site in structure)
     units = ph_cost_units(structure, grids["k_scf"], grids["q"], ecutwfc_Ry=ecutwfc, n_electrons=n_el, loads=loads)
-    return {"ph_k_points": n_k, "est_ph_cpu_h": units * CPU_S_PER_UNIT / 3600}
+    return {"ph_k_points": n_k, "est_ph_cpu_s": units * CPU_S_PER_UNIT}

@@ -444,7 +444,7 @@ def ph_cost_check(runs_dir: Path = QE_RUNS_DIR, lib: Any = None):
         structure = Structure.from_dict(read_json(d / "relaxed.json", error=QEParseError))
         est = ph_cost_estimate(structure, read_json(d / "grids.json", error=QEParseError), lib)
         rows.append({"material_id": s["material_id"], "n_atoms": len(structure), "state": s["state"],
-                     "ph_k_points": est["ph_k_points"], "est_ph_cpu_s": 3600 * est["est_ph_cpu_h"],
+                     "ph_k_points": est["ph_k_points"], "est_ph_cpu_s": est["est_ph_cpu_s"],
                      "ph_elph_cpu_s": measured[0]})
     cols = ["material_id", "n_atoms", "state", "ph_k_points", "est_ph_cpu_s", "ph_elph_cpu_s"]
     df = pd.DataFrame(rows, columns=cols)

@@ -8,7 +8,7 @@ where known, its Materials Project id, so that our α²F of a material can be se
 
 Order (cheapest usable first): candidates whose every element has a usable pseudopotential in the given
 library (:class:`betenet.qe.pseudo.PseudoLibrary`: ``elements``, ``in``) come first; among them, when a
-``cost`` estimate is given (``betenet qe run`` / ``qe plan`` give the estimated CPU hours of the el-ph ph.x
+``cost`` estimate is given (``betenet qe run`` / ``qe plan`` give the estimated CPU seconds of the el-ph ph.x
 run at the level's meshes and cutoffs, :func:`betenet.qe.phcost.ph_cost_estimate`), the cheapest first;
 then (and for the candidates with a missing element) fewer atoms, more symmetry operations (fewer
 irreducible k and q points for pw.x and ph.x), smaller volume per atom, the row index.  The position is
@@ -197,7 +197,7 @@ def upstream_candidates(
     ``PseudoLibrary.pseudodojo()`` for the validated level); ``None`` = the project's default set.
     ``max_atoms`` drops larger cells; ``only_covered`` drops candidates with a missing element.
     ``cost``: structure (:meth:`UpstreamCandidate.structure`) -> an estimate of what computing it costs
-    (e.g. the CPU hours of its el-ph ph.x run, :func:`betenet.qe.phcost.ph_cost_estimate`), evaluated for the
+    (e.g. the CPU seconds of its el-ph ph.x run, :func:`betenet.qe.phcost.ph_cost_estimate`), evaluated for the
     covered candidates only; they are then ordered by it (``est_cost``; NaN counts as most expensive), the
     proxy order deciding ties.
     """
