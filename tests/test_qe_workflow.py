@@ -18,6 +18,7 @@ from betenet.config import QE_CI, DaskConfig, QEConfig, get_profile
 from betenet.qe import dataset, summary
 from betenet.qe.filters import a2f_checks, funnel, funnel_table, imaginary_check, quality_report
 from betenet.qe.inputs import QEInputError
+from betenet.qe.parsers import QEParseError
 from betenet.qe.prototypes import build
 from betenet.qe.runner import QEError, run_qe
 from betenet.qe.status import load_status
@@ -472,6 +473,9 @@ def test_cpu_times_from_qe_clock_lines(tmp_path):
     assert summary.qe_cpu_seconds(d / "relax.out.gz") == (62.5, 130.0)
     assert summary.qe_cpu_seconds(d / "ph_elph.out.gz") == (3600.0, 3780.0)  # last clock line
     assert summary.qe_cpu_seconds(d / "missing.out.gz") is None
+    (d / "cut.out.gz").write_bytes(gzip.compress(b"     PWSCF        :      1.00s CPU      2.00s WALL\n")[:-12])
+    with pytest.raises(QEParseError, match="cut.out.gz"):  # a log that cannot be read is an error, not "no cost"
+        summary.qe_cpu_seconds(d / "cut.out.gz")
     # a step run as one ph.x call per q point: the final clock line of each call, summed
     banner = "     Program PHONON v.6.7MaX starts on 26Nov2026 at  3:19: 8 \n"
     with gzip.open(d / "ph_split.out.gz", "wt") as fh:

@@ -9,7 +9,6 @@ comparison uses the *same* moment formulas on the coarse phonon DOS F(ω) in pla
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import json
 from pathlib import Path
 from typing import Any, Sequence
@@ -25,7 +24,7 @@ from ..paths import PSEUDO_DIR, QE_RUNS_DIR
 from ..records import load_records
 from .filters import funnel, funnel_table, status_files
 from .kgrid import grids_for_config, subdivisions
-from .parsers import QEParseError, qe_clock
+from .parsers import QEParseError, qe_clock, read_text
 from .phcost import ph_cost_estimate
 from .prototypes import build, parse_material_id
 from .pseudo import EXPERIMENTAL_LATTICE, PseudoLibrary, load_validation, reference_structure
@@ -339,13 +338,12 @@ def status_markdown(runs_dir: Path = QE_RUNS_DIR, records_dir: Path | None = Non
 
 def qe_cpu_seconds(log_gz: Path) -> tuple[float, float] | None:
     """(CPU s, WALL s) of a step from the final clock lines of its compacted log (``<step>.out.gz``):
-    :func:`betenet.qe.parsers.qe_clock`, which sums the calls of a step run as several QE calls."""
-    try:
-        with gzip.open(log_gz, "rt", errors="replace") as fh:
-            text = fh.read()
-    except (FileNotFoundError, OSError, EOFError):
+    :func:`betenet.qe.parsers.qe_clock`, which sums the calls of a step run as several QE calls.  ``None`` if
+    the step has no log; a corrupt or cut log raises :class:`QEParseError` naming it (a cost table must not
+    silently drop a step it cannot read)."""
+    if not Path(log_gz).is_file():
         return None
-    return qe_clock(text)
+    return qe_clock(read_text(log_gz))
 
 
 def step_cpu_seconds(run_dir: Path, step: str, steps: dict[str, Any]) -> tuple[float, float] | None:
