@@ -145,3 +145,21 @@ def test_cost_facts_without_runs():
     check = pd.DataFrame(columns=["measured_over_estimate"])
     facts = summary.cost_facts(empty, outcome, check)
     assert facts["n_kept"] == 0 and facts["two_atom_min_cpu_s"] == "none" and facts["lost_share_pct"] == "none"
+
+
+def test_cost_check_estimates_each_run_with_its_own_levels_library(tmp_path):
+    """A run's estimate uses the library of the accuracy level its status names (screening: the ld1.x set,
+    validated: PseudoDojo), unless a library is passed: the same fcc Al run costs differently in the two."""
+    import shutil
+
+    from betenet.qe import summary
+    from betenet.qe.pseudo import PseudoLibrary
+
+    shutil.copytree(RUNS / "Al1-fcc", tmp_path / "Al1-fcc")
+    validated = summary.ph_cost_check(tmp_path)
+    assert validated.est_ph_cpu_s.tolist() == summary.ph_cost_check(tmp_path, PseudoLibrary.pseudodojo()).est_ph_cpu_s.tolist()
+    status = tmp_path / "Al1-fcc" / "status.json"
+    status.write_text(status.read_text().replace('"accuracy": "validated"', '"accuracy": "screening"'))
+    screening = summary.ph_cost_check(tmp_path)
+    assert screening.est_ph_cpu_s.tolist() == summary.ph_cost_check(tmp_path, PseudoLibrary.default()).est_ph_cpu_s.tolist()
+    assert screening.est_ph_cpu_s[0] != pytest.approx(validated.est_ph_cpu_s[0], rel=0.05)

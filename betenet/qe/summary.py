@@ -17,6 +17,7 @@ import numpy as np
 from pymatgen.core import Structure
 
 from .. import physics
+from ..config import qe_level
 from ..constants import MU_STAR_DEFAULT
 from ..jsonio import read_json
 from ..metrics import pearson_r2
@@ -27,7 +28,8 @@ from .kgrid import grids_for_config, subdivisions
 from .parsers import QEParseError, qe_clock, read_text
 from .phcost import ph_cost_estimate
 from .prototypes import build, parse_material_id
-from .pseudo import EXPERIMENTAL_LATTICE, PseudoLibrary, load_validation, reference_structure
+from .record import library_for
+from .pseudo import EXPERIMENTAL_LATTICE, load_validation, reference_structure
 from .status import FINAL_STATES, STEPS
 
 __all__ = [
@@ -426,11 +428,12 @@ def ph_cost_check(runs_dir: Path = QE_RUNS_DIR, lib: Any = None):
     """The ph.x cost model against the runs: one row per finished material of ``runs_dir`` with an el-ph
     log, its ph.x k points (:func:`~betenet.qe.phcost.ph_kpoint_counts` on the relaxed cell and the run's
     meshes), the estimated and the measured CPU seconds of its el-ph ph.x step and their ratio.  ``lib``:
-    the pseudopotential library of the runs (default: the PseudoDojo set).  Materials whose elements the
+    the pseudopotential library to estimate with (default: each run's own, the library of the accuracy
+    level its ``status.json`` names, :func:`~betenet.qe.record.library_for`).  Materials whose elements the
     library no longer offers have no estimate (NaN)."""
     import pandas as pd
 
-    lib = PseudoLibrary.pseudodojo() if lib is None else lib
+    libraries: dict[str, Any] = {}  # one per accuracy level: loading a library checks every UPF's digest
     rows = []
     for s in _statuses(runs_dir):
         if s.get("state") not in FINAL_STATES:
@@ -439,8 +442,13 @@ def ph_cost_check(runs_dir: Path = QE_RUNS_DIR, lib: Any = None):
         measured = step_cpu_seconds(d, "ph_elph", s.get("steps") or {})
         if measured is None or not (d / "relaxed.json").exists() or not (d / "grids.json").exists():
             continue
+        if lib is None:
+            level = s.get("accuracy") or "screening"
+            if level not in libraries:
+                libraries[level] = library_for(qe_level(level))
         structure = Structure.from_dict(read_json(d / "relaxed.json", error=QEParseError))
-        est = ph_cost_estimate(structure, read_json(d / "grids.json", error=QEParseError), lib)
+        est = ph_cost_estimate(structure, read_json(d / "grids.json", error=QEParseError),
+                               libraries[level] if lib is None else lib)
         rows.append({"material_id": s["material_id"], "n_atoms": len(structure), "state": s["state"],
                      "ph_k_points": est["ph_k_points"], "est_ph_cpu_s": est["est_ph_cpu_s"],
                      "ph_elph_cpu_s": measured[0]})
