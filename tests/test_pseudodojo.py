@@ -290,7 +290,28 @@ def test_cli_validate_passes_the_phonon_k_spacing(tmp_path, monkeypatch):
     assert cli_main(["dojo", "validate", "Rh", "--dir", str(d), "--redo", "--stages", "phonon",
                      "--phonon-kspacing", "0.25"]) == 0
     assert cli_main(["dojo", "validate", "Rh", "--dir", str(d)]) == 0
-    (els, s, kw), (_, s_default, kw_default) = calls
+    assert cli_main(["dojo", "validate", "Os", "--dir", str(d), "--phonon-degauss", "0.05"]) == 0
+    (els, s, kw), (_, s_default, kw_default), (_, s_smear, _) = calls
     assert els == ["Rh"] and kw["stages"] == ["phonon"] and kw["redo"] is True
     assert s.phonon_kspacing_invA == 0.25 and s.phonon_kspacings[0] == 0.25
     assert s_default == D.DojoSettings() and kw_default["redo"] is False
+    assert s_default.phonon_smearing_Ry == s_default.degauss_Ry == 0.02
+    assert s_smear.phonon_smearing_Ry == 0.05 and s_smear.degauss_Ry == 0.02  # the cutoff and E(V) stages keep theirs
+
+
+def test_phonon_check_runs_at_its_own_smearing(tmp_path, monkeypatch):
+    """``phonon_degauss_Ry`` sets the smearing of the phonon check's pw.x (and is recorded with its result);
+    without it the check keeps ``degauss_Ry``, the smearing of the other stages."""
+    seen = []
+
+    def fake_pw(inp, workdir, timeout_s, keep=False):  # the pw.x input is what is checked; no QE run needed
+        seen.append(inp.system["degauss"])
+        return {"alat_bohr": 7.5, "cpu_s": 1.0, "wall_s": 1.0, "pressure_kbar": 0.0, "energy_Ry": -4.0}
+
+    monkeypatch.setattr(D, "run_pw", fake_pw)
+    monkeypatch.setattr(D, "run_ph", lambda q, workdir, timeout_s: {"freqs_meV": [20.0, 20.0, 40.0], "cpu_s": 1.0, "wall_s": 1.0})
+    lib = D._raw_library(["Al"])
+    plain = D._phonon_at("Al", 30.0, D.DojoSettings(), tmp_path / "a", lib=lib)
+    wide = D._phonon_at("Al", 30.0, D.DojoSettings(phonon_degauss_Ry=0.05), tmp_path / "b", lib=lib)
+    assert seen == [0.02, 0.05]
+    assert plain["degauss_Ry"] == 0.02 and wide["degauss_Ry"] == 0.05

@@ -83,6 +83,10 @@ def _dojo(argv: list[str]) -> int:
                    help="k spacing (Å^-1, 2π included) of the phonon check instead of "
                         f"{pd.DojoSettings().phonon_kspacing_invA:g}, e.g. 0.25 for a d metal whose check "
                         "does not converge with the cutoff (with --redo --stages phonon)")
+    v.add_argument("--phonon-degauss", type=float, default=None, metavar="RY",
+                   help="smearing (Ry) of the phonon check instead of "
+                        f"{pd.DojoSettings().degauss_Ry:g}, e.g. 0.05 where the check's frequencies jump between "
+                        "neighbouring cutoffs (Fermi-surface sampling noise; with --redo --stages phonon)")
     c = sub.add_parser("compare", help="cost of pw.x scf and ph.x at the zone-boundary q with each set at its own cutoffs "
                        "(data/studies/pseudopotentials/runs/<El>.json)")
     c.add_argument("elements", nargs="+")
@@ -99,6 +103,8 @@ def _dojo(argv: list[str]) -> int:
             settings = pd.DojoSettings()
             if args.phonon_kspacing is not None:
                 settings = dataclasses.replace(settings, phonon_kspacing_invA=args.phonon_kspacing)
+            if args.phonon_degauss is not None:
+                settings = dataclasses.replace(settings, phonon_degauss_Ry=args.phonon_degauss)
             res = pd.validate_elements(args.elements or None, args.dir, settings, stages=args.stages, redo=args.redo,
                                        log=log)
             for el, rec in res.items():
