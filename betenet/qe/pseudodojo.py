@@ -23,6 +23,9 @@ Validation of one element (:func:`validate_element`, each stage saved as soon as
    phonon at the same cutoff (:mod:`betenet.qe.pseudo.frozen`, bcc/fcc) decides whether the solid or
    ph.x's linear response with this UPF is at fault (PseudoDojo Na: DFPT at H falls from +15 meV at 60 Ry
    to -27 meV at 140 Ry; the frozen phonon at 140 Ry is +16 meV).  Either way the element fails.
+   Smearing ``degauss_Ry`` unless ``phonon_degauss_Ry`` is set: on the coarse mesh a d metal's frequencies
+   can jump by ~1 meV between neighbouring cutoffs at 0.02 Ry, which a wider smearing smooths (recorded
+   as ``degauss_Ry`` with the reference and each cutoff's result).
 3. **eos** -- 7-point Birch-Murnaghan E(V) (c/a at experiment) at the chosen cutoff: a0 and B0
    against experiment (:data:`betenet.qe.pseudo.EXPERIMENTAL_LATTICE`, :data:`EXPERIMENTAL_B0_GPA`).
    validated when |a0 error| <= ``a0_tol_pct`` and the B0 error is within ``-b0_tol_low_pct ... +b0_tol_high_pct``.
