@@ -290,8 +290,11 @@ def test_cli_validate_passes_the_phonon_k_spacing(tmp_path, monkeypatch):
     assert cli_main(["dojo", "validate", "Rh", "--dir", str(d), "--redo", "--stages", "phonon",
                      "--phonon-kspacing", "0.25"]) == 0
     assert cli_main(["dojo", "validate", "Rh", "--dir", str(d)]) == 0
-    assert cli_main(["dojo", "validate", "Os", "--dir", str(d), "--phonon-degauss", "0.05"]) == 0
+    assert cli_main(["dojo", "validate", "Os", "--dir", str(d), "--phonon-degauss", "0.05",
+                     "--phonon-reference-dual", "8"]) == 0
     (els, s, kw), (_, s_default, kw_default), (_, s_smear, _) = calls
+    assert s_smear.phonon_reference_settings().dual == 8.0 and s_smear.dual == 4.0
+    assert s_default.phonon_reference_settings() == s_default
     assert els == ["Rh"] and kw["stages"] == ["phonon"] and kw["redo"] is True
     assert s.phonon_kspacing_invA == 0.25 and s.phonon_kspacings[0] == 0.25
     assert s_default == D.DojoSettings() and kw_default["redo"] is False
@@ -315,3 +318,9 @@ def test_phonon_check_runs_at_its_own_smearing(tmp_path, monkeypatch):
     wide = D._phonon_at("Al", 30.0, D.DojoSettings(phonon_degauss_Ry=0.05), tmp_path / "b", lib=lib)
     assert seen == [0.02, 0.05]
     assert plain["degauss_Ry"] == 0.02 and wide["degauss_Ry"] == 0.05
+    # the check's reference at its own dual: 140/1120 Ry against a check at 75/300 Ry
+    dual = []
+    monkeypatch.setattr(D, "run_pw", lambda inp, *a, **k: dual.append(inp.system["ecutrho"] / inp.system["ecutwfc"])
+                        or fake_pw(inp, *a, **k))
+    ph = D.phonon_check("Al", 75.0, D.DojoSettings(phonon_reference_dual=8.0))
+    assert dual == [8.0, 4.0] and ph["reference"]["ecutrho_Ry"] == 1120.0 and ph["at"]["ecutrho_Ry"] == 300.0

@@ -87,6 +87,9 @@ def _dojo(argv: list[str]) -> int:
                    help="smearing (Ry) of the phonon check instead of "
                         f"{pd.DojoSettings().degauss_Ry:g}, e.g. 0.05 where the check's frequencies jump between "
                         "neighbouring cutoffs (Fermi-surface sampling noise; with --redo --stages phonon)")
+    v.add_argument("--phonon-reference-dual", type=float, default=None, metavar="X",
+                   help="ecutrho = X ecutwfc for the phonon check's reference instead of "
+                        f"{pd.DojoSettings().dual:g}, e.g. 8 where the check follows the density grid")
     c = sub.add_parser("compare", help="cost of pw.x scf and ph.x at the zone-boundary q with each set at its own cutoffs "
                        "(data/studies/pseudopotentials/runs/<El>.json)")
     c.add_argument("elements", nargs="+")
@@ -105,6 +108,8 @@ def _dojo(argv: list[str]) -> int:
                 settings = dataclasses.replace(settings, phonon_kspacing_invA=args.phonon_kspacing)
             if args.phonon_degauss is not None:
                 settings = dataclasses.replace(settings, phonon_degauss_Ry=args.phonon_degauss)
+            if args.phonon_reference_dual is not None:
+                settings = dataclasses.replace(settings, phonon_reference_dual=args.phonon_reference_dual)
             res = pd.validate_elements(args.elements or None, args.dir, settings, stages=args.stages, redo=args.redo,
                                        log=log)
             for el, rec in res.items():

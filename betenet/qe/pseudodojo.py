@@ -25,7 +25,8 @@ Validation of one element (:func:`validate_element`, each stage saved as soon as
    to -27 meV at 140 Ry; the frozen phonon at 140 Ry is +16 meV).  Either way the element fails.
    Smearing ``degauss_Ry`` unless ``phonon_degauss_Ry`` is set: on the coarse mesh a d metal's frequencies
    can jump by ~1 meV between neighbouring cutoffs at 0.02 Ry, which a wider smearing smooths (recorded
-   as ``degauss_Ry`` with the reference and each cutoff's result).
+   as ``degauss_Ry`` with the reference and each cutoff's result).  The reference's density grid is
+   ``phonon_reference_dual`` x its cutoff when set: a check at 8x is only meaningful against a finer grid.
 3. **eos** -- 7-point Birch-Murnaghan E(V) (c/a at experiment) at the chosen cutoff: a0 and B0
    against experiment (:data:`betenet.qe.pseudo.EXPERIMENTAL_LATTICE`, :data:`EXPERIMENTAL_B0_GPA`).
    validated when |a0 error| <= ``a0_tol_pct`` and the B0 error is within ``-b0_tol_low_pct ... +b0_tol_high_pct``.
@@ -142,6 +143,10 @@ class DojoSettings:
     #: 1.16 / 0.67 / 1.16 / 1.77 meV off at 75/300, 75/600, 80/320, 80/640 Ry), a Fermi-surface sampling noise
     #: that no cutoff removes.  A wider smearing (e.g. 0.05 Ry) smooths it at the same k mesh.
     phonon_degauss_Ry: float | None = None
+    #: ecutrho / ecutwfc of the phonon check's reference (None: ``dual``).  With GGA and a nonlinear core
+    #: correction the density grid limits a phonon (module doc); a reference at 140/560 Ry has a coarser
+    #: density grid than a check at 80/640 Ry, so a check at 8x can only be trusted against a reference at 8x.
+    phonon_reference_dual: float | None = None
     #: 5 points, lattice x0.98 ... x1.02 (volume -6 % ... +6 %).
     eos_scales: tuple[float, ...] = (0.98, 0.99, 1.0, 1.01, 1.02)
     #: the scan is extended by one step beyond an end whose energy is lowest, up to this many points
@@ -158,6 +163,10 @@ class DojoSettings:
     def phonon_smearing_Ry(self) -> float:
         """The smearing of the phonon check: ``phonon_degauss_Ry``, else ``degauss_Ry``."""
         return self.degauss_Ry if self.phonon_degauss_Ry is None else self.phonon_degauss_Ry
+
+    def phonon_reference_settings(self) -> DojoSettings:
+        """These settings with the reference's dual (``phonon_reference_dual``, else ``dual``)."""
+        return dataclasses.replace(self, dual=self.phonon_reference_dual or self.dual)
 
     @property
     def phonon_kspacings(self) -> tuple[float, ...]:
@@ -276,10 +285,10 @@ def _phonon_at(element: str, ecut: float, s: DojoSettings, workdir: Path, lib: P
 def phonon_check(element: str, ecutwfc: float, s: DojoSettings = DojoSettings(), *,
                  reference: dict[str, Any] | None = None, dual: float | None = None) -> dict[str, Any]:
     """ph.x frequencies at the zone-boundary q at ``ecutwfc`` (ecutrho = ``dual`` x ecutwfc, default
-    ``s.dual``) against the reference cutoff (dual ``s.dual``); passes when every mode agrees within
-    max(phonon_tol_rel * ω_ref, phonon_tol_meV)."""
+    ``s.dual``) against the reference cutoff (dual ``s.phonon_reference_dual``, else ``s.dual``); passes when
+    every mode agrees within max(phonon_tol_rel * ω_ref, phonon_tol_meV)."""
     with tempfile.TemporaryDirectory(prefix=f"dojo-ph-{element}-") as tmp:
-        ref = reference or _phonon_at(element, s.ecut_reference_Ry, s, Path(tmp) / "ref")
+        ref = reference or _phonon_at(element, s.ecut_reference_Ry, s.phonon_reference_settings(), Path(tmp) / "ref")
         cur = _phonon_at(element, ecutwfc, dataclasses.replace(s, dual=dual or s.dual), Path(tmp) / "cur")
     d = [a - b for a, b in zip(cur["freqs_meV"], ref["freqs_meV"])]
     ok = all(abs(di) <= max(s.phonon_tol_rel * abs(b), s.phonon_tol_meV) for di, b in zip(d, ref["freqs_meV"]))
@@ -438,8 +447,8 @@ def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSett
         for k in s.phonon_kspacings:
             sk = dataclasses.replace(s, phonon_kspacing_invA=k)
             with tempfile.TemporaryDirectory(prefix=f"dojo-phref-{element}-") as tmp:
-                ref = _phonon_at(element, s.ecut_reference_Ry, sk, Path(tmp))
-            log(f"{element}: ph.x reference at {s.ecut_reference_Ry:g} Ry, k spacing {k:g}: "
+                ref = _phonon_at(element, s.ecut_reference_Ry, sk.phonon_reference_settings(), Path(tmp))
+            log(f"{element}: ph.x reference at {s.ecut_reference_Ry:g}/{ref['ecutrho_Ry']:g} Ry, k spacing {k:g}: "
                 + " ".join(f"{w:.2f}" for w in ref["freqs_meV"]) + " meV")
             if min(ref["freqs_meV"]) > 0:
                 break
