@@ -215,13 +215,12 @@ def _q_in_alat(element: str, alat_bohr: float) -> tuple[str, list[float]]:
 
 def _scf(element: str, lib: PseudoLibrary, ecutwfc: float, s: DojoSettings, workdir: Path, *,
          scale: float = 1.0, kspacing: float | None = None, keep: bool = False, ecutrho: float | None = None,
-         kpoints: tuple[int, int, int] | None = None, degauss: float | None = None) -> dict[str, float]:
+         kpoints: tuple[int, int, int] | None = None) -> dict[str, float]:
     st, _ = reference_structure(element, scale)
     els = sorted({x.specie.symbol for x in st})
     files = lib.stage(els, workdir / "pseudo")
     inp = scf_input(st, (workdir / "pseudo").resolve(), files, ecutwfc, ecutrho or s.dual * ecutwfc,
-                    kspacing_invA=kspacing or s.kspacing_invA, degauss_Ry=degauss or s.degauss_Ry, keep=keep,
-                    kpoints=kpoints)
+                    kspacing_invA=kspacing or s.kspacing_invA, degauss_Ry=s.degauss_Ry, keep=keep, kpoints=kpoints)
     r = run_pw(inp, workdir, s.timeout_s, keep=keep)
     r["natoms"] = len(st)
     return r
@@ -273,7 +272,8 @@ def cutoff_scan(element: str, s: DojoSettings = DojoSettings(), workdir: Path | 
 def _phonon_at(element: str, ecut: float, s: DojoSettings, workdir: Path, lib: PseudoLibrary | None = None) -> dict[str, Any]:
     st, _ = reference_structure(element)
     lib = lib or _raw_library(sorted({a.specie.symbol for a in st}))
-    r = _scf(element, lib, ecut, s, workdir, keep=True, kspacing=s.phonon_kspacing_invA, degauss=s.phonon_smearing_Ry)
+    r = _scf(element, lib, ecut, dataclasses.replace(s, degauss_Ry=s.phonon_smearing_Ry), workdir, keep=True,
+             kspacing=s.phonon_kspacing_invA)
     label, q = _q_in_alat(element, r["alat_bohr"])
     ph = run_ph(q, workdir, s.timeout_s)
     return {"ecutwfc_Ry": ecut, "ecutrho_Ry": s.dual * ecut, "kspacing_invA": s.phonon_kspacing_invA,
