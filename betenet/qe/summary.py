@@ -442,10 +442,9 @@ def ph_cost_check(runs_dir: Path = QE_RUNS_DIR, lib: Any = None):
         measured = step_cpu_seconds(d, "ph_elph", s.get("steps") or {})
         if measured is None or not (d / "relaxed.json").exists() or not (d / "grids.json").exists():
             continue
-        if lib is None:
-            level = s.get("accuracy") or "screening"
-            if level not in libraries:
-                libraries[level] = library_for(qe_level(level))
+        level = s.get("accuracy") or "screening"  # statuses from before the levels: the screening runs
+        if lib is None and level not in libraries:
+            libraries[level] = library_for(qe_level(level))
         structure = Structure.from_dict(read_json(d / "relaxed.json", error=QEParseError))
         est = ph_cost_estimate(structure, read_json(d / "grids.json", error=QEParseError),
                                libraries[level] if lib is None else lib)
