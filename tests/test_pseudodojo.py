@@ -324,3 +324,17 @@ def test_phonon_check_runs_at_its_own_smearing(tmp_path, monkeypatch):
                         or fake_pw(inp, *a, **k))
     ph = D.phonon_check("Al", 75.0, D.DojoSettings(phonon_reference_dual=8.0))
     assert dual == [8.0, 4.0] and ph["reference"]["ecutrho_Ry"] == 1120.0 and ph["at"]["ecutrho_Ry"] == 300.0
+
+
+def test_an_accuracy_level_names_its_library():
+    """QEConfig.pseudo_set picks the library: the screening level the project's ld1.x set, the validated
+    level the PseudoDojo index; an unknown set is an error naming the field."""
+    from types import SimpleNamespace
+
+    from betenet.config import QE_VALIDATED, QEConfig
+
+    assert P.PseudoLibrary.for_level(QE_VALIDATED).directory == P.PseudoLibrary.pseudodojo().directory
+    assert P.PseudoLibrary.for_level(QEConfig()).directory == P.PseudoLibrary.default().directory
+    assert P.PseudoLibrary.for_level(QE_VALIDATED).directory != P.PseudoLibrary.for_level(QEConfig()).directory
+    with pytest.raises(P.PseudoError, match="QEConfig.pseudo_set.*'sg15'"):
+        P.PseudoLibrary.for_level(SimpleNamespace(pseudo_set="sg15"))

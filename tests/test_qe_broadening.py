@@ -10,6 +10,7 @@ import pytest
 from betenet.config import QE_VALIDATED, QEConfig, qe_level
 from betenet.qe.broadening import choose_for_run, select_broadening, select_plateau
 from betenet.qe.kgrid import grids_for_config
+from betenet.qe.pseudo import PseudoLibrary
 
 SIGMAS = [0.005 * i for i in range(1, 11)]
 
@@ -191,7 +192,7 @@ def test_a_run_below_the_librarys_current_cutoffs_is_flagged(tmp_path, monkeypat
     upf = tmp_path / "Al.UPF"
     upf.write_text("<UPF/>")
     for (wfc, rho), below in (((40.0, 160.0), False), ((35.0, 140.0), False), ((40.0, 320.0), True), ((45.0, 180.0), True)):
-        monkeypatch.setattr(record, "library_for", lambda cfg, w=wfc, r=rho: {"Al": PseudoSpec("Al", upf, w, r)})
+        monkeypatch.setattr(PseudoLibrary, "for_level", classmethod(lambda cls, cfg, w=wfc, r=rho: {"Al": PseudoSpec("Al", upf, w, r)}))
         assert record.cutoffs_below_library(scf, s, QE_VALIDATED) is below, (wfc, rho)
 
 
@@ -204,7 +205,7 @@ def test_a_provisional_pseudopotential_is_named(monkeypatch):
     from betenet.qe import record
 
     lib = {"Nb": SimpleNamespace(status="validated"), "C": SimpleNamespace(status="provisional")}
-    monkeypatch.setattr(record, "library_for", lambda cfg: lib)
+    monkeypatch.setattr(PseudoLibrary, "for_level", classmethod(lambda cls, cfg: lib))
     nbc = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.47), ["Nb", "C"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     nb = Structure.from_spacegroup("Im-3m", Lattice.cubic(3.3), ["Nb"], [[0, 0, 0]])
     assert record.provisional_pseudos(nbc, QE_VALIDATED) == ["C"]

@@ -36,7 +36,8 @@ from betenet.qe.summary import (
     timing_table,
     unfinished_table,
 )
-from betenet.qe.record import build_record, library_for, rebuild_record
+from betenet.qe.pseudo import PseudoLibrary
+from betenet.qe.record import build_record, rebuild_record
 from betenet.qe.status import load_status, refilter, reject_after_review
 from betenet.records import save_record, validate_record
 
@@ -119,7 +120,7 @@ def _unknown_ids(ids: list[str] | None, candidate_ids: list[str], qe=None, sourc
     unknown = [mid for mid in dict.fromkeys(ids or []) if mid not in known]
     if not unknown:
         return False
-    elements = library_for(qe or QEConfig()).elements
+    elements = PseudoLibrary.for_level(qe or QEConfig()).elements
     for mid in unknown:
         print(f"betenet qe: error: {explain_unknown_id(mid, elements, source, qe)}", file=sys.stderr)
     print("betenet qe: `betenet qe plan --limit N` lists the candidates in priority order", file=sys.stderr)

@@ -27,7 +27,6 @@ from .inputs import QEInputError
 from .kgrid import grids_for_config, mesh_density
 from .phcost import ph_cost_estimate
 from .pseudo import PseudoLibrary
-from .record import library_for
 from .status import load_status, material_dir
 from .upstream_candidates import (
     UpstreamCandidateList, explain_unknown_upstream_id, matching_upstream_row, upstream_candidates, upstream_index_of,
@@ -90,9 +89,9 @@ class CandidateList(Sequence):
 
 def default_candidates(max_atoms: int = 8, cfg: QEConfig | None = None) -> CandidateList:
     """Priority-ordered candidates from :mod:`betenet.qe.prototypes` over the elements of the pseudopotential
-    library of ``cfg``'s accuracy level (:func:`~betenet.qe.record.library_for`; the project's set when
+    library of ``cfg``'s accuracy level (:meth:`~betenet.qe.pseudo.PseudoLibrary.for_level`; the project's set when
     ``cfg`` is ``None``), as a lazy :class:`CandidateList` (structures are built only when accessed)."""
-    lib = library_for(cfg or QEConfig())
+    lib = PseudoLibrary.for_level(cfg or QEConfig())
     return CandidateList(prototypes.candidate_ids(elements=lib.elements, max_atoms=max_atoms))
 
 
@@ -108,7 +107,7 @@ def candidate_source(name: str, cfg: QEConfig):
     if name == "prototypes":
         return default_candidates(cfg.max_atoms, cfg)
     if name == "upstream":
-        lib = library_for(cfg)
+        lib = PseudoLibrary.for_level(cfg)
 
         def est_ph_cpu_s(structure: Structure) -> float:
             grids = grids_for_config(structure, cfg)
@@ -154,7 +153,7 @@ def plan_candidates(
     explicit = ids is not None
     source = (select_candidates(candidates, ids=ids, runs_dir=runs_dir, include_finished=False) if explicit
               else _unfinished(candidates, runs_dir))
-    lib = library_for(cfg)
+    lib = PseudoLibrary.for_level(cfg)
     rows = []
     n_run = 0
     for mid, structure, proto in source:

@@ -4,7 +4,7 @@
 relaxed structure, α²F at the selected broadening (:func:`betenet.qe.broadening.choose_for_a2f_table`),
 the fine and coarse PhDOS and the eDOS that the run left there; :func:`rebuild_record` rebuilds an
 existing record with the current record format, keeping the provenance of its computation.  The
-record's library flags come from the accuracy level's pseudopotential library (:func:`library_for`).
+record's library flags come from the accuracy level's pseudopotential library (:meth:`~betenet.qe.pseudo.PseudoLibrary.for_level`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ __all__ = [
     "QE_VERSION",
     "REBUILD_KEEPS",
     "kept_broadening",
-    "library_for",
     "a2f_selected",
     "cutoffs_below_library",
     "provisional_pseudos",
@@ -49,12 +48,6 @@ __all__ = [
 
 #: The Quantum ESPRESSO version of the runs (the record's ``provenance["code"]``).
 QE_VERSION = "QE 6.7"
-
-
-def library_for(cfg: QEConfig) -> PseudoLibrary:
-    """The pseudopotential library of an accuracy level (``QEConfig.pseudo_set``): the project's ld1.x
-    set (``data/pseudo``) or the pw.x-validated PseudoDojo set (``data/pseudo/pseudodojo``)."""
-    return PseudoLibrary.pseudodojo() if cfg.pseudo_set == "pseudodojo" else PseudoLibrary.default()
 
 
 def a2f_selected(run_dir: Path, cfg: QEConfig, choice: BroadeningChoice | None = None
@@ -76,13 +69,13 @@ def a2f_selected(run_dir: Path, cfg: QEConfig, choice: BroadeningChoice | None =
 
 def cutoffs_below_library(scf_in: Path, structure: Structure, cfg: QEConfig, lib: Any = None) -> bool:
     """Whether the run's ``ecutwfc``/``ecutrho`` (its ``scf.in``) are below what the level's library (``lib``,
-    default :func:`library_for`) now gives for these elements (the rule a new run applies:
+    default :meth:`~betenet.qe.pseudo.PseudoLibrary.for_level`) now gives for these elements (the rule a new run applies:
     :func:`~betenet.qe.inputs.cutoffs_Ry`)."""
     if not scf_in.exists():
         return False
     run = PWInput.from_str(scf_in.read_text(), origin=str(scf_in)).system
     try:
-        specs = pseudo_specs(library_for(cfg) if lib is None else lib, sorted({sp.symbol for sp in structure.composition.elements}))
+        specs = pseudo_specs(PseudoLibrary.for_level(cfg) if lib is None else lib, sorted({sp.symbol for sp in structure.composition.elements}))
     except QEInputError:  # an element the library no longer offers: nothing to compare against
         return False
     want_wfc, want_rho = cutoffs_Ry(specs, cfg.ecutwfc_Ry, cfg.ecutrho_Ry)
@@ -91,17 +84,17 @@ def cutoffs_below_library(scf_in: Path, structure: Structure, cfg: QEConfig, lib
 
 def provisional_pseudos(structure: Structure, cfg: QEConfig, lib: Any = None) -> list[str]:
     """Elements of ``structure`` whose pseudopotential in the level's library (``lib``, default
-    :func:`library_for`) is not (yet) ``validated``."""
-    lib = library_for(cfg) if lib is None else lib
+    :meth:`~betenet.qe.pseudo.PseudoLibrary.for_level`) is not (yet) ``validated``."""
+    lib = PseudoLibrary.for_level(cfg) if lib is None else lib
     els = sorted({sp.symbol for sp in structure.composition.elements})
     return [el for el in els if el in lib and getattr(lib[el], "status", "validated") != "validated"]
 
 
 def failed_pseudos(structure: Structure, cfg: QEConfig, lib: Any = None) -> list[str]:
-    """Elements of ``structure`` that the level's library (``lib``, default :func:`library_for`) no longer offers:
+    """Elements of ``structure`` that the level's library (``lib``, default :meth:`~betenet.qe.pseudo.PseudoLibrary.for_level`) no longer offers:
     their pseudopotential failed a check after the run (or left the library).  A record of them is not a
     validated label, whatever its other flags say."""
-    lib = library_for(cfg) if lib is None else lib
+    lib = PseudoLibrary.for_level(cfg) if lib is None else lib
     return [el for el in sorted({sp.symbol for sp in structure.composition.elements}) if el not in lib]
 
 
@@ -156,7 +149,7 @@ def build_record(
     labels = record_labels(d, material_id, sigma, prototype=status.prototype)
     extra = {"broadening_unconverged"} if choice.method == "plateau-fallback" else set()  # λ(σ) never flat
     if cfg.pseudo_set != "project":
-        lib = library_for(cfg)  # loaded once: it checks every UPF's digest
+        lib = PseudoLibrary.for_level(cfg)  # loaded once: it checks every UPF's digest
         if cutoffs_below_library(d / "scf.in", structure, cfg, lib):
             extra.add("cutoff_below_library")
         if provisional_pseudos(structure, cfg, lib):

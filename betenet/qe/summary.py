@@ -28,8 +28,7 @@ from .kgrid import grids_for_config, subdivisions
 from .parsers import QEParseError, qe_clock, read_text
 from .phcost import ph_cost_estimate
 from .prototypes import build, parse_material_id
-from .record import library_for
-from .pseudo import EXPERIMENTAL_LATTICE, load_validation, reference_structure
+from .pseudo import EXPERIMENTAL_LATTICE, PseudoLibrary, load_validation, reference_structure
 from .status import FINAL_STATES, STEPS
 
 __all__ = [
@@ -429,7 +428,7 @@ def ph_cost_check(runs_dir: Path = QE_RUNS_DIR, lib: Any = None):
     log, its ph.x k points (:func:`~betenet.qe.phcost.ph_kpoint_counts` on the relaxed cell and the run's
     meshes), the estimated and the measured CPU seconds of its el-ph ph.x step and their ratio.  ``lib``:
     the pseudopotential library to estimate with (default: each run's own, the library of the accuracy
-    level its ``status.json`` names, :func:`~betenet.qe.record.library_for`).  Materials whose elements the
+    level its ``status.json`` names, :meth:`~betenet.qe.pseudo.PseudoLibrary.for_level`).  Materials whose elements the
     library no longer offers have no estimate (NaN)."""
     import pandas as pd
 
@@ -444,7 +443,7 @@ def ph_cost_check(runs_dir: Path = QE_RUNS_DIR, lib: Any = None):
             continue
         level = s.get("accuracy") or "screening"  # statuses from before the levels: the screening runs
         if lib is None and level not in libraries:
-            libraries[level] = library_for(qe_level(level))
+            libraries[level] = PseudoLibrary.for_level(qe_level(level))
         structure = Structure.from_dict(read_json(d / "relaxed.json", error=QEParseError))
         est = ph_cost_estimate(structure, read_json(d / "grids.json", error=QEParseError),
                                libraries[level] if lib is None else lib)

@@ -89,9 +89,10 @@ from .phonon_dos import (
     matdyn_mesh,
     write_gaussian_phdos,
 )
+from .pseudo import PseudoLibrary
 from .qpoints import QPointArchive, fingerprint
 from .retries import DAVIDSON_FAILURE, NSCF_RETRY_ETHR_RY, n_electrons, with_cg_diagonalization, with_loose_nscf_threshold
-from .record import build_record, library_for
+from .record import build_record
 from .runner import POOLED_EXECUTABLES, QEError, qe_blas, run_qe, scratch_root
 from .status import (
     PERSISTENT_STEPS,
@@ -722,7 +723,7 @@ def run_material_unlocked(
     check_settings(cfg)
     check_structure(structure, max_atoms=cfg.max_atoms, name=f"material {material_id!r}")
     if library is None:
-        library = library_for(cfg)
+        library = PseudoLibrary.for_level(cfg)
     status = load_status(material_id, runs_dir)
     if status.final and not force and not (retry_failed and status.state == "failed"):
         return status

@@ -119,6 +119,18 @@ class PseudoLibrary:
         return dojo_library()
 
     @classmethod
+    def for_level(cls, cfg: Any) -> "PseudoLibrary":
+        """The library of an accuracy level, by its ``pseudo_set`` (:class:`~betenet.config.QEConfig`):
+        ``"project"`` is the ld1.x set (:meth:`default`), ``"pseudodojo"`` the pw.x-validated PseudoDojo set
+        (:meth:`pseudodojo`); any other value is a :class:`PseudoError` naming it."""
+        pseudo_set = getattr(cfg, "pseudo_set", None)
+        if pseudo_set == "pseudodojo":
+            return cls.pseudodojo()
+        if pseudo_set == "project":
+            return cls.default()
+        raise PseudoError(f"QEConfig.pseudo_set: expected 'project' or 'pseudodojo', got {pseudo_set!r}")
+
+    @classmethod
     def from_index(cls, directory: Path | str) -> "PseudoLibrary":
         directory = Path(directory)
         index = directory / VALIDATION_FILE
