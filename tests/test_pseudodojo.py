@@ -262,7 +262,9 @@ def test_an_imaginary_reference_is_judged_by_a_frozen_phonon(monkeypatch):
     seen = {}  # no fallback spacings: the frozen phonon takes the only one
     monkeypatch.setattr(D, "frozen_phonon", lambda *a, **k: seen.update(k) or {"omega_meV": 1.0})
     D._imaginary_reference("Na", D.DojoSettings(phonon_kspacing_fallback_invA=()), ref)
-    assert seen["kspacing_invA"] == 0.5
+    assert seen["kspacing_invA"] == 0.5 and seen["degauss_Ry"] == 0.02
+    D._imaginary_reference("Na", D.DojoSettings(phonon_degauss_Ry=0.05), ref)  # the DFPT reference's own smearing
+    assert seen["degauss_Ry"] == 0.05
     monkeypatch.undo()
     msg = D._imaginary_reference("Mg", s, {"freqs_meV": [-50.0]}, tried=(0.5,))
     assert "imaginary at every k spacing tried (-50.0 meV; k spacings 0.5 Å^-1); Mg: no frozen-phonon check for a hcp reference" in msg

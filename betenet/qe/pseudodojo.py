@@ -368,7 +368,7 @@ def _judge(rec: dict[str, Any], s: DojoSettings) -> None:
 
 def _imaginary_reference(element: str, s: DojoSettings, ref: dict[str, Any], tried: tuple[float, ...] = ()) -> str:
     """The verdict on a reference DFPT phonon that is imaginary at every k spacing (``tried``, named in the
-    message): with a frozen phonon at the same cutoff and the densest of ``s.phonon_kspacings``
+    message): with a frozen phonon at the same cutoff, smearing (``s.phonon_smearing_Ry``) and the densest of ``s.phonon_kspacings``
     (:func:`betenet.qe.pseudo.frozen.frozen_phonon`, bcc/fcc references) that is real, ph.x's linear response
     is what fails with this UPF (the el-ph labels are DFPT, so the element cannot be used); else (or without
     that check) the solid itself is unstable at this set-up."""
@@ -378,7 +378,7 @@ def _imaginary_reference(element: str, s: DojoSettings, ref: dict[str, Any], tri
     try:
         with tempfile.TemporaryDirectory(prefix=f"dojo-frozen-{element}-") as tmp:
             fz = frozen_phonon(element, s.ecut_reference_Ry, tmp, lib=_raw_library([element]),
-                               kspacing_invA=s.phonon_kspacings[-1], degauss_Ry=s.degauss_Ry, timeout_s=s.timeout_s)
+                               kspacing_invA=s.phonon_kspacings[-1], degauss_Ry=s.phonon_smearing_Ry, timeout_s=s.timeout_s)
     except PseudoError as exc:  # no frozen-phonon cell for this reference (hcp, compounds)
         return f"{element}: the reference phonon at {label} is imaginary at every k spacing tried ({dfpt}); {exc}"
     if fz["omega_meV"] > 0:
