@@ -51,8 +51,10 @@ class QEConfig:
     """Quantum ESPRESSO workflow settings (Methods IV.1; :mod:`betenet.qe.workflow`).
 
     ``accuracy`` names the preset recorded in every record's provenance: ``screening`` (coarse
-    grids that run in minutes on 2 cores; cutoffs from the pseudopotential library) or ``paper``
-    (75/350 Ry, k/q densities 40/15 per Å^-1, 30 el-ph broadenings); ``ci`` is :data:`QE_CI`, the
+    grids that run in minutes on 2 cores; cutoffs from the pseudopotential library), ``validated``
+    (:data:`QE_VALIDATED`: pw.x-validated PseudoDojo cutoffs, converged meshes, σ on the λ plateau) or
+    ``paper`` (75/350 Ry, k/q densities 40/15 per Å^-1; the paper's 30 el-ph broadenings of 0.001 Ry become
+    QE 6.7's 10, which is all its q2r/matdyn read); ``ci`` is :data:`QE_CI`, the
     tiny fcc-Al end-to-end test of the workflow (never used for dataset records).  Densities are points per Å^-1
     of reciprocal-lattice vector length (crystallographic, no 2π) on the relaxed lattice.
     """
