@@ -7,6 +7,7 @@
     betenet qe status [--runs-dir DIR] [--json | --markdown]
     betenet qe parse ID [--profile P] [--write]
     betenet qe reject ID --reason R --detail TEXT
+    betenet qe refine ID --accuracy validated [--k-density K] [--scf-k-density S] [--q-density Q] --reason TEXT
     betenet qe check-q ID --k 6 8 12 [--q QX QY QZ] [--ecutwfc E --ecutrho R] [--degauss D]
     betenet qe check-relax ID [ID ...] --ecutwfc E --ecutrho R
 """
@@ -38,6 +39,7 @@ from betenet.qe.summary import (
 )
 from betenet.qe.pseudo import PseudoLibrary
 from betenet.qe.record import build_record, rebuild_record
+from betenet.qe.refinement import refine_material
 from betenet.qe.status import load_status, refilter, reject_after_review
 from betenet.records import save_record, validate_record
 
@@ -110,6 +112,18 @@ def _parser() -> argparse.ArgumentParser:
     j.add_argument("--detail", required=True, help="what the review found")
     j.add_argument("--runs-dir", default=None)
     j.add_argument("--records-dir", default=None)
+    e = sub.add_parser("refine", help="set a material up to run again with denser k/q meshes than its level's (its run "
+                       "and record are moved aside, not deleted; `qe run --ids ID` then computes it)")
+    e.add_argument("material_id")
+    add_profile_arg(e)
+    e.add_argument("--accuracy", choices=["screening", "validated", "paper"], default=None,
+                   help="accuracy level of the run (default: the profile's)")
+    e.add_argument("--k-density", type=float, default=None, help="dense k mesh, points per Å^-1 (at least the level's)")
+    e.add_argument("--scf-k-density", type=float, default=None, help="ph.x's scf k mesh, points per Å^-1")
+    e.add_argument("--q-density", type=float, default=None, help="q mesh, points per Å^-1")
+    e.add_argument("--reason", required=True, help="why the level's meshes are not enough for this material")
+    e.add_argument("--runs-dir", default=None)
+    e.add_argument("--records-dir", default=None)
     return p
 
 
@@ -171,6 +185,21 @@ def cli_main(argv: list[str] | None = None) -> int:
                 f"skipped: scf density < {qe.candidate_min_scf_k_fraction} x {qe.scf_k_density_per_invA} per Å^-1")
         print(f"(grids on the unrelaxed candidate cells; {skip}; a crystal already run under another id (a paper's row, a prototype) "
               "is left out: `betenet qe plan --ids ...` shows it)")
+        return 0
+    if args.cmd == "refine":
+        qe = _level(profile_from_args(args).qe, args.accuracy)
+        runs, records = dataset_dirs(qe)
+        overrides = {name: v for name, v in (("k_density_per_invA", args.k_density), ("scf_k_density_per_invA", args.scf_k_density),
+                                             ("q_density_per_invA", args.q_density)) if v is not None}
+        try:
+            ref = refine_material(args.material_id, qe, overrides, args.reason, runs_dir=Path(args.runs_dir) if args.runs_dir else runs,
+                                  records_dir=Path(args.records_dir) if args.records_dir else records)
+        except ValueError as exc:
+            print(f"betenet qe refine: error: {exc}", file=sys.stderr)
+            return 2
+        moved = ", ".join(x["run_dir"] for x in ref["supersedes"]) or "nothing (no run yet)"
+        print(f"{args.material_id}: refined at the {qe.accuracy} level with {ref['overrides']}; moved aside: {moved}. "
+              f"Run it: betenet qe run --accuracy {qe.accuracy} --ids {args.material_id}")
         return 0
     if args.cmd == "reject":
         st = reject_after_review(args.material_id, args.reason, args.detail, runs_dir=runs_dir,

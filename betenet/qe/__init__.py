@@ -5,7 +5,8 @@
 * inputs and meshes: :mod:`~betenet.qe.inputs` (``PWInput`` and the other programs' namelists),
   :mod:`~betenet.qe.kgrid`; launching: :mod:`~betenet.qe.runner` (``run_qe``, the one way to start QE);
 * one material's run: :mod:`~betenet.qe.workflow` (the steps), :mod:`~betenet.qe.status` (its directory
-  ``data/qe/<id>``: status, audit logs, review edits), :mod:`~betenet.qe.parsers`, :mod:`~betenet.qe.phonon_dos`;
+  ``data/qe/<id>``: status, audit logs, review edits), :mod:`~betenet.qe.refinement` (one material rerun
+  with denser meshes than its level's), :mod:`~betenet.qe.parsers`, :mod:`~betenet.qe.phonon_dos`;
 * filters and labels: :mod:`~betenet.qe.filters`, :mod:`~betenet.qe.broadening` (σ choice), :mod:`~betenet.qe.labels`,
   :mod:`~betenet.qe.record` (the ``MaterialRecord`` from a run directory);
 * many materials: :mod:`~betenet.qe.dataset` (Dask), :mod:`~betenet.qe.phcost` (what a ph.x run will cost),

@@ -27,6 +27,7 @@ from .inputs import QEInputError
 from .kgrid import grids_for_config, mesh_density
 from .phcost import ph_cost_estimate
 from .pseudo import PseudoLibrary
+from .refinement import refined_config
 from .status import load_status, material_dir
 from .upstream_candidates import (
     UpstreamCandidateList, explain_unknown_upstream_id, matching_upstream_row, upstream_candidates, upstream_index_of,
@@ -157,7 +158,8 @@ def plan_candidates(
     rows = []
     n_run = 0
     for mid, structure, proto in source:
-        est = scf_mesh_estimate(structure, cfg)
+        mcfg = refined_config(cfg, material_dir(mid, runs_dir))  # a refined material's own meshes
+        est = scf_mesh_estimate(structure, mcfg)
         action = "skip: scf mesh too coarse" if est["too_coarse"] and not explicit else "run"
         cost = ph_cost_estimate(structure, est, lib)
         rows.append({"material_id": mid, "prototype": proto, **est, "ph_k_points": cost["ph_k_points"],

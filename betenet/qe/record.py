@@ -30,6 +30,7 @@ from .inputs import PseudoSpec, PWInput, QEInputError, cutoffs_Ry, pseudo_specs
 from .labels import record_labels
 from .parsers import QEParseError, a2f_sigmas, check_elph_tables, parse_lambda_file, parse_phdos, read_header, read_table
 from .pseudo import PseudoLibrary
+from .refinement import load_refinement, refined_config
 from .status import MaterialStatus, load_status, material_dir
 from .upstream_candidates import matching_upstream_row, upstream_index_of
 
@@ -132,6 +133,7 @@ def build_record(
     ``plateau-fallback`` choice flags the record ``broadening_unconverged`` either way.
     """
     d = material_dir(material_id, runs_dir)
+    cfg = refined_config(cfg, d)  # a refined run's meshes are in its settings
     status = status or load_status(material_id, runs_dir)
     structure = Structure.from_dict(json.loads((d / "relaxed.json").read_text()))
     omega, a2f_raw, choice = a2f_selected(d, cfg, broadening)
@@ -189,6 +191,9 @@ def build_record(
         "fermi_energy_eV": steps.get("nscf_edos", {}).get("fermi_energy_eV"),
         **upstream_provenance(material_id, structure),
     }
+    refinement = load_refinement(d)
+    if refinement is not None:  # denser meshes than the level's, and why (betenet.qe.refinement)
+        prov["refinement"] = {k: refinement.get(k) for k in ("overrides", "reason", "supersedes", "date")}
     return MaterialRecord(
         material_id=material_id,
         structure=structure,

@@ -169,13 +169,16 @@ def write_table(path: Path, header: str, columns: list[np.ndarray]) -> None:
 
 def backup(path: Path, *, copy: bool = False) -> Path | None:
     """Move (``copy=True``: copy a file) ``path`` to ``<name>.bak-<time>``; ``None`` if it does not exist.
-    An existing backup of the same name is never overwritten."""
+    An existing backup of the same name is never overwritten: a second backup within the same second
+    becomes ``<name>.bak-<time>-2`` (then ``-3``, ...)."""
     if not path.exists():
         return None
     stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
     dest = path.with_name(f"{path.name}.bak-{stamp}")
-    if dest.exists():
-        raise FileExistsError(f"{dest} exists; refusing to overwrite it")
+    n = 1
+    while dest.exists():
+        n += 1
+        dest = path.with_name(f"{path.name}.bak-{stamp}-{n}")
     if copy:
         shutil.copyfile(path, dest)
     else:

@@ -93,6 +93,7 @@ from .pseudo import PseudoLibrary
 from .qpoints import QPointArchive, fingerprint
 from .retries import DAVIDSON_FAILURE, NSCF_RETRY_ETHR_RY, n_electrons, with_cg_diagonalization, with_loose_nscf_threshold
 from .record import build_record
+from .refinement import carry_refinement, load_refinement, refined_config
 from .runner import POOLED_EXECUTABLES, QEError, qe_blas, run_qe, scratch_root
 from .status import (
     PERSISTENT_STEPS,
@@ -720,6 +721,7 @@ def run_material_unlocked(
     """
     runs_dir = Path(runs_dir or QE_RUNS_DIR)
     records_dir = Path(records_dir or RECORDS_DIR)
+    cfg = refined_config(cfg, material_dir(material_id, runs_dir))  # a refined material's denser meshes
     check_settings(cfg)
     check_structure(structure, max_atoms=cfg.max_atoms, name=f"material {material_id!r}")
     if library is None:
@@ -728,7 +730,9 @@ def run_material_unlocked(
     if status.final and not force and not (retry_failed and status.state == "failed"):
         return status
     if force:
+        refinement = load_refinement(material_dir(material_id, runs_dir))
         backups = [backup(material_dir(material_id, runs_dir)), backup(records_dir / f"{material_id}.json")]
+        carry_refinement(refinement, material_dir(material_id, runs_dir), backups[0])  # the rerun stays refined
         if any(backups) and progress:
             progress(f"{material_id}: previous results moved to {[str(b) for b in backups if b]}")
     elif status.state == "failed":  # retry: start again from the persistent steps
