@@ -1,6 +1,6 @@
 """bcc Nb at the validated level with ecutrho 320 Ry (runs/Nb1-bcc, the level's first Nb run, before the phonon
 check of the PseudoDojo index raised Nb's ecutrho) against 640 Ry (data/qe-validated/Nb1-bcc, the level's
-cutoff now): λ(σ) of both, the plateau each gives, ω_log at it, and the lowest phonon frequency on the ph.x
+cutoff; since Nb's refinement to q 6^3, the run that refinement moved aside in data/qe-validated): λ(σ) of both, the plateau each gives, ω_log at it, and the lowest phonon frequency on the ph.x
 q points and on matdyn's interpolation mesh.  Both runs are finished; this only reads them:
 
     .venv/bin/python data/studies/validated-nb-ecutrho/table.py
@@ -14,9 +14,13 @@ from betenet.config import QE_VALIDATED
 from betenet.paths import DATA_DIR
 from betenet.qe.broadening import choose_for_run, lambda_sigma_table
 from betenet.qe.parsers import parse_lambda_file
+from betenet.qe.refinement import load_refinement
 
 here = Path(__file__).resolve().parent
-RUNS = {"80/320 Ry": here / "runs" / "Nb1-bcc", "80/640 Ry": DATA_DIR / "qe-validated" / "Nb1-bcc"}
+LEVEL = DATA_DIR / "qe-validated" / "Nb1-bcc"
+_ref = load_refinement(LEVEL)  # after `betenet qe refine Nb1-bcc` the 80/640 Ry q 4^3 run is the one it superseded
+RUNS = {"80/320 Ry": here / "runs" / "Nb1-bcc",
+        "80/640 Ry": LEVEL if _ref is None else LEVEL.parent / _ref["supersedes"][0]["run_dir"]}
 
 
 def _ecut(d: Path) -> str:

@@ -24,6 +24,7 @@ from betenet.config import QE_VALIDATED
 from betenet.paths import DATA_DIR
 from betenet.qe.broadening import lambda_sigma_table
 from betenet.qe.dataset import default_candidates
+from betenet.qe.refinement import load_refinement
 from betenet.records import load_record
 
 def _arg(name: str, default: str) -> str:
@@ -33,8 +34,14 @@ def _arg(name: str, default: str) -> str:
 MATERIAL = _arg("--material", "Ta1-bcc")
 K_DENSITY = float(_arg("--k-density", "nan"))
 here = Path(__file__).resolve().parent
-RUNS = {"level": (DATA_DIR / "qe-validated", DATA_DIR / "records-validated"),
-        "denser q": (here / "runs", here / "records")}
+LEVEL = DATA_DIR / "qe-validated" / MATERIAL
+REFINEMENT = load_refinement(LEVEL)
+if REFINEMENT is None:  # the level's run and this study's denser-q rerun: (run directory, record)
+    RUNS = {"level": (LEVEL, DATA_DIR / "records-validated" / f"{MATERIAL}.json"),
+            "denser q": (here / "runs" / MATERIAL, here / "records" / f"{MATERIAL}.json")}
+else:  # the denser rerun became the level's refined run (`betenet qe refine`); the q 4^3 run is the one it superseded
+    RUNS = {"level": (LEVEL.parent / REFINEMENT["supersedes"][0]["run_dir"], Path("/nonexistent")),
+            "denser q": (LEVEL, DATA_DIR / "records-validated" / f"{MATERIAL}.json")}
 
 
 def config():
@@ -51,6 +58,8 @@ def config():
 def run() -> None:
     from betenet.qe.workflow import run_material
 
+    if REFINEMENT is not None:
+        sys.exit(f"{MATERIAL} is now the validated level's refined run: betenet qe run --accuracy validated --ids {MATERIAL}")
     cfg = config()
     cands = default_candidates(8, cfg)
     _, structure, proto = cands[cands.ids.index(MATERIAL)]
@@ -59,15 +68,14 @@ def run() -> None:
 
 
 def _mesh(d: Path) -> str:
-    g = json.loads((d / MATERIAL / "grids.json").read_text())
+    g = json.loads((d / "grids.json").read_text())
     return f"dense {g['k'][0]}^3 / scf {g['k_scf'][0]}^3 / q {g['q'][0]}^3"
 
 
 def table() -> None:
-    runs = {f"{m} ({_mesh(d)})": d / MATERIAL for m, (d, _) in RUNS.items() if (d / MATERIAL / "grids.json").exists()}
+    runs = {f"{m} ({_mesh(d)})": d for m, (d, _) in RUNS.items() if (d / "grids.json").exists() and (d / "lambda").exists()}
     print(lambda_sigma_table(runs, QE_VALIDATED))
-    for m, (_, rd) in RUNS.items():
-        p = rd / f"{MATERIAL}.json"
+    for m, (_, p) in RUNS.items():
         if p.exists():
             rec = load_record(p)
             w, g = np.asarray(rec.phdos_omega_meV), np.asarray(rec.phdos_total)
