@@ -94,6 +94,9 @@ def test_superseded_runs_are_counted_in_the_cost(tmp_path):
     _finished_run(runs, records, "Nb1-bcc", state="rejected", relax_cpu="1m 0.00s")
     R.refine_material("Nb1-bcc", QE_VALIDATED, {"q_density_per_invA": 12}, "interpolation artefact",
                       runs_dir=runs, records_dir=records)
+    from betenet.qe.dataset import finished_runs
+
+    assert [mid for mid, _ in finished_runs(runs)] == ["Al1-fcc"]  # the moved-aside Nb run is no finished material
     o = summary.cpu_by_outcome(runs)
     assert o.loc["kept", "cpu_s"] == 120.0 and o.loc["superseded", "cpu_s"] == 60.0 and "rejected" not in o.index
     assert o.loc["all", "cpu_s"] == 180.0 and o.loc["all", "materials"] == 1  # a moved-aside run is no material

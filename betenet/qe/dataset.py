@@ -23,6 +23,7 @@ from ..config import Profile, QEConfig
 from ..locks import LockBusyError
 from ..paths import QE_RUNS_DIR, RECORDS_DIR
 from . import prototypes
+from .filters import BACKUP_MARK
 from .inputs import QEInputError
 from .kgrid import grids_for_config, mesh_density
 from .phcost import ph_cost_estimate
@@ -218,7 +219,7 @@ def finished_runs(runs_dir: Path | None = None) -> list[tuple[str, Structure | N
     if not base.is_dir():
         return []
     out: list[tuple[str, Structure | None]] = []
-    for d in sorted(p for p in base.iterdir() if (p / "status.json").exists()):
+    for d in sorted(p for p in base.iterdir() if (p / "status.json").exists() and BACKUP_MARK not in p.name):  # not moved-aside runs
         if not load_status(d.name, base).final:
             continue
         relaxed = d / "relaxed.json"
