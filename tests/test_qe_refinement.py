@@ -171,3 +171,7 @@ def test_cli_refine(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "refined at the validated level" in out and "betenet qe run --accuracy validated --ids Nb1-bcc" in out
     assert R.load_refinement(runs / "Nb1-bcc")["overrides"] == {"k_density_per_invA": 83.0, "q_density_per_invA": 12.0}
+    assert main(["qe", "status", "--runs-dir", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert "Nb1-bcc (pending): {'k_density_per_invA': 83.0, 'q_density_per_invA': 12.0}; supersedes Nb1-bcc.bak-" in out
+    assert "interpolation artefact" in out

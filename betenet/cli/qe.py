@@ -39,7 +39,7 @@ from betenet.qe.summary import (
 )
 from betenet.qe.pseudo import PseudoLibrary
 from betenet.qe.record import build_record, rebuild_record
-from betenet.qe.refinement import refine_material
+from betenet.qe.refinement import refine_material, refined_materials
 from betenet.qe.status import load_status, refilter, reject_after_review
 from betenet.records import save_record, validate_record
 
@@ -220,6 +220,11 @@ def cli_main(argv: list[str] | None = None) -> int:
             print("\nUnfinished runs (`betenet qe run --ids ...` resumes them, on another machine too: finished el-ph "
                   "q points are kept in <id>/ph_elph.q/):")
             print(u.to_string(index=False))
+        refined = refined_materials(runs_dir)
+        if refined:
+            print("\nRefined at denser meshes than the level's (`betenet qe refine`; the superseded runs are kept):")
+            for r in refined:
+                print(f"  {r['material_id']} ({r['state']}): {r['overrides']}; supersedes {', '.join(r['supersedes']) or 'nothing'}; {r['reason']}")
         t = timing_table(runs_dir)
         if len(t):
             print()

@@ -31,7 +31,7 @@ from .parsers import QEParseError
 from .status import backup, load_status, material_dir, material_lock_path
 
 __all__ = ["REFINABLE", "REFINEMENT_FILE", "check_overrides", "load_refinement", "refined_config",
-           "refine_material", "carry_refinement", "superseded_runs"]
+           "refine_material", "carry_refinement", "superseded_runs", "refined_materials"]
 
 #: The settings a refinement may raise (points per Å⁻¹, as in :class:`~betenet.config.QEConfig`).
 REFINABLE = ("k_density_per_invA", "scf_k_density_per_invA", "q_density_per_invA")
@@ -132,3 +132,18 @@ def superseded_runs(runs_dir: Path | str) -> list[Path]:
     """The run directories that a refinement or ``qe run --force`` moved aside (``<id>.bak-<time>/``), sorted:
     their CPU was spent, so cost tables count it (:func:`betenet.qe.summary.cpu_by_outcome`)."""
     return sorted(p for p in Path(runs_dir).glob(f"*{BACKUP_MARK}*") if p.is_dir())
+
+
+def refined_materials(runs_dir: Path | str) -> list[dict[str, Any]]:
+    """One entry per refined material of ``runs_dir`` (not the moved-aside runs): id, state of its run,
+    overrides, reason and the runs it superseded, by id (``betenet qe status`` prints them)."""
+    out = []
+    for path in sorted(Path(runs_dir).glob(f"*/{REFINEMENT_FILE}")):
+        d = path.parent
+        if BACKUP_MARK in d.name:
+            continue
+        ref = load_refinement(d) or {}
+        state = load_status(d.name, Path(runs_dir)).state
+        out.append({"material_id": d.name, "state": state, "overrides": ref.get("overrides"), "reason": ref.get("reason"),
+                    "supersedes": [x.get("run_dir") for x in ref.get("supersedes", [])]})
+    return out
