@@ -340,3 +340,51 @@ def test_an_accuracy_level_names_its_library():
     assert P.PseudoLibrary.for_level(QE_VALIDATED).directory != P.PseudoLibrary.for_level(QEConfig()).directory
     with pytest.raises(P.PseudoError, match="QEConfig.pseudo_set.*'sg15'"):
         P.PseudoLibrary.for_level(SimpleNamespace(pseudo_set="sg15"))
+
+
+def test_a_killed_phonon_stage_resumes_from_its_finished_ph_runs(tmp_path, monkeypatch):
+    """The phonon stage keeps each finished ph.x run (reference, then each cutoff) in .progress/; killed in
+    its third run, the next call computes only what is missing, and the checkpoint goes once the stage's
+    result is in the index (ph.x is replaced by a model whose 35 Ry runs are 1 meV off and 40 Ry exact)."""
+    import copy
+
+    data = copy.deepcopy(D.load_index())
+    data["elements"] = {"Al": data["elements"]["Al"]}
+    data["elements"]["Al"].pop("phonon")
+    data["elements"]["Al"]["ecutwfc_Ry"], data["elements"]["Al"]["ecutrho_Ry"] = 35.0, 140.0
+    D.save_index(data, tmp_path)
+    calls = []
+
+    def fake_phonon_at(element, ecut, s, workdir, lib=None):
+        calls.append((ecut, s.dual * ecut))
+        if len(calls) == kill_at:
+            raise KeyboardInterrupt
+        off = 1.0 if ecut < 40 else 0.0
+        return {"ecutwfc_Ry": ecut, "ecutrho_Ry": s.dual * ecut, "kspacing_invA": s.phonon_kspacing_invA,
+                "degauss_Ry": s.phonon_smearing_Ry, "q_label": "X", "q_cart_2pi_alat": [0.0, 0.0, 1.0],
+                "freqs_meV": [20.0 + off, 20.0 + off, 30.0 + off], "ph_cpu_s": 1.0, "ph_wall_s": 1.0,
+                "scf_cpu_s": 1.0, "scf_wall_s": 1.0, "pressure_kbar": 0.0}
+
+    monkeypatch.setattr(D, "_phonon_at", fake_phonon_at)
+    s, msgs = D.DojoSettings(), []
+    kill_at = 3
+    with pytest.raises(KeyboardInterrupt):
+        D.validate_element("Al", tmp_path, s, stages=("phonon",), log=msgs.append)
+    assert calls == [(140.0, 560.0), (35.0, 140.0), (35.0, 280.0)]
+    progress = tmp_path / ".progress" / "Al-phonon.json"
+    assert progress.exists() and D.load_index(tmp_path)["elements"]["Al"].get("phonon") is None  # nothing judged yet
+    calls.clear()
+    kill_at = 0
+    rec = D.validate_element("Al", tmp_path, s, stages=("phonon",), log=msgs.append)
+    assert calls == [(35.0, 280.0), (40.0, 160.0)]  # the reference and 35/140 Ry were not run again
+    assert any("resumed from" in m and "(2 ph.x runs done)" in m for m in msgs)
+    assert [t["ecutrho_Ry"] for t in rec["phonon"]["tried"]] == [140.0, 280.0, 160.0]
+    assert (rec["ecutwfc_Ry"], rec["ecutrho_Ry"]) == (40.0, 160.0) and rec["phonon"]["passed"]
+    assert D.load_index(tmp_path)["elements"]["Al"]["phonon"]["passed"] and not progress.exists()
+    # a checkpoint of other settings is not reused
+    calls.clear()
+    progress.parent.mkdir(exist_ok=True)
+    progress.write_text(json.dumps({"key": {"settings": "other"}, "references": {"0.5": {"freqs_meV": [1.0]}}, "checks": {}}))
+    msgs.clear()
+    D.validate_element("Al", tmp_path, s, stages=("phonon",), redo=True, log=msgs.append)
+    assert calls[0] == (140.0, 560.0) and "starting the stage afresh" in msgs[0] and not progress.exists()

