@@ -378,7 +378,7 @@ class _PhononProgress:
     kept on disk after each run.  A checkpoint of other settings or another UPF is not reused (and is
     replaced, with a log line); :meth:`done` removes it once the stage's result is in the index."""
 
-    def __init__(self, directory: Path, element: str, rec: dict[str, Any], s: "DojoSettings", log=print):
+    def __init__(self, directory: Path, element: str, rec: dict[str, Any], s: DojoSettings, log=print):
         self.path = Path(directory) / PROGRESS_DIR / f"{element}-phonon.json"
         self.key = json.loads(json.dumps({"sha256": rec.get("sha256"), "start_ecutwfc_Ry": rec.get("ecutwfc_Ry"),
                                           "settings": dataclasses.asdict(s)}))
