@@ -333,6 +333,10 @@ def describe_levels(records_by_level: Mapping[str, Mapping[str, MaterialRecord]]
                          + (" while the QE batch runs." if level == "validated" else "."))
         else:
             lines.append(f"- **{level}**: all {n_ref} reference materials have a record in {where}.")
+        refined = sorted(mid for mid, rec in records.items() if (rec.provenance or {}).get("refinement"))
+        if refined:  # denser meshes than the level's (betenet.qe.refinement): said, with where to read why
+            lines[-1] += (f" Refined at denser k/q meshes than the level's: {', '.join(refined)} "
+                          "(`provenance.refinement` of the record says which meshes and why).")
     return "\n".join(lines)
 
 

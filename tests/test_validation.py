@@ -192,6 +192,12 @@ def test_describe_levels_and_chapter_facts_say_what_is_missing(tmp_path):
     assert lines[0].startswith("- **validated**: 1 of the 34 reference materials have a record in")
     assert lines[0].endswith("33 have none yet, so this level's comparison is incomplete while the QE batch runs.")
     assert "absent/` does not exist yet" in lines[1] and "not evaluable" in lines[1]
+    assert "Refined" not in text
+    nb = _record("Nb1-bcc", 1.1, 150.0)
+    nb.provenance["refinement"] = {"overrides": {"q_density_per_invA": 12.0}, "reason": "interpolation artefact"}
+    text = val.describe_levels({"validated": {**recs["validated"], "Nb1-bcc": nb}}, {"validated": present})
+    assert text.endswith("Refined at denser k/q meshes than the level's: Nb1-bcc (`provenance.refinement` of the "
+                         "record says which meshes and why).")
 
     df = val.compare(recs, mu_star=0.1)
     facts = val.chapter_facts([val.summarize(df, "validated"), val.summarize(df, "screening")])
