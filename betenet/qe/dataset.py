@@ -366,7 +366,7 @@ def run_one(
 
 def run_dataset(
     candidates: Sequence[Candidate],
-    cfg: Profile,
+    profile: Profile,
     client: Any = None,
     *,
     runs_dir: Path | None = None,
@@ -379,12 +379,12 @@ def run_dataset(
 ) -> list[dict[str, Any]]:
     """Run every candidate (one Dask task each); returns the summaries in completion order.
 
-    ``client``: an existing ``distributed.Client``; ``None`` opens ``dask_client(cfg.dask)``.
+    ``client``: an existing ``distributed.Client``; ``None`` opens ``dask_client(profile.dask)``.
     ``log_path``: append one JSON line per finished material (for long background runs).
     """
     from tqdm.auto import tqdm  # optional progress bar, loaded with the batch
 
-    check_settings(cfg.qe)
+    check_settings(profile.qe)
     runs_dir = Path(runs_dir or QE_RUNS_DIR)
     records_dir = Path(records_dir or RECORDS_DIR)
     if not candidates:
@@ -406,7 +406,7 @@ def run_dataset(
         def submit(i: int):
             mid, s, proto = candidates[i]
             return cl.submit(
-                run_one, mid, s.as_dict(), proto, cfg.qe, str(runs_dir), str(records_dir),
+                run_one, mid, s.as_dict(), proto, profile.qe, str(runs_dir), str(records_dir),
                 str(library_dir) if library_dir else None, force, retry_failed,
                 key=f"qe-{mid}", pure=False, priority=len(candidates) - i,
             )
@@ -457,5 +457,5 @@ def run_dataset(
 
     if client is not None:
         return _go(client)
-    with dask_client(cfg.dask) as cl:
+    with dask_client(profile.dask) as cl:
         return _go(cl)
