@@ -388,3 +388,31 @@ def test_a_killed_phonon_stage_resumes_from_its_finished_ph_runs(tmp_path, monke
     msgs.clear()
     D.validate_element("Al", tmp_path, s, stages=("phonon",), redo=True, log=msgs.append)
     assert calls[0] == (140.0, 560.0) and "starting the stage afresh" in msgs[0] and not progress.exists()
+
+
+def test_ecutrho_series_resumes_and_refuses_other_settings(tmp_path, monkeypatch):
+    """One ph.x run per density grid at a fixed ecutwfc, saved after each; a resumed series runs only the new
+    grids; a file of another smearing is an error naming it; the table gives the change between grids."""
+    calls = []
+
+    def fake_phonon_at(element, ecut, s, workdir, lib=None):
+        calls.append(s.dual)
+        if len(calls) == kill_at:
+            raise KeyboardInterrupt
+        return {"ecutwfc_Ry": ecut, "ecutrho_Ry": s.dual * ecut, "degauss_Ry": s.phonon_smearing_Ry,
+                "freqs_meV": [10.0 + 8.0 / s.dual, 20.0]}
+
+    monkeypatch.setattr(D, "_phonon_at", fake_phonon_at)
+    s = D.DojoSettings(phonon_degauss_Ry=0.05)
+    kill_at = 2
+    with pytest.raises(KeyboardInterrupt):
+        D.ecutrho_series("Os", 140.0, [4, 8], s, study_dir=tmp_path)
+    kill_at = 0
+    data = D.ecutrho_series("Os", 140.0, [4, 8, 6], s, study_dir=tmp_path, log=lambda m: None)
+    assert calls == [4.0, 8.0, 8.0, 6.0] and sorted(data["runs"]) == ["4", "6", "8"]
+    table = D.ecutrho_table(data).splitlines()
+    assert table[2] == "| 560 | 12.00 20.00 |  |" and table[3].endswith("| 0.667 |") and table[4].endswith("| 0.333 |")
+    with pytest.raises(D.PseudoError, match=r"Os-140.json: a series of other settings"):
+        D.ecutrho_series("Os", 140.0, [4], D.DojoSettings(), study_dir=tmp_path)
+    with pytest.raises(D.PseudoError, match="duals must be >= 4"):
+        D.ecutrho_series("Os", 140.0, [2], s, study_dir=tmp_path)

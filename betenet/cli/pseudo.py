@@ -1,5 +1,5 @@
 """``betenet pseudo``: the ld1.x set's subcommands ``generate|validate|check-cutoffs|list`` (:mod:`betenet.qe.pseudo`)
-and ``betenet pseudo dojo validate|list|compare`` for the PseudoDojo set (:mod:`betenet.qe.pseudodojo`)."""
+and ``betenet pseudo dojo validate|list|compare|ecutrho-series`` for the PseudoDojo set (:mod:`betenet.qe.pseudodojo`)."""
 
 from __future__ import annotations
 
@@ -96,6 +96,12 @@ def _dojo(argv: list[str]) -> int:
     c.add_argument("--redo", action="store_true")
     lst = sub.add_parser("list", help="element, cutoffs, status, note")
     lst.add_argument("--dir", type=Path, default=pd.DOJO_DIR)
+    r = sub.add_parser("ecutrho-series", help="the phonon check's frequencies at one ecutwfc for several density grids "
+                       "(data/studies/pseudodojo-ecutrho/runs/<El>-<ecutwfc>.json; resumable)")
+    r.add_argument("element")
+    r.add_argument("--ecutwfc", type=float, required=True, metavar="RY")
+    r.add_argument("--duals", type=float, nargs="+", default=[4.0, 6.0, 8.0], metavar="X", help="ecutrho = X ecutwfc")
+    r.add_argument("--phonon-degauss", type=float, default=None, metavar="RY", help="smearing (Ry) of the check")
     args = p.parse_args(argv)
 
     def log(msg: str) -> None:
@@ -115,6 +121,11 @@ def _dojo(argv: list[str]) -> int:
             for el, rec in res.items():
                 print(f"{el:3s} {rec['status']:11s} {rec.get('ecutwfc_Ry') or float('nan'):5.0f} Ry  {rec.get('note', '')}")
             pd.write_readme(args.dir)
+        elif args.cmd == "ecutrho-series":
+            settings = pd.DojoSettings()
+            if args.phonon_degauss is not None:
+                settings = dataclasses.replace(settings, phonon_degauss_Ry=args.phonon_degauss)
+            print(pd.ecutrho_table(pd.ecutrho_series(args.element, args.ecutwfc, args.duals, settings, log=log)))
         elif args.cmd == "compare":
             for el in args.elements:
                 r = pd.compare_cost(el, redo=args.redo, log=log)

@@ -100,6 +100,8 @@ __all__ = [
     "readme_table",
     "write_readme",
     "compare_cost",
+    "ecutrho_series",
+    "ecutrho_table",
 ]
 
 #: Order of validation (the reference set of the validated accuracy level first).
@@ -674,3 +676,56 @@ def compare_cost(element: str, *, redo: bool = False, study_dir: Path | str = ST
     out_path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out_path, res)
     return res
+
+
+#: The density-grid series of the phonon check (:func:`ecutrho_series`; ``runs/<El>-<ecutwfc>.json``).
+ECUTRHO_STUDY_DIR: Path = PSEUDO_DIR.parent / "studies" / "pseudodojo-ecutrho"
+
+
+def ecutrho_series(element: str, ecutwfc_Ry: float, duals: Iterable[float], s: DojoSettings = DojoSettings(), *,
+                   study_dir: Path | str = ECUTRHO_STUDY_DIR, log=print) -> dict[str, Any]:
+    """The phonon check's zone-boundary frequencies at one ``ecutwfc_Ry`` and ecutrho = dual x ecutwfc for
+    each of ``duals``: whether the density grid converges them at all, before a reference is trusted (hcp Os:
+    the 140/1120 Ry reference sits 5.5-6.9 meV from checks that the 140/560 Ry one had within 1 meV).
+
+    Same mesh and smearing as the phonon check (``s.phonon_kspacing_invA``, ``s.phonon_smearing_Ry``).  Each
+    finished ph.x run is saved at once to ``<study_dir>/runs/<El>-<ecutwfc>.json`` (resumable; a file of other
+    settings is an error naming it, never overwritten).  Returns that file's content."""
+    duals = [float(d) for d in duals]
+    if not duals or min(duals) < 4.0:
+        raise PseudoError(f"{element}: duals must be >= 4 (norm-conserving: ecutrho >= 4 ecutwfc), got {duals}")
+    out = Path(study_dir) / "runs" / f"{element}-{ecutwfc_Ry:g}.json"
+    key = {"element": element, "ecutwfc_Ry": float(ecutwfc_Ry), "kspacing_invA": s.phonon_kspacing_invA,
+           "degauss_Ry": s.phonon_smearing_Ry, "sha256": _new_record(element)["sha256"]}
+    data: dict[str, Any] = {**key, "runs": {}}
+    if out.exists():
+        data = json.loads(out.read_text())
+        if {k: data.get(k) for k in key} != key:
+            raise PseudoError(f"{out}: a series of other settings ({ {k: data.get(k) for k in key} }); "
+                              "move it aside or choose another ecutwfc")
+    for dual in duals:
+        name = f"{dual:g}"
+        if name in data["runs"]:
+            continue
+        with tempfile.TemporaryDirectory(prefix=f"dojo-rho-{element}-") as tmp:
+            r = _phonon_at(element, ecutwfc_Ry, dataclasses.replace(s, dual=dual), Path(tmp))
+        data["runs"][name] = r
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out, data)
+        log(f"{element}: ph.x at {ecutwfc_Ry:g}/{dual * ecutwfc_Ry:g} Ry: "
+            + " ".join(f"{w:.2f}" for w in r["freqs_meV"]) + " meV")
+    return data
+
+
+def ecutrho_table(data: dict[str, Any]) -> str:
+    """Markdown table of an :func:`ecutrho_series`: frequencies per density grid, and the largest change
+    from the previous grid."""
+    runs = sorted(data["runs"].items(), key=lambda kv: float(kv[0]))
+    lines = ["| ecutrho (Ry) | frequencies (meV) | max change from the previous grid (meV) |", "|---|---|---|"]
+    prev = None
+    for _, r in runs:
+        f = r["freqs_meV"]
+        change = "" if prev is None else f"{max(abs(a - b) for a, b in zip(f, prev)):.3f}"
+        lines.append(f"| {r['ecutrho_Ry']:g} | {' '.join(f'{w:.2f}' for w in f)} | {change} |")
+        prev = f
+    return "\n".join(lines)
