@@ -175,3 +175,23 @@ def test_cli_refine(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Nb1-bcc (pending): {'k_density_per_invA': 83.0, 'q_density_per_invA': 12.0}; supersedes Nb1-bcc.bak-" in out
     assert "interpolation artefact" in out
+
+
+def test_a_refined_crystal_is_not_started_again_under_another_id(tmp_path):
+    """bcc Nb refined (a run directory holding only refinement.json; the superseded run has the relaxed cell):
+    the paper's row 305, the same crystal, is not offered as a new candidate; without the refinement it is."""
+    from betenet.paths import DATA_DIR
+    from betenet.qe import dataset
+
+    old = next((DATA_DIR / "qe-validated").glob("Nb1-bcc.bak-*"), None)
+    if old is None or not (old / "relaxed.json").exists():
+        pytest.skip("needs the superseded validated Nb run")
+    runs, records = tmp_path / "qe-validated", tmp_path / "records-validated"
+    d = _finished_run(runs, records)
+    shutil.copy(old / "relaxed.json", d / "relaxed.json")
+    assert dataset._run_under_another_id(["up0305-Nb"], runs) == {"up0305-Nb"}  # the finished (rejected) run
+    R.refine_material("Nb1-bcc", QE_VALIDATED, {"q_density_per_invA": 12}, "interpolation artefact",
+                      runs_dir=runs, records_dir=records)
+    assert [mid for mid, _ in dataset.finished_runs(runs)] == []
+    assert [mid for mid, st in dataset.started_runs(runs) if st is not None] == ["Nb1-bcc"]
+    assert dataset._run_under_another_id(["up0305-Nb", "up0803-WC"], runs) == {"up0305-Nb"}

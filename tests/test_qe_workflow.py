@@ -660,8 +660,8 @@ def test_a_prototype_already_run_under_a_paper_id_is_not_run_again(tmp_path):
 
 
 def test_the_already_computed_checks_read_each_finished_run_once(tmp_path, monkeypatch):
-    """rows_computed and crystals_computed share one pass (finished_runs): a candidate list with a paper row
-    and a prototype reads each finished run's relaxed.json once, and unfinished runs not at all."""
+    """rows_computed and crystals_computed share one pass (started_runs: the finished runs and the begun ones):
+    a candidate list with a paper row and a prototype reads each run's relaxed.json once."""
     from betenet.qe.prototypes import build
 
     alpd = build(["Al", "Pd"], "B2")
@@ -678,7 +678,8 @@ def test_the_already_computed_checks_read_each_finished_run_once(tmp_path, monke
     real = dataset.Structure.from_dict
     monkeypatch.setattr(dataset.Structure, "from_dict", lambda d: reads.append(d["lattice"]["a"]) or real(d))
     assert dataset._run_under_another_id(["up0256-AlPd", "up0257-AlPd", "AlPd-B2", "AlNb-B2"], tmp_path) == {"AlPd-B2"}
-    assert len(reads) == 1  # up0256-AlPd's relaxed.json, once for the paper row and the prototype checks
+    # up0256-AlPd's and the running up0999-AlPd's relaxed.json, each once for the paper-row and prototype checks
+    assert len(reads) == 2
     assert dataset.finished_runs(tmp_path / "none") == []
 
 

@@ -165,12 +165,20 @@ def test_upstream_cells_are_turned_to_the_axes_qe_searches():
 
 
 def test_the_validated_level_takes_the_paper_structures_cheapest_first():
-    """``qe run --accuracy validated --candidates upstream`` orders the covered structures by the estimated
-    CPU of their el-ph ph.x run (non-decreasing), every one with a finite estimate."""
+    """``qe run --accuracy validated --candidates upstream`` takes the structures whose every pseudopotential is
+    validated first, then those with a provisional one (their records would be flagged), each group by the
+    estimated CPU of its el-ph ph.x run (non-decreasing), every one with a finite estimate."""
     from betenet.config import QE_VALIDATED
     from betenet.qe import dataset
 
-    source = dataset.candidate_source("upstream", QE_VALIDATED)
-    est = [c.est_cost for c in source.candidates]
+    cands = list(dataset.candidate_source("upstream", QE_VALIDATED).candidates)
+    est = [c.est_cost for c in cands]
     assert len(est) >= 10 and all(e is not None and np.isfinite(e) for e in est)
-    assert est == sorted(est)
+    groups = [c.validated for c in cands]
+    assert groups == sorted(groups, reverse=True) and any(groups) and not all(groups)
+    lib = PseudoLibrary.pseudodojo()
+    for flag in (True, False):
+        part = [c for c in cands if c.validated is flag]
+        assert [c.est_cost for c in part] == sorted(c.est_cost for c in part)
+        assert all(bool(c.provisional_elements) is not flag for c in part)
+        assert all(lib[e].status != "validated" for c in part for e in c.provisional_elements)

@@ -183,7 +183,7 @@ def cli_main(argv: list[str] | None = None) -> int:
             print(table.to_string(index=False) if len(table) else "no unfinished candidates")
         skip = ("none skipped for a coarse scf mesh" if qe.candidate_min_scf_k_fraction is None else
                 f"skipped: scf density < {qe.candidate_min_scf_k_fraction} x {qe.scf_k_density_per_invA} per Å^-1")
-        print(f"(grids on the unrelaxed candidate cells; {skip}; a crystal already run under another id (a paper's row, a prototype) "
+        print(f"(grids on the unrelaxed candidate cells; {skip}; a crystal run or being run under another id (a paper's row, a prototype) "
               "is left out: `betenet qe plan --ids ...` shows it)")
         return 0
     if args.cmd == "refine":

@@ -28,7 +28,7 @@ from .inputs import QEInputError
 from .kgrid import grids_for_config, mesh_density
 from .phcost import ph_cost_estimate
 from .pseudo import PseudoLibrary
-from .refinement import refined_config
+from .refinement import load_refinement, refined_config
 from .status import load_status, material_dir
 from .upstream_candidates import (
     UpstreamCandidateList, explain_unknown_upstream_id, matching_upstream_row, upstream_candidates, upstream_index_of,
@@ -40,7 +40,7 @@ WINDOW_POLL_S = 30.0
 
 __all__ = [
     "Candidate", "CandidateList", "dataset_dirs", "run_dataset", "run_one", "default_candidates", "select_candidates",
-    "scf_mesh_estimate", "plan_candidates", "rows_computed", "crystals_computed", "finished_runs", "explain_unknown_id", "candidate_source", "CANDIDATE_SOURCES",
+    "scf_mesh_estimate", "plan_candidates", "rows_computed", "crystals_computed", "finished_runs", "started_runs", "explain_unknown_id", "candidate_source", "CANDIDATE_SOURCES",
 ]
 
 #: ``(material_id, structure, prototype)`` as produced by :func:`betenet.qe.prototypes.candidate_structures`.
@@ -186,13 +186,14 @@ def _unfinished(candidates: Sequence[Candidate], runs_dir: Path | None) -> Itera
 
 
 def _run_under_another_id(ids: Sequence[str], runs_dir: Path | None) -> set[str]:
-    """The candidates among ``ids`` whose structure a finished run in ``runs_dir`` already computed under
-    another id: an upstream row (:func:`rows_computed`), or a prototype decoration (``AlPd-B2``) that is the
-    crystal of a finished run of the same formula (``up0256-AlPd``; :func:`crystals_computed`)."""
+    """The candidates among ``ids`` whose structure a run in ``runs_dir``, finished or begun
+    (:func:`started_runs`), computes under another id: an upstream row (:func:`rows_computed`), or a prototype
+    decoration (``AlPd-B2``) that is the crystal of a run of the same formula (``up0256-AlPd``;
+    :func:`crystals_computed`)."""
     rows = {mid: upstream_index_of(mid) for mid in ids}
     out: set[str] = set()
     protos = [mid for mid, r in rows.items() if r is None]
-    runs = finished_runs(runs_dir) if ids else []
+    runs = started_runs(runs_dir) if ids else []  # a crystal being computed (a refined rerun) counts too
     if any(r is not None for r in rows.values()):
         done = rows_computed(runs_dir, runs)
         out |= {mid for mid, r in rows.items() if r is not None and done.get(r, mid) != mid}
@@ -225,6 +226,25 @@ def finished_runs(runs_dir: Path | None = None) -> list[tuple[str, Structure | N
         relaxed = d / "relaxed.json"
         out.append((d.name, Structure.from_dict(json.loads(relaxed.read_text())) if relaxed.exists() else None))
     return out
+
+
+def started_runs(runs_dir: Path | None = None) -> list[tuple[str, Structure | None]]:
+    """:func:`finished_runs` and the runs begun but not finished (running, interrupted, or refined and not yet
+    run: ``betenet qe refine``), in id order: what a candidate is compared with before it runs, so that a crystal
+    being computed under one id is not started under another.  The cell of an unfinished run is its
+    ``relaxed.json``, else that of the run its refinement superseded, else ``None``."""
+    base = material_dir("-", runs_dir).parent
+    if not base.is_dir():
+        return []
+    out = dict(finished_runs(runs_dir))
+    for d in sorted(p for p in base.iterdir() if p.is_dir() and BACKUP_MARK not in p.name and p.name not in out):
+        ref = load_refinement(d)
+        if not (d / "status.json").exists() and ref is None:
+            continue
+        cells = [d / "relaxed.json"] + [base / x["run_dir"] / "relaxed.json" for x in (ref or {}).get("supersedes", [])]
+        cell = next((c for c in cells if c.exists()), None)
+        out[d.name] = Structure.from_dict(json.loads(cell.read_text())) if cell is not None else None
+    return sorted(out.items())
 
 
 def crystals_computed(runs_dir: Path | None = None, finished: list[tuple[str, Structure | None]] | None = None,

@@ -7,7 +7,9 @@ carrying its upstream row (``upstream_index``), its place in the paper's split (
 where known, its Materials Project id, so that our α²F of a material can be set beside the paper's.
 
 Order (cheapest usable first): candidates whose every element has a usable pseudopotential in the given
-library (:class:`betenet.qe.pseudo.PseudoLibrary`: ``elements``, ``in``) come first; among them, when a
+library (:class:`betenet.qe.pseudo.PseudoLibrary`: ``elements``, ``in``) come first, and among them those
+whose every pseudopotential is ``validated`` before those with a ``provisional`` one (its record would be
+flagged ``pseudopotential_provisional``; ``provisional_elements``); within each group, when a
 ``cost`` estimate is given (``betenet qe run`` / ``qe plan`` give the estimated CPU seconds of the el-ph ph.x
 run at the level's meshes and cutoffs, :func:`betenet.qe.phcost.ph_cost_estimate`), the cheapest first;
 then (and for the candidates with a missing element) fewer atoms, more symmetry operations (fewer
@@ -76,11 +78,18 @@ class UpstreamCandidate:
     cif: Path
     cost_rank: int = -1  #: position in the cost order among all candidates (0 = cheapest usable)
     est_cost: float | None = None  #: the ``cost`` estimate :func:`upstream_candidates` ordered it by, if any
+    #: usable elements whose library entry is not ``validated`` (a library without statuses: none)
+    provisional_elements: tuple[str, ...] = ()
 
     @property
     def covered(self) -> bool:
         """Every element has a usable pseudopotential."""
         return not self.missing_elements
+
+    @property
+    def validated(self) -> bool:
+        """Every element has a usable pseudopotential, and every one is ``validated``."""
+        return self.covered and not self.provisional_elements
 
     def structure(self):
         """The structure of the CIF (read as :mod:`betenet.upstream` reads it: ASE, then pymatgen) in
@@ -221,6 +230,7 @@ def upstream_candidates(
             continue
         els = tuple(sorted({sp.symbol for sp in s.composition.elements}))
         missing = tuple(e for e in els if e not in library)
+        provisional = tuple(e for e in els if e in library and _status(library, e) != "validated")
         if only_covered and missing:
             continue
         try:
@@ -232,7 +242,8 @@ def upstream_candidates(
         out.append(UpstreamCandidate(
             material_id=candidate_id(row, formula), upstream_index=row, formula=formula, n_atoms=len(s),
             volume_per_atom_A3=round(s.volume / len(s), 3), n_symmetry_ops=n_ops, spacegroup=sg, elements=els,
-            missing_elements=missing, split="train" if row in train else "test" if row in test else None,
+            missing_elements=missing, provisional_elements=provisional,
+            split="train" if row in train else "test" if row in test else None,
             mp_id=mp_id_from_comp_name(names.get(str(row))), cif=cif,
         ))
     if cost is not None:
@@ -240,11 +251,20 @@ def upstream_candidates(
 
     def key(c: UpstreamCandidate):
         est = c.est_cost if c.est_cost is not None and math.isfinite(c.est_cost) else math.inf
-        return (not c.covered, est if cost is not None else 0.0, c.n_atoms, -c.n_symmetry_ops, c.volume_per_atom_A3,
-                c.upstream_index)
+        return (not c.covered, bool(c.provisional_elements), est if cost is not None else 0.0, c.n_atoms,
+                -c.n_symmetry_ops, c.volume_per_atom_A3, c.upstream_index)
 
     out.sort(key=key)
     return [_with_rank(c, i) for i, c in enumerate(out)]
+
+
+def _status(library: Any, element: str) -> str:
+    """The library entry's ``status`` (``validated`` / ``provisional``); ``validated`` for a library without
+    statuses (a plain collection of element names, as in tests)."""
+    try:
+        return str(getattr(library[element], "status", "validated"))
+    except (TypeError, KeyError):
+        return "validated"
 
 
 def _with_rank(c: UpstreamCandidate, rank: int) -> UpstreamCandidate:
@@ -288,7 +308,9 @@ def candidate_table(candidates: Sequence[UpstreamCandidate]):
         d["cif"] = str(c.cif)
         d["elements"] = " ".join(c.elements)
         d["missing_elements"] = " ".join(c.missing_elements)
+        d["provisional_elements"] = " ".join(c.provisional_elements)
         d["covered"] = c.covered
+        d["validated"] = c.validated
         rows.append(d)
     return pd.DataFrame(rows)
 
