@@ -170,6 +170,9 @@ def test_cli_refine(tmp_path, capsys):
     assert main([*args, "--q-density", "12", "--k-density", "83", "--reason", "interpolation artefact"]) == 0
     out = capsys.readouterr().out
     assert "refined at the validated level" in out and "betenet qe run --accuracy validated --ids Nb1-bcc" in out
+    _finished_run(runs, records, "up0732-NbC")  # a paper row: the hint names its candidate source
+    assert main(["qe", "refine", "up0732-NbC", *args[3:], "--q-density", "12", "--reason", "dip"]) == 0
+    assert "betenet qe run --accuracy validated --candidates upstream --ids up0732-NbC" in capsys.readouterr().out
     assert R.load_refinement(runs / "Nb1-bcc")["overrides"] == {"k_density_per_invA": 83.0, "q_density_per_invA": 12.0}
     assert main(["qe", "status", "--runs-dir", str(runs)]) == 0
     out = capsys.readouterr().out

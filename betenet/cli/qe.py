@@ -40,6 +40,7 @@ from betenet.qe.summary import (
 from betenet.qe.pseudo import PseudoLibrary
 from betenet.qe.record import build_record, rebuild_record
 from betenet.qe.refinement import refine_material, refined_materials
+from betenet.qe.upstream_candidates import upstream_index_of
 from betenet.qe.status import load_status, refilter, reject_after_review
 from betenet.records import save_record, validate_record
 
@@ -199,7 +200,8 @@ def cli_main(argv: list[str] | None = None) -> int:
             return 2
         moved = ", ".join(x["run_dir"] for x in ref["supersedes"]) or "nothing (no run yet)"
         print(f"{args.material_id}: refined at the {qe.accuracy} level with {ref['overrides']}; moved aside: {moved}. "
-              f"Run it: betenet qe run --accuracy {qe.accuracy} --ids {args.material_id}")
+              f"Run it: betenet qe run --accuracy {qe.accuracy}"
+              f"{' --candidates upstream' if upstream_index_of(args.material_id) is not None else ''} --ids {args.material_id}")
         return 0
     if args.cmd == "reject":
         st = reject_after_review(args.material_id, args.reason, args.detail, runs_dir=runs_dir,
