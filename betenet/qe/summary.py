@@ -430,15 +430,20 @@ def ph_cost_check(runs_dir: Path = QE_RUNS_DIR, lib: Any = None):
     meshes), the estimated and the measured CPU seconds of its el-ph ph.x step and their ratio.  ``lib``:
     the pseudopotential library to estimate with (default: each run's own, the library of the accuracy
     level its ``status.json`` names, :meth:`~betenet.qe.pseudo.PseudoLibrary.for_level`).  Materials whose elements the
-    library no longer offers have no estimate (NaN)."""
+    library no longer offers have no estimate (NaN).  Runs a refinement moved aside are measurements too: a row
+    each, named by their directory (``up0732-NbC.bak-<time>``), state ``superseded``."""
     import pandas as pd
 
     libraries: dict[str, Any] = {}  # one per accuracy level: loading a library checks every UPF's digest
     rows = []
-    for s in _statuses(runs_dir):
-        if s.get("state") not in FINAL_STATES:
+    runs = [(Path(runs_dir) / s["material_id"], s) for s in _statuses(runs_dir)]
+    for old in superseded_runs(runs_dir):
+        st = read_json(old / "status.json") if (old / "status.json").exists() else None
+        if st is not None:
+            runs.append((old, {**st, "material_id": old.name, "state": "superseded" if st.get("state") in FINAL_STATES else None}))
+    for d, s in runs:
+        if s.get("state") not in (*FINAL_STATES, "superseded"):
             continue
-        d = Path(runs_dir) / s["material_id"]
         measured = step_cpu_seconds(d, "ph_elph", s.get("steps") or {})
         if measured is None or not (d / "relaxed.json").exists() or not (d / "grids.json").exists():
             continue
