@@ -134,7 +134,8 @@ def test_the_run_and_a_forced_rerun_use_the_refined_meshes(tmp_path, monkeypatch
         workflow.run_material("Nb1-bcc", nb, QE_VALIDATED, runs_dir=runs, records_dir=records, force=True)
     assert seen[-1].q_density_per_invA == 12.0
     ref = R.load_refinement(runs / "Nb1-bcc")
-    assert [s["state"] for s in ref["supersedes"]] == ["rejected", "forced rerun"] and len(R.superseded_runs(runs)) == 2
+    assert [s["state"] for s in ref["supersedes"]] == ["rejected", "kept"] and len(R.superseded_runs(runs)) == 2
+    assert ref["supersedes"][-1]["by"] == "qe run --force"
 
 
 def test_a_refined_record_names_its_refinement_and_meshes(tmp_path):
@@ -166,6 +167,12 @@ def test_cli_refine(tmp_path, capsys):
     args = ["qe", "refine", "Nb1-bcc", "--accuracy", "validated", "--runs-dir", str(runs), "--records-dir", str(records)]
     assert main([*args, "--q-density", "6", "--reason", "x"]) == 2
     assert "q_density_per_invA = 6.0 is below the validated level's 8" in capsys.readouterr().err
+    from betenet.locks import exclusive
+    from betenet.qe.status import material_lock_path
+
+    with exclusive(material_lock_path("Nb1-bcc", runs), "a test's QE run"):  # a run of it is going on
+        assert main([*args, "--q-density", "12", "--reason", "x"]) == 2
+    assert "betenet qe refine: error:" in capsys.readouterr().err
     assert (runs / "Nb1-bcc" / "status.json").exists()  # a refused refinement moves nothing
     assert main([*args, "--q-density", "12", "--k-density", "83", "--reason", "interpolation artefact"]) == 0
     out = capsys.readouterr().out

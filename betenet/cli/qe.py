@@ -22,6 +22,7 @@ from pathlib import Path
 
 from betenet.cli.options import add_profile_arg, add_workers_arg, profile_from_args
 from betenet.config import QEConfig, qe_level
+from betenet.locks import LockBusyError
 from betenet.paths import QE_RUNS_DIR, RECORDS_DIR, artifacts_dir
 from betenet.qe import convergence
 from betenet.qe.convergence import lowest_q, relaxed_volume, single_q_phonons
@@ -29,6 +30,10 @@ from betenet.qe.dataset import (
     candidate_source, dataset_dirs, explain_unknown_id, plan_candidates, run_dataset, select_candidates,
 )
 from betenet.qe.filters import funnel, funnel_table, status_files
+from betenet.qe.pseudo import PseudoLibrary
+from betenet.qe.record import build_record, rebuild_record
+from betenet.qe.refinement import refine_material, refined_materials
+from betenet.qe.status import load_status, refilter, reject_after_review
 from betenet.qe.summary import (
     cpu_by_material,
     cpu_by_outcome,
@@ -37,11 +42,7 @@ from betenet.qe.summary import (
     timing_table,
     unfinished_table,
 )
-from betenet.qe.pseudo import PseudoLibrary
-from betenet.qe.record import build_record, rebuild_record
-from betenet.qe.refinement import refine_material, refined_materials
 from betenet.qe.upstream_candidates import upstream_index_of
-from betenet.qe.status import load_status, refilter, reject_after_review
 from betenet.records import save_record, validate_record
 
 __all__ = ["cli_main", "check_q_main", "check_relax_main"]
@@ -195,7 +196,7 @@ def cli_main(argv: list[str] | None = None) -> int:
         try:
             ref = refine_material(args.material_id, qe, overrides, args.reason, runs_dir=Path(args.runs_dir) if args.runs_dir else runs,
                                   records_dir=Path(args.records_dir) if args.records_dir else records)
-        except ValueError as exc:
+        except (ValueError, LockBusyError) as exc:  # a bad mesh, or a run of it is going on
             print(f"betenet qe refine: error: {exc}", file=sys.stderr)
             return 2
         moved = ", ".join(x["run_dir"] for x in ref["supersedes"]) or "nothing (no run yet)"

@@ -116,15 +116,17 @@ def refine_material(material_id: str, cfg: QEConfig, overrides: Mapping[str, Any
     return ref
 
 
-def carry_refinement(ref: dict[str, Any] | None, run_dir: Path, moved: Path | None) -> None:
-    """After ``qe run --force`` moved a refined run aside: the new run directory keeps its refinement, with
-    the moved directory added to ``supersedes``."""
+def carry_refinement(ref: dict[str, Any] | None, run_dir: Path, moved: Path | None, *, state: str | None = None,
+                     record: Path | None = None) -> None:
+    """After ``qe run --force`` moved a refined run (in ``state``) and its record aside: the new run directory
+    keeps its refinement, with the moved directory added to ``supersedes``."""
     if ref is None:
         return
     run_dir.mkdir(parents=True, exist_ok=True)
     superseded = list(ref.get("supersedes", []))
     if moved is not None:
-        superseded.append({"run_dir": moved.name, "state": "forced rerun", "record": None})
+        superseded.append({"run_dir": moved.name, "state": state, "record": record.name if record else None,
+                           "by": "qe run --force"})
     write_json_atomic(run_dir / REFINEMENT_FILE, {**ref, "supersedes": superseded})
 
 

@@ -732,7 +732,8 @@ def run_material_unlocked(
     if force:
         refinement = load_refinement(material_dir(material_id, runs_dir))
         backups = [backup(material_dir(material_id, runs_dir)), backup(records_dir / f"{material_id}.json")]
-        carry_refinement(refinement, material_dir(material_id, runs_dir), backups[0])  # the rerun stays refined
+        carry_refinement(refinement, material_dir(material_id, runs_dir), backups[0], state=status.state,
+                         record=backups[1])  # the rerun stays refined
         if any(backups) and progress:
             progress(f"{material_id}: previous results moved to {[str(b) for b in backups if b]}")
     elif status.state == "failed":  # retry: start again from the persistent steps
