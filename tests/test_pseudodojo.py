@@ -352,6 +352,7 @@ def test_a_killed_phonon_stage_resumes_from_its_finished_ph_runs(tmp_path, monke
     data["elements"] = {"Al": data["elements"]["Al"]}
     data["elements"]["Al"].pop("phonon")
     data["elements"]["Al"]["ecutwfc_Ry"], data["elements"]["Al"]["ecutrho_Ry"] = 35.0, 140.0
+    data["elements"]["Al"]["eos"]["ecutwfc_Ry"] = 35.0  # an E(V) at the cutoff the phonon stage will raise
     D.save_index(data, tmp_path)
     calls = []
 
@@ -380,6 +381,8 @@ def test_a_killed_phonon_stage_resumes_from_its_finished_ph_runs(tmp_path, monke
     assert any("resumed from" in m and "(2 ph.x runs done)" in m for m in msgs)
     assert [t["ecutrho_Ry"] for t in rec["phonon"]["tried"]] == [140.0, 280.0, 160.0]
     assert (rec["ecutwfc_Ry"], rec["ecutrho_Ry"]) == (40.0, 160.0) and rec["phonon"]["passed"]
+    # the E(V) at 35 Ry is below the new cutoff: kept aside as stale, and the element is not validated until redone
+    assert "eos" not in rec and rec["stale_eos"]["ecutwfc_Ry"] == 35.0 and rec["status"] != "validated"
     assert D.load_index(tmp_path)["elements"]["Al"]["phonon"]["passed"] and not progress.exists()
     # a checkpoint of other settings is not reused
     calls.clear()

@@ -528,6 +528,8 @@ def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSett
         rec["phonon"] = ph
         if ph["passed"]:
             rec["ecutwfc_Ry"], rec["ecutrho_Ry"] = c, dual * c
+            if (rec.get("eos") or {}).get("ecutwfc_Ry", c) < c:  # an E(V) below the new cutoff is stale: redone
+                rec["stale_eos"] = rec.pop("eos")
         log(f"{element}: phonon stage {time.time() - t0:.0f} s")
         save()
         progress.done()  # the result is in the index now
