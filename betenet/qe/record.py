@@ -29,7 +29,7 @@ from .broadening import BroadeningChoice, choose_for_a2f_table, choose_for_run
 from .inputs import PseudoSpec, PWInput, QEInputError, cutoffs_Ry, pseudo_specs
 from .labels import record_labels
 from .parsers import QEParseError, a2f_sigmas, check_elph_tables, parse_lambda_file, parse_phdos, read_header, read_table
-from .pseudo import PseudoLibrary
+from .pseudo import PseudoLibrary, provisional_elements
 from .refinement import load_refinement, refined_config
 from .status import MaterialStatus, load_status, material_dir
 from .upstream_candidates import matching_upstream_row, upstream_index_of
@@ -87,8 +87,7 @@ def provisional_pseudos(structure: Structure, cfg: QEConfig, lib: Any = None) ->
     """Elements of ``structure`` whose pseudopotential in the level's library (``lib``, default
     :meth:`~betenet.qe.pseudo.PseudoLibrary.for_level`) is not (yet) ``validated``."""
     lib = PseudoLibrary.for_level(cfg) if lib is None else lib
-    els = sorted({sp.symbol for sp in structure.composition.elements})
-    return [el for el in els if el in lib and getattr(lib[el], "status", "validated") != "validated"]
+    return provisional_elements(lib, sorted({sp.symbol for sp in structure.composition.elements}))
 
 
 def failed_pseudos(structure: Structure, cfg: QEConfig, lib: Any = None) -> list[str]:

@@ -7,7 +7,7 @@ carrying its upstream row (``upstream_index``), its place in the paper's split (
 where known, its Materials Project id, so that our α²F of a material can be set beside the paper's.
 
 Order (cheapest usable first): candidates whose every element has a usable pseudopotential in the given
-library (:class:`betenet.qe.pseudo.PseudoLibrary`: ``elements``, ``in``) come first, and among them those
+library (:class:`betenet.qe.pseudo.PseudoLibrary`: ``elements``, ``in``, ``[element]``) come first, and among them those
 whose every pseudopotential is ``validated`` before those with a ``provisional`` one (its record would be
 flagged ``pseudopotential_provisional``; ``provisional_elements``); within each group, when a
 ``cost`` estimate is given (``betenet qe run`` / ``qe plan`` give the estimated CPU seconds of the el-ph ph.x
@@ -38,7 +38,7 @@ from typing import Any
 
 from ..upstream_split import VENDORED_COMMIT, paper_split_indices, row_index, upstream_dir
 from .prototypes import same_crystal
-from .pseudo import PseudoLibrary
+from .pseudo import PseudoLibrary, provisional_elements
 
 __all__ = [
     "UpstreamCandidate",
@@ -202,7 +202,7 @@ def upstream_candidates(
 ) -> list[UpstreamCandidate]:
     """The paper's structures as candidates, cheapest usable first (see the module docstring).
 
-    ``library``: anything with ``elements`` and ``in`` (a :class:`~betenet.qe.pseudo.PseudoLibrary`, e.g.
+    ``library``: anything with ``elements``, ``in`` and ``[element]`` (a :class:`~betenet.qe.pseudo.PseudoLibrary`, e.g.
     ``PseudoLibrary.pseudodojo()`` for the validated level); ``None`` = the project's default set.
     ``max_atoms`` drops larger cells; ``only_covered`` drops candidates with a missing element.
     ``cost``: structure (:meth:`UpstreamCandidate.structure`) -> an estimate of what computing it costs
@@ -230,7 +230,7 @@ def upstream_candidates(
             continue
         els = tuple(sorted({sp.symbol for sp in s.composition.elements}))
         missing = tuple(e for e in els if e not in library)
-        provisional = tuple(e for e in els if e in library and _status(library, e) != "validated")
+        provisional = tuple(provisional_elements(library, els))
         if only_covered and missing:
             continue
         try:
@@ -256,15 +256,6 @@ def upstream_candidates(
 
     out.sort(key=key)
     return [_with_rank(c, i) for i, c in enumerate(out)]
-
-
-def _status(library: Any, element: str) -> str:
-    """The library entry's ``status`` (``validated`` / ``provisional``); ``validated`` for a library without
-    statuses (a plain collection of element names, as in tests)."""
-    try:
-        return str(getattr(library[element], "status", "validated"))
-    except (TypeError, KeyError):
-        return "validated"
 
 
 def _with_rank(c: UpstreamCandidate, rank: int) -> UpstreamCandidate:

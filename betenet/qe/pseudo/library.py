@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_DUAL_US",
     "MIN_ECUTWFC_RY",
     "library_record",
+    "provisional_elements",
     "generate_set",
     "DOJO_DIR",
     "DOJO_SOURCE",
@@ -338,6 +339,12 @@ def _round_up(x: float, step: float = 5.0) -> float:
 #: Bessel-basis convergence (+5 Ry, at least 30 Ry) and a dual of 8 (ultrasoft).
 DEFAULT_DUAL_US = 8.0
 MIN_ECUTWFC_RY = 30.0
+
+
+def provisional_elements(library: Any, elements: Iterable[str]) -> list[str]:
+    """The ``elements`` that ``library`` offers (a :class:`PseudoLibrary`, or a mapping element -> entry) but
+    whose entry is not ``validated`` (an entry without a ``status``: validated), in the order given."""
+    return [el for el in elements if el in library and getattr(library[el], "status", "validated") != "validated"]
 
 
 def library_record(el: str, rec: dict[str, Any]) -> dict[str, Any]:
