@@ -52,7 +52,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..constants import BOHR_IN_ANGSTROM
-from ..jsonio import sha256_file, write_json_atomic
+from ..jsonio import read_json, sha256_file, write_json_atomic
 from ..paths import PSEUDO_DIR
 from .pseudo import (
     DOJO_DIR,
@@ -386,7 +386,7 @@ class _PhononProgress:
                                           "settings": dataclasses.asdict(s)}))
         self.data: dict[str, Any] = {"key": self.key, "references": {}, "checks": {}}
         if self.path.exists():
-            old = json.loads(self.path.read_text())
+            old = read_json(self.path, error=PseudoError)  # a garbled checkpoint is an error naming it
             if old.get("key") == self.key:
                 self.data = old
                 n = len(old.get("references", {})) + len(old.get("checks", {}))
@@ -701,7 +701,7 @@ def ecutrho_series(element: str, ecutwfc_Ry: float, duals: Iterable[float], s: D
            "degauss_Ry": s.phonon_smearing_Ry, "sha256": _new_record(element)["sha256"]}
     data: dict[str, Any] = {**key, "runs": {}}
     if out.exists():
-        data = json.loads(out.read_text())
+        data = read_json(out, error=PseudoError)
         if {k: data.get(k) for k in key} != key:
             raise PseudoError(f"{out}: a series of other settings ({ {k: data.get(k) for k in key} }); "
                               "move it aside or choose another ecutwfc")

@@ -436,14 +436,12 @@ def ph_cost_check(runs_dir: Path = QE_RUNS_DIR, lib: Any = None):
 
     libraries: dict[str, Any] = {}  # one per accuracy level: loading a library checks every UPF's digest
     rows = []
-    runs = [(Path(runs_dir) / s["material_id"], s) for s in _statuses(runs_dir)]
+    runs = [(Path(runs_dir) / s["material_id"], s) for s in _statuses(runs_dir) if s.get("state") in FINAL_STATES]
     for old in superseded_runs(runs_dir):
-        st = read_json(old / "status.json") if (old / "status.json").exists() else None
-        if st is not None:
-            runs.append((old, {**st, "material_id": old.name, "state": "superseded" if st.get("state") in FINAL_STATES else None}))
+        st = read_json(old / "status.json")  # None without one
+        if st is not None and st.get("state") in FINAL_STATES:
+            runs.append((old, {**st, "material_id": old.name, "state": "superseded"}))
     for d, s in runs:
-        if s.get("state") not in (*FINAL_STATES, "superseded"):
-            continue
         measured = step_cpu_seconds(d, "ph_elph", s.get("steps") or {})
         if measured is None or not (d / "relaxed.json").exists() or not (d / "grids.json").exists():
             continue

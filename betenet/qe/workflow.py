@@ -721,7 +721,8 @@ def run_material_unlocked(
     """
     runs_dir = Path(runs_dir or QE_RUNS_DIR)
     records_dir = Path(records_dir or RECORDS_DIR)
-    cfg = refined_config(cfg, material_dir(material_id, runs_dir))  # a refined material's denser meshes
+    run_dir = material_dir(material_id, runs_dir)
+    cfg = refined_config(cfg, run_dir)  # a refined material's denser meshes
     check_settings(cfg)
     check_structure(structure, max_atoms=cfg.max_atoms, name=f"material {material_id!r}")
     if library is None:
@@ -730,15 +731,14 @@ def run_material_unlocked(
     if status.final and not force and not (retry_failed and status.state == "failed"):
         return status
     if force:
-        refinement = load_refinement(material_dir(material_id, runs_dir))
-        backups = [backup(material_dir(material_id, runs_dir)), backup(records_dir / f"{material_id}.json")]
-        carry_refinement(refinement, material_dir(material_id, runs_dir), backups[0], state=status.state,
-                         record=backups[1])  # the rerun stays refined
+        refinement = load_refinement(run_dir)
+        backups = [backup(run_dir), backup(records_dir / f"{material_id}.json")]
+        carry_refinement(refinement, run_dir, backups[0], state=status.state, record=backups[1])  # the rerun stays refined
         if any(backups) and progress:
             progress(f"{material_id}: previous results moved to {[str(b) for b in backups if b]}")
     elif status.state == "failed":  # retry: start again from the persistent steps
         status.state, status.reason, status.detail = "pending", None, None
-        status.save(material_dir(material_id, runs_dir))
+        status.save(run_dir)
     try:
         run = MaterialRun(material_id, structure, cfg, library, runs_dir, records_dir, prototype, progress)
     except QEInputError:
