@@ -88,8 +88,11 @@ def _dojo(argv: list[str]) -> int:
                         f"{pd.DojoSettings().degauss_Ry:g}, e.g. 0.05 where the check's frequencies jump between "
                         "neighbouring cutoffs (Fermi-surface sampling noise; with --redo --stages phonon)")
     v.add_argument("--phonon-reference-dual", type=float, default=None, metavar="X",
-                   help="ecutrho = X ecutwfc for the phonon check's reference instead of "
-                        f"{pd.DojoSettings().dual:g}, e.g. 8 where the check follows the density grid")
+                   help="ecutrho = X ecutwfc for a ph.x reference of the phonon check instead of "
+                        f"{pd.DojoSettings().dual:g} (a study option: ph.x at q != 0 drifts with the density grid)")
+    v.add_argument("--phonon-reference", choices=("frozen", "ph.x"), default=None,
+                   help="the phonon check's reference: a frozen phonon on the check's k points where the reference "
+                        "solid has a frozen cell (bcc, fcc; default) or ph.x at the reference cutoff")
     c = sub.add_parser("compare", help="cost of pw.x scf and ph.x at the zone-boundary q with each set at its own cutoffs "
                        "(data/studies/pseudopotentials/runs/<El>.json)")
     c.add_argument("elements", nargs="+")
@@ -116,6 +119,8 @@ def _dojo(argv: list[str]) -> int:
                 settings = dataclasses.replace(settings, phonon_degauss_Ry=args.phonon_degauss)
             if args.phonon_reference_dual is not None:
                 settings = dataclasses.replace(settings, phonon_reference_dual=args.phonon_reference_dual)
+            if args.phonon_reference is not None:
+                settings = dataclasses.replace(settings, phonon_reference=args.phonon_reference)
             res = pd.validate_elements(args.elements or None, args.dir, settings, stages=args.stages, redo=args.redo,
                                        log=log)
             for el, rec in res.items():

@@ -283,6 +283,9 @@ class PWInput:
     kshift: tuple[int, int, int] = (0, 0, 0)
     ions: dict[str, Any] | None = None
     cell: dict[str, Any] | None = None
+    #: an explicit k-point list instead of the mesh: rows (k1, k2, k3, weight), crystal coordinates of the
+    #: reciprocal cell (written as ``K_POINTS crystal``; ``kpoints`` then only names the mesh it came from)
+    klist: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.lattice_A = np.asarray(self.lattice_A, dtype=float)
@@ -296,6 +299,10 @@ class PWInput:
                 raise QEInputError(f"ATOMIC_POSITIONS: atom {i + 1} has species {sym!r} missing from ATOMIC_SPECIES")
         if len(self.kpoints) != 3 or any(int(k) < 1 for k in self.kpoints):
             raise QEInputError(f"K_POINTS: expected three positive subdivisions, got {self.kpoints}")
+        if self.klist is not None:
+            self.klist = np.asarray(self.klist, dtype=float)
+            if self.klist.ndim != 2 or self.klist.shape[1] != 4 or not len(self.klist) or np.any(self.klist[:, 3] <= 0):
+                raise QEInputError(f"K_POINTS crystal: expected rows (k1, k2, k3, weight > 0), got shape {self.klist.shape}")
 
     @property
     def structure(self) -> Structure:
@@ -321,8 +328,13 @@ class PWInput:
         lines += ["  " + " ".join(f"{x: .12f}" for x in row) for row in self.lattice_A]
         lines.append("ATOMIC_POSITIONS crystal")
         lines += [f"  {s} " + " ".join(f"{x: .12f}" for x in p) for s, p in self.positions]
-        lines.append("K_POINTS automatic")
-        lines.append("  " + " ".join(str(int(k)) for k in (*self.kpoints, *self.kshift)))
+        if self.klist is not None:
+            lines.append("K_POINTS crystal")
+            lines.append(f"  {len(self.klist)}")
+            lines += ["  " + " ".join(f"{x: .12f}" for x in row[:3]) + f" {row[3]:.12g}" for row in self.klist]
+        else:
+            lines.append("K_POINTS automatic")
+            lines.append("  " + " ".join(str(int(k)) for k in (*self.kpoints, *self.kshift)))
         return "".join(parts) + "\n".join(lines) + "\n"
 
     @classmethod

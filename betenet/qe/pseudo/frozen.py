@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from pymatgen.core import Element, Lattice, Structure
@@ -34,7 +34,7 @@ from .library import PseudoLibrary
 from .runs import kpoint_grid, run_pw, scf_input
 from .solids import reference_structure
 
-__all__ = ["zone_boundary_supercell", "frozen_phonon"]
+__all__ = ["folded_kpoints", "frozen_phonon", "zone_boundary_supercell"]
 
 #: electron masses per atomic mass unit; Rydberg atomic units measure mass in m_e / 2
 _ME_PER_AMU = 1822.888486
@@ -61,28 +61,70 @@ def zone_boundary_supercell(element: str, u_A: float, scale: float = 1.0) -> tup
     return label, cell, pattern
 
 
+def folded_kpoints(primitive: Structure, supercell: Structure, mesh: Sequence[int]) -> np.ndarray:
+    """The unshifted Monkhorst-Pack ``mesh`` of ``primitive`` folded into the Brillouin zone of ``supercell``
+    (same Cartesian frame): rows ``(k1, k2, k3, weight)`` in crystal coordinates of the supercell's reciprocal
+    cell, equal weights.  A pw.x run of the supercell on this list (``nosym``) samples exactly the k points that
+    ph.x at a zone-boundary q of the primitive cell samples on ``mesh``, so the two phonons differ only by the
+    method.  :class:`PseudoError` when the supercell is not a multiple of the primitive cell."""
+    n = np.asarray([int(m) for m in mesh])
+    if n.shape != (3,) or np.any(n < 1):
+        raise PseudoError(f"mesh: expected three positive subdivisions, got {tuple(mesh)}")
+    idx = np.stack(np.meshgrid(*[np.arange(m) for m in n], indexing="ij"), axis=-1).reshape(-1, 3)
+    k_cart = (idx / n) @ primitive.lattice.reciprocal_lattice.matrix  # 2π included
+    frac = k_cart @ supercell.lattice.matrix.T / (2 * math.pi)
+    frac = np.round(np.mod(np.round(frac, 9), 1.0), 9) % 1.0
+    unique = np.unique(np.round(frac, 7), axis=0)
+    ratio = supercell.volume / primitive.volume
+    if abs(ratio - round(ratio)) > 1e-6 or len(unique) * round(ratio) != len(idx):
+        raise PseudoError(f"the {tuple(n)} mesh of the primitive cell does not fold onto the supercell "
+                          f"({len(idx)} points -> {len(unique)}, volume ratio {ratio:.4f})")
+    return np.column_stack([unique, np.ones(len(unique))])
+
+
 def frozen_phonon(element: str, ecutwfc_Ry: float, workdir: Path | str, *, lib: PseudoLibrary, ecutrho_Ry: float | None = None,
                   kspacing_invA: float = 0.25, degauss_Ry: float = 0.02, u_A: float = 0.02,
-                  timeout_s: float = 3600.0) -> dict[str, Any]:
+                  mesh: Sequence[int] | None = None, timeout_s: float = 3600.0) -> dict[str, Any]:
     """ω (meV; negative = imaginary) of the frozen zone-boundary mode (:func:`zone_boundary_supercell`) at
-    these cutoffs, from the forces of one pw.x run (same smearing as the other checks).  Also returns the
-    label, the k mesh, the mean restoring force (Ry/bohr) and the run's CPU time."""
-    label, cell, pattern = zone_boundary_supercell(element, u_A)
+    these cutoffs (same smearing as the other checks).  Also returns the label, the k mesh, the restoring
+    force constant (Ry/bohr²) and the runs' CPU time.
+
+    Without ``mesh``: one pw.x run at +u on the supercell's own mesh of spacing ``kspacing_invA``.  With
+    ``mesh`` (the unshifted mesh of the primitive reference cell): the k points are that mesh folded into the
+    supercell (:func:`folded_kpoints`, ``nosym``), the same set ph.x samples at the zone-boundary q on
+    ``mesh``, and the force constant is a central difference of runs at +u and -u (no cubic term)."""
     ecutrho_Ry = ecutrho_Ry or 4 * ecutwfc_Ry
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    files = lib.stage([element], workdir / "pseudo")
-    k = kpoint_grid(cell, kspacing_invA)
-    inp = scf_input(cell, (workdir / "pseudo").resolve(), files, ecutwfc_Ry, ecutrho_Ry,
-                    kspacing_invA=kspacing_invA, degauss_Ry=degauss_Ry, kpoints=k)
-    inp.control["tprnfor"] = True
-    r = run_pw(inp, workdir, timeout_s)
-    forces = parse_pw_forces(workdir / "pw.out")
-    if forces.shape != pattern.shape:
-        raise PseudoError(f"{workdir / 'pw.out'}: {len(forces)} forces for a {len(pattern)}-atom cell")
-    f_along = float(np.mean(np.sum(forces * pattern, axis=1)))  # Ry/bohr; restoring: negative
+    label, cell, pattern = zone_boundary_supercell(element, u_A)
+    if mesh is None:
+        k, klist, signs = kpoint_grid(cell, kspacing_invA), None, (1.0,)
+    else:
+        prim, _ = reference_structure(element)
+        k, klist, signs = tuple(int(m) for m in mesh), folded_kpoints(prim, cell, mesh), (1.0, -1.0)
+    forces, cpu = [], 0.0
+    for sign in signs:
+        _, cell, _ = zone_boundary_supercell(element, sign * u_A)
+        wd = workdir / ("plus" if sign > 0 else "minus") if len(signs) > 1 else workdir
+        wd.mkdir(parents=True, exist_ok=True)
+        files = lib.stage([element], wd / "pseudo")
+        inp = scf_input(cell, (wd / "pseudo").resolve(), files, ecutwfc_Ry, ecutrho_Ry,
+                        kspacing_invA=kspacing_invA, degauss_Ry=degauss_Ry, kpoints=k)
+        inp.control["tprnfor"] = True
+        if klist is not None:
+            inp.klist = klist
+            inp.system["nosym"] = True  # the list is the whole folded mesh: no symmetry unfolding on top
+        r = run_pw(inp, wd, timeout_s)
+        cpu += r["cpu_s"]
+        f = parse_pw_forces(wd / "pw.out")
+        if f.shape != pattern.shape:
+            raise PseudoError(f"{wd / 'pw.out'}: {len(f)} forces for a {len(pattern)}-atom cell")
+        forces.append(float(np.mean(np.sum(f * pattern, axis=1))))  # Ry/bohr along the pattern; restoring: < 0
+    u_bohr = u_A / BOHR_IN_ANGSTROM
+    fc = -(forces[0] - forces[1]) / (2 * u_bohr) if len(forces) > 1 else -forces[0] / u_bohr  # Ry/bohr^2
     mass = float(Element(element).atomic_mass) * _ME_PER_AMU / 2  # Rydberg units
-    w2 = -f_along / (mass * u_A / BOHR_IN_ANGSTROM)  # Ry^2
+    w2 = fc / mass  # Ry^2
     omega = math.copysign(math.sqrt(abs(w2)), w2) * RY_IN_MEV
     return {"q_label": label, "omega_meV": omega, "u_A": u_A, "kpoints": list(k), "ecutwfc_Ry": ecutwfc_Ry,
-            "ecutrho_Ry": ecutrho_Ry, "mean_force_Ry_per_bohr": f_along, "cpu_s": r["cpu_s"]}
+            "ecutrho_Ry": ecutrho_Ry, "degauss_Ry": degauss_Ry, "central_difference": len(forces) > 1,
+            "folded_mesh": klist is not None, "n_k": None if klist is None else len(klist),
+            "mean_force_Ry_per_bohr": forces[0], "force_constant_Ry_per_bohr2": fc, "cpu_s": cpu}
