@@ -152,9 +152,8 @@ class DojoSettings:
     #: 1.16 / 0.67 / 1.16 / 1.77 meV off at 75/300, 75/600, 80/320, 80/640 Ry), a Fermi-surface sampling noise
     #: that no cutoff removes.  A wider smearing (e.g. 0.05 Ry) smooths it at the same k mesh.
     phonon_degauss_Ry: float | None = None
-    #: ecutrho / ecutwfc of the phonon check's reference (None: ``dual``).  With GGA and a nonlinear core
-    #: correction the density grid limits a phonon (module doc); a reference at 140/560 Ry has a coarser
-    #: density grid than a check at 80/640 Ry, so a check at 8x can only be trusted against a reference at 8x.
+    #: ecutrho / ecutwfc of a ph.x reference of the phonon check (None: ``dual``).  A study option only: ph.x
+    #: at q != 0 drifts with the density grid (see ``phonon_reference``), so a finer grid is not a better one.
     phonon_reference_dual: float | None = None
     #: the phonon check's reference: ``"frozen"`` (default) a frozen phonon at ``ecut_reference_Ry`` where the
     #: reference solid has a frozen-phonon cell (bcc H, fcc X; :mod:`betenet.qe.pseudo.frozen`), on the ph.x

@@ -40,6 +40,7 @@ __all__ = [
     "kept_broadening",
     "a2f_selected",
     "cutoffs_below_library",
+    "density_grid_above_library",
     "provisional_pseudos",
     "failed_pseudos",
     "upstream_provenance",
@@ -68,19 +69,36 @@ def a2f_selected(run_dir: Path, cfg: QEConfig, choice: BroadeningChoice | None =
     return data[:, 0], data[:, choice.index], choice
 
 
-def cutoffs_below_library(scf_in: Path, structure: Structure, cfg: QEConfig, lib: Any = None) -> bool:
-    """Whether the run's ``ecutwfc``/``ecutrho`` (its ``scf.in``) are below what the level's library (``lib``,
-    default :meth:`~betenet.qe.pseudo.PseudoLibrary.for_level`) now gives for these elements (the rule a new run applies:
-    :func:`~betenet.qe.inputs.cutoffs_Ry`)."""
+def _run_and_library_cutoffs(scf_in: Path, structure: Structure, cfg: QEConfig,
+                             lib: Any = None) -> tuple[float, float, float, float] | None:
+    """``(run ecutwfc, run ecutrho, library ecutwfc, library ecutrho)`` in Ry: the run's ``scf.in`` against what
+    the level's library (``lib``, default :meth:`~betenet.qe.pseudo.PseudoLibrary.for_level`) now gives for these
+    elements (the rule a new run applies: :func:`~betenet.qe.inputs.cutoffs_Ry`); None without an ``scf.in`` or
+    when the library no longer offers an element (nothing to compare against)."""
     if not scf_in.exists():
-        return False
+        return None
     run = PWInput.from_str(scf_in.read_text(), origin=str(scf_in)).system
     try:
         specs = pseudo_specs(PseudoLibrary.for_level(cfg) if lib is None else lib, sorted({sp.symbol for sp in structure.composition.elements}))
-    except QEInputError:  # an element the library no longer offers: nothing to compare against
-        return False
+    except QEInputError:
+        return None
     want_wfc, want_rho = cutoffs_Ry(specs, cfg.ecutwfc_Ry, cfg.ecutrho_Ry)
-    return float(run.get("ecutwfc", 0.0)) < want_wfc - 1e-9 or float(run.get("ecutrho", 0.0)) < want_rho - 1e-9
+    return float(run.get("ecutwfc", 0.0)), float(run.get("ecutrho", 0.0)), float(want_wfc), float(want_rho)
+
+
+def cutoffs_below_library(scf_in: Path, structure: Structure, cfg: QEConfig, lib: Any = None) -> bool:
+    """Whether the run's ``ecutwfc``/``ecutrho`` (its ``scf.in``) are below what the level's library now gives."""
+    c = _run_and_library_cutoffs(scf_in, structure, cfg, lib)
+    return c is not None and (c[0] < c[2] - 1e-9 or c[1] < c[3] - 1e-9)
+
+
+def density_grid_above_library(scf_in: Path, structure: Structure, cfg: QEConfig, lib: Any = None) -> bool:
+    """Whether the run's ``ecutrho`` is above both what the level's library now gives and 4 x the run's own
+    ``ecutwfc`` (the exact density grid of norm-conserving pseudopotentials): flag ``density_grid_above_library``.
+    ph.x at q != 0 drifts with the density grid, so a finer grid than the validated one is not a better one; a
+    run at a higher ecutwfc with its own 4x grid is not flagged."""
+    c = _run_and_library_cutoffs(scf_in, structure, cfg, lib)
+    return c is not None and c[1] > max(c[3], 4.0 * c[0]) + 1e-9
 
 
 def provisional_pseudos(structure: Structure, cfg: QEConfig, lib: Any = None) -> list[str]:
@@ -153,6 +171,8 @@ def build_record(
         lib = PseudoLibrary.for_level(cfg)  # loaded once: it checks every UPF's digest
         if cutoffs_below_library(d / "scf.in", structure, cfg, lib):
             extra.add("cutoff_below_library")
+        if density_grid_above_library(d / "scf.in", structure, cfg, lib):
+            extra.add("density_grid_above_library")
         if provisional_pseudos(structure, cfg, lib):
             extra.add("pseudopotential_provisional")
         if failed_pseudos(structure, cfg, lib):
