@@ -20,7 +20,7 @@ stage resumes):
 2. **phonon** -- ph.x at a zone-boundary q point (cubic X = 2pi/a (0,0,1), bcc H; otherwise b1/2) at
    each ecutwfc of the list from the chosen one up (ecutrho = 4 ecutwfc), against a reference; every
    mode within ``max(1 %, 0.1 meV)``.  For bcc and fcc references the reference is a **frozen phonon** at
-   the reference cutoff (:func:`frozen_reference`: central difference, on the very k points ph.x samples,
+   the reference cutoff (:func:`frozen_reference`: u -> 0 from two amplitudes, on the very k points ph.x samples,
    the primitive mesh folded into the supercell), so the check tests the cutoff *and* ph.x's linear
    response against the ground state.  This matters: ph.x 6.7 at q != 0 drifts with the density grid while
    the ground state does not (bcc Ta at H, ecutwfc 70 Ry: 18.98 / 16.94 / 15.42 / 9.11 meV at ecutrho
@@ -326,7 +326,7 @@ def has_frozen_cell(element: str) -> bool:
 
 def frozen_reference(element: str, s: DojoSettings, workdir: Path) -> dict[str, Any]:
     """The phonon check's frozen-phonon reference: the zone-boundary mode at ``s.ecut_reference_Ry`` (ecutrho =
-    ``s.dual`` x it), smearing ``s.phonon_smearing_Ry``, central difference on the ph.x check's own k points
+    ``s.dual`` x it), smearing ``s.phonon_smearing_Ry``, extrapolated to u -> 0 (two amplitudes) on the ph.x check's own k points
     (the primitive mesh of spacing ``s.phonon_kspacing_invA``, folded into the supercell).  Shaped like a
     :func:`_phonon_at` result (``freqs_meV`` holds the one frozen mode) with ``method: "frozen"``."""
     st, _ = reference_structure(element)
