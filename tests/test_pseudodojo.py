@@ -418,6 +418,15 @@ def test_ecutrho_series_resumes_and_refuses_other_settings(tmp_path, monkeypatch
     assert table[2] == "| 560 | 12.00 20.00 |  |" and table[3].endswith("| 0.667 |") and table[4].endswith("| 0.333 |")
     with pytest.raises(D.PseudoError, match=r"Os-140.json: a series of other settings"):
         D.ecutrho_series("Os", 140.0, [4], D.DojoSettings(), study_dir=tmp_path)
+    # with frozen=True the ground state's answer joins the file once, at dual 4 on the same k points (bcc Ta here)
+    seen = []
+    monkeypatch.setattr(D, "frozen_phonon", lambda el, ecut, wd, **kw: seen.append((el, ecut, kw["ecutrho_Ry"], tuple(kw["mesh"])))
+                        or {"omega_meV": 19.37, "q_label": "H", "kpoints": list(kw["mesh"]), "ecutrho_Ry": kw["ecutrho_Ry"],
+                            "u_A": [0.02, 0.01], "force_constant_Ry_per_bohr2": 0.1, "cpu_s": 1.0})
+    for _ in range(2):
+        data = D.ecutrho_series("Ta", 70.0, [4], s, study_dir=tmp_path, frozen=True, log=lambda m: None)
+    assert seen == [("Ta", 70.0, 280.0, (6, 6, 6))] and data["frozen"]["freqs_meV"] == [19.37]
+    assert D.ecutrho_table(data).splitlines()[-1] == "| frozen phonon at 280 | 19.37 (u -> 0, same k points) | |"
     with pytest.raises(D.PseudoError, match="duals must be >= 4"):
         D.ecutrho_series("Os", 140.0, [2], s, study_dir=tmp_path)
 

@@ -105,6 +105,8 @@ def _dojo(argv: list[str]) -> int:
     r.add_argument("--ecutwfc", type=float, required=True, metavar="RY")
     r.add_argument("--duals", type=float, nargs="+", default=[4.0, 6.0, 8.0], metavar="X", help="ecutrho = X ecutwfc")
     r.add_argument("--phonon-degauss", type=float, default=None, metavar="RY", help="smearing (Ry) of the check")
+    r.add_argument("--frozen", action="store_true",
+                   help="also the frozen phonon of the same mode on the same k points (dual 4): the ground state's answer")
     args = p.parse_args(argv)
 
     def log(msg: str) -> None:
@@ -130,7 +132,8 @@ def _dojo(argv: list[str]) -> int:
             settings = pd.DojoSettings()
             if args.phonon_degauss is not None:
                 settings = dataclasses.replace(settings, phonon_degauss_Ry=args.phonon_degauss)
-            print(pd.ecutrho_table(pd.ecutrho_series(args.element, args.ecutwfc, args.duals, settings, log=log)))
+            print(pd.ecutrho_table(pd.ecutrho_series(args.element, args.ecutwfc, args.duals, settings,
+                                                      frozen=args.frozen, log=log)))
         elif args.cmd == "compare":
             for el in args.elements:
                 r = pd.compare_cost(el, redo=args.redo, log=log)

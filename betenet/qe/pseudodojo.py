@@ -733,12 +733,14 @@ ECUTRHO_STUDY_DIR: Path = PSEUDO_DIR.parent / "studies" / "pseudodojo-ecutrho"
 
 
 def ecutrho_series(element: str, ecutwfc_Ry: float, duals: Iterable[float], s: DojoSettings = DojoSettings(), *,
-                   study_dir: Path | str = ECUTRHO_STUDY_DIR, log=print) -> dict[str, Any]:
+                   study_dir: Path | str = ECUTRHO_STUDY_DIR, frozen: bool = False, log=print) -> dict[str, Any]:
     """The phonon check's zone-boundary frequencies at one ``ecutwfc_Ry`` and ecutrho = dual x ecutwfc for
     each of ``duals``: whether the density grid converges them at all, before a reference is trusted (hcp Os:
     the 140/1120 Ry reference sits 5.5-6.9 meV from checks that the 140/560 Ry one had within 1 meV).
 
-    Same mesh and smearing as the phonon check (``s.phonon_kspacing_invA``, ``s.phonon_smearing_Ry``).  Each
+    Same mesh and smearing as the phonon check (``s.phonon_kspacing_invA``, ``s.phonon_smearing_Ry``).  With
+    ``frozen``, also the frozen phonon of the same mode at ``ecutwfc_Ry`` and dual ``s.dual`` on the same k points
+    (:func:`frozen_reference`; key ``frozen``): the ground state's answer, which does not drift with the grid.  Each
     finished ph.x run is saved at once to ``<study_dir>/runs/<El>-<ecutwfc>.json`` (resumable; a file of other
     settings is an error naming it, never overwritten).  Returns that file's content."""
     duals = [float(d) for d in duals]
@@ -764,6 +766,13 @@ def ecutrho_series(element: str, ecutwfc_Ry: float, duals: Iterable[float], s: D
         write_json_atomic(out, data)
         log(f"{element}: ph.x at {ecutwfc_Ry:g}/{dual * ecutwfc_Ry:g} Ry: "
             + " ".join(f"{w:.2f}" for w in r["freqs_meV"]) + " meV")
+    if frozen and "frozen" not in data:  # the same mode from the ground state, on the same k points
+        with tempfile.TemporaryDirectory(prefix=f"dojo-rho-fz-{element}-") as tmp:
+            ref = frozen_reference(element, dataclasses.replace(s, ecut_reference_Ry=float(ecutwfc_Ry)), Path(tmp))
+        data["frozen"] = ref
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out, data)
+        log(f"{element}: frozen phonon at {ecutwfc_Ry:g}/{ref['ecutrho_Ry']:g} Ry: {ref['freqs_meV'][0]:.2f} meV")
     return data
 
 
@@ -778,4 +787,7 @@ def ecutrho_table(data: dict[str, Any]) -> str:
         change = "" if prev is None else f"{max(abs(a - b) for a, b in zip(f, prev)):.3f}"
         lines.append(f"| {r['ecutrho_Ry']:g} | {' '.join(f'{w:.2f}' for w in f)} | {change} |")
         prev = f
+    if data.get("frozen"):
+        fz = data["frozen"]
+        lines.append(f"| frozen phonon at {fz['ecutrho_Ry']:g} | {fz['freqs_meV'][0]:.2f} (u -> 0, same k points) | |")
     return "\n".join(lines)
