@@ -461,13 +461,19 @@ def test_the_phonon_reference_of_a_cubic_solid_is_a_frozen_phonon_on_the_checks_
     monkeypatch.setattr(D, "_phonon_at", fake_phonon_at)
     s = D.DojoSettings(phonon_kspacing_invA=0.4)
     rec = D.validate_element("Al", tmp_path, s, stages=("phonon",), log=lambda m: None)
-    mesh = tuple(P.kpoint_grid(P.reference_structure("Al")[0], 0.4))
+    mesh = D.phonon_mesh("Al", s)
+    assert tuple(P.kpoint_grid(P.reference_structure("Al")[0], 0.4)) == (7, 7, 7) and mesh == (8, 8, 8)  # even: it folds
     assert frozen == [(140.0, 560.0, mesh, s.phonon_smearing_Ry)]
     assert checks == [(35.0, 140.0, 0.4), (40.0, 160.0, 0.4)]
     ph = rec["phonon"]
     assert ph["reference"]["method"] == "frozen" and ph["reference"]["freqs_meV"] == [40.0]
     assert ph["passed"] and ph["dfreq_meV"] == [pytest.approx(0.2)] and (rec["ecutwfc_Ry"], rec["ecutrho_Ry"]) == (40.0, 160.0)
     assert D.has_frozen_cell("Al") and D.has_frozen_cell("Nb") and not D.has_frozen_cell("Ru")
+    # an odd mesh is raised to even only where a frozen reference needs it: fcc Pb at 0.5 Å^-1 has 5^3
+    assert D.phonon_mesh("Pb", D.DojoSettings()) == (6, 6, 6)
+    assert D.phonon_mesh("Pb", D.DojoSettings(phonon_reference="ph.x")) == (5, 5, 5)
+    ru = D.phonon_mesh("Ru", D.DojoSettings())
+    assert ru == tuple(P.kpoint_grid(P.reference_structure("Ru")[0], 0.5))
 
 
 def test_folded_mesh_is_the_primitive_mesh_seen_from_the_supercell():

@@ -284,14 +284,26 @@ def cutoff_scan(element: str, s: DojoSettings = DojoSettings(), workdir: Path | 
             "ecut_reference_Ry": s.ecut_reference_Ry, "rows": rows, "converged_ecutwfc_Ry": conv}
 
 
+def phonon_mesh(element: str, s: DojoSettings) -> tuple[int, int, int]:
+    """The k mesh of the phonon check: that of spacing ``s.phonon_kspacing_invA`` on the primitive reference cell,
+    each odd subdivision raised by one where the reference is a frozen phonon (``s.phonon_reference``): only an
+    even mesh folds onto the bcc/fcc conventional cell (:func:`betenet.qe.pseudo.frozen.folded_kpoints`)."""
+    st, _ = reference_structure(element)
+    mesh = tuple(int(n) for n in kpoint_grid(st, s.phonon_kspacing_invA))
+    if s.phonon_reference == "frozen" and has_frozen_cell(element):
+        mesh = tuple(n + n % 2 for n in mesh)
+    return mesh  # type: ignore[return-value]
+
+
 def _phonon_at(element: str, ecut: float, s: DojoSettings, workdir: Path, lib: PseudoLibrary | None = None) -> dict[str, Any]:
     st, _ = reference_structure(element)
     lib = lib or _raw_library(sorted({a.specie.symbol for a in st}))
+    mesh = phonon_mesh(element, s)
     r = _scf(element, lib, ecut, dataclasses.replace(s, degauss_Ry=s.phonon_smearing_Ry), workdir, keep=True,
-             kspacing=s.phonon_kspacing_invA)
+             kpoints=mesh)
     label, q = _q_in_alat(element, r["alat_bohr"])
     ph = run_ph(q, workdir, s.timeout_s)
-    return {"ecutwfc_Ry": ecut, "ecutrho_Ry": s.dual * ecut, "kspacing_invA": s.phonon_kspacing_invA,
+    return {"ecutwfc_Ry": ecut, "ecutrho_Ry": s.dual * ecut, "kspacing_invA": s.phonon_kspacing_invA, "kpoints": list(mesh),
             "degauss_Ry": s.phonon_smearing_Ry, "q_label": label, "q_cart_2pi_alat": q, "freqs_meV": ph["freqs_meV"],
             "ph_cpu_s": ph["cpu_s"], "ph_wall_s": ph["wall_s"], "scf_cpu_s": r["cpu_s"], "scf_wall_s": r["wall_s"],
             "pressure_kbar": r["pressure_kbar"]}
@@ -329,8 +341,7 @@ def frozen_reference(element: str, s: DojoSettings, workdir: Path) -> dict[str, 
     ``s.dual`` x it), smearing ``s.phonon_smearing_Ry``, extrapolated to u -> 0 (two amplitudes) on the ph.x check's own k points
     (the primitive mesh of spacing ``s.phonon_kspacing_invA``, folded into the supercell).  Shaped like a
     :func:`_phonon_at` result (``freqs_meV`` holds the one frozen mode) with ``method: "frozen"``."""
-    st, _ = reference_structure(element)
-    mesh = kpoint_grid(st, s.phonon_kspacing_invA)
+    mesh = phonon_mesh(element, s)
     fz = frozen_phonon(element, s.ecut_reference_Ry, workdir, lib=_raw_library([element]),
                        ecutrho_Ry=s.dual * s.ecut_reference_Ry, degauss_Ry=s.phonon_smearing_Ry, mesh=mesh,
                        timeout_s=s.timeout_s)
