@@ -347,7 +347,7 @@ def frozen_reference(element: str, s: DojoSettings, workdir: Path) -> dict[str, 
                        timeout_s=s.timeout_s)
     return {"method": "frozen", "ecutwfc_Ry": s.ecut_reference_Ry, "ecutrho_Ry": fz["ecutrho_Ry"],
             "kspacing_invA": s.phonon_kspacing_invA, "kpoints": fz["kpoints"], "degauss_Ry": s.phonon_smearing_Ry,
-            "q_label": fz["q_label"], "freqs_meV": [fz["omega_meV"]], "u_A": fz["u_A"],
+            "q_label": fz["q_label"], "freqs_meV": [fz["omega_meV"]], "u_A": fz["u_A"], "omega_at_u_meV": fz.get("omega_at_u_meV"),
             "force_constant_Ry_per_bohr2": fz["force_constant_Ry_per_bohr2"], "cpu_s": fz["cpu_s"]}
 
 
