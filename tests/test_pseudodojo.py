@@ -469,6 +469,12 @@ def test_the_phonon_reference_of_a_cubic_solid_is_a_frozen_phonon_on_the_checks_
     assert ph["reference"]["method"] == "frozen" and ph["reference"]["freqs_meV"] == [40.0]
     assert ph["passed"] and ph["dfreq_meV"] == [pytest.approx(0.2)] and (rec["ecutwfc_Ry"], rec["ecutrho_Ry"]) == (40.0, 160.0)
     assert D.has_frozen_cell("Al") and D.has_frozen_cell("Nb") and not D.has_frozen_cell("Ru")
+    # ph.x off the frozen phonon at every cutoff: the element fails, and the note blames the linear response
+    monkeypatch.setattr(D, "_phonon_at", lambda el, ecut, s, wd, lib=None: {**fake_phonon_at(el, ecut, s, wd),
+                                                                          "freqs_meV": [25.0, 25.0, 41.5]})
+    rec = D.validate_element("Al", tmp_path, s, stages=("phonon",), redo=True, log=lambda m: None)
+    assert rec["status"] == "failed" and "1.50-1.50 meV off the frozen phonon (40.00 meV" in rec["note"]
+    assert rec["superseded_phonon"]["passed"]  # the earlier (passed) check is kept beside
     # an odd mesh is raised to even only where a frozen reference needs it: fcc Pb at 0.5 Å^-1 has 5^3
     assert D.phonon_mesh("Pb", D.DojoSettings()) == (6, 6, 6)
     assert D.phonon_mesh("Pb", D.DojoSettings(phonon_reference="ph.x")) == (5, 5, 5)

@@ -392,8 +392,15 @@ def _judge(rec: dict[str, Any], s: DojoSettings) -> None:
                    f"of {s.ecut_reference_Ry:g} Ry below it")
         return
     if ph is not None and not ph["passed"]:
-        rec.update(status="failed", note=f"ph.x at {ph['at']['q_label']} not converged below {s.ecut_reference_Ry:g} Ry "
-                   f"(max Δω {ph['max_abs_dfreq_meV']:.2f} meV)")
+        tried = [t["max_abs_dfreq_meV"] for t in ph.get("tried", [])] or [ph["max_abs_dfreq_meV"]]
+        if ph["reference"].get("method") == "frozen":
+            note = (f"ph.x at {ph['at']['q_label']} is {min(tried):.2f}-{max(tried):.2f} meV off the frozen phonon "
+                    f"({ph['reference']['freqs_meV'][0]:.2f} meV, {s.ecut_reference_Ry:g} Ry, same k points) at every "
+                    "cutoff tried: the linear response, not the cutoff, is off (ph.x at q != 0 drifts with the density grid)")
+        else:
+            note = (f"ph.x at {ph['at']['q_label']} not converged below {s.ecut_reference_Ry:g} Ry "
+                    f"(max Δω {ph['max_abs_dfreq_meV']:.2f} meV)")
+        rec.update(status="failed", note=note)
         return
     eos_note = ""
     if eos is not None:
