@@ -393,7 +393,7 @@ def _judge(rec: dict[str, Any], s: DojoSettings) -> None:
         return
     if ph is not None and not ph["passed"]:
         tried = [t["max_abs_dfreq_meV"] for t in ph.get("tried", [])] or [ph["max_abs_dfreq_meV"]]
-        if ph["reference"].get("method") == "frozen":
+        if (ph.get("reference") or {}).get("method") == "frozen":
             note = (f"ph.x at {ph['at']['q_label']} is {min(tried):.2f}-{max(tried):.2f} meV off the frozen phonon "
                     f"({ph['reference']['freqs_meV'][0]:.2f} meV, {s.ecut_reference_Ry:g} Ry, same k points) at every "
                     "cutoff tried: the linear response, not the cutoff, is off (ph.x at q != 0 drifts with the density grid)")
