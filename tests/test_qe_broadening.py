@@ -201,6 +201,9 @@ def test_a_run_below_the_librarys_current_cutoffs_is_flagged(tmp_path, monkeypat
     finer.write_text(scf.read_text().replace("ecutrho = 160.0", "ecutrho = 320.0"))
     monkeypatch.setattr(PseudoLibrary, "for_level", classmethod(lambda cls, cfg: {"Al": PseudoSpec("Al", upf, 40.0, 160.0)}))
     assert record.density_grid_above_library(finer, s, QE_VALIDATED)
+    assert record.library_cutoff_flags(finer, s, QE_VALIDATED) == {"density_grid_above_library"}
+    monkeypatch.setattr(PseudoLibrary, "for_level", classmethod(lambda cls, cfg: {"Al": PseudoSpec("Al", upf, 45.0, 180.0)}))
+    assert record.library_cutoff_flags(scf, s, QE_VALIDATED) == {"cutoff_below_library"}
 
 
 def test_a_provisional_pseudopotential_is_named(monkeypatch):

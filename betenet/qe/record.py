@@ -41,6 +41,7 @@ __all__ = [
     "a2f_selected",
     "cutoffs_below_library",
     "density_grid_above_library",
+    "library_cutoff_flags",
     "provisional_pseudos",
     "failed_pseudos",
     "upstream_provenance",
@@ -86,10 +87,17 @@ def _run_and_library_cutoffs(scf_in: Path, structure: Structure, cfg: QEConfig,
     return float(run.get("ecutwfc", 0.0)), float(run.get("ecutrho", 0.0)), float(want_wfc), float(want_rho)
 
 
+def _below(c: tuple[float, float, float, float] | None) -> bool:
+    return c is not None and (c[0] < c[2] - 1e-9 or c[1] < c[3] - 1e-9)
+
+
+def _grid_above(c: tuple[float, float, float, float] | None) -> bool:
+    return c is not None and c[1] > max(c[3], 4.0 * c[0]) + 1e-9
+
+
 def cutoffs_below_library(scf_in: Path, structure: Structure, cfg: QEConfig, lib: Any = None) -> bool:
     """Whether the run's ``ecutwfc``/``ecutrho`` (its ``scf.in``) are below what the level's library now gives."""
-    c = _run_and_library_cutoffs(scf_in, structure, cfg, lib)
-    return c is not None and (c[0] < c[2] - 1e-9 or c[1] < c[3] - 1e-9)
+    return _below(_run_and_library_cutoffs(scf_in, structure, cfg, lib))
 
 
 def density_grid_above_library(scf_in: Path, structure: Structure, cfg: QEConfig, lib: Any = None) -> bool:
@@ -97,8 +105,15 @@ def density_grid_above_library(scf_in: Path, structure: Structure, cfg: QEConfig
     ``ecutwfc`` (the exact density grid of norm-conserving pseudopotentials): flag ``density_grid_above_library``.
     ph.x at q != 0 drifts with the density grid, so a finer grid than the validated one is not a better one; a
     run at a higher ecutwfc with its own 4x grid is not flagged."""
+    return _grid_above(_run_and_library_cutoffs(scf_in, structure, cfg, lib))
+
+
+def library_cutoff_flags(scf_in: Path, structure: Structure, cfg: QEConfig, lib: Any = None) -> set[str]:
+    """The record flags of :func:`cutoffs_below_library` and :func:`density_grid_above_library`, from one
+    reading of ``scf_in`` and the library."""
     c = _run_and_library_cutoffs(scf_in, structure, cfg, lib)
-    return c is not None and c[1] > max(c[3], 4.0 * c[0]) + 1e-9
+    return {name for name, bad in (("cutoff_below_library", _below(c)), ("density_grid_above_library", _grid_above(c)))
+            if bad}
 
 
 def provisional_pseudos(structure: Structure, cfg: QEConfig, lib: Any = None) -> list[str]:
@@ -169,10 +184,7 @@ def build_record(
     extra = {"broadening_unconverged"} if choice.method == "plateau-fallback" else set()  # λ(σ) never flat
     if cfg.pseudo_set != "project":
         lib = PseudoLibrary.for_level(cfg)  # loaded once: it checks every UPF's digest
-        if cutoffs_below_library(d / "scf.in", structure, cfg, lib):
-            extra.add("cutoff_below_library")
-        if density_grid_above_library(d / "scf.in", structure, cfg, lib):
-            extra.add("density_grid_above_library")
+        extra |= library_cutoff_flags(d / "scf.in", structure, cfg, lib)
         if provisional_pseudos(structure, cfg, lib):
             extra.add("pseudopotential_provisional")
         if failed_pseudos(structure, cfg, lib):
