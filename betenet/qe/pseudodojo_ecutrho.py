@@ -46,6 +46,11 @@ def ecutrho_series(element: str, ecutwfc_Ry: float, duals: Iterable[float], s: _
         if {k: data.get(k) for k in key} != key:
             raise _pd.PseudoError(f"{out}: a series of other settings ({ {k: data.get(k) for k in key} }); "
                               "move it aside or choose another ecutwfc")
+
+    def save() -> None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out, data)
+
     for dual in duals:
         name = f"{dual:g}"
         if name in data["runs"]:
@@ -53,16 +58,14 @@ def ecutrho_series(element: str, ecutwfc_Ry: float, duals: Iterable[float], s: _
         with tempfile.TemporaryDirectory(prefix=f"dojo-rho-{element}-") as tmp:
             r = _pd.phonon_at(element, ecutwfc_Ry, dataclasses.replace(s, dual=dual), Path(tmp))
         data["runs"][name] = r
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out, data)
+        save()
         log(f"{element}: ph.x at {ecutwfc_Ry:g}/{dual * ecutwfc_Ry:g} Ry: "
             + " ".join(f"{w:.2f}" for w in r["freqs_meV"]) + " meV")
     if frozen and "frozen" not in data:  # the same mode from the ground state, on the same k points
         with tempfile.TemporaryDirectory(prefix=f"dojo-rho-fz-{element}-") as tmp:
             ref = _pd.frozen_reference(element, dataclasses.replace(s, ecut_reference_Ry=float(ecutwfc_Ry)), Path(tmp))
         data["frozen"] = ref
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out, data)
+        save()
         log(f"{element}: frozen phonon at {ecutwfc_Ry:g}/{ref['ecutrho_Ry']:g} Ry: {ref['freqs_meV'][0]:.2f} meV")
     return data
 
