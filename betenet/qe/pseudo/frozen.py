@@ -86,7 +86,8 @@ def frozen_phonon(element: str, ecutwfc_Ry: float, workdir: Path | str, *, lib: 
                   kspacing_invA: float = 0.25, degauss_Ry: float = 0.02, u_A: float = 0.02,
                   mesh: Sequence[int] | None = None, timeout_s: float = 3600.0) -> dict[str, Any]:
     """ω (meV; negative = imaginary) of the frozen zone-boundary mode (:func:`zone_boundary_supercell`) at
-    these cutoffs (same smearing as the other checks).  Also returns the label, the k mesh, the restoring
+    these cutoffs (same smearing as the other checks).  Also returns the label, the k mesh, the amplitudes
+    (``u_A``, always a list; ``omega_at_u_meV`` the frequency at each), the restoring
     force constant (Ry/bohr²) and the runs' CPU time.
 
     Without ``mesh``: one pw.x run at +u on the supercell's own mesh of spacing ``kspacing_invA``.  With
@@ -131,7 +132,7 @@ def frozen_phonon(element: str, ecutwfc_Ry: float, workdir: Path | str, *, lib: 
         return math.copysign(math.sqrt(abs(w2)), w2) * RY_IN_MEV
 
     return {"q_label": label, "omega_meV": omega_of(fc), "omega_at_u_meV": [omega_of(c) for c in fcs],
-            "u_A": list(amps) if len(amps) > 1 else u_A, "extrapolated": len(amps) > 1, "kpoints": list(k),
+            "u_A": list(amps), "extrapolated": len(amps) > 1, "kpoints": list(k),
             "ecutwfc_Ry": ecutwfc_Ry, "ecutrho_Ry": ecutrho_Ry, "degauss_Ry": degauss_Ry,
             "folded_mesh": klist is not None, "n_k": None if klist is None else len(klist),
             "mean_force_Ry_per_bohr": forces[0], "force_constant_Ry_per_bohr2": fc, "cpu_s": cpu}
