@@ -21,8 +21,8 @@ The force on each atom along the pattern gives ω² = −⟨F·e⟩ / (M u).  Th
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
