@@ -346,18 +346,25 @@ def test_an_accuracy_level_names_its_library():
         P.PseudoLibrary.for_level(SimpleNamespace(pseudo_set="sg15"))
 
 
+def _al_index_before_its_phonon_stage(directory: Path, eos_ecutwfc_Ry: float | None = None) -> None:
+    """An index in ``directory`` with the committed Al entry alone, its phonon stage removed and its cutoffs at
+    the E/P-converged 35/140 Ry (optionally its E(V) marked as taken at ``eos_ecutwfc_Ry``)."""
+    import copy
+
+    data = copy.deepcopy(D.load_index())
+    al = data["elements"] = {"Al": data["elements"]["Al"]}
+    al["Al"].pop("phonon")
+    al["Al"]["ecutwfc_Ry"], al["Al"]["ecutrho_Ry"] = 35.0, 140.0
+    if eos_ecutwfc_Ry is not None:
+        al["Al"]["eos"]["ecutwfc_Ry"] = eos_ecutwfc_Ry
+    D.save_index(data, directory)
+
+
 def test_a_killed_phonon_stage_resumes_from_its_finished_ph_runs(tmp_path, monkeypatch):
     """The phonon stage keeps each finished ph.x run (reference, then each cutoff) in .progress/; killed in
     its third run, the next call computes only what is missing, and the checkpoint goes once the stage's
     result is in the index (ph.x is replaced by a model whose 35 Ry runs are 1 meV off and 40 Ry exact)."""
-    import copy
-
-    data = copy.deepcopy(D.load_index())
-    data["elements"] = {"Al": data["elements"]["Al"]}
-    data["elements"]["Al"].pop("phonon")
-    data["elements"]["Al"]["ecutwfc_Ry"], data["elements"]["Al"]["ecutrho_Ry"] = 35.0, 140.0
-    data["elements"]["Al"]["eos"]["ecutwfc_Ry"] = 35.0  # an E(V) at the cutoff the phonon stage will raise
-    D.save_index(data, tmp_path)
+    _al_index_before_its_phonon_stage(tmp_path, eos_ecutwfc_Ry=35.0)  # an E(V) at the cutoff the stage will raise
     calls = []
 
     def fake_phonon_at(element, ecut, s, workdir, lib=None):
@@ -438,13 +445,7 @@ def test_the_phonon_reference_of_a_cubic_solid_is_a_frozen_phonon_on_the_checks_
     """bcc/fcc: the reference is a frozen phonon at the reference cutoff (dual 4) on the mesh of the ph.x checks,
     compared with ph.x's highest mode (fcc X: LA); hcp keeps a ph.x reference.  ph.x and pw.x are replaced here
     (the real pair is test_real_dfpt_equals_the_frozen_phonon_on_the_same_k_points)."""
-    import copy
-
-    data = copy.deepcopy(D.load_index())
-    data["elements"] = {"Al": data["elements"]["Al"]}
-    data["elements"]["Al"].pop("phonon")
-    data["elements"]["Al"]["ecutwfc_Ry"], data["elements"]["Al"]["ecutrho_Ry"] = 35.0, 140.0
-    D.save_index(data, tmp_path)
+    _al_index_before_its_phonon_stage(tmp_path)
     frozen, checks = [], []
 
     def fake_frozen(element, ecut, workdir, *, lib, ecutrho_Ry, degauss_Ry, mesh, timeout_s):
