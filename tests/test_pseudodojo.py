@@ -483,7 +483,11 @@ def test_the_phonon_reference_of_a_cubic_solid_is_a_frozen_phonon_on_the_checks_
     assert D.phonon_mesh("Pb", D.DojoSettings()) == (6, 6, 6)
     assert D.phonon_mesh("Pb", D.DojoSettings(phonon_reference="ph.x")) == (5, 5, 5)
     ru = D.phonon_mesh("Ru", D.DojoSettings())
-    assert ru == tuple(P.kpoint_grid(P.reference_structure("Ru")[0], 0.5))
+    assert ru == tuple(P.kpoint_grid(P.reference_structure("Ru")[0], 0.5)) == (6, 6, 3)  # hcp M = b1/2: n1 even already
+    # hcp Mg (5, 5, 3): n1 must be even for M, and n2 follows it (a (6, 5, 3) mesh is not hexagonal); c stays 3.
+    # diamond C (7, 7, 7): X = (1/2, 1/2, 0) in the fcc cell's crystal coordinates; the cubic mesh stays cubic
+    assert D.phonon_mesh("Mg", D.DojoSettings()) == (6, 6, 3) and D.phonon_mesh("C", D.DojoSettings()) == (8, 8, 8)
+    assert D.zone_boundary_q_frac("Mg").tolist() == [0.5, 0.0, 0.0] and D.zone_boundary_q_frac("C").tolist() == [0.5, 0.5, 0.0]
 
 
 def test_folded_mesh_is_the_primitive_mesh_seen_from_the_supercell():
@@ -555,3 +559,97 @@ def test_the_chapters_phonon_check_table_and_drift_figure_read_the_committed_fil
     ax = fig.axes[0]
     assert len([ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]) == sum("frozen" in d for d in series)
     assert plot_ecutrho_drift([]).axes[0].texts  # nothing saved: the figure says so
+
+
+C_DYN = Path(__file__).parent / "data" / "qe" / "c" / "diamond-X-40Ry-4k.dyn"
+
+
+def test_parse_dyn_modes_reads_the_modes_at_the_files_first_q(tmp_path):
+    """A real ph.x file (diamond C at X, 40 Ry, 4^3 k; X's star has three q, only the first is diagonalised):
+    three degenerate pairs, and the highest pair moves both atoms along z (the LO/LA at X)."""
+    from betenet.qe.dyn import parse_dyn_modes
+    from betenet.qe.parsers import QEParseError
+
+    q, w, modes = parse_dyn_modes(C_DYN)
+    assert q == pytest.approx([0.0, 0.0, 0.707112492]) and modes.shape == (6, 2, 3)
+    assert w == pytest.approx([95.557, 95.557, 141.691, 141.691, 152.536, 152.536], abs=2e-3)
+    top = np.abs(modes[-1])
+    assert top[:, 2] == pytest.approx([0.7071, 0.7071], abs=1e-3) and top[:, :2].max() < 1e-3
+    assert np.linalg.norm(modes, axis=(1, 2)) == pytest.approx(np.ones(6), abs=1e-5)
+    head = C_DYN.read_text().split("Diagonalizing")[0]
+    (tmp_path / "cut").write_text(head)
+    with pytest.raises(QEParseError, match="cut: no 'Diagonalizing the dynamical matrix' section"):
+        parse_dyn_modes(tmp_path / "cut")
+    lines = C_DYN.read_text().splitlines()
+    (tmp_path / "short").write_text("\n".join(lines[:-3]) + "\n")  # the last mode lost its atoms
+    with pytest.raises(QEParseError, match="short: expected 3 x nat modes of nat atoms"):
+        parse_dyn_modes(tmp_path / "short")
+
+
+def test_zone_boundary_cell_is_the_smallest_supercell_of_the_mode():
+    """Twice the primitive cell, q·R integral on its vectors: bcc H from the primitive cell is the 2-atom cubic
+    cell with the two atoms in antiphase; hcp M doubles a; q = 0 or (1/4, 0, 0) is refused."""
+    from betenet.qe.pseudo.frozen import mode_supercell, zone_boundary_cell
+
+    for q in ([0.5, 0.5, 0.5], [0.5, 0.0, 0.0], [0.5, 0.5, 0.0], [0.0, 0.5, 0.5]):
+        sc = zone_boundary_cell(q)
+        assert round(abs(np.linalg.det(sc))) == 2 and np.allclose(np.mod(sc @ np.asarray(q), 1.0), 0.0)
+    nb, x = P.reference_structure("Nb")
+    mode = np.array([[0.0, 0.0, 1.0 + 1.0j]]) / np.sqrt(2)  # a global phase: made real
+    cell, pattern = mode_supercell(nb, D.zone_boundary_q_frac("Nb"), mode, 0.02)
+    assert len(cell) == 2 and cell.volume == pytest.approx(x.a_A ** 3)
+    assert pattern.tolist() == [[0.0, 0.0, 1.0], [0.0, 0.0, -1.0]]
+    assert (cell.cart_coords[1] - cell.cart_coords[0])[2] == pytest.approx(x.a_A / 2 - 0.04)
+    ru, _ = P.reference_structure("Ru")
+    cell, pattern = mode_supercell(ru, [0.5, 0.0, 0.0], np.array([[0, 0, 1], [0, 0, 1]], dtype=complex), 0.0)
+    assert cell.lattice.a == pytest.approx(2 * ru.lattice.a) and len(cell) == 4
+    assert sorted(pattern[:, 2].tolist()) == [-1.0, -1.0, 1.0, 1.0]
+    for bad in ([0.0, 0.0, 0.0], [0.25, 0.0, 0.0]):
+        with pytest.raises(P.PseudoError, match="a frozen mode needs a zone-boundary q"):
+            zone_boundary_cell(bad)
+
+
+def test_a_non_cubic_reference_freezes_the_highest_mode_ph_x_finds(tmp_path, monkeypatch):
+    """diamond C: ph.x at the reference cutoff writes its modes; the highest is frozen on the check's mesh (8^3,
+    raised from 7^3 so it holds k + X) and becomes the reference, with ph.x's own frequencies kept beside."""
+    seen = {}
+
+    def fake_phonon_at(el, ecut, s, wd, lib=None):
+        wd.mkdir(parents=True, exist_ok=True)
+        shutil.copy(C_DYN, wd / "dyn")
+        return {"freqs_meV": [95.6, 95.6, 141.7, 141.7, 152.5, 152.5], "q_label": "X", "ph_cpu_s": 10.0, "scf_cpu_s": 1.0}
+
+    def fake_frozen_mode(st, q, mode, ecut, wd, *, lib, mesh, ecutrho_Ry, degauss_Ry, timeout_s):
+        seen.update(q=list(q), mode=np.abs(mode).round(4).tolist(), mesh=tuple(mesh), ecut=(ecut, ecutrho_Ry))
+        return {"omega_meV": 151.5, "omega_at_u_meV": [150.2, 151.2], "u_A": [0.02, 0.01], "force_alignment": 0.99998,
+                "supercell": [[2, 0, 0], [1, 1, 0], [0, 0, 1]], "kpoints": list(mesh), "ecutrho_Ry": ecutrho_Ry, "cpu_s": 9.0}
+
+    monkeypatch.setattr(D, "phonon_at", fake_phonon_at)
+    monkeypatch.setattr(D, "frozen_mode", fake_frozen_mode)
+    ref = D.frozen_reference("C", D.DojoSettings(), tmp_path)
+    assert seen == {"q": [0.5, 0.5, 0.0], "mode": [[0.0, 0.0, 0.7071], [0.0, 0.0, 0.7071]], "mesh": (8, 8, 8), "ecut": (140.0, 560.0)}
+    assert ref["method"] == "frozen" and ref["pattern_from"] == "ph.x" and ref["freqs_meV"] == [151.5]
+    assert ref["phx_freqs_meV"][-1] == 152.5 and ref["cpu_s"] == 20.0
+    # an imaginary ph.x reference is handed back as it is: the caller tries the next k spacing
+    monkeypatch.setattr(D, "phonon_at", lambda *a, **k: {"freqs_meV": [-5.0, 20.0], "q_label": "X"})
+    assert D.frozen_reference("C", D.DojoSettings(), tmp_path / "im")["freqs_meV"] == [-5.0, 20.0]
+
+
+@needs_pw
+def test_real_frozen_mode_of_ph_xs_pattern_equals_dfpt(tmp_path):
+    """ph.x's own highest mode frozen in the 2-atom-per-primitive-atom cell on ph.x's k points: fcc Al at X
+    (25 Ry, 4^3 k; measured ph.x 33.48, frozen mode 33.52 meV, the hand-built 4-atom LA cell 33.54) and
+    diamond C at X (40 Ry, 4^3; ph.x 152.54, frozen 151.51 meV: diamond is stiffly anharmonic, 150.16 meV at
+    u = 0.02 Å).  The forces are parallel to the pattern: it is an eigenvector of the frozen force constants."""
+    from betenet.qe.dyn import parse_dyn_modes
+    from betenet.qe.pseudo.frozen import frozen_mode
+
+    for el, ecut, k, mesh, rel in (("Al", 25.0, 0.7, (4, 4, 4), 0.003), ("C", 40.0, 0.8, (4, 4, 4), 0.01)):
+        st, _ = P.reference_structure(el)
+        ph = D.phonon_at(el, ecut, D.DojoSettings(phonon_kspacing_invA=k), tmp_path / el / "ph")
+        assert tuple(ph["kpoints"]) == mesh
+        _, w, modes = parse_dyn_modes(tmp_path / el / "ph" / "dyn")
+        fz = frozen_mode(st, D.zone_boundary_q_frac(el), modes[int(np.argmax(w))], ecut, tmp_path / el / "fz",
+                         lib=D._raw_library([el]), mesh=mesh)
+        assert fz["omega_meV"] == pytest.approx(max(ph["freqs_meV"]), rel=rel)
+        assert fz["force_alignment"] > 0.9999 and fz["n_k"] == 32 and fz["u_A"] == [0.02, 0.01]

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from betenet.qe.dyn import parse_dyn0
 from betenet.qe.inputs import PseudoSpec, ph_input, pw_input, q2r_input
-from betenet.qe.parsers import QEParseError, parse_dyn0
+from betenet.qe.parsers import QEParseError
 from betenet.qe.phonon_dos import coarse_dyn_subset
 from betenet.qe.prototypes import build
 

@@ -7,7 +7,7 @@ pw.x stdout            :func:`parse_pw_output` — energies Ry/eV, relaxed cell 
 ph.x stdout            :func:`parse_ph_output` — frequencies per q (THz and cm⁻¹; ``min_freq_meV``)
 matdyn ``flfrq``       :func:`parse_matdyn_freq` — frequencies (cm⁻¹) on the interpolation mesh
 matdyn ``fleig``       :func:`parse_matdyn_eig` — frequencies (cm⁻¹) and site weights |e_s|² of every mode
-ph.x ``fildynN``       :func:`parse_dyn0` (``fildyn0``: q mesh, irreducible q), :func:`parse_dyn_basis` (lattice, alat)
+ph.x ``fildynN``       :mod:`betenet.qe.dyn` — q mesh, irreducible q, lattice, modes at q
 matdyn ``fldos``       :func:`parse_phdos` — ω cm⁻¹ -> meV; DOS states/cm⁻¹ -> states/meV/cell (total + per site)
 ``a2F.dosN``           :func:`parse_a2f_dos` — ω Ry -> meV; α²F dimensionless (total + per mode); QE's λ
 ``lambda``             :func:`parse_lambda_file` — λ, N(E_F) (states/spin/Ry/cell), ω_ln (K) per broadening
@@ -48,8 +48,6 @@ __all__ = [
     "parse_pw_forces",
     "a2f_sigmas",
     "parse_ph_output",
-    "parse_dyn0",
-    "parse_dyn_basis",
     "gamma_mask",
     "min_freq_off_gamma",
     "parse_matdyn_freq",
@@ -452,37 +450,6 @@ def parse_ph_output(path: Path, *, require_done: bool = True) -> PhononResult:
     for m in re.finditer(r"PHONON\s*:.*?CPU\s+(.*?)WALL", text):
         wall = _qe_time_to_s(m.group(1))
     return PhononResult(path, np.array(qs), np.array(thz), np.array(cm1), done, wall, _last_time("PHONON", text))
-
-
-def parse_dyn0(path: Path) -> tuple[tuple[int, int, int], np.ndarray]:
-    """ph.x's ``<fildyn>0``: ``((nq1, nq2, nq3), q)`` with the irreducible q points (n_q, 3) in 2π/alat,
-    in the order ph.x computes them (``start_q``/``last_q`` count in this order)."""
-    path = Path(path)
-    rows = read_text(path).splitlines()
-    try:
-        mesh = tuple(int(x) for x in rows[0].split()[:3])
-        n_q = int(rows[1].split()[0])
-        qs = np.array([[float(x) for x in rows[2 + i].split()[:3]] for i in range(n_q)], dtype=float)
-    except (IndexError, ValueError) as exc:
-        raise QEParseError(f"{path}: expected 'nq1 nq2 nq3', the number of q points and their coordinates ({exc})") from None
-    if len(mesh) != 3 or n_q < 1 or qs.shape != (n_q, 3):
-        raise QEParseError(f"{path}: expected 'nq1 nq2 nq3', the number of q points and their coordinates")
-    return mesh, qs  # type: ignore[return-value]
-
-
-def parse_dyn_basis(path: Path) -> np.ndarray:
-    """Direct lattice vectors (rows, units of alat) from the header of a ph.x dynamical-matrix file."""
-    lines = path.read_text().splitlines()
-    try:
-        head = lines[2].split()
-        ibrav = int(head[2])
-        if ibrav != 0:
-            raise QEParseError(f"{path}: ibrav = {ibrav}; only ibrav = 0 (CELL_PARAMETERS) files are supported here")
-        if "basis vectors" not in lines[3].lower():
-            raise QEParseError(f"{path}: expected 'Basis vectors' on line 4, got {lines[3]!r}")
-        return np.array([[float(x) for x in lines[4 + i].split()[:3]] for i in range(3)])
-    except (IndexError, ValueError) as exc:
-        raise QEParseError(f"{path}: malformed dynamical-matrix header ({exc})") from None
 
 
 def parse_matdyn_freq(path: Path) -> tuple[np.ndarray, np.ndarray]:

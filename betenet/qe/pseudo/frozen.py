@@ -16,10 +16,18 @@ cell:
 
 The force on each atom along the pattern gives ω² = −⟨F·e⟩ / (M u).  This is harmonic for a small ``u``
 (0.02 Å), and one pw.x run with ``tprnfor`` suffices, since the pattern keeps the forces on the pattern.
+
+Where symmetry does not fix the pattern (hcp at M, diamond at X, compounds), :func:`frozen_mode` freezes a mode
+ph.x computed (its displacement pattern from the dynamical-matrix file, :func:`betenet.qe.dyn.parse_dyn_modes`)
+at any q with 2q a reciprocal-lattice vector, in the smallest supercell that holds it (twice the cell:
+:func:`zone_boundary_cell`).  The frequency is the Rayleigh quotient ω² = −Σ F·p / (u Σ M |p|²), exact for an
+eigenvector and wrong only to second order in an error of the pattern; how parallel the forces are to the pattern
+(``force_alignment``, 1 for an eigenvector of the frozen force constants) says whether the pattern is one.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,7 +43,7 @@ from .library import PseudoLibrary
 from .runs import kpoint_grid, run_pw, scf_input
 from .solids import reference_structure
 
-__all__ = ["folded_kpoints", "frozen_phonon", "zone_boundary_supercell"]
+__all__ = ["folded_kpoints", "frozen_mode", "frozen_phonon", "mode_supercell", "zone_boundary_cell", "zone_boundary_supercell"]
 
 #: electron masses per atomic mass unit; Rydberg atomic units measure mass in m_e / 2
 _ME_PER_AMU = 1822.888486
@@ -137,3 +145,97 @@ def frozen_phonon(element: str, ecutwfc_Ry: float, workdir: Path | str, *, lib: 
             "ecutwfc_Ry": ecutwfc_Ry, "ecutrho_Ry": ecutrho_Ry, "degauss_Ry": degauss_Ry,
             "folded_mesh": klist is not None, "n_k": None if klist is None else len(klist),
             "mean_force_Ry_per_bohr": forces[0], "force_constant_Ry_per_bohr2": fc, "cpu_s": cpu}
+
+
+def zone_boundary_cell(q_frac: Sequence[float]) -> np.ndarray:
+    """The 3x3 integer matrix (rows: supercell vectors in units of the primitive ones) of the smallest supercell
+    in which a phonon at ``q_frac`` (crystal coordinates of the reciprocal cell) is periodic: the lattice
+    vectors R with q·R an integer.  It has twice the primitive volume.  :class:`PseudoError` unless 2q is a
+    reciprocal-lattice vector and q is not (the zone-boundary points where ph.x's modes can be made real)."""
+    q = np.mod(np.asarray(q_frac, dtype=float), 1.0)
+    m = np.round(2 * q).astype(int) % 2
+    if q.shape != (3,) or not np.allclose(2 * q, np.round(2 * q), atol=1e-6) or not m.any():
+        raise PseudoError(f"q = {tuple(np.round(q_frac, 6))}: a frozen mode needs a zone-boundary q with 2q a "
+                          "reciprocal-lattice vector (each crystal coordinate 0 or 1/2, not all 0)")
+    i = int(np.flatnonzero(m)[0])
+    rows = [2 * np.eye(3, dtype=int)[i]] + [np.eye(3, dtype=int)[j] + m[j] * np.eye(3, dtype=int)[i] for j in range(3) if j != i]
+    return np.array(rows)
+
+
+def mode_supercell(primitive: Structure, q_frac: Sequence[float], mode: np.ndarray, u_A: float) -> tuple[Structure, np.ndarray]:
+    """``(cell, pattern)``: the :func:`zone_boundary_cell` of ``primitive`` with the atoms displaced by ``u_A``
+    (Å, the largest displacement) along the real pattern of ``mode`` (complex (nat, 3), Cartesian, QE's
+    convention u_j(R) = e_j exp(i q·R) with R the primitive lattice vector of the atom's cell), and that pattern
+    (n, 3; largest row norm 1).  ph.x's dynamical matrix at such a q is real, so a global phase makes the mode
+    real (within a degenerate pair, the real combination of the larger norm)."""
+    e = np.asarray(mode, dtype=complex)
+    if e.shape != (len(primitive), 3):
+        raise PseudoError(f"mode: expected ({len(primitive)}, 3) displacements, got {e.shape}")
+    k = int(np.argmax(np.abs(e)))
+    e = e * np.exp(-1j * np.angle(e.flat[k]))
+    e = e.real if np.linalg.norm(e.real) >= np.linalg.norm(e.imag) else e.imag
+    sc = zone_boundary_cell(q_frac)
+    lat = Lattice(sc @ primitive.lattice.matrix)
+    inv = np.linalg.inv(sc.astype(float))
+    species, cart, pattern = [], [], []
+    for r in itertools.product(range(-2, 3), repeat=3):  # the primitive cells inside the supercell
+        for j, site in enumerate(primitive):
+            f = (np.asarray(r) + site.frac_coords) @ inv
+            if np.all(f >= -1e-9) and np.all(f < 1 - 1e-9):
+                species.append(site.specie)
+                cart.append(primitive.lattice.get_cartesian_coords(np.asarray(r) + site.frac_coords))
+                pattern.append(math.cos(2 * math.pi * float(np.dot(q_frac, r))) * e[j])
+    pattern = np.array(pattern)
+    if len(pattern) != 2 * len(primitive) or np.linalg.norm(pattern, axis=1).max() < 1e-8:
+        raise PseudoError(f"mode_supercell: {len(pattern)} sites for a {2 * len(primitive)}-site cell, or a zero pattern")
+    pattern /= np.linalg.norm(pattern, axis=1).max()
+    return Structure(lat, species, np.array(cart) + u_A * pattern, coords_are_cartesian=True), pattern
+
+
+def _masses_ry(cell: Structure) -> np.ndarray:
+    return np.array([float(Element(s.specie.symbol).atomic_mass) for s in cell]) * _ME_PER_AMU / 2
+
+
+def _omega_meV(w2_ry2: float) -> float:
+    return math.copysign(math.sqrt(abs(w2_ry2)), w2_ry2) * RY_IN_MEV
+
+
+def frozen_mode(primitive: Structure, q_frac: Sequence[float], mode: np.ndarray, ecutwfc_Ry: float, workdir: Path | str, *,
+                lib: PseudoLibrary, mesh: Sequence[int], ecutrho_Ry: float | None = None, degauss_Ry: float = 0.02,
+                u_A: float = 0.02, timeout_s: float = 3600.0) -> dict[str, Any]:
+    """ω (meV; negative = imaginary) of ``mode`` at ``q_frac`` frozen into :func:`mode_supercell`: pw.x with
+    forces at amplitudes u and u/2 on ``mesh`` of ``primitive`` folded into the supercell (:func:`folded_kpoints`,
+    ``nosym``: the k points ph.x samples at q on ``mesh``), the Rayleigh quotient at each and its u -> 0 limit
+    (Richardson: at a q with 2q in the reciprocal lattice a translation maps the pattern onto its negative, so
+    there are no odd terms).  Returns ``omega_meV``, ``omega_at_u_meV``, ``u_A``, ``force_alignment`` (the
+    cosine of forces and pattern at the smaller amplitude), ``n_k``, ``cpu_s``."""
+    ecutrho_Ry = ecutrho_Ry or 4 * ecutwfc_Ry
+    workdir = Path(workdir)
+    amps = (u_A, u_A / 2)
+    w2, align, cpu, n_k = [], 0.0, 0.0, 0
+    for u in amps:
+        cell, pattern = mode_supercell(primitive, q_frac, mode, u)
+        klist = folded_kpoints(primitive, cell, mesh)
+        n_k = len(klist)
+        wd = workdir / f"u{u:g}"
+        wd.mkdir(parents=True, exist_ok=True)
+        els = sorted({s.specie.symbol for s in cell})
+        files = lib.stage(els, wd / "pseudo")
+        inp = scf_input(cell, (wd / "pseudo").resolve(), files, ecutwfc_Ry, ecutrho_Ry, kspacing_invA=1.0,
+                        degauss_Ry=degauss_Ry, kpoints=tuple(int(m) for m in mesh))
+        inp.control["tprnfor"] = True
+        inp.klist = klist
+        inp.system["nosym"] = True
+        r = run_pw(inp, wd, timeout_s)
+        cpu += r["cpu_s"]
+        f = parse_pw_forces(wd / "pw.out")
+        if f.shape != pattern.shape:
+            raise PseudoError(f"{wd / 'pw.out'}: {len(f)} forces for a {len(pattern)}-atom cell")
+        proj = float(np.sum(f * pattern))  # Ry/bohr
+        w2.append(-proj / ((u / BOHR_IN_ANGSTROM) * float(np.sum(_masses_ry(cell)[:, None] * pattern ** 2))))
+        align = abs(proj) / max(float(np.linalg.norm(f) * np.linalg.norm(pattern)), 1e-30)
+    w2_0 = (4 * w2[1] - w2[0]) / 3
+    return {"omega_meV": _omega_meV(w2_0), "omega_at_u_meV": [_omega_meV(x) for x in w2], "u_A": list(amps),
+            "extrapolated": True, "force_alignment": align, "q_frac": [float(x) for x in q_frac],
+            "supercell": zone_boundary_cell(q_frac).tolist(), "kpoints": [int(m) for m in mesh], "n_k": n_k,
+            "ecutwfc_Ry": ecutwfc_Ry, "ecutrho_Ry": ecutrho_Ry, "degauss_Ry": degauss_Ry, "cpu_s": cpu}
