@@ -209,7 +209,7 @@ def test_eos_scan_keeps_one_k_mesh_for_every_volume(monkeypatch):
         v = st.volume / len(st)
         return {"energy_Ry": len(st) * 0.001 * (v - 36.0) ** 2, "cpu_s": 1.0, "wall_s": 1.0, "natoms": len(st)}
 
-    monkeypatch.setattr(D, "_scf", fake_scf)
+    monkeypatch.setattr(D, "reference_scf", fake_scf)
     e = D.eos_check("Na", 80.0, s, lib=object())
     mesh = kpoint_grid(reference_structure("Na")[0], s.eos_kspacing_invA)
     assert {k for _, k in seen} == {mesh} and e["kpoints"] == list(mesh)
@@ -630,9 +630,18 @@ def test_a_non_cubic_reference_freezes_the_highest_mode_ph_x_finds(tmp_path, mon
     assert seen == {"q": [0.5, 0.5, 0.0], "mode": [[0.0, 0.0, 0.7071], [0.0, 0.0, 0.7071]], "mesh": (8, 8, 8), "ecut": (140.0, 560.0)}
     assert ref["method"] == "frozen" and ref["pattern_from"] == "ph.x" and ref["freqs_meV"] == [151.5]
     assert ref["phx_freqs_meV"][-1] == 152.5 and ref["cpu_s"] == 20.0
-    # an imaginary ph.x reference is handed back as it is: the caller tries the next k spacing
-    monkeypatch.setattr(D, "phonon_at", lambda *a, **k: {"freqs_meV": [-5.0, 20.0], "q_label": "X"})
-    assert D.frozen_reference("C", D.DojoSettings(), tmp_path / "im")["freqs_meV"] == [-5.0, 20.0]
+    # an imaginary ph.x reference is handed back as it is (the caller tries the next k spacing), with its lowest
+    # mode frozen: real there, the verdict blames ph.x's linear response (hcp Mg at M, 30 Ry, 4x4x2 k: ph.x
+    # -24.4 ... 16.4 meV; its highest mode frozen 21.1 meV), imaginary there too, the solid
+    monkeypatch.setattr(D, "phonon_at", lambda el, ecut, s, wd, lib=None: {**fake_phonon_at(el, ecut, s, wd),
+                                                                          "freqs_meV": [-5.0, 20.0]})
+    ref = D.frozen_reference("C", D.DojoSettings(), tmp_path / "im")
+    assert ref["freqs_meV"] == [-5.0, 20.0] and ref["frozen_lowest_meV"] == 151.5
+    assert seen["mode"] == [[0.5, 0.5, 0.0], [0.5, 0.5, 0.0]]  # the file's lowest mode (transverse, 95.6 meV)
+    msg = D._imaginary_reference("C", D.DojoSettings(), ref, tried=(0.5,))
+    assert "ph.x (DFPT) gives an imaginary X phonon at 140 Ry" in msg and "gives 151.5 meV: the linear response" in msg
+    msg = D._imaginary_reference("C", D.DojoSettings(), {**ref, "frozen_lowest_meV": -2.0}, tried=(0.5,))
+    assert msg.endswith("and as a frozen phonon (-2.0 meV) at 140 Ry")
 
 
 @needs_pw

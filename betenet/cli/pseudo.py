@@ -11,6 +11,7 @@ from pathlib import Path
 
 from betenet.paths import PSEUDO_DIR
 from betenet.qe import pseudodojo as pd
+from betenet.qe import pseudodojo_cost
 from betenet.qe import pseudodojo_ecutrho as ecutrho
 from betenet.qe.pseudo import (
     PseudoError,
@@ -137,7 +138,7 @@ def _dojo(argv: list[str]) -> int:
                                                       frozen=args.frozen, log=log)))
         elif args.cmd == "compare":
             for el in args.elements:
-                r = pd.compare_cost(el, redo=args.redo, log=log)
+                r = pseudodojo_cost.compare_cost(el, redo=args.redo, log=log)
                 print(f"{el:3s} " + "  ".join(f"{k}: scf {v['scf_cpu_s']:.1f} s, ph {v['ph_cpu_s']:.1f} s"
                                               for k, v in r["sets"].items()))
         else:

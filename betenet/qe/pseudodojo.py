@@ -59,7 +59,6 @@ import numpy as np
 
 from ..constants import BOHR_IN_ANGSTROM
 from ..jsonio import read_json, sha256_file, write_json_atomic
-from ..paths import PSEUDO_DIR
 from .dyn import parse_dyn_modes
 from .pseudo import (
     DOJO_DIR,
@@ -105,6 +104,7 @@ __all__ = [
     "phonon_mesh",
     "has_frozen_cell",
     "zone_boundary_q_frac",
+    "reference_scf",
     "uses_frozen_reference",
     "frozen_reference",
     "new_record",
@@ -114,7 +114,6 @@ __all__ = [
     "VALIDATION_ORDER",
     "readme_table",
     "write_readme",
-    "compare_cost",
 ]
 
 #: Order of validation (the reference set of the validated accuracy level first).
@@ -244,9 +243,12 @@ def _q_in_alat(element: str, alat_bohr: float) -> tuple[str, list[float]]:
     return label, list(q * (alat_bohr * BOHR_IN_ANGSTROM) / x.a_A)
 
 
-def _scf(element: str, lib: PseudoLibrary, ecutwfc: float, s: DojoSettings, workdir: Path, *,
-         scale: float = 1.0, kspacing: float | None = None, keep: bool = False, ecutrho: float | None = None,
-         kpoints: tuple[int, int, int] | None = None) -> dict[str, float]:
+def reference_scf(element: str, lib: PseudoLibrary, ecutwfc: float, s: DojoSettings, workdir: Path, *,
+                  scale: float = 1.0, kspacing: float | None = None, keep: bool = False, ecutrho: float | None = None,
+                  kpoints: tuple[int, int, int] | None = None) -> dict[str, float]:
+    """One pw.x scf of ``element``'s reference solid at ``scale`` x the experimental lattice with ``lib``'s files:
+    ``ecutrho`` default ``s.dual`` x ``ecutwfc``, k mesh ``kpoints`` or that of ``kspacing`` (default
+    ``s.kspacing_invA``); ``keep`` the wavefunctions for ph.x.  :func:`betenet.qe.pseudo.run_pw`'s result plus ``natoms``."""
     st, _ = reference_structure(element, scale)
     els = sorted({x.specie.symbol for x in st})
     files = lib.stage(els, workdir / "pseudo")
@@ -282,7 +284,7 @@ def cutoff_scan(element: str, s: DojoSettings = DojoSettings(), workdir: Path | 
     rows = []
     with tempfile.TemporaryDirectory(prefix=f"dojo-cut-{element}-") as tmp:
         for c in cuts:
-            r = _scf(element, lib, c, s, Path(workdir or tmp) / f"e{c:g}")
+            r = reference_scf(element, lib, c, s, Path(workdir or tmp) / f"e{c:g}")
             rows.append({"ecutwfc_Ry": c, "energy_Ry_per_atom": r["energy_Ry"] / r["natoms"],
                          "pressure_kbar": r["pressure_kbar"], "cpu_s": r["cpu_s"], "wall_s": r["wall_s"]})
     e_ref, p_ref = rows[-1]["energy_Ry_per_atom"], rows[-1]["pressure_kbar"]
@@ -321,7 +323,7 @@ def phonon_at(element: str, ecut: float, s: DojoSettings, workdir: Path, lib: Ps
     st, _ = reference_structure(element)
     lib = lib or _raw_library(sorted({a.specie.symbol for a in st}))
     mesh = phonon_mesh(element, s)
-    r = _scf(element, lib, ecut, dataclasses.replace(s, degauss_Ry=s.phonon_smearing_Ry), workdir, keep=True,
+    r = reference_scf(element, lib, ecut, dataclasses.replace(s, degauss_Ry=s.phonon_smearing_Ry), workdir, keep=True,
              kpoints=mesh)
     label, q = _q_in_alat(element, r["alat_bohr"])
     ph = run_ph(q, workdir, s.timeout_s)
@@ -373,17 +375,19 @@ def frozen_reference(element: str, s: DojoSettings, workdir: Path) -> dict[str, 
     bcc/fcc: the pattern symmetry fixes (:func:`betenet.qe.pseudo.frozen.frozen_phonon`).  Other references:
     ph.x at the reference cutoff first; its highest mode, frozen (:func:`betenet.qe.pseudo.frozen.frozen_mode`;
     ph.x's frequencies and the forces' alignment with the pattern are kept).  A ph.x reference with an
-    imaginary mode is returned as it is (the caller tries the next k spacing)."""
+    imaginary mode is returned as it is (the caller tries the next k spacing), with its lowest mode frozen
+    (``frozen_lowest_meV``): real there, it is ph.x that is wrong (:func:`_imaginary_reference`)."""
     mesh = phonon_mesh(element, s)
     if not has_frozen_cell(element):
         st, _ = reference_structure(element)
         ph = phonon_at(element, s.ecut_reference_Ry, s, workdir / "ph.x")
-        if min(ph["freqs_meV"]) <= 0:
-            return ph
         _, w, modes = parse_dyn_modes(workdir / "ph.x" / "dyn")
-        fz = frozen_mode(st, zone_boundary_q_frac(element), modes[int(np.argmax(w))], s.ecut_reference_Ry, workdir / "frozen",
-                         lib=_raw_library(sorted({a.specie.symbol for a in st})), mesh=mesh,
-                         ecutrho_Ry=s.dual * s.ecut_reference_Ry, degauss_Ry=s.phonon_smearing_Ry, timeout_s=s.timeout_s)
+        imaginary = min(ph["freqs_meV"]) <= 0
+        fz = frozen_mode(st, zone_boundary_q_frac(element), modes[int(np.argmin(w) if imaginary else np.argmax(w))],
+                         s.ecut_reference_Ry, workdir / "frozen", lib=_raw_library(sorted({a.specie.symbol for a in st})),
+                         mesh=mesh, ecutrho_Ry=s.dual * s.ecut_reference_Ry, degauss_Ry=s.phonon_smearing_Ry, timeout_s=s.timeout_s)
+        if imaginary:
+            return {**ph, "frozen_lowest_meV": fz["omega_meV"], "frozen_lowest_alignment": fz["force_alignment"]}
         return {"method": "frozen", "pattern_from": "ph.x", "ecutwfc_Ry": s.ecut_reference_Ry, "ecutrho_Ry": fz["ecutrho_Ry"],
                 "kspacing_invA": s.phonon_kspacing_invA, "kpoints": fz["kpoints"], "degauss_Ry": s.phonon_smearing_Ry,
                 "q_label": ph["q_label"], "freqs_meV": [fz["omega_meV"]], "u_A": fz["u_A"], "omega_at_u_meV": fz["omega_at_u_meV"],
@@ -407,7 +411,7 @@ def eos_check(element: str, ecutwfc: float, s: DojoSettings = DojoSettings(), li
     kmesh = kpoint_grid(st0, s.eos_kspacing_invA)  # one mesh for every volume (that of the experimental cell)
 
     def energy_at(sc: float) -> float:
-        r = _scf(element, lib, ecutwfc, s, Path(tmp) / f"s{sc:g}", scale=sc, ecutrho=ecutrho, kpoints=kmesh)
+        r = reference_scf(element, lib, ecutwfc, s, Path(tmp) / f"s{sc:g}", scale=sc, ecutrho=ecutrho, kpoints=kmesh)
         cost["cpu"] += r["cpu_s"]
         cost["wall"] += r["wall_s"]
         return r["energy_Ry"] / r["natoms"]
@@ -525,16 +529,20 @@ def _imaginary_reference(element: str, s: DojoSettings, ref: dict[str, Any], tri
     message): with a frozen phonon at the same cutoff, smearing (``s.phonon_smearing_Ry``) and the densest of ``s.phonon_kspacings``
     (:func:`betenet.qe.pseudo.frozen.frozen_phonon`, bcc/fcc references) that is real, ph.x's linear response
     is what fails with this UPF (the el-ph labels are DFPT, so the element cannot be used); else (or without
-    that check) the solid itself is unstable at this set-up."""
+    that check) the solid itself is unstable at this set-up.  A reference that carries its lowest mode frozen
+    on its own k points (``frozen_lowest_meV``, :func:`frozen_reference` of hcp/diamond) is judged by that."""
     label = zone_boundary_q(element)[0]
     dfpt = ", ".join(f"{w:.1f}" for w in ref["freqs_meV"]) + " meV" + (
         f"; k spacings {', '.join(f'{k:g}' for k in tried)} Å^-1" if tried else "")
-    try:
-        with tempfile.TemporaryDirectory(prefix=f"dojo-frozen-{element}-") as tmp:
-            fz = frozen_phonon(element, s.ecut_reference_Ry, tmp, lib=_raw_library([element]),
-                               kspacing_invA=s.phonon_kspacings[-1], degauss_Ry=s.phonon_smearing_Ry, timeout_s=s.timeout_s)
-    except PseudoError as exc:  # no frozen-phonon cell for this reference (hcp, compounds)
-        return f"{element}: the reference phonon at {label} is imaginary at every k spacing tried ({dfpt}); {exc}"
+    if "frozen_lowest_meV" in ref:
+        fz = {"omega_meV": ref["frozen_lowest_meV"]}
+    else:
+        try:
+            with tempfile.TemporaryDirectory(prefix=f"dojo-frozen-{element}-") as tmp:
+                fz = frozen_phonon(element, s.ecut_reference_Ry, tmp, lib=_raw_library([element]),
+                                   kspacing_invA=s.phonon_kspacings[-1], degauss_Ry=s.phonon_smearing_Ry, timeout_s=s.timeout_s)
+        except PseudoError as exc:  # no frozen-phonon cell for this reference (hcp, compounds)
+            return f"{element}: the reference phonon at {label} is imaginary at every k spacing tried ({dfpt}); {exc}"
     if fz["omega_meV"] > 0:
         return (f"{element}: ph.x (DFPT) gives an imaginary {label} phonon at {s.ecut_reference_Ry:g} Ry at every k spacing tried "
                 f"({dfpt}) where a frozen phonon at the same cutoff gives {fz['omega_meV']:.1f} meV: the linear "
@@ -734,65 +742,3 @@ def write_readme(directory: Path | str = DOJO_DIR) -> Path:
     head = readme.read_text().split(README_MARKER)[0].rstrip() + "\n\n" if readme.exists() else "# PseudoDojo set\n\n"
     readme.write_text(head + README_MARKER + "\n\n" + readme_table(directory))
     return readme
-
-
-#: The study comparing the two sets (runs/<El>.json written by :func:`compare_cost`; table.py prints the table).
-STUDY_DIR: Path = PSEUDO_DIR.parent / "studies" / "pseudopotentials"
-#: The ld1.x (ultrasoft) set's scan: ecutwfc at dual 8 against 100 Ry, same tolerances as the PseudoDojo scan.
-LD1_SETTINGS = DojoSettings(ecut_list_Ry=(20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0, 55.0, 60.0, 70.0, 80.0),
-                            ecut_reference_Ry=100.0, dual=8.0)
-
-
-def compare_cost(element: str, *, redo: bool = False, study_dir: Path | str = STUDY_DIR, log=print) -> dict[str, Any]:
-    """The two sets on ``element``'s reference solid, each at its own converged cutoffs.
-
-    ld1.x set: cutoff scan with :data:`LD1_SETTINGS` (same 1 mRy/atom, 1 kbar tolerances; dual 4 kept
-    when it changes E and P by less than half of them), then E(V) at that cutoff (a0, B0).  PseudoDojo:
-    the index's cutoff and E(V).  For both: CPU/wall time of one pw.x scf and of ph.x at the same
-    zone-boundary q, same k mesh (``phonon_kspacing_invA``), one core.  Saved to ``runs/<El>.json``.
-    """
-    out_path = Path(study_dir) / "runs" / f"{element}.json"
-    if out_path.exists() and not redo:
-        return json.loads(out_path.read_text())
-    dojo = load_index()["elements"].get(element)
-    if not dojo or not dojo.get("ecutwfc_Ry") or not dojo.get("eos"):
-        raise PseudoError(f"{element}: validate it in the PseudoDojo set first (cutoff and E(V) needed)")
-    st, _ = reference_structure(element)
-    els = sorted({a.specie.symbol for a in st})
-    ld1_lib = PseudoLibrary.default()
-    ld1_lib.require(els)
-    t0 = time.time()
-    s8 = LD1_SETTINGS
-    scan = cutoff_scan(element, s8, lib=ld1_lib)
-    c = scan["converged_ecutwfc_Ry"]
-    res: dict[str, Any] = {"element": element, "reference": scan["reference"], "ld1_cutoff_scan": scan, "sets": {}}
-    if c is None:
-        res["ld1_note"] = f"ld1.x set not converged within the tolerances below {s8.ecut_reference_Ry:g} Ry"
-        c = s8.ecut_reference_Ry
-    dual = s8.dual
-    row = next(r for r in scan["rows"] if r["ecutwfc_Ry"] == c)
-    s4 = dataclasses.replace(s8, dual=4.0)
-    with tempfile.TemporaryDirectory(prefix=f"dojo-cmp-{element}-") as tmp:
-        r4 = _scf(element, ld1_lib, c, s4, Path(tmp) / "dual4")
-    e4 = r4["energy_Ry"] / r4["natoms"]
-    if (abs(1e3 * (e4 - row["energy_Ry_per_atom"])) <= s8.energy_tol_mRy / 2
-            and abs(r4["pressure_kbar"] - row["pressure_kbar"]) <= s8.pressure_tol_kbar / 2):
-        dual = 4.0
-    res["ld1_dual4_check"] = {"energy_Ry_per_atom": e4, "pressure_kbar": r4["pressure_kbar"], "kept": dual == 4.0}
-    log(f"{element}: ld1.x set converged at {c:g} Ry, dual {dual:g} ({time.time() - t0:.0f} s)")
-    sl = dataclasses.replace(s8, dual=dual)
-    eos = eos_check(element, c, sl, lib=ld1_lib)
-    log(f"{element}: ld1.x E(V): a0 {eos['a0_error_pct']:+.2f} %, B0 {eos['b0_GPa']:.0f} GPa")
-    sd = dataclasses.replace(DojoSettings(), dual=float(dojo["ecutrho_Ry"]) / float(dojo["ecutwfc_Ry"]))
-    for name, lib, sset, cut in (("ld1", ld1_lib, sl, c), ("pseudodojo", None, sd, float(dojo["ecutwfc_Ry"]))):
-        with tempfile.TemporaryDirectory(prefix=f"dojo-cmp-{element}-") as tmp:
-            ph = phonon_at(element, cut, sset, Path(tmp), lib=lib)
-        res["sets"][name] = {"ecutwfc_Ry": cut, "ecutrho_Ry": sset.dual * cut, "kspacing_invA": sset.phonon_kspacing_invA,
-                             "scf_cpu_s": ph["scf_cpu_s"], "scf_wall_s": ph["scf_wall_s"], "ph_cpu_s": ph["ph_cpu_s"],
-                             "ph_wall_s": ph["ph_wall_s"], "q_label": ph["q_label"], "freqs_meV": ph["freqs_meV"],
-                             "eos": eos if name == "ld1" else dojo["eos"]}
-        log(f"{element}: {name} at {cut:g} Ry: scf {ph['scf_cpu_s']:.1f} s CPU, ph.x {ph['ph_cpu_s']:.1f} s CPU")
-    res["date"] = time.strftime("%Y-%m-%d")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out_path, res)
-    return res

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..jsonio import read_json, write_json_atomic
+from ..paths import PSEUDO_DIR
 from . import pseudodojo as _pd
 
 __all__ = ["ECUTRHO_STUDY_DIR", "ecutrho_series", "ecutrho_study_runs", "ecutrho_table", "phonon_check_rows"]
 
 
 #: The density-grid series of the phonon check (:func:`ecutrho_series`; ``runs/<El>-<ecutwfc>.json``).
-ECUTRHO_STUDY_DIR: Path = _pd.PSEUDO_DIR.parent / "studies" / "pseudodojo-ecutrho"
+ECUTRHO_STUDY_DIR: Path = PSEUDO_DIR.parent / "studies" / "pseudodojo-ecutrho"
 
 
 def ecutrho_series(element: str, ecutwfc_Ry: float, duals: Iterable[float], s: _pd.DojoSettings = _pd.DojoSettings(), *,
