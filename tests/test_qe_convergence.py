@@ -78,3 +78,31 @@ def test_relaxed_volume_reproduces_the_dataset_cell_and_measures_a_cutoff(tmp_pa
     assert json.loads((tmp_path / "low" / "result.json").read_text())["delta_a_pct"] == low.delta_a_pct
     assert not (tmp_path / "low" / "out").exists()  # the scratch is removed, the input/output kept
     assert (tmp_path / "low" / "relax.out").exists()
+
+
+@pytest.mark.qe
+@pytest.mark.skipif(not qe_available(), reason="Quantum ESPRESSO not on PATH: run `make qe-deps`")
+def test_a_single_q_check_freezes_ph_xs_highest_mode_on_the_same_k_points(tmp_path):
+    """fcc Al (the ld1.x set, 25/100 Ry) at the zone-boundary q = (1/2, 1/2, 0) of its cell (X), 4^3 k: ph.x's highest
+    mode frozen in the 2-atom cell gives 36.86 meV, ph.x 37.12 meV (+0.70 %; 6^3: 40.67 against 40.90, +0.56 %;
+    the u -> 0 limit from 0.02/0.01 Å and from 0.01/0.005 Å agree to 0.001 meV, so the gap is the linear response's).
+    A q off the zone boundary or an odd mesh is refused."""
+    import dataclasses
+
+    from betenet.qe.convergence import frozen_single_q
+    from betenet.qe.inputs import PWInput
+    from betenet.qe.pseudo import PseudoLibrary
+
+    st = PWInput.from_str((AL / "scf.in").read_text()).structure
+    alat = np.linalg.norm(st.lattice.matrix[0])
+    q = np.array([0.5, 0.5, 0.0]) @ st.lattice.reciprocal_lattice.matrix * alat / (2 * np.pi)
+    res = single_q_phonons(AL, q, k_scf=4, workdir=tmp_path / "k4")
+    fz = frozen_single_q(res, PseudoLibrary.default())
+    assert fz["phx_meV"] == pytest.approx(37.12, abs=0.01) and fz["frozen_meV"] == pytest.approx(36.86, abs=0.02)
+    assert fz["diff_pct"] == pytest.approx(0.70, abs=0.05) and fz["omega_at_u_meV"][0] < fz["omega_at_u_meV"][1]
+    assert fz["force_alignment"] > 0.9999 and fz["q_frac"] == [0.5, 0.5, 0.0] and fz["n_k"] == 32
+    assert json.loads((tmp_path / "k4" / "frozen.json").read_text())["frozen_meV"] == fz["frozen_meV"]
+    with pytest.raises(ValueError, match=r"does not hold k \+ q"):
+        frozen_single_q(dataclasses.replace(res, k_scf=(3, 3, 3)), PseudoLibrary.default())
+    with pytest.raises(ValueError, match="a frozen mode needs each to be 0 or 1/2"):
+        frozen_single_q(dataclasses.replace(res, q_cart_2pi_alat=tuple(q / 2)), PseudoLibrary.default())

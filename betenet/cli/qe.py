@@ -8,7 +8,7 @@
     betenet qe parse ID [--profile P] [--write]
     betenet qe reject ID --reason R --detail TEXT
     betenet qe refine ID --accuracy validated [--k-density K] [--scf-k-density S] [--q-density Q] --reason TEXT
-    betenet qe check-q ID --k 6 8 12 [--q QX QY QZ] [--ecutwfc E --ecutrho R] [--degauss D]
+    betenet qe check-q ID --k 6 8 12 [--q QX QY QZ] [--ecutwfc E --ecutrho R] [--degauss D] [--accuracy A] [--frozen]
     betenet qe check-relax ID [ID ...] --ecutwfc E --ecutrho R
 """
 
@@ -25,7 +25,7 @@ from betenet.config import QEConfig, qe_level
 from betenet.locks import LockBusyError
 from betenet.paths import QE_RUNS_DIR, RECORDS_DIR, artifacts_dir
 from betenet.qe import convergence
-from betenet.qe.convergence import lowest_q, relaxed_volume, single_q_phonons
+from betenet.qe.convergence import frozen_single_q, lowest_q, relaxed_volume, single_q_phonons
 from betenet.qe.dataset import (
     candidate_source, dataset_dirs, explain_unknown_id, plan_candidates, run_dataset, select_candidates,
 )
@@ -320,7 +320,7 @@ def _check_parser(command: str, description: str):
     p = argparse.ArgumentParser(prog=f"betenet qe {command}", description=description)
     p.add_argument("--ecutwfc", type=float, default=None)
     p.add_argument("--ecutrho", type=float, default=None)
-    p.add_argument("--runs-dir", default=str(QE_RUNS_DIR))
+    p.add_argument("--runs-dir", default=None, help=f"default: {QE_RUNS_DIR} (check-q: the --accuracy level's)")
     p.add_argument("--workdir", default=None, help=f"default: artifacts/{command}/<ID>")
     p.add_argument("--omp", type=int, default=1)
     return p
@@ -336,7 +336,7 @@ def check_relax_main(argv: list[str]) -> int:
     tag = "".join(f"-{n}{v:g}" for n, v in (("e", args.ecutwfc), ("r", args.ecutrho)) if v is not None).lstrip("-")
     for mid in args.material_ids:
         root = Path(args.workdir) / mid if args.workdir else artifacts_dir("check-relax", mid, create=False)
-        r = relaxed_volume(Path(args.runs_dir) / mid, workdir=root / tag, ecutwfc_Ry=args.ecutwfc,
+        r = relaxed_volume(Path(args.runs_dir or QE_RUNS_DIR) / mid, workdir=root / tag, ecutwfc_Ry=args.ecutwfc,
                            ecutrho_Ry=args.ecutrho, omp_threads=args.omp)
         print(f"{mid} ecut={r.ecutwfc_Ry:g}/{r.ecutrho_Ry:g} Ry: V={r.volume_A3_per_atom:.3f} Å^3/atom vs dataset "
               f"{r.dataset_volume_A3_per_atom:.3f}: Δa = {r.delta_a_pct:+.2f} %  ({r.wall_s:.0f} s)", flush=True)
@@ -350,15 +350,30 @@ def check_q_main(argv: list[str]) -> int:
     p.add_argument("--k", type=int, nargs="+", required=True, help="scf k meshes to try (cubic n x n x n each)")
     p.add_argument("--q", type=float, nargs=3, default=None, help="q (2π/alat); default: the lowest-frequency q of ph_freqs.json")
     p.add_argument("--degauss", type=float, default=None)
+    p.add_argument("--accuracy", choices=["screening", "validated"], default=None,
+                   help="the level whose run this is: its runs dir and pseudopotentials (default: data/qe, data/pseudo)")
+    p.add_argument("--frozen", action="store_true",
+                   help="also freeze ph.x's highest mode on the same k points (q a zone-boundary point, even k where q has 1/2)")
     args = p.parse_args(argv)
-    mdir = Path(args.runs_dir) / args.material_id
+    qe = qe_level(args.accuracy) if args.accuracy else None
+    runs = Path(args.runs_dir) if args.runs_dir else (dataset_dirs(qe)[0] if qe else QE_RUNS_DIR)
+    lib = PseudoLibrary.for_level(qe) if qe else PseudoLibrary.default()
+    mdir = runs / args.material_id
     q = tuple(args.q) if args.q else lowest_q(mdir)
     root = Path(args.workdir) if args.workdir else artifacts_dir("check-q", args.material_id, create=False)
     tag = "".join(f"-{n}{v}" for n, v in (("e", args.ecutwfc), ("r", args.ecutrho), ("d", args.degauss)) if v is not None)
     for k in args.k:
-        res = single_q_phonons(mdir, q, k_scf=k, workdir=root / f"k{k}{tag}", ecutwfc_Ry=args.ecutwfc,
+        res = single_q_phonons(mdir, q, k_scf=k, workdir=root / f"k{k}{tag}", ecutwfc_Ry=args.ecutwfc, pseudo_dir=lib.directory,
                                ecutrho_Ry=args.ecutrho, degauss_Ry=args.degauss, omp_threads=args.omp)
         print(f"{res.material_id} k={k}^3 ecut={res.ecutwfc_Ry:g}/{res.ecutrho_Ry:g} Ry degauss={res.degauss_Ry:g} Ry "
               f"q=({' '.join(f'{x:.3f}' for x in q)}): " + " ".join(f"{f:.2f}" for f in res.freq_meV)
-              + f" meV  (scf {res.wall_s['scf']:.0f} s, ph {res.wall_s['ph']:.0f} s)")
+              + f" meV  (scf {res.wall_s['scf']:.0f} s, ph {res.wall_s['ph']:.0f} s)", flush=True)
+        if args.frozen:
+            try:
+                fz = frozen_single_q(res, lib)
+            except ValueError as exc:
+                print(f"betenet qe check-q: error: {exc}", file=sys.stderr)
+                return 2
+            print(f"  highest mode frozen on the same k points: {fz['frozen_meV']:.2f} meV (ph.x {fz['phx_meV']:.2f}, "
+                  f"{fz['diff_pct']:+.2f} %; forces along the pattern {fz['force_alignment']:.5f}; {fz['cpu_s']:.0f} CPU-s)", flush=True)
     return 0

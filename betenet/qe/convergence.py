@@ -8,7 +8,12 @@ and returns the frequencies.  At the dataset's own settings it reproduces the fr
 ``data/studies/2026-11-25-scf-k-convergence`` is such a study (fcc Rh at W: -35 meV with the 6x6x6 scf
 mesh of the ``screening`` level, +24.6 meV with 12x12x12).
 
-    betenet qe check-q Rh1-fcc --k 6 8 12 [--q QX QY QZ] [--ecutwfc E --ecutrho R] [--degauss D]
+    betenet qe check-q Rh1-fcc --k 6 8 12 [--q QX QY QZ] [--ecutwfc E --ecutrho R] [--degauss D] [--frozen]
+
+Is ph.x's linear response right for this material at these settings?  :func:`frozen_single_q` freezes the
+highest mode ph.x found at a zone-boundary q (2q a reciprocal-lattice vector) in a twice-as-large cell and
+takes its frequency from the ground-state forces on the same k points
+(:func:`betenet.qe.pseudo.frozen.frozen_mode`): the two differ only by the method (``--frozen``).
 
 :func:`relaxed_volume` does the same for the geometry: it reruns the material's own ``relax.in``
 (vc-relax from the prototype) with other cutoffs and compares the relaxed volume with ``relaxed.json``
@@ -29,11 +34,14 @@ import numpy as np
 from pymatgen.core import Structure
 
 from ..paths import PSEUDO_DIR
+from .dyn import parse_dyn_modes
 from .inputs import Namelist, NamelistInput, PWInput, QEInputError
 from .parsers import gamma_mask, parse_ph_output, parse_pw_output
+from .pseudo import PseudoLibrary
+from .pseudo.frozen import frozen_mode
 from .runner import run_qe
 
-__all__ = ["SingleQResult", "single_q_phonons", "lowest_q", "RelaxResult", "relaxed_volume"]
+__all__ = ["RelaxResult", "SingleQResult", "frozen_single_q", "lowest_q", "relaxed_volume", "single_q_phonons"]
 
 
 @dataclass
@@ -138,6 +146,33 @@ def single_q_phonons(
     )
     (workdir / "result.json").write_text(json.dumps(res.to_dict(), indent=2) + "\n")
     return res
+
+
+def frozen_single_q(res: SingleQResult, lib: PseudoLibrary, *, u_A: float = 0.02, timeout_s: float = 3600.0) -> dict[str, Any]:
+    """The highest mode of a :func:`single_q_phonons` run (its ``dyn`` file) frozen on the same k points, cutoffs and
+    smearing (:func:`betenet.qe.pseudo.frozen.frozen_mode`, in ``<workdir>/frozen``; ``lib``: the level's
+    pseudopotentials, the files the run used): ``{"phx_meV", "frozen_meV", "diff_pct", "force_alignment", ...}``,
+    also written to ``<workdir>/frozen.json``.  :class:`ValueError` unless q is a zone-boundary point (each crystal
+    coordinate 0 or 1/2) and the mesh holds k + q (even where q has 1/2)."""
+    wd = Path(res.workdir)
+    st = PWInput.from_str((wd / "scf.in").read_text(), origin=str(wd / "scf.in")).structure
+    lat = st.lattice.matrix
+    q_frac = lat @ np.asarray(res.q_cart_2pi_alat) / np.linalg.norm(lat[0])  # alat = |a1| for these ibrav=0 cells
+    if not np.allclose(2 * q_frac, np.round(2 * q_frac), atol=1e-5):
+        raise ValueError(f"q = {res.q_cart_2pi_alat} (2π/alat) is {np.round(q_frac, 4).tolist()} in crystal coordinates: "
+                         "a frozen mode needs each to be 0 or 1/2")
+    half = np.abs(np.mod(np.round(2 * q_frac), 2)) == 1
+    if any(h and n % 2 for h, n in zip(half, res.k_scf)):
+        raise ValueError(f"k mesh {res.k_scf} does not hold k + q for q = {np.round(q_frac, 4).tolist()}: use even "
+                         "subdivisions where q has 1/2")
+    _, w, modes = parse_dyn_modes(wd / "dyn")
+    fz = frozen_mode(st, np.round(2 * q_frac) / 2, modes[int(np.argmax(w))], res.ecutwfc_Ry, wd / "frozen", lib=lib,
+                     mesh=res.k_scf, ecutrho_Ry=res.ecutrho_Ry, degauss_Ry=res.degauss_Ry, u_A=u_A, timeout_s=timeout_s)
+    phx = float(max(res.freq_meV))
+    out = {"material_id": res.material_id, "phx_meV": phx, "frozen_meV": fz["omega_meV"],
+           "diff_pct": 100 * (phx - fz["omega_meV"]) / fz["omega_meV"], **{k: v for k, v in fz.items() if k != "omega_meV"}}
+    (wd / "frozen.json").write_text(json.dumps(out, indent=2) + "\n")
+    return out
 
 
 @dataclass

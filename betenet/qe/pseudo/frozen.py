@@ -224,6 +224,7 @@ def frozen_mode(primitive: Structure, q_frac: Sequence[float], mode: np.ndarray,
         inp = scf_input(cell, (wd / "pseudo").resolve(), files, ecutwfc_Ry, ecutrho_Ry, kspacing_invA=1.0,
                         degauss_Ry=degauss_Ry, kpoints=tuple(int(m) for m in mesh))
         inp.control["tprnfor"] = True
+        inp.electrons["conv_thr"] = 1e-11 * len(cell)  # forces of u/2 = 0.01 Å are ~1e-3 Ry/bohr
         inp.klist = klist
         inp.system["nosym"] = True
         r = run_pw(inp, wd, timeout_s)
