@@ -72,8 +72,8 @@ def ecutrho_series(element: str, ecutwfc_Ry: float, duals: Iterable[float], s: _
 
 
 def phonon_check_rows(directory: Path | str = _pd.DOJO_DIR) -> list[dict[str, Any]]:
-    """One row per element of the index with a phonon check: its status and cutoffs, the reference (method,
-    frequency of its highest mode), ph.x's highest mode at the chosen (or last tried) cutoff and the
+    """One row per element of the index with a phonon check: its status and cutoffs, the reference (method:
+    ``frozen``, ``frozen (ph.x's mode)`` for hcp/diamond, or ``ph.x``; the frequency of its highest mode), ph.x's highest mode at the chosen (or last tried) cutoff and the
     difference, plus the previous check's cutoffs where it was redone (``superseded_phonon``)."""
     rows = []
     for el, rec in sorted(_pd.load_index(directory)["elements"].items()):
@@ -84,7 +84,8 @@ def phonon_check_rows(directory: Path | str = _pd.DOJO_DIR) -> list[dict[str, An
         old = (rec.get("superseded_phonon") or {}).get("tried") or []
         old_pass = next((t for t in old if t.get("passed")), None)
         rows.append({"element": el, "status": rec["status"], "q": at.get("q_label"),
-                     "reference": ref.get("method", "ph.x"), "ref_cutoffs_Ry": f"{ref['ecutwfc_Ry']:g}/{ref['ecutrho_Ry']:g}",
+                     "reference": ref.get("method", "ph.x") + (" (ph.x's mode)" if ref.get("pattern_from") == "ph.x" else ""),
+                     "ref_cutoffs_Ry": f"{ref['ecutwfc_Ry']:g}/{ref['ecutrho_Ry']:g}",
                      "ref_omega_meV": max(ref["freqs_meV"]),  # a frozen reference holds its one mode
                      "checked_cutoffs_Ry": f"{at['ecutwfc_Ry']:g}/{at['ecutrho_Ry']:g}",
                      "phx_omega_meV": max(at["freqs_meV"]), "max_abs_dfreq_meV": ph["max_abs_dfreq_meV"],
