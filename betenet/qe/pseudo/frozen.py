@@ -118,19 +118,9 @@ def frozen_phonon(element: str, ecutwfc_Ry: float, workdir: Path | str, *, lib: 
     for u in amps:
         _, cell, _ = zone_boundary_supercell(element, u)
         wd = workdir / f"u{u:g}" if len(amps) > 1 else workdir
-        wd.mkdir(parents=True, exist_ok=True)
-        files = lib.stage([element], wd / "pseudo")
-        inp = scf_input(cell, (wd / "pseudo").resolve(), files, ecutwfc_Ry, ecutrho_Ry,
-                        kspacing_invA=kspacing_invA, degauss_Ry=degauss_Ry, kpoints=k)
-        inp.control["tprnfor"] = True
-        if klist is not None:
-            inp.klist = klist
-            inp.system["nosym"] = True  # the list is the whole folded mesh: no symmetry unfolding on top
-        r = run_pw(inp, wd, timeout_s)
-        cpu += r["cpu_s"]
-        f = parse_pw_forces(wd / "pw.out")
-        if f.shape != pattern.shape:
-            raise PseudoError(f"{wd / 'pw.out'}: {len(f)} forces for a {len(pattern)}-atom cell")
+        f, c = _pw_forces(cell, lib, ecutwfc_Ry, ecutrho_Ry, wd, kpoints=k, klist=klist, kspacing_invA=kspacing_invA,
+                          degauss_Ry=degauss_Ry, timeout_s=timeout_s)
+        cpu += c
         forces.append(float(np.mean(np.sum(f * pattern, axis=1))))  # Ry/bohr along the pattern; restoring: < 0
     fcs = [-f / (u / BOHR_IN_ANGSTROM) for f, u in zip(forces, amps)]  # Ry/bohr^2 at each amplitude
     fc = (4 * fcs[1] - fcs[0]) / 3 if len(fcs) > 1 else fcs[0]
@@ -192,6 +182,29 @@ def mode_supercell(primitive: Structure, q_frac: Sequence[float], mode: np.ndarr
     return Structure(lat, species, np.array(cart) + u_A * pattern, coords_are_cartesian=True), pattern
 
 
+def _pw_forces(cell: Structure, lib: PseudoLibrary, ecutwfc_Ry: float, ecutrho_Ry: float, wd: Path, *,
+               kpoints: Sequence[int], klist: np.ndarray | None, degauss_Ry: float, timeout_s: float,
+               kspacing_invA: float = 1.0, conv_thr_Ry: float | None = None) -> tuple[np.ndarray, float]:
+    """pw.x scf with forces of ``cell`` in ``wd``: ``(forces (n, 3) Ry/bohr, CPU s)``.  ``klist``: an explicit k list
+    (crystal coordinates; ``nosym``: the list is the whole folded mesh, no symmetry unfolding on top), else the
+    Monkhorst-Pack ``kpoints``; ``conv_thr_Ry`` default :func:`scf_input`'s."""
+    wd.mkdir(parents=True, exist_ok=True)
+    files = lib.stage(sorted({s.specie.symbol for s in cell}), wd / "pseudo")
+    inp = scf_input(cell, (wd / "pseudo").resolve(), files, ecutwfc_Ry, ecutrho_Ry, kspacing_invA=kspacing_invA,
+                    degauss_Ry=degauss_Ry, kpoints=tuple(int(m) for m in kpoints))
+    inp.control["tprnfor"] = True
+    if conv_thr_Ry is not None:
+        inp.electrons["conv_thr"] = conv_thr_Ry
+    if klist is not None:
+        inp.klist = klist
+        inp.system["nosym"] = True
+    r = run_pw(inp, wd, timeout_s)
+    f = parse_pw_forces(wd / "pw.out")
+    if f.shape != (len(cell), 3):
+        raise PseudoError(f"{wd / 'pw.out'}: {len(f)} forces for a {len(cell)}-atom cell")
+    return f, r["cpu_s"]
+
+
 def _masses_ry(cell: Structure) -> np.ndarray:
     return np.array([float(Element(s.specie.symbol).atomic_mass) for s in cell]) * _ME_PER_AMU / 2
 
@@ -217,21 +230,10 @@ def frozen_mode(primitive: Structure, q_frac: Sequence[float], mode: np.ndarray,
         cell, pattern = mode_supercell(primitive, q_frac, mode, u)
         klist = folded_kpoints(primitive, cell, mesh)
         n_k = len(klist)
-        wd = workdir / f"u{u:g}"
-        wd.mkdir(parents=True, exist_ok=True)
-        els = sorted({s.specie.symbol for s in cell})
-        files = lib.stage(els, wd / "pseudo")
-        inp = scf_input(cell, (wd / "pseudo").resolve(), files, ecutwfc_Ry, ecutrho_Ry, kspacing_invA=1.0,
-                        degauss_Ry=degauss_Ry, kpoints=tuple(int(m) for m in mesh))
-        inp.control["tprnfor"] = True
-        inp.electrons["conv_thr"] = 1e-11 * len(cell)  # forces of u/2 = 0.01 Å are ~1e-3 Ry/bohr
-        inp.klist = klist
-        inp.system["nosym"] = True
-        r = run_pw(inp, wd, timeout_s)
-        cpu += r["cpu_s"]
-        f = parse_pw_forces(wd / "pw.out")
-        if f.shape != pattern.shape:
-            raise PseudoError(f"{wd / 'pw.out'}: {len(f)} forces for a {len(pattern)}-atom cell")
+        f, c = _pw_forces(cell, lib, ecutwfc_Ry, ecutrho_Ry, workdir / f"u{u:g}", kpoints=mesh, klist=klist,
+                          degauss_Ry=degauss_Ry, timeout_s=timeout_s,
+                          conv_thr_Ry=1e-11 * len(cell))  # forces at u/2 = 0.01 Å are ~1e-3 Ry/bohr
+        cpu += c
         proj = float(np.sum(f * pattern))  # Ry/bohr
         w2.append(-proj / ((u / BOHR_IN_ANGSTROM) * float(np.sum(_masses_ry(cell)[:, None] * pattern ** 2))))
         align = abs(proj) / max(float(np.linalg.norm(f) * np.linalg.norm(pattern)), 1e-30)
