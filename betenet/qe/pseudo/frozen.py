@@ -22,7 +22,8 @@ ph.x computed (its displacement pattern from the dynamical-matrix file, :func:`b
 at any q with 2q a reciprocal-lattice vector, in the smallest supercell that holds it (twice the cell:
 :func:`zone_boundary_cell`).  The frequency is the Rayleigh quotient ω² = −Σ F·p / (u Σ M |p|²), exact for an
 eigenvector and wrong only to second order in an error of the pattern; how parallel the forces are to the pattern
-(``force_alignment``, 1 for an eigenvector of the frozen force constants) says whether the pattern is one.
+(``force_alignment``: the cosine of the forces and the mass-weighted pattern, 1 for an eigen-displacement of the
+frozen force constants) says whether the pattern is one.
 """
 
 from __future__ import annotations
@@ -221,7 +222,11 @@ def frozen_mode(primitive: Structure, q_frac: Sequence[float], mode: np.ndarray,
     ``nosym``: the k points ph.x samples at q on ``mesh``), the Rayleigh quotient at each and its u -> 0 limit
     (Richardson: at a q with 2q in the reciprocal lattice a translation maps the pattern onto its negative, so
     there are no odd terms).  Returns ``omega_meV``, ``omega_at_u_meV``, ``u_A``, ``force_alignment`` (the
-    cosine of forces and pattern at the smaller amplitude), ``n_k``, ``cpu_s``."""
+    cosine of the forces and M p, the pattern weighted by the masses, at the smaller amplitude: 1 when p is an
+    eigen-displacement of the frozen force constants), ``n_k``, ``cpu_s``.
+
+    ``mode`` is a displacement pattern (what ph.x writes: the eigenvector of the dynamical matrix divided by
+    sqrt(M)); the frequency is the Rayleigh quotient of Φ p = ω² M p."""
     ecutrho_Ry = ecutrho_Ry or 4 * ecutwfc_Ry
     workdir = Path(workdir)
     amps = (u_A, u_A / 2)
@@ -235,8 +240,9 @@ def frozen_mode(primitive: Structure, q_frac: Sequence[float], mode: np.ndarray,
                           conv_thr_Ry=1e-11 * len(cell))  # forces at u/2 = 0.01 Å are ~1e-3 Ry/bohr
         cpu += c
         proj = float(np.sum(f * pattern))  # Ry/bohr
-        w2.append(-proj / ((u / BOHR_IN_ANGSTROM) * float(np.sum(_masses_ry(cell)[:, None] * pattern ** 2))))
-        align = abs(proj) / max(float(np.linalg.norm(f) * np.linalg.norm(pattern)), 1e-30)
+        mp = _masses_ry(cell)[:, None] * pattern  # an eigen-displacement p has forces -ω² M p u
+        w2.append(-proj / ((u / BOHR_IN_ANGSTROM) * float(np.sum(mp * pattern))))
+        align = abs(float(np.sum(f * mp))) / max(float(np.linalg.norm(f) * np.linalg.norm(mp)), 1e-30)
     w2_0 = (4 * w2[1] - w2[0]) / 3
     return {"omega_meV": _omega_meV(w2_0), "omega_at_u_meV": [_omega_meV(x) for x in w2], "u_A": list(amps),
             "extrapolated": True, "force_alignment": align, "q_frac": [float(x) for x in q_frac],
