@@ -662,3 +662,36 @@ def test_real_frozen_mode_of_ph_xs_pattern_equals_dfpt(tmp_path):
                          lib=D._raw_library([el]), mesh=mesh)
         assert fz["omega_meV"] == pytest.approx(max(ph["freqs_meV"]), rel=rel)
         assert fz["force_alignment"] > 0.9999 and fz["n_k"] == 32 and fz["u_A"] == [0.02, 0.01]
+
+
+def test_frozen_mode_is_the_mass_weighted_rayleigh_quotient(tmp_path, monkeypatch):
+    """A harmonic model with known answer, pw.x replaced by F = -Φ d: B2 AlPd at X, its eigen-displacement p
+    (Φ p = ω0² M p, ω0 = 20 meV) is found exactly with forces along M p; the mass-scaled vector sqrt(M) p is not
+    an eigen-displacement: the alignment drops and ω is off."""
+    from pymatgen.core import Lattice, Structure
+
+    from betenet.constants import BOHR_IN_ANGSTROM, RY_IN_MEV
+    from betenet.qe.pseudo import frozen as F
+
+    prim = Structure(Lattice.cubic(3.04), ["Al", "Pd"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    q = [0.5, 0.0, 0.0]
+    e = np.array([[0.3, 0.0, 0.1], [-0.2, 0.1, 0.0]], dtype=complex)
+    cell0, p = F.mode_supercell(prim, q, e, 0.0)
+    sq = np.sqrt(np.repeat(F._masses_ry(cell0), 3))
+    w = sq * p.ravel()
+    w /= np.linalg.norm(w)
+    w0 = 20.0 / RY_IN_MEV
+    a = w0 ** 2 * np.outer(w, w) + 3 * w0 ** 2 * (np.eye(len(w)) - np.outer(w, w))
+    phi = sq[:, None] * a * sq[None, :]  # Ry/bohr^2
+
+    def harmonic(cell, lib, ecutwfc, ecutrho, wd, **kw):
+        d = (cell.cart_coords - cell0.cart_coords).ravel() / BOHR_IN_ANGSTROM
+        return -(phi @ d).reshape(-1, 3), 1.0
+
+    monkeypatch.setattr(F, "_pw_forces", harmonic)
+    fz = F.frozen_mode(prim, q, e, 80.0, tmp_path, lib=None, mesh=(4, 4, 4))
+    assert fz["omega_meV"] == pytest.approx(20.0, rel=1e-9) and fz["force_alignment"] == pytest.approx(1.0, abs=1e-12)
+    assert fz["omega_at_u_meV"] == pytest.approx([20.0, 20.0], rel=1e-9) and fz["cpu_s"] == 2.0
+    scaled = e * np.sqrt([[26.98], [106.42]])  # an eigenvector of the dynamical matrix, not a displacement
+    bad = F.frozen_mode(prim, q, scaled, 80.0, tmp_path, lib=None, mesh=(4, 4, 4))
+    assert bad["force_alignment"] < 0.99 and bad["omega_meV"] > 20.5
