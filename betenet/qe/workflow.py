@@ -403,7 +403,9 @@ class MaterialRun:
         ``<fildyn>0``, the list of irreducible points; each finished point is recorded in
         ``<cwd>/<step>.progress.json``, so a killed run resumes at its first unfinished point.
         ``out/_ph0`` (the previous point's nscf and dvscf, or a killed call's half-written files) is
-        removed before each call: every point starts clean, as in one ph.x call.  The per-point logs
+        removed before each call: every point starts clean, as in one ph.x call.  (ph.x 6.7 cannot resume
+        an el-ph point from the representations a killed call saved: with ``recover`` it stops reading them,
+        "tag PARTIAL_EL_PHON not found", as its writer names the block PARTIAL_ELPH; measured on fcc Al at X.)  The per-point logs
         are archived together (head/tail of each) as ``<step>.out.gz``; ``<step>.in`` is the first
         point's input (the others differ only in ``start_q``/``last_q``).
 
