@@ -30,6 +30,7 @@ from betenet.qe.dataset import (
     candidate_source, dataset_dirs, explain_unknown_id, plan_candidates, run_dataset, select_candidates,
 )
 from betenet.qe.filters import funnel, funnel_table, status_files
+from betenet.qe.inputs import PWInput
 from betenet.qe.pseudo import PseudoLibrary
 from betenet.qe.record import build_record, rebuild_record
 from betenet.qe.refinement import refine_material, refined_materials
@@ -362,8 +363,10 @@ def check_q_main(argv: list[str]) -> int:
     q = tuple(args.q) if args.q else lowest_q(mdir)
     root = Path(args.workdir) if args.workdir else artifacts_dir("check-q", args.material_id, create=False)
     tag = "".join(f"-{n}{v}" for n, v in (("e", args.ecutwfc), ("r", args.ecutrho), ("d", args.degauss)) if v is not None)
+    species = PWInput.from_str((mdir / "scf.in").read_text(), origin=str(mdir / "scf.in")).species
+    lib.stage([el for el, _, _ in species], root / "pseudo")  # the level's files, under the names the run used
     for k in args.k:
-        res = single_q_phonons(mdir, q, k_scf=k, workdir=root / f"k{k}{tag}", ecutwfc_Ry=args.ecutwfc, pseudo_dir=lib.directory,
+        res = single_q_phonons(mdir, q, k_scf=k, workdir=root / f"k{k}{tag}", ecutwfc_Ry=args.ecutwfc, pseudo_dir=root / "pseudo",
                                ecutrho_Ry=args.ecutrho, degauss_Ry=args.degauss, omp_threads=args.omp)
         print(f"{res.material_id} k={k}^3 ecut={res.ecutwfc_Ry:g}/{res.ecutrho_Ry:g} Ry degauss={res.degauss_Ry:g} Ry "
               f"q=({' '.join(f'{x:.3f}' for x in q)}): " + " ".join(f"{f:.2f}" for f in res.freq_meV)
