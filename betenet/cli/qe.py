@@ -25,7 +25,7 @@ from betenet.config import QEConfig, qe_level
 from betenet.locks import LockBusyError
 from betenet.paths import QE_RUNS_DIR, RECORDS_DIR, artifacts_dir
 from betenet.qe import convergence
-from betenet.qe.convergence import frozen_single_q, lowest_q, relaxed_volume, single_q_phonons
+from betenet.qe.convergence import FROZEN_STUDY_DIR, frozen_single_q, lowest_q, relaxed_volume, single_q_phonons
 from betenet.qe.dataset import (
     candidate_source, dataset_dirs, explain_unknown_id, plan_candidates, run_dataset, select_candidates,
 )
@@ -355,6 +355,7 @@ def check_q_main(argv: list[str]) -> int:
                    help="the level whose run this is: its runs dir and pseudopotentials (default: data/qe, data/pseudo)")
     p.add_argument("--frozen", action="store_true",
                    help="also freeze ph.x's highest mode on the same k points (q a zone-boundary point, even k where q has 1/2)")
+    p.add_argument("--save", action="store_true", help=f"with --frozen: keep the result in {FROZEN_STUDY_DIR}/runs (chapter 00)")
     args = p.parse_args(argv)
     qe = qe_level(args.accuracy) if args.accuracy else None
     runs = Path(args.runs_dir) if args.runs_dir else (dataset_dirs(qe)[0] if qe else QE_RUNS_DIR)
@@ -379,4 +380,13 @@ def check_q_main(argv: list[str]) -> int:
                 return 2
             print(f"  highest mode frozen on the same k points: {fz['frozen_meV']:.2f} meV (ph.x {fz['phx_meV']:.2f}, "
                   f"{fz['diff_pct']:+.2f} %; forces along the pattern {fz['force_alignment']:.5f}; {fz['cpu_s']:.0f} CPU-s)", flush=True)
+            if args.save:
+                q_tag = "-".join(f"{x:g}" for x in fz["q_frac"])
+                out = FROZEN_STUDY_DIR / "runs" / f"{args.material_id}-q{q_tag}-k{k}{tag}.json"
+                if out.exists():
+                    print(f"betenet qe check-q: error: {out} exists (nothing is overwritten)", file=sys.stderr)
+                    return 2
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(json.dumps({**fz, "accuracy": args.accuracy or "screening"}, indent=1) + "\n")
+                print(f"  saved {out}")
     return 0

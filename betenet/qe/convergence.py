@@ -41,7 +41,11 @@ from .pseudo import PseudoLibrary
 from .pseudo.frozen import frozen_mode
 from .runner import run_qe
 
-__all__ = ["RelaxResult", "SingleQResult", "frozen_single_q", "lowest_q", "relaxed_volume", "single_q_phonons"]
+__all__ = ["FROZEN_STUDY_DIR", "RelaxResult", "SingleQResult", "frozen_audits", "frozen_single_q", "lowest_q", "relaxed_volume",
+           "single_q_phonons"]
+
+#: Saved :func:`frozen_single_q` results on the labels' own structures (``runs/<id>-<q>.json``; chapter 00).
+FROZEN_STUDY_DIR: Path = PSEUDO_DIR.parent / "studies" / "linear-response"
 
 
 @dataclass
@@ -173,6 +177,19 @@ def frozen_single_q(res: SingleQResult, lib: PseudoLibrary, *, u_A: float = 0.02
            "diff_pct": 100 * (phx - fz["omega_meV"]) / fz["omega_meV"], **{k: v for k, v in fz.items() if k != "omega_meV"}}
     (wd / "frozen.json").write_text(json.dumps(out, indent=2) + "\n")
     return out
+
+
+def frozen_audits(study_dir: Path | str = FROZEN_STUDY_DIR) -> list[dict[str, Any]]:
+    """One row per saved :func:`frozen_single_q` result (``<study_dir>/runs/*.json``): material, q (crystal), k mesh,
+    cutoffs, ph.x's and the frozen frequency of the mode, their difference and the forces' alignment."""
+    rows = []
+    for f in sorted((Path(study_dir) / "runs").glob("*.json")):
+        d = json.loads(f.read_text())
+        rows.append({"material": d["material_id"], "level": d.get("accuracy", ""), "q (crystal)": " ".join(f"{x:g}" for x in d["q_frac"]),
+                     "k": "x".join(str(n) for n in d["kpoints"]), "cutoffs_Ry": f"{d['ecutwfc_Ry']:g}/{d['ecutrho_Ry']:g}",
+                     "phx_meV": d["phx_meV"], "frozen_meV": d["frozen_meV"], "diff_pct": d["diff_pct"],
+                     "force_alignment": d["force_alignment"]})
+    return rows
 
 
 @dataclass
