@@ -106,3 +106,31 @@ def test_a_single_q_check_freezes_ph_xs_highest_mode_on_the_same_k_points(tmp_pa
         frozen_single_q(dataclasses.replace(res, k_scf=(3, 3, 3)), PseudoLibrary.default())
     with pytest.raises(ValueError, match="a frozen mode needs each to be 0 or 1/2"):
         frozen_single_q(dataclasses.replace(res, q_cart_2pi_alat=tuple(q / 2)), PseudoLibrary.default())
+
+
+def test_frozen_audits_read_the_committed_study():
+    """Chapter 00's table of the linear-response audits: B2 AlPd (paper row 256) at X, its validated 85/340 Ry,
+    6^3 k: ph.x and the frozen mode agree to 0.04 % (measured), forces along the mass-weighted pattern."""
+    from betenet.qe.convergence import frozen_audits
+
+    alpd = next(r for r in frozen_audits() if r["material"] == "up0256-AlPd")
+    assert alpd["level"] == "validated" and alpd["q (crystal)"] == "0.5 0 0" and alpd["k"] == "6x6x6"
+    assert alpd["cutoffs_Ry"] == "85/340" and alpd["force_alignment"] > 0.99999
+    assert alpd["phx_meV"] == pytest.approx(42.641, abs=1e-3) and alpd["frozen_meV"] == pytest.approx(42.625, abs=1e-3)
+    assert alpd["diff_pct"] == pytest.approx(0.037, abs=0.005)
+
+
+@pytest.mark.qe
+@pytest.mark.skipif(not qe_available(), reason="Quantum ESPRESSO not on PATH: run `make qe-deps`")
+def test_check_q_frozen_saves_once(tmp_path, monkeypatch, capsys):
+    """`betenet qe check-q ... --frozen --save` on fcc Al at X keeps the result in the study and never overwrites it."""
+    from betenet.cli import qe as cli
+
+    monkeypatch.setattr(cli, "FROZEN_STUDY_DIR", tmp_path / "study")
+    argv = ["check-q", "Al1-fcc", "--k", "4", "--q", "0", "0", "-0.70710678", "--frozen", "--save"]
+    assert cli.cli_main([*argv, "--workdir", str(tmp_path / "w1")]) == 0
+    saved = json.loads((tmp_path / "study" / "runs" / "Al1-fcc-q0.5-0.5-0-k4.json").read_text())
+    assert saved["accuracy"] == "screening" and saved["phx_meV"] == pytest.approx(37.11, abs=0.01)
+    assert saved["frozen_meV"] == pytest.approx(36.86, abs=0.02)
+    assert cli.cli_main([*argv, "--workdir", str(tmp_path / "w2")]) == 2
+    assert "exists (nothing is overwritten)" in capsys.readouterr().err

@@ -170,7 +170,7 @@ def frozen_single_q(res: SingleQResult, lib: PseudoLibrary, *, u_A: float = 0.02
         raise ValueError(f"k mesh {res.k_scf} does not hold k + q for q = {np.round(q_frac, 4).tolist()}: use even "
                          "subdivisions where q has 1/2")
     _, w, modes = parse_dyn_modes(wd / "dyn")
-    fz = frozen_mode(st, np.round(2 * q_frac) / 2, modes[int(np.argmax(w))], res.ecutwfc_Ry, wd / "frozen", lib=lib,
+    fz = frozen_mode(st, np.mod(np.round(2 * q_frac), 2) / 2, modes[int(np.argmax(w))], res.ecutwfc_Ry, wd / "frozen", lib=lib,
                      mesh=res.k_scf, ecutrho_Ry=res.ecutrho_Ry, degauss_Ry=res.degauss_Ry, u_A=u_A, timeout_s=timeout_s)
     phx = float(max(res.freq_meV))
     out = {"material_id": res.material_id, "phx_meV": phx, "frozen_meV": fz["omega_meV"],
