@@ -479,6 +479,13 @@ def test_the_phonon_reference_of_a_cubic_solid_is_a_frozen_phonon_on_the_checks_
     rec = D.validate_element("Al", tmp_path, s, stages=("phonon",), redo=True, log=lambda m: None)
     assert rec["status"] == "failed" and "1.50-1.50 meV off the frozen phonon (40.00 meV" in rec["note"]
     assert rec["superseded_phonon"]["passed"]  # the earlier (passed) check is kept beside
+    # the top mode on the frozen phonon but another mode imaginary: not a pass (a frozen reference holds one mode)
+    monkeypatch.setattr(D, "frozen_phonon", fake_frozen)
+    ref = D.frozen_reference("Al", s, tmp_path / "r")
+    monkeypatch.setattr(D, "phonon_at", lambda el, ecut, s, wd, lib=None: {**fake_phonon_at(el, ecut, s, wd),
+                                                                          "freqs_meV": [-3.0, 25.0, 40.0]})
+    ph = D.phonon_check("Al", 40.0, s, reference=ref)
+    assert ph["dfreq_meV"] == [0.0] and not ph["passed"]
     # an odd mesh is raised to even only where a frozen reference needs it: fcc Pb at 0.5 Å^-1 has 5^3
     assert D.phonon_mesh("Pb", D.DojoSettings()) == (6, 6, 6)
     assert D.phonon_mesh("Pb", D.DojoSettings(phonon_reference="ph.x")) == (5, 5, 5)
