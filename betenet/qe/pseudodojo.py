@@ -105,7 +105,6 @@ __all__ = [
     "has_frozen_cell",
     "zone_boundary_q_frac",
     "reference_scf",
-    "uses_frozen_reference",
     "frozen_reference",
     "new_record",
     "eos_check",
@@ -310,7 +309,7 @@ def phonon_mesh(element: str, s: DojoSettings) -> tuple[int, int, int]:
     stay equal (a mesh that breaks the lattice's symmetry is not the set ph.x samples after symmetrising)."""
     st, _ = reference_structure(element)
     mesh = tuple(int(n) for n in kpoint_grid(st, s.phonon_kspacing_invA))
-    if uses_frozen_reference(element, s):
+    if s.phonon_reference == "frozen":
         half = [True] * 3 if has_frozen_cell(element) else [abs(x - 0.5) < 1e-6 for x in zone_boundary_q_frac(element)]
         half = [any(h and mesh[j] == mesh[i] for j, h in enumerate(half)) for i in range(3)]  # equal stay equal
         mesh = tuple(n + n % 2 if h else n for n, h in zip(mesh, half))
@@ -359,12 +358,6 @@ def has_frozen_cell(element: str) -> bool:
     except PseudoError:
         return False
     return True
-
-
-def uses_frozen_reference(element: str, s: DojoSettings) -> bool:
-    """Whether ``element``'s phonon check takes a frozen reference under ``s`` (``s.phonon_reference``): the
-    reference's kind, and whether the check mesh must fold (:func:`phonon_mesh`)."""
-    return s.phonon_reference == "frozen"
 
 
 def frozen_reference(element: str, s: DojoSettings, workdir: Path) -> dict[str, Any]:
@@ -620,7 +613,7 @@ def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSett
         # unstable mode's frequency is no measure of cutoff convergence
         cuts = [c for c in s.ecut_list_Ry if c >= rec["ecutwfc_Ry"]]
         progress = _PhononProgress(directory, element, rec, s, log)
-        frozen_ref = uses_frozen_reference(element, s)
+        frozen_ref = s.phonon_reference == "frozen"
         for k in s.phonon_kspacings:
             sk = dataclasses.replace(s, phonon_kspacing_invA=k)
             ref = progress.reference(k)

@@ -50,6 +50,14 @@ __all__ = ["folded_kpoints", "frozen_mode", "frozen_phonon", "mode_supercell", "
 _ME_PER_AMU = 1822.888486
 
 
+def _masses_ry(cell: Structure) -> np.ndarray:
+    return np.array([float(Element(s.specie.symbol).atomic_mass) for s in cell]) * _ME_PER_AMU / 2
+
+
+def _omega_meV(w2_ry2: float) -> float:
+    return math.copysign(math.sqrt(abs(w2_ry2)), w2_ry2) * RY_IN_MEV
+
+
 def zone_boundary_supercell(element: str, u_A: float, scale: float = 1.0) -> tuple[str, Structure, np.ndarray]:
     """``(q label, cell, pattern)`` for the frozen zone-boundary phonon of ``element``'s reference solid: the
     conventional cubic cell at ``scale`` × the experimental lattice with the atoms displaced by ``u_A`` (Å)
@@ -125,13 +133,8 @@ def frozen_phonon(element: str, ecutwfc_Ry: float, workdir: Path | str, *, lib: 
         forces.append(float(np.mean(np.sum(f * pattern, axis=1))))  # Ry/bohr along the pattern; restoring: < 0
     fcs = [-f / (u / BOHR_IN_ANGSTROM) for f, u in zip(forces, amps)]  # Ry/bohr^2 at each amplitude
     fc = (4 * fcs[1] - fcs[0]) / 3 if len(fcs) > 1 else fcs[0]
-    mass = float(Element(element).atomic_mass) * _ME_PER_AMU / 2  # Rydberg units
-
-    def omega_of(c: float) -> float:
-        w2 = c / mass  # Ry^2
-        return math.copysign(math.sqrt(abs(w2)), w2) * RY_IN_MEV
-
-    return {"q_label": label, "omega_meV": omega_of(fc), "omega_at_u_meV": [omega_of(c) for c in fcs],
+    mass = float(_masses_ry(cell)[0])  # Rydberg units; one element
+    return {"q_label": label, "omega_meV": _omega_meV(fc / mass), "omega_at_u_meV": [_omega_meV(c / mass) for c in fcs],
             "u_A": list(amps), "extrapolated": len(amps) > 1, "kpoints": list(k),
             "ecutwfc_Ry": ecutwfc_Ry, "ecutrho_Ry": ecutrho_Ry, "degauss_Ry": degauss_Ry,
             "folded_mesh": klist is not None, "n_k": None if klist is None else len(klist),
@@ -206,14 +209,6 @@ def _pw_forces(cell: Structure, lib: PseudoLibrary, ecutwfc_Ry: float, ecutrho_R
     return f, r["cpu_s"]
 
 
-def _masses_ry(cell: Structure) -> np.ndarray:
-    return np.array([float(Element(s.specie.symbol).atomic_mass) for s in cell]) * _ME_PER_AMU / 2
-
-
-def _omega_meV(w2_ry2: float) -> float:
-    return math.copysign(math.sqrt(abs(w2_ry2)), w2_ry2) * RY_IN_MEV
-
-
 def frozen_mode(primitive: Structure, q_frac: Sequence[float], mode: np.ndarray, ecutwfc_Ry: float, workdir: Path | str, *,
                 lib: PseudoLibrary, mesh: Sequence[int], ecutrho_Ry: float | None = None, degauss_Ry: float = 0.02,
                 u_A: float = 0.02, timeout_s: float = 3600.0) -> dict[str, Any]:
@@ -230,21 +225,21 @@ def frozen_mode(primitive: Structure, q_frac: Sequence[float], mode: np.ndarray,
     ecutrho_Ry = ecutrho_Ry or 4 * ecutwfc_Ry
     workdir = Path(workdir)
     amps = (u_A, u_A / 2)
-    w2, align, cpu, n_k = [], 0.0, 0.0, 0
+    cell0, pattern = mode_supercell(primitive, q_frac, mode, 0.0)
+    klist = folded_kpoints(primitive, cell0, mesh)
+    mp = _masses_ry(cell0)[:, None] * pattern  # an eigen-displacement p has forces -ω² M p u
+    w2, align, cpu = [], 0.0, 0.0
     for u in amps:
-        cell, pattern = mode_supercell(primitive, q_frac, mode, u)
-        klist = folded_kpoints(primitive, cell, mesh)
-        n_k = len(klist)
+        cell = Structure(cell0.lattice, cell0.species, cell0.cart_coords + u * pattern, coords_are_cartesian=True)
         f, c = _pw_forces(cell, lib, ecutwfc_Ry, ecutrho_Ry, workdir / f"u{u:g}", kpoints=mesh, klist=klist,
                           degauss_Ry=degauss_Ry, timeout_s=timeout_s,
                           conv_thr_Ry=1e-11 * len(cell))  # forces at u/2 = 0.01 Å are ~1e-3 Ry/bohr
         cpu += c
         proj = float(np.sum(f * pattern))  # Ry/bohr
-        mp = _masses_ry(cell)[:, None] * pattern  # an eigen-displacement p has forces -ω² M p u
         w2.append(-proj / ((u / BOHR_IN_ANGSTROM) * float(np.sum(mp * pattern))))
         align = abs(float(np.sum(f * mp))) / max(float(np.linalg.norm(f) * np.linalg.norm(mp)), 1e-30)
     w2_0 = (4 * w2[1] - w2[0]) / 3
     return {"omega_meV": _omega_meV(w2_0), "omega_at_u_meV": [_omega_meV(x) for x in w2], "u_A": list(amps),
             "extrapolated": True, "force_alignment": align, "q_frac": [float(x) for x in q_frac],
-            "supercell": zone_boundary_cell(q_frac).tolist(), "kpoints": [int(m) for m in mesh], "n_k": n_k,
+            "supercell": zone_boundary_cell(q_frac).tolist(), "kpoints": [int(m) for m in mesh], "n_k": len(klist),
             "ecutwfc_Ry": ecutwfc_Ry, "ecutrho_Ry": ecutrho_Ry, "degauss_Ry": degauss_Ry, "cpu_s": cpu}
