@@ -259,7 +259,7 @@ def test_an_imaginary_reference_is_judged_by_a_frozen_phonon(monkeypatch):
     """Real frozen phonon: ph.x's linear response is blamed; imaginary too: the solid is; no cell: said."""
     ref = {"freqs_meV": [-26.9, -26.9, -26.9]}
     s = D.DojoSettings()
-    for w, want in ((15.8, "a frozen phonon at the same cutoff gives 15.8 meV: the linear response"),
+    for w, want in ((15.8, "a frozen phonon at 140 Ry gives 15.8 meV: the linear response"),
                     (-3.0, "imaginary in DFPT (-26.9, -26.9, -26.9 meV) and as a frozen phonon (-3.0 meV)")):
         monkeypatch.setattr(D, "frozen_phonon", lambda *a, w=w, **k: {"omega_meV": w})
         assert want in D._imaginary_reference("Na", s, ref)
@@ -497,6 +497,42 @@ def test_the_phonon_reference_of_a_cubic_solid_is_a_frozen_phonon_on_the_checks_
     assert D.zone_boundary_q_frac("Mg").tolist() == [0.5, 0.0, 0.0] and D.zone_boundary_q_frac("C").tolist() == [0.5, 0.5, 0.0]
 
 
+def test_a_ph_x_pattern_is_taken_at_the_first_checked_cutoff_and_is_that_check(tmp_path, monkeypatch):
+    """Without a symmetry-fixed cell (hcp, diamond, compounds: Al is made to look like one here) the frozen
+    reference's pattern is ph.x's highest mode at the first cutoff the stage checks (35/140 Ry), frozen at the
+    reference cutoff; that ph.x run is the 35 Ry check (not run twice).  A saved reference whose pattern came
+    from another cutoff (the 140/560 Ry of earlier sessions, where ph.x drifts) is redone, the checks kept."""
+    _al_index_before_its_phonon_stage(tmp_path)
+    calls, frozen = [], []
+
+    def fake_phonon_at(element, ecut, s, workdir, lib=None):
+        calls.append(ecut)
+        workdir.mkdir(parents=True, exist_ok=True)
+        shutil.copy(C_DYN, workdir / "dyn")
+        return {"ecutwfc_Ry": ecut, "ecutrho_Ry": s.dual * ecut, "q_label": "X", "freqs_meV": [20.0, 40.0 + (1.0 if ecut < 40 else 0.2)],
+                "ph_cpu_s": 1.0, "scf_cpu_s": 1.0}
+
+    def fake_frozen_mode(st, q, mode, ecut, wd, *, lib, mesh, ecutrho_Ry, degauss_Ry, timeout_s):
+        frozen.append((ecut, ecutrho_Ry))
+        return {"omega_meV": 40.0, "omega_at_u_meV": [40.0, 40.0], "u_A": [0.02, 0.01], "force_alignment": 1.0,
+                "supercell": [[2, 0, 0], [0, 1, 0], [0, 0, 1]], "kpoints": list(mesh), "ecutrho_Ry": ecutrho_Ry, "cpu_s": 1.0}
+
+    monkeypatch.setattr(D, "has_frozen_cell", lambda el: False)
+    monkeypatch.setattr(D, "zone_boundary_q_frac", lambda el: np.array([0.5, 0.0, 0.0]))
+    monkeypatch.setattr(D, "phonon_at", fake_phonon_at)
+    monkeypatch.setattr(D, "frozen_mode", fake_frozen_mode)
+    s, msgs = D.DojoSettings(phonon_kspacing_invA=0.4), []
+    progress = D._PhononProgress(tmp_path, "Al", D.load_index(tmp_path)["elements"]["Al"], s, log=msgs.append)
+    progress.save_reference(0.4, {"method": "frozen", "pattern_ecutwfc_Ry": 140.0, "ecutwfc_Ry": 140.0, "ecutrho_Ry": 560.0,
+                                  "freqs_meV": [41.0]})
+    rec = D.validate_element("Al", tmp_path, s, stages=("phonon",), log=msgs.append)
+    assert any("took its pattern at another cutoff; redoing it" in m for m in msgs)
+    assert calls == [35.0, 40.0] and frozen == [(140.0, 560.0)]  # the 35 Ry pattern run was the 35 Ry check
+    ph = rec["phonon"]
+    assert ph["reference"]["pattern_ecutwfc_Ry"] == 35.0 and ph["reference"]["freqs_meV"] == [40.0]
+    assert [t["max_abs_dfreq_meV"] for t in ph["tried"]] == pytest.approx([1.0, 0.2]) and ph["passed"]
+
+
 def test_folded_mesh_is_the_primitive_mesh_seen_from_the_supercell():
     from betenet.qe.pseudo.frozen import folded_kpoints, zone_boundary_supercell
 
@@ -637,6 +673,17 @@ def test_a_non_cubic_reference_freezes_the_highest_mode_ph_x_finds(tmp_path, mon
     assert seen == {"q": [0.5, 0.5, 0.0], "mode": [[0.0, 0.0, 0.7071], [0.0, 0.0, 0.7071]], "mesh": (8, 8, 8), "ecut": (140.0, 560.0)}
     assert ref["method"] == "frozen" and ref["pattern_from"] == "ph.x" and ref["freqs_meV"] == [151.5]
     assert ref["phx_freqs_meV"][-1] == 152.5 and ref["cpu_s"] == 20.0
+    # the pattern from ph.x at the first checked cutoff (where ph.x has not drifted with the density grid), frozen
+    # at the reference cutoff; that ph.x run is the check at its cutoff (not run twice) and no other's
+    calls = []
+    monkeypatch.setattr(D, "phonon_at", lambda el, ecut, s, wd, lib=None: calls.append(ecut) or {
+        **fake_phonon_at(el, ecut, s, wd), "ecutwfc_Ry": ecut, "ecutrho_Ry": s.dual * ecut})
+    ref = D.frozen_reference("C", D.DojoSettings(), tmp_path / "p90", pattern_ecutwfc_Ry=90.0)
+    assert calls == [90.0] and seen["ecut"] == (140.0, 560.0) and ref["pattern_ecutwfc_Ry"] == 90.0
+    ph = D.phonon_check("C", 90.0, D.DojoSettings(), reference=ref, current=ref["pattern_at"])
+    assert calls == [90.0] and ph["at"] is ref["pattern_at"] and ph["dfreq_meV"] == pytest.approx([1.0])
+    with pytest.raises(D.PseudoError, match="handed to the check is at 90/360 Ry, not the checked 100/400 Ry"):
+        D.phonon_check("C", 100.0, D.DojoSettings(), reference=ref, current=ref["pattern_at"])
     # an imaginary ph.x reference is handed back as it is (the caller tries the next k spacing), with its lowest
     # mode frozen: real there, the verdict blames ph.x's linear response (hcp Mg at M, 30 Ry, 4x4x2 k: ph.x
     # -24.4 ... 16.4 meV; its highest mode frozen 21.1 meV), imaginary there too, the solid

@@ -333,13 +333,20 @@ def phonon_at(element: str, ecut: float, s: DojoSettings, workdir: Path, lib: Ps
 
 
 def phonon_check(element: str, ecutwfc: float, s: DojoSettings = DojoSettings(), *,
-                 reference: dict[str, Any] | None = None, dual: float | None = None) -> dict[str, Any]:
+                 reference: dict[str, Any] | None = None, dual: float | None = None,
+                 current: dict[str, Any] | None = None) -> dict[str, Any]:
     """ph.x frequencies at the zone-boundary q at ``ecutwfc`` (ecutrho = ``dual`` x ecutwfc, default
     ``s.dual``) against the reference cutoff (dual ``s.phonon_reference_dual``, else ``s.dual``); passes when
-    every mode agrees within max(phonon_tol_rel * ω_ref, phonon_tol_meV)."""
+    every mode agrees within max(phonon_tol_rel * ω_ref, phonon_tol_meV).  ``current``: a :func:`phonon_at`
+    result at exactly this cutoff, mesh and smearing already in hand (a frozen reference's pattern run), used
+    instead of running ph.x again."""
+    dual = dual or s.dual
+    if current is not None and (current["ecutwfc_Ry"], current["ecutrho_Ry"]) != (ecutwfc, dual * ecutwfc):
+        raise PseudoError(f"{element}: the ph.x run handed to the check is at {current['ecutwfc_Ry']:g}/"
+                          f"{current['ecutrho_Ry']:g} Ry, not the checked {ecutwfc:g}/{dual * ecutwfc:g} Ry")
     with tempfile.TemporaryDirectory(prefix=f"dojo-ph-{element}-") as tmp:
         ref = reference or phonon_at(element, s.ecut_reference_Ry, s.phonon_reference_settings(), Path(tmp) / "ref")
-        cur = phonon_at(element, ecutwfc, dataclasses.replace(s, dual=dual or s.dual), Path(tmp) / "cur")
+        cur = current or phonon_at(element, ecutwfc, dataclasses.replace(s, dual=dual), Path(tmp) / "cur")
     mine = cur["freqs_meV"]
     if ref.get("method") == "frozen":  # the frozen pattern is the highest mode: H's triplet, X's LA
         mine = [max(mine)]
@@ -360,21 +367,26 @@ def has_frozen_cell(element: str) -> bool:
     return True
 
 
-def frozen_reference(element: str, s: DojoSettings, workdir: Path) -> dict[str, Any]:
+def frozen_reference(element: str, s: DojoSettings, workdir: Path, pattern_ecutwfc_Ry: float | None = None) -> dict[str, Any]:
     """The phonon check's frozen-phonon reference: the zone-boundary mode at ``s.ecut_reference_Ry`` (ecutrho =
     ``s.dual`` x it), smearing ``s.phonon_smearing_Ry``, extrapolated to u -> 0 (two amplitudes) on the ph.x check's own k points
     (the primitive mesh of spacing ``s.phonon_kspacing_invA``, folded into the supercell).  Shaped like a
     :func:`phonon_at` result (``freqs_meV`` holds the one frozen mode) with ``method: "frozen"``.
 
     bcc/fcc: the pattern symmetry fixes (:func:`betenet.qe.pseudo.frozen.frozen_phonon`).  Other references:
-    ph.x at the reference cutoff first; its highest mode, frozen (:func:`betenet.qe.pseudo.frozen.frozen_mode`;
-    ph.x's frequencies and the forces' alignment with the pattern are kept).  A ph.x reference with an
-    imaginary mode is returned as it is (the caller tries the next k spacing), with its lowest mode frozen
-    (``frozen_lowest_meV``): real there, it is ph.x that is wrong (:func:`_imaginary_reference`)."""
+    the pattern is ph.x's highest mode at ``pattern_ecutwfc_Ry`` (default the reference cutoff; the phonon stage
+    passes the first cutoff it checks, where ph.x has not yet drifted with the density grid: PseudoDojo Ti at M,
+    6x6x3 k, has two imaginary ph.x modes at 140/560 Ry), frozen at the reference cutoff
+    (:func:`betenet.qe.pseudo.frozen.frozen_mode`; the Rayleigh quotient is stationary in the pattern, so its
+    error enters at second order).  That ph.x run comes back as ``pattern_at`` (the check at that cutoff uses
+    it).  A pattern run with an imaginary mode is returned as it is (the caller tries the next k spacing),
+    with its lowest mode frozen (``frozen_lowest_meV``): real there, it is ph.x that is wrong
+    (:func:`_imaginary_reference`)."""
     mesh = phonon_mesh(element, s)
     if not has_frozen_cell(element):
         st, _ = reference_structure(element)
-        ph = phonon_at(element, s.ecut_reference_Ry, s, workdir / "ph.x")
+        pat = pattern_ecutwfc_Ry or s.ecut_reference_Ry
+        ph = phonon_at(element, pat, s, workdir / "ph.x")
         _, w, modes = parse_dyn_modes(workdir / "ph.x" / "dyn")
         imaginary = min(ph["freqs_meV"]) <= 0
         fz = frozen_mode(st, zone_boundary_q_frac(element), modes[int(np.argmin(w) if imaginary else np.argmax(w))],
@@ -382,7 +394,8 @@ def frozen_reference(element: str, s: DojoSettings, workdir: Path) -> dict[str, 
                          mesh=mesh, ecutrho_Ry=s.dual * s.ecut_reference_Ry, degauss_Ry=s.phonon_smearing_Ry, timeout_s=s.timeout_s)
         if imaginary:
             return {**ph, "frozen_lowest_meV": fz["omega_meV"], "frozen_lowest_alignment": fz["force_alignment"]}
-        return {"method": "frozen", "pattern_from": "ph.x", "ecutwfc_Ry": s.ecut_reference_Ry, "ecutrho_Ry": fz["ecutrho_Ry"],
+        return {"method": "frozen", "pattern_from": "ph.x", "pattern_ecutwfc_Ry": pat, "pattern_at": ph,
+                "ecutwfc_Ry": s.ecut_reference_Ry, "ecutrho_Ry": fz["ecutrho_Ry"],
                 "kspacing_invA": s.phonon_kspacing_invA, "kpoints": fz["kpoints"], "degauss_Ry": s.phonon_smearing_Ry,
                 "q_label": ph["q_label"], "freqs_meV": [fz["omega_meV"]], "u_A": fz["u_A"], "omega_at_u_meV": fz["omega_at_u_meV"],
                 "force_alignment": fz["force_alignment"], "supercell": fz["supercell"], "phx_freqs_meV": ph["freqs_meV"],
@@ -538,8 +551,8 @@ def _imaginary_reference(element: str, s: DojoSettings, ref: dict[str, Any], tri
         except PseudoError as exc:  # no frozen-phonon cell for this reference (hcp, compounds)
             return f"{element}: the reference phonon at {label} is imaginary at every k spacing tried ({dfpt}); {exc}"
     if fz["omega_meV"] > 0:
-        return (f"{element}: ph.x (DFPT) gives an imaginary {label} phonon at {s.ecut_reference_Ry:g} Ry at every k spacing tried "
-                f"({dfpt}) where a frozen phonon at the same cutoff gives {fz['omega_meV']:.1f} meV: the linear "
+        return (f"{element}: ph.x (DFPT) gives an imaginary {label} phonon at {ref.get('ecutwfc_Ry', s.ecut_reference_Ry):g} Ry at every k spacing tried "
+                f"({dfpt}) where a frozen phonon at {s.ecut_reference_Ry:g} Ry gives {fz['omega_meV']:.1f} meV: the linear "
                 "response with this UPF is not trustworthy, and the el-ph labels are DFPT")
     return (f"{element}: the reference phonon at {label} is imaginary in DFPT ({dfpt}) and as a frozen phonon "
             f"({fz['omega_meV']:.1f} meV) at {s.ecut_reference_Ry:g} Ry")
@@ -617,12 +630,16 @@ def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSett
         for k in s.phonon_kspacings:
             sk = dataclasses.replace(s, phonon_kspacing_invA=k)
             ref = progress.reference(k)
+            if ref is not None and frozen_ref and not has_frozen_cell(element) and ref.get(
+                    "pattern_ecutwfc_Ry", ref.get("ecutwfc_Ry")) != cuts[0]:  # a pattern from another cutoff: redone
+                log(f"{element}: the saved reference at k spacing {k:g} took its pattern at another cutoff; redoing it")
+                ref = None
             if ref is None:
                 with tempfile.TemporaryDirectory(prefix=f"dojo-phref-{element}-") as tmp:
-                    ref = (frozen_reference(element, sk, Path(tmp)) if frozen_ref else
+                    ref = (frozen_reference(element, sk, Path(tmp), pattern_ecutwfc_Ry=cuts[0]) if frozen_ref else
                            phonon_at(element, s.ecut_reference_Ry, sk.phonon_reference_settings(), Path(tmp)))
                 progress.save_reference(k, ref)
-            log(f"{element}: {ref.get('method', 'ph.x')} reference at {s.ecut_reference_Ry:g}/{ref['ecutrho_Ry']:g} Ry, "
+            log(f"{element}: {ref.get('method', 'ph.x')} reference at {ref['ecutwfc_Ry']:g}/{ref['ecutrho_Ry']:g} Ry, "
                 f"k spacing {k:g}: " + " ".join(f"{w:.2f}" for w in ref["freqs_meV"]) + " meV")
             if min(ref["freqs_meV"]) > 0:
                 break
@@ -636,7 +653,9 @@ def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSett
         for c in cuts:
             ph = progress.check(c, dual * c)
             if ph is None:
-                ph = phonon_check(element, c, s_ph, reference=ref, dual=dual)
+                at = ref.get("pattern_at")  # the frozen reference's pattern run is this check's ph.x run
+                ph = phonon_check(element, c, s_ph, reference=ref, dual=dual, current=at if at and (
+                    at["ecutwfc_Ry"], at["ecutrho_Ry"]) == (c, dual * c) else None)
                 progress.save_check(c, dual * c, ph)
             tried.append({"ecutwfc_Ry": c, "ecutrho_Ry": dual * c, "max_abs_dfreq_meV": ph["max_abs_dfreq_meV"],
                           "passed": ph["passed"], "ph_cpu_s": ph["at"]["ph_cpu_s"]})
