@@ -405,7 +405,10 @@ class MaterialRun:
         ``out/_ph0`` (the previous point's nscf and dvscf, or a killed call's half-written files) is
         removed before each call: every point starts clean, as in one ph.x call.  (ph.x 6.7 cannot resume
         an el-ph point from the representations a killed call saved: with ``recover`` it stops reading them,
-        "tag PARTIAL_EL_PHON not found", as its writer names the block PARTIAL_ELPH; measured on fcc Al at X.)  The per-point logs
+        "tag PARTIAL_EL_PHON not found", as its writer names the block PARTIAL_ELPH; measured on fcc Al at X.
+        Groups of representations do not help either: phonon-only calls per group (``start_irr``/``last_irr``)
+        then ``recover`` give the same dynamical matrix, but el-ph from the saved dvscf (``trans = .false.``)
+        is 1-3 % off the one-call λ of a non-degenerate mode, CHANGELOG 2026-12-05.)  The per-point logs
         are archived together (head/tail of each) as ``<step>.out.gz``; ``<step>.in`` is the first
         point's input (the others differ only in ``start_q``/``last_q``).
 
