@@ -22,7 +22,7 @@ stage resumes):
    mode within ``max(1 %, 0.1 meV)``.  The reference is a **frozen phonon** at the reference cutoff
    (:func:`frozen_reference`: u -> 0 from two amplitudes, on the very k points ph.x samples, the primitive mesh
    folded into the supercell) of the highest mode: for bcc and fcc the pattern symmetry fixes, for the other
-   references (hcp M, diamond X, compounds) the one ph.x finds at the reference cutoff, frozen in a
+   references (hcp M, diamond X, compounds) the one ph.x finds at the first cutoff checked, frozen in a
    twice-as-large cell (:func:`betenet.qe.pseudo.frozen.frozen_mode`).  So the check tests the cutoff *and*
    ph.x's linear response against the ground state.  This matters: ph.x 6.7 at q != 0 drifts with the density grid while
    the ground state does not (bcc Ta at H, ecutwfc 70 Ry: 18.98 / 16.94 / 15.42 / 9.11 meV at ecutrho
