@@ -22,6 +22,7 @@ from pathlib import Path
 
 from betenet.cli.options import add_profile_arg, add_workers_arg, profile_from_args
 from betenet.config import QEConfig, qe_level
+from betenet.jsonio import write_json_atomic
 from betenet.locks import LockBusyError
 from betenet.paths import QE_RUNS_DIR, RECORDS_DIR, artifacts_dir
 from betenet.qe import convergence
@@ -387,6 +388,6 @@ def check_q_main(argv: list[str]) -> int:
                     print(f"betenet qe check-q: error: {out} exists (nothing is overwritten)", file=sys.stderr)
                     return 2
                 out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_text(json.dumps({**fz, "accuracy": args.accuracy or "screening"}, indent=1) + "\n")
+                write_json_atomic(out, {**fz, "accuracy": args.accuracy or "screening"})
                 print(f"  saved {out}")
     return 0
