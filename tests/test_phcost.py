@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
 from betenet.paths import DATA_DIR
-from betenet.qe.parsers import parse_pw_output
+from betenet.qe.parsers import QEParseError, parse_pw_output
 from betenet.qe.phcost import (
     CPU_S_PER_UNIT,
     fit_cpu_per_unit,
     logged_kpoint_counts,
+    logged_points,
     ph_cost_units,
     ph_kpoint_counts,
     plane_wave_count,
     pw_band_count,
+    remaining_elph,
 )
 
 RUNS = DATA_DIR / "qe-validated"
@@ -166,3 +169,32 @@ def test_cost_check_estimates_each_run_with_its_own_levels_library(tmp_path):
     screening = summary.ph_cost_check(tmp_path)
     assert screening.est_ph_cpu_s.tolist() == summary.ph_cost_check(tmp_path, PseudoLibrary.default()).est_ph_cpu_s.tolist()
     assert screening.est_ph_cpu_s[0] != pytest.approx(validated.est_ph_cpu_s[0], rel=0.05)
+
+
+def test_what_an_unfinished_run_has_left(tmp_path):
+    """Al2Pt (row 403) with two of its four el-ph points archived: the k points left are exactly what ph.x
+    logged for the other two, at the pace of the two kept; the whole run has none left."""
+    full = RUNS / "up0403-Al2Pt"
+    points = logged_points(full)
+    assert sorted(points) == [1, 2, 3, 4]
+    part = tmp_path / "up0403-Al2Pt"
+    (part / "ph_elph.q").mkdir(parents=True)
+    for name in ("grids.json", "relaxed.json"):
+        shutil.copy(full / name, part / name)
+    for iq in (1, 3):
+        shutil.copy(full / "ph_elph.q" / f"q{iq}.tar.gz", part / "ph_elph.q")
+    left = remaining_elph(part)
+    assert left["k_left"] == points[2].n_k + points[4].n_k
+    pace = (points[1].wall_s + points[3].wall_s) / (points[1].n_k + points[3].n_k)
+    assert left["eta_s"] == pytest.approx(left["k_left"] * pace)
+    assert remaining_elph(full)["k_left"] == 0
+    # before the first archived point there is no pace; before the relaxation, nothing to count
+    for iq in (1, 3):
+        (part / "ph_elph.q" / f"q{iq}.tar.gz").unlink()
+    assert remaining_elph(part) == {"k_left": sum(p.n_k for p in points.values()), "eta_s": None}
+    (part / "relaxed.json").unlink()
+    assert remaining_elph(part) == {"k_left": None, "eta_s": None}
+    shutil.copy(full / "relaxed.json", part / "relaxed.json")
+    (part / "grids.json").write_text('{"k": [18, 18, 18]}')
+    with pytest.raises(QEParseError, match=r"grids\.json.*'k_scf' and 'q'"):
+        remaining_elph(part)

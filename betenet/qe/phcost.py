@@ -52,6 +52,7 @@ __all__ = [
     "ph_kpoint_counts",
     "plane_wave_count",
     "pw_band_count",
+    "remaining_elph",
 ]
 
 #: Symmetry tolerance (Å) for spglib; pw.x's own default is of the same order for relaxed cells.
@@ -179,6 +180,32 @@ def fit_cpu_per_unit(runs_dir: Path | str) -> tuple[float, list[dict]]:
     if not rows:
         raise ValueError(f"no archived ph.x q points under {runs_dir}")
     return float(np.median([r["s_per_unit"] for r in rows])), rows
+
+
+def remaining_elph(run_dir: Path | str) -> dict[str, Any]:
+    """What an unfinished el-ph run still has to do: ``k_left``, the k points of its irreducible q points not
+    yet archived in ``<run_dir>/ph_elph.q/`` (:func:`ph_kpoint_counts` on ``relaxed.json`` and ``grids.json``,
+    less the counts ph.x logged for the archived points), and ``eta_s``, those k points at the run's own pace
+    so far (wall seconds per k point over its archived points; the point in progress counts as not done, so
+    this is an upper bound of the work, and the pace moves with what else shares the cores).  Both are
+    ``None`` before the run has a relaxed structure and meshes; ``eta_s`` is ``None`` before its first
+    archived point."""
+    run_dir = Path(run_dir)
+    grids_path, relaxed_path = run_dir / "grids.json", run_dir / "relaxed.json"
+    if not (grids_path.exists() and relaxed_path.exists()):
+        return {"k_left": None, "eta_s": None}
+    try:
+        grids = json.loads(grids_path.read_text())
+        k_scf, q = grids["k_scf"], grids["q"]
+    except (ValueError, KeyError) as exc:
+        raise QEParseError(f"{grids_path}: expected JSON with 'k_scf' and 'q' meshes ({exc})") from exc
+    structure = Structure.from_dict(json.loads(relaxed_path.read_text()))
+    total = sum(p.n_k for p in ph_kpoint_counts(structure, k_scf, q))
+    done = logged_points(run_dir)
+    k_done = sum(p.n_k for p in done.values())
+    k_left = max(total - k_done, 0)
+    wall_done = sum(p.wall_s for p in done.values())
+    return {"k_left": k_left, "eta_s": k_left * wall_done / k_done if k_done else None}
 
 
 @cache

@@ -26,7 +26,7 @@ from ..records import load_records
 from .filters import funnel, funnel_table, status_files
 from .kgrid import grids_for_config, subdivisions
 from .parsers import QEParseError, qe_clock, read_text
-from .phcost import ph_cost_estimate
+from .phcost import ph_cost_estimate, remaining_elph
 from .prototypes import build, parse_material_id
 from .pseudo import EXPERIMENTAL_LATTICE, PseudoLibrary, load_validation, reference_structure
 from .refinement import superseded_runs
@@ -88,7 +88,8 @@ def material_table(runs_dir: Path = QE_RUNS_DIR):
 def unfinished_table(runs_dir: Path = QE_RUNS_DIR):
     """One row per run that is not finished (running, or stopped and resumable): its last step done and
     the el-ph q points kept in ``<id>/ph_elph.q/`` (:mod:`betenet.qe.qpoints`) against ph.x's irreducible
-    points, with the wall seconds they took."""
+    points, with the wall seconds they took, and what the el-ph step has left: its k points and an estimate
+    of the wall hours at the run's own pace (:func:`betenet.qe.phcost.remaining_elph`)."""
     import pandas as pd
 
     rows = []
@@ -105,9 +106,19 @@ def unfinished_table(runs_dir: Path = QE_RUNS_DIR):
             "state": s.get("state"), "last_step_done": done[-1] if done else None,
             "q_points_kept": f"{len(q_wall)}/{man['n_q']}" if man.get("n_q") else "0/?",
             "q_wall_s": round(sum(float(v) for v in q_wall.values()), 1),
+            **_elph_left(Path(runs_dir) / s["material_id"], done),
         })
-    cols = ["material_id", "formula", "n_atoms", "state", "last_step_done", "q_points_kept", "q_wall_s"]
+    cols = ["material_id", "formula", "n_atoms", "state", "last_step_done", "q_points_kept", "q_wall_s",
+            "elph_k_left", "elph_eta_h"]
     return pd.DataFrame(rows, columns=cols)
+
+
+def _elph_left(run_dir: Path, done_steps: Sequence[str]) -> dict[str, Any]:
+    if "ph_elph" in done_steps:
+        return {"elph_k_left": 0, "elph_eta_h": 0.0}
+    left = remaining_elph(run_dir)
+    eta = left["eta_s"]
+    return {"elph_k_left": left["k_left"], "elph_eta_h": None if eta is None else round(eta / 3600.0, 2)}
 
 
 def timing_table(runs_dir: Path = QE_RUNS_DIR, *, states: Sequence[str] = ("kept",)):
