@@ -167,6 +167,39 @@ def test_zone_boundary_points():
     assert label == "b1/2" and abs((q**2).sum() ** 0.5 - 1 / 3**0.5) < 1e-9
 
 
+def test_the_checked_q_is_the_zone_boundary_exactly_not_pw_x_rounded_alat(tmp_path, monkeypatch):
+    """ph.x's q (Cartesian, 2π/alat) comes from the cell as written, never from pw.x's four-decimal alat: 4e-6 off
+    H moved bcc Mo's ph.x frequency from 18.245 to 17.554 meV (80/320 Ry, 6^3 k; the frozen phonon is 18.298),
+    the 'density-grid drift' that failed Mo, Au, Ti and Rh (CHANGELOG 2026-12-05)."""
+    assert D.q_in_alat("Nb") == ("H", [0.0, 0.0, pytest.approx(3**0.5 / 2, abs=1e-12)])
+    assert D.q_in_alat("Pd") == ("X", [0.0, 0.0, pytest.approx(2**-0.5, abs=1e-12)])
+    label, q = D.q_in_alat("Ru")  # hcp: alat = a, |b1/2| = 1/√3 in 2π/a
+    assert label == "b1/2" and np.linalg.norm(q) == pytest.approx(3**-0.5, abs=1e-12)
+    sent = []
+    monkeypatch.setattr(D, "run_pw", lambda inp, workdir, timeout_s, keep=False: {
+        "alat_bohr": 5.1502, "cpu_s": 1.0, "wall_s": 1.0, "pressure_kbar": 0.0, "energy_Ry": -4.0})  # pw.x's rounded print
+    monkeypatch.setattr(D, "run_ph", lambda q, workdir, timeout_s: sent.append(list(q)) or {
+        "freqs_meV": [18.0] * 3, "cpu_s": 1.0, "wall_s": 1.0})
+    ph = D.phonon_at("Mo", 80.0, D.DojoSettings(), tmp_path, lib=D._raw_library(["Mo"]))
+    assert sent == [[0.0, 0.0, pytest.approx(3**0.5 / 2, abs=1e-12)]] and ph["q_cart_2pi_alat"] == sent[0]
+
+
+@pytest.mark.slow
+@needs_pw
+def test_real_ph_x_at_the_exact_h_point_is_the_frozen_phonon_of_mo(tmp_path):
+    """PseudoDojo Mo at 80/320 Ry on the check's 6^3 k points: ph.x at H and the frozen phonon agree to 0.06 meV
+    (~3 min on one core); with q from pw.x's printed alat ph.x gave 17.554 meV, and the element failed."""
+    from betenet.qe.pseudo.frozen import frozen_phonon
+
+    s = D.DojoSettings()
+    lib = D._raw_library(["Mo"])
+    ph = D.phonon_at("Mo", 80.0, s, tmp_path / "ph", lib=lib)
+    fz = frozen_phonon("Mo", 80.0, tmp_path / "frozen", lib=lib, ecutrho_Ry=320.0, mesh=ph["kpoints"], degauss_Ry=0.02)
+    assert ph["kpoints"] == [6, 6, 6] and max(ph["freqs_meV"]) == pytest.approx(18.245, abs=0.01)
+    assert fz["omega_meV"] == pytest.approx(18.298, abs=0.01)
+    assert abs(max(ph["freqs_meV"]) - fz["omega_meV"]) < 0.1
+
+
 def test_cli_list_and_errors(tmp_path, capsys):
     from betenet.cli.pseudo import cli_main
 

@@ -57,7 +57,6 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from ..constants import BOHR_IN_ANGSTROM
 from ..jsonio import read_json, sha256_file, write_json_atomic
 from .dyn import parse_dyn_modes
 from .pseudo import (
@@ -104,6 +103,7 @@ __all__ = [
     "phonon_mesh",
     "has_frozen_cell",
     "zone_boundary_q_frac",
+    "q_in_alat",
     "reference_scf",
     "frozen_reference",
     "new_record",
@@ -236,10 +236,15 @@ def zone_boundary_q_frac(element: str) -> np.ndarray:
     return np.round(np.mod(np.round(st.lattice.matrix @ q / x.a_A, 9), 1.0), 9) % 1.0
 
 
-def _q_in_alat(element: str, alat_bohr: float) -> tuple[str, list[float]]:
+def q_in_alat(element: str) -> tuple[str, list[float]]:
+    """The checked q (:func:`zone_boundary_q`) in ph.x's units, Cartesian 2π/alat, with alat = |a1| of the
+    reference cell as pw.x reads it (``CELL_PARAMETERS`` in Å): bcc H (0, 0, √3/2), fcc X (0, 0, 1/√2).
+    Not from pw.x's printed ``lattice parameter (alat)``: its four decimals put q ~7e-6 off the zone boundary,
+    k + q then misses the k mesh, and a metal's frequency moves by percents (bcc Mo at H, 80/320 Ry, 6³ k:
+    18.245 meV at the exact q, 17.554 meV 4e-6 off it; the CHANGELOG of 2026-12-05)."""
     label, q = zone_boundary_q(element)
-    _, x = reference_structure(element)
-    return label, list(q * (alat_bohr * BOHR_IN_ANGSTROM) / x.a_A)
+    st, x = reference_structure(element)
+    return label, [float(v) for v in q * float(np.linalg.norm(st.lattice.matrix[0])) / x.a_A]
 
 
 def reference_scf(element: str, lib: PseudoLibrary, ecutwfc: float, s: DojoSettings, workdir: Path, *,
@@ -324,7 +329,7 @@ def phonon_at(element: str, ecut: float, s: DojoSettings, workdir: Path, lib: Ps
     mesh = phonon_mesh(element, s)
     r = reference_scf(element, lib, ecut, dataclasses.replace(s, degauss_Ry=s.phonon_smearing_Ry), workdir, keep=True,
              kpoints=mesh)
-    label, q = _q_in_alat(element, r["alat_bohr"])
+    label, q = q_in_alat(element)
     ph = run_ph(q, workdir, s.timeout_s)
     return {"ecutwfc_Ry": ecut, "ecutrho_Ry": s.dual * ecut, "kspacing_invA": s.phonon_kspacing_invA, "kpoints": list(mesh),
             "degauss_Ry": s.phonon_smearing_Ry, "q_label": label, "q_cart_2pi_alat": q, "freqs_meV": ph["freqs_meV"],
@@ -497,8 +502,9 @@ class _PhononProgress:
 
     def __init__(self, directory: Path, element: str, rec: dict[str, Any], s: DojoSettings, log=print):
         self.path = Path(directory) / PROGRESS_DIR / f"{element}-phonon.json"
+        # q in the key: checkpoints from before q_in_alat took alat from the cell (not pw.x's rounded print) are stale
         self.key = json.loads(json.dumps({"sha256": rec.get("sha256"), "start_ecutwfc_Ry": rec.get("ecutwfc_Ry"),
-                                          "settings": dataclasses.asdict(s)}))
+                                          "settings": dataclasses.asdict(s), "q_cart_2pi_alat": q_in_alat(element)[1]}))
         self.data: dict[str, Any] = {"key": self.key, "references": {}, "checks": {}}
         if self.path.exists():
             old = read_json(self.path, error=PseudoError)  # a garbled checkpoint is an error naming it
@@ -618,10 +624,9 @@ def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSett
     if "phonon" in stages and rec.get("phonon") is None and rec.get("ecutwfc_Ry"):
         t0 = time.time()
         # cheapest first: each ecutwfc from the E/P-converged one up, ecutrho = 4 ecutwfc (norm-conserving: the
-        # density is exact there).  No finer density grid: ph.x 6.7 at q != 0 moves *away* from the frozen phonon
-        # as ecutrho grows (bcc Ta at H, the same 6^3 k points: frozen 19.2 meV at 280 and 560 Ry; ph.x 18.98 at
-        # 70/280 Ry, 16.94 at 70/560 and at 140/560 Ry), so an 8x grid only matched a reference with the same drift.
-        # The reference first, on a k mesh where the zone-boundary phonon is real: an undersampled Fermi
+        # density is exact there).  (A "drift of ph.x with the density grid" reported on 2026-12-04 was ph.x run at a
+        # q 7e-6 off the zone boundary, see q_in_alat: at the exact H, bcc Ta gives 19.365 / 19.367 meV at 70/280 and
+        # 70/560 Ry, the frozen phonon 19.37.)  The reference first, on a k mesh where the zone-boundary phonon is real: an undersampled Fermi
         # surface can make it imaginary (fcc Pb at X, 5^3 k: -14, -11, -11 meV at 140/1120 Ry), and an
         # unstable mode's frequency is no measure of cutoff convergence
         cuts = [c for c in s.ecut_list_Ry if c >= rec["ecutwfc_Ry"]]
