@@ -88,10 +88,6 @@ FLAGS: dict[str, str] = {
     "cutoff_below_library": "the run's plane-wave cutoffs (scf.in) are below those its level's pseudopotential "
     "library now gives for its elements (the library's convergence study moved after the run started): the "
     "phonons, and so λ, are not converged in the cutoff to the library's tolerance",
-    "density_grid_above_library": "the run's density cutoff (ecutrho, scf.in) is above what its level's "
-    "pseudopotential library now gives for its elements: ph.x (QE 6.7) at q != 0 drifts with the density grid "
-    "while the ground state does not (bcc Ta at H: 18.98 meV at 280 Ry, 16.94 at 560 Ry, frozen phonon on the same k "
-    "points 19.4 at both), so the run's phonons and λ carry that drift; rerun at the library's cutoffs",
     "pseudopotential_provisional": "an element's pseudopotential had not passed every check of its level's "
     "library (status 'provisional': cutoffs from the energy/pressure scan, phonon or E(V) check pending) "
     "when the record was built",

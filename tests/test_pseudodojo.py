@@ -99,7 +99,7 @@ def test_committed_index_matches_the_installed_package_and_its_rules():
             assert el not in lib.elements and rec["note"]
             continue
         assert rec["ecutrho_Ry"] in (4 * rec["ecutwfc_Ry"], 8 * rec["ecutwfc_Ry"])  # norm-conserving; 8x: withdrawn rule
-        if rec["status"] == "validated":  # ph.x at q != 0 drifts with the density grid: validated entries are at 4x
+        if rec["status"] == "validated":  # norm-conserving: validated entries are at the exact density grid, 4x
             assert rec["ecutrho_Ry"] == 4 * rec["ecutwfc_Ry"], el
         row = next(r for r in rec["cutoff"]["rows"] if r["ecutwfc_Ry"] == rec["cutoff"]["converged_ecutwfc_Ry"])
         assert abs(row["dE_mRy_per_atom"]) <= 1.0 and abs(row["dP_kbar"]) <= 1.0
@@ -534,7 +534,7 @@ def test_a_ph_x_pattern_is_taken_at_the_first_checked_cutoff_and_is_that_check(t
     """Without a symmetry-fixed cell (hcp, diamond, compounds: Al is made to look like one here) the frozen
     reference's pattern is ph.x's highest mode at the first cutoff the stage checks (35/140 Ry), frozen at the
     reference cutoff; that ph.x run is the 35 Ry check (not run twice).  A saved reference whose pattern came
-    from another cutoff (the 140/560 Ry of earlier sessions, where ph.x drifts) is redone, the checks kept."""
+    from another cutoff (the 140/560 Ry of earlier sessions) is redone, the checks kept."""
     _al_index_before_its_phonon_stage(tmp_path)
     calls, frozen = [], []
 
@@ -628,12 +628,18 @@ def test_the_chapters_phonon_check_table_and_drift_figure_read_the_committed_fil
     assert ta["passed"] and ta["ref_omega_meV"] == pytest.approx(19.36, abs=0.01)
     assert abs(ta["phx_omega_meV"] - ta["ref_omega_meV"]) == pytest.approx(ta["max_abs_dfreq_meV"])
     series = E.ecutrho_study_runs()
-    ta70 = next(d for d in series if (d["element"], d["ecutwfc_Ry"]) == ("Ta", 70.0))
+    ta70 = next(d for d in series if (d["element"], d["ecutwfc_Ry"]) == ("Ta", 70.0) and not d.get("q_source"))
+    off = next(d for d in series if (d["element"], d["ecutwfc_Ry"]) == ("Ta", 70.0) and d.get("q_source"))
     assert ta70["frozen"]["freqs_meV"][0] == pytest.approx(19.37, abs=0.01)
-    assert max(ta70["runs"]["4"]["freqs_meV"]) > max(ta70["runs"]["8"]["freqs_meV"]) + 1.5  # the drift
+    at_h = [max(ta70["runs"][d]["freqs_meV"]) for d in ("4", "8", "12")]  # the exact H: flat, on the frozen phonon
+    assert max(at_h) - min(at_h) < 0.01 and abs(at_h[0] - 19.37) < 0.01
+    assert ta70["runs"]["4"]["q_cart_2pi_alat"][2] == pytest.approx(3**0.5 / 2, abs=1e-12)
+    assert max(off["runs"]["4"]["freqs_meV"]) > max(off["runs"]["8"]["freqs_meV"]) + 1.5  # 7e-6 off H: the old drift
     fig = plot_ecutrho_drift(series)
     ax = fig.axes[0]
-    assert len([ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]) == sum("frozen" in d for d in series)
+    assert len([ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]) == sum(
+        "frozen" in d and not d.get("q_source") for d in series)
+    assert len([ln for ln in ax.get_lines() if ln.get_linestyle() == ":"]) == sum(bool(d.get("q_source")) for d in series)
     assert plot_ecutrho_drift([]).axes[0].texts  # nothing saved: the figure says so
 
 

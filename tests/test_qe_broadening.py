@@ -194,14 +194,11 @@ def test_a_run_below_the_librarys_current_cutoffs_is_flagged(tmp_path, monkeypat
     for (wfc, rho), below in (((40.0, 160.0), False), ((35.0, 140.0), False), ((40.0, 320.0), True), ((45.0, 180.0), True)):
         monkeypatch.setattr(PseudoLibrary, "for_level", classmethod(lambda cls, cfg, w=wfc, r=rho: {"Al": PseudoSpec("Al", upf, w, r)}))
         assert record.cutoffs_below_library(scf, s, QE_VALIDATED) is below, (wfc, rho)
-        # 160 Ry is the run's own 4x grid: never 'above the library', whatever the library asks
-        assert not record.density_grid_above_library(scf, s, QE_VALIDATED), (wfc, rho)
-    # a run at 40/320 Ry (the withdrawn 8x rule) against a library at 40/160 Ry is
+    # a run at 40/320 Ry (a finer density grid than the library's 40/160 Ry) is not flagged
     finer = tmp_path / "scf.in"
     finer.write_text(scf.read_text().replace("ecutrho = 160.0", "ecutrho = 320.0"))
     monkeypatch.setattr(PseudoLibrary, "for_level", classmethod(lambda cls, cfg: {"Al": PseudoSpec("Al", upf, 40.0, 160.0)}))
-    assert record.density_grid_above_library(finer, s, QE_VALIDATED)
-    assert record.library_cutoff_flags(finer, s, QE_VALIDATED) == {"density_grid_above_library"}
+    assert record.library_cutoff_flags(finer, s, QE_VALIDATED) == set()
     monkeypatch.setattr(PseudoLibrary, "for_level", classmethod(lambda cls, cfg: {"Al": PseudoSpec("Al", upf, 45.0, 180.0)}))
     assert record.library_cutoff_flags(scf, s, QE_VALIDATED) == {"cutoff_below_library"}
 

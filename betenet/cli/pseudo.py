@@ -91,7 +91,7 @@ def _dojo(argv: list[str]) -> int:
                         "neighbouring cutoffs (Fermi-surface sampling noise; with --redo --stages phonon)")
     v.add_argument("--phonon-reference-dual", type=float, default=None, metavar="X",
                    help="ecutrho = X ecutwfc for a ph.x reference of the phonon check instead of "
-                        f"{pd.DojoSettings().dual:g} (a study option: ph.x at q != 0 drifts with the density grid)")
+                        f"{pd.DojoSettings().dual:g} (a study option)")
     v.add_argument("--phonon-reference", choices=("frozen", "ph.x"), default=None,
                    help="the phonon check's reference: a frozen phonon on the check's k points where the reference "
                         "solid has a frozen cell (bcc, fcc; default) or ph.x at the reference cutoff")

@@ -11,7 +11,8 @@ __all__ = ["plot_ecutrho_drift"]
 
 def plot_ecutrho_drift(series: Sequence[dict[str, Any]]):
     """One line per saved series (element, ecutwfc): ph.x's highest mode at the zone-boundary q against ecutrho;
-    a dashed line at the frozen phonon where the series has one."""
+    a dashed line at the frozen phonon where the series has one.  A series that says where a withdrawn q came
+    from (``q_source``: pw.x's rounded alat, 7e-6 off the zone boundary) is drawn dotted, in grey tones."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.0, 3.6))
@@ -26,6 +27,10 @@ def plot_ecutrho_drift(series: Sequence[dict[str, Any]]):
         y = [max(r["freqs_meV"]) for r in runs]
         q = runs[0].get("q_label", "")
         color = f"C{i}"
+        if d.get("q_source"):  # the withdrawn series: ph.x a hair off the zone boundary
+            ax.plot(x, y, "x:", color=color, alpha=0.7,
+                    label=f"{d['element']} near {q} (q 7e-6 off, withdrawn), ph.x, ecutwfc {d['ecutwfc_Ry']:g} Ry")
+            continue
         ax.plot(x, y, "o-", color=color, label=f"{d['element']} at {q}, ph.x, ecutwfc {d['ecutwfc_Ry']:g} Ry")
         if d.get("frozen"):
             ax.axhline(d["frozen"]["freqs_meV"][0], color=color, ls="--", lw=1.0,
@@ -33,7 +38,7 @@ def plot_ecutrho_drift(series: Sequence[dict[str, Any]]):
     ax.axhline(0.0, color="0.6", lw=0.8)
     ax.set_xlabel("density cutoff ecutrho (Ry)")
     ax.set_ylabel("zone-boundary phonon (meV)")
-    ax.set_title("ph.x at q ≠ 0 against the density grid", fontsize=10)
+    ax.set_title("ph.x at a zone-boundary q against the density grid", fontsize=10)
     ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     return fig

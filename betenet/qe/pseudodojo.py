@@ -24,14 +24,14 @@ stage resumes):
    folded into the supercell) of the highest mode: for bcc and fcc the pattern symmetry fixes, for the other
    references (hcp M, diamond X, compounds) the one ph.x finds at the first cutoff checked, frozen in a
    twice-as-large cell (:func:`betenet.qe.pseudo.frozen.frozen_mode`).  So the check tests the cutoff *and*
-   ph.x's linear response against the ground state.  This matters: ph.x 6.7 at q != 0 drifts with the density grid while
-   the ground state does not (bcc Ta at H, ecutwfc 70 Ry: 18.98 / 16.94 / 15.42 / 9.11 meV at ecutrho
-   280 / 560 / 840 / 1120 Ry; at q = 0 in the supercell 20.32 meV at every grid), so no finer density grid
-   is tried and a ph.x reference at 140/560 Ry (``phonon_reference="ph.x"``) carries the drift of a 560 Ry grid.  The reference is taken at the first k spacing where it is real; a ph.x
+   ph.x's linear response against the ground state.  ph.x's q is the zone-boundary point exactly
+   (:func:`q_in_alat`, from the cell): computed from pw.x's four-decimal alat it was ~7e-6 off, k + q missed
+   the k mesh, and ph.x moved with the cutoffs by up to 2.5 meV (bcc Ta at H, 70/280 and 70/560 Ry: 18.98 and
+   16.94 meV; at the exact H 19.365 and 19.367, the frozen phonon 19.37), which failed Mo, Au, Ti and Rh until
+   2026-12-05.  The reference is taken at the first k spacing where it is real; a ph.x
    reference imaginary at every one is judged by a frozen phonon at the same cutoff
-   (:mod:`betenet.qe.pseudo.frozen`) -- the solid or ph.x's linear response with this UPF is at fault
-   (PseudoDojo Na: DFPT at H falls from +15 meV at 60 Ry to -27 meV at 140 Ry; the frozen phonon at 140 Ry
-   is +16 meV).  Either way the element fails.  Smearing ``degauss_Ry`` unless ``phonon_degauss_Ry`` is
+   (:mod:`betenet.qe.pseudo.frozen`) -- the solid or ph.x's linear response with this UPF is at fault.
+   Either way the element fails.  Smearing ``degauss_Ry`` unless ``phonon_degauss_Ry`` is
    set: on the coarse mesh a d metal's frequencies can jump by ~1 meV between neighbouring cutoffs at
    0.02 Ry, which a wider smearing smooths (recorded as ``degauss_Ry`` with the reference and each
    cutoff's result).
@@ -158,14 +158,13 @@ class DojoSettings:
     #: 1.16 / 0.67 / 1.16 / 1.77 meV off at 75/300, 75/600, 80/320, 80/640 Ry), a Fermi-surface sampling noise
     #: that no cutoff removes.  A wider smearing (e.g. 0.05 Ry) smooths it at the same k mesh.
     phonon_degauss_Ry: float | None = None
-    #: ecutrho / ecutwfc of a ph.x reference of the phonon check (None: ``dual``).  A study option only: ph.x
-    #: at q != 0 drifts with the density grid (see ``phonon_reference``), so a finer grid is not a better one.
+    #: ecutrho / ecutwfc of a ph.x reference of the phonon check (None: ``dual``).  A study option only:
+    #: norm-conserving densities are exact at ``dual`` 4.
     phonon_reference_dual: float | None = None
     #: the phonon check's reference: ``"frozen"`` (default) a frozen phonon of the highest mode at
     #: ``ecut_reference_Ry`` (:func:`frozen_reference`, :mod:`betenet.qe.pseudo.frozen`) on the ph.x check's own
-    #: k points (the primitive mesh folded into the supercell); ``"ph.x"`` ph.x at ``ecut_reference_Ry``.  ph.x 6.7 at q != 0 drifts with ecutrho while the ground
-    #: state does not (bcc Ta at H: 18.98 / 16.94 / 15.42 / 9.11 meV at ecutrho 280 / 560 / 840 / 1120 Ry, the
-    #: frozen phonon flat), so a ph.x reference at 140/560 Ry carries the drift into every check.
+    #: k points (the primitive mesh folded into the supercell); ``"ph.x"`` ph.x at ``ecut_reference_Ry``.  The
+    #: frozen reference tests ph.x's linear response as well as the cutoff, independently of ph.x.
     phonon_reference: str = "frozen"
     #: 5 points, lattice x0.98 ... x1.02 (volume -6 % ... +6 %).
     eos_scales: tuple[float, ...] = (0.98, 0.99, 1.0, 1.01, 1.02)
@@ -380,8 +379,7 @@ def frozen_reference(element: str, s: DojoSettings, workdir: Path, pattern_ecutw
 
     bcc/fcc: the pattern symmetry fixes (:func:`betenet.qe.pseudo.frozen.frozen_phonon`).  Other references:
     the pattern is ph.x's highest mode at ``pattern_ecutwfc_Ry`` (default the reference cutoff; the phonon stage
-    passes the first cutoff it checks, where ph.x has not yet drifted with the density grid: PseudoDojo Ti at M,
-    6x6x3 k, has two imaginary ph.x modes at 140/560 Ry), frozen at the reference cutoff
+    passes the first cutoff it checks, so that the pattern run is also that cutoff's check), frozen at the reference cutoff
     (:func:`betenet.qe.pseudo.frozen.frozen_mode`; the Rayleigh quotient is stationary in the pattern, so its
     error enters at second order).  That ph.x run comes back as ``pattern_at`` (the check at that cutoff uses
     it).  A pattern run with an imaginary mode is returned as it is (the caller tries the next k spacing),
@@ -459,7 +457,7 @@ def _judge(rec: dict[str, Any], s: DojoSettings) -> None:
         if (ph.get("reference") or {}).get("method") == "frozen":
             note = (f"ph.x at {ph['at']['q_label']} is {min(tried):.2f}-{max(tried):.2f} meV off the frozen phonon "
                     f"({ph['reference']['freqs_meV'][0]:.2f} meV, {s.ecut_reference_Ry:g} Ry, same k points) at every "
-                    "cutoff tried: the linear response, not the cutoff, is off (ph.x at q != 0 drifts with the density grid)")
+                    "cutoff tried: the linear response, not the cutoff, is off")
         else:
             note = (f"ph.x at {ph['at']['q_label']} not converged below {s.ecut_reference_Ry:g} Ry "
                     f"(max Δω {ph['max_abs_dfreq_meV']:.2f} meV)")

@@ -1,9 +1,11 @@
 """The phonon check's density-grid study and the chapter's view of the check (:mod:`betenet.qe.pseudodojo`).
 
-ph.x (QE 6.7) at q != 0 drifts with the density grid while the ground state does not: :func:`ecutrho_series`
-measures that per element (one ph.x run per grid at a fixed ecutwfc, optionally the frozen phonon of the same
-mode on the same k points), saved in ``data/studies/pseudodojo-ecutrho/runs``; :func:`phonon_check_rows` lists
-each element's recorded check for chapter 00.
+Does the density grid move ph.x's zone-boundary phonon?  :func:`ecutrho_series` measures it per element (one
+ph.x run per grid at a fixed ecutwfc, optionally the frozen phonon of the same mode on the same k points), saved
+in ``data/studies/pseudodojo-ecutrho/runs``; :func:`phonon_check_rows` lists each element's recorded check for
+chapter 00.  At the exact zone-boundary q it does not (bcc Ta at H, 70 Ry: 19.365 / 19.367 meV at 280 / 560 Ry);
+the series of 2026-12-04, run at a q ~7e-6 off H (pw.x's four-decimal alat), drifted by 2.5 meV and more, and
+are kept as ``runs/*-q-off.json``.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def ecutrho_series(element: str, ecutwfc_Ry: float, duals: Iterable[float], s: _
 
     Same mesh and smearing as the phonon check (``s.phonon_kspacing_invA``, ``s.phonon_smearing_Ry``).  With
     ``frozen``, also the frozen phonon of the same mode at ``ecutwfc_Ry`` and dual ``s.dual`` on the same k points
-    (:func:`~betenet.qe.pseudodojo.frozen_reference`; key ``frozen``): the ground state's answer, which does not drift with the grid.  Each
+    (:func:`~betenet.qe.pseudodojo.frozen_reference`; key ``frozen``): the ground state's answer.  Each
     finished ph.x run is saved at once to ``<study_dir>/runs/<El>-<ecutwfc>.json`` (resumable; a file of other
     settings is an error naming it, never overwritten).  Returns that file's content."""
     duals = [float(d) for d in duals]

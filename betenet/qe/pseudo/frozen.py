@@ -1,10 +1,10 @@
 """Frozen-phonon cross-check of a zone-boundary phonon (a second opinion on ph.x).
 
 The phonon stage of the pseudopotential checks (:mod:`betenet.qe.pseudodojo`) trusts ph.x's linear response
-(DFPT).  With some UPF files that trust is misplaced: for PseudoDojo PBEsol Na (2s2p semicore) the DFPT
-frequency at H falls steadily with the cutoff and turns imaginary, while the pressure is converged and bcc Na
-is stable.  A frozen phonon uses the ground state only, so the two disagree exactly when the linear response
-is at fault.
+(DFPT).  A frozen phonon uses the ground state only, so the two disagree exactly when the linear response (or
+how it is run) is at fault; the cross-check found ph.x run at a q ~7e-6 off the zone boundary (from pw.x's
+four-decimal alat), which moved metals' frequencies by percents (bcc Mo at H: 17.554 against 18.245 meV at the
+exact q; frozen 18.298 meV).
 
 The check covers the monatomic cubic references, where the zone-boundary mode fits a small conventional
 cell:
