@@ -134,3 +134,22 @@ def test_check_q_frozen_saves_once(tmp_path, monkeypatch, capsys):
     assert saved["frozen_meV"] == pytest.approx(36.86, abs=0.02)
     assert cli.cli_main([*argv, "--workdir", str(tmp_path / "w2")]) == 2
     assert "exists (nothing is overwritten)" in capsys.readouterr().err
+
+
+def test_snap_q_puts_ph_x_printed_q_back_on_its_mesh_point():
+    """ph.x prints q with seven decimals; check-q runs ph.x at the exact mesh point (a q 4e-6 off H moved Mo's
+    zone-boundary phonon by 0.7 meV), and leaves a q that is no mesh point alone."""
+    import numpy as np
+
+    from betenet.qe.convergence import snap_q
+
+    a = 3.147
+    bcc = np.array([[-a / 2, a / 2, a / 2], [a / 2, -a / 2, a / 2], [a / 2, a / 2, -a / 2]])
+    q = snap_q(bcc, (0.0, 0.0, 0.8660254))  # H as ph.x prints it
+    assert q == pytest.approx((0.0, 0.0, 3**0.5 / 2), abs=1e-13) and q[2] != 0.8660254
+    alat = np.linalg.norm(bcc[0])
+    printed = np.round(np.linalg.solve(bcc, np.array([0.2, 0.0, 0.4]) * alat), 7)  # a point of a 5^3 mesh, as printed
+    frac = bcc @ np.array(snap_q(bcc, printed)) / alat
+    assert frac == pytest.approx([0.2, 0.0, 0.4], abs=1e-13)
+    assert abs(bcc @ printed / alat - [0.2, 0.0, 0.4]).max() > 1e-9  # the printed q was off
+    assert snap_q(bcc, (0.0, 0.0, 0.3141)) == (0.0, 0.0, 0.3141)  # crystal 0.18135: 3e-4 from 2/11, the nearest <= 60

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -42,7 +43,7 @@ from .pseudo.frozen import frozen_mode
 from .runner import run_qe
 
 __all__ = ["FROZEN_STUDY_DIR", "RelaxResult", "SingleQResult", "frozen_audits", "frozen_single_q", "lowest_q", "relaxed_volume",
-           "single_q_phonons"]
+           "single_q_phonons", "snap_q"]
 
 #: Saved :func:`frozen_single_q` results on the labels' own structures (``runs/<id>-<q>.json``; chapter 00).
 FROZEN_STUDY_DIR: Path = PSEUDO_DIR.parent / "studies" / "linear-response"
@@ -77,6 +78,22 @@ def lowest_q(material_dir: str | Path) -> tuple[float, float, float]:
         raise ValueError(f"{path}: only Γ was computed")
     i = min(off, key=lambda j: f[j])
     return tuple(float(x) for x in q[i])  # type: ignore[return-value]
+
+
+def snap_q(lattice_A: Any, q_cart_2pi_alat: Sequence[float], *, max_denominator: int = 60,
+           tol: float = 1e-6) -> tuple[float, float, float]:
+    """``q`` (Cartesian, 2π/alat, alat = |a1| of ``lattice_A``) moved onto the point whose crystal coordinates are the
+    nearest fractions of denominator ≤ ``max_denominator`` (any q mesh up to 60 per axis), when each is within
+    ``tol`` of one (ph.x's seven printed decimals are 1e-7 in crystal coordinates; else q is returned as given).  ph.x prints q with seven decimals, and a q a hair off a mesh point makes k + q miss the k mesh: 4e-6 off
+    H moved PseudoDojo Mo's ph.x phonon from 18.245 to 17.554 meV (CHANGELOG 2026-12-05)."""
+    lat = np.asarray(lattice_A, dtype=float)
+    alat = float(np.linalg.norm(lat[0]))
+    q = np.asarray(q_cart_2pi_alat, dtype=float)
+    frac = lat @ q / alat
+    exact = np.array([float(Fraction(float(x)).limit_denominator(max_denominator)) for x in frac])
+    if np.max(np.abs(exact - frac)) > tol:
+        return tuple(float(x) for x in q)  # type: ignore[return-value]
+    return tuple(float(x) for x in np.linalg.solve(lat, exact * alat))  # type: ignore[return-value]
 
 
 def _rerun_input(path: Path, workdir: Path, pseudo_dir: str | Path | None, ecutwfc_Ry: float | None,
@@ -132,6 +149,7 @@ def single_q_phonons(
         raise ValueError(f"q must be three finite numbers (2π/alat), got {q_cart_2pi_alat!r}")
     workdir = Path(workdir)
     pw = _rerun_input(scf_path, workdir, pseudo_dir, ecutwfc_Ry, ecutrho_Ry, calculation="scf")
+    q = snap_q(pw.lattice_A, q)  # ph.x's printed q (7 decimals) back onto its mesh point
     if degauss_Ry is not None:
         pw.system["degauss"] = float(degauss_Ry)
     pw.kpoints = k
@@ -139,7 +157,7 @@ def single_q_phonons(
     masses = {f"amass({i + 1})": float(m) for i, (_, m, _) in enumerate(pw.species)}  # the scf's own order
     params = {"prefix": "bn", "outdir": "./out", "fildyn": "dyn", "tr2_ph": float(tr2_ph), **masses}
     ph_text = NamelistInput(Namelist("inputph", params), title="betenet single-q check",
-                            trailer=" ".join(f"{x:.9f}" for x in q) + "\n").to_str()
+                            trailer=" ".join(f"{x:.12f}" for x in q) + "\n").to_str()
     wall["ph"] = run_qe("ph.x", ph_text, workdir, "ph", omp_threads=omp_threads, timeout_s=timeout_s)
     ph = parse_ph_output(workdir / "ph.out")
     res = SingleQResult(
