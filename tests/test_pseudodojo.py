@@ -200,6 +200,19 @@ def test_real_ph_x_at_the_exact_h_point_is_the_frozen_phonon_of_mo(tmp_path):
     assert abs(max(ph["freqs_meV"]) - fz["omega_meV"]) < 0.1
 
 
+def test_the_frozen_reference_is_compared_with_its_own_mode():
+    """fcc X: the longitudinal mode is the one without a degenerate partner, not always the highest (Rh at X,
+    90/360 Ry: LA 22.06 meV below the transverse pair at 23.82; frozen LA 22.16: a pass, not a 1.67 meV fail)."""
+    assert D.frozen_counterpart("Rh", [22.061, 23.824, 23.824]) == 22.061
+    assert D.frozen_counterpart("Al", [25.95, 25.95, 39.32]) == 39.32
+    assert D.frozen_counterpart("Nb", [32.7, 32.7, 32.7]) == 32.7  # bcc H: the triplet
+    assert D.frozen_counterpart("Ru", [10.0, 20.0, 27.0, 27.5]) == 27.5  # hcp: ph.x's highest mode was frozen
+    ref = {"method": "frozen", "freqs_meV": [22.158], "ecutwfc_Ry": 140.0, "ecutrho_Ry": 560.0}
+    cur = {"ecutwfc_Ry": 90.0, "ecutrho_Ry": 360.0, "freqs_meV": [22.061, 23.824, 23.824]}
+    ph = D.phonon_check("Rh", 90.0, D.DojoSettings(), reference=ref, current=cur)
+    assert ph["passed"] and ph["max_abs_dfreq_meV"] == pytest.approx(0.097, abs=1e-3)
+
+
 def test_cli_list_and_errors(tmp_path, capsys):
     from betenet.cli.pseudo import cli_main
 

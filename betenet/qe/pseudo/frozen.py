@@ -12,7 +12,8 @@ cell:
 * **bcc, H** = (0, 0, 1) 2π/a: the 2-atom simple-cubic cell.  The corner atom moves +u along z and the
   body-centre atom −u.  This is the phase cos(q·R) of H, where the three modes are degenerate.
 * **fcc, X** = (0, 0, 1) 2π/a: the 4-atom cubic cell.  The atoms of the z = 0 layer move +u along z, those
-  of z = a/2 −u.  This is the longitudinal mode at X, the highest of the three.
+  of z = a/2 −u.  This is the longitudinal mode at X, usually but not always the highest of the three
+  (PseudoDojo Rh: its transverse pair lies above it; :func:`betenet.qe.pseudodojo.frozen_counterpart`).
 
 The force on each atom along the pattern gives ω² = −⟨F·e⟩ / (M u).  This is harmonic for a small ``u``
 (0.02 Å), and one pw.x run with ``tprnfor`` suffices, since the pattern keeps the forces on the pattern.
