@@ -12,7 +12,8 @@ __all__ = ["plot_ecutrho_drift"]
 def plot_ecutrho_drift(series: Sequence[dict[str, Any]]):
     """One line per saved series (element, ecutwfc): ph.x's highest mode at the zone-boundary q against ecutrho;
     a dashed line at the frozen phonon where the series has one.  A series that says where a withdrawn q came
-    from (``q_source``: pw.x's rounded alat, 7e-6 off the zone boundary) is drawn dotted, in grey tones."""
+    from (``q_source``: pw.x's rounded alat, 7e-6 off the zone boundary) is drawn dotted with crosses, without its
+    frozen line."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.0, 3.6))

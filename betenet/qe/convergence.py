@@ -84,8 +84,9 @@ def snap_q(lattice_A: Any, q_cart_2pi_alat: Sequence[float], *, max_denominator:
            tol: float = 1e-6) -> tuple[float, float, float]:
     """``q`` (Cartesian, 2π/alat, alat = |a1| of ``lattice_A``) moved onto the point whose crystal coordinates are the
     nearest fractions of denominator ≤ ``max_denominator`` (any q mesh up to 60 per axis), when each is within
-    ``tol`` of one (ph.x's seven printed decimals are 1e-7 in crystal coordinates; else q is returned as given).  ph.x prints q with seven decimals, and a q a hair off a mesh point makes k + q miss the k mesh: 4e-6 off
-    H moved PseudoDojo Mo's ph.x phonon from 18.245 to 17.554 meV (CHANGELOG 2026-12-05)."""
+    ``tol`` of one; else q is returned as given.  ph.x prints q with seven decimals (1e-7 in crystal coordinates),
+    and a q a hair off a mesh point makes k + q miss the k mesh: 4e-6 off H moved PseudoDojo Mo's ph.x phonon from
+    18.245 to 17.554 meV (CHANGELOG 2026-12-05)."""
     lat = np.asarray(lattice_A, dtype=float)
     alat = float(np.linalg.norm(lat[0]))
     q = np.asarray(q_cart_2pi_alat, dtype=float)

@@ -37,6 +37,7 @@ import spglib
 from pymatgen.core import Structure
 
 from ..constants import BOHR_IN_ANGSTROM
+from ..jsonio import read_json
 from .parsers import QEParseError, parse_pw_output, qe_clock
 from .pseudo import PseudoError, PseudoLibrary, read_upf_header
 
@@ -194,12 +195,12 @@ def remaining_elph(run_dir: Path | str) -> dict[str, Any]:
     grids_path, relaxed_path = run_dir / "grids.json", run_dir / "relaxed.json"
     if not (grids_path.exists() and relaxed_path.exists()):
         return {"k_left": None, "eta_s": None}
+    grids = read_json(grids_path, error=QEParseError)  # a garbled file is an error naming it
     try:
-        grids = json.loads(grids_path.read_text())
         k_scf, q = grids["k_scf"], grids["q"]
-    except (ValueError, KeyError) as exc:
+    except (TypeError, KeyError) as exc:
         raise QEParseError(f"{grids_path}: expected JSON with 'k_scf' and 'q' meshes ({exc})") from exc
-    structure = Structure.from_dict(json.loads(relaxed_path.read_text()))
+    structure = Structure.from_dict(read_json(relaxed_path, error=QEParseError))
     total = sum(p.n_k for p in ph_kpoint_counts(structure, k_scf, q))
     done = logged_points(run_dir)
     k_done = sum(p.n_k for p in done.values())

@@ -637,7 +637,8 @@ def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSett
         # cheapest first: each ecutwfc from the E/P-converged one up, ecutrho = 4 ecutwfc (norm-conserving: the
         # density is exact there).  (A "drift of ph.x with the density grid" reported on 2026-12-04 was ph.x run at a
         # q 7e-6 off the zone boundary, see q_in_alat: at the exact H, bcc Ta gives 19.365 / 19.367 meV at 70/280 and
-        # 70/560 Ry, the frozen phonon 19.37.)  The reference first, on a k mesh where the zone-boundary phonon is real: an undersampled Fermi
+        # 70/560 Ry, the frozen phonon 19.37.)
+        # The reference first, on a k mesh where the zone-boundary phonon is real: an undersampled Fermi
         # surface can make it imaginary (fcc Pb at X, 5^3 k: -14, -11, -11 meV at 140/1120 Ry), and an
         # unstable mode's frequency is no measure of cutoff convergence
         cuts = [c for c in s.ecut_list_Ry if c >= rec["ecutwfc_Ry"]]
