@@ -68,6 +68,13 @@ qe-deps:
 	    || ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libopenblas0-serial)) \
 	    || echo "warning: libopenblas0-serial not installed; QE runs with the reference BLAS (slower, same results)"; \
 	fi
+	@# Elk (all-electron FP-LAPW, Debian elk-lapw): the all-electron PBEsol E(V) that the PseudoDojo set's E(V) is judged
+	@# against (betenet pseudo dojo allelectron; betenet.qe.pseudo.allelectron).  Its tests need it.
+	@if ! command -v elk-lapw >/dev/null && ! command -v elk >/dev/null && command -v apt-get >/dev/null; then \
+	  (DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq elk-lapw \
+	    || ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq elk-lapw)) \
+	    || { echo "elk-lapw not installed: install Elk (https://elk.sourceforge.io) and set ELK_BINARY"; exit 1; }; \
+	fi
 	@# mpirun for QEConfig.mpi_procs > 1 (qe run --mpi N: k-point pools); Debian's QE links Open MPI but does not pull
 	@# in its launcher.  Optional: without it, runs stay serial and the MPI test is skipped.
 	@if ! command -v mpirun >/dev/null && command -v apt-get >/dev/null; then \

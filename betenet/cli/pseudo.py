@@ -11,6 +11,7 @@ from pathlib import Path
 
 from betenet.paths import PSEUDO_DIR
 from betenet.qe import pseudodojo as pd
+from betenet.qe import pseudodojo_allelectron as pd_ae
 from betenet.qe import pseudodojo_cost
 from betenet.qe import pseudodojo_ecutrho as ecutrho
 from betenet.qe.pseudo import (
@@ -21,6 +22,7 @@ from betenet.qe.pseudo import (
     validate_set,
     write_readme,
 )
+from betenet.qe.pseudo.allelectron import elements_with_eos
 
 __all__ = ["cli_main"]
 
@@ -99,6 +101,11 @@ def _dojo(argv: list[str]) -> int:
                        "(data/studies/pseudopotentials/runs/<El>.json)")
     c.add_argument("elements", nargs="+")
     c.add_argument("--redo", action="store_true")
+    ae = sub.add_parser("allelectron", help="E(V) against all-electron PBEsol (Elk) on the pw.x scan's cells and k mesh "
+                        "(data/pseudo/allelectron/elk-pbesol.json), then the element is judged again")
+    ae.add_argument("elements", nargs="*", help="default: every element with a pw.x E(V)")
+    ae.add_argument("--dir", type=Path, default=pd.DOJO_DIR)
+    ae.add_argument("--redo", action="store_true", help="run Elk again even where the index has this scan")
     lst = sub.add_parser("list", help="element, cutoffs, status, note")
     lst.add_argument("--dir", type=Path, default=pd.DOJO_DIR)
     r = sub.add_parser("ecutrho-series", help="the phonon check's frequencies at one ecutwfc for several density grids "
@@ -136,6 +143,11 @@ def _dojo(argv: list[str]) -> int:
                 settings = dataclasses.replace(settings, phonon_degauss_Ry=args.phonon_degauss)
             print(ecutrho.ecutrho_table(ecutrho.ecutrho_series(args.element, args.ecutwfc, args.duals, settings,
                                                       frozen=args.frozen, log=log)))
+        elif args.cmd == "allelectron":
+            for el in args.elements or elements_with_eos(pd.load_index(args.dir)):
+                rec = pd_ae.check_element(el, args.dir, redo=args.redo, log=log)
+                print(f"{el:3s} {rec['status']:11s} {rec.get('note', '')}", flush=True)
+            pd.write_readme(args.dir)
         elif args.cmd == "compare":
             for el in args.elements:
                 r = pseudodojo_cost.compare_cost(el, redo=args.redo, log=log)

@@ -1,12 +1,13 @@
-"""Figure of the pseudopotential phonon check (chapter 00): ph.x at a zone-boundary q against the density grid,
-beside the frozen phonon of the same mode on the same k points (:func:`betenet.qe.pseudodojo_ecutrho.ecutrho_series`)."""
+"""Figures of the pseudopotential checks (chapter 00): ph.x at a zone-boundary q against the density grid, beside
+the frozen phonon of the same mode on the same k points (:func:`betenet.qe.pseudodojo_ecutrho.ecutrho_series`), and
+the lattice constants against all-electron PBEsol and experiment (:func:`betenet.qe.pseudodojo_allelectron.eos_rows`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["plot_ecutrho_drift"]
+__all__ = ["plot_ecutrho_drift", "plot_lattice_errors"]
 
 
 def plot_ecutrho_drift(series: Sequence[dict[str, Any]]):
@@ -41,5 +42,38 @@ def plot_ecutrho_drift(series: Sequence[dict[str, Any]]):
     ax.set_ylabel("zone-boundary phonon (meV)")
     ax.set_title("ph.x at a zone-boundary q against the density grid", fontsize=10)
     ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_lattice_errors(rows: Sequence[dict[str, Any]], pw_tol_pct: float = 0.5):
+    """Per element (``eos_rows``): the all-electron PBEsol lattice constant against experiment (the functional's
+    error) and pw.x's against the all-electron one (the pseudopotential's), with the ±``pw_tol_pct`` band of the
+    second; elements without an all-electron E(V) show pw.x against experiment, hatched."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7.0, 3.4))
+    if not rows:
+        ax.text(0.5, 0.5, "no E(V) in the PseudoDojo index", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
+    x = np.arange(len(rows))
+    ae = [r["ae_vs_exp_pct"] for r in rows]
+    pw = [r["pw_vs_ae_pct"] for r in rows]
+    has = np.array([v is not None for v in ae])
+    ax.axhspan(-pw_tol_pct, pw_tol_pct, color="C1", alpha=0.12, lw=0, label=f"±{pw_tol_pct:g} % (pw.x vs all-electron)")
+    ax.bar(x[has] - 0.2, [v for v in ae if v is not None], 0.4, color="C0", label="all-electron PBEsol vs experiment")
+    ax.bar(x[has] + 0.2, [v for v in pw if v is not None], 0.4, color="C1", label="pw.x (PseudoDojo) vs all-electron")
+    if (~has).any():
+        ax.bar(x[~has], [r["pw_vs_exp_pct"] for r, h in zip(rows, has) if not h], 0.4, color="none", edgecolor="0.4",
+               hatch="//", label="pw.x vs experiment (no all-electron E(V) yet)")
+    ax.axhline(0.0, color="0.4", lw=0.8)
+    ax.set_xticks(x, [r["element"] for r in rows], fontsize=8)
+    for tick, r in zip(ax.get_xticklabels(), rows):
+        tick.set_color("C3" if r["status"] == "failed" else "black")
+    ax.set_ylabel("lattice constant error (%)")
+    ax.set_title("E(V): the functional's error and the pseudopotential's (failed elements in red)", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig

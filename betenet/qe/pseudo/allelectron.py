@@ -1,0 +1,324 @@
+"""All-electron E(V) of the reference solids with Elk (FP-LAPW + local orbitals, PBEsol), the reference that
+tells a pseudopotential's error from the functional's.
+
+The PseudoDojo E(V) check compared pw.x with room-temperature experiment.  PBEsol itself misses the early 3d
+metals by about 2 % (Sc, Ti, V fail a 1.5 % tolerance), so that comparison cannot say whether the
+pseudopotential or the functional is off.  The careful test (the Δ-gauge idea of Lejaeghere et al.,
+Science 351, aad3000 (2016)) is the pseudopotential against an all-electron calculation of the *same*
+functional in the *same* protocol: here Elk (J. K. Dewhurst, S. Sharma et al., https://elk.sourceforge.io;
+Debian package ``elk-lapw``), PBEsol (``xctype 22``), valence scalar-relativistic, core Dirac, on the pw.x
+scan's own cells (:func:`~betenet.qe.pseudo.solids.reference_structure`, c/a at experiment) and k mesh,
+with Methfessel-Paxton smearing of the same width.  Elk's basis is converged by scanning twice, at
+``rgkmax`` (R_MT x max|G+k|) :attr:`ElkSettings.rgkmax` and :attr:`ElkSettings.rgkmax_check`: the lattice
+constants of the two scans must agree within :attr:`ElkSettings.convergence_a_pct`.
+
+Results live in ``data/pseudo/allelectron/elk-pbesol.json`` (:func:`load_index`, one entry per element, with
+the Elk version, the species files' sha256 and the settings); :func:`compare_eos` puts one beside a pw.x E(V)
+and :func:`eos_verdict` judges a pw.x E(V) against it (or, without one, against experiment).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pymatgen.core import Structure
+
+from ...constants import BOHR_IN_ANGSTROM
+from ...jsonio import read_json, sha256_file, write_json_atomic
+from ...paths import PSEUDO_DIR
+from .errors import PseudoError
+from .solids import fit_lattice_constant, reference_structure
+
+__all__ = [
+    "ELK_SPECIES_DIRS",
+    "INDEX_NAME",
+    "ElkSettings",
+    "allelectron_eos",
+    "compare_eos",
+    "elements_with_eos",
+    "elk_binary",
+    "elk_input",
+    "eos_verdict",
+    "fixed_rmt",
+    "index_path",
+    "load_index",
+    "parse_info",
+    "run_elk",
+    "save_entry",
+    "species_dir",
+    "species_rmt",
+    "stage_species",
+]
+
+#: Where Elk's species files are looked for (``ELK_SPECIES`` first): Debian's package, then a source build's.
+ELK_SPECIES_DIRS = ("/usr/share/elk-lapw/species", "/usr/local/share/elk/species")
+#: The index of all-electron results, under ``data/pseudo/allelectron/``.
+INDEX_NAME = "elk-pbesol.json"
+_HARTREE_IN_RY = 2.0
+
+
+@dataclass(frozen=True)
+class ElkSettings:
+    """How the all-electron scans are run and how a pw.x E(V) is judged against them."""
+
+    #: R_MT x max|G+k| of the reported scan and of the convergence scan.
+    rgkmax: float = 9.0
+    rgkmax_check: float = 8.0
+    #: max |G| of the density and potential (bohr^-1) and empty states per atom (Elk's ``gmaxvr``, ``nempty``).
+    gmaxvr: float = 16.0
+    nempty: int = 10
+    #: smearing width (Ry) of Methfessel-Paxton order 1, as pw.x's E(V) (``DojoSettings.degauss_Ry``).
+    degauss_Ry: float = 0.02
+    #: self-consistency: total energy change (Ha) and potential RMS change.
+    epsengy: float = 1e-7
+    epspot: float = 1e-7
+    #: the two scans' lattice constants must agree within this (%), else the reference is not used.
+    convergence_a_pct: float = 0.1
+    #: a pw.x E(V) passes against the all-electron one when |Δa0| <= ``a0_tol_pct`` and |ΔB0| <= ``b0_tol_pct``,
+    #: and its a0 is within ``a0_exp_sanity_pct`` of experiment (PBEsol's own error is ~2 % at most for metals).
+    a0_tol_pct: float = 0.5
+    b0_tol_pct: float = 10.0
+    a0_exp_sanity_pct: float = 3.0
+    timeout_s: float = 3600.0
+
+
+def elk_binary() -> str:
+    """The Elk executable (``ELK_BINARY``, else ``elk-lapw`` (Debian) or ``elk`` on PATH)."""
+    for name in filter(None, (os.environ.get("ELK_BINARY"), "elk-lapw", "elk")):
+        if (path := shutil.which(name)) is not None:
+            return path
+    raise PseudoError("Elk not found: install the Debian package elk-lapw (`make setup` does) or set ELK_BINARY")
+
+
+def species_dir() -> Path:
+    """Elk's species directory (``ELK_SPECIES``, else :data:`ELK_SPECIES_DIRS`)."""
+    for d in filter(None, (os.environ.get("ELK_SPECIES"), *ELK_SPECIES_DIRS)):
+        if (Path(d) / "Al.in").is_file():
+            return Path(d)
+    raise PseudoError(f"Elk species files (e.g. Al.in) not found in ELK_SPECIES or {', '.join(ELK_SPECIES_DIRS)}")
+
+
+def elk_input(structure: Structure, kpoints: Sequence[int], rgkmax: float, s: ElkSettings = ElkSettings(),
+              species: Path | None = None) -> str:
+    """``elk.in`` of one ground-state run (task 0) of ``structure``: lattice vectors in bohr, atoms in
+    lattice coordinates, PBEsol, MP1 smearing of ``s.degauss_Ry``, Γ-centred ``kpoints``."""
+    sp = species or species_dir()
+    avec = "\n".join("  " + "  ".join(f"{x / BOHR_IN_ANGSTROM:.10f}" for x in row) for row in structure.lattice.matrix)
+    blocks = []
+    for el in dict.fromkeys(site.specie.symbol for site in structure):
+        pos = [site.frac_coords for site in structure if site.specie.symbol == el]
+        blocks.append(f"  '{el}.in'\n  {len(pos)}\n" + "\n".join("  " + "  ".join(f"{x:.10f}" for x in p) for p in pos))
+    return (f"tasks\n  0\n\nxctype\n  22\n\nrgkmax\n  {rgkmax:g}\n\ngmaxvr\n  {s.gmaxvr:g}\n\nnempty\n  {s.nempty}\n\n"
+            f"ngridk\n  {' '.join(str(int(k)) for k in kpoints)}\n\nstype\n  1\n\nswidth\n  {s.degauss_Ry / _HARTREE_IN_RY:g}\n\n"
+            f"epsengy\n  {s.epsengy:g}\n\nepspot\n  {s.epspot:g}\n\nmaxscl\n  200\n\nsppath\n  '{sp}/'\n\n"
+            f"avec\n{avec}\n\nscale\n  1.0\n\natoms\n  {len(blocks)}\n" + "\n".join(blocks) + "\n")
+
+
+_ENERGY = re.compile(r"^\s*total energy\s*:\s*(-?\d+\.\d+)", re.MULTILINE)
+_VERSION = re.compile(r"Elk version (\S+) started")
+_CPU = re.compile(r"^\s*total\s*:\s*(\d+\.\d+)\s*$", re.MULTILINE)
+
+
+def parse_info(path: Path | str) -> dict[str, Any]:
+    """Total energy (Ha, the last SCF iteration's), Elk version and CPU time of a finished ground-state run's
+    ``INFO.OUT``; :class:`PseudoError` naming the file if it did not converge or stop normally."""
+    path = Path(path)
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        raise PseudoError(f"{path}: cannot read Elk's output ({exc})") from exc
+    if "Convergence targets achieved" not in text or "Self-consistent loop stopped" not in text:
+        raise PseudoError(f"{path}: Elk's self-consistent loop did not converge or did not finish "
+                          "(expected 'Convergence targets achieved')")
+    energies = _ENERGY.findall(text)
+    if not energies:
+        raise PseudoError(f"{path}: no 'total energy' line in Elk's output")
+    version = _VERSION.search(text)
+    cpu = _CPU.findall(text)
+    return {"energy_Ha": float(energies[-1]), "elk_version": version.group(1) if version else None,
+            "cpu_s": float(cpu[-1]) if cpu else None}
+
+
+def run_elk(text: str, workdir: Path, timeout_s: float = 3600.0) -> dict[str, Any]:
+    """Run Elk on ``text`` (an ``elk.in``) in ``workdir`` (OpenMP threads from ``OMP_NUM_THREADS``, default 1);
+    :func:`parse_info`'s result plus ``wall_s``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "elk.in").write_text(text)
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    t0 = time.time()
+    try:
+        proc = subprocess.run([elk_binary()], cwd=workdir, env=env, capture_output=True, text=True,
+                              timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise PseudoError(f"Elk in {workdir} did not finish in {timeout_s:g} s") from exc
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-12:])
+        raise PseudoError(f"Elk in {workdir} exited with {proc.returncode}:\n{tail}")
+    out = parse_info(workdir / "INFO.OUT")
+    out["wall_s"] = time.time() - t0
+    return out
+
+
+_RMT_LINE = re.compile(r"^(\s*\S+\s+)(\S+)(\s+\S+\s+\S+\s*:\s*rminsp, rmt, rmaxsp, nrmt.*)$", re.MULTILINE)
+
+
+def species_rmt(path: Path) -> float:
+    """The muffin-tin radius (bohr) of an Elk species file; :class:`PseudoError` naming it if there is none."""
+    m = _RMT_LINE.search(path.read_text())
+    if m is None:
+        raise PseudoError(f"{path}: no 'rminsp, rmt, rmaxsp, nrmt' line in this Elk species file")
+    return float(m.group(2))
+
+
+def fixed_rmt(structures: Sequence[Structure], rmt: dict[str, float], gap: float = 0.02) -> dict[str, float]:
+    """Muffin-tin radii (bohr) that fit every cell of ``structures`` (the scan's smallest decides): the species'
+    own ``rmt`` scaled down by one common factor until no two spheres come closer than ``gap`` x their distance.
+    Elk would otherwise shrink them itself in the compressed cells only, changing the basis inside one E(V)
+    scan (bcc V, rmt 2.4 bohr: touching at 0.97 x the experimental lattice), which shows as noise in E(V)."""
+    f = 1.0
+    for st in structures:
+        for i, site in enumerate(st):
+            for nb in st.get_neighbors(site, 4.0):
+                d = nb.nn_distance / BOHR_IN_ANGSTROM
+                f = min(f, (1 - gap) * d / (rmt[site.specie.symbol] + rmt[nb.specie.symbol]))
+    return {el: float(r * f) for el, r in rmt.items()}
+
+
+def stage_species(src: Path, dst: Path, rmt: dict[str, float]) -> None:
+    """Copy the species files of ``rmt``'s elements from ``src`` to ``dst`` with these muffin-tin radii."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for el, r in rmt.items():
+        text = (src / f"{el}.in").read_text()
+        species_rmt(src / f"{el}.in")  # the line is there (error naming the file if not)
+        new = _RMT_LINE.sub(lambda m, r=r: f"{m.group(1)}{r:.6f}{m.group(3)}", text, count=1)
+        (dst / f"{el}.in").write_text(new)
+
+
+def _fit(element: str, volumes: list[float], energies_Ry: list[float]) -> dict[str, float]:
+    fit, a = fit_lattice_constant(element, volumes, energies_Ry)
+    return {"v0_A3_per_atom": float(fit.v0), "b0_GPa": float(fit.b0_GPa), "b1": float(fit.b1), "a_A": float(a)}
+
+
+def allelectron_eos(element: str, scales: Sequence[float], kpoints: Sequence[int], s: ElkSettings = ElkSettings(),
+                    log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Elk E(V) of ``element``'s reference solid at ``scales`` x the experimental lattice on ``kpoints``, at
+    ``s.rgkmax`` and ``s.rgkmax_check``, with one set of muffin-tin radii for the whole scan (:func:`fixed_rmt`):
+    both Birch-Murnaghan fits and their difference."""
+    sp = species_dir()
+    st0, x = reference_structure(element)
+    els = sorted({site.specie.symbol for site in st0})
+    scans: dict[str, Any] = {}
+    cost = {"cpu_s": 0.0, "wall_s": 0.0}
+    version = None
+    cells = [reference_structure(element, sc)[0] for sc in scales]
+    rmt = fixed_rmt(cells, {e: species_rmt(sp / f"{e}.in") for e in els})
+    with tempfile.TemporaryDirectory(prefix=f"elk-eos-{element}-") as tmp:
+        stage_species(sp, Path(tmp) / "species", rmt)
+        for rgk in (s.rgkmax_check, s.rgkmax):
+            vols, ens = [], []
+            for sc in scales:
+                st, _ = reference_structure(element, sc)
+                r = run_elk(elk_input(st, kpoints, rgk, s, Path(tmp) / "species"), Path(tmp) / f"r{rgk:g}-s{sc:g}",
+                            s.timeout_s)
+                version = r["elk_version"]
+                cost["cpu_s"] += r["cpu_s"] or 0.0
+                cost["wall_s"] += r["wall_s"]
+                vols.append(st.volume / len(st))
+                ens.append(r["energy_Ha"] * _HARTREE_IN_RY / len(st))
+                log(f"{element}: Elk rgkmax {rgk:g}, scale {sc:g}: {r['energy_Ha']:.8f} Ha ({r['wall_s']:.0f} s)")
+            scans[f"{rgk:g}"] = {"rgkmax": rgk, "volumes_A3_per_atom": vols, "energies_Ry_per_atom": ens,
+                                 **_fit(element, vols, ens)}
+    hi, lo = scans[f"{s.rgkmax:g}"], scans[f"{s.rgkmax_check:g}"]
+    return {"element": element, "structure": x.structure, "formula": x.formula or element, "code": f"Elk {version}",
+            "functional": "PBEsol (xctype 22)", "species_sha256": {e: sha256_file(sp / f"{e}.in") for e in els},
+            "rmt_bohr": rmt,
+            "kpoints": [int(k) for k in kpoints], "scales": [float(v) for v in scales],
+            "a_A": hi["a_A"], "b0_GPa": hi["b0_GPa"], "v0_A3_per_atom": hi["v0_A3_per_atom"],
+            "convergence_a_pct": 100 * (lo["a_A"] - hi["a_A"]) / hi["a_A"],
+            "convergence_b0_pct": 100 * (lo["b0_GPa"] - hi["b0_GPa"]) / hi["b0_GPa"],
+            "scans": scans, "settings": dataclasses.asdict(s), **cost}
+
+
+def index_path(directory: Path | str | None = None) -> Path:
+    """``data/pseudo/allelectron/elk-pbesol.json`` (or ``INDEX_NAME`` in ``directory``)."""
+    return Path(directory or PSEUDO_DIR / "allelectron") / INDEX_NAME
+
+
+def load_index(directory: Path | str | None = None) -> dict[str, Any]:
+    """The all-electron index (``{"elements": {}}`` when there is none yet)."""
+    path = index_path(directory)
+    if not path.exists():
+        return {"code": "Elk", "functional": "PBEsol", "elements": {}}
+    data = read_json(path, error=PseudoError)
+    if not isinstance(data.get("elements"), dict):
+        raise PseudoError(f"{path}: expected an object with an 'elements' mapping")
+    return data
+
+
+def save_entry(entry: dict[str, Any], directory: Path | str | None = None) -> Path:
+    """Merge one element's :func:`allelectron_eos` result into the index (the file as it is now)."""
+    data = load_index(directory)
+    data["elements"][entry["element"]] = entry
+    data["elements"] = dict(sorted(data["elements"].items()))
+    path = index_path(directory)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, data)
+    return path
+
+
+def compare_eos(eos: dict[str, Any], ae: dict[str, Any], s: ElkSettings = ElkSettings()) -> dict[str, Any]:
+    """A pw.x E(V) (``eos_check``'s result) beside the all-electron one of the same solid: Δa0, ΔB0 (%) and
+    whether the all-electron scan is converged (``converged``: its two basis sizes within
+    ``s.convergence_a_pct``).  :class:`PseudoError` when the two are not of the same solid."""
+    if (eos.get("structure"), eos.get("formula")) != (ae.get("structure"), ae.get("formula")):
+        raise PseudoError(f"all-electron E(V) is of {ae.get('formula')} {ae.get('structure')}, the pw.x one of "
+                          f"{eos.get('formula')} {eos.get('structure')}")
+    return {"code": ae["code"], "a_ae_A": ae["a_A"], "b0_ae_GPa": ae["b0_GPa"],
+            "a0_error_pct": 100 * (eos["a_calc_A"] - ae["a_A"]) / ae["a_A"],
+            "b0_error_pct": 100 * (eos["b0_GPa"] - ae["b0_GPa"]) / ae["b0_GPa"],
+            "ae_a_exp_error_pct": 100 * (ae["a_A"] - eos["a_exp_A"]) / eos["a_exp_A"],
+            "same_kpoints": list(ae["kpoints"]) == list(eos.get("kpoints", [])),
+            "converged": abs(ae["convergence_a_pct"]) <= s.convergence_a_pct}
+
+
+def eos_verdict(eos: dict[str, Any], exp_tol: tuple[float, float, float], s: ElkSettings = ElkSettings()
+                ) -> tuple[list[str], str]:
+    """What is wrong with a pw.x E(V) (empty: nothing) and a short note.  With a converged all-electron
+    comparison (``eos["allelectron"]``, :func:`compare_eos`) the pseudopotential is judged against it
+    (``s.a0_tol_pct``, ``s.b0_tol_pct``) and experiment only as a sanity bound (``s.a0_exp_sanity_pct``);
+    without one, against experiment with ``exp_tol`` = (a0 %, B0 low %, B0 high %)."""
+    ae = eos.get("allelectron")
+    a_exp, b_exp = eos["a0_error_pct"], eos.get("b0_error_pct")
+    if ae is not None and ae.get("converged"):
+        bad = []
+        if abs(ae["a0_error_pct"]) > s.a0_tol_pct:
+            bad.append(f"a0 {ae['a0_error_pct']:+.2f} % from all-electron (> {s.a0_tol_pct:g} %)")
+        if abs(ae["b0_error_pct"]) > s.b0_tol_pct:
+            bad.append(f"B0 {ae['b0_error_pct']:+.0f} % from all-electron (> {s.b0_tol_pct:g} %)")
+        if abs(a_exp) > s.a0_exp_sanity_pct:
+            bad.append(f"a0 {a_exp:+.2f} % from experiment (> {s.a0_exp_sanity_pct:g} %)")
+        return bad, (f"a0 {ae['a0_error_pct']:+.2f} % / B0 {ae['b0_error_pct']:+.0f} % vs all-electron "
+                     f"(a0 {a_exp:+.2f} % vs exp.)")
+    a_tol, b_low, b_high = exp_tol
+    bad = []
+    if abs(a_exp) > a_tol:
+        bad.append(f"a0 {a_exp:+.2f} % (> {a_tol:g} %)")
+    if b_exp is not None and not (-b_low <= b_exp <= b_high):
+        bad.append(f"B0 {b_exp:+.0f} % (outside -{b_low:g} % ... +{b_high:g} %)")
+    return bad, f"a0 {a_exp:+.2f} %" + (f", B0 {b_exp:+.0f} %" if b_exp is not None else "")
+
+
+def elements_with_eos(dojo: dict[str, Any], elements: Iterable[str] | None = None) -> list[str]:
+    """The elements of a PseudoDojo index (``elements`` of them) that have a pw.x E(V) to compare."""
+    names = list(elements) if elements else sorted(dojo["elements"])
+    return [el for el in names if (dojo["elements"].get(el) or {}).get("eos")]

