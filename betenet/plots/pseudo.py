@@ -53,7 +53,7 @@ def plot_lattice_errors(rows: Sequence[dict[str, Any]], pw_tol_pct: float = 0.5)
     import matplotlib.pyplot as plt
     import numpy as np
 
-    fig, ax = plt.subplots(figsize=(7.0, 3.4))
+    fig, ax = plt.subplots(figsize=(7.0, 4.0))
     if not rows:
         ax.text(0.5, 0.5, "no E(V) in the PseudoDojo index", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
@@ -74,6 +74,6 @@ def plot_lattice_errors(rows: Sequence[dict[str, Any]], pw_tol_pct: float = 0.5)
         tick.set_color("C3" if r["status"] == "failed" else "black")
     ax.set_ylabel("lattice constant error (%)")
     ax.set_title("E(V): the functional's error and the pseudopotential's (failed elements in red)", fontsize=10)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
     fig.tight_layout()
     return fig

@@ -33,6 +33,7 @@ The modules, in the order they build on each other:
 * :mod:`~betenet.qe.pseudo.solids` — reference solids and experimental lattice constants;
 * :mod:`~betenet.qe.pseudo.runs` — the pw.x/ph.x runs of the checks (inputs through :class:`~betenet.qe.inputs.PWInput`);
 * :mod:`~betenet.qe.pseudo.frozen` — a frozen-phonon second opinion on a ph.x zone-boundary phonon;
+* :mod:`~betenet.qe.pseudo.allelectron` — the all-electron (Elk) PBEsol E(V) a pw.x E(V) is judged against;
 * :mod:`~betenet.qe.pseudo.validation` — the pw.x validation of the set and ``data/pseudo/README.md``.
 
 The command line is ``betenet pseudo generate|validate|check-cutoffs|list`` (:mod:`betenet.cli.pseudo`).
