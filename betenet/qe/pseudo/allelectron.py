@@ -187,7 +187,7 @@ def fixed_rmt(structures: Sequence[Structure], rmt: dict[str, float], gap: float
     scan (bcc V, rmt 2.4 bohr: touching at 0.97 x the experimental lattice), which shows as noise in E(V)."""
     f = 1.0
     for st in structures:
-        for i, site in enumerate(st):
+        for site in st:
             for nb in st.get_neighbors(site, 4.0):
                 d = nb.nn_distance / BOHR_IN_ANGSTROM
                 f = min(f, (1 - gap) * d / (rmt[site.specie.symbol] + rmt[nb.specie.symbol]))
