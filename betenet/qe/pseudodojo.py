@@ -31,6 +31,9 @@ stage resumes):
    2026-12-05.  The reference is taken at the first k spacing where it is real; a ph.x
    reference imaginary at every one is judged by a frozen phonon at the same cutoff
    (:mod:`betenet.qe.pseudo.frozen`) -- the solid or ph.x's linear response with this UPF is at fault.
+   A one-atom (bcc, fcc) check that fails is compared again with the acoustic sum rule imposed, as matdyn
+   imposes it on the labels (ph.x at Γ, :func:`~betenet.qe.pseudo.runs.sum_rule_corrected`; bcc V at H:
+   raw 0.36 meV off, corrected 0.014); the record keeps both (``raw_dfreq_meV``).
    Either way the element fails.  Smearing ``degauss_Ry`` unless ``phonon_degauss_Ry`` is
    set: on the coarse mesh a d metal's frequencies can jump by ~1 meV between neighbouring cutoffs at
    0.02 Ry, which a wider smearing smooths (recorded as ``degauss_Ry`` with the reference and each
@@ -651,9 +654,7 @@ def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSett
     if "phonon" in stages and rec.get("phonon") is None and rec.get("ecutwfc_Ry"):
         t0 = time.time()
         # cheapest first: each ecutwfc from the E/P-converged one up, ecutrho = 4 ecutwfc (norm-conserving: the
-        # density is exact there).  (A "drift of ph.x with the density grid" reported on 2026-12-04 was ph.x run at a
-        # q 7e-6 off the zone boundary, see q_in_alat: at the exact H, bcc Ta gives 19.365 / 19.367 meV at 70/280 and
-        # 70/560 Ry, the frozen phonon 19.37.)
+        # density is exact there; the "drift with the density grid" of 2026-12-04 was a q off the zone boundary).
         # The reference first, on a k mesh where the zone-boundary phonon is real: an undersampled Fermi
         # surface can make it imaginary (fcc Pb at X, 5^3 k: -14, -11, -11 meV at 140/1120 Ry), and an
         # unstable mode's frequency is no measure of cutoff convergence
