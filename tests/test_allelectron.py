@@ -197,3 +197,15 @@ def test_eos_rows_and_the_lattice_figure(tmp_path):
     hatched = [p for p in ax.patches if p.get_hatch()]
     assert len(hatched) == 1 and hatched[0].get_height() == pytest.approx(100 * (2.898 - 2.951) / 2.951)
     assert [t.get_color() for t in ax.get_xticklabels()] == ["C3", "black"]
+
+
+def test_a_scan_with_a_point_off_its_curve_is_not_used():
+    """The committed all-electron scan of bcc V fits within 0.01 mRy/atom; one point moved by 1 mRy (an SCF that
+    found another state, as bcc Nb's at R_MT·max|G+k| 9 did) makes the reference unusable."""
+    v = copy.deepcopy(load_index()["elements"]["V"])
+    eos = {**_eos(), "a_calc_A": 2.9594, "kpoints": v["kpoints"]}
+    good = compare_eos(eos, v)
+    assert good["converged"] and good["max_residual_mRy"] < 0.01
+    v["scans"]["9"]["energies_Ry_per_atom"][2] -= 1e-3
+    bad = compare_eos(eos, v)
+    assert not bad["converged"] and bad["max_residual_mRy"] > 0.3
