@@ -75,8 +75,9 @@ def ecutrho_series(element: str, ecutwfc_Ry: float, duals: Iterable[float], s: _
 
 def phonon_check_rows(directory: Path | str = _pd.DOJO_DIR) -> list[dict[str, Any]]:
     """One row per element of the index with a phonon check: its status and cutoffs, the reference (method:
-    ``frozen``, ``frozen (ph.x's mode)`` for hcp/diamond, or ``ph.x``; the frequency of its highest mode), ph.x's highest mode at the chosen (or last tried) cutoff and the
-    difference, plus the previous check's cutoffs where it was redone (``superseded_phonon``)."""
+    ``frozen``, ``frozen (ph.x's mode)`` for hcp/diamond, or ``ph.x``; the frequency of its highest mode), ph.x's highest mode at the chosen (or last tried) cutoff, raw and
+    (where the check needed it) sum-rule corrected, and the difference, plus the previous check's cutoffs where it was
+    redone (``superseded_phonon``)."""
     rows = []
     for el, rec in sorted(_pd.load_index(directory)["elements"].items()):
         ph = rec.get("phonon")
@@ -90,7 +91,9 @@ def phonon_check_rows(directory: Path | str = _pd.DOJO_DIR) -> list[dict[str, An
                      "ref_cutoffs_Ry": f"{ref['ecutwfc_Ry']:g}/{ref['ecutrho_Ry']:g}",
                      "ref_omega_meV": max(ref["freqs_meV"]),  # a frozen reference holds its one mode
                      "checked_cutoffs_Ry": f"{at['ecutwfc_Ry']:g}/{at['ecutrho_Ry']:g}",
-                     "phx_omega_meV": max(at["freqs_meV"]), "max_abs_dfreq_meV": ph["max_abs_dfreq_meV"],
+                     "phx_omega_meV": max(at["freqs_meV"]),
+                     "phx_sum_rule_corrected_meV": max(ph["sum_rule_corrected_meV"]) if "sum_rule_corrected_meV" in ph else None,
+                     "max_abs_dfreq_meV": ph["max_abs_dfreq_meV"],
                      "passed": bool(ph["passed"]),
                      "before": f"{old_pass['ecutwfc_Ry']:g}/{old_pass['ecutrho_Ry']:g}" if old_pass else ""})
     return rows
