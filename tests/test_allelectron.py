@@ -143,8 +143,10 @@ def test_check_element_attaches_a_real_all_electron_eos_and_judges_again(tmp_pat
     saved = json.loads((tmp_path / "dojo" / "validation.json").read_text())["elements"]["Al"]
     assert saved["eos"]["allelectron"] == c and saved["status"] == rec["status"]
     logs.clear()
-    check_element("Al", tmp_path / "dojo", ae_dir=tmp_path / "ae", es=small, log=logs.append)
+    stricter = ElkSettings(**{**small.__dict__, "a0_tol_pct": 0.3, "max_residual_mRy": 0.05})  # tolerances only
+    check_element("Al", tmp_path / "dojo", ae_dir=tmp_path / "ae", es=stricter, log=logs.append)
     assert not [m for m in logs if "Elk rgkmax" in m]  # reused
+    assert not small.same_run({**ae["settings"], "rgkmax": 7.0}) and small.same_run(ae["settings"])
 
 
 def test_check_element_needs_a_pw_eos(tmp_path):

@@ -5,7 +5,6 @@ comparison to the element's ``eos`` in the PseudoDojo index and judge the elemen
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,8 +36,8 @@ def check_element(element: str, directory: Path | str = pd.DOJO_DIR, s: pd.DojoS
                           f"run `betenet pseudo dojo validate {element}` first")
     es = es or ElkSettings(degauss_Ry=s.degauss_Ry)  # the pw.x scan's smearing
     ae = load_index(ae_dir)["elements"].get(element)
-    if redo or ae is None or (ae["scales"], ae["kpoints"], ae["settings"]) != (
-            eos["scales"], eos["kpoints"], dataclasses.asdict(es)):
+    if redo or ae is None or (ae["scales"], ae["kpoints"]) != (eos["scales"], eos["kpoints"]) \
+            or not es.same_run(ae["settings"]):
         ae = allelectron_eos(element, eos["scales"], eos["kpoints"], es, log=log)
         save_entry(ae, ae_dir)
     eos["allelectron"] = compare_eos(eos, ae, es)

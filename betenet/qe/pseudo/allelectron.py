@@ -93,6 +93,13 @@ class ElkSettings:
     a0_exp_sanity_pct: float = 3.0
     timeout_s: float = 3600.0
 
+    #: the fields that change what Elk computes (the rest are tolerances of the judgement)
+    RUN_FIELDS = ("rgkmax", "rgkmax_check", "gmaxvr", "nempty", "degauss_Ry", "epsengy", "epspot")
+
+    def same_run(self, settings: dict[str, Any]) -> bool:
+        """Whether a saved scan's ``settings`` ran Elk as these do (tolerances may differ)."""
+        return all(settings.get(k) == getattr(self, k) for k in self.RUN_FIELDS)
+
 
 def elk_binary() -> str:
     """The Elk executable (``ELK_BINARY``, else ``elk-lapw`` (Debian) or ``elk`` on PATH)."""
