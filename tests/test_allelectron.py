@@ -99,13 +99,13 @@ def test_compare_refuses_another_solid():
 def test_judge_uses_the_all_electron_comparison():
     rec = {"status": "provisional", "cutoff": {"converged_ecutwfc_Ry": 85.0},
            "phonon": {"passed": True, "max_abs_dfreq_meV": 0.05, "at": {"q_label": "H"}}, "eos": _eos()}
-    pd._judge(rec, pd.DojoSettings())
+    pd.judge_record(rec, pd.DojoSettings())
     assert rec["status"] == "failed" and rec["note"].startswith("E(V) vs experiment: a0 -2.14 %")
     rec["eos"]["allelectron"] = compare_eos(rec["eos"], _ae())
-    pd._judge(rec, pd.DojoSettings())
+    pd.judge_record(rec, pd.DojoSettings())
     assert rec["status"] == "validated" and "vs all-electron" in rec["note"]
     rec["eos"]["allelectron"] = compare_eos(rec["eos"], _ae(a=2.9594 / 1.008))
-    pd._judge(rec, pd.DojoSettings())
+    pd.judge_record(rec, pd.DojoSettings())
     assert rec["status"] == "failed" and rec["note"].startswith("E(V): a0 +0.80 % from all-electron")
 
 

@@ -124,36 +124,36 @@ def test_status_rules():
     ph = {"passed": True, "max_abs_dfreq_meV": 0.05, "at": {"q_label": "H"}}
     good = {"a0_error_pct": -0.5, "b0_error_pct": 12.0}
     rec = {"cutoff": cut}
-    D._judge(rec, s)
+    D.judge_record(rec, s)
     assert rec["status"] == "provisional"
     rec = {"cutoff": cut, "phonon": ph, "eos": good}
-    D._judge(rec, s)
+    D.judge_record(rec, s)
     assert rec["status"] == "validated"
     rec = {"cutoff": cut, "phonon": ph, "eos": {"a0_error_pct": -0.5, "b0_error_pct": -38.0}}  # the ld1.x Nb
-    D._judge(rec, s)
+    D.judge_record(rec, s)
     assert rec["status"] == "failed" and "B0 -38 %" in rec["note"]
     rec = {"cutoff": cut, "phonon": ph, "eos": {"a0_error_pct": 2.1, "b0_error_pct": None}}
-    D._judge(rec, s)
+    D.judge_record(rec, s)
     assert rec["status"] == "failed" and "a0 +2.10 %" in rec["note"]
     rec = {"cutoff": cut, "phonon": {**ph, "passed": False, "max_abs_dfreq_meV": 1.3}}
-    D._judge(rec, s)
+    D.judge_record(rec, s)
     assert rec["status"] == "failed" and "ph.x at H" in rec["note"]
     # an inconclusive phonon check (fcc Pb: soft TA at X on affordable k) keeps the element provisional, never validated
     rec = {"cutoff": cut, "phonon_attempt": {"conclusion": "inconclusive"}, "eos": good}
-    D._judge(rec, s)
+    D.judge_record(rec, s)
     assert rec["status"] == "provisional" and "phonon check inconclusive" in rec["note"] and "a0 -0.50 %" in rec["note"]
     # E(V) out of tolerance fails the element before its phonon check has run (bcc V: a0 -2.13 %)
     rec = {"cutoff": cut, "eos": {"a0_error_pct": -2.13, "b0_error_pct": 22.8}}
-    D._judge(rec, s)
+    D.judge_record(rec, s)
     assert rec["status"] == "failed" and rec["note"] == "E(V) vs experiment: a0 -2.13 % (> 1.5 %)"
     rec = {"cutoff": cut, "eos": good}
-    D._judge(rec, s)
+    D.judge_record(rec, s)
     assert rec["status"] == "provisional" and rec["note"] == "a0 -0.50 %, B0 +12 %; phonon check pending"
     rec = {"cutoff": cut, "phonon": ph}
-    D._judge(rec, s)
+    D.judge_record(rec, s)
     assert rec["status"] == "provisional" and rec["note"] == "cutoffs from the E/P scan; ph.x max Δω 0.050 meV; E(V) pending"
     rec = {"cutoff": {"converged_ecutwfc_Ry": None}}
-    D._judge(rec, s)
+    D.judge_record(rec, s)
     assert rec["status"] == "failed" and "1 mRy/atom" in rec["note"]
 
 
@@ -231,7 +231,7 @@ def test_a_one_atom_check_that_fails_raw_compares_the_sum_rule_corrected_frequen
     assert ph["passed"] and ph["max_abs_dfreq_meV"] == pytest.approx(0.014, abs=1e-3)
     assert ph["raw_dfreq_meV"] == pytest.approx([-0.36]) and ph["sum_rule_corrected_meV"][0] == pytest.approx(26.004, abs=1e-3)
     rec = {"status": "provisional", "cutoff": {"converged_ecutwfc_Ry": 85.0}, "phonon": ph}
-    D._judge(rec, D.DojoSettings())
+    D.judge_record(rec, D.DojoSettings())
     assert rec["note"].endswith("ph.x max Δω 0.014 meV; E(V) pending")
     # a raw pass needs no Γ run; an element whose correction does not close the gap still fails
     ok = D.phonon_check("V", 85.0, D.DojoSettings(), reference=ref, current={**cur, "freqs_meV": [25.9] * 3})

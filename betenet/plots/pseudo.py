@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 __all__ = ["plot_ecutrho_drift", "plot_lattice_errors"]
 
 
@@ -51,7 +53,6 @@ def plot_lattice_errors(rows: Sequence[dict[str, Any]], pw_tol_pct: float = 0.5)
     error) and pw.x's against the all-electron one (the pseudopotential's), with the ±``pw_tol_pct`` band of the
     second; elements without an all-electron E(V) show pw.x against experiment, hatched."""
     import matplotlib.pyplot as plt
-    import numpy as np
 
     fig, ax = plt.subplots(figsize=(7.0, 4.0))
     if not rows:

@@ -117,6 +117,7 @@ __all__ = [
     "new_record",
     "eos_check",
     "validate_element",
+    "judge_record",
     "validate_elements",
     "VALIDATION_ORDER",
     "readme_table",
@@ -481,8 +482,8 @@ def eos_check(element: str, ecutwfc: float, s: DojoSettings = DojoSettings(), li
 # ---------------------------------------------------------------------------------------------
 # one element, resumable
 # ---------------------------------------------------------------------------------------------
-def _judge(rec: dict[str, Any], s: DojoSettings) -> None:
-    """Set status/note from the stages present."""
+def judge_record(rec: dict[str, Any], s: DojoSettings) -> None:
+    """Set an element record's status/note from the stages present (also after a comparison was attached)."""
     cut, ph, eos = rec.get("cutoff"), rec.get("phonon"), rec.get("eos")
     if cut is not None and cut.get("converged_ecutwfc_Ry") is None:
         rec.update(status="failed", note=f"E/P not within {s.energy_tol_mRy:g} mRy/atom, {s.pressure_tol_kbar:g} kbar "
@@ -633,13 +634,13 @@ def validate_element(element: str, directory: Path | str = DOJO_DIR, s: DojoSett
 
     def save() -> None:
         # merge into the file as it is now: other elements may have been updated by another process
-        _judge(rec, s)
+        judge_record(rec, s)
         now = load_index(directory)
         now["elements"][element] = rec
         now["package_version"] = data["package_version"]
         save_index(now, directory)
 
-    _judge(rec, s)  # a stage removed by hand, or changed tolerances, must not leave a stale status
+    judge_record(rec, s)  # a stage removed by hand, or changed tolerances, must not leave a stale status
 
     if "cutoff" in stages and rec.get("cutoff") is None:
         t0 = time.time()

@@ -42,7 +42,7 @@ def check_element(element: str, directory: Path | str = pd.DOJO_DIR, s: pd.DojoS
         save_entry(ae, ae_dir)
     eos["allelectron"] = compare_eos(eos, ae, es)
     before = rec["status"]
-    pd._judge(rec, s)
+    pd.judge_record(rec, s)
     now = pd.load_index(directory)  # merged into the file as it is now: another element may have changed
     now["elements"][element] = rec
     pd.save_index(now, directory)

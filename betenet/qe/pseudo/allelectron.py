@@ -23,9 +23,7 @@ import dataclasses
 import os
 import re
 import shutil
-import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +34,7 @@ from pymatgen.core import Structure
 from ...constants import BOHR_IN_ANGSTROM, RY_IN_EV
 from ...jsonio import read_json, sha256_file, write_json_atomic
 from ...paths import PSEUDO_DIR
+from ..runner import QEError, run_qe
 from .errors import PseudoError
 from .solids import fit_lattice_constant, reference_structure
 
@@ -159,22 +158,16 @@ def parse_info(path: Path | str) -> dict[str, Any]:
 
 
 def run_elk(text: str, workdir: Path, timeout_s: float = 3600.0) -> dict[str, Any]:
-    """Run Elk on ``text`` (an ``elk.in``) in ``workdir`` (OpenMP threads from ``OMP_NUM_THREADS``, default 1);
-    :func:`parse_info`'s result plus ``wall_s``."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "elk.in").write_text(text)
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    t0 = time.time()
+    """Run Elk on ``text`` (written as ``elk.in``, which Elk reads from its working directory) in ``workdir``
+    through the project's one launcher (:func:`betenet.qe.runner.run_qe`: own process group, timeout; OpenMP
+    threads from ``OMP_NUM_THREADS``, default 1); :func:`parse_info`'s result plus ``wall_s``."""
     try:
-        proc = subprocess.run([elk_binary()], cwd=workdir, env=env, capture_output=True, text=True,
-                              timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise PseudoError(f"Elk in {workdir} did not finish in {timeout_s:g} s") from exc
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-12:])
-        raise PseudoError(f"Elk in {workdir} exited with {proc.returncode}:\n{tail}")
-    out = parse_info(workdir / "INFO.OUT")
-    out["wall_s"] = time.time() - t0
+        wall = run_qe(elk_binary(), text, workdir, "elk", omp_threads=int(os.environ.get("OMP_NUM_THREADS", "1")),
+                      timeout_s=timeout_s, check_done=False)
+    except QEError as exc:
+        raise PseudoError(f"Elk in {workdir}: {exc}") from exc
+    out = parse_info(Path(workdir) / "INFO.OUT")
+    out["wall_s"] = wall
     return out
 
 
