@@ -10,7 +10,9 @@ Debian package ``elk-lapw``), PBEsol (``xctype 22``), valence scalar-relativisti
 scan's own cells (:func:`~betenet.qe.pseudo.solids.reference_structure`, c/a at experiment) and k mesh,
 with Methfessel-Paxton smearing of the same width.  Elk's basis is converged by scanning twice, at
 ``rgkmax`` (R_MT x max|G+k|) :attr:`ElkSettings.rgkmax` and :attr:`ElkSettings.rgkmax_check`: the lattice
-constants of the two scans must agree within :attr:`ElkSettings.convergence_a_pct`.
+constants of the two scans must agree within :attr:`ElkSettings.convergence_a_pct` and each fit must pass
+through its points within :attr:`ElkSettings.max_residual_mRy` (at R_MT x max|G+k| 9 some SCFs of bcc Nb, Mo and
+fcc Al land in another state, tens of Ha away); one muffin-tin radius serves the whole scan (:func:`fixed_rmt`).
 
 Results live in ``data/pseudo/allelectron/elk-pbesol.json`` (:func:`load_index`, one entry per element, with
 the Elk version, the species files' sha256 and the settings); :func:`compare_eos` puts one beside a pw.x E(V)
