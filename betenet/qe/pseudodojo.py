@@ -86,7 +86,7 @@ from .pseudo import (
 )
 from .pseudo import dojo_library as library
 from .pseudo import load_dojo_index as load_index
-from .pseudo.allelectron import eos_verdict
+from .pseudo.allelectron import eos_verdict, used_comparison
 from .pseudo.frozen import frozen_mode, frozen_phonon, zone_boundary_supercell
 from .pseudo.runs import sum_rule_corrected
 
@@ -504,8 +504,7 @@ def judge_record(rec: dict[str, Any], s: DojoSettings) -> None:
     if eos is not None:  # against the all-electron E(V) where there is one, else experiment
         bad, eos_note = eos_verdict(eos, (s.a0_tol_pct, s.b0_tol_low_pct, s.b0_tol_high_pct))
         if bad:  # decisive whatever the phonon check says
-            ae = (eos.get("allelectron") or {}).get("converged")
-            rec.update(status="failed", note=("E(V): " if ae else "E(V) vs experiment: ") + "; ".join(bad))
+            rec.update(status="failed", note=("E(V): " if used_comparison(eos) else "E(V) vs experiment: ") + "; ".join(bad))
             return
     if ph is not None and eos is not None:
         rec.update(status="validated", note=f"{eos_note}, ph.x max Δω {ph['max_abs_dfreq_meV']:.3f} meV"

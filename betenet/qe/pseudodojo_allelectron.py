@@ -17,6 +17,7 @@ from .pseudo.allelectron import (
     compare_eos,
     load_index,
     save_entry,
+    used_comparison,
 )
 
 __all__ = ["check_element", "eos_rows"]
@@ -63,7 +64,7 @@ def eos_rows(directory: Path | str = pd.DOJO_DIR) -> list[dict[str, Any]]:
         if not eos:
             continue
         found = eos.get("allelectron")
-        ae = found if found and found.get("converged") else {}  # a refused scan is no comparison: not shown
+        ae = used_comparison(eos) or {}  # a refused scan is no comparison: not shown
         rows.append({"element": el, "solid": f"{eos['formula']} {eos['structure']}", "status": rec["status"],
                      "a_exp_A": eos["a_exp_A"], "a_ae_A": ae.get("a_ae_A"), "a_pw_A": eos["a_calc_A"],
                      "ae_vs_exp_pct": ae.get("ae_a_exp_error_pct"), "pw_vs_ae_pct": ae.get("a0_error_pct"),

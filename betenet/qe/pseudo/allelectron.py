@@ -59,6 +59,7 @@ __all__ = [
     "species_dir",
     "species_rmt",
     "stage_species",
+    "used_comparison",
 ]
 
 #: Where Elk's species files are looked for (``ELK_SPECIES`` first): Debian's package, then a source build's.
@@ -304,15 +305,22 @@ def compare_eos(eos: dict[str, Any], ae: dict[str, Any], s: ElkSettings = ElkSet
             "converged": abs(ae["convergence_a_pct"]) <= s.convergence_a_pct and resid <= s.max_residual_mRy}
 
 
+def used_comparison(eos: dict[str, Any]) -> dict[str, Any] | None:
+    """The all-electron comparison attached to a pw.x E(V) (``eos["allelectron"]``) when it is used, i.e. converged
+    (:func:`compare_eos`); ``None`` when there is none or it was refused."""
+    ae = eos.get("allelectron")
+    return ae if ae is not None and ae.get("converged") else None
+
+
 def eos_verdict(eos: dict[str, Any], exp_tol: tuple[float, float, float], s: ElkSettings = ElkSettings()
                 ) -> tuple[list[str], str]:
     """What is wrong with a pw.x E(V) (empty: nothing) and a short note.  With a converged all-electron
     comparison (``eos["allelectron"]``, :func:`compare_eos`) the pseudopotential is judged against it
     (``s.a0_tol_pct``, ``s.b0_tol_pct``) and experiment only as a sanity bound (``s.a0_exp_sanity_pct``);
     without one, against experiment with ``exp_tol`` = (a0 %, B0 low %, B0 high %)."""
-    ae = eos.get("allelectron")
+    ae = used_comparison(eos)
     a_exp, b_exp = eos["a0_error_pct"], eos.get("b0_error_pct")
-    if ae is not None and ae.get("converged"):
+    if ae is not None:
         bad = []
         if abs(ae["a0_error_pct"]) > s.a0_tol_pct:
             bad.append(f"a0 {ae['a0_error_pct']:+.2f} % from all-electron (> {s.a0_tol_pct:g} %)")
