@@ -4,6 +4,7 @@ real Elk run end to end (bcc/fcc Al at small settings, seconds)."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -16,6 +17,7 @@ from betenet.qe import pseudodojo as pd
 from betenet.qe.pseudo import PseudoError
 from betenet.qe.pseudo.allelectron import (
     ElkSettings,
+    allelectron_eos,
     compare_eos,
     elk_input,
     eos_verdict,
@@ -29,7 +31,7 @@ from betenet.qe.pseudodojo_allelectron import check_element
 needs_elk = pytest.mark.skipif(shutil.which("elk-lapw") is None and shutil.which("elk") is None,
                                reason="Elk (Debian elk-lapw) not installed: make qe-deps")
 #: small, fast settings for the real runs here (seconds each), not the reference's
-SMALL = ElkSettings(rgkmax=6.5, rgkmax_check=6.0, gmaxvr=12.0, nempty=4, epsengy=1e-6, epspot=1e-6)
+SMALL = ElkSettings(rgkmax=6.5, rgkmax_check=6.0, rgkmax_fallback=5.5, gmaxvr=12.0, nempty=4, epsengy=1e-6, epspot=1e-6)
 
 
 def _eos(a_calc: float = 2.9594, b0: float = 197.6, a_exp: float = 3.024) -> dict:
@@ -147,6 +149,25 @@ def test_check_element_attaches_a_real_all_electron_eos_and_judges_again(tmp_pat
     check_element("Al", tmp_path / "dojo", ae_dir=tmp_path / "ae", es=stricter, log=logs.append)
     assert not [m for m in logs if "Elk rgkmax" in m]  # reused
     assert not small.same_run({**ae["settings"], "rgkmax": 7.0}) and small.same_run(ae["settings"])
+
+
+@needs_elk
+def test_a_spurious_scf_state_steps_the_basis_down():
+    """bcc Nb at R_MT·max|G+k| 9 (Debian species, muffin tin 2.59 bohr) lands in a spurious state at the
+    experimental lattice, 36 Ha below its neighbours, at any k mesh (here 4^3, ~45 s): the scan steps down to
+    8 / 7, keeps all three scans, and the comparison is judged on the pair it used."""
+    logs: list[str] = []
+    es = ElkSettings(epsengy=1e-6, epspot=1e-6)
+    ae = allelectron_eos("Nb", [0.98, 0.99, 1.0, 1.01, 1.02], [4, 4, 4], es, log=logs.append)
+    assert ae["rgkmax_used"] == [8.0, 7.0] and set(ae["scans"]) == {"7", "8", "9"}
+    assert ae["scans"]["9"]["energies_Ry_per_atom"][2] < ae["scans"]["8"]["energies_Ry_per_atom"][2] - 50
+    assert ae["scans"]["9"]["max_residual_mRy"] > 1e4 and ae["scans"]["8"]["max_residual_mRy"] < 0.2
+    assert any("stepping down to 8 / 7" in m for m in logs)
+    assert ae["a_A"] == ae["scans"]["8"]["a_A"] and 3.25 < ae["a_A"] < 3.35  # PBEsol bcc Nb, a_exp 3.300
+    c = compare_eos({**_eos(a_calc=3.274, a_exp=3.300), "formula": "Nb", "kpoints": [4, 4, 4]}, ae)
+    assert c["rgkmax_used"] == [8.0, 7.0] and c["max_residual_mRy"] < 1.0  # the spurious scan is not counted
+    assert es.same_run(ae["settings"]) and not dataclasses.replace(es, rgkmax_fallback=6.5).same_run(ae["settings"])
+    assert es.same_run({k: v for k, v in ae["settings"].items() if k != "rgkmax_fallback"})  # saved before the field
 
 
 def test_check_element_needs_a_pw_eos(tmp_path):

@@ -11,8 +11,12 @@ scan's own cells (:func:`~betenet.qe.pseudo.solids.reference_structure`, c/a at 
 with Methfessel-Paxton smearing of the same width.  Elk's basis is converged by scanning twice, at
 ``rgkmax`` (R_MT x max|G+k|) :attr:`ElkSettings.rgkmax` and :attr:`ElkSettings.rgkmax_check`: the lattice
 constants of the two scans must agree within :attr:`ElkSettings.convergence_a_pct` and each fit must pass
-through its points within :attr:`ElkSettings.max_residual_mRy` (at R_MT x max|G+k| 9 some SCFs of bcc Nb, Mo and
-fcc Al land in another state, tens of Ha away); one muffin-tin radius serves the whole scan (:func:`fixed_rmt`).
+through its points within :attr:`ElkSettings.max_residual_mRy`.  At R_MT x max|G+k| 9 some SCFs of bcc Nb, Mo and
+fcc Al land in a spurious state tens of Ha away (bcc Nb at a_exp: the 4s semicore level at -1.59 Ha is gone and a
+flat band sits at the Fermi level, N(E_F) 12 instead of 44 states/Ha, total energy 36 Ha too low), a known
+failure of an LAPW basis with local orbitals, which does not happen at 8 or 7: when the larger scan has a point off
+its fit the pair steps down to :attr:`ElkSettings.rgkmax_check` and :attr:`ElkSettings.rgkmax_fallback`
+(``rgkmax_used``; every scan is kept).  One muffin-tin radius serves the whole scan (:func:`fixed_rmt`).
 
 Results live in ``data/pseudo/allelectron/elk-pbesol.json`` (:func:`load_index`, one entry per element, with
 the Elk version, the species files' sha256 and the settings); :func:`compare_eos` puts one beside a pw.x E(V)
@@ -73,9 +77,12 @@ _HARTREE_IN_RY = 2.0
 class ElkSettings:
     """How the all-electron scans are run and how a pw.x E(V) is judged against them."""
 
-    #: R_MT x max|G+k| of the reported scan and of the convergence scan.
+    #: R_MT x max|G+k| of the reported scan and of the convergence scan; when the reported scan has a point off
+    #: its fit (a spurious SCF state, see the module docstring) the pair becomes (``rgkmax_check``,
+    #: ``rgkmax_fallback``).
     rgkmax: float = 9.0
     rgkmax_check: float = 8.0
+    rgkmax_fallback: float = 7.0
     #: max |G| of the density and potential (bohr^-1) and empty states per atom (Elk's ``gmaxvr``, ``nempty``).
     gmaxvr: float = 16.0
     nempty: int = 10
@@ -99,8 +106,10 @@ class ElkSettings:
     RUN_FIELDS = ("rgkmax", "rgkmax_check", "gmaxvr", "nempty", "degauss_Ry", "epsengy", "epspot")
 
     def same_run(self, settings: dict[str, Any]) -> bool:
-        """Whether a saved scan's ``settings`` ran Elk as these do (tolerances may differ)."""
-        return all(settings.get(k) == getattr(self, k) for k in self.RUN_FIELDS)
+        """Whether a saved scan's ``settings`` ran Elk as these do (tolerances may differ; a scan saved before
+        ``rgkmax_fallback`` existed never stepped down, whatever the fallback)."""
+        return (all(settings.get(k) == getattr(self, k) for k in self.RUN_FIELDS)
+                and settings.get("rgkmax_fallback", self.rgkmax_fallback) == self.rgkmax_fallback)
 
 
 def elk_binary() -> str:
@@ -222,8 +231,10 @@ def _fit(element: str, volumes: list[float], energies_Ry: list[float]) -> dict[s
 def allelectron_eos(element: str, scales: Sequence[float], kpoints: Sequence[int], s: ElkSettings = ElkSettings(),
                     log: Callable[[str], None] = print) -> dict[str, Any]:
     """Elk E(V) of ``element``'s reference solid at ``scales`` x the experimental lattice on ``kpoints``, at
-    ``s.rgkmax`` and ``s.rgkmax_check``, with one set of muffin-tin radii for the whole scan (:func:`fixed_rmt`):
-    both Birch-Murnaghan fits and their difference."""
+    ``s.rgkmax`` and ``s.rgkmax_check`` (and ``s.rgkmax_fallback`` when the ``s.rgkmax`` scan has a point more
+    than ``s.max_residual_mRy`` off its fit: the pair used is then the two smaller, ``rgkmax_used``), with one
+    set of muffin-tin radii for the whole scan (:func:`fixed_rmt`): the Birch-Murnaghan fits and the used pair's
+    difference."""
     sp = species_dir()
     st0, x = reference_structure(element)
     els = sorted({site.specie.symbol for site in st0})
@@ -234,7 +245,13 @@ def allelectron_eos(element: str, scales: Sequence[float], kpoints: Sequence[int
     rmt = fixed_rmt(cells, {e: species_rmt(sp / f"{e}.in") for e in els})
     with tempfile.TemporaryDirectory(prefix=f"elk-eos-{element}-") as tmp:
         stage_species(sp, Path(tmp) / "species", rmt)
-        for rgk in (s.rgkmax_check, s.rgkmax):
+        for rgk in (s.rgkmax_check, s.rgkmax, s.rgkmax_fallback):
+            if rgk == s.rgkmax_fallback and scans[f"{s.rgkmax:g}"]["max_residual_mRy"] <= s.max_residual_mRy:
+                break
+            if rgk == s.rgkmax_fallback:
+                log(f"{element}: the rgkmax {s.rgkmax:g} scan has a point "
+                    f"{scans[f'{s.rgkmax:g}']['max_residual_mRy']:.3g} mRy/atom off its fit; stepping down to "
+                    f"{s.rgkmax_check:g} / {s.rgkmax_fallback:g}")
             vols, ens = [], []
             for sc in scales:
                 st, _ = reference_structure(element, sc)
@@ -248,7 +265,8 @@ def allelectron_eos(element: str, scales: Sequence[float], kpoints: Sequence[int
                 log(f"{element}: Elk rgkmax {rgk:g}, scale {sc:g}: {r['energy_Ha']:.8f} Ha ({r['wall_s']:.0f} s)")
             scans[f"{rgk:g}"] = {"rgkmax": rgk, "volumes_A3_per_atom": vols, "energies_Ry_per_atom": ens,
                                  **_fit(element, vols, ens)}
-    hi, lo = scans[f"{s.rgkmax:g}"], scans[f"{s.rgkmax_check:g}"]
+    used = [s.rgkmax, s.rgkmax_check] if f"{s.rgkmax_fallback:g}" not in scans else [s.rgkmax_check, s.rgkmax_fallback]
+    hi, lo = (scans[f"{r:g}"] for r in used)
     return {"element": element, "structure": x.structure, "formula": x.formula or element, "code": f"Elk {version}",
             "functional": "PBEsol (xctype 22)", "species_sha256": {e: sha256_file(sp / f"{e}.in") for e in els},
             "rmt_bohr": rmt,
@@ -256,7 +274,7 @@ def allelectron_eos(element: str, scales: Sequence[float], kpoints: Sequence[int
             "a_A": hi["a_A"], "b0_GPa": hi["b0_GPa"], "v0_A3_per_atom": hi["v0_A3_per_atom"],
             "convergence_a_pct": 100 * (lo["a_A"] - hi["a_A"]) / hi["a_A"],
             "convergence_b0_pct": 100 * (lo["b0_GPa"] - hi["b0_GPa"]) / hi["b0_GPa"],
-            "scans": scans, "settings": dataclasses.asdict(s), **cost}
+            "rgkmax_used": used, "scans": scans, "settings": dataclasses.asdict(s), **cost}
 
 
 def index_path(directory: Path | str | None = None) -> Path:
@@ -288,20 +306,21 @@ def save_entry(entry: dict[str, Any], directory: Path | str | None = None) -> Pa
 
 def compare_eos(eos: dict[str, Any], ae: dict[str, Any], s: ElkSettings = ElkSettings()) -> dict[str, Any]:
     """A pw.x E(V) (``eos_check``'s result) beside the all-electron one of the same solid: Δa0, ΔB0 (%) and
-    whether the all-electron scan is converged (``converged``: its two basis sizes within
-    ``s.convergence_a_pct``, each fit through its points within ``s.max_residual_mRy``).  :class:`PseudoError`
-    when the two are not of the same solid."""
+    whether the all-electron scan is converged (``converged``: its two basis sizes used (``rgkmax_used``) within
+    ``s.convergence_a_pct``, each of their fits through its points within ``s.max_residual_mRy``).
+    :class:`PseudoError` when the two are not of the same solid."""
     if (eos.get("structure"), eos.get("formula")) != (ae.get("structure"), ae.get("formula")):
         raise PseudoError(f"all-electron E(V) is of {ae.get('formula')} {ae.get('structure')}, the pw.x one of "
                           f"{eos.get('formula')} {eos.get('structure')}")
+    used = {f"{r:g}" for r in ae.get("rgkmax_used", [])} or set(ae.get("scans", {}))  # older entries: both scans
     resid = max((_fit(ae["element"], sc["volumes_A3_per_atom"], sc["energies_Ry_per_atom"])["max_residual_mRy"]
-                 for sc in ae.get("scans", {}).values()), default=0.0)  # refitted: entries older than the field too
+                 for k, sc in ae.get("scans", {}).items() if k in used), default=0.0)  # refitted: older entries too
     return {"code": ae["code"], "a_ae_A": ae["a_A"], "b0_ae_GPa": ae["b0_GPa"],
             "a0_error_pct": 100 * (eos["a_calc_A"] - ae["a_A"]) / ae["a_A"],
             "b0_error_pct": 100 * (eos["b0_GPa"] - ae["b0_GPa"]) / ae["b0_GPa"],
             "ae_a_exp_error_pct": 100 * (ae["a_A"] - eos["a_exp_A"]) / eos["a_exp_A"],
             "same_kpoints": list(ae["kpoints"]) == list(eos.get("kpoints", [])),
-            "max_residual_mRy": resid,
+            "max_residual_mRy": resid, "rgkmax_used": ae.get("rgkmax_used"),
             "converged": abs(ae["convergence_a_pct"]) <= s.convergence_a_pct and resid <= s.max_residual_mRy}
 
 
