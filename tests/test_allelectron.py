@@ -41,7 +41,7 @@ def _eos(a_calc: float = 2.9594, b0: float = 197.6, a_exp: float = 3.024) -> dic
 
 def _ae(a: float = 2.9610, b0: float = 195.0, conv: float = 0.02) -> dict:
     return {"structure": "bcc", "formula": "V", "code": "Elk 8.4.30", "a_A": a, "b0_GPa": b0, "kpoints": [20, 20, 20],
-            "convergence_a_pct": conv}
+            "convergence_a_pct": conv, "rgkmax_used": [9.0, 8.0]}
 
 
 def test_elk_input_writes_the_cell_in_bohr_pbesol_and_the_smearing_in_hartree():
@@ -222,6 +222,7 @@ def test_eos_rows_and_the_lattice_figure(tmp_path):
     assert table["Nb"][-3:-1] == ["–", "– / –"]  # the refused scan is not shown as a comparison
     assert rows[0]["all_electron"] == "refused (basis or fit)" and rows[0]["a_ae_A"] is None
     assert rows[2]["all_electron"] == "used" and rows[1]["all_electron"] is None
+    assert rows[2]["rgkmax_used"] == "9 / 8" and rows[0]["rgkmax_used"] is None  # the refused one: no basis shown
     rows = rows[1:]
     assert rows[1]["ae_vs_exp_pct"] == pytest.approx(100 * (2.9610 - 3.024) / 3.024) and rows[0]["pw_vs_ae_pct"] is None
     fig = plot_lattice_errors(rows)
@@ -241,3 +242,23 @@ def test_a_scan_with_a_point_off_its_curve_is_not_used():
     v["scans"]["9"]["energies_Ry_per_atom"][2] -= 1e-3
     bad = compare_eos(eos, v)
     assert not bad["converged"] and bad["max_residual_mRy"] > 0.3
+
+
+def test_the_committed_comparisons_are_those_of_the_committed_scans():
+    """Every all-electron comparison attached in the PseudoDojo index is :func:`compare_eos` of the committed
+    Elk entry (no hand edits, no stale attachment); bcc Nb's scan at 9 kept its spurious point and the entry
+    uses 8 / 7."""
+    dojo = json.loads(Path(pd.DOJO_DIR, "validation.json").read_text())["elements"]
+    index = load_index()["elements"]
+    attached = {el: r["eos"] for el, r in dojo.items() if (r.get("eos") or {}).get("allelectron")}
+    assert {"Nb", "Sc", "Ti", "V"} <= set(attached)
+    for el, eos in attached.items():
+        again, saved = compare_eos(eos, index[el]), eos["allelectron"]
+        assert set(again) == set(saved), el
+        for k, v in again.items():
+            assert (v == pytest.approx(saved[k])) if isinstance(v, float) else v == saved[k], (el, k)
+        ae = index[el]
+        assert ElkSettings().same_run(ae["settings"]), el
+    nb = index["Nb"]
+    assert nb["rgkmax_used"] == [8.0, 7.0] and nb["scans"]["9"]["max_residual_mRy"] > 1e4
+    assert attached["Nb"]["allelectron"]["converged"]

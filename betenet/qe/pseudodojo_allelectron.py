@@ -56,8 +56,9 @@ def check_element(element: str, directory: Path | str = pd.DOJO_DIR, s: pd.DojoS
 def eos_rows(directory: Path | str = pd.DOJO_DIR) -> list[dict[str, Any]]:
     """One row per element of the index with a pw.x E(V): the experimental, all-electron and pseudopotential
     lattice constants, the functional's own error (all-electron vs experiment) beside the pseudopotential's
-    (pw.x vs all-electron), the bulk moduli and the element's status; a refused all-electron scan (not converged,
-    :func:`~betenet.qe.pseudo.allelectron.compare_eos`) leaves the all-electron columns empty and says so."""
+    (pw.x vs all-electron), the bulk moduli, the element's status and Elk's basis pair (``rgkmax_used``); a
+    refused all-electron scan (not converged, :func:`~betenet.qe.pseudo.allelectron.compare_eos`) leaves the
+    all-electron columns empty and says so."""
     rows = []
     for el, rec in sorted(pd.load_index(directory)["elements"].items()):
         eos = rec.get("eos")
@@ -70,5 +71,6 @@ def eos_rows(directory: Path | str = pd.DOJO_DIR) -> list[dict[str, Any]]:
                      "ae_vs_exp_pct": ae.get("ae_a_exp_error_pct"), "pw_vs_ae_pct": ae.get("a0_error_pct"),
                      "pw_vs_exp_pct": eos["a0_error_pct"], "b0_exp_GPa": eos.get("b0_exp_GPa"),
                      "b0_ae_GPa": ae.get("b0_ae_GPa"), "b0_pw_GPa": eos["b0_GPa"], "b0_pw_vs_ae_pct": ae.get("b0_error_pct"),
-                     "all_electron": None if not found else "used" if ae else "refused (basis or fit)"})
+                     "all_electron": None if not found else "used" if ae else "refused (basis or fit)",
+                     "rgkmax_used": " / ".join(f"{r:g}" for r in ae.get("rgkmax_used") or []) or None})
     return rows

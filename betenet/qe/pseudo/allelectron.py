@@ -312,7 +312,8 @@ def compare_eos(eos: dict[str, Any], ae: dict[str, Any], s: ElkSettings = ElkSet
     if (eos.get("structure"), eos.get("formula")) != (ae.get("structure"), ae.get("formula")):
         raise PseudoError(f"all-electron E(V) is of {ae.get('formula')} {ae.get('structure')}, the pw.x one of "
                           f"{eos.get('formula')} {eos.get('structure')}")
-    used = {f"{r:g}" for r in ae.get("rgkmax_used", [])} or set(ae.get("scans", {}))  # older entries: both scans
+    pair = ae.get("rgkmax_used") or [ae["settings"]["rgkmax"], ae["settings"]["rgkmax_check"]]  # older entries
+    used = {f"{r:g}" for r in pair}
     resid = max((_fit(ae["element"], sc["volumes_A3_per_atom"], sc["energies_Ry_per_atom"])["max_residual_mRy"]
                  for k, sc in ae.get("scans", {}).items() if k in used), default=0.0)  # refitted: older entries too
     return {"code": ae["code"], "a_ae_A": ae["a_A"], "b0_ae_GPa": ae["b0_GPa"],
@@ -320,7 +321,7 @@ def compare_eos(eos: dict[str, Any], ae: dict[str, Any], s: ElkSettings = ElkSet
             "b0_error_pct": 100 * (eos["b0_GPa"] - ae["b0_GPa"]) / ae["b0_GPa"],
             "ae_a_exp_error_pct": 100 * (ae["a_A"] - eos["a_exp_A"]) / eos["a_exp_A"],
             "same_kpoints": list(ae["kpoints"]) == list(eos.get("kpoints", [])),
-            "max_residual_mRy": resid, "rgkmax_used": ae.get("rgkmax_used"),
+            "max_residual_mRy": resid, "rgkmax_used": [float(r) for r in pair],
             "converged": abs(ae["convergence_a_pct"]) <= s.convergence_a_pct and resid <= s.max_residual_mRy}
 
 
