@@ -168,6 +168,36 @@ def test_a_spurious_scf_state_steps_the_basis_down():
     assert c["rgkmax_used"] == [8.0, 7.0] and c["max_residual_mRy"] < 1.0  # the spurious scan is not counted
     assert es.same_run(ae["settings"]) and not dataclasses.replace(es, rgkmax_fallback=6.5).same_run(ae["settings"])
     assert es.same_run({k: v for k, v in ae["settings"].items() if k != "rgkmax_fallback"})  # saved before the field
+    with pytest.raises(ValueError, match="rgkmax > rgkmax_check > rgkmax_fallback"):
+        ElkSettings(rgkmax_fallback=8.0)
+
+
+@needs_elk
+def test_an_scf_that_fails_at_the_larger_basis_steps_down(monkeypatch):
+    """fcc Pd's SCF at R_MT·max|G+k| 9 does not converge (the potential's RMS change still 7 after 85 iterations):
+    such a failure at the larger basis steps down as a spurious point does; a failure in the pair of last
+    resort is an error.  Real Elk runs of fcc Al at small settings; the larger basis's failure is injected."""
+    import betenet.qe.pseudo.allelectron as A
+
+    real = A.run_elk
+
+    def failing_at(rgk):
+        def run(text, workdir, timeout_s=3600.0):
+            if f"rgkmax\n  {rgk:g}\n" in text:
+                raise PseudoError(f"{workdir}/INFO.OUT: Elk's self-consistent loop did not converge")
+            return real(text, workdir, timeout_s)
+        return run
+
+    monkeypatch.setattr(A, "run_elk", failing_at(SMALL.rgkmax))
+    logs: list[str] = []
+    ae = A.allelectron_eos("Al", [0.98, 0.99, 1.0, 1.01, 1.02], [6, 6, 6], SMALL, log=logs.append)
+    assert ae["rgkmax_used"] == [6.0, 5.5] and "no SCF at scale 0.98" in ae["scans"]["6.5"]["failed"]
+    assert any("has no SCF at scale 0.98" in m and "stepping down to 6 / 5.5" in m for m in logs)
+    assert 3.9 < ae["a_A"] < 4.1 and len(ae["scans"]["5.5"]["energies_Ry_per_atom"]) == 5
+    monkeypatch.setattr(A, "run_elk", failing_at(SMALL.rgkmax_fallback))
+    with pytest.raises(PseudoError, match="did not converge"):
+        A.allelectron_eos("Al", [0.98, 0.99, 1.0, 1.01, 1.02], [4, 4, 4], dataclasses.replace(SMALL, max_residual_mRy=-1.0),
+                          log=logs.append)
 
 
 def test_check_element_needs_a_pw_eos(tmp_path):

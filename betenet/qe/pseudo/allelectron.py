@@ -15,8 +15,8 @@ through its points within :attr:`ElkSettings.max_residual_mRy`.  At R_MT x max|G
 fcc Al land in a spurious state tens of Ha away (bcc Nb at a_exp: the 4s semicore level at -1.59 Ha is gone and a
 flat band sits at the Fermi level, N(E_F) 12 instead of 44 states/Ha, total energy 36 Ha too low), a known
 failure of an LAPW basis with local orbitals, which does not happen at 8 or 7: when the larger scan has a point off
-its fit the pair steps down to :attr:`ElkSettings.rgkmax_check` and :attr:`ElkSettings.rgkmax_fallback`
-(``rgkmax_used``; every scan is kept).  One muffin-tin radius serves the whole scan (:func:`fixed_rmt`).
+its fit, or an SCF that does not converge (fcc Pd), the pair steps down to :attr:`ElkSettings.rgkmax_check` and
+:attr:`ElkSettings.rgkmax_fallback` (``rgkmax_used``; every scan is kept, a failed one as ``failed``).  One muffin-tin radius serves the whole scan (:func:`fixed_rmt`).
 
 Results live in ``data/pseudo/allelectron/elk-pbesol.json`` (:func:`load_index`, one entry per element, with
 the Elk version, the species files' sha256 and the settings); :func:`compare_eos` puts one beside a pw.x E(V)
@@ -104,6 +104,11 @@ class ElkSettings:
 
     #: the fields that change what Elk computes (the rest are tolerances of the judgement)
     RUN_FIELDS = ("rgkmax", "rgkmax_check", "gmaxvr", "nempty", "degauss_Ry", "epsengy", "epspot")
+
+    def __post_init__(self) -> None:
+        if not self.rgkmax > self.rgkmax_check > self.rgkmax_fallback > 0:
+            raise ValueError(f"ElkSettings: expected rgkmax > rgkmax_check > rgkmax_fallback > 0, got "
+                             f"{self.rgkmax:g}, {self.rgkmax_check:g}, {self.rgkmax_fallback:g}")
 
     def same_run(self, settings: dict[str, Any]) -> bool:
         """Whether a saved scan's ``settings`` ran Elk as these do (tolerances may differ; a scan saved before
@@ -232,7 +237,8 @@ def allelectron_eos(element: str, scales: Sequence[float], kpoints: Sequence[int
                     log: Callable[[str], None] = print) -> dict[str, Any]:
     """Elk E(V) of ``element``'s reference solid at ``scales`` x the experimental lattice on ``kpoints``, at
     ``s.rgkmax`` and ``s.rgkmax_check`` (and ``s.rgkmax_fallback`` when the ``s.rgkmax`` scan has a point more
-    than ``s.max_residual_mRy`` off its fit: the pair used is then the two smaller, ``rgkmax_used``), with one
+    than ``s.max_residual_mRy`` off its fit or an SCF that fails, kept as ``{"failed": why}``: the pair used is
+    then the two smaller, ``rgkmax_used``), with one
     set of muffin-tin radii for the whole scan (:func:`fixed_rmt`): the Birch-Murnaghan fits and the used pair's
     difference."""
     sp = species_dir()
@@ -246,25 +252,33 @@ def allelectron_eos(element: str, scales: Sequence[float], kpoints: Sequence[int
     with tempfile.TemporaryDirectory(prefix=f"elk-eos-{element}-") as tmp:
         stage_species(sp, Path(tmp) / "species", rmt)
         for rgk in (s.rgkmax_check, s.rgkmax, s.rgkmax_fallback):
-            if rgk == s.rgkmax_fallback and scans[f"{s.rgkmax:g}"]["max_residual_mRy"] <= s.max_residual_mRy:
-                break
             if rgk == s.rgkmax_fallback:
-                log(f"{element}: the rgkmax {s.rgkmax:g} scan has a point "
-                    f"{scans[f'{s.rgkmax:g}']['max_residual_mRy']:.3g} mRy/atom off its fit; stepping down to "
+                top = scans[f"{s.rgkmax:g}"]
+                if "failed" not in top and top["max_residual_mRy"] <= s.max_residual_mRy:
+                    break
+                why = top.get("failed") or f"a point {top['max_residual_mRy']:.3g} mRy/atom off its fit"
+                log(f"{element}: the rgkmax {s.rgkmax:g} scan has {why}; stepping down to "
                     f"{s.rgkmax_check:g} / {s.rgkmax_fallback:g}")
             vols, ens = [], []
             for sc in scales:
                 st, _ = reference_structure(element, sc)
-                r = run_elk(elk_input(st, kpoints, rgk, s, Path(tmp) / "species"), Path(tmp) / f"r{rgk:g}-s{sc:g}",
-                            s.timeout_s)
+                try:
+                    r = run_elk(elk_input(st, kpoints, rgk, s, Path(tmp) / "species"),
+                                Path(tmp) / f"r{rgk:g}-s{sc:g}", s.timeout_s)
+                except PseudoError as exc:
+                    if rgk != s.rgkmax:  # the pair of last resort: nothing to step down to
+                        raise
+                    scans[f"{rgk:g}"] = {"rgkmax": rgk, "failed": f"no SCF at scale {sc:g} ({exc})"}
+                    break
                 version = r["elk_version"]
                 cost["cpu_s"] += r["cpu_s"] or 0.0
                 cost["wall_s"] += r["wall_s"]
                 vols.append(st.volume / len(st))
                 ens.append(r["energy_Ha"] * _HARTREE_IN_RY / len(st))
                 log(f"{element}: Elk rgkmax {rgk:g}, scale {sc:g}: {r['energy_Ha']:.8f} Ha ({r['wall_s']:.0f} s)")
-            scans[f"{rgk:g}"] = {"rgkmax": rgk, "volumes_A3_per_atom": vols, "energies_Ry_per_atom": ens,
-                                 **_fit(element, vols, ens)}
+            else:
+                scans[f"{rgk:g}"] = {"rgkmax": rgk, "volumes_A3_per_atom": vols, "energies_Ry_per_atom": ens,
+                                     **_fit(element, vols, ens)}
     used = [s.rgkmax, s.rgkmax_check] if f"{s.rgkmax_fallback:g}" not in scans else [s.rgkmax_check, s.rgkmax_fallback]
     hi, lo = (scans[f"{r:g}"] for r in used)
     return {"element": element, "structure": x.structure, "formula": x.formula or element, "code": f"Elk {version}",
