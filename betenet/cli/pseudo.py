@@ -144,10 +144,19 @@ def _dojo(argv: list[str]) -> int:
             print(ecutrho.ecutrho_table(ecutrho.ecutrho_series(args.element, args.ecutwfc, args.duals, settings,
                                                       frozen=args.frozen, log=log)))
         elif args.cmd == "allelectron":
+            failed = []
             for el in args.elements or elements_with_eos(pd.load_index(args.dir)):
-                rec = pd_ae.check_element(el, args.dir, redo=args.redo, log=log)
+                try:  # one element's failure (an Elk SCF at the last basis pair) does not stop the others
+                    rec = pd_ae.check_element(el, args.dir, redo=args.redo, log=log)
+                except PseudoError as exc:
+                    failed.append(el)
+                    print(f"{el:3s} error: {exc}", file=sys.stderr, flush=True)
+                    continue
                 print(f"{el:3s} {rec['status']:11s} {rec.get('note', '')}", flush=True)
             pseudodojo_readme.write_readme(args.dir)
+            if failed:
+                print(f"betenet pseudo dojo allelectron: no all-electron E(V) for {', '.join(failed)}", file=sys.stderr)
+                return 1
         elif args.cmd == "compare":
             for el in args.elements:
                 r = pseudodojo_cost.compare_cost(el, redo=args.redo, log=log)
