@@ -174,7 +174,7 @@ def test_a_spurious_scf_state_steps_the_basis_down():
 
 @needs_elk
 def test_an_scf_that_fails_at_the_larger_basis_steps_down(monkeypatch):
-    """fcc Pd's SCF at R_MT·max|G+k| 9 does not converge (the potential's RMS change still 7 after 85 iterations):
+    """An SCF of fcc Pd at R_MT·max|G+k| 9 once did not converge (the potential's RMS change still 7 after 85 iterations):
     such a failure at the larger basis steps down as a spurious point does; a failure in the pair of last
     resort is an error.  Real Elk runs of fcc Al at small settings; the larger basis's failure is injected."""
     import betenet.qe.pseudo.allelectron as A

@@ -15,7 +15,7 @@ through its points within :attr:`ElkSettings.max_residual_mRy`.  At R_MT x max|G
 fcc Al land in a spurious state tens of Ha away (bcc Nb at a_exp: the 4s semicore level at -1.59 Ha is gone and a
 flat band sits at the Fermi level, N(E_F) 12 instead of 44 states/Ha, total energy 36 Ha too low), a known
 failure of an LAPW basis with local orbitals, which does not happen at 8 or 7: when the larger scan has a point off
-its fit, or an SCF that does not converge (fcc Pd), the pair steps down to :attr:`ElkSettings.rgkmax_check` and
+its fit, or an SCF that does not converge (seen once for fcc Pd), the pair steps down to :attr:`ElkSettings.rgkmax_check` and
 :attr:`ElkSettings.rgkmax_fallback` (``rgkmax_used``; every scan is kept, a failed one as ``failed``).  One muffin-tin radius serves the whole scan (:func:`fixed_rmt`).
 
 Results live in ``data/pseudo/allelectron/elk-pbesol.json`` (:func:`load_index`, one entry per element, with
