@@ -15,8 +15,9 @@ through its points within :attr:`ElkSettings.max_residual_mRy`.  At R_MT x max|G
 fcc Al land in a spurious state tens of Ha away (bcc Nb at a_exp: the 4s semicore level at -1.59 Ha is gone and a
 flat band sits at the Fermi level, N(E_F) 12 instead of 44 states/Ha, total energy 36 Ha too low), a known
 failure of an LAPW basis with local orbitals, which does not happen at 8 or 7: when the larger scan has a point off
-its fit, or an SCF that does not converge (seen once for fcc Pd), the pair steps down to :attr:`ElkSettings.rgkmax_check` and
-:attr:`ElkSettings.rgkmax_fallback` (``rgkmax_used``; every scan is kept, a failed one as ``failed``).  One muffin-tin radius serves the whole scan (:func:`fixed_rmt`).
+its fit, or an SCF that does not converge (seen once for fcc Pd), the pair steps down to
+:attr:`ElkSettings.rgkmax_check` and :attr:`ElkSettings.rgkmax_fallback` (``rgkmax_used``; every scan is kept, a
+failed one as ``failed``).  One muffin-tin radius serves the whole scan (:func:`fixed_rmt`).
 
 Results live in ``data/pseudo/allelectron/elk-pbesol.json`` (:func:`load_index`, one entry per element, with
 the Elk version, the species files' sha256 and the settings); :func:`compare_eos` puts one beside a pw.x E(V)
@@ -236,50 +237,49 @@ def _fit(element: str, volumes: list[float], energies_Ry: list[float]) -> dict[s
 def allelectron_eos(element: str, scales: Sequence[float], kpoints: Sequence[int], s: ElkSettings = ElkSettings(),
                     log: Callable[[str], None] = print) -> dict[str, Any]:
     """Elk E(V) of ``element``'s reference solid at ``scales`` x the experimental lattice on ``kpoints``, at
-    ``s.rgkmax`` and ``s.rgkmax_check`` (and ``s.rgkmax_fallback`` when the ``s.rgkmax`` scan has a point more
-    than ``s.max_residual_mRy`` off its fit or an SCF that fails, kept as ``{"failed": why}``: the pair used is
-    then the two smaller, ``rgkmax_used``), with one
-    set of muffin-tin radii for the whole scan (:func:`fixed_rmt`): the Birch-Murnaghan fits and the used pair's
-    difference."""
+    ``s.rgkmax`` and ``s.rgkmax_check``, with one set of muffin-tin radii for the whole scan (:func:`fixed_rmt`):
+    the Birch-Murnaghan fits and the used pair's difference.  When the ``s.rgkmax`` scan has a point more than
+    ``s.max_residual_mRy`` off its fit, or an SCF that fails (kept as ``{"failed": why}``), ``s.rgkmax_fallback``
+    is scanned too and the pair used (``rgkmax_used``) is the two smaller."""
     sp = species_dir()
     st0, x = reference_structure(element)
     els = sorted({site.specie.symbol for site in st0})
-    scans: dict[str, Any] = {}
     cost = {"cpu_s": 0.0, "wall_s": 0.0}
     version = None
     cells = [reference_structure(element, sc)[0] for sc in scales]
     rmt = fixed_rmt(cells, {e: species_rmt(sp / f"{e}.in") for e in els})
     with tempfile.TemporaryDirectory(prefix=f"elk-eos-{element}-") as tmp:
         stage_species(sp, Path(tmp) / "species", rmt)
-        for rgk in (s.rgkmax_check, s.rgkmax, s.rgkmax_fallback):
-            if rgk == s.rgkmax_fallback:
-                top = scans[f"{s.rgkmax:g}"]
-                if "failed" not in top and top["max_residual_mRy"] <= s.max_residual_mRy:
-                    break
-                why = top.get("failed") or f"a point {top['max_residual_mRy']:.3g} mRy/atom off its fit"
-                log(f"{element}: the rgkmax {s.rgkmax:g} scan has {why}; stepping down to "
-                    f"{s.rgkmax_check:g} / {s.rgkmax_fallback:g}")
+
+        def scan(rgk: float) -> dict[str, Any]:
+            """The E(V) at basis ``rgk``; an SCF that fails at ``s.rgkmax`` ends it as ``{"failed": why}``."""
+            nonlocal version
             vols, ens = [], []
-            for sc in scales:
-                st, _ = reference_structure(element, sc)
+            for sc, st in zip(scales, cells):
                 try:
                     r = run_elk(elk_input(st, kpoints, rgk, s, Path(tmp) / "species"),
                                 Path(tmp) / f"r{rgk:g}-s{sc:g}", s.timeout_s)
                 except PseudoError as exc:
                     if rgk != s.rgkmax:  # the pair of last resort: nothing to step down to
                         raise
-                    scans[f"{rgk:g}"] = {"rgkmax": rgk, "failed": f"no SCF at scale {sc:g} ({exc})"}
-                    break
+                    return {"rgkmax": rgk, "failed": f"no SCF at scale {sc:g} ({exc})"}
                 version = r["elk_version"]
                 cost["cpu_s"] += r["cpu_s"] or 0.0
                 cost["wall_s"] += r["wall_s"]
                 vols.append(st.volume / len(st))
                 ens.append(r["energy_Ha"] * _HARTREE_IN_RY / len(st))
                 log(f"{element}: Elk rgkmax {rgk:g}, scale {sc:g}: {r['energy_Ha']:.8f} Ha ({r['wall_s']:.0f} s)")
-            else:
-                scans[f"{rgk:g}"] = {"rgkmax": rgk, "volumes_A3_per_atom": vols, "energies_Ry_per_atom": ens,
-                                     **_fit(element, vols, ens)}
-    used = [s.rgkmax, s.rgkmax_check] if f"{s.rgkmax_fallback:g}" not in scans else [s.rgkmax_check, s.rgkmax_fallback]
+            return {"rgkmax": rgk, "volumes_A3_per_atom": vols, "energies_Ry_per_atom": ens, **_fit(element, vols, ens)}
+
+        scans = {f"{rgk:g}": scan(rgk) for rgk in (s.rgkmax_check, s.rgkmax)}
+        used = [s.rgkmax, s.rgkmax_check]
+        top = scans[f"{s.rgkmax:g}"]
+        if "failed" in top or top["max_residual_mRy"] > s.max_residual_mRy:
+            why = top.get("failed") or f"a point {top['max_residual_mRy']:.3g} mRy/atom off its fit"
+            log(f"{element}: the rgkmax {s.rgkmax:g} scan has {why}; stepping down to "
+                f"{s.rgkmax_check:g} / {s.rgkmax_fallback:g}")
+            scans[f"{s.rgkmax_fallback:g}"] = scan(s.rgkmax_fallback)
+            used = [s.rgkmax_check, s.rgkmax_fallback]
     hi, lo = (scans[f"{r:g}"] for r in used)
     return {"element": element, "structure": x.structure, "formula": x.formula or element, "code": f"Elk {version}",
             "functional": "PBEsol (xctype 22)", "species_sha256": {e: sha256_file(sp / f"{e}.in") for e in els},
