@@ -16,7 +16,12 @@ from betenet.qe import pseudodojo as pd
 from betenet.qe import pseudodojo_pbe as pbe
 from betenet.qe.pseudo import PseudoError
 from betenet.qe.pseudo.allelectron import ElkSettings, elk_input
-from betenet.qe.pseudo.delta import WIEN2K_PBE, BirchMurnaghan, birch_murnaghan_energy, delta_meV
+from betenet.qe.pseudo.delta import (
+    WIEN2K_PBE,
+    BirchMurnaghan,
+    birch_murnaghan_energy,
+    delta_meV,
+)
 from betenet.qe.pseudo.solids import reference_structure
 
 needs_codes = pytest.mark.skipif(shutil.which("pw.x") is None or (shutil.which("elk-lapw") or shutil.which("elk")) is None,
@@ -45,7 +50,7 @@ def test_delta_is_zero_for_one_curve_symmetric_and_matches_an_independent_quadra
     d = delta_meV(MG, other)
     assert d == pytest.approx(delta_meV(other, MG), rel=1e-12)
     vm = 0.5 * (MG.v0_A3 + other.v0_A3)
-    f = lambda v: (birch_murnaghan_energy(MG, [v])[0] - birch_murnaghan_energy(other, [v])[0]) ** 2  # noqa: E731
+    f = lambda v: (birch_murnaghan_energy(MG, [v])[0] - birch_murnaghan_energy(other, [v])[0]) ** 2
     ref = 1e3 * math.sqrt(quad(f, 0.94 * vm, 1.06 * vm, epsabs=1e-16)[0] / (0.12 * vm))
     assert d == pytest.approx(ref, rel=1e-8)
     # E is linear in B0 at fixed V0, B1: Δ between B0 and (1 + ε) B0 is ε x the RMS of E over the interval
