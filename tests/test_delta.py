@@ -119,3 +119,27 @@ def test_the_cli_names_an_element_it_cannot_check(capsys):
 
     assert cli_main(["dojo", "pbe-check", "Xx"]) == 1
     assert "Xx: no WIEN2k PBE reference" in capsys.readouterr().err
+
+
+def _cross(elk_dv: float, pw_dv: float = 0.2) -> dict:
+    return {"elk_vs_wien2k": {"v0_error_pct": elk_dv, "b0_error_pct": 0.0, "delta_meV": 1.0},
+            "pwx_vs_wien2k": {"v0_error_pct": pw_dv, "b0_error_pct": 0.0, "delta_meV": 0.1}}
+
+
+def test_a_protocol_that_misses_wien2k_is_not_used_to_judge():
+    from betenet.qe.pseudo.allelectron import eos_verdict, protocol_refusal, used_comparison
+
+    assert protocol_refusal(None) is None and protocol_refusal({"pwx": {}}) is None
+    assert protocol_refusal(_cross(-0.99)) is None and protocol_refusal(_cross(0.4)) is None
+    why = protocol_refusal(_cross(-4.2, 0.23))
+    assert why == ("Elk's PBE V0 is -4.20 % from WIEN2k's (> 1 %), pw.x's +0.23 %: the all-electron protocol "
+                   "is off for this solid")
+    eos = {"a0_error_pct": -0.96, "b0_error_pct": 4.0,
+           "allelectron": {"converged": True, "a0_error_pct": 0.59, "b0_error_pct": -10.9}}
+    assert used_comparison(eos) is eos["allelectron"]
+    assert eos_verdict(eos, (1.5, 15.0, 30.0))[0] == ["a0 +0.59 % from all-electron (> 0.5 %)",
+                                                      "B0 -11 % from all-electron (> 10 %)"]
+    eos["allelectron"]["refused"] = why
+    assert used_comparison(eos) is None
+    bad, note = eos_verdict(eos, (1.5, 15.0, 30.0))
+    assert bad == [] and note == f"a0 -0.96 %, B0 +4 % vs exp. (all-electron not used: {why})"

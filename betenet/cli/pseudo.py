@@ -24,6 +24,7 @@ from betenet.qe.pseudo import (
     write_readme,
 )
 from betenet.qe.pseudo.allelectron import elements_with_eos
+from betenet.qe.pseudo.allelectron import load_index as ae_index
 
 __all__ = ["cli_main"]
 
@@ -165,6 +166,10 @@ def _dojo(argv: list[str]) -> int:
         elif args.cmd == "pbe-check":
             for el in args.elements:
                 pd_pbe.crosscheck(el, redo=args.redo, log=log)
+                if el in ae_index()["elements"] and el in elements_with_eos(pd.load_index()):
+                    rec = pd_ae.check_element(el, log=log)  # judged again: the cross-check may refuse the reference
+                    print(f"{el:3s} {rec['status']:11s} {rec.get('note', '')}", flush=True)
+            pseudodojo_readme.write_readme()
         elif args.cmd == "compare":
             for el in args.elements:
                 r = pseudodojo_cost.compare_cost(el, redo=args.redo, log=log)

@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from . import pseudodojo as pd
+from . import pseudodojo_pbe as pd_pbe
 from .pseudo import PseudoError
 from .pseudo.allelectron import (
     ElkSettings,
     allelectron_eos,
     compare_eos,
     load_index,
+    protocol_refusal,
     save_entry,
     used_comparison,
 )
@@ -42,6 +44,9 @@ def check_element(element: str, directory: Path | str = pd.DOJO_DIR, s: pd.DojoS
         ae = allelectron_eos(element, eos["scales"], eos["kpoints"], es, log=log)
         save_entry(ae, ae_dir)
     eos["allelectron"] = compare_eos(eos, ae, es)
+    why = protocol_refusal(pd_pbe.load_index(ae_dir)["elements"].get(element), es)
+    if why:
+        eos["allelectron"]["refused"] = why
     before = rec["status"]
     pd.judge_record(rec, s)
     now = pd.load_index(directory)  # merged into the file as it is now: another element may have changed
@@ -49,7 +54,8 @@ def check_element(element: str, directory: Path | str = pd.DOJO_DIR, s: pd.DojoS
     pd.save_index(now, directory)
     c = eos["allelectron"]
     log(f"{element}: pw.x a0 {eos['a_calc_A']:.4f} Å, all-electron {c['a_ae_A']:.4f} Å ({c['a0_error_pct']:+.2f} %), "
-        f"B0 {c['b0_error_pct']:+.1f} %; Elk basis convergence {ae['convergence_a_pct']:+.3f} %; {before} -> {rec['status']}")
+        f"B0 {c['b0_error_pct']:+.1f} %; Elk basis convergence {ae['convergence_a_pct']:+.3f} %"
+        + (f"; not used: {why}" if why else "") + f"; {before} -> {rec['status']}")
     return rec
 
 
@@ -71,6 +77,7 @@ def eos_rows(directory: Path | str = pd.DOJO_DIR) -> list[dict[str, Any]]:
                      "ae_vs_exp_pct": ae.get("ae_a_exp_error_pct"), "pw_vs_ae_pct": ae.get("a0_error_pct"),
                      "pw_vs_exp_pct": eos["a0_error_pct"], "b0_exp_GPa": eos.get("b0_exp_GPa"),
                      "b0_ae_GPa": ae.get("b0_ae_GPa"), "b0_pw_GPa": eos["b0_GPa"], "b0_pw_vs_ae_pct": ae.get("b0_error_pct"),
-                     "all_electron": None if not found else "used" if ae else "refused (basis or fit)",
+                     "all_electron": None if not found else "used" if ae else
+                     "refused (protocol vs WIEN2k PBE)" if found.get("refused") else "refused (basis or fit)",
                      "rgkmax_used": " / ".join(f"{r:g}" for r in ae.get("rgkmax_used") or []) or None})
     return rows

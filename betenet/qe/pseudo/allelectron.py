@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 from pymatgen.core import Structure
 
 from ...constants import BOHR_IN_ANGSTROM, RY_IN_EV
@@ -43,7 +44,7 @@ from ...jsonio import read_json, sha256_file, write_json_atomic
 from ...paths import PSEUDO_DIR
 from ..runner import QEError, run_qe
 from .errors import PseudoError
-from .solids import fit_lattice_constant, reference_structure
+from .solids import eos_scan_scales, fit_lattice_constant, reference_structure
 
 __all__ = [
     "ELK_SPECIES_DIRS",
@@ -60,6 +61,7 @@ __all__ = [
     "index_path",
     "load_index",
     "parse_info",
+    "protocol_refusal",
     "run_elk",
     "save_entry",
     "species_dir",
@@ -104,6 +106,10 @@ class ElkSettings:
     a0_tol_pct: float = 0.5
     b0_tol_pct: float = 10.0
     a0_exp_sanity_pct: float = 3.0
+    #: where the protocol has been run with PBE against WIEN2k's PBE (:mod:`betenet.qe.pseudodojo_pbe`), its V0
+    #: must be within this (%) for its PBEsol E(V) to judge a pseudopotential (all-electron codes agree within
+    #: ~0.3 %; pw.x's tolerance against the reference is 0.5 % in a0, i.e. 1.5 % in V0).
+    protocol_v0_tol_pct: float = 1.0
     timeout_s: float = 3600.0
     #: Elk's exchange-correlation functional (:data:`XC_NAMES`): PBEsol (22) for the reference the pseudopotentials
     #: are judged against; PBE (20) for the cross-check against the published WIEN2k PBE equations of state
@@ -256,41 +262,52 @@ def _fit(element: str, volumes: list[float], energies_Ry: list[float]) -> dict[s
 
 
 def allelectron_eos(element: str, scales: Sequence[float], kpoints: Sequence[int], s: ElkSettings = ElkSettings(),
-                    log: Callable[[str], None] = print) -> dict[str, Any]:
+                    log: Callable[[str], None] = print, max_points: int = 7) -> dict[str, Any]:
     """Elk E(V) of ``element``'s reference solid at ``scales`` x the experimental lattice on ``kpoints``, at
     ``s.rgkmax`` and ``s.rgkmax_check``, with one set of muffin-tin radii for the whole scan (:func:`fixed_rmt`):
     the Birch-Murnaghan fits and the used pair's difference.  When the ``s.rgkmax`` scan has a point more than
     ``s.max_residual_mRy`` off its fit, or an SCF that fails (kept as ``{"failed": why}``), ``s.rgkmax_fallback``
-    is scanned too and the pair used (``rgkmax_used``) is the two smaller."""
+    is scanned too and the pair used (``rgkmax_used``) is the two smaller.  A scan whose lowest energy is at an
+    end of ``scales`` is extended by their spacing, up to ``max_points`` points
+    (:func:`~betenet.qe.pseudo.solids.eos_scan_scales`: all-electron fcc Cu's minimum lies at 0.984 x experiment,
+    the end of the pw.x scan's 0.98 ... 1.02, and a fit of it fails); the muffin-tin radii fit the smallest cell
+    such an extension can reach."""
     sp = species_dir()
     st0, x = reference_structure(element)
     els = sorted({site.specie.symbol for site in st0})
     cost = {"cpu_s": 0.0, "wall_s": 0.0}
     version = None
-    cells = [reference_structure(element, sc)[0] for sc in scales]
-    rmt = fixed_rmt(cells, {e: species_rmt(sp / f"{e}.in") for e in els})
+    step = float(min(np.diff(sorted(scales)))) if len(scales) > 1 else 0.01
+    lowest = round(min(scales) - step * max(0, max_points - len(scales)), 6)
+    cells = {sc: reference_structure(element, sc)[0] for sc in sorted({*scales, lowest})}
+    rmt = fixed_rmt(list(cells.values()), {e: species_rmt(sp / f"{e}.in") for e in els})
     with tempfile.TemporaryDirectory(prefix=f"elk-eos-{element}-") as tmp:
         stage_species(sp, Path(tmp) / "species", rmt)
 
         def scan(rgk: float) -> dict[str, Any]:
-            """The E(V) at basis ``rgk``; an SCF that fails at ``s.rgkmax`` ends it as ``{"failed": why}``."""
-            nonlocal version
-            vols, ens = [], []
-            for sc, st in zip(scales, cells):
+            """The E(V) at basis ``rgk``; a scan at ``s.rgkmax`` that fails ends as ``{"failed": why}``."""
+            def energy_at(sc: float) -> float:
+                st = cells.get(sc) or reference_structure(element, sc)[0]
                 try:
                     r = run_elk(elk_input(st, kpoints, rgk, s, Path(tmp) / "species"),
                                 Path(tmp) / f"r{rgk:g}-s{sc:g}", s.timeout_s)
                 except PseudoError as exc:
-                    if rgk != s.rgkmax:  # the pair of last resort: nothing to step down to
-                        raise
-                    return {"rgkmax": rgk, "failed": f"no SCF at scale {sc:g} ({exc})"}
+                    raise PseudoError(f"no SCF at scale {sc:g} ({exc})") from exc
+                nonlocal version
                 version = r["elk_version"]
                 cost["cpu_s"] += r["cpu_s"] or 0.0
                 cost["wall_s"] += r["wall_s"]
-                vols.append(st.volume / len(st))
-                ens.append(r["energy_Ha"] * _HARTREE_IN_RY / len(st))
                 log(f"{element}: Elk rgkmax {rgk:g}, scale {sc:g}: {r['energy_Ha']:.8f} Ha ({r['wall_s']:.0f} s)")
-            return {"rgkmax": rgk, "volumes_A3_per_atom": vols, "energies_Ry_per_atom": ens, **_fit(element, vols, ens)}
+                return r["energy_Ha"] * _HARTREE_IN_RY / len(st)
+
+            try:  # an SCF that fails, a minimum not bracketed (a spurious point at an end), a fit that fails
+                done, vols, ens = eos_scan_scales(element, energy_at, scales, max_points)
+                return {"rgkmax": rgk, "scales": done, "volumes_A3_per_atom": vols, "energies_Ry_per_atom": ens,
+                        **_fit(element, vols, ens)}
+            except PseudoError as exc:
+                if rgk != s.rgkmax:  # the pair of last resort: nothing to step down to
+                    raise PseudoError(f"{element}: Elk rgkmax {rgk:g}: {exc}") from exc
+                return {"rgkmax": rgk, "failed": str(exc)}
 
         scans = {f"{rgk:g}": scan(rgk) for rgk in (s.rgkmax_check, s.rgkmax)}
         used = [s.rgkmax, s.rgkmax_check]
@@ -360,11 +377,26 @@ def compare_eos(eos: dict[str, Any], ae: dict[str, Any], s: ElkSettings = ElkSet
             "converged": abs(ae["convergence_a_pct"]) <= s.convergence_a_pct and resid <= s.max_residual_mRy}
 
 
+def protocol_refusal(crosscheck: dict[str, Any] | None, s: ElkSettings = ElkSettings()) -> str | None:
+    """Why the Elk protocol cannot judge an element, from its PBE cross-check against WIEN2k
+    (:func:`betenet.qe.pseudodojo_pbe.crosscheck`'s entry): Elk's PBE V0 off WIEN2k's by more than
+    ``s.protocol_v0_tol_pct``.  ``None`` when it passes or was not run."""
+    if not crosscheck or "elk_vs_wien2k" not in crosscheck:
+        return None
+    dv = crosscheck["elk_vs_wien2k"]["v0_error_pct"]
+    if abs(dv) <= s.protocol_v0_tol_pct:
+        return None
+    pw = crosscheck.get("pwx_vs_wien2k", {}).get("v0_error_pct")
+    return (f"Elk's PBE V0 is {dv:+.2f} % from WIEN2k's (> {s.protocol_v0_tol_pct:g} %)"
+            + (f", pw.x's {pw:+.2f} %" if pw is not None else "") + ": the all-electron protocol is off for this solid")
+
+
 def used_comparison(eos: dict[str, Any]) -> dict[str, Any] | None:
     """The all-electron comparison attached to a pw.x E(V) (``eos["allelectron"]``) when it is used, i.e. converged
-    (:func:`compare_eos`); ``None`` when there is none or it was refused."""
+    (:func:`compare_eos`) and not refused by the protocol's PBE cross-check (``refused``, :func:`protocol_refusal`);
+    ``None`` when there is none or it was refused."""
     ae = eos.get("allelectron")
-    return ae if ae is not None and ae.get("converged") else None
+    return ae if ae is not None and ae.get("converged") and not ae.get("refused") else None
 
 
 def eos_verdict(eos: dict[str, Any], exp_tol: tuple[float, float, float], s: ElkSettings = ElkSettings()
@@ -391,7 +423,9 @@ def eos_verdict(eos: dict[str, Any], exp_tol: tuple[float, float, float], s: Elk
         bad.append(f"a0 {a_exp:+.2f} % (> {a_tol:g} %)")
     if b_exp is not None and not (-b_low <= b_exp <= b_high):
         bad.append(f"B0 {b_exp:+.0f} % (outside -{b_low:g} % ... +{b_high:g} %)")
-    return bad, f"a0 {a_exp:+.2f} %" + (f", B0 {b_exp:+.0f} %" if b_exp is not None else "")
+    refused = (eos.get("allelectron") or {}).get("refused")
+    return bad, (f"a0 {a_exp:+.2f} %" + (f", B0 {b_exp:+.0f} %" if b_exp is not None else "")
+                 + (f" vs exp. (all-electron not used: {refused})" if refused else ""))
 
 
 def elements_with_eos(dojo: dict[str, Any], elements: Iterable[str] | None = None) -> list[str]:
