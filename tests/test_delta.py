@@ -143,3 +143,26 @@ def test_a_protocol_that_misses_wien2k_is_not_used_to_judge():
     assert used_comparison(eos) is None
     bad, note = eos_verdict(eos, (1.5, 15.0, 30.0))
     assert bad == [] and note == f"a0 -0.96 %, B0 +4 % vs exp. (all-electron not used: {why})"
+
+
+def test_the_committed_crosschecks_are_those_of_their_scans_and_refuse_mg():
+    """Every committed cross-check's comparisons follow from its own scans and WIEN2k's table; hcp Mg's Elk
+    protocol misses WIEN2k's PBE V0 by more than 1 % while pw.x's PBE file is within it, so Mg's PBEsol
+    all-electron comparison is refused and Mg is judged against experiment."""
+    from betenet.qe.pseudo.allelectron import protocol_refusal, used_comparison
+
+    index = pbe.load_index()
+    assert "Mg" in index["elements"]
+    for el, e in index["elements"].items():
+        ref = WIEN2K_PBE[el]
+        assert e["wien2k"]["v0_A3"] == ref.v0_A3 and e["elk"]["functional"] == "PBE (xctype 20)"
+        assert e["elk_vs_wien2k"] == pytest.approx(pbe.compare_to(e["elk"]["v0_A3_per_atom"], e["elk"]["b0_GPa"],
+                                                                  pbe._b1(e["elk"]), ref))
+        assert e["pwx_vs_wien2k"] == pytest.approx(pbe.compare_to(e["pwx"]["v0_A3_per_atom"], e["pwx"]["b0_GPa"],
+                                                                  e["pwx"]["b1"], ref))
+    mg = index["elements"]["Mg"]
+    assert mg["elk_vs_wien2k"]["v0_error_pct"] < -1.0 and abs(mg["pwx_vs_wien2k"]["v0_error_pct"]) < 0.5
+    why = protocol_refusal(mg)
+    rec = pd.load_index()["elements"]["Mg"]
+    assert rec["eos"]["allelectron"]["refused"] == why and used_comparison(rec["eos"]) is None
+    assert rec["status"] == "validated" and "all-electron not used" in rec["note"]
