@@ -54,7 +54,7 @@ MANIFEST: tuple[NotebookOutputs, ...] = (
         ("00-dft-validation-parity.png", "00-ours-vs-paper.png", "00-ph-ecutrho-drift.png", "00-pseudopotential-lattice.png",
          "00-ph-cost.png"),
         ("00-reference-set.csv", "00-dft-validation.csv", "00-validation-checks.csv", "00-ours-vs-paper.csv",
-         "00-pseudopotential-phonon-check.csv", "00-pseudopotential-eos.csv", "00-ph-cost.csv"),
+         "00-pseudopotential-phonon-check.csv", "00-pseudopotential-eos.csv", "00-pbe-crosscheck.csv", "00-ph-cost.csv"),
     ),
     NotebookOutputs(
         "01-generate-dataset-qe", "Methods IV.1 funnel, Fig. 2",

@@ -15,7 +15,8 @@ Sternheimer solve per k point and mode, each a few applications of H to every oc
 It was fitted on the archived q points of the validated runs (:func:`fit_cpu_per_unit` over
 ``data/qe-validated``: ph.x's CPU clock at 20 points of fcc Pt, bcc W, rocksalt NbC, fluorite Al2Pd and
 Al2Pt), all of which lie within a factor of two of it except the Γ points of Al2Pd and Al2Pt (2.5×), where
-fixed costs weigh more.  It is an estimate for ordering candidates and planning a batch, not for
+fixed costs weigh more.  Whole runs: bcc V (row 503) took 2.85x its estimate (7,175 CPU-s; bcc Ta, the same k
+points and modes, 1,618), the one run outside a factor of two so far.  It is an estimate for ordering candidates and planning a batch, not for
 accounting: what a run cost is read from its logs (:func:`betenet.qe.summary.ph_cost_check` sets the two
 side by side).
 """
