@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -160,8 +161,15 @@ def test_a_spurious_scf_state_steps_the_basis_down():
     es = ElkSettings(epsengy=1e-6, epspot=1e-6)
     ae = allelectron_eos("Nb", [0.98, 0.99, 1.0, 1.01, 1.02], [4, 4, 4], es, log=logs.append)
     assert ae["rgkmax_used"] == [8.0, 7.0] and set(ae["scans"]) == {"7", "8", "9"}
-    assert ae["scans"]["9"]["energies_Ry_per_atom"][2] < ae["scans"]["8"]["energies_Ry_per_atom"][2] - 50
-    assert ae["scans"]["9"]["max_residual_mRy"] > 1e4 and ae["scans"]["8"]["max_residual_mRy"] < 0.2
+    s9 = ae["scans"]["9"]
+    if "failed" in s9:  # the spurious point dragged the minimum to an end: the scan grew and its fit failed
+        assert "cannot be fitted" in s9["failed"]
+        e9 = [float(x) for x in re.findall(r"(-\d+\.\d+) Ry", s9["failed"])]
+    else:
+        assert s9["max_residual_mRy"] > 1e4
+        e9 = s9["energies_Ry_per_atom"]
+    assert min(e9) < min(ae["scans"]["8"]["energies_Ry_per_atom"]) - 50  # tens of Ry below the normal state
+    assert ae["scans"]["8"]["max_residual_mRy"] < 0.2
     assert any("stepping down to 8 / 7" in m for m in logs)
     assert ae["a_A"] == ae["scans"]["8"]["a_A"] and 3.25 < ae["a_A"] < 3.35  # PBEsol bcc Nb, a_exp 3.300
     c = compare_eos({**_eos(a_calc=3.274, a_exp=3.300), "formula": "Nb", "kpoints": [4, 4, 4]}, ae)
