@@ -154,6 +154,9 @@ def test_the_committed_crosschecks_are_those_of_their_scans_and_refuse_mg():
     index = pbe.load_index()
     assert "Mg" in index["elements"]
     for el, e in index["elements"].items():
+        if "elk" not in e:  # in progress: the pw.x scan saved, Elk's not yet
+            assert set(e) == {"pwx"}, el
+            continue
         ref = WIEN2K_PBE[el]
         assert e["wien2k"]["v0_A3"] == ref.v0_A3 and e["elk"]["functional"] == "PBE (xctype 20)"
         assert e["elk_vs_wien2k"] == pytest.approx(pbe.compare_to(e["elk"]["v0_A3_per_atom"], e["elk"]["b0_GPa"],
