@@ -127,7 +127,11 @@ def _cross(elk_dv: float, pw_dv: float = 0.2) -> dict:
 
 
 def test_a_protocol_that_misses_wien2k_is_not_used_to_judge():
-    from betenet.qe.pseudo.allelectron import eos_verdict, protocol_refusal, used_comparison
+    from betenet.qe.pseudo.allelectron import (
+        eos_verdict,
+        protocol_refusal,
+        used_comparison,
+    )
 
     assert protocol_refusal(None) is None and protocol_refusal({"pwx": {}}) is None
     assert protocol_refusal(_cross(-0.99)) is None and protocol_refusal(_cross(0.4)) is None

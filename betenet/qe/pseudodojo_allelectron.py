@@ -22,7 +22,7 @@ from .pseudo.allelectron import (
     used_comparison,
 )
 
-__all__ = ["check_element", "eos_rows"]
+__all__ = ["check_element", "comparison", "eos_rows"]
 
 
 def check_element(element: str, directory: Path | str = pd.DOJO_DIR, s: pd.DojoSettings | None = None,
@@ -43,10 +43,8 @@ def check_element(element: str, directory: Path | str = pd.DOJO_DIR, s: pd.DojoS
             or not es.same_run(ae["settings"]):
         ae = allelectron_eos(element, eos["scales"], eos["kpoints"], es, log=log)
         save_entry(ae, ae_dir)
-    eos["allelectron"] = compare_eos(eos, ae, es)
-    why = protocol_refusal(pd_pbe.load_index(ae_dir)["elements"].get(element), es)
-    if why:
-        eos["allelectron"]["refused"] = why
+    eos["allelectron"] = comparison(element, eos, ae, es, ae_dir)
+    why = eos["allelectron"].get("refused")
     before = rec["status"]
     pd.judge_record(rec, s)
     now = pd.load_index(directory)  # merged into the file as it is now: another element may have changed
@@ -57,6 +55,18 @@ def check_element(element: str, directory: Path | str = pd.DOJO_DIR, s: pd.DojoS
         f"B0 {c['b0_error_pct']:+.1f} %; Elk basis convergence {ae['convergence_a_pct']:+.3f} %"
         + (f"; not used: {why}" if why else "") + f"; {before} -> {rec['status']}")
     return rec
+
+
+def comparison(element: str, eos: dict[str, Any], ae: dict[str, Any], es: ElkSettings | None = None,
+               ae_dir: Path | str | None = None) -> dict[str, Any]:
+    """What :func:`check_element` attaches as ``eos["allelectron"]``: :func:`compare_eos` of the pw.x and Elk E(V),
+    with ``refused`` when the protocol's PBE cross-check in ``ae_dir`` refuses the Elk reference
+    (:func:`~betenet.qe.pseudo.allelectron.protocol_refusal`)."""
+    es = es or ElkSettings()
+    c = compare_eos(eos, ae, es)
+    if why := protocol_refusal(pd_pbe.load_index(ae_dir)["elements"].get(element), es):
+        c["refused"] = why
+    return c
 
 
 def eos_rows(directory: Path | str = pd.DOJO_DIR) -> list[dict[str, Any]]:

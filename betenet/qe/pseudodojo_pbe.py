@@ -23,10 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..jsonio import read_json, write_json_atomic
-from ..paths import PSEUDO_DIR
 from . import pseudodojo as pd
 from .pseudo import PseudoError
+from .pseudo import allelectron as allel
 from .pseudo.allelectron import ElkSettings, allelectron_eos
 from .pseudo.delta import (
     DELTA_C_OVER_A,
@@ -42,29 +41,21 @@ __all__ = ["INDEX_NAME", "compare_to", "crosscheck", "index_path", "load_index",
 INDEX_NAME = "pbe-crosscheck.json"
 
 
+_EMPTY = {"reference": DELTA_SOURCE}
+
+
 def index_path(directory: Path | str | None = None) -> Path:
     """``data/pseudo/allelectron/pbe-crosscheck.json`` (or ``INDEX_NAME`` in ``directory``)."""
-    return Path(directory or PSEUDO_DIR / "allelectron") / INDEX_NAME
+    return allel.index_path(directory, INDEX_NAME)
 
 
 def load_index(directory: Path | str | None = None) -> dict[str, Any]:
     """The cross-check index (``{"elements": {}}`` when there is none yet)."""
-    path = index_path(directory)
-    if not path.exists():
-        return {"reference": DELTA_SOURCE, "elements": {}}
-    data = read_json(path, error=PseudoError)
-    if not isinstance(data.get("elements"), dict):
-        raise PseudoError(f"{path}: expected an object with an 'elements' mapping")
-    return data
+    return allel.read_index(index_path(directory), _EMPTY)
 
 
 def _save(element: str, entry: dict[str, Any], directory: Path | str | None) -> None:
-    data = load_index(directory)  # merged into the file as it is now
-    data["elements"][element] = entry
-    data["elements"] = dict(sorted(data["elements"].items()))
-    path = index_path(directory)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, data)
+    allel.merge_entry(index_path(directory), element, entry, _EMPTY)
 
 
 def pbe_library(element: str) -> PseudoLibrary:

@@ -60,8 +60,10 @@ __all__ = [
     "fixed_rmt",
     "index_path",
     "load_index",
+    "merge_entry",
     "parse_info",
     "protocol_refusal",
+    "read_index",
     "run_elk",
     "save_entry",
     "species_dir",
@@ -329,31 +331,43 @@ def allelectron_eos(element: str, scales: Sequence[float], kpoints: Sequence[int
             "rgkmax_used": used, "scans": scans, "settings": dataclasses.asdict(s), **cost}
 
 
-def index_path(directory: Path | str | None = None) -> Path:
-    """``data/pseudo/allelectron/elk-pbesol.json`` (or ``INDEX_NAME`` in ``directory``)."""
-    return Path(directory or PSEUDO_DIR / "allelectron") / INDEX_NAME
+def index_path(directory: Path | str | None = None, name: str = INDEX_NAME) -> Path:
+    """``data/pseudo/allelectron/elk-pbesol.json`` (or ``name`` in ``directory``)."""
+    return Path(directory or PSEUDO_DIR / "allelectron") / name
 
 
-def load_index(directory: Path | str | None = None) -> dict[str, Any]:
-    """The all-electron index (``{"elements": {}}`` when there is none yet)."""
-    path = index_path(directory)
+def read_index(path: Path, empty: dict[str, Any]) -> dict[str, Any]:
+    """A per-element index file (``{**empty, "elements": {}}`` when there is none yet)."""
     if not path.exists():
-        return {"code": "Elk", "functional": "PBEsol", "elements": {}}
+        return {**empty, "elements": {}}
     data = read_json(path, error=PseudoError)
     if not isinstance(data.get("elements"), dict):
         raise PseudoError(f"{path}: expected an object with an 'elements' mapping")
     return data
 
 
-def save_entry(entry: dict[str, Any], directory: Path | str | None = None) -> Path:
-    """Merge one element's :func:`allelectron_eos` result into the index (the file as it is now)."""
-    data = load_index(directory)
-    data["elements"][entry["element"]] = entry
+def merge_entry(path: Path, element: str, entry: dict[str, Any], empty: dict[str, Any]) -> Path:
+    """Put one element's ``entry`` into the index at ``path`` as the file is now (another process may have
+    added other elements), elements sorted."""
+    data = read_index(path, empty)
+    data["elements"][element] = entry
     data["elements"] = dict(sorted(data["elements"].items()))
-    path = index_path(directory)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, data)
     return path
+
+
+_EMPTY = {"code": "Elk", "functional": "PBEsol"}
+
+
+def load_index(directory: Path | str | None = None) -> dict[str, Any]:
+    """The all-electron index (``{"elements": {}}`` when there is none yet)."""
+    return read_index(index_path(directory), _EMPTY)
+
+
+def save_entry(entry: dict[str, Any], directory: Path | str | None = None) -> Path:
+    """Merge one element's :func:`allelectron_eos` result into the index (the file as it is now)."""
+    return merge_entry(index_path(directory), entry["element"], entry, _EMPTY)
 
 
 def compare_eos(eos: dict[str, Any], ae: dict[str, Any], s: ElkSettings = ElkSettings()) -> dict[str, Any]:
