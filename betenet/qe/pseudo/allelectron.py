@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 from pymatgen.core import Structure
 
 from ...constants import BOHR_IN_ANGSTROM, RY_IN_EV
@@ -44,7 +43,7 @@ from ...jsonio import read_json, sha256_file, write_json_atomic
 from ...paths import PSEUDO_DIR
 from ..runner import QEError, run_qe
 from .errors import PseudoError
-from .solids import eos_scan_scales, fit_lattice_constant, reference_structure
+from .solids import eos_scan_scales, eos_step, fit_lattice_constant, reference_structure
 
 __all__ = [
     "ELK_SPECIES_DIRS",
@@ -279,8 +278,7 @@ def allelectron_eos(element: str, scales: Sequence[float], kpoints: Sequence[int
     els = sorted({site.specie.symbol for site in st0})
     cost = {"cpu_s": 0.0, "wall_s": 0.0}
     version = None
-    step = float(min(np.diff(sorted(scales)))) if len(scales) > 1 else 0.01
-    lowest = round(min(scales) - step * max(0, max_points - len(scales)), 6)
+    lowest = round(min(scales) - eos_step(scales) * max(0, max_points - len(scales)), 6)
     cells = {sc: reference_structure(element, sc)[0] for sc in sorted({*scales, lowest})}
     rmt = fixed_rmt(list(cells.values()), {e: species_rmt(sp / f"{e}.in") for e in els})
     with tempfile.TemporaryDirectory(prefix=f"elk-eos-{element}-") as tmp:

@@ -16,7 +16,7 @@ from .errors import PseudoError
 
 __all__ = [
     "ExperimentalLattice", "EXPERIMENTAL_LATTICE", "reference_structure", "fit_lattice_constant", "eos_scan_scales",
-    "next_eos_scale",
+    "eos_step", "next_eos_scale",
 ]
 
 _KITTEL = "Kittel, Introduction to Solid State Physics, 8th ed. (2005), ch. 1, Tables 3-4 (room temperature unless noted)"
@@ -160,13 +160,18 @@ def next_eos_scale(scales: Sequence[float], energies: Sequence[float], step: flo
     return float(round(sc[0] - step if i == 0 else sc[-1] + step, 6))
 
 
+def eos_step(scales: Sequence[float]) -> float:
+    """The spacing an E(V) scan over ``scales`` is extended by (their smallest gap; 0.01 for a single point)."""
+    return float(np.min(np.diff(sorted(scales)))) if len(scales) > 1 else 0.01
+
+
 def eos_scan_scales(element: str, energy_at, scales: Sequence[float],
                     max_points: int) -> tuple[list[float], list[float], list[float]]:
     """Run ``energy_at(scale) -> E per atom`` of the reference solid of ``element`` on ``scales``, then extend them
     (:func:`next_eos_scale`, step the scan's own spacing) until the lowest energy is inside.  Returns the scales,
     the volumes per atom (Å³) and the energies, sorted by scale; :class:`PseudoError` naming ``element``."""
     done = {float(sc): float(energy_at(sc)) for sc in scales}
-    step = float(np.min(np.diff(sorted(done)))) if len(done) > 1 else 0.01
+    step = eos_step(list(done))
     try:
         while (nxt := next_eos_scale(list(done), list(done.values()), step, max_points)) is not None:
             done[nxt] = float(energy_at(nxt))
