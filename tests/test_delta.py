@@ -127,11 +127,8 @@ def _cross(elk_dv: float, pw_dv: float = 0.2) -> dict:
 
 
 def test_a_protocol_that_misses_wien2k_is_not_used_to_judge():
-    from betenet.qe.pseudo.allelectron import (
-        eos_verdict,
-        protocol_refusal,
-        used_comparison,
-    )
+    from betenet.qe.pseudo.allelectron import eos_verdict, used_comparison
+    from betenet.qe.pseudodojo_pbe import protocol_refusal
 
     assert protocol_refusal(None) is None and protocol_refusal({"pwx": {}}) is None
     assert protocol_refusal(_cross(-0.99)) is None and protocol_refusal(_cross(0.4)) is None
@@ -153,7 +150,7 @@ def test_the_committed_crosschecks_are_those_of_their_scans_and_refuse_mg():
     """Every committed cross-check's comparisons follow from its own scans and WIEN2k's table; hcp Mg's Elk
     protocol misses WIEN2k's PBE V0 by more than 1 % while pw.x's PBE file is within it, so Mg's PBEsol
     all-electron comparison is refused and Mg is judged against experiment."""
-    from betenet.qe.pseudo.allelectron import protocol_refusal, used_comparison
+    from betenet.qe.pseudo.allelectron import used_comparison
 
     index = pbe.load_index()
     assert "Mg" in index["elements"]
@@ -169,7 +166,7 @@ def test_the_committed_crosschecks_are_those_of_their_scans_and_refuse_mg():
                                                                   e["pwx"]["b1"], ref))
     mg = index["elements"]["Mg"]
     assert mg["elk_vs_wien2k"]["v0_error_pct"] < -1.0 and abs(mg["pwx_vs_wien2k"]["v0_error_pct"]) < 0.5
-    why = protocol_refusal(mg)
+    why = pbe.protocol_refusal(mg)
     rec = pd.load_index()["elements"]["Mg"]
     assert rec["eos"]["allelectron"]["refused"] == why and used_comparison(rec["eos"]) is None
     assert rec["status"] == "validated" and "all-electron not used" in rec["note"]

