@@ -22,6 +22,7 @@ from betenet.qe.pseudo.allelectron import (
     compare_eos,
     elk_input,
     eos_verdict,
+    fixed_rmt,
     load_index,
     parse_info,
     run_elk,
@@ -249,6 +250,32 @@ def test_one_muffin_tin_radius_for_the_whole_scan(tmp_path):
     bad.write_text("'X' : spsymb\n")
     with pytest.raises(PseudoError, match="X.in: no 'rminsp, rmt, rmaxsp, nrmt' line"):
         species_rmt(bad)
+
+
+@needs_elk
+def test_the_muffin_tins_fill_the_smallest_cell_and_a_saved_scan_is_reused_only_with_its_radii():
+    """hcp Mg's species radius (2.2 bohr) is 0.73 of half its nearest-neighbour distance: the protocol's radius
+    (``rmt_fill`` 0.98) is 0.98 of half that distance in the scan's smallest cell, which the scan extension can
+    reach (0.96 x a_exp for 5 scales and 7 points), whether the species radius is smaller (Mg, scaled up) or
+    larger (V, scaled down, as without ``rmt_fill``).  A saved scan with other radii is not reused."""
+    from betenet.qe.pseudo.allelectron import reusable, scan_rmt
+
+    scales = [0.98, 0.99, 1.0, 1.01, 1.02]
+    mg = reference_structure("Mg", 0.96)[0]
+    nn = min(nb.nn_distance for nb in mg.get_neighbors(mg[0], 4.0)) / BOHR_IN_ANGSTROM
+    assert scan_rmt("Mg", scales)["Mg"] == pytest.approx(0.98 * nn / 2)
+    assert scan_rmt("Mg", scales, ElkSettings(rmt_fill=None)) == {"Mg": 2.2}
+    assert scan_rmt("Mg", scales, ElkSettings(rmt_fill=0.9))["Mg"] == pytest.approx(0.9 * nn / 2)
+    v = [reference_structure("V", x)[0] for x in (0.96, 1.0)]
+    assert fixed_rmt(v, {"V": 2.4}, fill=True) == fixed_rmt(v, {"V": 2.4}) == scan_rmt("V", scales)
+    with pytest.raises(ValueError, match="rmt_fill must be in"):
+        ElkSettings(rmt_fill=1.2)
+    es = ElkSettings()
+    entry = {"scales": scales, "kpoints": [16, 16, 9], "settings": dataclasses.asdict(es), "rmt_bohr": scan_rmt("Mg", scales)}
+    assert reusable(entry, "Mg", scales, [16, 16, 9], es)
+    assert not reusable({**entry, "rmt_bohr": {"Mg": 2.2}}, "Mg", scales, [16, 16, 9], es)  # the species' radius
+    assert not reusable(entry, "Mg", scales, [12, 12, 7], es) and not reusable(None, "Mg", scales, [16, 16, 9], es)
+    assert not reusable(entry, "Mg", scales, [16, 16, 9], ElkSettings(xctype=20))
 
 
 def test_eos_rows_and_the_lattice_figure(tmp_path):

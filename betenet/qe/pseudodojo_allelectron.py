@@ -17,6 +17,7 @@ from .pseudo.allelectron import (
     allelectron_eos,
     compare_eos,
     load_index,
+    reusable,
     save_entry,
     used_comparison,
 )
@@ -38,8 +39,7 @@ def check_element(element: str, directory: Path | str = pd.DOJO_DIR, s: pd.DojoS
                           f"run `betenet pseudo dojo validate {element}` first")
     es = es or ElkSettings(degauss_Ry=s.degauss_Ry)  # the pw.x scan's smearing
     ae = load_index(ae_dir)["elements"].get(element)
-    if redo or ae is None or (ae["scales"], ae["kpoints"]) != (eos["scales"], eos["kpoints"]) \
-            or not es.same_run(ae["settings"]):
+    if redo or not reusable(ae, element, eos["scales"], eos["kpoints"], es):
         ae = allelectron_eos(element, eos["scales"], eos["kpoints"], es, log=log)
         save_entry(ae, ae_dir)
     eos["allelectron"] = comparison(element, eos, ae, es, ae_dir)

@@ -104,7 +104,7 @@ def crosscheck(element: str, directory: Path | str | None = None, s: pd.DojoSett
         entry = {"pwx": pw}
         _save(element, entry, directory)
     ae = entry.get("elk")
-    if redo or ae is None or (ae["scales"], ae["kpoints"]) != (pw["scales"], pw["kpoints"]) or not es.same_run(ae["settings"]):
+    if redo or not allel.reusable(ae, element, pw["scales"], pw["kpoints"], es):
         log(f"{element}: Elk PBE E(V) on the pw.x cells, k mesh {pw['kpoints']}")
         ae = allelectron_eos(element, pw["scales"], pw["kpoints"], es, log=log)
         entry["elk"] = ae

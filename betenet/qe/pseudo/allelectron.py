@@ -17,7 +17,9 @@ flat band sits at the Fermi level, N(E_F) 12 instead of 44 states/Ha, total ener
 failure of an LAPW basis with local orbitals, which does not happen at 8 or 7: when the larger scan has a point off
 its fit, or an SCF that does not converge (seen once for fcc Pd), the pair steps down to
 :attr:`ElkSettings.rgkmax_check` and :attr:`ElkSettings.rgkmax_fallback` (``rgkmax_used``; every scan is kept, a
-failed one as ``failed``).  One muffin-tin radius serves the whole scan (:func:`fixed_rmt`).
+failed one as ``failed``).  One muffin-tin radius serves the whole scan, as large as its smallest cell allows
+(:func:`fixed_rmt`, :attr:`ElkSettings.rmt_fill`): with the Debian species' own radius (2.2 bohr) hcp Mg's PBE V0 was
+3.3 % below WIEN2k's.
 
 Results live in ``data/pseudo/allelectron/elk-pbesol.json`` (:func:`load_index`, one entry per element, with
 the Elk version, the species files' sha256 and the settings); :func:`compare_eos` puts one beside a pw.x E(V)
@@ -27,6 +29,7 @@ and :func:`eos_verdict` judges a pw.x E(V) against it (or, without one, against 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import shutil
@@ -62,8 +65,10 @@ __all__ = [
     "merge_entry",
     "parse_info",
     "read_index",
+    "reusable",
     "run_elk",
     "save_entry",
+    "scan_rmt",
     "species_dir",
     "species_rmt",
     "stage_species",
@@ -115,6 +120,14 @@ class ElkSettings:
     #: are judged against; PBE (20) for the cross-check against the published WIEN2k PBE equations of state
     #: (:mod:`betenet.qe.pseudodojo_pbe`).
     xctype: int = 22
+    #: muffin-tin radii: every species radius scaled by one common factor so that the closest pair of spheres in
+    #: the scan's smallest cell fills this fraction of its distance (``None``: the species files' radii, only
+    #: shrunk where they would overlap).  The Debian species radii are small for the open lattices (hcp Mg 2.2
+    #: bohr, 0.73 of half the nearest-neighbour distance; Sc 0.78, Al 0.81): with Mg's 2s/2p semicore local
+    #: orbitals cut off at 2.2 bohr, Elk's PBE V0 was 3.3 % below WIEN2k's and did not move with any basis
+    #: setting, while at 2.8 bohr it is +0.4 % (``data/studies/elk-muffin-tin``).  Not a run field: what counts
+    #: is the radii a scan used (``rmt_bohr``, :func:`reusable`).
+    rmt_fill: float | None = 0.98
 
     #: the fields that change what Elk computes (the rest are tolerances of the judgement)
     RUN_FIELDS = ("rgkmax", "rgkmax_check", "gmaxvr", "nempty", "degauss_Ry", "epsengy", "epspot", "xctype")
@@ -127,6 +140,8 @@ class ElkSettings:
                              f"{self.rgkmax:g}, {self.rgkmax_check:g}, {self.rgkmax_fallback:g}")
         if self.xctype not in XC_NAMES:
             raise ValueError(f"ElkSettings: xctype {self.xctype} is not one of {sorted(XC_NAMES)} ({XC_NAMES})")
+        if self.rmt_fill is not None and not 0.5 < self.rmt_fill < 1:
+            raise ValueError(f"ElkSettings: rmt_fill must be in (0.5, 1) or None, got {self.rmt_fill}")
 
     @property
     def functional(self) -> str:
@@ -227,18 +242,54 @@ def species_rmt(path: Path) -> float:
     return float(m.group(2))
 
 
-def fixed_rmt(structures: Sequence[Structure], rmt: dict[str, float], gap: float = 0.02) -> dict[str, float]:
+def fixed_rmt(structures: Sequence[Structure], rmt: dict[str, float], gap: float = 0.02, *, fill: bool = False
+              ) -> dict[str, float]:
     """Muffin-tin radii (bohr) that fit every cell of ``structures`` (the scan's smallest decides): the species'
-    own ``rmt`` scaled down by one common factor until no two spheres come closer than ``gap`` x their distance.
-    Elk would otherwise shrink them itself in the compressed cells only, changing the basis inside one E(V)
-    scan (bcc V, rmt 2.4 bohr: touching at 0.97 x the experimental lattice), which shows as noise in E(V)."""
-    f = 1.0
+    own ``rmt`` scaled down by one common factor until no two spheres come closer than ``gap`` x their distance
+    (``fill``: scaled up or down to exactly that).  Elk would otherwise shrink them itself in the compressed cells
+    only, changing the basis inside one E(V) scan (bcc V, rmt 2.4 bohr: touching at 0.97 x the experimental
+    lattice), which shows as noise in E(V)."""
+    f = math.inf if fill else 1.0
     for st in structures:
         for site in st:
             for nb in st.get_neighbors(site, 4.0):
                 d = nb.nn_distance / BOHR_IN_ANGSTROM
                 f = min(f, (1 - gap) * d / (rmt[site.specie.symbol] + rmt[nb.specie.symbol]))
+    if not math.isfinite(f):
+        raise PseudoError("fixed_rmt: no two atoms within 4 Å in these cells; cannot fit the muffin tins to them")
     return {el: float(r * f) for el, r in rmt.items()}
+
+
+def _scan_cells(element: str, scales: Sequence[float], max_points: int) -> dict[float, Structure]:
+    """The cells of a scan at ``scales`` and of the smallest cell its extension (:func:`allelectron_eos`) can reach."""
+    lowest = round(min(scales) - eos_step(scales) * max(0, max_points - len(scales)), 6)
+    return {sc: reference_structure(element, sc)[0] for sc in sorted({*scales, lowest})}
+
+
+def scan_rmt(element: str, scales: Sequence[float], s: ElkSettings | None = None, max_points: int = 7,
+             cells: dict[float, Structure] | None = None) -> dict[str, float]:
+    """The muffin-tin radii (bohr) of a scan of ``element``'s reference solid at ``scales`` (:func:`fixed_rmt`,
+    ``s.rmt_fill``)."""
+    s = s or ElkSettings()
+    cells = cells or _scan_cells(element, scales, max_points)
+    els = sorted({site.specie.symbol for st in cells.values() for site in st})
+    sp = species_dir()
+    species = {e: species_rmt(sp / f"{e}.in") for e in els}
+    if s.rmt_fill is None:
+        return fixed_rmt(list(cells.values()), species)
+    return fixed_rmt(list(cells.values()), species, 1 - s.rmt_fill, fill=True)
+
+
+def reusable(entry: dict[str, Any] | None, element: str, scales: Sequence[float], kpoints: Sequence[int],
+             s: ElkSettings) -> bool:
+    """Whether a saved all-electron E(V) ``entry`` is the scan :func:`allelectron_eos` would run now: the same
+    scales and k mesh, Elk run fields (:meth:`ElkSettings.same_run`) and muffin-tin radii (:func:`scan_rmt`)."""
+    if entry is None or (list(entry["scales"]), list(entry["kpoints"])) != (list(scales), list(kpoints)):
+        return False
+    if not s.same_run(entry["settings"]):
+        return False
+    want, have = scan_rmt(element, scales, s), entry.get("rmt_bohr") or {}
+    return set(want) == set(have) and all(abs(want[e] - have[e]) < 1e-6 for e in want)
 
 
 def stage_species(src: Path, dst: Path, rmt: dict[str, float]) -> None:
@@ -277,9 +328,8 @@ def allelectron_eos(element: str, scales: Sequence[float], kpoints: Sequence[int
     els = sorted({site.specie.symbol for site in st0})
     cost = {"cpu_s": 0.0, "wall_s": 0.0}
     version = None
-    lowest = round(min(scales) - eos_step(scales) * max(0, max_points - len(scales)), 6)
-    cells = {sc: reference_structure(element, sc)[0] for sc in sorted({*scales, lowest})}
-    rmt = fixed_rmt(list(cells.values()), {e: species_rmt(sp / f"{e}.in") for e in els})
+    cells = _scan_cells(element, scales, max_points)
+    rmt = scan_rmt(element, scales, s, max_points, cells)
     with tempfile.TemporaryDirectory(prefix=f"elk-eos-{element}-") as tmp:
         stage_species(sp, Path(tmp) / "species", rmt)
 
