@@ -122,11 +122,10 @@ class ElkSettings:
     xctype: int = 22
     #: muffin-tin radii: every species radius scaled by one common factor so that the closest pair of spheres in
     #: the scan's smallest cell fills this fraction of its distance (``None``: the species files' radii, only
-    #: shrunk where they would overlap).  The Debian species radii are small for the open lattices (hcp Mg 2.2
-    #: bohr, 0.73 of half the nearest-neighbour distance; Sc 0.78, Al 0.81): with Mg's 2s/2p semicore local
-    #: orbitals cut off at 2.2 bohr, Elk's PBE V0 was 3.3 % below WIEN2k's and did not move with any basis
-    #: setting, while at 2.8 bohr it is +0.4 % (``data/studies/elk-muffin-tin``).  Not a run field: what counts
-    #: is the radii a scan used (``rmt_bohr``, :func:`reusable`).
+    #: shrunk where they would overlap).  With the Debian species radius of hcp Mg (2.2 bohr, 0.73 of half the
+    #: nearest-neighbour distance) Elk's PBE V0 was 3.3 % below WIEN2k's whatever the basis, linearisation or
+    #: density cut-off; at 2.8 bohr it is +0.4 % (``data/studies/elk-muffin-tin``; Sc and Ti at 0.78 and 0.88
+    #: were fine).  Not a run field: what counts is the radii a scan used (``rmt_bohr``, :func:`reusable`).
     rmt_fill: float | None = 0.98
 
     #: the fields that change what Elk computes (the rest are tolerances of the judgement)
