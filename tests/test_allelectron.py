@@ -74,6 +74,21 @@ def test_parse_info_refuses_an_unfinished_run_naming_the_file(tmp_path):
         parse_info(tmp_path / "missing" / "INFO.OUT")
 
 
+def test_parse_info_reads_the_charge_elk_renormalised(tmp_path):
+    """hcp Mg at a 2.8 bohr muffin tin (Elk 8.4.30, the INFO.OUT block as Elk writes it): 0.0315 electrons of
+    the 24 per cell missing from the calculated density, which Elk renormalises with only a warning."""
+    info = tmp_path / "INFO.OUT"
+    block = (" total in muffin-tins        :    22.27715178    \n total calculated charge     :    {c}    \n"
+             " total charge                :    24.00000000    \n")
+    info.write_text("| Elk version 8.4.30 started |\n" + block.format(c="23.90000000")
+                    + " total energy                :     -400.661777585    \n" + block.format(c="23.96847740")
+                    + "Convergence targets achieved\nSelf-consistent loop stopped\n")
+    r = parse_info(info)
+    assert r["energy_Ha"] == -400.661777585 and r["charge_error_e"] == pytest.approx(-0.0315226)  # the last one
+    info.write_text(info.read_text().replace("total calculated charge", "total calc. charge"))
+    assert parse_info(info)["charge_error_e"] is None
+
+
 def test_compare_and_verdict_judge_the_pseudopotential_against_all_electron():
     eos = _eos()  # V: pw.x -2.14 % from experiment, fails the experimental rule
     bad, _ = eos_verdict(eos, (1.5, 15.0, 30.0))
@@ -253,27 +268,29 @@ def test_one_muffin_tin_radius_for_the_whole_scan(tmp_path):
 
 
 @needs_elk
-def test_the_muffin_tins_fill_the_smallest_cell_and_a_saved_scan_is_reused_only_with_its_radii():
-    """hcp Mg's species radius (2.2 bohr) is 0.73 of half its nearest-neighbour distance: the protocol's radius
-    (``rmt_fill`` 0.98) is 0.98 of half that distance in the scan's smallest cell, which the scan extension can
-    reach (0.96 x a_exp for 5 scales and 7 points), whether the species radius is smaller (Mg, scaled up) or
-    larger (V, scaled down, as without ``rmt_fill``).  A saved scan with other radii is not reused."""
+def test_the_muffin_tins_can_fill_the_smallest_cell_and_a_saved_scan_is_reused_only_with_its_radii():
+    """hcp Mg's species radius (2.2 bohr) is 0.73 of half its nearest-neighbour distance and fits every cell, so
+    the protocol keeps it; with ``rmt_fill`` the radius is that fraction of half the distance in the scan's
+    smallest cell, which the scan extension can reach (0.96 x a_exp for 5 scales and 7 points), whether the
+    species radius is smaller (Mg, scaled up) or larger (V, scaled down, as without ``rmt_fill``).  A saved scan
+    with other radii is not reused."""
     from betenet.qe.pseudo.allelectron import reusable, scan_rmt
 
     scales = [0.98, 0.99, 1.0, 1.01, 1.02]
     mg = reference_structure("Mg", 0.96)[0]
     nn = min(nb.nn_distance for nb in mg.get_neighbors(mg[0], 4.0)) / BOHR_IN_ANGSTROM
-    assert scan_rmt("Mg", scales)["Mg"] == pytest.approx(0.98 * nn / 2)
-    assert scan_rmt("Mg", scales, ElkSettings(rmt_fill=None)) == {"Mg": 2.2}
+    assert scan_rmt("Mg", scales) == {"Mg": 2.2}  # the protocol: the species' radius where it fits
+    assert scan_rmt("Mg", scales, ElkSettings(rmt_fill=0.98))["Mg"] == pytest.approx(0.98 * nn / 2)
     assert scan_rmt("Mg", scales, ElkSettings(rmt_fill=0.9))["Mg"] == pytest.approx(0.9 * nn / 2)
     v = [reference_structure("V", x)[0] for x in (0.96, 1.0)]
-    assert fixed_rmt(v, {"V": 2.4}, fill=True) == fixed_rmt(v, {"V": 2.4}) == scan_rmt("V", scales)
+    assert fixed_rmt(v, {"V": 2.4}, fill=True) == fixed_rmt(v, {"V": 2.4}) == scan_rmt("V", scales, ElkSettings(rmt_fill=0.98))
     with pytest.raises(ValueError, match="rmt_fill must be in"):
         ElkSettings(rmt_fill=1.2)
-    es = ElkSettings()
-    entry = {"scales": scales, "kpoints": [16, 16, 9], "settings": dataclasses.asdict(es), "rmt_bohr": scan_rmt("Mg", scales)}
+    es = ElkSettings(rmt_fill=0.98)
+    entry = {"scales": scales, "kpoints": [16, 16, 9], "settings": dataclasses.asdict(es), "rmt_bohr": scan_rmt("Mg", scales, es)}
     assert reusable(entry, "Mg", scales, [16, 16, 9], es)
-    assert not reusable({**entry, "rmt_bohr": {"Mg": 2.2}}, "Mg", scales, [16, 16, 9], es)  # the species' radius
+    assert not reusable(entry, "Mg", scales, [16, 16, 9], ElkSettings())  # the protocol's radius is the species'
+    assert not reusable({**entry, "rmt_bohr": {"Mg": 2.2}}, "Mg", scales, [16, 16, 9], es)
     assert not reusable(entry, "Mg", scales, [12, 12, 7], es) and not reusable(None, "Mg", scales, [16, 16, 9], es)
     assert not reusable(entry, "Mg", scales, [16, 16, 9], ElkSettings(xctype=20))
 

@@ -17,9 +17,7 @@ flat band sits at the Fermi level, N(E_F) 12 instead of 44 states/Ha, total ener
 failure of an LAPW basis with local orbitals, which does not happen at 8 or 7: when the larger scan has a point off
 its fit, or an SCF that does not converge (seen once for fcc Pd), the pair steps down to
 :attr:`ElkSettings.rgkmax_check` and :attr:`ElkSettings.rgkmax_fallback` (``rgkmax_used``; every scan is kept, a
-failed one as ``failed``).  One muffin-tin radius serves the whole scan, as large as its smallest cell allows
-(:func:`fixed_rmt`, :attr:`ElkSettings.rmt_fill`): with the Debian species' own radius (2.2 bohr) hcp Mg's PBE V0 was
-3.3 % below WIEN2k's.
+failed one as ``failed``).  One muffin-tin radius serves the whole scan (:func:`fixed_rmt`, :attr:`ElkSettings.rmt_fill`).
 
 Results live in ``data/pseudo/allelectron/elk-pbesol.json`` (:func:`load_index`, one entry per element, with
 the Elk version, the species files' sha256 and the settings); :func:`compare_eos` puts one beside a pw.x E(V)
@@ -120,13 +118,15 @@ class ElkSettings:
     #: are judged against; PBE (20) for the cross-check against the published WIEN2k PBE equations of state
     #: (:mod:`betenet.qe.pseudodojo_pbe`).
     xctype: int = 22
-    #: muffin-tin radii: every species radius scaled by one common factor so that the closest pair of spheres in
-    #: the scan's smallest cell fills this fraction of its distance (``None``: the species files' radii, only
-    #: shrunk where they would overlap).  With the Debian species radius of hcp Mg (2.2 bohr, 0.73 of half the
-    #: nearest-neighbour distance) Elk's PBE V0 was 3.3 % below WIEN2k's whatever the basis, linearisation or
-    #: density cut-off; at 2.8 bohr it is +0.4 % (``data/studies/elk-muffin-tin``; Sc and Ti at 0.78 and 0.88
-    #: were fine).  Not a run field: what counts is the radii a scan used (``rmt_bohr``, :func:`reusable`).
-    rmt_fill: float | None = 0.98
+    #: muffin-tin radii: ``None`` (the protocol) the species files' radii, shrunk by one common factor only where
+    #: they would overlap in the scan's smallest cell; a number: scaled, up or down, so that the closest pair of
+    #: spheres there fills this fraction of its distance.  No such rule was adopted: hcp Mg's PBE V0 against
+    #: WIEN2k's moves from -3.4 % (species radius 2.2 bohr) to +2.1 % (2.5), +0.4 % (2.8) and -0.35 % (2.84),
+    #: with Elk warning that the valence charge does not integrate to its number at the larger radii
+    #: (``data/studies/elk-muffin-tin``); the PBE cross-check (:func:`betenet.qe.pseudodojo_pbe.protocol_refusal`)
+    #: is what catches such a solid.  Not a run field: what counts is the radii a scan used (``rmt_bohr``,
+    #: :func:`reusable`).
+    rmt_fill: float | None = None
 
     #: the fields that change what Elk computes (the rest are tolerances of the judgement)
     RUN_FIELDS = ("rgkmax", "rgkmax_check", "gmaxvr", "nempty", "degauss_Ry", "epsengy", "epspot", "xctype")
@@ -194,11 +194,14 @@ def elk_input(structure: Structure, kpoints: Sequence[int], rgkmax: float, s: El
 _ENERGY = re.compile(r"^\s*total energy\s*:\s*(-?\d+\.\d+)", re.MULTILINE)
 _VERSION = re.compile(r"Elk version (\S+) started")
 _CPU = re.compile(r"^\s*total\s*:\s*(\d+\.\d+)\s*$", re.MULTILINE)
+_CHARGE = re.compile(r"^\s*total calculated charge\s*:\s*(-?\d+\.\d+)\s*\n\s*total charge\s*:\s*(-?\d+\.\d+)", re.MULTILINE)
 
 
 def parse_info(path: Path | str) -> dict[str, Any]:
-    """Total energy (Ha, the last SCF iteration's), Elk version and CPU time of a finished ground-state run's
-    ``INFO.OUT``; :class:`PseudoError` naming the file if it did not converge or stop normally."""
+    """Total energy (Ha, the last SCF iteration's), Elk version, CPU time and ``charge_error_e`` (the last
+    iteration's calculated minus required total charge, electrons per cell: Elk renormalises the density and only
+    warns, ``rhonorm``) of a finished ground-state run's ``INFO.OUT``; :class:`PseudoError` naming the file if it
+    did not converge or stop normally."""
     path = Path(path)
     try:
         text = path.read_text(errors="replace")
@@ -212,8 +215,10 @@ def parse_info(path: Path | str) -> dict[str, Any]:
         raise PseudoError(f"{path}: no 'total energy' line in Elk's output")
     version = _VERSION.search(text)
     cpu = _CPU.findall(text)
+    charge = _CHARGE.findall(text)
     return {"energy_Ha": float(energies[-1]), "elk_version": version.group(1) if version else None,
-            "cpu_s": float(cpu[-1]) if cpu else None}
+            "cpu_s": float(cpu[-1]) if cpu else None,
+            "charge_error_e": float(charge[-1][0]) - float(charge[-1][1]) if charge else None}
 
 
 def run_elk(text: str, workdir: Path, timeout_s: float = 3600.0) -> dict[str, Any]:
@@ -346,12 +351,14 @@ def allelectron_eos(element: str, scales: Sequence[float], kpoints: Sequence[int
                 cost["cpu_s"] += r["cpu_s"] or 0.0
                 cost["wall_s"] += r["wall_s"]
                 log(f"{element}: Elk rgkmax {rgk:g}, scale {sc:g}: {r['energy_Ha']:.8f} Ha ({r['wall_s']:.0f} s)")
+                charge[sc] = r["charge_error_e"]
                 return r["energy_Ha"] * _HARTREE_IN_RY / len(st)
 
+            charge: dict[float, float | None] = {}
             try:  # an SCF that fails, a minimum not bracketed (a spurious point at an end), a fit that fails
                 done, vols, ens = eos_scan_scales(element, energy_at, scales, max_points)
                 return {"rgkmax": rgk, "scales": done, "volumes_A3_per_atom": vols, "energies_Ry_per_atom": ens,
-                        **_fit(element, vols, ens)}
+                        "charge_error_e": [charge.get(sc) for sc in done], **_fit(element, vols, ens)}
             except PseudoError as exc:
                 if rgk != s.rgkmax:  # the pair of last resort: nothing to step down to
                     raise PseudoError(f"{element}: Elk rgkmax {rgk:g}: {exc}") from exc
