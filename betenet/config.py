@@ -146,6 +146,13 @@ class QEConfig:
     #: longest first (``"boundary_first"``), so that an instability at the zone boundary stops the el-ph
     #: run after two points instead of near its end (the results do not depend on the order).
     ph_q_order: Literal["qe", "boundary_first"] = "qe"
+    #: The interpolation-dip check (:mod:`betenet.qe.dipcheck`): when every ph.x q point is stable but
+    #: matdyn's Fourier interpolation dips below -1 meV, one phonon-only ph.x run at the deepest
+    #: interpolated point decides.  Unstable there: rejected (imaginary_modes, DFPT's own verdict).  Stable,
+    #: and the dip on at most ``dip_max_fraction`` of the interpolation mesh's irreducible points: an
+    #: artefact of the coarse q mesh, kept and flagged.  A wider dip: rejected, to be refined (denser q).
+    dip_check: bool = False
+    dip_max_fraction: float = 0.02
     #: Scratch root for outdir/wavefunctions (``None``: $BETENET_SCRATCH or <tmp>/betenet-qe-scratch).
     scratch_dir: str | None = None
     keep_scratch: bool = False
@@ -193,6 +200,9 @@ QE_VALIDATED = QEConfig(
     elph_plateau_rel_tol=0.02,
     ph_q_order="boundary_first",
     matdyn_nq=24,
+    # B2 ScAl, bcc V and B1 TaC were rejected for matdyn dips (-2.0, -5.9, -3.0 meV) between stable ph.x
+    # points; one ph.x run at the dip now says whether they are unstable or the interpolation is wrong
+    dip_check=True,
 )
 
 

@@ -96,6 +96,9 @@ FLAGS: dict[str, str] = {
     "validated label until the element is rechecked or replaced",
     "omega_log_qe_mismatch": "ω_log of the α²F differs from QE's mode-sum ω_log by more than 3 % "
     "(low-frequency tail; λ agrees within LAMBDA_QE_RTOL)",
+    "interpolation_dip": "matdyn's Fourier interpolation of the ph.x q mesh dips below -1 meV on a few points "
+    "while DFPT at the deepest one is stable (betenet.qe.dipcheck): an artefact of the coarse q mesh; the α²F "
+    "is the interpolation's, with those few modes missing from its positive-frequency spectrum",
     "clipped_moments": "a schema-1 record of the QE workflow: α²F was clipped at zero before its moments "
     "were taken (biased λ, ω_log); rebuild it from data/qe",
 }

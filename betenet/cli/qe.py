@@ -4,6 +4,7 @@
                    [--force] [--retry-failed] [--log FILE]
     betenet qe plan [--profile P] [--limit N | --ids ID ...]
     betenet qe refilter [--ids ID ...]
+    betenet qe dip-check ID [ID ...] --accuracy validated
     betenet qe status [--runs-dir DIR] [--json | --markdown]
     betenet qe parse ID [--profile P] [--write]
     betenet qe reject ID --reason R --detail TEXT
@@ -35,7 +36,7 @@ from betenet.qe.inputs import PWInput
 from betenet.qe.pseudo import PseudoLibrary
 from betenet.qe.record import build_record, rebuild_record
 from betenet.qe.refinement import refine_material, refined_materials
-from betenet.qe.status import load_status, refilter, reject_after_review
+from betenet.qe.status import load_status, refilter, reject_after_review, reopen_for_dip_check
 from betenet.qe.summary import (
     cpu_by_material,
     cpu_by_outcome,
@@ -105,6 +106,13 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--ids", nargs="*", default=None, help="only these material ids (default: all in the runs dir)")
     add_profile_arg(f)
     f.add_argument("--runs-dir", default=None)
+    dc = sub.add_parser("dip-check", help="send materials rejected for an interpolation dip alone (every ph.x q point stable) "
+                        "back to pending: `qe run --ids ID` then checks the dip by DFPT (betenet.qe.dipcheck), el-ph q points restored")
+    dc.add_argument("ids", nargs="+", metavar="ID")
+    add_profile_arg(dc)
+    dc.add_argument("--accuracy", choices=["screening", "validated", "paper"], default=None,
+                    help="accuracy level of the runs (default: the profile's)")
+    dc.add_argument("--runs-dir", default=None)
     sub.add_parser("check-q", add_help=False,
                    help="rerun one material's scf with other k mesh / cutoff / smearing and ph.x at one q "
                    "(is an imaginary mode physical?); `betenet qe check-q -h`")
@@ -173,6 +181,17 @@ def cli_main(argv: list[str] | None = None) -> int:
                 print(f"{mid}: {before[0]} ({before[1]}) -> {after[0]} ({after[1]})")
         print(f"{n} of {len(ids)} materials changed state" + ("; `betenet qe run --ids ...` completes the pending ones" if n else ""))
         return 0
+    if args.cmd == "dip-check":
+        qe = _level(profile_from_args(args).qe, args.accuracy)
+        runs = Path(args.runs_dir) if args.runs_dir else dataset_dirs(qe)[0]
+        bad = 0
+        for mid in args.ids:
+            try:
+                print(f"{mid}: {reopen_for_dip_check(mid, qe, runs_dir=runs)}")
+            except (ValueError, LockBusyError) as exc:
+                bad += 1
+                print(f"betenet qe dip-check: error: {exc}", file=sys.stderr)
+        return 1 if bad else 0
     if args.cmd == "plan":
         import pandas as pd
 

@@ -5,6 +5,7 @@ A converged material is excluded when (in this order)
 * ``imaginary_modes``: a phonon frequency below ``-IMAGINARY_MODE_THRESHOLD_MEV`` (1 meV), on the
   ph.x q mesh (Γ excluded: ph.x imposes no acoustic sum rule there) or on the matdyn interpolation
   mesh, which contains Γ, with the ASR applied;
+  a dip of the interpolation alone is judged by DFPT at its deepest point (:mod:`betenet.qe.dipcheck`);
 * ``nan``: NaN/inf in the α²F files;
 * ``negative_a2f``: negative α²F carrying more than ``QEConfig.a2f_negative_fraction_max`` of the
   positive spectral weight at the chosen broadening (smaller low-frequency noise is clipped);
@@ -27,6 +28,7 @@ from ..config import QEConfig
 from ..constants import IMAGINARY_MODE_THRESHOLD_MEV
 from ..jsonio import read_json
 from .broadening import choose_for_a2f_table
+from .dipcheck import DIP_STEP, dip_verdict
 from .parsers import QEParseError, read_table
 
 __all__ = [
@@ -97,6 +99,13 @@ def quality_report(run_dir: Path, cfg: QEConfig, *, stage: str) -> QualityReport
     ph_min = steps.get("ph_elph", {}).get("min_freq_meV")
     md_min = steps.get("matdyn", {}).get("min_freq_meV")
     checks.update(min_freq_ph_meV=ph_min, min_freq_matdyn_meV=md_min)
+    dip = steps.get(DIP_STEP) or {}
+    if dip.get("done") and "min_freq_meV" in dip:  # DFPT at matdyn's dip decides (betenet.qe.dipcheck)
+        artefact, detail = dip_verdict(dip, cfg)
+        checks["interpolation_dip"] = detail
+        if not artefact:
+            return QualityReport(False, "imaginary_modes", detail, checks)
+        md_min = dip["min_freq_meV"]  # the interpolation's dip is excused, DFPT's frequency there counts
     if not imaginary_check([ph_min, md_min]):
         worst = min(v for v in (ph_min, md_min) if v is not None)
         return QualityReport(

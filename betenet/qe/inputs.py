@@ -665,7 +665,7 @@ def ph_input(
     *,
     prefix: str,
     outdir: str | Path,
-    q: Sequence[int],
+    q: Sequence[int] | None,
     fildyn: str,
     elph: bool,
     el_ph_sigma_Ry: float = 0.005,
@@ -673,25 +673,36 @@ def ph_input(
     tr2_ph: float = 1e-14,
     fildvscf: str = "dvscf",
     only_q: int | None = None,
+    xq: Sequence[float] | None = None,
 ) -> NamelistInput:
     """ph.x on a uniform q mesh (``ldisp``); with ``elph`` the interpolated el-ph scheme
     (``electron_phonon='interpolated'``, broadenings ``el_ph_sigma * (1..el_ph_nsigma)`` Ry).
 
     ``only_q = i`` computes the i-th irreducible q point of the mesh only (``start_q = last_q = i``,
-    1-based, ph.x's own order, listed in ``<fildyn>0``).
+    1-based, ph.x's own order, listed in ``<fildyn>0``).  ``xq`` (with ``q=None``, phonons only): one
+    q point instead of a mesh, Cartesian in 2π/alat (ph.x's ``ldisp = .false.`` form, the point on the
+    line after the namelist).
     """
+    if (q is None) == (xq is None):
+        raise QEInputError("ph.x input: give either a q mesh (q) or one q point (xq), not both or neither")
+    if xq is not None and (elph or only_q is not None):
+        raise QEInputError("ph.x input: a single q point (xq) is for phonons only (no elph, no only_q)")
     params: dict[str, Any] = {
         "prefix": prefix,
         "outdir": str(outdir),
         "fildyn": fildyn,
         "tr2_ph": float(tr2_ph),
-        "ldisp": True,
+        "ldisp": q is not None,
         "trans": True,
-        "nq1": int(q[0]),
-        "nq2": int(q[1]),
-        "nq3": int(q[2]),
+        **({"nq1": int(q[0]), "nq2": int(q[1]), "nq3": int(q[2])} if q is not None else {}),
         **_amass(structure),
     }
+    if xq is not None:
+        point = [float(x) for x in xq]
+        if len(point) != 3 or not all(math.isfinite(x) for x in point):
+            raise QEInputError(f"ph.x input: xq must be three finite numbers (2π/alat), got {xq!r}")
+        title = "betenet phonons at one q point"
+        return NamelistInput(Namelist("inputph", params), title=title, trailer=" ".join(f"{x:.10f}" for x in point) + "\n")
     if only_q is not None:
         if int(only_q) < 1:
             raise QEInputError(f"ph.x only_q: expected an irreducible q index >= 1, got {only_q!r}")

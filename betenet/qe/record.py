@@ -168,6 +168,8 @@ def build_record(
     tc = physics.allen_dynes_tc_K(m.lambda_, m.omega_log_K, m.omega_2_K)
     labels = record_labels(d, material_id, sigma, prototype=status.prototype)
     extra = {"broadening_unconverged"} if choice.method == "plateau-fallback" else set()  # λ(σ) never flat
+    if (status.quality or {}).get("interpolation_dip"):  # kept: the dip was found an artefact (betenet.qe.dipcheck)
+        extra.add("interpolation_dip")
     if cfg.pseudo_set != "project":
         lib = PseudoLibrary.for_level(cfg)  # loaded once: it checks every UPF's digest
         extra |= library_cutoff_flags(d / "scf.in", structure, cfg, lib)

@@ -3,8 +3,8 @@
 ``status.json`` (:class:`MaterialStatus`: state, steps done with their wall times, failure reason), the
 compact logs (head and tail of every QE output, gzipped), the small numeric tables the record is rebuilt
 from (:func:`write_table`; read back with :func:`betenet.qe.parsers.read_table`), backups made before a
-forced rerun (:func:`backup`), and the two edits of a finished run after review: :func:`reject_after_review`
-and :func:`refilter`.  The steps themselves run in :mod:`betenet.qe.workflow`.
+forced rerun (:func:`backup`), and the edits of a finished run after review: :func:`reject_after_review`,
+:func:`refilter` and :func:`reopen_for_dip_check`.  The steps themselves run in :mod:`betenet.qe.workflow`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ import numpy as np
 
 from ..config import QEConfig
 from ..jsonio import read_json, utc_now
+from ..locks import exclusive
 from ..paths import QE_RUNS_DIR, RECORDS_DIR
+from .dipcheck import DIP_STEP, dip_candidate
 from .filters import quality_report
 from .parsers import QEParseError, min_freq_off_gamma
 
@@ -40,6 +42,7 @@ __all__ = [
     "backup",
     "reject_after_review",
     "refilter",
+    "reopen_for_dip_check",
 ]
 
 #: The steps of one material's run, in order (:mod:`betenet.qe.workflow`).
@@ -52,6 +55,7 @@ STEPS = (
     "ph_elph",
     "q2r",
     "matdyn",
+    "ph_dip",
     "ph_coarse",
     "q2r_coarse",
     "matdyn_coarse",
@@ -264,3 +268,36 @@ def refilter(material_id: str, cfg: QEConfig, *, runs_dir: Path | None = None) -
         status.quality["refilter_would_reject"] = f"{q.reason}: {q.detail}"
     status.save(d)
     return before, (status.state, status.reason)
+
+
+def reopen_for_dip_check(material_id: str, cfg: QEConfig, *, runs_dir: Path | None = None) -> str:
+    """Send a material that was rejected for an interpolation dip alone, before the dip check existed,
+    back to ``pending`` (``status.json`` copied to ``status.json.bak-<time>`` first; the earlier verdict
+    kept in ``quality.reopened``), under the material's lock.  Returns what was done; ``ValueError`` naming
+    the file when the material is not such a case (another state or reason, the check already run, no
+    archived el-ph q points, a level without the check)."""
+    runs_dir = Path(runs_dir or QE_RUNS_DIR)
+    if not cfg.dip_check:
+        raise ValueError(f"{material_id}: the {cfg.accuracy} level has no dip check (QEConfig.dip_check)")
+    with exclusive(material_lock_path(material_id, runs_dir), f"the QE run of material {material_id!r}"):
+        d = material_dir(material_id, runs_dir)
+        status = load_status(material_id, runs_dir)
+        where = d / "status.json"
+        if status.state != "rejected" or status.reason != "imaginary_modes":
+            raise ValueError(f"{where}: state {status.state!r} / reason {status.reason!r}; expected rejected / imaginary_modes")
+        steps = status.steps or {}
+        if DIP_STEP in steps:
+            raise ValueError(f"{where}: the dip check already ran ({steps[DIP_STEP]})")
+        if not dip_candidate(steps, cfg):
+            raise ValueError(f"{where}: not an interpolation dip (ph.x lowest {(steps.get('ph_elph') or {}).get('min_freq_meV')} "
+                             f"meV, matdyn lowest {(steps.get('matdyn') or {}).get('min_freq_meV')} meV)")
+        if not (d / "ph_elph.q" / "manifest.json").exists():
+            raise ValueError(f"{d / 'ph_elph.q'}: no archived el-ph q points; reopening would recompute the whole el-ph run")
+        saved = backup(where, copy=True)
+        previous = {"state": status.state, "reason": status.reason, "detail": status.detail, "finished_at": status.finished_at,
+                    "status_backup": saved.name if saved else None, "reopened_at": utc_now()}
+        status.quality = {**(status.quality or {}), "reopened": previous}
+        status.state, status.reason, status.finished_at = "pending", None, None
+        status.detail = f"reopened for the interpolation-dip check (was rejected: {previous['detail']})"
+        status.save(d)
+        return status.detail

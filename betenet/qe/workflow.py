@@ -11,6 +11,7 @@ Steps (each a QE executable, skipped when already done)::
     q2r            q2r.x la2F=.true.
     matdyn         matdyn.x la2F=.true., dos=.true.           -> a2f.dat.gz, lambda, phdos_fine.dos.gz
                    (filters: imaginary modes, negative α²F, NaN)
+    ph_dip         ph.x at matdyn's deepest point, when only the interpolation dips (betenet.qe.dipcheck)
     ph_coarse      ph.x on the 2x2x2 q mesh (no el-ph)        (reused when the q mesh is 2x2x2)
     q2r_coarse, matdyn_coarse                                 -> phdos_coarse.dos.gz
     record         MaterialRecord -> data/records/<id>.json (kept materials only)
@@ -54,6 +55,7 @@ from ..jsonio import utc_now
 from ..locks import exclusive
 from ..paths import QE_RUNS_DIR, RECORDS_DIR
 from ..records import save_record
+from .dipcheck import dip_candidate, run_dip_check
 from .dyn import parse_dyn0
 from .filters import QualityReport, quality_report
 from .inputs import (
@@ -591,8 +593,14 @@ class MaterialRun:
         )
         self.mark(name, wall, nk=list(nk), min_freq_meV=min_freq, **extra)
         q = self._quality(stage="phonons")
-        if not q.kept:
+        if not q.kept and not dip_candidate(self.status.steps or {}, self.cfg):  # a dip alone: step ph_dip decides
             raise Rejected(q.reason or "rejected", q.detail)
+
+    def step_ph_dip(self) -> None:
+        if run_dip_check(self):
+            q = self._quality(stage="phonons")
+            if not q.kept:
+                raise Rejected(q.reason or "rejected", q.detail)
 
     def _matdyn_full_mesh(self, step: str, cwd: Path, nk, *, la2F: bool) -> tuple[float, Path]:
         """Rerun matdyn.x in ``cwd/gauss`` on the explicit (unreduced) ``nk`` mesh
@@ -664,6 +672,7 @@ class MaterialRun:
             "ph_elph": self.step_ph_elph,
             "q2r": self.step_q2r,
             "matdyn": self.step_matdyn,
+            "ph_dip": self.step_ph_dip,
             "ph_coarse": self.step_ph_coarse,
             "q2r_coarse": lambda: self.step_q2r(coarse=True),
             "matdyn_coarse": lambda: self.step_matdyn(coarse=True),
