@@ -128,3 +128,20 @@ def test_reopen_for_dip_check(tmp_path):
     _run_dir(runs / "up0002-Y", {**steps, DIP_STEP: _dip_step(-1.5)}, "rejected", "imaginary_modes")
     with pytest.raises(ValueError, match="the dip check already ran"):
         reopen_for_dip_check("up0002-Y", QE_VALIDATED, runs_dir=runs)
+
+
+def test_status_lists_the_checked_dips(tmp_path, capsys):
+    from betenet.cli.qe import cli_main
+    from betenet.qe.dipcheck import dip_checks
+
+    runs = tmp_path / "qe"
+    steps = {"ph_elph": {"done": True, "min_freq_meV": 6.24}, "matdyn": {"done": True, "min_freq_meV": -2.02}}
+    _run_dir(runs / "up0518-ScAl", {**steps, DIP_STEP: _dip_step(3.1)}, state="kept")
+    _run_dir(runs / "Al1-fcc", {**steps, DIP_STEP: {"done": True, "wall_s": 0.0, "skipped": "no interpolation dip"}}, state="kept")
+    st = json.loads((runs / "up0518-ScAl" / "status.json").read_text())
+    st["quality"] = {"interpolation_dip": dip_verdict(_dip_step(3.1), QE_VALIDATED)[1]}
+    (runs / "up0518-ScAl" / "status.json").write_text(json.dumps(st))
+    (row,) = dip_checks(runs)  # the skipped check of Al is not listed
+    assert row["material_id"] == "up0518-ScAl" and row["dfpt_min_freq_meV"] == 3.1 and "artefact" in row["verdict"]
+    assert cli_main(["status", "--runs-dir", str(runs)]) == 0
+    assert "up0518-ScAl (kept): matdyn dips to -2.02 meV" in capsys.readouterr().out

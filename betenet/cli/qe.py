@@ -35,6 +35,7 @@ from betenet.qe.filters import funnel, funnel_table, status_files
 from betenet.qe.inputs import PWInput
 from betenet.qe.pseudo import PseudoLibrary
 from betenet.qe.record import build_record, rebuild_record
+from betenet.qe.dipcheck import dip_checks
 from betenet.qe.refinement import refine_material, refined_materials
 from betenet.qe.status import load_status, refilter, reject_after_review, reopen_for_dip_check
 from betenet.qe.summary import (
@@ -249,6 +250,11 @@ def cli_main(argv: list[str] | None = None) -> int:
             print("\nRefined at denser meshes than the level's (`betenet qe refine`; the superseded runs are kept):")
             for r in refined:
                 print(f"  {r['material_id']} ({r['state']}): {r['overrides']}; supersedes {', '.join(r['supersedes']) or 'nothing'}; {r['reason']}")
+        checked = dip_checks(runs_dir)
+        if checked:
+            print("\nInterpolation dips checked by DFPT at the deepest point (betenet.qe.dipcheck):")
+            for r in checked:
+                print(f"  {r['material_id']} ({r['state']}): {r['verdict']}")
         t = timing_table(runs_dir)
         if len(t):
             print()
