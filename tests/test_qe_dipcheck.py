@@ -132,7 +132,7 @@ def test_reopen_for_dip_check(tmp_path):
 
 def test_status_lists_the_checked_dips(tmp_path, capsys):
     from betenet.cli.qe import cli_main
-    from betenet.qe.dipcheck import dip_checks
+    from betenet.qe.summary import dip_checks
 
     runs = tmp_path / "qe"
     steps = {"ph_elph": {"done": True, "min_freq_meV": 6.24}, "matdyn": {"done": True, "min_freq_meV": -2.02}}

@@ -35,13 +35,13 @@ from betenet.qe.filters import funnel, funnel_table, status_files
 from betenet.qe.inputs import PWInput
 from betenet.qe.pseudo import PseudoLibrary
 from betenet.qe.record import build_record, rebuild_record
-from betenet.qe.dipcheck import dip_checks
 from betenet.qe.refinement import refine_material, refined_materials
 from betenet.qe.status import load_status, refilter, reject_after_review, reopen_for_dip_check
 from betenet.qe.summary import (
     cpu_by_material,
     cpu_by_outcome,
     cpu_table,
+    dip_checks,
     status_markdown,
     timing_table,
     unfinished_table,

@@ -42,7 +42,7 @@ from .convergence import snap_q
 from .inputs import ph_input
 from .parsers import QEParseError, parse_matdyn_freq, parse_ph_output
 
-__all__ = ["DIP_STEP", "Dip", "dip_candidate", "dip_checks", "dip_verdict", "find_dip", "run_dip_check"]
+__all__ = ["DIP_STEP", "Dip", "dip_candidate", "dip_verdict", "find_dip", "run_dip_check"]
 
 #: The workflow step (status.json ``steps`` key, ``<step>.in`` / ``.out.gz`` in the run directory).
 DIP_STEP = "ph_dip"
@@ -119,19 +119,3 @@ def run_dip_check(run: Any) -> bool:
              matdyn_points_below=dip.n_below, matdyn_points=dip.n_points,
              freq_meV=[round(float(f), 4) for f in np.ravel(ph.freq_meV)], min_freq_meV=round(float(np.min(ph.freq_meV)), 4))
     return True
-
-
-def dip_checks(runs_dir: Path | str) -> list[dict[str, Any]]:
-    """One entry per material of ``runs_dir`` whose dip check ran: id, state, DFPT's lowest frequency at the dip
-    (meV) and the verdict (``betenet qe status`` prints them)."""
-    from ..jsonio import read_json
-    from .filters import status_files  # filters imports this module
-
-    out = []
-    for path in status_files(Path(runs_dir)):
-        s = read_json(path, error=QEParseError)
-        step = (s.get("steps") or {}).get(DIP_STEP) or {}
-        if "min_freq_meV" in step:
-            out.append({"material_id": s.get("material_id", path.parent.name), "state": s.get("state"),
-                        "dfpt_min_freq_meV": step["min_freq_meV"], "verdict": (s.get("quality") or {}).get("interpolation_dip")})
-    return out

@@ -23,6 +23,7 @@ from ..jsonio import read_json
 from ..metrics import pearson_r2
 from ..paths import PSEUDO_DIR, QE_RUNS_DIR
 from ..records import load_records
+from .dipcheck import DIP_STEP
 from .filters import funnel, funnel_table, status_files
 from .kgrid import grids_for_config, subdivisions
 from .parsers import QEParseError, qe_clock, read_text
@@ -48,11 +49,24 @@ __all__ = [
     "step_cpu_seconds",
     "ph_cost_check",
     "cost_facts",
+    "dip_checks",
 ]
 
 
 def _statuses(runs_dir: Path) -> list[dict[str, Any]]:
     return [read_json(p, error=QEParseError) for p in status_files(runs_dir)]
+
+
+def dip_checks(runs_dir: Path = QE_RUNS_DIR) -> list[dict[str, Any]]:
+    """One entry per material whose interpolation-dip check ran (:mod:`betenet.qe.dipcheck`): id, state, DFPT's
+    lowest frequency at the dip (meV) and the verdict (``betenet qe status`` prints them)."""
+    out = []
+    for s in _statuses(runs_dir):
+        step = (s.get("steps") or {}).get(DIP_STEP) or {}
+        if "min_freq_meV" in step:
+            out.append({"material_id": s["material_id"], "state": s.get("state"), "dfpt_min_freq_meV": step["min_freq_meV"],
+                        "verdict": (s.get("quality") or {}).get("interpolation_dip")})
+    return out
 
 
 def material_table(runs_dir: Path = QE_RUNS_DIR):
