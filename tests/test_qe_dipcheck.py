@@ -46,6 +46,8 @@ def test_dip_verdict():
     ok, detail = dip_verdict(_dip_step(3.1, n_below=20), QE_VALIDATED)  # 4.4 % of the mesh > 2 %
     assert not ok and "qe refine" in detail
     assert dip_verdict(_dip_step(3.1, n_below=20), dataclasses.replace(QE_VALIDATED, dip_max_fraction=0.05))[0]
+    ok, detail = dip_verdict({**_dip_step(3.1, n_below=20), "min_freq_meV": None}, QE_VALIDATED)  # DFPT not run
+    assert not ok and "DFPT at the dip not run" in detail and "qe refine" in detail
     with pytest.raises(QEParseError, match=r"steps\['ph_dip'\]: expected min_freq_meV"):
         dip_verdict({"done": True, "min_freq_meV": 1.0}, QE_VALIDATED)
 
@@ -145,3 +147,29 @@ def test_status_lists_the_checked_dips(tmp_path, capsys):
     assert row["material_id"] == "up0518-ScAl" and row["dfpt_min_freq_meV"] == 3.1 and "artefact" in row["verdict"]
     assert cli_main(["status", "--runs-dir", str(runs)]) == 0
     assert "up0518-ScAl (kept): matdyn dips to -2.02 meV" in capsys.readouterr().out
+
+
+def test_a_dip_too_wide_to_be_saved_is_not_checked_by_dfpt(tmp_path):
+    """ScAl's dip (3 of 455 points, 0.66 %) under a 0.5 % limit: rejected without running ph.x (no ``qe`` call)."""
+    from types import SimpleNamespace
+
+    from betenet.qe.dipcheck import run_dip_check
+
+    (tmp_path / "matdyn.freq").write_bytes(gzip.decompress(SCAL_FREQ.read_bytes()))
+    marked = {}
+    steps = {"ph_elph": {"min_freq_meV": 6.24}, "matdyn": {"min_freq_meV": -2.02}}
+    cfg = dataclasses.replace(QE_VALIDATED, dip_max_fraction=0.005)
+
+    def no_qe(*args, **kwargs):
+        raise AssertionError("ph.x must not run")
+
+    run = SimpleNamespace(status=SimpleNamespace(steps=steps), cfg=cfg, scratch=tmp_path, qe=no_qe,
+                          mark=lambda step, wall, **extra: marked.update({step: {"done": True, "wall_s": wall, **extra}}))
+    assert run_dip_check(run) is True
+    step = marked[DIP_STEP]
+    assert step["min_freq_meV"] is None and step["matdyn_points_below"] == 3 and "0.7% of the mesh" in step["skipped"]
+    ok, detail = dip_verdict(step, cfg)
+    assert not ok and "DFPT at the dip not run" in detail
+    marked.clear()  # a level without the check: skipped, no verdict
+    run.cfg = dataclasses.replace(QE_VALIDATED, dip_check=False)
+    assert run_dip_check(run) is False and marked[DIP_STEP]["skipped"] == "dip check off at this level"

@@ -14,7 +14,8 @@ With ``QEConfig.dip_check`` the workflow (step ``ph_dip``, after matdyn) compute
 * stable, and the dip covers at most ``QEConfig.dip_max_fraction`` of the interpolation mesh's
   irreducible points: an interpolation artefact; the material goes on to the α²F filters and, if kept,
   its record says so (``quality.interpolation_dip``);
-* stable but a wider dip: rejected; a denser q mesh is the way back (:mod:`betenet.qe.refinement`).
+* a dip wider than that: rejected; a denser q mesh is the way back (:mod:`betenet.qe.refinement`).  DFPT is
+  then not run (it could not change the verdict; B1 TaC's dip point has 1,100 k points).
 
 Only the deepest point is checked (a second, separate dip region would not be).  The fraction counts
 irreducible points, not their weights: points on symmetry lines have small stars, so it over-states
@@ -83,13 +84,17 @@ def dip_verdict(step: Mapping[str, Any], cfg: QEConfig) -> tuple[bool, str]:
     """``(artefact, detail)`` of a finished ``ph_dip`` step: ``artefact`` is True when DFPT at the dip is
     stable and the dip is narrow enough (``QEConfig.dip_max_fraction``); ``detail`` says which and why."""
     try:
-        dfpt, depth = float(step["min_freq_meV"]), float(step["matdyn_min_freq_meV"])
+        dfpt = None if step["min_freq_meV"] is None else float(step["min_freq_meV"])
+        depth = float(step["matdyn_min_freq_meV"])
         n_below, n_points = int(step["matdyn_points_below"]), int(step["matdyn_points"])
         q = [round(float(x), 4) for x in step["q_cart_2pi_alat"]]
     except (KeyError, TypeError, ValueError) as exc:
         raise QEParseError(f"status.json steps[{DIP_STEP!r}]: expected min_freq_meV, matdyn_min_freq_meV, "
                            f"matdyn_points_below, matdyn_points, q_cart_2pi_alat ({exc})") from None
     where = f"matdyn dips to {depth:.2f} meV at q = {q} (2π/alat) on {n_below}/{n_points} interpolated points"
+    if dfpt is None:  # too wide for the check to save it: DFPT was not run (run_dip_check)
+        return False, (f"{where} (> {cfg.dip_max_fraction:.0%}): the q mesh is too coarse for this material "
+                       "(betenet qe refine --q-density ...); DFPT at the dip not run, it could not change the verdict")
     if dfpt < -IMAGINARY_MODE_THRESHOLD_MEV:
         return False, f"{where}; DFPT there gives {dfpt:.2f} meV: unstable between the ph.x q points"
     if n_below / n_points > cfg.dip_max_fraction:
@@ -101,12 +106,18 @@ def dip_verdict(step: Mapping[str, Any], cfg: QEConfig) -> tuple[bool, str]:
 def run_dip_check(run: Any) -> bool:
     """The ``ph_dip`` step of a :class:`~betenet.qe.workflow.MaterialRun` (``run``): one phonon-only ph.x
     call at matdyn's deepest point, in the scratch directory that holds the el-ph run's scf.  Marks the step
-    (skipped, with wall 0, when the material is no candidate) and returns whether ph.x ran."""
+    (skipped, with wall 0, when the material is no candidate) and returns whether there is a verdict to take
+    (ph.x ran, or the dip is too wide for it to matter)."""
     steps = run.status.steps or {}
     if not dip_candidate(steps, run.cfg):
         run.mark(DIP_STEP, 0.0, skipped="no interpolation dip" if run.cfg.dip_check else "dip check off at this level")
         return False
     dip = find_dip(run.scratch / "matdyn.freq")
+    found = {"matdyn_min_freq_meV": round(dip.min_freq_meV, 4), "matdyn_points_below": dip.n_below, "matdyn_points": dip.n_points}
+    if dip.fraction > run.cfg.dip_max_fraction:  # rejected whatever DFPT says there: not worth its CPU
+        run.mark(DIP_STEP, 0.0, q_cart_2pi_alat=list(dip.q_cart_2pi_alat), **found, min_freq_meV=None,
+                 skipped=f"dip on {dip.fraction:.1%} of the mesh > QEConfig.dip_max_fraction")
+        return True
     structure = run.relaxed
     # matdyn prints q with 6 decimals: back onto its mesh point (1/24 is 0.041667), as the check-q tool does
     q = snap_q(structure.lattice.matrix, dip.q_cart_2pi_alat)
@@ -115,7 +126,6 @@ def run_dip_check(run: Any) -> bool:
                     tr2_ph=run.cfg.tr2_ph).to_str()
     wall = run.qe(DIP_STEP, "ph.x", text)
     ph = parse_ph_output(run.scratch / f"{DIP_STEP}.out")
-    run.mark(DIP_STEP, wall, q_cart_2pi_alat=[round(x, 10) for x in q], matdyn_min_freq_meV=round(dip.min_freq_meV, 4),
-             matdyn_points_below=dip.n_below, matdyn_points=dip.n_points,
+    run.mark(DIP_STEP, wall, q_cart_2pi_alat=[round(x, 10) for x in q], **found,
              freq_meV=[round(float(f), 4) for f in np.ravel(ph.freq_meV)], min_freq_meV=round(float(np.min(ph.freq_meV)), 4))
     return True
