@@ -43,7 +43,7 @@ from .convergence import snap_q
 from .inputs import ph_input
 from .parsers import QEParseError, parse_matdyn_freq, parse_ph_output
 
-__all__ = ["DIP_STEP", "Dip", "dip_candidate", "dip_verdict", "find_dip", "run_dip_check"]
+__all__ = ["DIP_STEP", "Dip", "dip_candidate", "dip_verdict", "find_dip", "run_dip_check", "too_wide"]
 
 #: The workflow step (status.json ``steps`` key, ``<step>.in`` / ``.out.gz`` in the run directory).
 DIP_STEP = "ph_dip"
@@ -71,6 +71,11 @@ class Dip:
         return self.n_below / self.n_points
 
 
+def too_wide(n_below: int, n_points: int, cfg: QEConfig) -> bool:
+    """True when the dip covers more than ``QEConfig.dip_max_fraction`` of the mesh: rejected whatever DFPT says."""
+    return n_below / n_points > cfg.dip_max_fraction
+
+
 def find_dip(freq_path: Path | str) -> Dip:
     """:class:`Dip` of a matdyn ``flfrq`` file (q in Cartesian 2π/alat, as ph.x's ``xq`` wants it)."""
     q, cm1 = parse_matdyn_freq(Path(freq_path))
@@ -92,14 +97,14 @@ def dip_verdict(step: Mapping[str, Any], cfg: QEConfig) -> tuple[bool, str]:
         raise QEParseError(f"status.json steps[{DIP_STEP!r}]: expected min_freq_meV, matdyn_min_freq_meV, "
                            f"matdyn_points_below, matdyn_points, q_cart_2pi_alat ({exc})") from None
     where = f"matdyn dips to {depth:.2f} meV at q = {q} (2π/alat) on {n_below}/{n_points} interpolated points"
-    if dfpt is None:  # too wide for the check to save it: DFPT was not run (run_dip_check)
+    if too_wide(n_below, n_points, cfg):  # run_dip_check then runs no DFPT point
+        dfpt_note = "DFPT at the dip not run, it could not change the verdict" if dfpt is None else f"DFPT there {dfpt:.2f} meV"
         return False, (f"{where} (> {cfg.dip_max_fraction:.0%}): the q mesh is too coarse for this material "
-                       "(betenet qe refine --q-density ...); DFPT at the dip not run, it could not change the verdict")
+                       f"(betenet qe refine --q-density ...); {dfpt_note}")
+    if dfpt is None:  # checked under a smaller dip_max_fraction: no DFPT point to decide with
+        return False, f"{where}; DFPT at the dip not run (the dip was wider than the limit when it was checked)"
     if dfpt < -IMAGINARY_MODE_THRESHOLD_MEV:
         return False, f"{where}; DFPT there gives {dfpt:.2f} meV: unstable between the ph.x q points"
-    if n_below / n_points > cfg.dip_max_fraction:
-        return False, (f"{where} (> {cfg.dip_max_fraction:.0%}); DFPT there is stable ({dfpt:.2f} meV): the q mesh is "
-                       "too coarse for this material (betenet qe refine --q-density ...)")
     return True, f"{where}; DFPT there is stable ({dfpt:.2f} meV): an interpolation artefact"
 
 
@@ -114,7 +119,7 @@ def run_dip_check(run: Any) -> bool:
         return False
     dip = find_dip(run.scratch / "matdyn.freq")
     found = {"matdyn_min_freq_meV": round(dip.min_freq_meV, 4), "matdyn_points_below": dip.n_below, "matdyn_points": dip.n_points}
-    if dip.fraction > run.cfg.dip_max_fraction:  # rejected whatever DFPT says there: not worth its CPU
+    if too_wide(dip.n_below, dip.n_points, run.cfg):  # rejected whatever DFPT says there: not worth its CPU
         run.mark(DIP_STEP, 0.0, q_cart_2pi_alat=list(dip.q_cart_2pi_alat), **found, min_freq_meV=None,
                  skipped=f"dip on {dip.fraction:.1%} of the mesh > QEConfig.dip_max_fraction")
         return True
