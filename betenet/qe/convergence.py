@@ -36,7 +36,7 @@ from pymatgen.core import Structure
 
 from ..paths import PSEUDO_DIR
 from .dyn import parse_dyn_modes
-from .inputs import Namelist, NamelistInput, PWInput, QEInputError
+from .inputs import PREFIX, Namelist, NamelistInput, PWInput, QEInputError
 from .parsers import gamma_mask, parse_ph_output, parse_pw_output
 from .pseudo import PseudoLibrary
 from .pseudo.frozen import frozen_mode
@@ -108,7 +108,7 @@ def _rerun_input(path: Path, workdir: Path, pseudo_dir: str | Path | None, ecutw
     missing = [f for _, _, f in pw.species if not (pdir / f).exists()]
     if missing:
         raise QEInputError(f"pseudopotential(s) {missing} not found in {pdir} (set pseudo_dir)")
-    pw.control.update(pseudo_dir=str(pdir.resolve()) + "/", outdir="./out", prefix="bn", **control)
+    pw.control.update(pseudo_dir=str(pdir.resolve()) + "/", outdir="./out", prefix=PREFIX, **control)
     if ecutwfc_Ry is not None:
         pw.system["ecutwfc"] = float(ecutwfc_Ry)
     if ecutrho_Ry is not None:
@@ -156,7 +156,7 @@ def single_q_phonons(
     pw.kpoints = k
     wall = {"scf": run_qe("pw.x", pw.to_str(), workdir, "scf", omp_threads=omp_threads, timeout_s=timeout_s)}
     masses = {f"amass({i + 1})": float(m) for i, (_, m, _) in enumerate(pw.species)}  # the scf's own order
-    params = {"prefix": "bn", "outdir": "./out", "fildyn": "dyn", "tr2_ph": float(tr2_ph), **masses}
+    params = {"prefix": PREFIX, "outdir": "./out", "fildyn": "dyn", "tr2_ph": float(tr2_ph), **masses}
     ph_text = NamelistInput(Namelist("inputph", params), title="betenet single-q check",
                             trailer=" ".join(f"{x:.12f}" for x in q) + "\n").to_str()
     wall["ph"] = run_qe("ph.x", ph_text, workdir, "ph", omp_threads=omp_threads, timeout_s=timeout_s)

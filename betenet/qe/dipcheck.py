@@ -40,7 +40,7 @@ import numpy as np
 from ..config import QEConfig
 from ..constants import CMM1_IN_MEV, IMAGINARY_MODE_THRESHOLD_MEV
 from .convergence import snap_q
-from .inputs import ph_input
+from .inputs import PREFIX, ph_input
 from .parsers import QEParseError, parse_matdyn_freq, parse_ph_output
 
 __all__ = ["DIP_STEP", "Dip", "dip_candidate", "dip_verdict", "find_dip", "run_dip_check", "too_wide"]
@@ -127,7 +127,7 @@ def run_dip_check(run: Any) -> bool:
     # matdyn prints q with 6 decimals: back onto its mesh point (1/24 is 0.041667), as the check-q tool does
     q = snap_q(structure.lattice.matrix, dip.q_cart_2pi_alat)
     shutil.rmtree(run.scratch / "out" / "_ph0", ignore_errors=True)  # the last el-ph point's files
-    text = ph_input(structure, prefix="bn", outdir="./out", q=None, xq=q, fildyn="dip.dyn", elph=False,
+    text = ph_input(structure, prefix=PREFIX, outdir="./out", q=None, xq=q, fildyn="dip.dyn", elph=False,
                     tr2_ph=run.cfg.tr2_ph).to_str()
     wall = run.qe(DIP_STEP, "ph.x", text)
     ph = parse_ph_output(run.scratch / f"{DIP_STEP}.out")

@@ -35,6 +35,7 @@ __all__ = [
     "NamelistInput",
     "PWInput",
     "PW_NAMELISTS",
+    "PREFIX",
     "FormattedReal",
     "format_value",
     "parse_value",
@@ -50,6 +51,8 @@ __all__ = [
 ]
 
 PW_NAMELISTS = ("control", "system", "electrons", "ions", "cell")
+#: ``prefix`` of every pw.x/ph.x run of the workflow and the studies (the files in a scratch directory).
+PREFIX = "bn"
 
 
 class QEInputError(ValueError):

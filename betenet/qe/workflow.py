@@ -59,6 +59,7 @@ from .dipcheck import dip_candidate, run_dip_check
 from .dyn import parse_dyn0
 from .filters import QualityReport, quality_report
 from .inputs import (
+    PREFIX,
     PseudoSpec,
     PWInput,
     QEInputError,
@@ -134,8 +135,6 @@ __all__ = [
     "run_material_unlocked",
 ]
 
-#: ``prefix`` of every pw.x/ph.x run (the files in the scratch directory).
-PREFIX = "bn"
 #: The steps that never run on MPI ranks (q2r.x, matdyn.x, the record), whatever ``QEConfig.mpi_procs``.
 SERIAL_STEPS = ("q2r", "matdyn", "q2r_coarse", "matdyn_coarse", "record")
 #: The eDOS steps: once projwfc is done their product (``edos.dat.gz``, E_F in the status) is in the run
