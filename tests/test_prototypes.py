@@ -244,6 +244,37 @@ def test_priority_selection_passes_over_too_coarse_candidates_but_explicit_ids_r
     assert list(dataset.plan_candidates(cl, qe, ids=["K1-bcc"], runs_dir=tmp_path)["action"]) == ["run"]
 
 
+def test_begun_runs_are_selected_before_new_ones(tmp_path):
+    """A batch without ids resumes the materials it has begun (a non-final status.json, or a refinement waiting
+    to run) before it starts new ones, whatever their place in the priority order; finished ones stay no-ops."""
+    import json
+
+    from betenet.config import get_profile
+
+    qe = get_profile("default").qe
+    cl = dataset.CandidateList([("Nb1-bcc", ("Nb",), "bcc"), ("Al1-fcc", ("Al",), "fcc"), ("Pb1-fcc", ("Pb",), "fcc"),
+                                ("Ta1-bcc", ("Ta",), "bcc")])
+
+    def status(mid, state):
+        (tmp_path / mid).mkdir()
+        (tmp_path / mid / "status.json").write_text(json.dumps({"material_id": mid, "state": state}))
+
+    status("Nb1-bcc", "kept")
+    status("Ta1-bcc", "running")  # interrupted: its archived q points are paid for
+    (tmp_path / "Pb1-fcc").mkdir()
+    (tmp_path / "Pb1-fcc" / "refinement.json").write_text(json.dumps({"overrides": {"q_density_per_invA": 12.0}, "reason": "test"}))
+    assert [dataset.begun(m, tmp_path) for m in cl.ids] == [False, False, True, True]
+    sel = dataset.select_candidates(cl, limit=1, runs_dir=tmp_path, include_finished=False)
+    assert [m for m, _, _ in sel] == ["Pb1-fcc"]
+    sel = dataset.select_candidates(cl, runs_dir=tmp_path)
+    assert [m for m, _, _ in sel] == ["Pb1-fcc", "Ta1-bcc", "Nb1-bcc", "Al1-fcc"]  # the finished one a no-op
+    plan = dataset.plan_candidates(cl, qe, limit=5, runs_dir=tmp_path)
+    assert list(plan["material_id"]) == ["Pb1-fcc", "Ta1-bcc", "Al1-fcc"]
+    assert list(plan["action"]) == ["resume", "resume", "run"]
+    # the user's order wins over the rule
+    assert [m for m, _, _ in dataset.select_candidates(cl, ids=["Al1-fcc", "Ta1-bcc"], runs_dir=tmp_path)] == ["Al1-fcc", "Ta1-bcc"]
+
+
 def test_plan_estimates_the_ph_x_cost(tmp_path):
     """The plan's ph.x columns: the k points summed over the irreducible q points and a CPU estimate at the
     library's cutoffs (NaN for an element without a usable pseudopotential in the validated library)."""

@@ -40,7 +40,7 @@ WINDOW_POLL_S = 30.0
 
 __all__ = [
     "Candidate", "CandidateList", "dataset_dirs", "run_dataset", "run_one", "default_candidates", "select_candidates",
-    "scf_mesh_estimate", "plan_candidates", "rows_computed", "crystals_computed", "finished_runs", "started_runs", "explain_unknown_id", "candidate_source", "CANDIDATE_SOURCES",
+    "scf_mesh_estimate", "plan_candidates", "rows_computed", "crystals_computed", "finished_runs", "started_runs", "begun", "explain_unknown_id", "candidate_source", "CANDIDATE_SOURCES",
 ]
 
 #: ``(material_id, structure, prototype)`` as produced by :func:`betenet.qe.prototypes.candidate_structures`.
@@ -148,7 +148,8 @@ def plan_candidates(
     runs_dir: Path | None = None,
 ):
     """What ``betenet qe run`` would do next: the first ``limit`` unfinished candidates in priority
-    order (or ``ids``), one row each with :func:`scf_mesh_estimate`, :func:`~betenet.qe.phcost.ph_cost_estimate` and ``action`` (``run`` /
+    order (or ``ids``; begun runs first, :func:`select_candidates`), one row each with :func:`scf_mesh_estimate`,
+    :func:`~betenet.qe.phcost.ph_cost_estimate` and ``action`` (``run``, ``resume`` for a begun run, or
     ``skip: scf mesh too coarse``; explicit ids are never skipped).  A pandas DataFrame."""
     import pandas as pd
 
@@ -161,11 +162,11 @@ def plan_candidates(
     for mid, structure, proto in source:
         mcfg = refined_config(cfg, material_dir(mid, runs_dir))  # a refined material's own meshes
         est = scf_mesh_estimate(structure, mcfg)
-        action = "skip: scf mesh too coarse" if est["too_coarse"] and not explicit else "run"
+        action = "skip: scf mesh too coarse" if est["too_coarse"] and not explicit else ("resume" if begun(mid, runs_dir) else "run")
         cost = ph_cost_estimate(structure, est, lib)
         rows.append({"material_id": mid, "prototype": proto, **est, "ph_k_points": cost["ph_k_points"],
                      "est_ph_cpu_h": round(cost["est_ph_cpu_s"] / 3600, 2), "action": action})
-        n_run += action == "run"
+        n_run += action in ("run", "resume")
         if not explicit and n_run >= limit:
             break
     return pd.DataFrame(rows)
@@ -177,10 +178,26 @@ def _candidate_ids(candidates: Sequence[Candidate]) -> list[str]:
     return list(ids) if ids is not None else [c[0] for c in candidates]
 
 
+def begun(material_id: str, runs_dir: Path | None = None) -> bool:
+    """True when a run of ``material_id`` has begun and not finished: it has a ``status.json`` that is not
+    final (running, interrupted, reopened), or a refinement waiting to run (``betenet qe refine``)."""
+    d = material_dir(material_id, runs_dir)
+    if (d / "status.json").exists():
+        return not load_status(material_id, runs_dir).final
+    return load_refinement(d) is not None
+
+
+def _begun_first(ids: Sequence[str], runs_dir: Path | None) -> list[int]:
+    """Indices of ``ids``: the begun runs (:func:`begun`) first, each group in the given order."""
+    started = [begun(mid, runs_dir) for mid in ids]
+    return [i for i, b in enumerate(started) if b] + [i for i, b in enumerate(started) if not b]
+
+
 def _unfinished(candidates: Sequence[Candidate], runs_dir: Path | None) -> Iterable[Candidate]:
     ids = _candidate_ids(candidates)
     elsewhere = _run_under_another_id(ids, runs_dir)
-    for i, mid in enumerate(ids):
+    for i in _begun_first(ids, runs_dir):
+        mid = ids[i]
         if not load_status(mid, runs_dir).final and mid not in elsewhere:
             yield candidates[i]
 
@@ -309,7 +326,10 @@ def select_candidates(
 ) -> list[Candidate]:
     """Filter by ``ids``; keep finished ones (cheap no-ops) and cap the *unfinished* ones at ``limit``.
 
-    Order: the order of ``ids`` when given (the user's priority), else the candidates' priority order.
+    Order: the order of ``ids`` when given (the user's priority), else the candidates' priority order with the
+    runs already begun (:func:`begun`: a ``status.json`` or a pending refinement, not finished) first, so that
+    a batch finishes the materials whose relaxation and archived q points it has paid for before it starts new
+    ones (a cheaper new candidate would otherwise overtake a half-done one at every restart).
     With ``qe`` and no ``ids``, an unfinished candidate whose scf mesh is too coarse
     (:func:`scf_mesh_estimate`, ``QEConfig.candidate_min_scf_k_fraction``) is passed over; explicit
     ``ids`` always run.  With a :class:`CandidateList` only the candidates returned or checked are built.
@@ -325,7 +345,7 @@ def select_candidates(
     out: list[Candidate] = []
     n_new = 0
     position = {mid: i for i, mid in enumerate(all_ids)}
-    order = [position[m] for m in dict.fromkeys(ids)] if ids else range(len(all_ids))
+    order = [position[m] for m in dict.fromkeys(ids)] if ids else _begun_first(all_ids, runs_dir)
     elsewhere = set() if ids else _run_under_another_id(all_ids, runs_dir)
     for i in order:
         mid = all_ids[i]
