@@ -202,3 +202,13 @@ def test_what_an_unfinished_run_has_left(tmp_path):
     (part / "grids.json").write_text('{"k": [18, 18, 18]}')
     with pytest.raises(QEParseError, match=r"grids\.json.*'k_scf' and 'q'"):
         remaining_elph(part)
+
+
+def test_archived_points_without_the_run_files_name_what_is_missing(tmp_path):
+    """q points archived without the run's relaxed structure (a partial commit) are an error naming the run
+    and the missing file, not a bare FileNotFoundError deep in a notebook."""
+    src = ARCHIVED[0]
+    run = tmp_path / src.name
+    shutil.copytree(src / "ph_elph.q", run / "ph_elph.q")
+    with pytest.raises(QEParseError, match=r"relaxed\.json or scf\.out\.gz"):
+        fit_cpu_per_unit(tmp_path)

@@ -170,6 +170,10 @@ def fit_cpu_per_unit(runs_dir: Path | str) -> tuple[float, list[dict]]:
     rows = []
     for manifest in sorted(Path(runs_dir).glob("*/ph_elph.q/manifest.json")):
         run_dir = manifest.parent.parent
+        missing = [n for n in ("relaxed.json", "scf.out.gz") if not (run_dir / n).exists()]
+        if missing:
+            raise QEParseError(f"{manifest.parent}: archived q points but no {' or '.join(missing)} in {run_dir} "
+                               "(the run's earlier steps were not kept with it)")
         structure = Structure.from_dict(json.loads((run_dir / "relaxed.json").read_text()))
         scf = parse_pw_output(run_dir / "scf.out.gz")
         if scf.n_electrons is None or scf.ecutwfc_Ry is None:
