@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--accuracy", default=None, choices=("screening", "validated", "paper"),
                    help="QE accuracy level (default: the profile's; each level has its own data/qe-<level>, data/records-<level>)")
     r.add_argument("--limit", type=int, default=None, help="at most N unfinished materials (default: profile's n_new_materials; -1 = all)")
-    r.add_argument("--ids", nargs="*", default=None, help="only these material ids")
+    r.add_argument("--ids", nargs="*", default=None, help="only these material ids, in this order (all of them unless --limit)")
     r.add_argument("--scheduler", default=None, help="address of a running dask scheduler (tcp://host:8786)")
     add_workers_arg(r, "LocalCluster workers (default: profile)", type=int, default=None)
     r.add_argument("--omp", type=int, default=None, help="OMP_NUM_THREADS per QE process (default: profile)")
@@ -320,7 +320,9 @@ def cli_main(argv: list[str] | None = None) -> int:
     if args.workers:
         dask = dataclasses.replace(dask, n_workers=args.workers, threads_per_worker=1)
     profile = dataclasses.replace(profile, qe=qe, dask=dask)
-    limit = args.limit if args.limit is not None else qe.n_new_materials
+    # explicit ids run, all of them, unless --limit says otherwise; the profile's n_new_materials (0 on the
+    # default profile) caps only a batch that picks its own candidates
+    limit = args.limit if args.limit is not None else (None if args.ids else qe.n_new_materials)
     candidates = candidate_source(args.candidates, qe)
     if _unknown_ids(args.ids, candidates.ids, qe, args.candidates):
         return 2
