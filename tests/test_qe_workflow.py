@@ -698,3 +698,19 @@ def test_mpi_launch_line_and_its_refusals(tmp_path, monkeypatch):
         run_qe("q2r.x", "&input /\n", tmp_path, "q2r", mpi_procs=2)
     with pytest.raises(Exception, match="QEConfig.mpi_procs=0"):
         check_settings(dataclasses.replace(CFG, mpi_procs=0))
+
+
+def test_qe_run_with_ids_runs_all_of_them(tmp_path, monkeypatch):
+    """`betenet qe run --ids A B` runs both (in that order) on the default profile, whose n_new_materials
+    is 0; --limit still caps them, and without ids the profile's cap applies."""
+    from betenet.cli import qe as cli
+    from betenet.qe.dataset import candidate_source
+
+    seen: list[list[str]] = []
+    monkeypatch.setattr(cli, "run_dataset", lambda cands, *a, **k: seen.append([c[0] for c in cands]) or [])
+    ids = candidate_source("prototypes", cli.profile_from_args(cli._parser().parse_args(["run"])).qe).ids[:2]
+    common = ["run", "--runs-dir", str(tmp_path / "qe"), "--records-dir", str(tmp_path / "r")]
+    assert cli.cli_main([*common, "--ids", ids[1], ids[0]]) == 0
+    assert cli.cli_main([*common, "--ids", *ids, "--limit", "1"]) == 0
+    assert cli.cli_main(common) == 0
+    assert seen == [[ids[1], ids[0]], [ids[0]], []]
