@@ -229,16 +229,22 @@ def _run_under_another_id(ids: Sequence[str], runs_dir: Path | None) -> set[str]
     return out
 
 
+def _run_dirs(base: Path) -> list[Path]:
+    """The material directories under ``base`` in name order, without the moved-aside runs (``BACKUP_MARK``);
+    the one listing :func:`finished_runs` and :func:`started_runs` share."""
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.iterdir() if p.is_dir() and BACKUP_MARK not in p.name)
+
+
 def finished_runs(runs_dir: Path | None = None) -> list[tuple[str, Structure | None]]:
     """``(id, relaxed structure or None)`` of every finished run (kept, rejected or failed) in ``runs_dir``,
     in id order: the one pass over the run directories that :func:`crystals_computed` and
     :func:`rows_computed` share (``relaxed.json`` is read once)."""
     base = material_dir("-", runs_dir).parent
-    if not base.is_dir():
-        return []
     out: list[tuple[str, Structure | None]] = []
-    for d in sorted(p for p in base.iterdir() if (p / "status.json").exists() and BACKUP_MARK not in p.name):  # not moved-aside runs
-        if not load_status(d.name, base).final:
+    for d in _run_dirs(base):
+        if not (d / "status.json").exists() or not load_status(d.name, base).final:
             continue
         relaxed = d / "relaxed.json"
         out.append((d.name, Structure.from_dict(json.loads(relaxed.read_text())) if relaxed.exists() else None))
@@ -251,10 +257,10 @@ def started_runs(runs_dir: Path | None = None) -> list[tuple[str, Structure | No
     being computed under one id is not started under another.  The cell of an unfinished run is its
     ``relaxed.json``, else that of the run its refinement superseded, else ``None``."""
     base = material_dir("-", runs_dir).parent
-    if not base.is_dir():
-        return []
     out = dict(finished_runs(runs_dir))
-    for d in sorted(p for p in base.iterdir() if p.is_dir() and BACKUP_MARK not in p.name and p.name not in out):
+    for d in _run_dirs(base):
+        if d.name in out:
+            continue
         ref = load_refinement(d)
         if not (d / "status.json").exists() and ref is None:
             continue
