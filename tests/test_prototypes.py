@@ -301,3 +301,29 @@ def test_same_crystal_is_one_crystal_up_to_scale_and_setting():
     assert not same_crystal(nbc, build(["Ta", "C"], "B1"))  # another formula
     assert not same_crystal(nbc, build(["Nb", "C"], "B2"))  # another structure
     assert same_crystal(build(["Nb"], "bcc"), build(["Nb"], "bcc")) and not same_crystal(build(["Nb"], "bcc"), build(["Nb"], "fcc"))
+
+
+def test_plan_of_a_begun_run_counts_what_is_left(tmp_path):
+    """`qe plan` on a begun run: ``ph_k_left`` is the k points of the el-ph q points not yet archived (here fcc
+    Au's validated run with two of its eight points taken away) and ``est_left_cpu_h`` their share of the
+    estimate; a new run has the whole of it left."""
+    import shutil
+
+    from betenet.config import QE_VALIDATED
+    from betenet.paths import DATA_DIR
+    from betenet.qe.phcost import logged_kpoint_counts
+
+    src = DATA_DIR / "qe-validated" / "Au1-fcc"
+    run = tmp_path / "Au1-fcc"
+    shutil.copytree(src, run, ignore=shutil.ignore_patterns("q5.tar.gz", "q6.tar.gz"))
+    status = json.loads((run / "status.json").read_text())
+    (run / "status.json").write_text(json.dumps({**status, "state": "running", "finished_at": None}))
+    cl = dataset.CandidateList([("Au1-fcc", ("Au",), "fcc"), ("Pt1-fcc", ("Pt",), "fcc")])
+    plan = dataset.plan_candidates(cl, QE_VALIDATED, limit=5, runs_dir=tmp_path).set_index("material_id")
+    counts = logged_kpoint_counts(src)
+    au, pt = plan.loc["Au1-fcc"], plan.loc["Pt1-fcc"]
+    assert au["action"] == "resume" and pt["action"] == "run"
+    assert au["ph_k_points"] == sum(counts.values())
+    assert au["ph_k_left"] == counts[5] + counts[6]
+    assert au["est_left_cpu_h"] == pytest.approx(au["est_ph_cpu_h"] * au["ph_k_left"] / au["ph_k_points"], abs=0.01)
+    assert pt["ph_k_left"] == pt["ph_k_points"] and pt["est_left_cpu_h"] == pt["est_ph_cpu_h"]

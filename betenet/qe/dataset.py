@@ -26,7 +26,7 @@ from . import prototypes
 from .filters import BACKUP_MARK
 from .inputs import QEInputError
 from .kgrid import grids_for_config, mesh_density
-from .phcost import ph_cost_estimate
+from .phcost import ph_cost_estimate, remaining_elph
 from .pseudo import PseudoLibrary
 from .refinement import load_refinement, refined_config
 from .status import load_status, material_dir
@@ -149,7 +149,9 @@ def plan_candidates(
 ):
     """What ``betenet qe run`` would do next: the first ``limit`` unfinished candidates in priority
     order (or ``ids``; begun runs first, :func:`select_candidates`), one row each with :func:`scf_mesh_estimate`,
-    :func:`~betenet.qe.phcost.ph_cost_estimate` and ``action`` (``run``, ``resume`` for a begun run, or
+    :func:`~betenet.qe.phcost.ph_cost_estimate`, ``ph_k_left`` / ``est_left_cpu_h`` (a begun run's el-ph k points
+    not yet archived, :func:`~betenet.qe.phcost.remaining_elph`, and their share of the estimate; the whole run
+    otherwise) and ``action`` (``run``, ``resume`` for a begun run, or
     ``skip: scf mesh too coarse``; explicit ids are never skipped).  A pandas DataFrame."""
     import pandas as pd
 
@@ -164,8 +166,13 @@ def plan_candidates(
         est = scf_mesh_estimate(structure, mcfg)
         action = "skip: scf mesh too coarse" if est["too_coarse"] and not explicit else ("resume" if begun(mid, runs_dir) else "run")
         cost = ph_cost_estimate(structure, est, lib)
+        # a begun run's el-ph points already archived are paid for: what is left, at the same cost per k point
+        k_left = remaining_elph(material_dir(mid, runs_dir))["k_left"] if action == "resume" else None
+        k_left = cost["ph_k_points"] if k_left is None else k_left
         rows.append({"material_id": mid, "prototype": proto, **est, "ph_k_points": cost["ph_k_points"],
-                     "est_ph_cpu_h": round(cost["est_ph_cpu_s"] / 3600, 2), "action": action})
+                     "est_ph_cpu_h": round(cost["est_ph_cpu_s"] / 3600, 2), "ph_k_left": k_left,
+                     "est_left_cpu_h": round(cost["est_ph_cpu_s"] * k_left / max(cost["ph_k_points"], 1) / 3600, 2),
+                     "action": action})
         n_run += action in ("run", "resume")
         if not explicit and n_run >= limit:
             break
