@@ -23,7 +23,7 @@ from ..config import Profile, QEConfig
 from ..locks import LockBusyError
 from ..paths import QE_RUNS_DIR, RECORDS_DIR
 from . import prototypes
-from .filters import BACKUP_MARK
+from .filters import BACKUP_MARK, status_files
 from .inputs import QEInputError
 from .kgrid import grids_for_config, mesh_density
 from .phcost import ph_cost_estimate, remaining_elph
@@ -237,8 +237,8 @@ def _run_under_another_id(ids: Sequence[str], runs_dir: Path | None) -> set[str]
 
 
 def _run_dirs(base: Path) -> list[Path]:
-    """The material directories under ``base`` in name order, without the moved-aside runs (``BACKUP_MARK``);
-    the one listing :func:`finished_runs` and :func:`started_runs` share."""
+    """The material directories under ``base`` in name order, without the moved-aside runs (``BACKUP_MARK``),
+    with or without a ``status.json`` (a refinement not yet run has none)."""
     if not base.is_dir():
         return []
     return sorted(p for p in base.iterdir() if p.is_dir() and BACKUP_MARK not in p.name)
@@ -250,8 +250,8 @@ def finished_runs(runs_dir: Path | None = None) -> list[tuple[str, Structure | N
     :func:`rows_computed` share (``relaxed.json`` is read once)."""
     base = material_dir("-", runs_dir).parent
     out: list[tuple[str, Structure | None]] = []
-    for d in _run_dirs(base):
-        if not (d / "status.json").exists() or not load_status(d.name, base).final:
+    for d in (p.parent for p in status_files(base)):  # not moved-aside runs
+        if not load_status(d.name, base).final:
             continue
         relaxed = d / "relaxed.json"
         out.append((d.name, Structure.from_dict(json.loads(relaxed.read_text())) if relaxed.exists() else None))
