@@ -169,10 +169,21 @@ def test_check_element_attaches_a_real_all_electron_eos_and_judges_again(tmp_pat
 
 
 @needs_elk
-def test_a_spurious_scf_state_steps_the_basis_down():
-    """bcc Nb at R_MT·max|G+k| 9 (Debian species, muffin tin 2.59 bohr) lands in a spurious state at the
-    experimental lattice, 36 Ha below its neighbours, at any k mesh (here 4^3, ~45 s): the scan steps down to
-    8 / 7, keeps all three scans, and the comparison is judged on the pair it used."""
+def test_a_spurious_scf_state_steps_the_basis_down(monkeypatch):
+    """bcc Nb at R_MT·max|G+k| 9 (Debian species, muffin tin 2.59 bohr) once landed in a spurious state at the
+    experimental lattice, 36 Ha below its neighbours (the committed entry keeps that scan).  Whether an SCF finds it
+    depends on the machine (a fresh CI machine did not), so the state is injected here into real Elk runs of bcc Nb
+    (4^3 k points, ~45 s): the scan steps down to 8 / 7, keeps all three scans, and the comparison is judged on the
+    pair it used."""
+    import betenet.qe.pseudo.allelectron as A
+
+    real = A.run_elk
+
+    def spurious_at_experiment(text, workdir, timeout_s=3600.0):
+        r = real(text, workdir, timeout_s)
+        return {**r, "energy_Ha": r["energy_Ha"] - 36.0} if Path(workdir).name == "r9-s1" else r
+
+    monkeypatch.setattr(A, "run_elk", spurious_at_experiment)
     logs: list[str] = []
     es = ElkSettings(epsengy=1e-6, epspot=1e-6)
     ae = allelectron_eos("Nb", [0.98, 0.99, 1.0, 1.01, 1.02], [4, 4, 4], es, log=logs.append)
@@ -349,8 +360,9 @@ def test_the_committed_comparisons_are_those_of_the_committed_scans():
     for el, eos in attached.items():
         again, saved = comparison(el, eos, index[el]), eos["allelectron"]  # refused where the PBE cross-check says so
         assert set(again) == set(saved), el
-        for k, v in again.items():
-            assert (v == pytest.approx(saved[k])) if isinstance(v, float) else v == saved[k], (el, k)
+        for k, v in again.items():  # a fit residual of ~1e-4 mRy is round-off: it moves with the numpy build
+            tol = pytest.approx(saved[k], rel=1e-6, abs=1e-3 if k.endswith("_mRy") else 0.0) if isinstance(v, float) else None
+            assert (v == tol) if tol is not None else v == saved[k], (el, k)
         ae = index[el]
         assert ElkSettings().same_run(ae["settings"]), el
     nb = index["Nb"]

@@ -215,3 +215,31 @@ def test_eos_scan_is_extended_until_its_minimum_is_inside():
     # a fit that pymatgen refuses names the element, the solid and the points instead of an EOSError
     with pytest.raises(PseudoError, match=r"Al: E\(V\) of the fcc reference solid cannot be fitted.*16.000 Å³"):
         fit_lattice_constant("Al", [16.0, 16.5, 17.0, 17.5, 18.0], [-1.0, -1.1, -1.2, -1.3, -1.4])
+
+
+def test_the_eos_fit_reaches_the_least_squares_minimum_of_total_energies():
+    """Elk's bcc W scan at R_MT·max|G+k| 7 (committed, total energies -32 000 Ry): fitted on the raw energies,
+    pymatgen's MINPACK stopped short of the least-squares minimum (B1 1.8 here, 2.4 with another SciPy build);
+    :func:`fit_lattice_constant` fits the energies relative to the lowest and lands on the minimum that a tight,
+    independent Birch-Murnaghan fit finds."""
+    from scipy.optimize import least_squares
+
+    from betenet.constants import RY_IN_EV
+    from betenet.qe.pseudo import fit_lattice_constant
+    from betenet.qe.pseudo.allelectron import load_index
+
+    scan = load_index()["elements"]["W"]["scans"]["7"]
+    v, e = np.array(scan["volumes_A3_per_atom"]), np.array(scan["energies_Ry_per_atom"])
+    assert e.min() < -3e4
+
+    def bm(p):
+        e0, b0, b1, v0 = p
+        eta = (v0 / v) ** (2 / 3)
+        return e0 + 9 * b0 * v0 / 16 * ((eta - 1) ** 3 * b1 + (eta - 1) ** 2 * (6 - 4 * eta))
+
+    y = (e - e.min()) * RY_IN_EV
+    ref = least_squares(lambda p: bm(p) - y, [0.0, 2.0, 4.0, v.mean()], xtol=1e-15, ftol=1e-15, gtol=1e-15).x
+    fit, a = fit_lattice_constant("W", v, e)
+    assert fit.v0 == pytest.approx(ref[3], rel=1e-8) and fit.b1 == pytest.approx(ref[2], rel=1e-5)
+    assert fit.b0 == pytest.approx(ref[1], rel=1e-6) and ref[2] == pytest.approx(4.18, abs=0.01)
+    assert a == pytest.approx(3.165 * (ref[3] / (3.165**3 / 2)) ** (1 / 3), rel=1e-9)  # Kittel's a for bcc W

@@ -15,6 +15,7 @@ from betenet.qe import pseudodojo_allelectron as pd_ae
 from betenet.qe import pseudodojo_cost, pseudodojo_readme
 from betenet.qe import pseudodojo_ecutrho as ecutrho
 from betenet.qe import pseudodojo_pbe as pd_pbe
+from betenet.qe import pseudodojo_refit as pd_refit
 from betenet.qe.pseudo import (
     PseudoError,
     PseudoLibrary,
@@ -114,6 +115,10 @@ def _dojo(argv: list[str]) -> int:
     pbe.add_argument("--redo", action="store_true", help="run pw.x and Elk again even where the index has the scans")
     lst = sub.add_parser("list", help="element, cutoffs, status, note")
     lst.add_argument("--dir", type=Path, default=pd.DOJO_DIR)
+    rf = sub.add_parser("refit", help="fit every committed E(V) scan again (PseudoDojo, Elk, PBE cross-check, ld1.x set), "
+                        "judge again and print what changed; no calculation is run")
+    rf.add_argument("--pseudo-dir", type=Path, default=PSEUDO_DIR)
+    rf.add_argument("--write", action="store_true", help="rewrite the index files (default: only print the changes)")
     r = sub.add_parser("ecutrho-series", help="the phonon check's frequencies at one ecutwfc for several density grids "
                        "(data/studies/pseudodojo-ecutrho/runs/<El>-<ecutwfc>.json; resumable)")
     r.add_argument("element")
@@ -170,6 +175,15 @@ def _dojo(argv: list[str]) -> int:
                     rec = pd_ae.check_element(el, log=log)  # judged again: the cross-check may refuse the reference
                     print(f"{el:3s} {rec['status']:11s} {rec.get('note', '')}", flush=True)
             pseudodojo_readme.write_readme()
+        elif args.cmd == "refit":
+            res = pd_refit.refit_all(args.pseudo_dir, write=args.write)
+            for row in pd_refit.changes(res):
+                print(f"{row['store']:4s} {row['element']:3s} {row['field']}: {row['before']!r} -> {row['after']!r}")
+            for note in res["notes"]:
+                print(f"note: {note}")
+            if args.write:
+                pseudodojo_readme.write_readme(args.pseudo_dir / "pseudodojo")
+                write_readme(args.pseudo_dir)
         elif args.cmd == "compare":
             for el in args.elements:
                 r = pseudodojo_cost.compare_cost(el, redo=args.redo, log=log)

@@ -108,19 +108,25 @@ def crosscheck(element: str, directory: Path | str | None = None, s: pd.DojoSett
         log(f"{element}: Elk PBE E(V) on the pw.x cells, k mesh {pw['kpoints']}")
         ae = allelectron_eos(element, pw["scales"], pw["kpoints"], es, log=log)
         entry["elk"] = ae
-    ref = WIEN2K_PBE[element]
-    entry.update({
-        "wien2k": {**dataclasses.asdict(ref), "source": DELTA_SOURCE, "c_over_a": DELTA_C_OVER_A.get(element)},
-        "elk_vs_wien2k": compare_to(ae["v0_A3_per_atom"], ae["b0_GPa"], _b1(ae), ref),
-        "pwx_vs_wien2k": compare_to(pw["v0_A3_per_atom"], pw["b0_GPa"], pw["b1"], ref),
-        "pwx_vs_elk": compare_to(pw["v0_A3_per_atom"], pw["b0_GPa"], pw["b1"],
-                                 BirchMurnaghan(ae["v0_A3_per_atom"], ae["b0_GPa"], _b1(ae))),
-    })
+    entry.update(comparisons(element, pw, ae))
     _save(element, entry, directory)
     e, p = entry["elk_vs_wien2k"], entry["pwx_vs_wien2k"]
     log(f"{element} PBE vs WIEN2k: Elk V0 {e['v0_error_pct']:+.2f} %, B0 {e['b0_error_pct']:+.1f} %, Δ {e['delta_meV']:.2f} "
         f"meV/atom; pw.x V0 {p['v0_error_pct']:+.2f} %, B0 {p['b0_error_pct']:+.1f} %, Δ {p['delta_meV']:.2f} meV/atom")
     return entry
+
+
+def comparisons(element: str, pw: dict[str, Any], ae: dict[str, Any]) -> dict[str, Any]:
+    """The cross-check's comparisons of the pw.x (``pw``) and Elk (``ae``) PBE E(V) of ``element``: each against
+    WIEN2k's (:data:`WIEN2K_PBE`) and pw.x against Elk."""
+    ref = WIEN2K_PBE[element]
+    return {
+        "wien2k": {**dataclasses.asdict(ref), "source": DELTA_SOURCE, "c_over_a": DELTA_C_OVER_A.get(element)},
+        "elk_vs_wien2k": compare_to(ae["v0_A3_per_atom"], ae["b0_GPa"], _b1(ae), ref),
+        "pwx_vs_wien2k": compare_to(pw["v0_A3_per_atom"], pw["b0_GPa"], pw["b1"], ref),
+        "pwx_vs_elk": compare_to(pw["v0_A3_per_atom"], pw["b0_GPa"], pw["b1"],
+                                 BirchMurnaghan(ae["v0_A3_per_atom"], ae["b0_GPa"], _b1(ae))),
+    }
 
 
 def _b1(ae: dict[str, Any]) -> float:

@@ -311,7 +311,8 @@ def _fit(element: str, volumes: list[float], energies_Ry: list[float]) -> dict[s
     another state: bcc Nb at R_MT·max|G+k| 9 gave -3854.4 Ha at the experimental lattice, its neighbours -3818.4)
     shows there, and :func:`compare_eos` then does not use the scan."""
     fit, a = fit_lattice_constant(element, volumes, energies_Ry)
-    resid = max(abs(float(fit.func(v)) / RY_IN_EV - e) for v, e in zip(volumes, energies_Ry))
+    lowest = min(energies_Ry)  # the fit is of the energies relative to the lowest
+    resid = max(abs(float(fit.func(v)) / RY_IN_EV - (e - lowest)) for v, e in zip(volumes, energies_Ry))
     return {"v0_A3_per_atom": float(fit.v0), "b0_GPa": float(fit.b0_GPa), "b1": float(fit.b1), "a_A": float(a),
             "max_residual_mRy": 1e3 * resid}
 

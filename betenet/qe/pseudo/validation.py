@@ -173,6 +173,15 @@ def eos_scan(element: str, lib: PseudoLibrary, ecutwfc_Ry: float, ecutrho_Ry: fl
     )
 
 
+def eos_status(error_pct: float, settings: ValidationSettings = ValidationSettings()) -> tuple[str, str]:
+    """``pass``, ``warning`` or ``fail`` and why, from the lattice constant's error vs experiment (%)."""
+    if abs(error_pct) <= settings.pass_pct:
+        return "pass", ""
+    if abs(error_pct) <= settings.warn_pct:
+        return "warning", f"lattice constant off by {error_pct:+.2f} % (> {settings.pass_pct} %)"
+    return "fail", f"lattice constant off by {error_pct:+.2f} % (> {settings.warn_pct} %)"
+
+
 def validate_element(element: str, lib: PseudoLibrary | None = None, settings: ValidationSettings = ValidationSettings()) -> ElementValidation:
     """pw.x validation of one element: cutoff convergence, then the E(V) lattice constant vs experiment."""
     t0 = time.time()
@@ -191,13 +200,7 @@ def validate_element(element: str, lib: PseudoLibrary | None = None, settings: V
     # a compound reference must run at the cutoffs of its partner too
     cw, cr = lib.cutoffs_Ry(others) if others else (0.0, 0.0)
     eos = eos_scan(element, lib, max(wfc, cw), max(rho, cr), settings)
-    err = abs(eos.error_pct)
-    if err <= settings.pass_pct:
-        status, reason = "pass", ""
-    elif err <= settings.warn_pct:
-        status, reason = "warning", f"lattice constant off by {eos.error_pct:+.2f} % (> {settings.pass_pct} %)"
-    else:
-        status, reason = "fail", f"lattice constant off by {eos.error_pct:+.2f} % (> {settings.warn_pct} %)"
+    status, reason = eos_status(eos.error_pct, settings)
     return ElementValidation(element, conv, eos, status, wfc, rho, reason, time.time() - t0)
 
 
