@@ -27,7 +27,7 @@ def test_the_committed_fits_are_those_of_the_committed_points():
     and every status the judgement of them: a change of the fit without ``betenet pseudo dojo refit --write``
     fails here."""
     res = refit_all()
-    assert changes(res, rel=1e-6) == []
+    assert changes(res) == []
     assert res["notes"] == ["Na: status 'failed' was not set by judge_record; kept"]  # DFPT failure, not the fit's
 
 
