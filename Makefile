@@ -28,7 +28,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # at install time and our own runs may write caches.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: setup qe-deps book notebooks dataset test test-all bench clean-book help
+.PHONY: setup lock qe-deps book notebooks dataset test test-all bench clean-book help
 
 help:
 	@echo "make book      # setup + run all notebooks (PROFILE=$(PROFILE)) + jupyter-book build"
@@ -40,17 +40,24 @@ help:
 # Python environment.  torch==2.13.0 is installed in the same command as everything else so
 # that no resolver can pick another (CUDA) torch.  uv is used when a local wheel directory
 # (PIP_FIND_LINKS) is configured, plain pip otherwise.
-$(STAMP): pyproject.toml
+# constraints.txt pins every other package to the versions the tests last passed with (`make lock` rewrites it):
+# an unpinned fresh install once took a SciPy build whose E(V) fits differed from the committed ones.
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@if [ -n "$$PIP_FIND_LINKS" ] && $(VENV)/bin/pip install -q uv 2>/dev/null; then \
-	  $(VENV)/bin/uv pip install --python $(PY) --find-links "$$PIP_FIND_LINKS" torch==2.13.0 -e ".[test,cluster]"; \
+	  $(VENV)/bin/uv pip install --python $(PY) --find-links "$$PIP_FIND_LINKS" -c constraints.txt torch==2.13.0 -e ".[test,cluster]"; \
 	else \
-	  $(VENV)/bin/pip install torch==2.13.0 -e ".[test,cluster]"; \
+	  $(VENV)/bin/pip install -c constraints.txt torch==2.13.0 -e ".[test,cluster]"; \
 	fi
 	@$(PY) -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1 || true
 	@touch $@
 
 setup: $(STAMP) qe-deps
+
+# Rewrite constraints.txt from the environment (after upgrading a package and running the tests).
+lock: $(STAMP)
+	@{ head -2 constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v -i -E '^(torch|uv)=='; } > constraints.txt.new
+	@mv constraints.txt.new constraints.txt && echo "constraints.txt: $$(grep -c '==' constraints.txt) packages"
 
 # Quantum ESPRESSO (Debian/Ubuntu: pw.x ph.x q2r.x matdyn.x projwfc.x dos.x ld1.x + example pseudopotentials).
 qe-deps:
