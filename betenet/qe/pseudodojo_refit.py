@@ -105,7 +105,9 @@ def refit_all(pseudo_dir: Path | str = PSEUDO_DIR, *, write: bool = False) -> di
         if not eos:
             continue
         rec["eos"] = eos = refit_pw_eos(el, eos)
-        if "allelectron" in eos:
+        if "allelectron" in eos and el not in after["elk"]["elements"]:
+            notes.append(f"{el}: an all-electron comparison without an Elk entry; not refitted")
+        elif "allelectron" in eos:
             s = _dojo_settings(rec)
             es = ElkSettings(degauss_Ry=s.degauss_Ry)
             eos["allelectron"] = _comparison(el, eos, after["elk"]["elements"][el], es, after["pbe"], pbe_dir)
