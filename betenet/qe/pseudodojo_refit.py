@@ -23,7 +23,7 @@ from ..jsonio import write_json_atomic
 from ..paths import PSEUDO_DIR
 from .pseudo import fit_lattice_constant, load_validation, save_validation
 from .pseudo import allelectron as allel
-from .pseudo.allelectron import ElkSettings, _fit
+from .pseudo.allelectron import ElkSettings, fit_scan
 from .pseudo.validation import ValidationSettings, eos_status
 from .pseudodojo_allelectron import comparison
 
@@ -51,7 +51,7 @@ def refit_allelectron(element: str, ae: dict[str, Any]) -> tuple[dict[str, Any],
     out = copy.deepcopy(ae)
     for scan in out["scans"].values():
         if "failed" not in scan:
-            scan.update(_fit(element, scan["volumes_A3_per_atom"], scan["energies_Ry_per_atom"]))
+            scan.update(fit_scan(element, scan["volumes_A3_per_atom"], scan["energies_Ry_per_atom"]))
     s = ae["settings"]
     used = ae.get("rgkmax_used") or [s["rgkmax"], s["rgkmax_check"]]  # entries from before the fallback
     hi, lo = (out["scans"][f"{r:g}"] for r in used)

@@ -57,6 +57,7 @@ __all__ = [
     "elk_binary",
     "elk_input",
     "eos_verdict",
+    "fit_scan",
     "fixed_rmt",
     "index_path",
     "load_index",
@@ -306,7 +307,7 @@ def stage_species(src: Path, dst: Path, rmt: dict[str, float]) -> None:
         (dst / f"{el}.in").write_text(new)
 
 
-def _fit(element: str, volumes: list[float], energies_Ry: list[float]) -> dict[str, float]:
+def fit_scan(element: str, volumes: list[float], energies_Ry: list[float]) -> dict[str, float]:
     """Birch-Murnaghan fit and its largest residual (mRy/atom): a point off a smooth E(V) (an SCF that found
     another state: bcc Nb at R_MT·max|G+k| 9 gave -3854.4 Ha at the experimental lattice, its neighbours -3818.4)
     shows there, and :func:`compare_eos` then does not use the scan."""
@@ -359,7 +360,7 @@ def allelectron_eos(element: str, scales: Sequence[float], kpoints: Sequence[int
             try:  # an SCF that fails, a minimum not bracketed (a spurious point at an end), a fit that fails
                 done, vols, ens = eos_scan_scales(element, energy_at, scales, max_points)
                 return {"rgkmax": rgk, "scales": done, "volumes_A3_per_atom": vols, "energies_Ry_per_atom": ens,
-                        "charge_error_e": [charge.get(sc) for sc in done], **_fit(element, vols, ens)}
+                        "charge_error_e": [charge.get(sc) for sc in done], **fit_scan(element, vols, ens)}
             except PseudoError as exc:
                 if rgk != s.rgkmax:  # the pair of last resort: nothing to step down to
                     raise PseudoError(f"{element}: Elk rgkmax {rgk:g}: {exc}") from exc
@@ -434,7 +435,7 @@ def compare_eos(eos: dict[str, Any], ae: dict[str, Any], s: ElkSettings = ElkSet
                           f"{eos.get('formula')} {eos.get('structure')}")
     pair = ae.get("rgkmax_used") or [ae["settings"]["rgkmax"], ae["settings"]["rgkmax_check"]]  # older entries
     used = {f"{r:g}" for r in pair}
-    resid = max((_fit(ae["element"], sc["volumes_A3_per_atom"], sc["energies_Ry_per_atom"])["max_residual_mRy"]
+    resid = max((fit_scan(ae["element"], sc["volumes_A3_per_atom"], sc["energies_Ry_per_atom"])["max_residual_mRy"]
                  for k, sc in ae.get("scans", {}).items() if k in used), default=0.0)  # refitted: older entries too
     return {"code": ae["code"], "a_ae_A": ae["a_A"], "b0_ae_GPa": ae["b0_GPa"],
             "a0_error_pct": 100 * (eos["a_calc_A"] - ae["a_A"]) / ae["a_A"],
