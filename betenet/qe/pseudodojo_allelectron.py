@@ -57,13 +57,14 @@ def check_element(element: str, directory: Path | str = pd.DOJO_DIR, s: pd.DojoS
 
 
 def comparison(element: str, eos: dict[str, Any], ae: dict[str, Any], es: ElkSettings | None = None,
-               ae_dir: Path | str | None = None) -> dict[str, Any]:
+               ae_dir: Path | str | None = None, pbe_index: dict[str, Any] | None = None) -> dict[str, Any]:
     """What :func:`check_element` attaches as ``eos["allelectron"]``: :func:`compare_eos` of the pw.x and Elk E(V),
-    with ``refused`` when the protocol's PBE cross-check in ``ae_dir`` refuses the Elk reference
-    (:func:`~betenet.qe.pseudodojo_pbe.protocol_refusal`)."""
+    with ``refused`` when the protocol's PBE cross-check (``pbe_index``, else the one in ``ae_dir``) refuses the
+    Elk reference (:func:`~betenet.qe.pseudodojo_pbe.protocol_refusal`)."""
     es = es or ElkSettings()
     c = compare_eos(eos, ae, es)
-    if why := pd_pbe.protocol_refusal(pd_pbe.load_index(ae_dir)["elements"].get(element), es):
+    pbe_index = pbe_index if pbe_index is not None else pd_pbe.load_index(ae_dir)
+    if why := pd_pbe.protocol_refusal(pbe_index["elements"].get(element), es):
         c["refused"] = why
     return c
 

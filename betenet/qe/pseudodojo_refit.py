@@ -96,10 +96,6 @@ def refit_all(pseudo_dir: Path | str = PSEUDO_DIR, *, write: bool = False) -> di
             entry["elk"], note = refit_allelectron(el, entry["elk"])
             notes += [f"PBE {note}"] if note else []
             entry.update(pd_pbe.comparisons(el, entry["pwx"], entry["elk"]))
-    if write:  # the comparisons below read the PBE index from disk
-        write_json_atomic(allel.index_path(ae_dir), after["elk"])
-        write_json_atomic(pd_pbe.index_path(ae_dir), after["pbe"])
-    pbe_dir = ae_dir if write else None
     for el, rec in after["dojo"]["elements"].items():
         eos = rec.get("eos")
         if not eos:
@@ -110,7 +106,7 @@ def refit_all(pseudo_dir: Path | str = PSEUDO_DIR, *, write: bool = False) -> di
         elif "allelectron" in eos:
             s = _dojo_settings(rec)
             es = ElkSettings(degauss_Ry=s.degauss_Ry)
-            eos["allelectron"] = _comparison(el, eos, after["elk"]["elements"][el], es, after["pbe"], pbe_dir)
+            eos["allelectron"] = comparison(el, eos, after["elk"]["elements"][el], es, pbe_index=after["pbe"])
         judged = copy.deepcopy(before["dojo"]["elements"][el])
         pd.judge_record(judged, _dojo_settings(rec))
         if (judged["status"], judged.get("note")) == (rec["status"], rec.get("note")):
@@ -123,21 +119,11 @@ def refit_all(pseudo_dir: Path | str = PSEUDO_DIR, *, write: bool = False) -> di
             pw["eos"] = refit_pw_eos(el, pw["eos"])
             pw["status"], pw["reason"] = eos_status(pw["eos"]["error_pct"], ValidationSettings())
     if write:
+        write_json_atomic(allel.index_path(ae_dir), after["elk"])
+        write_json_atomic(pd_pbe.index_path(ae_dir), after["pbe"])
         pd.save_index(after["dojo"], dojo_dir)
         save_validation(after["ld1"], pseudo_dir)
     return {"before": before, "after": after, "notes": notes}
-
-
-def _comparison(el: str, eos: dict[str, Any], ae: dict[str, Any], es: ElkSettings, pbe: dict[str, Any],
-                pbe_dir: Path | None) -> dict[str, Any]:
-    """:func:`~betenet.qe.pseudodojo_allelectron.comparison` against the refitted PBE index (in memory when it is
-    not written)."""
-    if pbe_dir is not None:
-        return comparison(el, eos, ae, es, pbe_dir)
-    c = allel.compare_eos(eos, ae, es)
-    if why := pd_pbe.protocol_refusal(pbe["elements"].get(el), es):
-        c["refused"] = why
-    return c
 
 
 def changes(result: dict[str, Any], rel: float = 1e-5, abs_tol: float = 1e-5) -> list[dict[str, Any]]:
