@@ -26,6 +26,8 @@ from betenet.qe.pseudo.allelectron import (
     load_index,
     parse_info,
     run_elk,
+    steps_down,
+    summary,
 )
 from betenet.qe.pseudo.solids import reference_structure
 from betenet.qe.pseudodojo_allelectron import check_element
@@ -386,3 +388,20 @@ def test_a_scan_whose_minimum_is_at_an_end_is_extended():
     with pytest.raises(PseudoError, match="not bracketed"):  # the pair of last resort cannot step down
         allelectron_eos("Al", [1.01, 1.02], [4, 4, 4], dataclasses.replace(SMALL, max_residual_mRy=-1.0),
                         log=logs.append, max_points=3)
+
+
+def test_the_entry_summary_is_the_larger_basis_of_the_pair_used():
+    """bcc Nb's committed entry stepped down (a spurious point at 9): :func:`steps_down` says so from the scan at 9,
+    and :func:`summary` of the pair 8 / 7 gives the entry's lattice constant, bulk modulus and their differences."""
+    nb = load_index()["elements"]["Nb"]
+    s = nb["settings"]
+    assert steps_down(nb["scans"]["9"], s["max_residual_mRy"])
+    assert not steps_down(nb["scans"]["8"], s["max_residual_mRy"])
+    assert steps_down({"failed": "no SCF"}, s["max_residual_mRy"])
+    out = summary(nb["scans"], nb["rgkmax_used"])
+    assert out["a_A"] == nb["a_A"] == nb["scans"]["8"]["a_A"] and out["b0_GPa"] == nb["b0_GPa"]
+    a8, a7 = nb["scans"]["8"]["a_A"], nb["scans"]["7"]["a_A"]
+    assert out["convergence_a_pct"] == pytest.approx(100 * (a7 - a8) / a8, rel=1e-12)
+    assert out["convergence_a_pct"] == pytest.approx(nb["convergence_a_pct"], rel=1e-9)
+    assert out["convergence_b0_pct"] == pytest.approx(nb["convergence_b0_pct"], rel=1e-9)
+    assert summary(nb["scans"], [9.0, 8.0])["a_A"] == nb["scans"]["9"]["a_A"] != out["a_A"]

@@ -23,7 +23,7 @@ from ..jsonio import write_json_atomic
 from ..paths import PSEUDO_DIR
 from .pseudo import fit_lattice_constant, load_validation, save_validation
 from .pseudo import allelectron as allel
-from .pseudo.allelectron import ElkSettings, fit_scan
+from .pseudo.allelectron import ElkSettings, fit_scan, steps_down, summary
 from .pseudo.validation import ValidationSettings, eos_status
 from .pseudodojo_allelectron import comparison
 
@@ -54,14 +54,11 @@ def refit_allelectron(element: str, ae: dict[str, Any]) -> tuple[dict[str, Any],
             scan.update(fit_scan(element, scan["volumes_A3_per_atom"], scan["energies_Ry_per_atom"]))
     s = ae["settings"]
     used = ae.get("rgkmax_used") or [s["rgkmax"], s["rgkmax_check"]]  # entries from before the fallback
-    hi, lo = (out["scans"][f"{r:g}"] for r in used)
-    out.update({k: hi[k] for k in ("a_A", "b0_GPa", "b1", "v0_A3_per_atom") if k in out})
-    out["convergence_a_pct"] = 100 * (lo["a_A"] - hi["a_A"]) / hi["a_A"]
-    out["convergence_b0_pct"] = 100 * (lo["b0_GPa"] - hi["b0_GPa"]) / hi["b0_GPa"]
+    out.update({k: v for k, v in summary(out["scans"], used).items() if k in ae})  # what the entry stores
     if "rgkmax_used" not in ae:  # run before the step-down existed: nothing was decided
         return out, None
     top = out["scans"].get(f"{s['rgkmax']:g}", {})
-    step_down = "failed" in top or top.get("max_residual_mRy", 0.0) > s["max_residual_mRy"]
+    step_down = steps_down(top, s["max_residual_mRy"])
     decided = [s["rgkmax_check"], s.get("rgkmax_fallback")] if step_down else [s["rgkmax"], s["rgkmax_check"]]
     note = None
     if decided != [float(r) for r in used]:

@@ -71,6 +71,8 @@ __all__ = [
     "species_dir",
     "species_rmt",
     "stage_species",
+    "steps_down",
+    "summary",
     "used_comparison",
 ]
 
@@ -318,6 +320,21 @@ def fit_scan(element: str, volumes: list[float], energies_Ry: list[float]) -> di
             "max_residual_mRy": 1e3 * resid}
 
 
+def steps_down(top: dict[str, Any], max_residual_mRy: float) -> bool:
+    """Whether the largest-basis scan ``top`` is not to be used: its SCF failed (``{"failed": why}``) or a point
+    lies more than ``max_residual_mRy`` off its fit (:func:`fit_scan`)."""
+    return "failed" in top or top.get("max_residual_mRy", 0.0) > max_residual_mRy
+
+
+def summary(scans: dict[str, dict[str, Any]], used: Sequence[float]) -> dict[str, float]:
+    """An entry's numbers from its scans (keyed ``f"{rgkmax:g}"``): the fit of the larger basis of the pair
+    ``used`` and the pair's difference in lattice constant and bulk modulus (%, smaller minus larger)."""
+    hi, lo = (scans[f"{r:g}"] for r in used)
+    return {"a_A": hi["a_A"], "b0_GPa": hi["b0_GPa"], "b1": hi["b1"], "v0_A3_per_atom": hi["v0_A3_per_atom"],
+            "convergence_a_pct": 100 * (lo["a_A"] - hi["a_A"]) / hi["a_A"],
+            "convergence_b0_pct": 100 * (lo["b0_GPa"] - hi["b0_GPa"]) / hi["b0_GPa"]}
+
+
 def allelectron_eos(element: str, scales: Sequence[float], kpoints: Sequence[int], s: ElkSettings = ElkSettings(),
                     log: Callable[[str], None] = print, max_points: int = 7) -> dict[str, Any]:
     """Elk E(V) of ``element``'s reference solid at ``scales`` x the experimental lattice on ``kpoints``, at
@@ -369,21 +386,17 @@ def allelectron_eos(element: str, scales: Sequence[float], kpoints: Sequence[int
         scans = {f"{rgk:g}": scan(rgk) for rgk in (s.rgkmax_check, s.rgkmax)}
         used = [s.rgkmax, s.rgkmax_check]
         top = scans[f"{s.rgkmax:g}"]
-        if "failed" in top or top["max_residual_mRy"] > s.max_residual_mRy:
+        if steps_down(top, s.max_residual_mRy):
             why = top.get("failed") or f"a point {top['max_residual_mRy']:.3g} mRy/atom off its fit"
             log(f"{element}: the rgkmax {s.rgkmax:g} scan has {why}; stepping down to "
                 f"{s.rgkmax_check:g} / {s.rgkmax_fallback:g}")
             scans[f"{s.rgkmax_fallback:g}"] = scan(s.rgkmax_fallback)
             used = [s.rgkmax_check, s.rgkmax_fallback]
-    hi, lo = (scans[f"{r:g}"] for r in used)
     return {"element": element, "structure": x.structure, "formula": x.formula or element, "code": f"Elk {version}",
             "functional": s.functional, "species_sha256": {e: sha256_file(sp / f"{e}.in") for e in els},
             "rmt_bohr": rmt,
             "kpoints": [int(k) for k in kpoints], "scales": [float(v) for v in scales],
-            "a_A": hi["a_A"], "b0_GPa": hi["b0_GPa"], "b1": hi["b1"], "v0_A3_per_atom": hi["v0_A3_per_atom"],
-            "convergence_a_pct": 100 * (lo["a_A"] - hi["a_A"]) / hi["a_A"],
-            "convergence_b0_pct": 100 * (lo["b0_GPa"] - hi["b0_GPa"]) / hi["b0_GPa"],
-            "rgkmax_used": used, "scans": scans, "settings": dataclasses.asdict(s), **cost}
+            **summary(scans, used), "rgkmax_used": used, "scans": scans, "settings": dataclasses.asdict(s), **cost}
 
 
 def index_path(directory: Path | str | None = None, name: str = INDEX_NAME) -> Path:
