@@ -290,6 +290,30 @@ def test_plan_estimates_the_ph_x_cost(tmp_path):
     assert plan.loc["Ir1-fcc", "ph_k_points"] > 0 and np.isnan(plan.loc["Ir1-fcc", "est_ph_cpu_h"])
 
 
+def test_plan_shows_an_explicit_id_whose_crystal_another_run_has(tmp_path, capsys):
+    """Asked for by id, the prototype bcc V (V1-bcc) whose crystal a run of the paper's row has (up0503-V,
+    rejected) is shown as skipped with that id, and `qe run --ids` refuses it (exit 2) before starting anything."""
+    import json
+
+    from betenet.cli.qe import cli_main
+    from betenet.config import QE_VALIDATED
+
+    v = build(["V"], "bcc")
+    v.scale_lattice(v.volume * 0.97)  # our relaxed cell, not the prototype's
+    (tmp_path / "up0503-V").mkdir()
+    (tmp_path / "up0503-V" / "status.json").write_text(json.dumps({"material_id": "up0503-V", "state": "rejected"}))
+    (tmp_path / "up0503-V" / "relaxed.json").write_text(json.dumps(v.as_dict()))
+    cl = dataset.CandidateList([("V1-bcc", ("V",), "bcc"), ("Nb1-bcc", ("Nb",), "bcc")])
+    plan = dataset.plan_candidates(cl, QE_VALIDATED, ids=["V1-bcc", "Nb1-bcc"], runs_dir=tmp_path)
+    assert dict(zip(plan["material_id"], plan["action"])) == {"Nb1-bcc": "run", "V1-bcc": "skip: the crystal of up0503-V"}
+    plan = dataset.plan_candidates(cl, QE_VALIDATED, ids=["V1-bcc"], runs_dir=tmp_path)  # not every candidate
+    assert list(plan["material_id"]) == ["V1-bcc"]
+    rc = cli_main(["run", "--accuracy", "validated", "--runs-dir", str(tmp_path), "--ids", "Nb1-bcc", "V1-bcc"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "V1-bcc: the crystal of up0503-V (rejected" in err and "Nb1-bcc" not in err
+    assert not (tmp_path / "Nb1-bcc").exists() and not (tmp_path / "V1-bcc").exists()
+
+
 def test_same_crystal_is_one_crystal_up_to_scale_and_setting():
     from betenet.qe.prototypes import same_crystal
 

@@ -624,7 +624,8 @@ def test_refilter_reopens_a_material_rejected_for_gamma_asr_violation(tmp_path, 
 
 def test_an_upstream_row_already_run_under_a_prototype_id_is_not_run_again(tmp_path):
     """bcc Nb kept (or rejected) as Nb1-bcc is row 305 of the paper's structures: the upstream source skips
-    up0305-Nb unless asked for by id; an unfinished run does not count."""
+    up0305-Nb, and asked for by id it is refused naming Nb1-bcc and its state, until it has a run of its own
+    (which resumes); an unfinished run does not count."""
     from pymatgen.core import Lattice, Structure
 
     a = 3.27  # our relaxed cell, not the paper's: matched up to scale
@@ -638,13 +639,18 @@ def test_an_upstream_row_already_run_under_a_prototype_id_is_not_run_again(tmp_p
     picked = dataset.select_candidates(cands, runs_dir=tmp_path, include_finished=False)
     assert [c[0] for c in picked] == ["up0732-NbC"]
     assert [c[0] for c in dataset._unfinished(cands, tmp_path)] == ["up0732-NbC"]
+    assert dataset.computed_elsewhere(["up0305-Nb", "up0732-NbC"], tmp_path) == {"up0305-Nb": "Nb1-bcc"}
+    with pytest.raises(QEInputError, match=r"up0305-Nb: the crystal of Nb1-bcc \(rejected, .*Nb1-bcc\)"):
+        dataset.select_candidates(cands, ids=["up0732-NbC", "up0305-Nb"], runs_dir=tmp_path)
+    _status(tmp_path / "up0305-Nb", "running")  # begun under its own id before: it resumes
+    assert dataset.computed_elsewhere(["up0305-Nb"], tmp_path) == {}
     assert [c[0] for c in dataset.select_candidates(cands, ids=["up0305-Nb"], runs_dir=tmp_path)] == ["up0305-Nb"]
     assert dataset.rows_computed(tmp_path / "none") == {}
 
 
 def test_a_prototype_already_run_under_a_paper_id_is_not_run_again(tmp_path):
-    """CsCl AlPd kept as up0256-AlPd is the prototype candidate AlPd-B2: the prototype source skips it;
-    the other B2 decorations, and AlPd-B2 asked for by id, still run."""
+    """CsCl AlPd kept as up0256-AlPd is the prototype candidate AlPd-B2: the prototype source skips it and
+    refuses it by id (a second label of one crystal); the other decorations still run."""
     from betenet.qe.prototypes import build
 
     alpd = build(["Al", "Pd"], "B2")
@@ -658,7 +664,9 @@ def test_a_prototype_already_run_under_a_paper_id_is_not_run_again(tmp_path):
     picked = dataset.select_candidates(cands, runs_dir=tmp_path, include_finished=False)
     assert [c[0] for c in picked] == ["AlNb-B2", "AlPd-L10"]
     assert [c[0] for c in dataset._unfinished(cands, tmp_path)] == ["AlNb-B2", "AlPd-L10"]
-    assert [c[0] for c in dataset.select_candidates(cands, ids=["AlPd-B2"], runs_dir=tmp_path)] == ["AlPd-B2"]
+    with pytest.raises(QEInputError, match=r"AlPd-B2: the crystal of up0256-AlPd \(kept"):
+        dataset.select_candidates(cands, ids=["AlPd-B2"], runs_dir=tmp_path)
+    assert [c[0] for c in dataset.select_candidates(cands, ids=["AlPd-L10"], runs_dir=tmp_path)] == ["AlPd-L10"]
 
 
 def test_the_already_computed_checks_read_each_finished_run_once(tmp_path, monkeypatch):

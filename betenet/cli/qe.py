@@ -32,7 +32,7 @@ from betenet.qe.dataset import (
     candidate_source, dataset_dirs, explain_unknown_id, plan_candidates, run_dataset, select_candidates,
 )
 from betenet.qe.filters import funnel, funnel_table, status_files
-from betenet.qe.inputs import PWInput
+from betenet.qe.inputs import PWInput, QEInputError
 from betenet.qe.pseudo import PseudoLibrary
 from betenet.qe.record import build_record, rebuild_record
 from betenet.qe.refinement import refine_material, refined_materials
@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="candidate source: prototype decorations (default) or the paper's own structures (data/upstream)")
     n.add_argument("--accuracy", default=None, choices=("screening", "validated", "paper"))
     n.add_argument("--limit", type=int, default=10, help="rows to run (skipped ones are listed too)")
-    n.add_argument("--ids", nargs="*", default=None, help="these material ids instead (never skipped)")
+    n.add_argument("--ids", nargs="*", default=None, help="these material ids instead (shown whatever their mesh; one whose crystal another run has says so)")
     n.add_argument("--runs-dir", default=None)
     s = sub.add_parser("status", help="funnel table and timings of data/qe")
     s.add_argument("--runs-dir", default=None)
@@ -326,7 +326,11 @@ def cli_main(argv: list[str] | None = None) -> int:
     candidates = candidate_source(args.candidates, qe)
     if _unknown_ids(args.ids, candidates.ids, qe, args.candidates):
         return 2
-    cands = select_candidates(candidates, ids=args.ids, limit=limit, runs_dir=runs_dir, qe=qe)
+    try:
+        cands = select_candidates(candidates, ids=args.ids, limit=limit, runs_dir=runs_dir, qe=qe)
+    except QEInputError as exc:  # an explicit id whose crystal another id computes
+        print(f"betenet qe run: {exc}", file=sys.stderr)
+        return 2
     print(f"betenet qe run: profile {profile.name}, {len(cands)} materials, "
           f"{dask.n_workers} worker(s) x OMP {qe.omp_threads}" + (f" x MPI {qe.mpi_procs}" if qe.mpi_procs > 1 else ""), flush=True)
     results = run_dataset(

@@ -40,7 +40,7 @@ WINDOW_POLL_S = 30.0
 
 __all__ = [
     "Candidate", "CandidateList", "dataset_dirs", "run_dataset", "run_one", "default_candidates", "select_candidates",
-    "scf_mesh_estimate", "plan_candidates", "rows_computed", "crystals_computed", "finished_runs", "started_runs", "begun", "explain_unknown_id", "candidate_source", "CANDIDATE_SOURCES",
+    "scf_mesh_estimate", "plan_candidates", "rows_computed", "run_under_another_id", "computed_elsewhere", "refuse_computed_elsewhere", "crystals_computed", "finished_runs", "started_runs", "begun", "explain_unknown_id", "candidate_source", "CANDIDATE_SOURCES",
 ]
 
 #: ``(material_id, structure, prototype)`` as produced by :func:`betenet.qe.prototypes.candidate_structures`.
@@ -151,13 +151,19 @@ def plan_candidates(
     order (or ``ids``; begun runs first, :func:`select_candidates`), one row each with :func:`scf_mesh_estimate`,
     :func:`~betenet.qe.phcost.ph_cost_estimate`, ``ph_k_left`` / ``est_left_cpu_h`` (a begun run's el-ph k points
     not yet archived, :func:`~betenet.qe.phcost.remaining_elph`, and their share of the estimate; the whole run
-    otherwise) and ``action`` (``run``, ``resume`` for a begun run, or
-    ``skip: scf mesh too coarse``; explicit ids are never skipped).  A pandas DataFrame."""
+    otherwise) and ``action`` (``run``, ``resume`` for a begun run, ``skip: scf mesh too coarse``, or
+    ``skip: the crystal of ID`` for an explicit id that another run has computed, :func:`computed_elsewhere`,
+    which ``qe run`` refuses; explicit ids are not skipped for a coarse mesh).  A pandas DataFrame."""
     import pandas as pd
 
     explicit = ids is not None
-    source = (select_candidates(candidates, ids=ids, runs_dir=runs_dir, include_finished=False) if explicit
-              else _unfinished(candidates, runs_dir))
+    elsewhere = computed_elsewhere(list(dict.fromkeys(ids)), runs_dir) if explicit else {}
+    mine = [m for m in ids if m not in elsewhere] if explicit else []
+    source = (select_candidates(candidates, ids=mine, runs_dir=runs_dir, include_finished=False) if mine
+              else [] if explicit else _unfinished(candidates, runs_dir))
+    if elsewhere:  # shown, with the run that has the crystal (`qe run --ids` refuses them)
+        position = {mid: i for i, mid in enumerate(_candidate_ids(candidates))}
+        source = [*source, *(candidates[position[m]] for m in elsewhere)]
     lib = PseudoLibrary.for_level(cfg)
     rows = []
     n_run = 0
@@ -165,6 +171,7 @@ def plan_candidates(
         mcfg = refined_config(cfg, material_dir(mid, runs_dir))  # a refined material's own meshes
         est = scf_mesh_estimate(structure, mcfg)
         action = "skip: scf mesh too coarse" if est["too_coarse"] and not explicit else ("resume" if begun(mid, runs_dir) else "run")
+        action = f"skip: the crystal of {elsewhere[mid]}" if mid in elsewhere else action
         cost = ph_cost_estimate(structure, est, lib)
         # a begun run's el-ph points already archived are paid for: what is left, at the same cost per k point
         k_left = remaining_elph(material_dir(mid, runs_dir))["k_left"] if action == "resume" else None
@@ -210,17 +217,22 @@ def _unfinished(candidates: Sequence[Candidate], runs_dir: Path | None) -> Itera
 
 
 def _run_under_another_id(ids: Sequence[str], runs_dir: Path | None) -> set[str]:
-    """The candidates among ``ids`` whose structure a run in ``runs_dir``, finished or begun
-    (:func:`started_runs`), computes under another id: an upstream row (:func:`rows_computed`), or a prototype
-    decoration (``AlPd-B2``) that is the crystal of a run of the same formula (``up0256-AlPd``;
+    """The candidates among ``ids`` that :func:`run_under_another_id` finds."""
+    return set(run_under_another_id(ids, runs_dir))
+
+
+def run_under_another_id(ids: Sequence[str], runs_dir: Path | None) -> dict[str, str]:
+    """``{candidate: other id}`` for the candidates among ``ids`` whose structure a run in ``runs_dir``, finished
+    or begun (:func:`started_runs`), computes under another id: an upstream row (:func:`rows_computed`), or a
+    prototype decoration (``AlPd-B2``) that is the crystal of a run of the same formula (``up0256-AlPd``;
     :func:`crystals_computed`)."""
     rows = {mid: upstream_index_of(mid) for mid in ids}
-    out: set[str] = set()
+    out: dict[str, str] = {}
     protos = [mid for mid, r in rows.items() if r is None]
     runs = started_runs(runs_dir) if ids else []  # a crystal being computed (a refined rerun) counts too
     if any(r is not None for r in rows.values()):
         done = rows_computed(runs_dir, runs)
-        out |= {mid for mid, r in rows.items() if r is not None and done.get(r, mid) != mid}
+        out |= {mid: done[r] for mid, r in rows.items() if r is not None and done.get(r, mid) != mid}
     finished = crystals_computed(runs_dir, runs) if protos else {}
     for mid in protos:
         formula = prototypes.id_formula(mid)
@@ -231,9 +243,31 @@ def _run_under_another_id(ids: Sequence[str], runs_dir: Path | None) -> set[str]
             mine = prototypes.build(*prototypes.parse_material_id(mid))
         except prototypes.PrototypeError:
             continue
-        if any(prototypes.same_crystal(mine, st) for _, st in others):
-            out.add(mid)
+        same = [rid for rid, st in others if prototypes.same_crystal(mine, st)]
+        if same:
+            out[mid] = same[0]
     return out
+
+
+def computed_elsewhere(ids: Sequence[str], runs_dir: Path | None) -> dict[str, str]:
+    """:func:`run_under_another_id` for the ``ids`` that have no run of their own (no ``status.json``)."""
+    return {mid: rid for mid, rid in run_under_another_id(ids, runs_dir).items()
+            if not (material_dir(mid, runs_dir) / "status.json").exists()}
+
+
+def refuse_computed_elsewhere(ids: Sequence[str], runs_dir: Path | None) -> None:
+    """Raise :class:`~betenet.qe.inputs.QEInputError` naming each of the explicit ``ids`` that has no run of
+    its own but whose crystal a run under another id has computed or is computing (:func:`run_under_another_id`),
+    with that run's state: a second label of one crystal would sit in the dataset twice (and could fall on both
+    sides of a split), and a rejected crystal would be rejected again at full cost (bcc ``V1-bcc`` is upstream row
+    503's crystal, ``up0503-V``, rejected for an interpolation dip).  A run of the id itself resumes as before."""
+    other = computed_elsewhere(ids, runs_dir)
+    if other:
+        lines = [f"{mid}: the crystal of {rid} ({load_status(rid, runs_dir).state or 'begun'}, "
+                 f"{material_dir(rid, runs_dir)})" for mid, rid in other.items()]
+        raise QEInputError("not run, computed under another id (run that id instead: `betenet qe run --ids ID` "
+                           "resumes it, `betenet qe refine ID` or `betenet qe dip-check ID` reopen it):\n  "
+                           + "\n  ".join(lines))
 
 
 def _run_dirs(base: Path) -> list[Path]:
@@ -345,8 +379,9 @@ def select_candidates(
     ones (a cheaper new candidate would otherwise overtake a half-done one at every restart).
     With ``qe`` and no ``ids``, an unfinished candidate whose scf mesh is too coarse
     (:func:`scf_mesh_estimate`, ``QEConfig.candidate_min_scf_k_fraction``) is passed over; explicit
-    ``ids`` always run.  With a :class:`CandidateList` only the candidates returned or checked are built.
-    Raises ``KeyError`` naming the ids that are not candidates.
+    ``ids`` always run, unless a run under another id has their crystal (:func:`refuse_computed_elsewhere`).
+    With a :class:`CandidateList` only the candidates returned or checked are built.
+    Raises ``KeyError`` naming the ids that are not candidates, and ``QEInputError`` for such a crystal.
     """
     all_ids = _candidate_ids(candidates)
     ids = list(ids) if ids is not None else None
@@ -359,6 +394,8 @@ def select_candidates(
     n_new = 0
     position = {mid: i for i, mid in enumerate(all_ids)}
     order = [position[m] for m in dict.fromkeys(ids)] if ids else _begun_first(all_ids, runs_dir)
+    if ids:
+        refuse_computed_elsewhere(list(dict.fromkeys(ids)), runs_dir)
     elsewhere = set() if ids else _run_under_another_id(all_ids, runs_dir)
     for i in order:
         mid = all_ids[i]
