@@ -32,6 +32,7 @@ Which published values exist, and which could not be verified, is in :mod:`beten
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -39,10 +40,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pymatgen.core import Structure
 
 from . import paths
 from .constants import HIGH_TC_THRESHOLD_K, MU_STAR_DEFAULT
 from .physics import allen_dynes_tc_K
+from .qe.filters import status_files
 from .qe.prototypes import PrototypeError, build, id_formula, parse_material_id, same_crystal
 from .qe.upstream_candidates import compare_with_published, upstream_index_of
 from .records import MaterialRecord, load_record
@@ -52,6 +55,8 @@ from .upstream import default_records_dir
 __all__ = [
     "VALIDATED_RECORDS_DIR",
     "LEVEL_DIRS",
+    "LEVEL_RUN_DIRS",
+    "runs_without_record",
     "ValidationGoals",
     "load_level",
     "load_levels",
@@ -69,6 +74,8 @@ __all__ = [
 VALIDATED_RECORDS_DIR: Path = getattr(paths, "RECORDS_VALIDATED_DIR", paths.DATA_DIR / "records-validated")
 #: Accuracy level -> its records directory, in the order the chapter shows them.
 LEVEL_DIRS: dict[str, Path] = {"validated": VALIDATED_RECORDS_DIR, "screening": paths.RECORDS_DIR}
+#: Accuracy level -> its QE runs directory (one folder per material, behind the records of :data:`LEVEL_DIRS`).
+LEVEL_RUN_DIRS: dict[str, Path] = {"validated": paths.DATA_DIR / "qe-validated", "screening": paths.QE_RUNS_DIR}
 
 
 @dataclass(frozen=True)
@@ -311,11 +318,42 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
+def runs_without_record(records_by_level: Mapping[str, Mapping[str, MaterialRecord]],
+                        run_dirs: Mapping[str, Path | str] | None = None,
+                        references: Iterable[ReferenceMaterial] = REFERENCE_SET) -> pd.DataFrame:
+    """The reference materials with no record at a level whose crystal has a run in that level's runs directory
+    (default :data:`LEVEL_RUN_DIRS`): one row each (``level, material_id, label, run_id, state, reason``), the run
+    under the reference's own id or, matched by its relaxed cell (:func:`reference_of`), under another (bcc V
+    as ``up0503-V``).  So that a material computed and rejected, or being computed, is said as such and not
+    counted as never run.  Runs moved aside (``.bak-``) are not read."""
+    run_dirs = LEVEL_RUN_DIRS if run_dirs is None else run_dirs
+    labels = {r.material_id: r.label for r in references}
+    rows = []
+    for level, records in records_by_level.items():
+        missing = set(labels) - set(records)
+        base = Path(run_dirs[level]) if level in run_dirs else None
+        if not missing or base is None or not base.is_dir():
+            continue
+        found: dict[str, dict[str, Any]] = {}
+        for p in status_files(base):
+            st = json.loads(p.read_text())
+            relaxed = p.parent / "relaxed.json"
+            mid = p.parent.name if p.parent.name in missing else (
+                reference_of(Structure.from_dict(json.loads(relaxed.read_text())), missing) if relaxed.exists() else None)
+            if mid is not None and (mid not in found or p.parent.name == mid):  # the reference's own id first
+                found[mid] = {"level": level, "material_id": mid, "label": labels[mid], "run_id": p.parent.name,
+                              "state": st.get("state"), "reason": st.get("reason")}
+        rows += [found[m] for m in sorted(found)]
+    return pd.DataFrame(rows, columns=["level", "material_id", "label", "run_id", "state", "reason"], dtype=object)
+
+
 def describe_levels(records_by_level: Mapping[str, Mapping[str, MaterialRecord]],
                     dirs: Mapping[str, Path | str] | None = None,
-                    references: Iterable[ReferenceMaterial] = REFERENCE_SET) -> str:
+                    references: Iterable[ReferenceMaterial] = REFERENCE_SET,
+                    runs: pd.DataFrame | None = None) -> str:
     """Markdown: for each level, how many reference materials have a record, from which directory,
-    and that the chapter is incomplete while records are missing (an absent directory said as such)."""
+    and that the chapter is incomplete while records are missing (an absent directory said as such); with
+    ``runs`` (:func:`runs_without_record`), which of the missing ones were run and how that run ended."""
     dirs = LEVEL_DIRS if dirs is None else dirs
     n_ref = len(list(references))
     lines = []
@@ -337,6 +375,12 @@ def describe_levels(records_by_level: Mapping[str, Mapping[str, MaterialRecord]]
         if refined:  # denser meshes than the level's (betenet.qe.refinement): said, with where to read why
             lines[-1] += (f" Refined at denser k/q meshes than the level's: {', '.join(refined)} "
                           "(`provenance.refinement` of the record says which meshes and why).")
+        mine = runs[runs["level"] == level] if runs is not None and len(runs) else []
+        if len(mine):
+            said = [f"{r.label}" + (f" as `{r.run_id}`" if r.run_id != r.material_id else "")
+                    + f" ({'begun, not finished' if r.state == 'running' else r.state}"
+                    + (f": {r.reason}" if isinstance(r.reason, str) else "") + ")" for r in mine.itertuples()]
+            lines[-1] += f" Run without a record at this level: {'; '.join(said)}."
     return "\n".join(lines)
 
 

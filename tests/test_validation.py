@@ -255,3 +255,35 @@ def test_a_record_on_a_paper_structure_stands_for_its_reference_material(tmp_pat
     save_record(replace(_record("NbC-B1", 0.80, 300.0), structure=rocksalt), tmp_path)
     assert val.load_level(tmp_path)["NbC-B1"].lambda_ == 0.80
     assert val.reference_of(rocksalt, ["Al1-fcc", "TaC-B1"]) is None
+
+
+def test_runs_without_a_record_are_named_with_how_they_ended(tmp_path):
+    """bcc V rejected as upstream row 503 (matched by its relaxed cell), ZrN begun under its own id, a kept Al with
+    its record (not listed), a moved-aside run and a crystal of no reference material (not listed)."""
+    a = 2.99
+    bcc_v = Structure(Lattice([[-a / 2, a / 2, a / 2], [a / 2, -a / 2, a / 2], [a / 2, a / 2, -a / 2]]), ["V"], [[0, 0, 0]])
+    runs = tmp_path / "qe-validated"
+
+    def run(mid, state, reason=None, structure=None):
+        (runs / mid).mkdir(parents=True)
+        (runs / mid / "status.json").write_text(json.dumps({"material_id": mid, "state": state, "reason": reason}))
+        if structure is not None:
+            (runs / mid / "relaxed.json").write_text(json.dumps(structure.as_dict()))
+
+    run("up0503-V", "rejected", "imaginary_modes", bcc_v)
+    run("ZrN-B1", "running")
+    run("Al1-fcc", "kept")
+    run("Nb1-bcc.bak-20261204T201214", "rejected", "imaginary_modes")
+    run("up0999-V", "failed", "pw.x failed", Structure(Lattice.cubic(3.0), ["V"], [[0, 0, 0]]))  # simple cubic
+    recs = {"validated": {"Al1-fcc": _record("Al1-fcc", 0.40, 300.0)}}
+    got = val.runs_without_record(recs, {"validated": runs})
+    assert got.to_dict("records") == [
+        {"level": "validated", "material_id": "V1-bcc", "label": "V (bcc)", "run_id": "up0503-V", "state": "rejected",
+         "reason": "imaginary_modes"},
+        {"level": "validated", "material_id": "ZrN-B1", "label": "ZrN", "run_id": "ZrN-B1", "state": "running",
+         "reason": None}]
+    text = val.describe_levels(recs, {"validated": tmp_path / "records"}, runs=got)
+    assert text.endswith("Run without a record at this level: V (bcc) as `up0503-V` (rejected: imaginary_modes); "
+                         "ZrN (begun, not finished).")
+    assert val.runs_without_record(recs, {"validated": tmp_path / "none"}).empty
+    assert "Run without" not in val.describe_levels(recs, {"validated": tmp_path / "records"})
