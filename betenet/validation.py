@@ -46,6 +46,7 @@ from . import paths
 from .constants import HIGH_TC_THRESHOLD_K, MU_STAR_DEFAULT
 from .physics import allen_dynes_tc_K
 from .qe.filters import status_files
+from .qe.status import load_status
 from .qe.prototypes import PrototypeError, build, id_formula, parse_material_id, same_crystal
 from .qe.upstream_candidates import compare_with_published, upstream_index_of
 from .records import MaterialRecord, load_record
@@ -336,13 +337,13 @@ def runs_without_record(records_by_level: Mapping[str, Mapping[str, MaterialReco
             continue
         found: dict[str, dict[str, Any]] = {}
         for p in status_files(base):
-            st = json.loads(p.read_text())
+            st = load_status(p.parent.name, base)  # a garbled file named
             relaxed = p.parent / "relaxed.json"
             mid = p.parent.name if p.parent.name in missing else (
                 reference_of(Structure.from_dict(json.loads(relaxed.read_text())), missing) if relaxed.exists() else None)
             if mid is not None and (mid not in found or p.parent.name == mid):  # the reference's own id first
                 found[mid] = {"level": level, "material_id": mid, "label": labels[mid], "run_id": p.parent.name,
-                              "state": st.get("state"), "reason": st.get("reason")}
+                              "state": st.state, "reason": st.reason}
         rows += [found[m] for m in sorted(found)]
     return pd.DataFrame(rows, columns=["level", "material_id", "label", "run_id", "state", "reason"], dtype=object)
 

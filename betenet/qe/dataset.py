@@ -250,9 +250,11 @@ def run_under_another_id(ids: Sequence[str], runs_dir: Path | None) -> dict[str,
 
 
 def computed_elsewhere(ids: Sequence[str], runs_dir: Path | None) -> dict[str, str]:
-    """:func:`run_under_another_id` for the ``ids`` that have no run of their own (no ``status.json``)."""
+    """:func:`run_under_another_id` for the ``ids`` that have no run of their own (no ``status.json``, no
+    refinement waiting to run under that id)."""
     return {mid: rid for mid, rid in run_under_another_id(ids, runs_dir).items()
-            if not (material_dir(mid, runs_dir) / "status.json").exists()}
+            if not (material_dir(mid, runs_dir) / "status.json").exists()
+            and load_refinement(material_dir(mid, runs_dir)) is None}
 
 
 def refuse_computed_elsewhere(ids: Sequence[str], runs_dir: Path | None) -> None:
