@@ -32,7 +32,6 @@ Which published values exist, and which could not be verified, is in :mod:`beten
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -40,14 +39,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pymatgen.core import Structure
 
 from . import paths
 from .constants import HIGH_TC_THRESHOLD_K, MU_STAR_DEFAULT
 from .physics import allen_dynes_tc_K
-from .qe.filters import status_files
-from .qe.status import load_status
+from .qe.dataset import started_runs
 from .qe.prototypes import PrototypeError, build, id_formula, parse_material_id, same_crystal
+from .qe.status import FINAL_STATES, load_status
 from .qe.upstream_candidates import compare_with_published, upstream_index_of
 from .records import MaterialRecord, load_record
 from .reference import REFERENCE_SET, ReferenceMaterial
@@ -326,7 +324,8 @@ def runs_without_record(records_by_level: Mapping[str, Mapping[str, MaterialReco
     (default :data:`LEVEL_RUN_DIRS`): one row each (``level, material_id, label, run_id, state, reason``), the run
     under the reference's own id or, matched by its relaxed cell (:func:`reference_of`), under another (bcc V
     as ``up0503-V``).  So that a material computed and rejected, or being computed, is said as such and not
-    counted as never run.  Runs moved aside (``.bak-``) are not read."""
+    counted as never run.  The runs are :func:`~betenet.qe.dataset.started_runs`' (a refinement waiting to run
+    included, with the cell of the run it supersedes; runs moved aside, ``.bak-``, are not read)."""
     run_dirs = LEVEL_RUN_DIRS if run_dirs is None else run_dirs
     labels = {r.material_id: r.label for r in references}
     rows = []
@@ -336,13 +335,11 @@ def runs_without_record(records_by_level: Mapping[str, Mapping[str, MaterialReco
         if not missing or base is None or not base.is_dir():
             continue
         found: dict[str, dict[str, Any]] = {}
-        for p in status_files(base):
-            st = load_status(p.parent.name, base)  # a garbled file named
-            relaxed = p.parent / "relaxed.json"
-            mid = p.parent.name if p.parent.name in missing else (
-                reference_of(Structure.from_dict(json.loads(relaxed.read_text())), missing) if relaxed.exists() else None)
-            if mid is not None and (mid not in found or p.parent.name == mid):  # the reference's own id first
-                found[mid] = {"level": level, "material_id": mid, "label": labels[mid], "run_id": p.parent.name,
+        for run_id, cell in started_runs(base):  # finished or begun, not moved aside
+            mid = run_id if run_id in missing else (reference_of(cell, missing) if cell is not None else None)
+            if mid is not None and (mid not in found or run_id == mid):  # the reference's own id first
+                st = load_status(run_id, base)  # a garbled file named
+                found[mid] = {"level": level, "material_id": mid, "label": labels[mid], "run_id": run_id,
                               "state": st.state, "reason": st.reason}
         rows += [found[m] for m in sorted(found)]
     return pd.DataFrame(rows, columns=["level", "material_id", "label", "run_id", "state", "reason"], dtype=object)
@@ -379,7 +376,7 @@ def describe_levels(records_by_level: Mapping[str, Mapping[str, MaterialRecord]]
         mine = runs[runs["level"] == level] if runs is not None and len(runs) else []
         if len(mine):
             said = [f"{r.label}" + (f" as `{r.run_id}`" if r.run_id != r.material_id else "")
-                    + f" ({'begun, not finished' if r.state == 'running' else r.state}"
+                    + f" ({r.state if r.state in FINAL_STATES else 'begun, not finished'}"
                     + (f": {r.reason}" if isinstance(r.reason, str) else "") + ")" for r in mine.itertuples()]
             lines[-1] += f" Run without a record at this level: {'; '.join(said)}."
     return "\n".join(lines)
