@@ -405,3 +405,15 @@ def test_the_entry_summary_is_the_larger_basis_of_the_pair_used():
     assert out["convergence_a_pct"] == pytest.approx(nb["convergence_a_pct"], rel=1e-9)
     assert out["convergence_b0_pct"] == pytest.approx(nb["convergence_b0_pct"], rel=1e-9)
     assert summary(nb["scans"], [9.0, 8.0])["a_A"] == nb["scans"]["9"]["a_A"] != out["a_A"]
+
+
+def test_basis_pair_is_the_step_down_rule_on_a_stored_entry():
+    """The pair an entry is summarised from, decided once for a run and for a refit of a stored entry: the two
+    larger bases, or the two smaller when the largest scan failed or has a point off its fit."""
+    from betenet.qe.pseudo.allelectron import basis_pair
+
+    s = dataclasses.asdict(ElkSettings())
+    big, check, fall = s["rgkmax"], s["rgkmax_check"], s["rgkmax_fallback"]
+    assert basis_pair({"max_residual_mRy": 0.5 * s["max_residual_mRy"]}, s) == [big, check]
+    assert basis_pair({"max_residual_mRy": 2.0 * s["max_residual_mRy"]}, s) == [check, fall]
+    assert basis_pair({"failed": "no SCF at scale 0.98"}, s) == [check, fall]

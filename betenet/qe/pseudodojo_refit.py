@@ -23,7 +23,7 @@ from ..jsonio import write_json_atomic
 from ..paths import PSEUDO_DIR
 from .pseudo import fit_lattice_constant, load_validation, save_validation
 from .pseudo import allelectron as allel
-from .pseudo.allelectron import ElkSettings, fit_scan, steps_down, summary
+from .pseudo.allelectron import ElkSettings, basis_pair, fit_scan, summary
 from .pseudo.validation import ValidationSettings, eos_status
 from .pseudodojo_allelectron import comparison
 
@@ -58,8 +58,7 @@ def refit_allelectron(element: str, ae: dict[str, Any]) -> tuple[dict[str, Any],
     if "rgkmax_used" not in ae:  # run before the step-down existed: nothing was decided
         return out, None
     top = out["scans"].get(f"{s['rgkmax']:g}", {})
-    step_down = steps_down(top, s["max_residual_mRy"])
-    decided = [s["rgkmax_check"], s.get("rgkmax_fallback")] if step_down else [s["rgkmax"], s["rgkmax_check"]]
+    decided = basis_pair(top, s)
     note = None
     if decided != [float(r) for r in used]:
         note = (f"{element}: refitted, the R_MT·max|G+k| {s['rgkmax']:g} scan would have used {decided}, "

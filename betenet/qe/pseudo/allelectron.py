@@ -32,7 +32,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -52,6 +52,7 @@ __all__ = [
     "XC_NAMES",
     "ElkSettings",
     "allelectron_eos",
+    "basis_pair",
     "compare_eos",
     "elements_with_eos",
     "elk_binary",
@@ -326,6 +327,15 @@ def steps_down(top: dict[str, Any], max_residual_mRy: float) -> bool:
     return "failed" in top or top.get("max_residual_mRy", 0.0) > max_residual_mRy
 
 
+def basis_pair(top: dict[str, Any], settings: Mapping[str, Any]) -> list[float]:
+    """The two bases (R_MT·max|G+k|) an entry is summarised from, given its largest-basis scan ``top`` and its
+    Elk ``settings`` (:class:`ElkSettings` as a mapping): ``[rgkmax, rgkmax_check]``, or
+    ``[rgkmax_check, rgkmax_fallback]`` when ``top`` :func:`steps_down`."""
+    if steps_down(top, settings["max_residual_mRy"]):
+        return [settings["rgkmax_check"], settings.get("rgkmax_fallback")]
+    return [settings["rgkmax"], settings["rgkmax_check"]]
+
+
 def summary(scans: dict[str, dict[str, Any]], used: Sequence[float]) -> dict[str, float]:
     """An entry's numbers from its scans (keyed ``f"{rgkmax:g}"``): the fit of the larger basis of the pair
     ``used`` and the pair's difference in lattice constant and bulk modulus (%, smaller minus larger)."""
@@ -384,14 +394,13 @@ def allelectron_eos(element: str, scales: Sequence[float], kpoints: Sequence[int
                 return {"rgkmax": rgk, "failed": str(exc)}
 
         scans = {f"{rgk:g}": scan(rgk) for rgk in (s.rgkmax_check, s.rgkmax)}
-        used = [s.rgkmax, s.rgkmax_check]
         top = scans[f"{s.rgkmax:g}"]
-        if steps_down(top, s.max_residual_mRy):
+        used = basis_pair(top, dataclasses.asdict(s))
+        if used != [s.rgkmax, s.rgkmax_check]:
             why = top.get("failed") or f"a point {top['max_residual_mRy']:.3g} mRy/atom off its fit"
             log(f"{element}: the rgkmax {s.rgkmax:g} scan has {why}; stepping down to "
                 f"{s.rgkmax_check:g} / {s.rgkmax_fallback:g}")
             scans[f"{s.rgkmax_fallback:g}"] = scan(s.rgkmax_fallback)
-            used = [s.rgkmax_check, s.rgkmax_fallback]
     return {"element": element, "structure": x.structure, "formula": x.formula or element, "code": f"Elk {version}",
             "functional": s.functional, "species_sha256": {e: sha256_file(sp / f"{e}.in") for e in els},
             "rmt_bohr": rmt,
