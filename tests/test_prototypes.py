@@ -290,7 +290,7 @@ def test_plan_estimates_the_ph_x_cost(tmp_path):
     assert plan.loc["Ir1-fcc", "ph_k_points"] > 0 and np.isnan(plan.loc["Ir1-fcc", "est_ph_cpu_h"])
 
 
-def test_plan_shows_an_explicit_id_whose_crystal_another_run_has(tmp_path, capsys):
+def test_plan_shows_an_explicit_id_whose_crystal_another_run_has(tmp_path, capsys, monkeypatch):
     """Asked for by id, the prototype bcc V (V1-bcc) whose crystal a run of the paper's row has (up0503-V,
     rejected) is shown as skipped with that id, and `qe run --ids` refuses it (exit 2) before starting anything."""
     import json
@@ -304,8 +304,12 @@ def test_plan_shows_an_explicit_id_whose_crystal_another_run_has(tmp_path, capsy
     (tmp_path / "up0503-V" / "status.json").write_text(json.dumps({"material_id": "up0503-V", "state": "rejected"}))
     (tmp_path / "up0503-V" / "relaxed.json").write_text(json.dumps(v.as_dict()))
     cl = dataset.CandidateList([("V1-bcc", ("V",), "bcc"), ("Nb1-bcc", ("Nb",), "bcc")])
+    walks = []
+    real = dataset.started_runs
+    monkeypatch.setattr(dataset, "started_runs", lambda *a, **k: walks.append(1) or real(*a, **k))
     plan = dataset.plan_candidates(cl, QE_VALIDATED, ids=["V1-bcc", "Nb1-bcc"], runs_dir=tmp_path)
     assert dict(zip(plan["material_id"], plan["action"])) == {"Nb1-bcc": "run", "V1-bcc": "skip: the crystal of up0503-V"}
+    assert len(walks) == 1  # the runs directory is walked once, not again by select_candidates
     plan = dataset.plan_candidates(cl, QE_VALIDATED, ids=["V1-bcc"], runs_dir=tmp_path)  # not every candidate
     assert list(plan["material_id"]) == ["V1-bcc"]
     rc = cli_main(["run", "--accuracy", "validated", "--runs-dir", str(tmp_path), "--ids", "Nb1-bcc", "V1-bcc"])

@@ -159,7 +159,8 @@ def plan_candidates(
     explicit = ids is not None
     elsewhere = computed_elsewhere(list(dict.fromkeys(ids)), runs_dir) if explicit else {}
     mine = [m for m in ids if m not in elsewhere] if explicit else []
-    source = (select_candidates(candidates, ids=mine, runs_dir=runs_dir, include_finished=False) if mine
+    source = (select_candidates(candidates, ids=mine, runs_dir=runs_dir, include_finished=False,
+                                elsewhere_checked=True) if mine
               else [] if explicit else _unfinished(candidates, runs_dir))
     if elsewhere:  # shown, with the run that has the crystal (`qe run --ids` refuses them)
         position = {mid: i for i, mid in enumerate(_candidate_ids(candidates))}
@@ -372,6 +373,7 @@ def explain_unknown_id(mid: str, elements: Iterable[str], source: str = "prototy
 def select_candidates(
     candidates: Sequence[Candidate], *, ids: Iterable[str] | None = None, limit: int | None = None,
     runs_dir: Path | None = None, include_finished: bool = True, qe: QEConfig | None = None,
+    elsewhere_checked: bool = False,
 ) -> list[Candidate]:
     """Filter by ``ids``; keep finished ones (cheap no-ops) and cap the *unfinished* ones at ``limit``.
 
@@ -383,6 +385,8 @@ def select_candidates(
     (:func:`scf_mesh_estimate`, ``QEConfig.candidate_min_scf_k_fraction``) is passed over; explicit
     ``ids`` always run, unless a run under another id has their crystal (:func:`refuse_computed_elsewhere`).
     With a :class:`CandidateList` only the candidates returned or checked are built.
+    ``elsewhere_checked``: the caller has already set apart the ``ids`` computed under another id
+    (:func:`plan_candidates`), so the runs directory is not walked a second time.
     Raises ``KeyError`` naming the ids that are not candidates, and ``QEInputError`` for such a crystal.
     """
     all_ids = _candidate_ids(candidates)
@@ -396,7 +400,7 @@ def select_candidates(
     n_new = 0
     position = {mid: i for i, mid in enumerate(all_ids)}
     order = [position[m] for m in dict.fromkeys(ids)] if ids else _begun_first(all_ids, runs_dir)
-    if ids:
+    if ids and not elsewhere_checked:
         refuse_computed_elsewhere(list(dict.fromkeys(ids)), runs_dir)
     elsewhere = set() if ids else _run_under_another_id(all_ids, runs_dir)
     for i in order:
