@@ -153,3 +153,32 @@ def test_snap_q_puts_ph_x_printed_q_back_on_its_mesh_point():
     assert frac == pytest.approx([0.2, 0.0, 0.4], abs=1e-13)
     assert abs(bcc @ printed / alat - [0.2, 0.0, 0.4]).max() > 1e-9  # the printed q was off
     assert snap_q(bcc, (0.0, 0.0, 0.3141)) == (0.0, 0.0, 0.3141)  # crystal 0.18135: 3e-4 from 2/11, the nearest <= 60
+
+
+def test_check_q_k_meshes_are_n_or_nxnxn(capsys):
+    """`--k` takes N (N x N x N) or NxNxN (hcp Zr's A point needs 12x12x7, not 12^3); anything else is refused
+    by name before any QE runs."""
+    from betenet.cli import qe as cli
+
+    for bad in ("12x7", "12x12x0", "twelve"):
+        with pytest.raises(SystemExit) as exc:
+            cli.cli_main(["check-q", "Al1-fcc", "--k", bad])
+        assert exc.value.code == 2
+        assert f"expected N or NxNxN with positive integers (e.g. 12 or 12x12x7), got {bad!r}" in capsys.readouterr().err
+
+
+@pytest.mark.qe
+@pytest.mark.skipif(not qe_available(), reason="Quantum ESPRESSO not on PATH: run `make qe-deps`")
+def test_check_q_runs_a_non_cubic_mesh(tmp_path, capsys):
+    """fcc Al at X with `--k 4x4x4` and `--k 4x4x6`: the first is the cubic 4 (work dir k4, 37.11 meV as in the
+    frozen test), the second a mesh of its own (work dir k4x4x6, its own k points)."""
+    from betenet.cli import qe as cli
+
+    argv = ["check-q", "Al1-fcc", "--k", "4x4x4", "4x4x6", "--q", "0", "0", "-0.70710678", "--workdir", str(tmp_path)]
+    assert cli.cli_main(argv) == 0
+    out = capsys.readouterr().out
+    assert "k=4x4x4" in out and "k=4x4x6" in out
+    cubic = json.loads((tmp_path / "k4" / "result.json").read_text())
+    other = json.loads((tmp_path / "k4x4x6" / "result.json").read_text())
+    assert cubic["k_scf"] == [4, 4, 4] and other["k_scf"] == [4, 4, 6]
+    assert max(cubic["freq_meV"]) == pytest.approx(37.11, abs=0.01) and max(other["freq_meV"]) != pytest.approx(37.11, abs=0.01)

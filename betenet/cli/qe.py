@@ -9,7 +9,7 @@
     betenet qe parse ID [--profile P] [--write]
     betenet qe reject ID --reason R --detail TEXT
     betenet qe refine ID --accuracy validated [--k-density K] [--scf-k-density S] [--q-density Q] --reason TEXT
-    betenet qe check-q ID --k 6 8 12 [--q QX QY QZ] [--ecutwfc E --ecutrho R] [--degauss D] [--accuracy A] [--frozen]
+    betenet qe check-q ID --k 6 8 12x12x7 [--q QX QY QZ] [--ecutwfc E --ecutrho R] [--degauss D] [--accuracy A] [--frozen]
     betenet qe check-relax ID [ID ...] --ecutwfc E --ecutrho R
 """
 
@@ -376,11 +376,26 @@ def check_relax_main(argv: list[str]) -> int:
     return 0
 
 
+def _k_mesh(text: str) -> tuple[int, int, int]:
+    """An scf k mesh on the command line: ``12`` (12x12x12) or ``12x12x7`` (a hexagonal or tetragonal cell)."""
+    parts = text.lower().split("x")
+    try:
+        k = tuple(int(x) for x in parts)
+    except ValueError:
+        k = ()
+    if len(k) == 1:
+        k = k * 3
+    if len(k) != 3 or min(k) < 1:
+        raise argparse.ArgumentTypeError(f"expected N or NxNxN with positive integers (e.g. 12 or 12x12x7), got {text!r}")
+    return k  # type: ignore[return-value]
+
+
 def check_q_main(argv: list[str]) -> int:
     """``betenet qe check-q``."""
     p = _check_parser("check-q", _convergence_doc.split("\n\n")[0])
     p.add_argument("material_id")
-    p.add_argument("--k", type=int, nargs="+", required=True, help="scf k meshes to try (cubic n x n x n each)")
+    p.add_argument("--k", type=_k_mesh, nargs="+", required=True,
+                   help="scf k meshes to try, each N (N x N x N) or NxNxN (e.g. 12x12x7 for hcp)")
     p.add_argument("--q", type=float, nargs=3, default=None, help="q (2π/alat); default: the lowest-frequency q of ph_freqs.json")
     p.add_argument("--degauss", type=float, default=None)
     p.add_argument("--accuracy", choices=["screening", "validated"], default=None,
@@ -399,9 +414,11 @@ def check_q_main(argv: list[str]) -> int:
     species = PWInput.from_str((mdir / "scf.in").read_text(), origin=str(mdir / "scf.in")).species
     lib.stage([el for el, _, _ in species], root / "pseudo")  # the level's files, under the names the run used
     for k in args.k:
-        res = single_q_phonons(mdir, q, k_scf=k, workdir=root / f"k{k}{tag}", ecutwfc_Ry=args.ecutwfc, pseudo_dir=root / "pseudo",
-                               ecutrho_Ry=args.ecutrho, degauss_Ry=args.degauss, omp_threads=args.omp)
-        print(f"{res.material_id} k={k}^3 ecut={res.ecutwfc_Ry:g}/{res.ecutrho_Ry:g} Ry degauss={res.degauss_Ry:g} Ry "
+        k_tag = f"{k[0]}" if len(set(k)) == 1 else "x".join(map(str, k))  # k4 for 4x4x4, as before
+        res = single_q_phonons(mdir, q, k_scf=k, workdir=root / f"k{k_tag}{tag}", ecutwfc_Ry=args.ecutwfc,
+                               pseudo_dir=root / "pseudo", ecutrho_Ry=args.ecutrho, degauss_Ry=args.degauss,
+                               omp_threads=args.omp)
+        print(f"{res.material_id} k={'x'.join(map(str, k))} ecut={res.ecutwfc_Ry:g}/{res.ecutrho_Ry:g} Ry degauss={res.degauss_Ry:g} Ry "
               f"q=({' '.join(f'{x:.3f}' for x in q)}): " + " ".join(f"{f:.2f}" for f in res.freq_meV)
               + f" meV  (scf {res.wall_s['scf']:.0f} s, ph {res.wall_s['ph']:.0f} s)", flush=True)
         if args.frozen:
@@ -414,7 +431,7 @@ def check_q_main(argv: list[str]) -> int:
                   f"{fz['diff_pct']:+.2f} %; forces along the pattern {fz['force_alignment']:.5f}; {fz['cpu_s']:.0f} CPU-s)", flush=True)
             if args.save:
                 q_tag = "-".join(f"{x:g}" for x in fz["q_frac"])
-                out = FROZEN_STUDY_DIR / "runs" / f"{args.material_id}-q{q_tag}-k{k}{tag}.json"
+                out = FROZEN_STUDY_DIR / "runs" / f"{args.material_id}-q{q_tag}-k{k_tag}{tag}.json"
                 if out.exists():
                     print(f"betenet qe check-q: error: {out} exists (nothing is overwritten)", file=sys.stderr)
                     return 2
