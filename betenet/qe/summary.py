@@ -449,9 +449,18 @@ def cpu_by_material(runs_dir: Path = QE_RUNS_DIR):
     return pd.DataFrame(rows, columns=cols).sort_values(["n_atoms", "cpu_s"], ignore_index=True)
 
 
+def _elph_whole(step: dict[str, Any]) -> bool:
+    """Whether an el-ph step ran all its irreducible q points: not stopped at an imaginary mode, or stopped at
+    the last one (``stopped_at_q`` with a time for each of its ``n_q_irr`` points); a step logged before
+    these fields counts as whole."""
+    n_q, times = step.get("n_q_irr"), step.get("q_wall_s")
+    return step.get("stopped_at_q") is None or n_q is None or times is None or len(times) >= int(n_q)
+
+
 def ph_cost_check(runs_dir: Path = QE_RUNS_DIR, lib: Any = None):
-    """The ph.x cost model against the runs: one row per finished material of ``runs_dir`` with an el-ph
-    log, its ph.x k points (:func:`~betenet.qe.phcost.ph_kpoint_counts` on the relaxed cell and the run's
+    """The ph.x cost model against the runs: one row per finished material of ``runs_dir`` with the log of a
+    whole el-ph step (a run ph.x stopped at an imaginary mode before its last q point, ``QEConfig.ph_stop_at_imaginary``,
+    measured part of what is estimated and is left out: rocksalt NbN's 2 of 8 points gave 0.17), its ph.x k points (:func:`~betenet.qe.phcost.ph_kpoint_counts` on the relaxed cell and the run's
     meshes), the estimated and the measured CPU seconds of its el-ph ph.x step and their ratio.  ``lib``:
     the pseudopotential library to estimate with (default: each run's own, the library of the accuracy
     level its ``status.json`` names, :meth:`~betenet.qe.pseudo.PseudoLibrary.for_level`).  Materials whose elements the
@@ -469,6 +478,8 @@ def ph_cost_check(runs_dir: Path = QE_RUNS_DIR, lib: Any = None):
     for d, s in runs:
         measured = step_cpu_seconds(d, "ph_elph", s.get("steps") or {})
         if measured is None or not (d / "relaxed.json").exists() or not (d / "grids.json").exists():
+            continue
+        if not _elph_whole((s.get("steps") or {}).get("ph_elph") or {}):
             continue
         level = s.get("accuracy") or "screening"  # statuses from before the levels: the screening runs
         if lib is None and level not in libraries:
