@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from betenet.paths import DATA_DIR
+from betenet.qe.inputs import PWInput
 from betenet.qe.parsers import parse_ph_output
 
 here = Path(__file__).resolve().parent
@@ -24,8 +25,8 @@ def _a_point(run: Path) -> list[float]:
 
 
 def _mesh(run: Path) -> str:
-    lines = (run / "scf.in").read_text().splitlines()
-    return "×".join(lines[[l.strip() for l in lines].index("K_POINTS automatic") + 1].split()[:3])
+    scf = run / "scf.in"
+    return "×".join(map(str, PWInput.from_str(scf.read_text(), origin=str(scf)).kpoints))
 
 
 if __name__ == "__main__":
