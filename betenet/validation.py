@@ -321,7 +321,8 @@ def runs_without_record(records_by_level: Mapping[str, Mapping[str, MaterialReco
                         run_dirs: Mapping[str, Path | str] | None = None,
                         references: Iterable[ReferenceMaterial] = REFERENCE_SET) -> pd.DataFrame:
     """The reference materials with no record at a level whose crystal has a run in that level's runs directory
-    (default :data:`LEVEL_RUN_DIRS`): one row each (``level, material_id, label, run_id, state, reason``), the run
+    (default :data:`LEVEL_RUN_DIRS`): one row each (``level, material_id, label, run_id, state, reason, notes``;
+    ``notes`` the run's review notes, ``<run>/NOTES.md``, where it has them, else None), the run
     under the reference's own id or, matched by its relaxed cell (:func:`reference_of`), under another (bcc V
     as ``up0503-V``).  So that a material computed and rejected, or being computed, is said as such and not
     counted as never run.  The runs are :func:`~betenet.qe.dataset.started_runs`' (a refinement waiting to run
@@ -339,10 +340,12 @@ def runs_without_record(records_by_level: Mapping[str, Mapping[str, MaterialReco
             mid = run_id if run_id in missing else (reference_of(cell, missing) if cell is not None else None)
             if mid is not None and (mid not in found or run_id == mid):  # the reference's own id first
                 st = load_status(run_id, base)  # a garbled file named
+                notes = base / run_id / "NOTES.md"
                 found[mid] = {"level": level, "material_id": mid, "label": labels[mid], "run_id": run_id,
-                              "state": st.state, "reason": st.reason}
+                              "state": st.state, "reason": st.reason, "notes": _rel(notes) if notes.is_file() else None}
         rows += [found[m] for m in sorted(found)]
-    return pd.DataFrame(rows, columns=["level", "material_id", "label", "run_id", "state", "reason"], dtype=object)
+    return pd.DataFrame(rows, columns=["level", "material_id", "label", "run_id", "state", "reason", "notes"],
+                        dtype=object)
 
 
 def describe_levels(records_by_level: Mapping[str, Mapping[str, MaterialRecord]],
@@ -351,7 +354,8 @@ def describe_levels(records_by_level: Mapping[str, Mapping[str, MaterialRecord]]
                     runs: pd.DataFrame | None = None) -> str:
     """Markdown: for each level, how many reference materials have a record, from which directory,
     and that the chapter is incomplete while records are missing (an absent directory said as such); with
-    ``runs`` (:func:`runs_without_record`), which of the missing ones were run and how that run ended."""
+    ``runs`` (:func:`runs_without_record`), which of the missing ones were run and how that run ended, and where
+    a run's review notes say why."""
     dirs = LEVEL_DIRS if dirs is None else dirs
     n_ref = len(list(references))
     lines = []
@@ -377,7 +381,8 @@ def describe_levels(records_by_level: Mapping[str, Mapping[str, MaterialRecord]]
         if len(mine):
             said = [f"{r.label}" + (f" as `{r.run_id}`" if r.run_id != r.material_id else "")
                     + f" ({r.state if r.state in FINAL_STATES else 'begun, not finished'}"
-                    + (f": {r.reason}" if isinstance(r.reason, str) else "") + ")" for r in mine.itertuples()]
+                    + (f": {r.reason}" if isinstance(r.reason, str) else "")
+                    + (f"; why: `{r.notes}`" if isinstance(r.notes, str) else "") + ")" for r in mine.itertuples()]
             lines[-1] += f" Run without a record at this level: {'; '.join(said)}."
     return "\n".join(lines)
 

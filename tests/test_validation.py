@@ -271,6 +271,7 @@ def test_runs_without_a_record_are_named_with_how_they_ended(tmp_path):
             (runs / mid / "relaxed.json").write_text(json.dumps(structure.as_dict()))
 
     run("up0503-V", "rejected", "imaginary_modes", bcc_v)
+    (runs / "up0503-V" / "NOTES.md").write_text("# up0503-V: rejected, an interpolation dip\n")
     run("ZrN-B1", "running")
     run("Al1-fcc", "kept")
     run("Nb1-bcc.bak-20261204T201214", "rejected", "imaginary_modes")
@@ -279,11 +280,11 @@ def test_runs_without_a_record_are_named_with_how_they_ended(tmp_path):
     got = val.runs_without_record(recs, {"validated": runs})
     assert got.to_dict("records") == [
         {"level": "validated", "material_id": "V1-bcc", "label": "V (bcc)", "run_id": "up0503-V", "state": "rejected",
-         "reason": "imaginary_modes"},
+         "reason": "imaginary_modes", "notes": str(runs / "up0503-V" / "NOTES.md")},
         {"level": "validated", "material_id": "ZrN-B1", "label": "ZrN", "run_id": "ZrN-B1", "state": "running",
-         "reason": None}]
+         "reason": None, "notes": None}]
     text = val.describe_levels(recs, {"validated": tmp_path / "records"}, runs=got)
-    assert text.endswith("Run without a record at this level: V (bcc) as `up0503-V` (rejected: imaginary_modes); "
-                         "ZrN (begun, not finished).")
+    assert text.endswith("Run without a record at this level: V (bcc) as `up0503-V` (rejected: imaginary_modes; "
+                         f"why: `{runs / 'up0503-V' / 'NOTES.md'}`); ZrN (begun, not finished).")
     assert val.runs_without_record(recs, {"validated": tmp_path / "none"}).empty
     assert "Run without" not in val.describe_levels(recs, {"validated": tmp_path / "records"})
