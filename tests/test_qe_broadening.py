@@ -83,15 +83,14 @@ def test_validated_level_meshes_on_reference_metals():
 def test_boundary_first_q_order_puts_the_longest_points_first():
     """ph.x's irreducible points of fcc 4x4x4 (2π/alat): Γ stays first (it writes the list); the
     validated level then takes X and the other zone-boundary points before the short ones."""
-    from types import SimpleNamespace
-
-    from betenet.qe.workflow import MaterialRun
+    from betenet.qe.qpoints import q_order
 
     qs = np.array([[0, 0, 0], [-0.25, 0.25, -0.25], [0.5, -0.5, 0.5], [0, 0.5, 0], [0.75, -0.25, 0.75],
                    [0.5, 0, 0.5], [0, -1, 0], [-0.5, -1, 0]])
-    order = MaterialRun._q_order(SimpleNamespace(cfg=QE_VALIDATED), qs)
-    assert order == [8, 5, 7, 3, 6, 4, 2]
-    assert MaterialRun._q_order(SimpleNamespace(cfg=QEConfig()), qs) == [2, 3, 4, 5, 6, 7, 8]
+    assert q_order(qs, QE_VALIDATED.ph_q_order) == [8, 5, 7, 3, 6, 4, 2]
+    assert q_order(qs, QEConfig().ph_q_order) == [2, 3, 4, 5, 6, 7, 8]
+    with pytest.raises(ValueError, match="'longest'"):
+        q_order(qs, "longest")
 
 
 def test_build_record_records_the_plateau_choice_on_the_real_al_run():

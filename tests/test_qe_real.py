@@ -410,3 +410,27 @@ def test_interpolation_dip_is_checked_by_dfpt(al_run, tmp_path, monkeypatch):
     st2 = run_material(MID, build(["Al"], "fcc"), cfg2, runs_dir=runs2, records_dir=tmp_path / "b" / "records")
     assert st2.state == "rejected" and st2.reason == "imaginary_modes" and "unstable between the ph.x q points" in st2.detail
     assert not (tmp_path / "b" / "records" / f"{MID}.json").exists()
+
+
+def test_coarse_phonons_take_gamma_from_the_el_ph_run(al_run, tmp_path):
+    """A coarse q mesh that is no subset of the el-ph mesh (3x3x3 against Al's 2x2x2) is a ph.x run of its
+    own, on the same scf: its Γ is the el-ph run's ``elph.dyn1``, copied, not computed again.  Against the
+    same step with Γ computed (``elph.dyn1`` left out of the scratch copy): the same q points and the same
+    coarse PhDOS."""
+    from betenet.qe.parsers import parse_phdos
+
+    runs = {}
+    for case, ignore in (("reused", None), ("computed", shutil.ignore_patterns("elph.dyn1"))):
+        cfg, qe_dir, scratch = _copy_run(al_run, tmp_path / case, redo_from="ph_coarse", ignore=ignore,
+                                         coarse_q_grid=(3, 3, 3))
+        st = run_material(MID, build(["Al"], "fcc"), cfg, runs_dir=qe_dir, records_dir=tmp_path / case / "records")
+        assert st.state == "kept", f"{st.reason}: {st.detail}"
+        runs[case] = (st.steps["ph_coarse"], scratch / "coarse", qe_dir / MID)
+    (reused, cdir, rdir), (computed, cdir2, rdir2) = runs["reused"], runs["computed"]
+    assert reused["gamma_reused_from"] == "elph.dyn1" and "gamma_reused_from" not in computed
+    assert reused["n_q_irr"] == computed["n_q_irr"] == 4 and reused["q_wall_s"][0] == 0.0 < computed["q_wall_s"][0]
+    assert not (cdir / "ph_coarse.q1.out").exists() and (cdir2 / "ph_coarse.q1.out").exists()
+    assert (cdir / "coarse.dyn0").read_text() == (cdir2 / "coarse.dyn0").read_text()
+    assert (rdir / "ph_coarse.in").read_text() != (rdir2 / "ph_coarse.in").read_text()  # point 2's input, Γ's
+    a, b = parse_phdos(rdir / "phdos_coarse.dos.gz"), parse_phdos(rdir2 / "phdos_coarse.dos.gz")
+    assert np.allclose(a.omega_meV, b.omega_meV) and np.allclose(a.total, b.total, atol=1e-6 * b.total.max())

@@ -6,6 +6,7 @@ reader                 gives
 :func:`parse_dyn0`     ``fildyn0``: the q mesh and the irreducible q (2π/alat), in ph.x's order
 :func:`parse_dyn_basis` ``fildynN`` header: the direct lattice (units of alat; ibrav = 0 files)
 :func:`parse_dyn_modes` ``fildynN``: frequencies (THz -> meV) and displacement patterns at the file's first q
+:func:`dyn_phonons`    ``fildynN``: the frequencies at its first q as a :class:`~betenet.qe.parsers.PhononResult`
 =====================  =============================================================================
 
 Errors are :class:`betenet.qe.parsers.QEParseError` naming the file.
@@ -18,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..constants import THZ_IN_MEV
-from .parsers import QEParseError, read_text
+from ..constants import CMM1_IN_MEV, THZ_IN_MEV
+from .parsers import PhononResult, QEParseError, read_text
 
-__all__ = ["parse_dyn0", "parse_dyn_basis", "parse_dyn_modes"]
+__all__ = ["dyn_phonons", "parse_dyn0", "parse_dyn_basis", "parse_dyn_modes"]
 
 
 def parse_dyn0(path: Path) -> tuple[tuple[int, int, int], np.ndarray]:
@@ -97,3 +98,12 @@ def parse_dyn_modes(path: Path | str) -> tuple[np.ndarray, np.ndarray, np.ndarra
         raise QEParseError(f"{path}: expected 3 x nat modes of nat atoms each after 'Diagonalizing the dynamical "
                            f"matrix', got {len(modes)} modes of {sorted({len(m) for m in modes})} atoms")
     return q, np.array(freqs), np.array(modes, dtype=complex)
+
+
+def dyn_phonons(path: Path | str) -> PhononResult:
+    """The frequencies of a dynamical-matrix file's first q (:func:`parse_dyn_modes`) in the form ph.x's log
+    gives them (:func:`~betenet.qe.parsers.parse_ph_output`): one q row, no wall time.  For a q point whose
+    dynamical matrix was taken from another ph.x run rather than computed."""
+    q, freq_meV, _ = parse_dyn_modes(path)
+    return PhononResult(Path(path), q.reshape(1, 3), (freq_meV / THZ_IN_MEV).reshape(1, -1),
+                        (freq_meV / CMM1_IN_MEV).reshape(1, -1), True)

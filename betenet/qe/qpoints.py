@@ -26,7 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["QPointArchive", "QPointArchiveError", "fingerprint", "point_files"]
+import numpy as np
+
+__all__ = ["QPointArchive", "QPointArchiveError", "fingerprint", "point_files", "q_order"]
 
 MANIFEST = "manifest.json"
 #: Lines of a QE input that name machine-local paths and do not change the calculation.
@@ -49,6 +51,20 @@ def fingerprint(inputs: Iterable[str], pseudo_md5: Iterable[str]) -> str:
     for md5 in sorted(pseudo_md5):
         h.update(md5.encode())
     return h.hexdigest()
+
+
+def q_order(q_2pi_alat: Any, how: str) -> list[int]:
+    """The order of ph.x's irreducible points 2..n (``q_2pi_alat``, ph.x's list of n) after Γ: ph.x's own
+    (``how="qe"``, :attr:`~betenet.config.QEConfig.ph_q_order`) or the longest q first (``"boundary_first"``:
+    zone-boundary points, where unstable modes usually sit, come before the points near Γ, so that
+    ``ph_stop_at_imaginary`` stops a doomed run early)."""
+    rest = list(range(2, len(q_2pi_alat) + 1))
+    if how == "boundary_first":
+        norms = np.linalg.norm(np.asarray(q_2pi_alat, dtype=float), axis=1)
+        rest.sort(key=lambda i: -round(float(norms[i - 1]), 6))
+    elif how != "qe":
+        raise ValueError(f"ph.x q order {how!r}: expected 'qe' or 'boundary_first'")
+    return rest
 
 
 def point_files(cwd: Path, step: str, fildyn: str, iq: int) -> list[Path]:

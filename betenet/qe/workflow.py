@@ -12,7 +12,7 @@ Steps (each a QE executable, skipped when already done)::
     matdyn         matdyn.x la2F=.true., dos=.true.           -> a2f.dat.gz, lambda, phdos_fine.dos.gz
                    (filters: imaginary modes, negative α²F, NaN)
     ph_dip         ph.x at matdyn's deepest point, when only the interpolation dips (betenet.qe.dipcheck)
-    ph_coarse      ph.x on the 2x2x2 q mesh (no el-ph)        (reused when the q mesh is 2x2x2)
+    ph_coarse      ph.x on the 2x2x2 q mesh (no el-ph)        (reused when it divides the q mesh; Γ always)
     q2r_coarse, matdyn_coarse                                 -> phdos_coarse.dos.gz
     record         MaterialRecord -> data/records/<id>.json (kept materials only)
 
@@ -56,7 +56,7 @@ from ..locks import exclusive
 from ..paths import QE_RUNS_DIR, RECORDS_DIR
 from ..records import save_record
 from .dipcheck import dip_candidate, run_dip_check
-from .dyn import parse_dyn0
+from .dyn import dyn_phonons, parse_dyn0, parse_dyn_modes
 from .filters import QualityReport, quality_report
 from .inputs import (
     PREFIX,
@@ -93,7 +93,7 @@ from .phonon_dos import (
     write_gaussian_phdos,
 )
 from .pseudo import PseudoLibrary
-from .qpoints import QPointArchive, fingerprint
+from .qpoints import QPointArchive, fingerprint, q_order
 from .record import build_record
 from .refinement import carry_refinement, load_refinement, refined_config
 from .retries import (
@@ -395,6 +395,7 @@ class MaterialRun:
         fildyn: str,
         stop_below_meV: float | None = None,
         archive: QPointArchive | None = None,
+        gamma_from: Path | None = None,
     ) -> tuple[float, PhononResult, dict[str, Any]]:
         """Run the ph.x ``ldisp`` calculation of ``step``; returns (wall s, frequencies, status extras:
         ``n_q_irr`` and, when split, ``split_q``, ``q_wall_s``, ``stopped_at_q``).
@@ -419,8 +420,12 @@ class MaterialRun:
         ``archive``: each finished point is also kept in the run directory
         (:class:`~betenet.qe.qpoints.QPointArchive`); when the scratch directory was lost, the archived
         points are restored into ``cwd`` and only the others are computed.
+        ``gamma_from``: Γ's dynamical matrix (``<fildyn>1``) of another run on the same scf, copied instead of
+        computed (extras ``gamma_reused_from``, Γ's wall 0); ph.x's next point then writes ``<fildyn>0``.
         Without ``ph_split_q``, one call (``make_input(None)``) and no early stop.
         """
+        if gamma_from is not None and (archive is not None or not self.cfg.ph_split_q):
+            raise ValueError("ph_by_q: gamma_from is for a split run without an archive")
         if not self.cfg.ph_split_q:
             wall = self.qe(step, "ph.x", make_input(None), cwd=cwd)
             ph = parse_ph_output(cwd / f"{step}.out")
@@ -440,10 +445,16 @@ class MaterialRun:
         extra: dict[str, Any] = {"split_q": True}
         order = [1]  # ph.x's first point (Γ) writes <fildyn>0, the list of the others
         done_q: list[int] = []
+        reused = progress.get("gamma_from")
         while order:
             iq = order.pop(0)
             name = f"{step}.q{iq}"
-            if str(iq) not in q_wall:
+            if iq == 1 and gamma_from is not None and "1" not in q_wall:
+                shutil.copyfile(gamma_from, cwd / f"{fildyn}1")
+                q_wall["1"], reused = 0.0, gamma_from.name
+                progress["gamma_from"] = reused
+                progress_path.write_text(json.dumps(progress))
+            elif str(iq) not in q_wall:
                 shutil.rmtree(cwd / "out" / "_ph0", ignore_errors=True)
                 text = make_input(iq)
                 try:
@@ -458,13 +469,15 @@ class MaterialRun:
                 if archive is not None:
                     archive.save(cwd, iq, wall, n_q)
                 progress_path.write_text(json.dumps(progress))
-            parts.append(parse_ph_output(cwd / f"{name}.out"))
+            parts.append(dyn_phonons(cwd / f"{fildyn}1") if iq == 1 and reused else parse_ph_output(cwd / f"{name}.out"))
             done_q.append(iq)
             if stop_below_meV is not None and parts[-1].min_freq_meV() < stop_below_meV:
                 extra["stopped_at_q"] = iq
                 break
-            if iq == 1:
-                order = self._q_order(parse_dyn0(cwd / f"{fildyn}0")[1])
+            if iq == 1 and reused:  # Γ copied: ph.x's point 2 writes the list of the others
+                order = [2]
+            elif iq == 1 or (reused and len(done_q) == 2):  # the list is known after ph.x's first point
+                order = [i for i in q_order(parse_dyn0(cwd / f"{fildyn}0")[1], self.cfg.ph_q_order) if i not in done_q]
         done = len(parts)
         ph = PhononResult(
             cwd / f"{step}.q*.out",
@@ -474,8 +487,12 @@ class MaterialRun:
             all(p.job_done for p in parts),
             sum(p.wall_time_s or 0.0 for p in parts),
         )
-        shutil.copyfile(cwd / f"{step}.q1.in", self.dir / f"{step}.in")
-        compact_logs([cwd / f"{step}.q{i}.out" for i in done_q], self.dir / f"{step}.out.gz")
+        ran = [i for i in done_q if not (i == 1 and reused)]
+        if ran:
+            shutil.copyfile(cwd / f"{step}.q{ran[0]}.in", self.dir / f"{step}.in")
+        compact_logs([cwd / f"{step}.q{i}.out" for i in ran], self.dir / f"{step}.out.gz")
+        if reused:
+            extra["gamma_reused_from"] = reused
         walls = [q_wall[str(i)] for i in done_q]
         if done_q != list(range(1, done + 1)):
             extra["q_order"] = done_q
@@ -487,16 +504,6 @@ class MaterialRun:
         inputs = [(self.dir / f"{name}.in").read_text() for name in ("scf_dense", "scf")] + [ph_input_text]
         fp = fingerprint(inputs, [spec.md5 or spec.filename for spec in self.pseudos_orig.values()])
         return QPointArchive(self.dir / f"{step}.q", step, fildyn, fp)
-
-    def _q_order(self, q_2pi_alat: np.ndarray) -> list[int]:
-        """The order of ph.x's irreducible points 2..n after Γ: ph.x's own (``QEConfig.ph_q_order="qe"``)
-        or the longest q first (``"boundary_first"``: zone-boundary points, where unstable modes usually
-        sit, come before the points near Γ, so that ``ph_stop_at_imaginary`` stops a doomed run early)."""
-        rest = list(range(2, len(q_2pi_alat) + 1))
-        if self.cfg.ph_q_order == "boundary_first":
-            norms = np.linalg.norm(np.asarray(q_2pi_alat, dtype=float), axis=1)
-            rest.sort(key=lambda i: -round(float(norms[i - 1]), 6))
-        return rest
 
     def _run_ph_q(self, name: str, text: str, cwd: Path, *, label: str) -> float:
         if self.progress:
@@ -649,7 +656,10 @@ class MaterialRun:
                 tr2_ph=self.cfg.tr2_ph, only_q=only_q,
             ).to_str()
 
-        wall, _, extra = self.ph_by_q("ph_coarse", make_input, cwd=cdir, fildyn="coarse.dyn")
+        gamma = self.scratch / "elph.dyn1"  # the el-ph run's Γ, on the same scf: the same dynamical matrix
+        reuse = self.cfg.ph_split_q and gamma.is_file() and not np.any(parse_dyn_modes(gamma)[0])
+        wall, _, extra = self.ph_by_q("ph_coarse", make_input, cwd=cdir, fildyn="coarse.dyn",
+                                      gamma_from=gamma if reuse else None)
         self.mark("ph_coarse", wall, **extra)
 
     def step_record(self) -> None:
