@@ -413,24 +413,54 @@ def test_interpolation_dip_is_checked_by_dfpt(al_run, tmp_path, monkeypatch):
 
 
 def test_coarse_phonons_take_gamma_from_the_el_ph_run(al_run, tmp_path):
-    """A coarse q mesh that is no subset of the el-ph mesh (3x3x3 against Al's 2x2x2) is a ph.x run of its
-    own, on the same scf: its Γ is the el-ph run's ``elph.dyn1``, copied, not computed again.  Against the
-    same step with Γ computed (``elph.dyn1`` left out of the scratch copy): the same q points and the same
-    coarse PhDOS."""
+    """A coarse q mesh that is no subset of the el-ph mesh (4x4x4 against Al's 2x2x2) is a ph.x run of its
+    own; the el-ph run's scf mesh (8x8x8) is a multiple of it, so it runs on that scf (step ``scf_coarse``
+    copies it): its points off Γ first (step ``ph_precheck``, a stability check), then Γ, the el-ph run's
+    ``elph.dyn1`` copied, not computed again.  Against the same steps with Γ computed (``elph.dyn1`` left
+    out of the scratch copy): the same q points and the same coarse PhDOS."""
     from betenet.qe.parsers import parse_phdos
 
     runs = {}
     for case, ignore in (("reused", None), ("computed", shutil.ignore_patterns("elph.dyn1"))):
         cfg, qe_dir, scratch = _copy_run(al_run, tmp_path / case, redo_from="ph_coarse", ignore=ignore,
-                                         coarse_q_grid=(3, 3, 3))
+                                         coarse_q_grid=(4, 4, 4))
+        status = json.loads((qe_dir / MID / "status.json").read_text())
+        for step in ("scf_coarse", "ph_precheck"):  # nothing to do with the coarse mesh 2x2x2
+            assert status["steps"].pop(step)["reused_from"]
+        (qe_dir / MID / "status.json").write_text(json.dumps(status))
         st = run_material(MID, build(["Al"], "fcc"), cfg, runs_dir=qe_dir, records_dir=tmp_path / case / "records")
         assert st.state == "kept", f"{st.reason}: {st.detail}"
-        runs[case] = (st.steps["ph_coarse"], scratch / "coarse", qe_dir / MID)
-    (reused, cdir, rdir), (computed, cdir2, rdir2) = runs["reused"], runs["computed"]
+        assert st.steps["scf_coarse"]["k"] == [8, 8, 8] and "el-ph run's scf" in st.steps["scf_coarse"]["reused_from"]
+        runs[case] = (st.steps["ph_precheck"], st.steps["ph_coarse"], scratch / "coarse", qe_dir / MID)
+    (pre, reused, cdir, rdir), (pre2, computed, cdir2, rdir2) = runs["reused"], runs["computed"]
+    assert pre["n_q_irr"] == 8 and len(pre["q_wall_s"]) == 7 and pre["min_freq_meV"] > 5 and "stopped_at_q" not in pre
     assert reused["gamma_reused_from"] == "elph.dyn1" and "gamma_reused_from" not in computed
-    assert reused["n_q_irr"] == computed["n_q_irr"] == 4 and reused["q_wall_s"][0] == 0.0 < computed["q_wall_s"][0]
+    assert reused["n_q_irr"] == computed["n_q_irr"] == 8 and reused["q_wall_s"][0] == 0.0 < computed["q_wall_s"][0]
+    assert reused["wall_s"] == pytest.approx(0.0, abs=0.02)  # every point computed by the pre-check or copied
+    assert computed["wall_s"] == pytest.approx(computed["q_wall_s"][0], abs=0.02)  # Γ only
     assert not (cdir / "ph_coarse.q1.out").exists() and (cdir2 / "ph_coarse.q1.out").exists()
     assert (cdir / "coarse.dyn0").read_text() == (cdir2 / "coarse.dyn0").read_text()
-    assert (rdir / "ph_coarse.in").read_text() != (rdir2 / "ph_coarse.in").read_text()  # point 2's input, Γ's
+    assert "start_q = 2" in (rdir / "ph_coarse.in").read_text()  # the first computed point's input
+    logs = gzip.open(rdir / "ph_coarse.out.gz", "rt").read()
+    assert [f"ph_coarse.q{i}.out" in logs for i in range(1, 9)] == [False] + [True] * 7
     a, b = parse_phdos(rdir / "phdos_coarse.dos.gz"), parse_phdos(rdir2 / "phdos_coarse.dos.gz")
     assert np.allclose(a.omega_meV, b.omega_meV) and np.allclose(a.total, b.total, atol=1e-6 * b.total.max())
+
+
+def test_unstable_coarse_point_rejects_before_the_el_ph_run(tmp_path):
+    """bcc Al with the CI settings at q 3x3x3 (scf 9x9x9): the el-ph mesh lacks the 2x2x2 mesh's N.  Step
+    scf_coarse runs pw.x on 10x10x10, the smallest multiple of the coarse mesh at least as dense, and the
+    pre-check finds N unstable there (as the 2x2x2 el-ph test above does on its own scf, -12.7 meV) and
+    rejects the material; H, ph_elph and everything after it never run."""
+    cfg = dataclasses.replace(QE_CI, scratch_dir=str(tmp_path / "scratch"), keep_scratch=True, q_density_per_invA=6.0)
+    st = run_material("Al1-bcc", build(["Al"], "bcc"), cfg, runs_dir=tmp_path / "qe", records_dir=tmp_path / "records")
+    assert json.loads((tmp_path / "qe" / "Al1-bcc" / "grids.json").read_text())["q"] == [3, 3, 3]
+    assert st.state == "rejected" and st.reason == "imaginary_modes", st.detail
+    assert st.steps["scf_coarse"]["k"] == [10, 10, 10] and (tmp_path / "qe" / "Al1-bcc" / "scf_coarse.out.gz").exists()
+    pre = st.steps["ph_precheck"]
+    assert pre["stopped_at_q"] == 2 and pre["n_q_irr"] == 3 and len(pre["q_wall_s"]) == 1
+    assert pre["min_freq_meV"] == pytest.approx(-13.69, abs=0.3)  # measured on the 10x10x10 scf
+    assert "point 2 of the coarse 2x2x2 mesh's 3" in st.detail and "ph_precheck" in st.detail
+    assert "ph_elph" not in st.steps and not (tmp_path / "scratch" / "Al1-bcc" / "ph_elph.q1.out").exists()
+    assert (tmp_path / "qe" / "Al1-bcc" / "ph_coarse.out.gz").exists()  # its CPU is counted
+    assert not (tmp_path / "records" / "Al1-bcc.json").exists()

@@ -58,6 +58,11 @@ FINE_DOS_SIGMA_MEV = 0.5
 MATDYN_EPS_W2_RY = 1e-7
 
 
+def coarse_divides(fine: Sequence[int], coarse: Sequence[int]) -> bool:
+    """Whether the ``coarse`` q mesh's points are points of the ``fine`` mesh (each subdivision a multiple)."""
+    return len(fine) == len(coarse) == 3 and all(int(f) % int(c) == 0 for f, c in zip(fine, coarse))
+
+
 def coarse_dyn_subset(src_dir: Path, fildyn: str, dest_dir: Path, dest_fildyn: str, coarse: tuple[int, int, int]) -> int:
     """Reuse the dynamical matrices of a ph.x ``ldisp`` run for a coarser q mesh that divides it.
 
@@ -73,7 +78,7 @@ def coarse_dyn_subset(src_dir: Path, fildyn: str, dest_dir: Path, dest_fildyn: s
     fine, qs = parse_dyn0(dyn0)
     rows = dyn0.read_text().split("\n")
     coarse = tuple(int(c) for c in coarse)
-    if len(fine) != 3 or any(f % c for f, c in zip(fine, coarse)) or fine == coarse:
+    if not coarse_divides(fine, coarse) or fine == coarse:
         return 0
     basis = parse_dyn_basis(src_dir / f"{fildyn}1")
     frac = qs @ basis.T  # q (2pi/alat, cartesian) . a_i (alat) = crystal coordinate along b_i

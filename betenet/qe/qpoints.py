@@ -13,6 +13,13 @@ pseudopotentials' md5, the ph.x input).  A run whose scratch directory was lost 
 cleaned ``/tmp``) redoes the cheap pw.x steps, restores the archived points into the new scratch and
 computes only the missing ones.  A fingerprint that differs (other settings, another structure) is an
 error that names the directory: the archive is never mixed into another calculation, nor overwritten.
+
+A point, not a representation, is the unit of resumption.  ph.x 6.7 cannot resume an el-ph point from the
+representations a killed call saved: with ``recover`` it stops reading them, "tag PARTIAL_EL_PHON not
+found", as its writer names the block PARTIAL_ELPH (measured on fcc Al at X).  Groups of representations do
+not help either: phonon-only calls per group (``start_irr``/``last_irr``) then ``recover`` give the same
+dynamical matrix, but el-ph from the saved dvscf (``trans = .false.``) is 1-3 % off the one-call λ of a
+non-degenerate mode (CHANGELOG 2026-12-05).
 """
 
 from __future__ import annotations

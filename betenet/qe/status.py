@@ -52,6 +52,8 @@ STEPS = (
     "nscf_edos",
     "projwfc",
     "scf",
+    "scf_coarse",
+    "ph_precheck",
     "ph_elph",
     "q2r",
     "matdyn",

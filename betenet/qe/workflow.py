@@ -7,6 +7,8 @@ Steps (each a QE executable, skipped when already done)::
     nscf_edos      pw.x nscf, dense k, tetrahedra_opt
     projwfc        projwfc.x: total + site-projected eDOS     -> edos.dat.gz        (band-gap filter)
     scf            pw.x scf, coarse k mesh
+    scf_coarse     pw.x scf for those points, on a multiple of the 2x2x2 mesh (betenet.qe.coarse)
+    ph_precheck    ph.x at the coarse mesh's points off Γ, where the q mesh lacks them (stability check)
     ph_elph        ph.x, q mesh, electron_phonon='interpolated' -> ph_freqs.json
     q2r            q2r.x la2F=.true.
     matdyn         matdyn.x la2F=.true., dos=.true.           -> a2f.dat.gz, lambda, phdos_fine.dos.gz
@@ -55,8 +57,9 @@ from ..jsonio import utc_now
 from ..locks import exclusive
 from ..paths import QE_RUNS_DIR, RECORDS_DIR
 from ..records import save_record
+from .coarse import run_coarse, run_precheck, run_scf_coarse
 from .dipcheck import dip_candidate, run_dip_check
-from .dyn import dyn_phonons, parse_dyn0, parse_dyn_modes
+from .dyn import dyn_phonons, parse_dyn0
 from .filters import QualityReport, quality_report
 from .inputs import (
     PREFIX,
@@ -86,7 +89,6 @@ from .parsers import (
 from .phonon_dos import (
     COARSE_DOS_SIGMA_MEV,
     FINE_DOS_SIGMA_MEV,
-    coarse_dyn_subset,
     dos_file_finite,
     gaussian_a2f_columns,
     matdyn_mesh,
@@ -396,6 +398,7 @@ class MaterialRun:
         stop_below_meV: float | None = None,
         archive: QPointArchive | None = None,
         gamma_from: Path | None = None,
+        skip_gamma: bool = False,
     ) -> tuple[float, PhononResult, dict[str, Any]]:
         """Run the ph.x ``ldisp`` calculation of ``step``; returns (wall s, frequencies, status extras:
         ``n_q_irr`` and, when split, ``split_q``, ``q_wall_s``, ``stopped_at_q``).
@@ -405,14 +408,10 @@ class MaterialRun:
         ``<fildyn>0``, the list of irreducible points; each finished point is recorded in
         ``<cwd>/<step>.progress.json``, so a killed run resumes at its first unfinished point.
         ``out/_ph0`` (the previous point's nscf and dvscf, or a killed call's half-written files) is
-        removed before each call: every point starts clean, as in one ph.x call.  (ph.x 6.7 cannot resume
-        an el-ph point from the representations a killed call saved: with ``recover`` it stops reading them,
-        "tag PARTIAL_EL_PHON not found", as its writer names the block PARTIAL_ELPH; measured on fcc Al at X.
-        Groups of representations do not help either: phonon-only calls per group (``start_irr``/``last_irr``)
-        then ``recover`` give the same dynamical matrix, but el-ph from the saved dvscf (``trans = .false.``)
-        is 1-3 % off the one-call λ of a non-degenerate mode, CHANGELOG 2026-12-05.)  The per-point logs
-        are archived together (head/tail of each) as ``<step>.out.gz``; ``<step>.in`` is the first
-        point's input (the others differ only in ``start_q``/``last_q``).
+        removed before each call: every point starts clean, as in one ph.x call (why a point is the unit of
+        resumption: :mod:`betenet.qe.qpoints`).  The per-point logs are archived together (head/tail of each)
+        as ``<step>.out.gz``; ``<step>.in`` is the first computed point's input (the others differ only in
+        ``start_q``/``last_q``).
 
         ``stop_below_meV``: stop after the first point other than Γ with a frequency below it (the
         material fails the imaginary-mode filter whatever the other points give); the extras then
@@ -422,10 +421,11 @@ class MaterialRun:
         points are restored into ``cwd`` and only the others are computed.
         ``gamma_from``: Γ's dynamical matrix (``<fildyn>1``) of another run on the same scf, copied instead of
         computed (extras ``gamma_reused_from``, Γ's wall 0); ph.x's next point then writes ``<fildyn>0``.
+        ``skip_gamma``: the points other than Γ only (a later call adds Γ, e.g. with ``gamma_from``).
         Without ``ph_split_q``, one call (``make_input(None)``) and no early stop.
         """
-        if gamma_from is not None and (archive is not None or not self.cfg.ph_split_q):
-            raise ValueError("ph_by_q: gamma_from is for a split run without an archive")
+        if (gamma_from is not None or skip_gamma) and (archive is not None or not self.cfg.ph_split_q):
+            raise ValueError("ph_by_q: gamma_from and skip_gamma are for a split run without an archive")
         if not self.cfg.ph_split_q:
             wall = self.qe(step, "ph.x", make_input(None), cwd=cwd)
             ph = parse_ph_output(cwd / f"{step}.out")
@@ -443,9 +443,9 @@ class MaterialRun:
         n_q = progress.get("n_q")
         parts: list[PhononResult] = []
         extra: dict[str, Any] = {"split_q": True}
-        order = [1]  # ph.x's first point (Γ) writes <fildyn>0, the list of the others
+        order = [2] if skip_gamma else [1]  # ph.x's first call writes <fildyn>0, the list of the points
         done_q: list[int] = []
-        reused = progress.get("gamma_from")
+        reused, listed = progress.get("gamma_from"), False
         while order:
             iq = order.pop(0)
             name = f"{step}.q{iq}"
@@ -474,10 +474,11 @@ class MaterialRun:
             if stop_below_meV is not None and parts[-1].min_freq_meV() < stop_below_meV:
                 extra["stopped_at_q"] = iq
                 break
-            if iq == 1 and reused:  # Γ copied: ph.x's point 2 writes the list of the others
-                order = [2]
-            elif iq == 1 or (reused and len(done_q) == 2):  # the list is known after ph.x's first point
+            if not listed and (cwd / f"{fildyn}0").exists():  # after ph.x's first call
                 order = [i for i in q_order(parse_dyn0(cwd / f"{fildyn}0")[1], self.cfg.ph_q_order) if i not in done_q]
+                listed = True
+            elif not listed:  # Γ copied: ph.x's point 2 writes the list
+                order = [2]
         done = len(parts)
         ph = PhononResult(
             cwd / f"{step}.q*.out",
@@ -635,32 +636,18 @@ class MaterialRun:
         write_gaussian_phdos(cwd / "phdos.dos", gdir / "matdyn.eig", len(self.relaxed), FINE_DOS_SIGMA_MEV)
         return wall, gaussian_a2f_columns(gdir, omega_meV, self.cfg.n_elph_smearings, FINE_DOS_SIGMA_MEV)
 
+    def step_scf_coarse(self) -> None:
+        failed = run_scf_coarse(self)
+        if failed is not None:
+            raise Rejected("not_converged", failed)
+
+    def step_ph_precheck(self) -> None:
+        detail = run_precheck(self)
+        if detail is not None:
+            raise Rejected("imaginary_modes", detail)
+
     def step_ph_coarse(self) -> None:
-        cdir = self.scratch / "coarse"
-        resuming = (cdir / "ph_coarse.progress.json").exists()  # some q points of the split run are done
-        if cdir.exists() and not resuming:
-            shutil.rmtree(cdir)
-        if not resuming:
-            t0 = time.perf_counter()
-            n = coarse_dyn_subset(self.scratch, "elph.dyn", cdir, "coarse.dyn", self.cfg.coarse_q_grid)
-            if n:
-                # the coarse q mesh divides the el-ph mesh: its dynamical matrices are already computed
-                self.mark("ph_coarse", time.perf_counter() - t0, reused_from=f"{n} of the el-ph dynamical-matrix files (q subset)")
-                return
-            (cdir / "out").mkdir(parents=True)  # (coarse_dyn_subset wrote nothing)
-            shutil.copytree(self.scratch / "out" / f"{PREFIX}.save", cdir / "out" / f"{PREFIX}.save")
-
-        def make_input(only_q: int | None) -> str:
-            return ph_input(
-                self.relaxed, prefix=PREFIX, outdir="./out", q=self.cfg.coarse_q_grid, fildyn="coarse.dyn", elph=False,
-                tr2_ph=self.cfg.tr2_ph, only_q=only_q,
-            ).to_str()
-
-        gamma = self.scratch / "elph.dyn1"  # the el-ph run's Γ, on the same scf: the same dynamical matrix
-        reuse = self.cfg.ph_split_q and gamma.is_file() and not np.any(parse_dyn_modes(gamma)[0])
-        wall, _, extra = self.ph_by_q("ph_coarse", make_input, cwd=cdir, fildyn="coarse.dyn",
-                                      gamma_from=gamma if reuse else None)
-        self.mark("ph_coarse", wall, **extra)
+        run_coarse(self)
 
     def step_record(self) -> None:
         t0 = time.perf_counter()
@@ -678,6 +665,8 @@ class MaterialRun:
             "nscf_edos": self.step_nscf_edos,
             "projwfc": self.step_projwfc,
             "scf": self.step_scf,
+            "scf_coarse": self.step_scf_coarse,
+            "ph_precheck": self.step_ph_precheck,
             "ph_elph": self.step_ph_elph,
             "q2r": self.step_q2r,
             "matdyn": self.step_matdyn,

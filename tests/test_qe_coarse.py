@@ -1,0 +1,34 @@
+"""The coarse (2x2x2) q points' scf mesh and the audit of the archived coarse runs (betenet.qe.coarse)."""
+
+from __future__ import annotations
+
+import pytest
+
+from betenet.paths import REPO_ROOT
+from betenet.qe.coarse import coarse_scf_mesh, coarse_stability
+
+
+@pytest.mark.parametrize(("k_scf", "mesh", "expected"), [
+    ((9, 9, 9), (2, 2, 2), (10, 10, 10)),
+    ((9, 9, 5), (2, 2, 2), (10, 10, 6)),
+    ((12, 12, 12), (2, 2, 2), (12, 12, 12)),  # already a multiple: the el-ph run's own scf
+    ((8, 8, 8), (3, 3, 3), (9, 9, 9)),
+    ((1, 1, 1), (2, 2, 2), (2, 2, 2)),
+])
+def test_coarse_scf_mesh_is_the_smallest_multiple_at_least_as_dense(k_scf, mesh, expected):
+    assert coarse_scf_mesh(k_scf, mesh) == expected
+
+
+def test_the_archived_coarse_runs_name_the_odd_mesh_instabilities():
+    """The validated runs' archived ph_coarse logs: B2 AlRu at M and CsCl NbN at R went imaginary on the odd
+    9x9x9 scf mesh (AlRu at M is +12.5 meV on 10^3 and +14.0 on 12^3, CHANGELOG 2026-12-06); the fcc/bcc
+    elements on 12x12x12 are stable at every coarse point."""
+    table = coarse_stability(REPO_ROOT / "data" / "qe-validated").set_index("material_id")
+    alru = table.loc["up0542-AlRu"]
+    assert alru.min_freq_meV == pytest.approx(-23.79, abs=0.01) and alru.q_2pi_alat == (0.0, -0.5, -0.5)
+    assert alru.k_scf == "9x9x9" and not alru.coarse_k_commensurate
+    assert table.loc["up0693-NbN"].min_freq_meV == pytest.approx(-11.25, abs=0.01)
+    for mid in ("Mo1-bcc", "W1-bcc", "Pt1-fcc", "Pd1-fcc", "up0608-Rh"):
+        row = table.loc[mid]
+        assert row.coarse_k_commensurate and row.min_freq_meV > 10, mid
+    assert list(table.min_freq_meV) == sorted(table.min_freq_meV)  # the unstable first
