@@ -32,3 +32,25 @@ def test_the_archived_coarse_runs_name_the_odd_mesh_instabilities():
         row = table.loc[mid]
         assert row.coarse_k_commensurate and row.min_freq_meV > 10, mid
     assert list(table.min_freq_meV) == sorted(table.min_freq_meV)  # the unstable first
+
+
+def test_reopen_sends_an_odd_mesh_coarse_run_back_to_pending(tmp_path):
+    """A copy of the kept AlRu run (coarse points on the el-ph scf, 9x9x9) goes back to pending with its verdict
+    and a backup kept; a second call, and a run already on an even mesh (bcc Mo, 12x12x12), are refused by name."""
+    import shutil
+
+    from betenet.qe.coarse import reopen_for_coarse
+    from betenet.qe.status import load_status
+
+    src = REPO_ROOT / "data" / "qe-validated"
+    for mid in ("up0542-AlRu", "Mo1-bcc"):
+        shutil.copytree(src / mid, tmp_path / mid)
+    detail = reopen_for_coarse("up0542-AlRu", runs_dir=tmp_path)
+    st = load_status("up0542-AlRu", tmp_path)
+    assert st.state == "pending" and st.detail == detail and "9x9x9" in detail and "10x10x10" in detail
+    assert st.quality["reopened"]["state"] == "kept" and list(tmp_path.glob("up0542-AlRu/status.json.bak-*"))
+    assert st.steps["ph_elph"]["done"]  # nothing of the run is dropped here: the workflow decides what to redo
+    with pytest.raises(ValueError, match="state 'pending'; expected kept"):
+        reopen_for_coarse("up0542-AlRu", runs_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"grids.json: scf mesh \(12, 12, 12\) is already a multiple"):
+        reopen_for_coarse("Mo1-bcc", runs_dir=tmp_path)

@@ -5,6 +5,7 @@
     betenet qe plan [--profile P] [--limit N | --ids ID ...]
     betenet qe refilter [--ids ID ...]
     betenet qe dip-check ID [ID ...] --accuracy validated
+    betenet qe coarse-check [--reopen ID ...] --accuracy validated
     betenet qe status [--runs-dir DIR] [--json | --markdown]
     betenet qe parse ID [--profile P] [--write]
     betenet qe reject ID --reason R --detail TEXT
@@ -27,6 +28,7 @@ from betenet.jsonio import write_json_atomic
 from betenet.locks import LockBusyError
 from betenet.paths import QE_RUNS_DIR, RECORDS_DIR, artifacts_dir
 from betenet.qe import convergence
+from betenet.qe.coarse import coarse_stability, reopen_for_coarse
 from betenet.qe.convergence import FROZEN_STUDY_DIR, frozen_single_q, lowest_q, relaxed_volume, single_q_phonons
 from betenet.qe.dataset import (
     candidate_source, dataset_dirs, explain_unknown_id, plan_candidates, run_dataset, select_candidates,
@@ -114,6 +116,14 @@ def _parser() -> argparse.ArgumentParser:
     dc.add_argument("--accuracy", choices=["screening", "validated", "paper"], default=None,
                     help="accuracy level of the runs (default: the profile's)")
     dc.add_argument("--runs-dir", default=None)
+    cc = sub.add_parser("coarse-check", help="the lowest mode at each finished material's own coarse (2x2x2) ph.x points "
+                        "(betenet.qe.coarse); --reopen: send kept materials whose coarse points ran on an odd scf mesh back "
+                        "to pending, `qe run --ids ID` then redoes them (el-ph q points restored)")
+    cc.add_argument("--reopen", nargs="+", metavar="ID", default=None)
+    add_profile_arg(cc)
+    cc.add_argument("--accuracy", choices=["screening", "validated", "paper"], default=None,
+                    help="accuracy level of the runs (default: the profile's)")
+    cc.add_argument("--runs-dir", default=None)
     sub.add_parser("check-q", add_help=False,
                    help="rerun one material's scf with other k mesh / cutoff / smearing and ph.x at one q "
                    "(is an imaginary mode physical?); `betenet qe check-q -h`")
@@ -192,6 +202,20 @@ def cli_main(argv: list[str] | None = None) -> int:
             except (ValueError, LockBusyError) as exc:
                 bad += 1
                 print(f"betenet qe dip-check: error: {exc}", file=sys.stderr)
+        return 1 if bad else 0
+    if args.cmd == "coarse-check":
+        qe = _level(profile_from_args(args).qe, args.accuracy)
+        runs = Path(args.runs_dir) if args.runs_dir else dataset_dirs(qe)[0]
+        if not args.reopen:
+            print(coarse_stability(runs).to_string(index=False))
+            return 0
+        bad = 0
+        for mid in args.reopen:
+            try:
+                print(f"{mid}: {reopen_for_coarse(mid, qe.coarse_q_grid, runs_dir=runs)}")
+            except (ValueError, LockBusyError) as exc:
+                bad += 1
+                print(f"betenet qe coarse-check: error: {exc}", file=sys.stderr)
         return 1 if bad else 0
     if args.cmd == "plan":
         import pandas as pd

@@ -35,15 +35,16 @@ from typing import Any
 import numpy as np
 
 from ..constants import IMAGINARY_MODE_THRESHOLD_MEV
-from ..jsonio import read_json
+from ..jsonio import read_json, utc_now
+from ..locks import exclusive
 from .dyn import parse_dyn_modes
 from .inputs import PREFIX, ph_input
 from .parsers import PhononResult, QEParseError, gamma_mask, parse_ph_output, parse_pw_output
 from .phonon_dos import coarse_divides, coarse_dyn_subset
-from .status import FINAL_STATES, load_status
+from .status import FINAL_STATES, backup, load_status, material_dir, material_lock_path
 
-__all__ = ["PRECHECK_STEP", "SCF_STEP", "coarse_scf_mesh", "coarse_stability", "run_coarse", "run_precheck",
-           "run_scf_coarse"]
+__all__ = ["PRECHECK_STEP", "SCF_STEP", "coarse_scf_mesh", "coarse_stability", "reopen_for_coarse", "run_coarse",
+           "run_precheck", "run_scf_coarse"]
 
 SCF_STEP = "scf_coarse"
 PRECHECK_STEP = "ph_precheck"
@@ -162,3 +163,37 @@ def coarse_stability(runs_dir: Path) -> "Any":
                      "q_2pi_alat": tuple(round(float(x), 4) for x in ph.q_cart_2pi_alat[off][i])})
     cols = ["material_id", "state", "q", "k_scf", "coarse_k_commensurate", "min_freq_meV", "q_2pi_alat"]
     return pd.DataFrame(rows, columns=cols).sort_values("min_freq_meV", kind="stable").reset_index(drop=True)
+
+
+def reopen_for_coarse(material_id: str, coarse_q_grid: Any = (2, 2, 2), *, runs_dir: Path) -> str:
+    """Send a kept material whose coarse points were computed on the el-ph run's scf, on a mesh that is no
+    multiple of the coarse mesh (before step ``scf_coarse`` existed), back to ``pending`` (``status.json`` copied
+    to ``status.json.bak-<time>`` first; the earlier verdict kept in ``quality.reopened``), under the
+    material's lock.  The next ``betenet qe run --ids ID`` redoes the cheap pw.x steps, restores the el-ph q
+    points from ``ph_elph.q/`` (none recomputed), computes the coarse points on :func:`coarse_scf_mesh` (the
+    pre-check rejects it if one is unstable there) and rebuilds the record.  Returns what was done;
+    ``ValueError`` naming the file when the material is not such a case."""
+    runs_dir = Path(runs_dir)
+    with exclusive(material_lock_path(material_id, runs_dir), f"the QE run of material {material_id!r}"):
+        d = material_dir(material_id, runs_dir)
+        status = load_status(material_id, runs_dir)
+        where, steps = d / "status.json", status.steps or {}
+        if status.state != "kept":
+            raise ValueError(f"{where}: state {status.state!r}; expected kept")
+        if SCF_STEP in steps or (steps.get(COARSE_STEP) or {}).get("reused_from"):
+            raise ValueError(f"{where}: the coarse points were not a ph.x run on the el-ph scf "
+                             f"({SCF_STEP}: {steps.get(SCF_STEP)}, {COARSE_STEP}: {steps.get(COARSE_STEP)})")
+        k_scf = tuple(read_json(d / "grids.json", error=QEParseError)["k_scf"])
+        if coarse_scf_mesh(k_scf, coarse_q_grid) == k_scf:
+            raise ValueError(f"{d / 'grids.json'}: scf mesh {k_scf} is already a multiple of the coarse mesh {tuple(coarse_q_grid)}")
+        if not (d / "ph_elph.q" / "manifest.json").exists():
+            raise ValueError(f"{d / 'ph_elph.q'}: no archived el-ph q points; reopening would recompute the whole el-ph run")
+        saved = backup(where, copy=True)
+        previous = {"state": status.state, "reason": status.reason, "detail": status.detail, "finished_at": status.finished_at,
+                    "status_backup": saved.name if saved else None, "reopened_at": utc_now()}
+        status.quality = {**(status.quality or {}), "reopened": previous}
+        status.state, status.reason, status.finished_at = "pending", None, None
+        status.detail = (f"reopened: the coarse points ran on the odd scf mesh {'x'.join(map(str, k_scf))}; redone on "
+                         f"{'x'.join(map(str, coarse_scf_mesh(k_scf, coarse_q_grid)))} (betenet.qe.coarse)")
+        status.save(d)
+        return status.detail
