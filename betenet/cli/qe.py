@@ -172,6 +172,19 @@ def _level(qe, accuracy: str | None):
                                mpi_procs=qe.mpi_procs)
 
 
+def _reopen_each(ids, reopen_one, cmd: str) -> int:
+    """``reopen_one(id)`` for each id, printing what was done; a refused one is an error line that names it
+    (the others go on).  Exit status 1 if any was refused."""
+    bad = 0
+    for mid in ids:
+        try:
+            print(f"{mid}: {reopen_one(mid)}")
+        except (ValueError, LockBusyError) as exc:
+            bad += 1
+            print(f"betenet qe {cmd}: error: {exc}", file=sys.stderr)
+    return 1 if bad else 0
+
+
 def cli_main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["check-q"]:
@@ -195,28 +208,14 @@ def cli_main(argv: list[str] | None = None) -> int:
     if args.cmd == "dip-check":
         qe = _level(profile_from_args(args).qe, args.accuracy)
         runs = Path(args.runs_dir) if args.runs_dir else dataset_dirs(qe)[0]
-        bad = 0
-        for mid in args.ids:
-            try:
-                print(f"{mid}: {reopen_for_dip_check(mid, qe, runs_dir=runs)}")
-            except (ValueError, LockBusyError) as exc:
-                bad += 1
-                print(f"betenet qe dip-check: error: {exc}", file=sys.stderr)
-        return 1 if bad else 0
+        return _reopen_each(args.ids, lambda mid: reopen_for_dip_check(mid, qe, runs_dir=runs), "dip-check")
     if args.cmd == "coarse-check":
         qe = _level(profile_from_args(args).qe, args.accuracy)
         runs = Path(args.runs_dir) if args.runs_dir else dataset_dirs(qe)[0]
         if not args.reopen:
             print(coarse_stability(runs).to_string(index=False))
             return 0
-        bad = 0
-        for mid in args.reopen:
-            try:
-                print(f"{mid}: {reopen_for_coarse(mid, qe.coarse_q_grid, runs_dir=runs)}")
-            except (ValueError, LockBusyError) as exc:
-                bad += 1
-                print(f"betenet qe coarse-check: error: {exc}", file=sys.stderr)
-        return 1 if bad else 0
+        return _reopen_each(args.reopen, lambda mid: reopen_for_coarse(mid, qe.coarse_q_grid, runs_dir=runs), "coarse-check")
     if args.cmd == "plan":
         import pandas as pd
 

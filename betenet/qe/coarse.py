@@ -35,13 +35,13 @@ from typing import Any
 import numpy as np
 
 from ..constants import IMAGINARY_MODE_THRESHOLD_MEV
-from ..jsonio import read_json, utc_now
+from ..jsonio import read_json
 from ..locks import exclusive
 from .dyn import parse_dyn_modes
 from .inputs import PREFIX, ph_input
 from .parsers import PhononResult, QEParseError, gamma_mask, parse_ph_output, parse_pw_output
 from .phonon_dos import coarse_divides, coarse_dyn_subset
-from .status import FINAL_STATES, backup, load_status, material_dir, material_lock_path
+from .status import FINAL_STATES, load_status, material_dir, material_lock_path, reopen
 
 __all__ = ["PRECHECK_STEP", "SCF_STEP", "coarse_scf_mesh", "coarse_stability", "reopen_for_coarse", "run_coarse",
            "run_precheck", "run_scf_coarse"]
@@ -186,14 +186,5 @@ def reopen_for_coarse(material_id: str, coarse_q_grid: Any = (2, 2, 2), *, runs_
         k_scf = tuple(read_json(d / "grids.json", error=QEParseError)["k_scf"])
         if coarse_scf_mesh(k_scf, coarse_q_grid) == k_scf:
             raise ValueError(f"{d / 'grids.json'}: scf mesh {k_scf} is already a multiple of the coarse mesh {tuple(coarse_q_grid)}")
-        if not (d / "ph_elph.q" / "manifest.json").exists():
-            raise ValueError(f"{d / 'ph_elph.q'}: no archived el-ph q points; reopening would recompute the whole el-ph run")
-        saved = backup(where, copy=True)
-        previous = {"state": status.state, "reason": status.reason, "detail": status.detail, "finished_at": status.finished_at,
-                    "status_backup": saved.name if saved else None, "reopened_at": utc_now()}
-        status.quality = {**(status.quality or {}), "reopened": previous}
-        status.state, status.reason, status.finished_at = "pending", None, None
-        status.detail = (f"reopened: the coarse points ran on the odd scf mesh {'x'.join(map(str, k_scf))}; redone on "
-                         f"{'x'.join(map(str, coarse_scf_mesh(k_scf, coarse_q_grid)))} (betenet.qe.coarse)")
-        status.save(d)
-        return status.detail
+        return reopen(d, status, f"reopened: the coarse points ran on the odd scf mesh {'x'.join(map(str, k_scf))}; "
+                      f"redone on {'x'.join(map(str, coarse_scf_mesh(k_scf, coarse_q_grid)))} (betenet.qe.coarse)")

@@ -42,6 +42,7 @@ __all__ = [
     "backup",
     "reject_after_review",
     "refilter",
+    "reopen",
     "reopen_for_dip_check",
 ]
 
@@ -293,13 +294,20 @@ def reopen_for_dip_check(material_id: str, cfg: QEConfig, *, runs_dir: Path | No
         if not dip_candidate(steps, cfg):
             raise ValueError(f"{where}: not an interpolation dip (ph.x lowest {(steps.get('ph_elph') or {}).get('min_freq_meV')} "
                              f"meV, matdyn lowest {(steps.get('matdyn') or {}).get('min_freq_meV')} meV)")
-        if not (d / "ph_elph.q" / "manifest.json").exists():
-            raise ValueError(f"{d / 'ph_elph.q'}: no archived el-ph q points; reopening would recompute the whole el-ph run")
-        saved = backup(where, copy=True)
-        previous = {"state": status.state, "reason": status.reason, "detail": status.detail, "finished_at": status.finished_at,
-                    "status_backup": saved.name if saved else None, "reopened_at": utc_now()}
-        status.quality = {**(status.quality or {}), "reopened": previous}
-        status.state, status.reason, status.finished_at = "pending", None, None
-        status.detail = f"reopened for the interpolation-dip check (was rejected: {previous['detail']})"
-        status.save(d)
-        return status.detail
+        return reopen(d, status, f"reopened for the interpolation-dip check (was rejected: {status.detail})")
+
+
+def reopen(run_dir: Path, status: MaterialStatus, detail: str) -> str:
+    """Send a finished material back to ``pending`` with ``detail`` (the caller holds its lock and has checked
+    why): ``status.json`` copied to ``status.json.bak-<time>`` first and the earlier verdict kept in
+    ``quality.reopened``.  ``ValueError`` when the run has no archived el-ph q points (``ph_elph.q/``): the
+    next ``qe run`` would recompute the whole el-ph run.  Returns ``detail``."""
+    if not (run_dir / "ph_elph.q" / "manifest.json").exists():
+        raise ValueError(f"{run_dir / 'ph_elph.q'}: no archived el-ph q points; reopening would recompute the whole el-ph run")
+    saved = backup(run_dir / "status.json", copy=True)
+    previous = {"state": status.state, "reason": status.reason, "detail": status.detail, "finished_at": status.finished_at,
+                "status_backup": saved.name if saved else None, "reopened_at": utc_now()}
+    status.quality = {**(status.quality or {}), "reopened": previous}
+    status.state, status.reason, status.finished_at, status.detail = "pending", None, None, detail
+    status.save(run_dir)
+    return detail
