@@ -101,6 +101,9 @@ def run_precheck(run: Any) -> str | None:
     if coarse_divides(run.grids.q, mesh):
         run.mark(PRECHECK_STEP, 0.0, reused_from="the el-ph q mesh holds the coarse mesh's points")
         return None
+    if not run.cfg.ph_split_q:  # one ph.x call for the whole coarse mesh, in step ph_coarse
+        run.mark(PRECHECK_STEP, 0.0, skipped="QEConfig.ph_split_q off: the coarse points run in one call, after the el-ph run")
+        return None
     wall, ph, extra = _coarse_ph(run, skip_gamma=True, stop_below_meV=-IMAGINARY_MODE_THRESHOLD_MEV)
     low = ph.min_freq_meV()
     run.mark(PRECHECK_STEP, wall, min_freq_meV=round(low, 4), **extra)
@@ -116,8 +119,8 @@ def run_precheck(run: Any) -> str | None:
 def run_coarse(run: Any) -> None:
     """Step ``ph_coarse``: the coarse mesh's dynamical matrices, copied from the el-ph run where its mesh holds
     them, else ph.x's (Γ copied from the el-ph run where both share the scf, the other points the
-    pre-check's).  The step's
-    wall is what it computed itself: the pre-check's points are in that step's wall (both in its log)."""
+    pre-check's).  The step's wall is what it computed itself: the pre-check's points are in that step's wall
+    (both in its log)."""
     mesh = run.cfg.coarse_q_grid
     if coarse_divides(run.grids.q, mesh):
         t0 = time.perf_counter()
@@ -133,11 +136,12 @@ def run_coarse(run: Any) -> None:
     run.mark(COARSE_STEP, wall - pre, **extra)
 
 
-def coarse_stability(runs_dir: Path) -> "Any":
+def coarse_stability(runs_dir: Path, coarse_q_grid: Any = (2, 2, 2)) -> "Any":
     """The lowest frequency off Γ that ph.x found at the coarse mesh's own points, for every finished material
     of ``runs_dir`` whose coarse points were a ph.x run of their own (their archived ``ph_coarse.out.gz``):
     one row each (``material_id, state, q, k_scf, coarse_k_commensurate, min_freq_meV, q_2pi_alat``), the
-    unstable first.  ``coarse_k_commensurate``: whether the scf mesh those points ran on is a multiple of
+    unstable first.  ``k_scf``: the scf mesh those points ran on (step ``scf_coarse``'s where it ran, else the
+    el-ph run's); ``coarse_k_commensurate``: whether it is a multiple of
     the coarse mesh (each q point's k + q on the mesh).  Runs moved aside (``.bak-``) are not read."""
     import pandas as pd
 
@@ -146,10 +150,12 @@ def coarse_stability(runs_dir: Path) -> "Any":
         log, grids = d / f"{COARSE_STEP}.out.gz", d / "grids.json"
         if ".bak-" in d.name or not log.is_file() or not grids.is_file():
             continue
-        state = load_status(d.name, Path(runs_dir)).state
+        status = load_status(d.name, Path(runs_dir))
+        state = status.state
         if state not in FINAL_STATES:
             continue
         g = read_json(grids, error=QEParseError)
+        k = ((status.steps or {}).get(SCF_STEP) or {}).get("k") or g["k_scf"]
         ph = parse_ph_output(log, require_done=False)
         off = ~gamma_mask(ph.q_cart_2pi_alat)
         if not off.any():
@@ -157,8 +163,7 @@ def coarse_stability(runs_dir: Path) -> "Any":
         low = ph.freq_meV[off].min(axis=1)
         i = int(np.argmin(low))
         rows.append({"material_id": d.name, "state": state, "q": "x".join(map(str, g["q"])),
-                     "k_scf": "x".join(map(str, g["k_scf"])),
-                     "coarse_k_commensurate": coarse_divides(g["k_scf"], (2, 2, 2)),
+                     "k_scf": "x".join(map(str, k)), "coarse_k_commensurate": coarse_divides(k, coarse_q_grid),
                      "min_freq_meV": round(float(low[i]), 2),
                      "q_2pi_alat": tuple(round(float(x), 4) for x in ph.q_cart_2pi_alat[off][i])})
     cols = ["material_id", "state", "q", "k_scf", "coarse_k_commensurate", "min_freq_meV", "q_2pi_alat"]
