@@ -99,6 +99,10 @@ FLAGS: dict[str, str] = {
     "interpolation_dip": "matdyn's Fourier interpolation of the ph.x q mesh dips below -1 meV on a few points "
     "while DFPT at the deepest one is stable (betenet.qe.dipcheck): an artefact of the coarse q mesh; the α²F "
     "is the interpolation's, with those few modes missing from its positive-frequency spectrum",
+    "coarse_phdos_imaginary": "more than COARSE_NEGATIVE_WEIGHT_TOLERANCE (0.5 %) of the coarse PhDOS lies below "
+    "-1 meV: its 2x2x2 ph.x points ran on an scf mesh that is no multiple of 2x2x2, where DFPT at a zone-boundary "
+    "point can come out imaginary (betenet.qe.coarse); the CPD input and the baseline's moments from it are "
+    "unreliable until `betenet qe coarse-check --reopen` redoes them",
     "clipped_moments": "a schema-1 record of the QE workflow: α²F was clipped at zero before its moments "
     "were taken (biased λ, ω_log); rebuild it from data/qe",
 }

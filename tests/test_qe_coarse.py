@@ -64,3 +64,14 @@ def test_reopen_sends_an_odd_mesh_coarse_run_back_to_pending(tmp_path):
         reopen_for_coarse("up0542-AlRu", runs_dir=tmp_path)
     with pytest.raises(ValueError, match=r"grids.json: scf mesh \(12, 12, 12\) is already a multiple"):
         reopen_for_coarse("Mo1-bcc", runs_dir=tmp_path)
+
+
+def test_coarse_phdos_below_zero_is_measured_for_the_record_flag():
+    """B2 AlPd's coarse PhDOS from its odd-mesh run (frozen copy): 6.2 % of it below -1 meV, above the flag's
+    0.5 %; bcc Mo's (12x12x12, stable at every coarse point) none."""
+    from betenet.qe.parsers import parse_phdos
+    from betenet.qe.record import COARSE_NEGATIVE_WEIGHT_TOLERANCE, coarse_imaginary_share
+
+    alpd = coarse_imaginary_share(parse_phdos(REPO_ROOT / "tests/data/qe/coarse-odd/up0256-AlPd/phdos_coarse.dos.gz"))
+    assert alpd == pytest.approx(0.0616, abs=0.001) and alpd > COARSE_NEGATIVE_WEIGHT_TOLERANCE
+    assert coarse_imaginary_share(parse_phdos(REPO_ROOT / "data/qe-validated/Mo1-bcc/phdos_coarse.dos.gz")) == 0.0

@@ -21,6 +21,7 @@ from pymatgen.core import Structure
 
 from .. import physics
 from ..config import QEConfig
+from ..constants import IMAGINARY_MODE_THRESHOLD_MEV
 from ..jsonio import utc_now
 from ..paths import RECORDS_DIR
 from ..records import FLAGS, MaterialRecord
@@ -37,6 +38,7 @@ from .upstream_candidates import matching_upstream_row, upstream_index_of
 __all__ = [
     "QE_VERSION",
     "REBUILD_KEEPS",
+    "coarse_imaginary_share",
     "kept_broadening",
     "a2f_selected",
     "cutoffs_below_library",
@@ -50,6 +52,8 @@ __all__ = [
 
 #: The Quantum ESPRESSO version of the runs (the record's ``provenance["code"]``).
 QE_VERSION = "QE 6.7"
+#: Share of the coarse PhDOS's weight below -1 meV above which a record is flagged ``coarse_phdos_imaginary``.
+COARSE_NEGATIVE_WEIGHT_TOLERANCE = 0.005
 
 
 def a2f_selected(run_dir: Path, cfg: QEConfig, choice: BroadeningChoice | None = None
@@ -93,6 +97,13 @@ def _below(c: tuple[float, float, float, float] | None) -> bool:
 def cutoffs_below_library(scf_in: Path, structure: Structure, cfg: QEConfig, lib: Any = None) -> bool:
     """Whether the run's ``ecutwfc``/``ecutrho`` (its ``scf.in``) are below what the level's library now gives."""
     return _below(_run_and_library_cutoffs(scf_in, structure, cfg, lib))
+
+
+def coarse_imaginary_share(dos: Any) -> float:
+    """The share of a phonon DOS's weight (:class:`~betenet.qe.parsers.PhononDOS`) below -1 meV."""
+    w, g = dos.omega_meV, np.abs(dos.total)
+    total = float(np.trapezoid(g, w))
+    return float(np.trapezoid(np.where(w < -IMAGINARY_MODE_THRESHOLD_MEV, g, 0.0), w)) / total if total else 0.0
 
 
 def library_cutoff_flags(scf_in: Path, structure: Structure, cfg: QEConfig, lib: Any = None) -> set[str]:
@@ -170,6 +181,8 @@ def build_record(
     extra = {"broadening_unconverged"} if choice.method == "plateau-fallback" else set()  # λ(σ) never flat
     if (status.quality or {}).get("interpolation_dip"):  # kept: the dip was found an artefact (betenet.qe.dipcheck)
         extra.add("interpolation_dip")
+    if coarse_imaginary_share(coarse) > COARSE_NEGATIVE_WEIGHT_TOLERANCE:
+        extra.add("coarse_phdos_imaginary")
     if cfg.pseudo_set != "project":
         lib = PseudoLibrary.for_level(cfg)  # loaded once: it checks every UPF's digest
         extra |= library_cutoff_flags(d / "scf.in", structure, cfg, lib)
