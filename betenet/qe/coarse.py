@@ -129,7 +129,7 @@ def run_coarse(run: Any) -> None:
         run.mark(COARSE_STEP, time.perf_counter() - t0, reused_from=f"{n} of the el-ph dynamical-matrix files (q subset)")
         return
     gamma = run.scratch / "elph.dyn1"  # the el-ph run's Γ: the same dynamical matrix where the scf is the same
-    same_scf = coarse_scf_mesh(run.grids.k_scf, mesh) == tuple(run.grids.k_scf)
+    same_scf = coarse_divides(run.grids.k_scf, mesh)  # scf_coarse then copied the el-ph run's scf
     reuse = same_scf and run.cfg.ph_split_q and gamma.is_file() and not np.any(parse_dyn_modes(gamma)[0])
     wall, _, extra = _coarse_ph(run, gamma_from=gamma if reuse else None)
     pre = sum((run.status.steps.get(PRECHECK_STEP) or {}).get("q_wall_s") or [])
@@ -189,7 +189,7 @@ def reopen_for_coarse(material_id: str, coarse_q_grid: Any = (2, 2, 2), *, runs_
             raise ValueError(f"{where}: the coarse points were not a ph.x run on the el-ph scf "
                              f"({SCF_STEP}: {steps.get(SCF_STEP)}, {COARSE_STEP}: {steps.get(COARSE_STEP)})")
         k_scf = tuple(read_json(d / "grids.json", error=QEParseError)["k_scf"])
-        if coarse_scf_mesh(k_scf, coarse_q_grid) == k_scf:
+        if coarse_divides(k_scf, coarse_q_grid):
             raise ValueError(f"{d / 'grids.json'}: scf mesh {k_scf} is already a multiple of the coarse mesh {tuple(coarse_q_grid)}")
         return reopen(d, status, f"reopened: the coarse points ran on the odd scf mesh {'x'.join(map(str, k_scf))}; "
                       f"redone on {'x'.join(map(str, coarse_scf_mesh(k_scf, coarse_q_grid)))} (betenet.qe.coarse)")
